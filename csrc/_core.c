@@ -1,0 +1,663 @@
+/*
+ * synapse_school_policy._core: the one file that speaks CPython.
+ *
+ * It converts Python arguments to engine calls and back. Anything that may
+ * wait (disk I/O, the audit writer) runs with the GIL released; the engine
+ * makes no Python API calls, so that is safe. Decisions run with the GIL
+ * held: they only read memory and take microseconds.
+ *
+ * Ownership: every PyObject* is NULL-initialised and released at the
+ * function's single exit. Engine strings handed out (char *) are freed here
+ * with free() once converted.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <string.h>
+
+#include "ssp.h"
+
+typedef struct {
+    PyTypeObject *engine_type;
+    PyObject *input_error; /* bad input from the caller: maps to HTTP 400 / ConfigError */
+    PyObject *syntax_error; /* input that is not JSON at all; a subclass of input_error */
+    PyObject *store_error; /* the store failed: maps to HTTP 500 */
+} module_state;
+
+typedef struct {
+    PyObject_HEAD
+    ssp_engine *engine;
+} EngineObject;
+
+static module_state *state_of_module(PyObject *module)
+{
+    return (module_state *)PyModule_GetState(module);
+}
+
+static struct PyModuleDef core_module;
+
+static module_state *state_of_type(PyTypeObject *type)
+{
+    PyObject *module = PyType_GetModuleByDef(type, &core_module);
+
+    return module ? state_of_module(module) : NULL;
+}
+
+/* Raises the Python exception that matches an engine error. Always returns NULL. */
+static PyObject *raise_engine_error(PyTypeObject *type, const ssp_error *err)
+{
+    module_state *st = state_of_type(type);
+
+    if (st == NULL)
+        return NULL;
+    switch (err->code) {
+    case SSP_ERR_NOMEM:
+        return PyErr_NoMemory();
+    case SSP_ERR_INPUT:
+        PyErr_SetString(st->input_error, err->message);
+        return NULL;
+    case SSP_ERR_SYNTAX:
+        PyErr_SetString(st->syntax_error, err->message);
+        return NULL;
+    default:
+        PyErr_SetString(st->store_error, err->message);
+        return NULL;
+    }
+}
+
+/* Optional str argument: None becomes NULL. Returns -1 with an exception set. */
+static int optional_str(PyObject *obj, const char *name, const char **out)
+{
+    if (obj == Py_None) {
+        *out = NULL;
+        return 0;
+    }
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be str or None", name);
+        return -1;
+    }
+    *out = PyUnicode_AsUTF8(obj);
+    return *out ? 0 : -1;
+}
+
+/* Request bodies may come as bytes (from the HTTP layer) or str. The buffer
+ * stays valid while `obj` lives. */
+static int body_buffer(PyObject *obj, const char **data, Py_ssize_t *len)
+{
+    if (PyBytes_Check(obj))
+        return PyBytes_AsStringAndSize(obj, (char **)data, len);
+    if (PyUnicode_Check(obj)) {
+        *data = PyUnicode_AsUTF8AndSize(obj, len);
+        return *data ? 0 : -1;
+    }
+    PyErr_SetString(PyExc_TypeError, "body must be bytes or str");
+    return -1;
+}
+
+static PyObject *take_engine_string(char *text)
+{
+    PyObject *result = PyUnicode_FromString(text);
+
+    free(text);
+    return result;
+}
+
+/* ---- Engine type ---- */
+
+static PyObject *Engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"config_json", "server_name", "worker_name", NULL};
+    const char *config_json, *server_name, *worker_name;
+    Py_ssize_t config_len;
+    EngineObject *self = NULL;
+    ssp_error err = {0};
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "s#ss:Engine", kwlist, &config_json, &config_len,
+                                     &server_name, &worker_name))
+        return NULL;
+    self = (EngineObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->engine = ssp_engine_new(config_json, (size_t)config_len, server_name, worker_name, &err);
+    if (self->engine == NULL) {
+        Py_DECREF(self);
+        return raise_engine_error(type, &err);
+    }
+    return (PyObject *)self;
+}
+
+static int Engine_traverse(EngineObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+static void Engine_dealloc(EngineObject *self)
+{
+    PyTypeObject *type = Py_TYPE(self);
+
+    PyObject_GC_UnTrack(self);
+    if (self->engine != NULL) {
+        ssp_engine *engine = self->engine;
+
+        self->engine = NULL;
+        /* Freeing joins the audit writer thread, which may be mid-fsync. */
+        Py_BEGIN_ALLOW_THREADS
+        ssp_engine_free(engine);
+        Py_END_ALLOW_THREADS
+    }
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+static PyObject *Engine_open(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ssp_error err = {0};
+    int rc;
+
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_engine_open(self->engine, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    Py_RETURN_NONE;
+}
+
+static ssp_room_kind kind_from_string(const char *kind)
+{
+    static const struct {
+        const char *name;
+        ssp_room_kind kind;
+    } kinds[] = {
+        {"course", SSP_KIND_COURSE},
+        {"team", SSP_KIND_TEAM},
+        {"teachers", SSP_KIND_TEACHERS},
+        {"announcement", SSP_KIND_ANNOUNCEMENT},
+    };
+
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (strcmp(kind, kinds[i].name) == 0)
+            return kinds[i].kind;
+    }
+    return SSP_KIND_UNKNOWN;
+}
+
+/* Looks up key in a Mapping (event.content is a read-only Mapping, not a
+ * dict). Returns a new reference, or NULL with no exception when absent. */
+static PyObject *mapping_get(PyObject *mapping, const char *key)
+{
+    PyObject *value = PyMapping_GetItemString(mapping, key);
+
+    if (value == NULL && PyErr_ExceptionMatches(PyExc_KeyError))
+        PyErr_Clear();
+    return value;
+}
+
+/* Extracts the policy event's content. Values of the wrong type count as
+ * absent; the engine fails closed on them. The strings borrow from objects
+ * that `holder` keeps alive. */
+static int room_policy_from_mapping(PyObject *content, ssp_room_policy *policy,
+                                    PyObject **holder)
+{
+    PyObject *school = NULL, *kind = NULL, *two_way = NULL;
+    Py_ssize_t size;
+    int rc = -1;
+
+    memset(policy, 0, sizeof *policy);
+    if (!PyMapping_Check(content)) {
+        PyErr_SetString(PyExc_TypeError, "room_policy must be a Mapping or None");
+        return -1;
+    }
+    size = PyObject_Length(content);
+    if (size < 0)
+        return -1;
+    policy->empty = size == 0;
+    school = mapping_get(content, "school");
+    if (school == NULL && PyErr_Occurred())
+        goto done;
+    kind = mapping_get(content, "kind");
+    if (kind == NULL && PyErr_Occurred())
+        goto done;
+    two_way = mapping_get(content, "two_way");
+    if (two_way == NULL && PyErr_Occurred())
+        goto done;
+    if (school != NULL && PyUnicode_Check(school)) {
+        Py_ssize_t len;
+
+        policy->school = PyUnicode_AsUTF8AndSize(school, &len);
+        if (policy->school == NULL)
+            goto done;
+        policy->school_len = (size_t)len;
+    }
+    if (kind != NULL && PyUnicode_Check(kind)) {
+        const char *kind_str = PyUnicode_AsUTF8(kind);
+
+        if (kind_str == NULL)
+            goto done;
+        policy->kind = kind_from_string(kind_str);
+    }
+    policy->two_way = two_way == Py_True;
+    *holder = school; /* keeps policy->school valid */
+    school = NULL;
+    rc = 0;
+done:
+    Py_XDECREF(school);
+    Py_XDECREF(kind);
+    Py_XDECREF(two_way);
+    return rc;
+}
+
+/* decide(callback, actor, target, room_id, event_type, room_known, room_policy, actor_admin)
+ *
+ * Returns None to allow; NEED_ROOM or NEED_ADMIN to ask for a fact and call
+ * again; or (rule_id, message, enforced, school) for a denial, which the
+ * engine has already queued for the audit log. Called with the GIL. */
+static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    ssp_request req = {0};
+    ssp_decision decision;
+    ssp_room_policy policy;
+    PyObject *policy_holder = NULL, *result = NULL;
+    long callback, admin;
+    int room_known;
+
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "decide() takes exactly 8 arguments");
+        return NULL;
+    }
+    callback = PyLong_AsLong(args[0]);
+    if (callback == -1 && PyErr_Occurred())
+        return NULL;
+    if (callback < 0 || callback >= SSP_CB__COUNT) {
+        PyErr_SetString(PyExc_ValueError, "unknown callback");
+        return NULL;
+    }
+    req.callback = (ssp_callback)callback;
+    if (!PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "actor must be str");
+        return NULL;
+    }
+    req.actor = PyUnicode_AsUTF8(args[1]);
+    if (req.actor == NULL || optional_str(args[2], "target", &req.target) != 0 ||
+        optional_str(args[3], "room_id", &req.room_id) != 0 ||
+        optional_str(args[4], "event_type", &req.event_type) != 0)
+        return NULL;
+    room_known = PyObject_IsTrue(args[5]);
+    if (room_known < 0)
+        return NULL;
+    if (!room_known) {
+        req.room_managed = SSP_FACT_UNKNOWN;
+    } else if (args[6] == Py_None) {
+        req.room_managed = SSP_FACT_NO;
+    } else {
+        if (room_policy_from_mapping(args[6], &policy, &policy_holder) != 0)
+            return NULL;
+        req.room_managed = SSP_FACT_YES;
+        req.room = &policy;
+    }
+    admin = PyLong_AsLong(args[7]);
+    if (admin == -1 && PyErr_Occurred())
+        goto done;
+    if (admin != SSP_FACT_UNKNOWN && admin != SSP_FACT_NO && admin != SSP_FACT_YES) {
+        PyErr_SetString(PyExc_ValueError, "actor_admin must be FACT_UNKNOWN, FACT_NO or FACT_YES");
+        goto done;
+    }
+    req.actor_is_admin = (ssp_fact)admin;
+
+    ssp_decide(self->engine, &req, &decision);
+    switch (decision.verdict) {
+    case SSP_VERDICT_ALLOW:
+        result = Py_NewRef(Py_None);
+        break;
+    case SSP_VERDICT_NEED_ROOM:
+    case SSP_VERDICT_NEED_ADMIN:
+        result = PyLong_FromLong((long)decision.verdict);
+        break;
+    case SSP_VERDICT_DENY:
+        result = Py_BuildValue("(ssOs)", ssp_rule_id(decision.rule), decision.message,
+                               decision.enforced ? Py_True : Py_False, decision.school);
+        break;
+    }
+done:
+    Py_XDECREF(policy_holder);
+    return result;
+}
+
+static PyObject *Engine_roster_put(EngineObject *self, PyObject *args)
+{
+    const char *user_id, *body;
+    Py_ssize_t body_len;
+    PyObject *body_obj;
+    char *entry = NULL;
+    ssp_error err = {0};
+    int rc;
+
+    if (!PyArg_ParseTuple(args, "sO:roster_put", &user_id, &body_obj) ||
+        body_buffer(body_obj, &body, &body_len) != 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_roster_put(self->engine, user_id, body, (size_t)body_len, &entry, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    return take_engine_string(entry);
+}
+
+static PyObject *Engine_roster_upsert(EngineObject *self, PyObject *body_obj)
+{
+    const char *body;
+    Py_ssize_t body_len;
+    size_t upserted = 0;
+    ssp_error err = {0};
+    int rc;
+
+    if (body_buffer(body_obj, &body, &body_len) != 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_roster_upsert_batch(self->engine, body, (size_t)body_len, &upserted, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    return PyLong_FromSize_t(upserted);
+}
+
+static PyObject *Engine_roster_delete(EngineObject *self, PyObject *args)
+{
+    const char *user_id;
+    bool existed = false;
+    ssp_error err = {0};
+    int rc;
+
+    if (!PyArg_ParseTuple(args, "s:roster_delete", &user_id))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_roster_delete(self->engine, user_id, &existed, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    return PyBool_FromLong(existed);
+}
+
+static PyObject *Engine_roster_get(EngineObject *self, PyObject *args)
+{
+    const char *user_id;
+    char *entry = NULL;
+    ssp_error err = {0};
+
+    if (!PyArg_ParseTuple(args, "s:roster_get", &user_id))
+        return NULL;
+    /* A read of memory under the roster's read lock: no I/O, keep the GIL. */
+    if (ssp_roster_get(self->engine, user_id, &entry, &err) != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    if (entry == NULL)
+        Py_RETURN_NONE;
+    return take_engine_string(entry);
+}
+
+static PyObject *Engine_roster_size(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSize_t(ssp_roster_size(self->engine));
+}
+
+static PyObject *Engine_audit_query(EngineObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"since", "until", "rule", "school", "user", "limit", "before", NULL};
+    long long since = 0, until = 0, before = 0;
+    Py_ssize_t limit = 100;
+    ssp_audit_filter filter = {0};
+    char *result = NULL;
+    ssp_error err = {0};
+    int rc;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$LLzzznL:audit_query", kwlist, &since, &until,
+                                     &filter.rule, &filter.school, &filter.user, &limit, &before))
+        return NULL;
+    if (limit < 1 || limit > 1000) {
+        PyErr_SetString(state_of_type(Py_TYPE(self))->input_error,
+                        "limit: expected an integer from 1 to 1000");
+        return NULL;
+    }
+    filter.since_ms = since;
+    filter.until_ms = until;
+    filter.limit = (size_t)limit;
+    filter.before_id = before;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_audit_query(self->engine, &filter, &result, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    return take_engine_string(result);
+}
+
+static PyObject *Engine_audit_flush(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ssp_error err = {0};
+    int rc;
+
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_audit_flush(self->engine, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Engine_audit_stats(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ssp_audit_stats stats;
+
+    ssp_audit_get_stats(self->engine, &stats);
+    return Py_BuildValue("{sKsKsKsK}", "queued", (unsigned long long)stats.queued, "written",
+                         (unsigned long long)stats.written, "queue_depth",
+                         (unsigned long long)stats.queue_depth, "write_errors",
+                         (unsigned long long)stats.write_errors);
+}
+
+static PyObject *Engine_get_policy_event_type(EngineObject *self, void *Py_UNUSED(closure))
+{
+    return PyUnicode_FromString(ssp_engine_policy_event_type(self->engine));
+}
+
+static PyMethodDef Engine_methods[] = {
+    {"open", (PyCFunction)Engine_open, METH_NOARGS,
+     "Open the store and load the roster. Blocks on disk I/O."},
+    {"decide", (PyCFunction)(void (*)(void))Engine_decide, METH_FASTCALL,
+     "decide(callback, actor, target, room_id, event_type, room_known, room_policy, actor_admin)"},
+    {"roster_put", (PyCFunction)Engine_roster_put, METH_VARARGS,
+     "roster_put(user_id, body) -> stored entry JSON. Durable before it returns."},
+    {"roster_upsert", (PyCFunction)Engine_roster_upsert, METH_O,
+     "roster_upsert(body) -> number of users written."},
+    {"roster_delete", (PyCFunction)Engine_roster_delete, METH_VARARGS,
+     "roster_delete(user_id) -> whether the user was on the roster."},
+    {"roster_get", (PyCFunction)Engine_roster_get, METH_VARARGS,
+     "roster_get(user_id) -> entry JSON or None."},
+    {"roster_size", (PyCFunction)Engine_roster_size, METH_NOARGS, "Users on the roster."},
+    {"audit_query", (PyCFunction)(void (*)(void))Engine_audit_query, METH_VARARGS | METH_KEYWORDS,
+     "audit_query(*, since, until, rule, school, user, limit, before) -> result JSON."},
+    {"audit_flush", (PyCFunction)Engine_audit_flush, METH_NOARGS,
+     "Wait until every queued audit record is written."},
+    {"audit_stats", (PyCFunction)Engine_audit_stats, METH_NOARGS, "Audit queue counters."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Engine_getset[] = {
+    {"policy_event_type", (getter)Engine_get_policy_event_type, NULL,
+     "The managed-room state event type.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Engine_slots[] = {
+    {Py_tp_doc, "Engine(config_json, server_name, worker_name): the school policy engine."},
+    {Py_tp_new, Engine_new},
+    {Py_tp_dealloc, Engine_dealloc},
+    {Py_tp_traverse, Engine_traverse},
+    {Py_tp_methods, Engine_methods},
+    {Py_tp_getset, Engine_getset},
+    {0, NULL},
+};
+
+static PyType_Spec Engine_spec = {
+    .name = "synapse_school_policy._core.Engine",
+    .basicsize = sizeof(EngineObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = Engine_slots,
+};
+
+/* ---- module functions ---- */
+
+static PyObject *core_check_config(PyObject *module, PyObject *arg)
+{
+    const char *text;
+    Py_ssize_t len;
+    ssp_error err = {0};
+
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "check_config() takes the config as a JSON str");
+        return NULL;
+    }
+    text = PyUnicode_AsUTF8AndSize(arg, &len);
+    if (text == NULL)
+        return NULL;
+    if (ssp_config_check(text, (size_t)len, &err) != 0) {
+        if (err.code == SSP_ERR_NOMEM)
+            return PyErr_NoMemory();
+        PyErr_SetString(state_of_module(module)->input_error, err.message);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef core_methods[] = {
+    {"check_config", core_check_config, METH_O,
+     "check_config(json) -> None; raises InputError naming the bad key."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyObject *rule_ids_tuple(void)
+{
+    PyObject *ids = PyTuple_New(SSP_RULE__COUNT - 1);
+
+    if (ids == NULL)
+        return NULL;
+    for (int r = 1; r < SSP_RULE__COUNT; r++) {
+        PyObject *id = PyUnicode_FromString(ssp_rule_id((ssp_rule)r));
+
+        if (id == NULL) {
+            Py_DECREF(ids);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(ids, r - 1, id); /* steals id */
+    }
+    return ids;
+}
+
+static int add_int(PyObject *module, const char *name, long value)
+{
+    return PyModule_AddIntConstant(module, name, value);
+}
+
+static int core_exec(PyObject *module)
+{
+    module_state *st = state_of_module(module);
+    PyObject *ids = NULL;
+    int rc = -1;
+
+    ssp_global_init();
+    st->engine_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &Engine_spec, NULL);
+    if (st->engine_type == NULL)
+        goto done;
+    st->input_error = PyErr_NewExceptionWithDoc(
+        "synapse_school_policy._core.InputError",
+        "Invalid input from the caller: a config key, a request body field.", PyExc_ValueError,
+        NULL);
+    if (st->input_error == NULL)
+        goto done;
+    st->syntax_error = PyErr_NewExceptionWithDoc("synapse_school_policy._core.JsonSyntaxError",
+                                                 "Input that is not well-formed JSON.",
+                                                 st->input_error, NULL);
+    if (st->syntax_error == NULL)
+        goto done;
+    st->store_error = PyErr_NewExceptionWithDoc("synapse_school_policy._core.StoreError",
+                                                "The module's store failed.", PyExc_OSError,
+                                                NULL);
+    if (st->store_error == NULL)
+        goto done;
+    ids = rule_ids_tuple();
+    if (ids == NULL)
+        goto done;
+    if (PyModule_AddObjectRef(module, "Engine", (PyObject *)st->engine_type) < 0 ||
+        PyModule_AddObjectRef(module, "InputError", st->input_error) < 0 ||
+        PyModule_AddObjectRef(module, "JsonSyntaxError", st->syntax_error) < 0 ||
+        PyModule_AddObjectRef(module, "StoreError", st->store_error) < 0 ||
+        PyModule_AddObjectRef(module, "RULE_IDS", ids) < 0)
+        goto done;
+    if (add_int(module, "CB_CHECK_LOGIN_FOR_SPAM", SSP_CB_CHECK_LOGIN_FOR_SPAM) < 0 ||
+        add_int(module, "CB_USER_MAY_JOIN_ROOM", SSP_CB_USER_MAY_JOIN_ROOM) < 0 ||
+        add_int(module, "CB_USER_MAY_INVITE", SSP_CB_USER_MAY_INVITE) < 0 ||
+        add_int(module, "CB_USER_MAY_CREATE_ROOM", SSP_CB_USER_MAY_CREATE_ROOM) < 0 ||
+        add_int(module, "CB_CHECK_EVENT_FOR_SPAM", SSP_CB_CHECK_EVENT_FOR_SPAM) < 0 ||
+        add_int(module, "CB_FEDERATED_USER_MAY_INVITE", SSP_CB_FEDERATED_USER_MAY_INVITE) < 0 ||
+        add_int(module, "NEED_ROOM", SSP_VERDICT_NEED_ROOM) < 0 ||
+        add_int(module, "NEED_ADMIN", SSP_VERDICT_NEED_ADMIN) < 0 ||
+        add_int(module, "FACT_UNKNOWN", SSP_FACT_UNKNOWN) < 0 ||
+        add_int(module, "FACT_NO", SSP_FACT_NO) < 0 || add_int(module, "FACT_YES", SSP_FACT_YES) < 0)
+        goto done;
+    rc = 0;
+done:
+    Py_XDECREF(ids);
+    return rc;
+}
+
+static int core_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    module_state *st = state_of_module(module);
+
+    Py_VISIT(st->engine_type);
+    Py_VISIT(st->input_error);
+    Py_VISIT(st->syntax_error);
+    Py_VISIT(st->store_error);
+    return 0;
+}
+
+static int core_clear(PyObject *module)
+{
+    module_state *st = state_of_module(module);
+
+    Py_CLEAR(st->engine_type);
+    Py_CLEAR(st->input_error);
+    Py_CLEAR(st->syntax_error);
+    Py_CLEAR(st->store_error);
+    return 0;
+}
+
+static void core_free(void *module)
+{
+    core_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot core_slots[] = {
+    {Py_mod_exec, core_exec},
+#ifdef Py_mod_multiple_interpreters
+    /* Each Engine owns a writer thread and files: one interpreter at a time. */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "synapse_school_policy._core",
+    .m_doc = "The school policy engine (C).",
+    .m_size = sizeof(module_state),
+    .m_methods = core_methods,
+    .m_slots = core_slots,
+    .m_traverse = core_traverse,
+    .m_clear = core_clear,
+    .m_free = core_free,
+};
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+    return PyModuleDef_Init(&core_module);
+}

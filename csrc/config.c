@@ -1,0 +1,448 @@
+/*
+ * Module configuration: parsed from the JSON that the adapter makes of the
+ * `config:` mapping in homeserver.yaml. Every error names the key's full
+ * path, because the operator reads it in Synapse's start-up failure.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ssp_private.h"
+
+#define PATH_MAX_LEN 384
+
+typedef int (*key_handler)(ssp_config *config, json_t *value, const char *path, ssp_error *err);
+
+typedef struct key_spec {
+    const char *name;
+    key_handler handle;
+} key_spec;
+
+static int expect_bool(json_t *value, const char *path, bool *out, ssp_error *err)
+{
+    if (!json_is_boolean(value))
+        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected a boolean", path);
+    *out = json_is_true(value);
+    return 0;
+}
+
+static int expect_int(json_t *value, const char *path, int64_t min, int64_t max, int64_t *out,
+                      ssp_error *err)
+{
+    json_int_t v;
+
+    if (!json_is_integer(value))
+        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected an integer", path);
+    v = json_integer_value(value);
+    if (v < min || v > max)
+        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected an integer from %lld to %lld", path,
+                        (long long)min, (long long)max);
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* Copies a non-empty string; `null_ok` lets JSON null mean "unset". */
+static int expect_string(json_t *value, const char *path, bool null_ok, char **out,
+                         ssp_error *err)
+{
+    char *copy;
+
+    if (null_ok && json_is_null(value)) {
+        *out = NULL;
+        return 0;
+    }
+    if (!json_is_string(value) || json_string_length(value) == 0)
+        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected a non-empty string%s", path,
+                        null_ok ? " or null" : "");
+    if (strlen(json_string_value(value)) != json_string_length(value))
+        return ssp_fail(err, SSP_ERR_INPUT, "%s: must not contain NUL characters", path);
+    copy = ssp_strdup(json_string_value(value));
+    if (copy == NULL)
+        return ssp_fail_nomem(err);
+    free(*out);
+    *out = copy;
+    return 0;
+}
+
+static void free_string_list(char **items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(items[i]);
+    free(items);
+}
+
+static int expect_string_list(json_t *value, const char *path, bool (*valid)(const char *),
+                              const char *what, char ***out, size_t *n_out, ssp_error *err)
+{
+    size_t n, i;
+    char **items;
+    char item_path[PATH_MAX_LEN];
+
+    if (!json_is_array(value))
+        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected a list of %s", path, what);
+    n = json_array_size(value);
+    items = calloc(n ? n : 1, sizeof *items);
+    if (items == NULL)
+        return ssp_fail_nomem(err);
+    for (i = 0; i < n; i++) {
+        json_t *item = json_array_get(value, i);
+
+        snprintf(item_path, sizeof item_path, "%s[%zu]", path, i);
+        if (expect_string(item, item_path, false, &items[i], err) != 0)
+            goto fail;
+        if (valid != NULL && !valid(items[i])) {
+            ssp_fail(err, SSP_ERR_INPUT, "%s: expected %s, got \"%s\"", item_path, what, items[i]);
+            goto fail;
+        }
+    }
+    free_string_list(*out, *n_out);
+    *out = items;
+    *n_out = n;
+    return 0;
+fail:
+    free_string_list(items, n);
+    return -1;
+}
+
+static int expect_choice(json_t *value, const char *path, const char *const *choices,
+                         const char *choice_list, int *out, ssp_error *err)
+{
+    if (json_is_string(value)) {
+        for (int i = 0; choices[i] != NULL; i++) {
+            if (strcmp(json_string_value(value), choices[i]) == 0) {
+                *out = i;
+                return 0;
+            }
+        }
+    }
+    return ssp_fail(err, SSP_ERR_INPUT, "%s: expected one of %s", path, choice_list);
+}
+
+/* Walks an object, dispatching each key to its handler; unknown keys fail. */
+static int parse_object(ssp_config *config, json_t *object, const char *path,
+                        const key_spec *specs, ssp_error *err)
+{
+    const char *key;
+    json_t *value;
+    char key_path[PATH_MAX_LEN];
+
+    if (!json_is_object(object))
+        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected a mapping", path[0] ? path : "config");
+    json_object_foreach(object, key, value) {
+        const key_spec *spec = specs;
+
+        while (spec->name != NULL && strcmp(spec->name, key) != 0)
+            spec++;
+        if (path[0] == '\0')
+            snprintf(key_path, sizeof key_path, "%s", key);
+        else
+            snprintf(key_path, sizeof key_path, "%s.%s", path, key);
+        if (spec->name == NULL)
+            return ssp_fail(err, SSP_ERR_INPUT, "%s: unknown key", key_path);
+        if (spec->handle(config, value, key_path, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static bool looks_like_user_id(const char *s)
+{
+    return ssp_user_id_valid(s);
+}
+
+static int on_service_users(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_string_list(v, path, looks_like_user_id, "Matrix user ids (@user:server)",
+                              &c->service_users, &c->n_service_users, err);
+}
+
+static int on_database(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_string(v, path, true, &c->database, err);
+}
+
+static int on_data_dir(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_string(v, path, true, &c->data_dir, err);
+}
+
+static int on_policy_event_type(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    if (expect_string(v, path, false, &c->policy_event_type, err) != 0)
+        return -1;
+    if (strncmp(c->policy_event_type, "m.", 2) == 0)
+        return ssp_fail(err, SSP_ERR_INPUT,
+                        "%s: the m. namespace is reserved by the Matrix spec; use a namespaced "
+                        "type such as " SSP_DEFAULT_POLICY_EVENT_TYPE,
+                        path);
+    return 0;
+}
+
+static int on_moderator_level(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    /* Power levels are canonical-JSON integers: -(2^53)+1 .. (2^53)-1. */
+    return expect_int(v, path, -9007199254740991LL, 9007199254740991LL, &c->moderator_level, err);
+}
+
+static int on_one_way_allowed_events(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_string_list(v, path, NULL, "event types", &c->one_way_allowed_events,
+                              &c->n_one_way_allowed_events, err);
+}
+
+static int on_unlisted_users(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    static const char *const choices[] = {"deny", "allow", NULL};
+    int choice = 0;
+
+    if (expect_choice(v, path, choices, "deny, allow", &choice, err) != 0)
+        return -1;
+    c->unlisted_allow = choice == 1;
+    return 0;
+}
+
+static int on_strict_homeserver_config(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_bool(v, path, &c->strict_homeserver_config, err);
+}
+
+static int on_enforce(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_bool(v, path, &c->enforce, err);
+}
+
+static int on_retention_days(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_int(v, path, 0, 36500, &c->audit_retention_days, err);
+}
+
+static int on_include_content(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_bool(v, path, &c->audit_include_content, err);
+}
+
+static const key_spec AUDIT_KEYS[] = {
+    {"retention_days", on_retention_days},
+    {"include_content", on_include_content},
+    {NULL, NULL},
+};
+
+static int on_audit(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return parse_object(c, v, path, AUDIT_KEYS, err);
+}
+
+/* School keys are parsed into the school that is last in c->schools. */
+static ssp_school *current_school(ssp_config *c)
+{
+    return &c->schools[c->n_schools - 1];
+}
+
+static int on_school_messenger(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_bool(v, path, &current_school(c)->messenger, err);
+}
+
+static int on_school_teachers_room(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_bool(v, path, &current_school(c)->teachers_room, err);
+}
+
+static int on_school_announcement_room(ssp_config *c, json_t *v, const char *path,
+                                       ssp_error *err)
+{
+    return expect_bool(v, path, &current_school(c)->announcement_room, err);
+}
+
+static int on_school_room_creation(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    static const char *const choices[] = {"service_users", "teachers", "everyone", NULL};
+    int choice = 0;
+
+    if (expect_choice(v, path, choices, "service_users, teachers, everyone", &choice, err) != 0)
+        return -1;
+    current_school(c)->room_creation = (ssp_room_creation)choice;
+    return 0;
+}
+
+static int on_school_enforce(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_bool(v, path, &current_school(c)->enforce, err);
+}
+
+static const key_spec SCHOOL_KEYS[] = {
+    {"messenger", on_school_messenger},
+    {"teachers_room", on_school_teachers_room},
+    {"announcement_room", on_school_announcement_room},
+    {"room_creation", on_school_room_creation},
+    {"enforce", on_school_enforce},
+    {NULL, NULL},
+};
+
+static bool school_id_valid(const char *id)
+{
+    size_t len = strlen(id);
+
+    if (len == 0 || len > SSP_SCHOOL_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)id[i];
+
+        if (ch <= ' ' || ch == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+static int on_schools(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    const char *id;
+    json_t *school_json;
+    char school_path[PATH_MAX_LEN];
+    size_t n;
+
+    if (!json_is_object(v))
+        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected a mapping of school id to settings",
+                        path);
+    n = json_object_size(v);
+    c->schools = calloc(n ? n : 1, sizeof *c->schools);
+    if (c->schools == NULL)
+        return ssp_fail_nomem(err);
+    json_object_foreach(v, id, school_json) {
+        ssp_school *school = &c->schools[c->n_schools];
+
+        snprintf(school_path, sizeof school_path, "%s.%s", path, id);
+        if (!school_id_valid(id))
+            return ssp_fail(err, SSP_ERR_INPUT,
+                            "%s: a school id must be 1 to %d characters without spaces",
+                            school_path, SSP_SCHOOL_ID_MAX);
+        school->id = ssp_strdup(id);
+        if (school->id == NULL)
+            return ssp_fail_nomem(err);
+        school->teachers_room = true;
+        school->enforce = c->enforce;
+        school->room_creation = SSP_CREATE_TEACHERS;
+        c->n_schools++;
+        if (json_is_null(school_json))
+            continue; /* `gym-nord:` with nothing under it takes every default */
+        if (parse_object(c, school_json, school_path, SCHOOL_KEYS, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static const key_spec TOP_KEYS[] = {
+    {"service_users", on_service_users},
+    {"database", on_database},
+    {"data_dir", on_data_dir},
+    {"policy_event_type", on_policy_event_type},
+    {"moderator_level", on_moderator_level},
+    {"one_way_allowed_events", on_one_way_allowed_events},
+    {"unlisted_users", on_unlisted_users},
+    {"strict_homeserver_config", on_strict_homeserver_config},
+    {"enforce", on_enforce},
+    {"audit", on_audit},
+    {"schools", on_schools},
+    {NULL, NULL},
+};
+
+static int build_lookups(ssp_config *c, ssp_error *err)
+{
+    for (size_t i = 0; i < c->n_service_users; i++) {
+        if (ssp_strmap_put(&c->service_user_set, c->service_users[i], c->service_users[i],
+                           NULL) != 0)
+            return ssp_fail_nomem(err);
+    }
+    for (size_t i = 0; i < c->n_schools; i++) {
+        if (ssp_strmap_put(&c->school_by_id, c->schools[i].id, &c->schools[i], NULL) != 0)
+            return ssp_fail_nomem(err);
+    }
+    return 0;
+}
+
+int ssp_config_parse(const char *json_text, size_t len, ssp_config *out, ssp_error *err)
+{
+    json_error_t json_err;
+    json_t *root, *schools;
+    int rc = -1;
+
+    memset(out, 0, sizeof *out);
+    ssp_strmap_init(&out->service_user_set);
+    ssp_strmap_init(&out->school_by_id);
+    out->moderator_level = 50;
+    out->enforce = true;
+    out->strict_homeserver_config = true;
+    out->audit_retention_days = 90;
+
+    root = json_loadb(json_text, len, JSON_REJECT_DUPLICATES, &json_err);
+    if (root == NULL) {
+        ssp_fail(err, SSP_ERR_INPUT, "config: invalid JSON at line %d, column %d: %s",
+                 json_err.line, json_err.column, json_err.text);
+        goto done;
+    }
+    /* `enforce` is the default of every school's own `enforce`, so it must
+     * be known before the schools are read, whatever the key order. */
+    if (json_is_object(root) && json_object_get(root, "enforce") != NULL &&
+        on_enforce(out, json_object_get(root, "enforce"), "enforce", err) != 0)
+        goto done;
+    schools = json_is_object(root) ? json_object_get(root, "schools") : NULL;
+    if (schools != NULL) {
+        /* Parse schools last for the same reason. */
+        json_incref(schools);
+        json_object_del(root, "schools");
+    }
+    rc = parse_object(out, root, "", TOP_KEYS, err);
+    if (rc == 0 && schools != NULL)
+        rc = on_schools(out, schools, "schools", err);
+    json_decref(schools);
+    if (rc != 0)
+        goto done;
+    if (out->policy_event_type == NULL) {
+        out->policy_event_type = ssp_strdup(SSP_DEFAULT_POLICY_EVENT_TYPE);
+        if (out->policy_event_type == NULL) {
+            rc = ssp_fail_nomem(err);
+            goto done;
+        }
+    }
+    if (out->database == NULL && out->data_dir == NULL) {
+        rc = ssp_fail(err, SSP_ERR_INPUT,
+                      "data_dir: required when database is not set (the embedded store keeps "
+                      "the roster and the audit log there)");
+        goto done;
+    }
+    rc = build_lookups(out, err);
+done:
+    json_decref(root);
+    if (rc != 0)
+        ssp_config_destroy(out);
+    return rc;
+}
+
+void ssp_config_destroy(ssp_config *c)
+{
+    free_string_list(c->service_users, c->n_service_users);
+    free(c->database);
+    free(c->data_dir);
+    free(c->policy_event_type);
+    free_string_list(c->one_way_allowed_events, c->n_one_way_allowed_events);
+    for (size_t i = 0; i < c->n_schools; i++)
+        free(c->schools[i].id);
+    free(c->schools);
+    ssp_strmap_destroy(&c->service_user_set);
+    ssp_strmap_destroy(&c->school_by_id);
+    memset(c, 0, sizeof *c);
+}
+
+const ssp_school *ssp_config_school(const ssp_config *config, const char *id, size_t len)
+{
+    return ssp_strmap_getn(&config->school_by_id, id, len);
+}
+
+int ssp_config_check(const char *json_text, size_t len, ssp_error *err)
+{
+    ssp_config config;
+
+    if (ssp_config_parse(json_text, len, &config, err) != 0)
+        return -1;
+    ssp_config_destroy(&config);
+    return 0;
+}

@@ -1,0 +1,95 @@
+/* Engine lifecycle: config, store, roster and audit writer together. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ssp_private.h"
+
+void ssp_global_init(void)
+{
+    json_object_seed(0);
+}
+
+ssp_engine *ssp_engine_new(const char *config_json, size_t len, const char *server_name,
+                           const char *worker_name, ssp_error *err)
+{
+    ssp_engine *engine = calloc(1, sizeof *engine);
+
+    if (engine == NULL) {
+        ssp_fail_nomem(err);
+        return NULL;
+    }
+    if (ssp_config_parse(config_json, len, &engine->config, err) != 0) {
+        free(engine);
+        return NULL;
+    }
+    engine->server_name = ssp_strdup(server_name);
+    engine->worker_name = ssp_strdup(worker_name);
+    if (engine->server_name == NULL || engine->worker_name == NULL) {
+        ssp_fail_nomem(err);
+        goto fail;
+    }
+    if (ssp_roster_init(&engine->roster, err) != 0)
+        goto fail;
+    engine->roster_ready = false;
+    if (pthread_mutex_init(&engine->write_mutex, NULL) != 0) {
+        ssp_roster_destroy(&engine->roster);
+        ssp_fail(err, SSP_ERR_NOMEM, "cannot create the roster write mutex");
+        goto fail;
+    }
+    engine->journal.fd = -1;
+    return engine;
+fail:
+    ssp_config_destroy(&engine->config);
+    free(engine->server_name);
+    free(engine->worker_name);
+    free(engine);
+    return NULL;
+}
+
+int ssp_engine_open(ssp_engine *engine, ssp_error *err)
+{
+    const char *data_dir = engine->config.data_dir;
+
+    if (engine->roster_ready)
+        return ssp_fail(err, SSP_ERR_STATE, "the store is already open");
+    if (engine->config.database != NULL)
+        return ssp_fail(err, SSP_ERR_STATE,
+                        "database: the PostgreSQL store is not available in this version; "
+                        "remove database to use the embedded store in data_dir");
+    if (ssp_journal_open(&engine->journal, data_dir, &engine->roster, err) != 0)
+        return -1;
+    engine->journal_open = true;
+    if (ssp_audit_open(&engine->audit, data_dir, engine->worker_name, err) != 0)
+        return -1;
+    engine->audit_open = true;
+    engine->roster_ready = true;
+    return 0;
+}
+
+void ssp_engine_free(ssp_engine *engine)
+{
+    if (engine == NULL)
+        return;
+    if (engine->audit_open)
+        ssp_audit_close(&engine->audit);
+    if (engine->journal_open)
+        ssp_journal_close(&engine->journal);
+    ssp_roster_destroy(&engine->roster);
+    pthread_mutex_destroy(&engine->write_mutex);
+    ssp_config_destroy(&engine->config);
+    free(engine->server_name);
+    free(engine->worker_name);
+    free(engine);
+}
+
+const char *ssp_engine_policy_event_type(const ssp_engine *engine)
+{
+    return engine->config.policy_event_type;
+}
+
+bool ssp_engine_is_local(const ssp_engine *engine, const char *user_id)
+{
+    const char *colon = user_id ? strchr(user_id, ':') : NULL;
+
+    return colon != NULL && strcmp(colon + 1, engine->server_name) == 0;
+}

@@ -1,0 +1,428 @@
+/*
+ * The roster: which schools each user belongs to, and in which role.
+ * Held in memory behind a reader-writer lock so decisions never wait on I/O;
+ * every change is made durable in the store before it is applied.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ssp_private.h"
+
+#define PATH_MAX_LEN 256
+#define USER_ID_MAX 255
+
+static const char *const ROLE_NAMES[] = {"student", "teacher", "admin", NULL};
+
+bool ssp_user_id_valid(const char *user_id)
+{
+    const char *colon;
+    size_t len = strlen(user_id);
+
+    if (len < 4 || len > USER_ID_MAX || user_id[0] != '@')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)user_id[i];
+
+        if (ch <= ' ' || ch == 0x7f)
+            return false;
+    }
+    colon = strchr(user_id, ':');
+    return colon != NULL && colon > user_id + 1 && colon[1] != '\0';
+}
+
+static ssp_roster_user *user_alloc(const char *user_id, const char **schools, const ssp_role *roles,
+                                   size_t n)
+{
+    size_t size = sizeof(ssp_roster_user) + n * sizeof(ssp_membership) + strlen(user_id) + 1;
+    ssp_roster_user *user;
+    char *strings;
+
+    for (size_t i = 0; i < n; i++)
+        size += strlen(schools[i]) + 1;
+    user = malloc(size);
+    if (user == NULL)
+        return NULL;
+    strings = (char *)&user->memberships[n];
+    user->n = n;
+    user->user_id = strings;
+    strcpy(strings, user_id);
+    strings += strlen(user_id) + 1;
+    for (size_t i = 0; i < n; i++) {
+        user->memberships[i].school = strings;
+        user->memberships[i].role = roles[i];
+        strcpy(strings, schools[i]);
+        strings += strlen(schools[i]) + 1;
+    }
+    return user;
+}
+
+static int parse_membership(json_t *item, const char *path, const char **school, ssp_role *role,
+                            ssp_error *err)
+{
+    const char *key;
+    json_t *value, *school_json, *role_json;
+    size_t school_len;
+
+    if (!json_is_object(item))
+        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected an object with school and role", path);
+    json_object_foreach(item, key, value) {
+        if (strcmp(key, "school") != 0 && strcmp(key, "role") != 0)
+            return ssp_fail(err, SSP_ERR_INPUT, "%s.%s: unknown field", path, key);
+    }
+    school_json = json_object_get(item, "school");
+    if (!json_is_string(school_json))
+        return ssp_fail(err, SSP_ERR_INPUT, "%s.school: expected a school id", path);
+    school_len = json_string_length(school_json);
+    *school = json_string_value(school_json);
+    if (school_len == 0 || school_len > SSP_SCHOOL_ID_MAX || strlen(*school) != school_len)
+        return ssp_fail(err, SSP_ERR_INPUT, "%s.school: expected a school id of 1 to %d characters",
+                        path, SSP_SCHOOL_ID_MAX);
+    role_json = json_object_get(item, "role");
+    if (json_is_string(role_json)) {
+        for (int r = 0; ROLE_NAMES[r] != NULL; r++) {
+            if (strcmp(json_string_value(role_json), ROLE_NAMES[r]) == 0) {
+                *role = (ssp_role)r;
+                return 0;
+            }
+        }
+    }
+    return ssp_fail(err, SSP_ERR_INPUT, "%s.role: expected one of teacher, student, admin", path);
+}
+
+int ssp_roster_parse_entry(const char *user_id, json_t *body, const char *path,
+                           ssp_roster_user **out, ssp_error *err)
+{
+    const char *key;
+    json_t *value, *schools;
+    const char **names = NULL;
+    ssp_role *roles = NULL;
+    size_t n;
+    char item_path[PATH_MAX_LEN];
+    const char *sep = path[0] ? "." : "";
+    int rc = -1;
+
+    *out = NULL;
+    if (!json_is_object(body))
+        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected an object", path[0] ? path : "body");
+    json_object_foreach(body, key, value) {
+        if (strcmp(key, "schools") != 0 && !(path[0] && strcmp(key, "user_id") == 0))
+            return ssp_fail(err, SSP_ERR_INPUT, "%s%s%s: unknown field", path, sep, key);
+    }
+    schools = json_object_get(body, "schools");
+    if (!json_is_array(schools))
+        return ssp_fail(err, SSP_ERR_INPUT, "%s%sschools: expected a list", path, sep);
+    n = json_array_size(schools);
+    names = calloc(n ? n : 1, sizeof *names);
+    roles = calloc(n ? n : 1, sizeof *roles);
+    if (names == NULL || roles == NULL) {
+        ssp_fail_nomem(err);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(item_path, sizeof item_path, "%s%sschools[%zu]", path, sep, i);
+        if (parse_membership(json_array_get(schools, i), item_path, &names[i], &roles[i], err) != 0)
+            goto done;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(names[j], names[i]) == 0) {
+                ssp_fail(err, SSP_ERR_INPUT,
+                         "%s.school: %s is listed twice; give one role per school", item_path,
+                         names[i]);
+                goto done;
+            }
+        }
+    }
+    *out = user_alloc(user_id, names, roles, n);
+    rc = *out ? 0 : ssp_fail_nomem(err);
+done:
+    free(names);
+    free(roles);
+    return rc;
+}
+
+void ssp_roster_changes_free(ssp_roster_change *changes, size_t n)
+{
+    if (changes == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(changes[i].user_id);
+        free(changes[i].user);
+    }
+    free(changes);
+}
+
+int ssp_roster_parse_batch(json_t *body, ssp_roster_change **changes_out, size_t *n_out,
+                           ssp_error *err)
+{
+    json_t *users;
+    ssp_roster_change *changes;
+    size_t n, i;
+    const char *key;
+    json_t *value;
+    char path[PATH_MAX_LEN];
+
+    *changes_out = NULL;
+    *n_out = 0;
+    if (!json_is_object(body))
+        return ssp_fail(err, SSP_ERR_INPUT, "body: expected an object with a users list");
+    json_object_foreach(body, key, value) {
+        if (strcmp(key, "users") != 0)
+            return ssp_fail(err, SSP_ERR_INPUT, "%s: unknown field", key);
+    }
+    users = json_object_get(body, "users");
+    if (!json_is_array(users))
+        return ssp_fail(err, SSP_ERR_INPUT, "users: expected a list");
+    n = json_array_size(users);
+    changes = calloc(n ? n : 1, sizeof *changes);
+    if (changes == NULL)
+        return ssp_fail_nomem(err);
+    for (i = 0; i < n; i++) {
+        json_t *item = json_array_get(users, i);
+        json_t *user_id = json_object_get(item, "user_id");
+
+        snprintf(path, sizeof path, "users[%zu]", i);
+        if (!json_is_object(item)) {
+            ssp_fail(err, SSP_ERR_INPUT, "%s: expected an object", path);
+            goto fail;
+        }
+        if (!json_is_string(user_id) || !ssp_user_id_valid(json_string_value(user_id)) ||
+            strlen(json_string_value(user_id)) != json_string_length(user_id)) {
+            ssp_fail(err, SSP_ERR_INPUT, "%s.user_id: expected a Matrix user id (@user:server)",
+                     path);
+            goto fail;
+        }
+        changes[i].user_id = ssp_strdup(json_string_value(user_id));
+        if (changes[i].user_id == NULL) {
+            ssp_fail_nomem(err);
+            goto fail;
+        }
+        if (ssp_roster_parse_entry(changes[i].user_id, item, path, &changes[i].user, err) != 0)
+            goto fail;
+    }
+    *changes_out = changes;
+    *n_out = n;
+    return 0;
+fail:
+    ssp_roster_changes_free(changes, n);
+    return -1;
+}
+
+json_t *ssp_roster_user_to_json(const char *user_id, const ssp_roster_user *user)
+{
+    json_t *schools = json_array();
+    size_t n = user ? user->n : 0;
+
+    if (schools == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = json_pack("{s:s, s:s}", "school", user->memberships[i].school, "role",
+                                 ROLE_NAMES[user->memberships[i].role]);
+
+        /* json_array_append_new steals item even when it fails. */
+        if (item == NULL || json_array_append_new(schools, item) != 0) {
+            json_decref(schools);
+            return NULL;
+        }
+    }
+    /* "o" steals schools, also on failure. */
+    return json_pack("{s:s, s:o}", "user_id", user_id, "schools", schools);
+}
+
+int ssp_roster_init(ssp_roster *roster, ssp_error *err)
+{
+    ssp_strmap_init(&roster->users);
+    if (pthread_rwlock_init(&roster->lock, NULL) != 0)
+        return ssp_fail(err, SSP_ERR_NOMEM, "cannot create the roster lock");
+    return 0;
+}
+
+static int free_user(const char *key, void *value, void *ctx)
+{
+    (void)key;
+    (void)ctx;
+    free(value);
+    return 0;
+}
+
+void ssp_roster_destroy(ssp_roster *roster)
+{
+    ssp_strmap_each(&roster->users, free_user, NULL);
+    ssp_strmap_destroy(&roster->users);
+    pthread_rwlock_destroy(&roster->lock);
+}
+
+int ssp_roster_apply_locked(ssp_roster *roster, const char *user_id, ssp_roster_user *user,
+                            ssp_error *err)
+{
+    void *previous = NULL;
+
+    if (user == NULL || user->n == 0) {
+        free(user);
+        free(ssp_strmap_remove(&roster->users, user_id));
+        return 0;
+    }
+    /* The key is the user's own copy of the id, so it lives exactly as long
+     * as the entry. */
+    if (ssp_strmap_put(&roster->users, user->user_id, user, &previous) != 0) {
+        free(user);
+        return ssp_fail_nomem(err);
+    }
+    free(previous);
+    return 0;
+}
+
+/* ---- the engine's roster API ---- */
+
+static int require_open(ssp_engine *engine, ssp_error *err)
+{
+    if (!engine->roster_ready)
+        return ssp_fail(err, SSP_ERR_STATE, "the store is not open");
+    return 0;
+}
+
+/* Writes the changes to the store, then applies them in the same order.
+ * Takes ownership of every changes[i].user. */
+static int commit_changes(ssp_engine *engine, ssp_roster_change *changes, size_t n,
+                          ssp_error *err)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&engine->write_mutex);
+    if (ssp_journal_append(&engine->journal, changes, n, err) != 0) {
+        pthread_mutex_unlock(&engine->write_mutex);
+        return -1;
+    }
+    pthread_rwlock_wrlock(&engine->roster.lock);
+    for (size_t i = 0; i < n; i++) {
+        if (ssp_roster_apply_locked(&engine->roster, changes[i].user_id, changes[i].user, err) != 0)
+            rc = -1;
+        changes[i].user = NULL;
+    }
+    pthread_rwlock_unlock(&engine->roster.lock);
+    pthread_mutex_unlock(&engine->write_mutex);
+    return rc;
+}
+
+static json_t *parse_body(const char *body, size_t len, ssp_error *err)
+{
+    json_error_t json_err;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &json_err);
+
+    if (root == NULL)
+        ssp_fail(err, SSP_ERR_SYNTAX, "body: invalid JSON at line %d, column %d: %s",
+                 json_err.line, json_err.column, json_err.text);
+    return root;
+}
+
+static char *dump(json_t *value, ssp_error *err)
+{
+    char *text = value ? json_dumps(value, JSON_COMPACT) : NULL;
+
+    if (text == NULL)
+        ssp_fail_nomem(err);
+    return text;
+}
+
+int ssp_roster_put(ssp_engine *engine, const char *user_id, const char *body, size_t len,
+                   char **entry_json, ssp_error *err)
+{
+    ssp_roster_change change = {NULL, NULL};
+    json_t *root = NULL, *stored = NULL;
+    int rc = -1;
+
+    *entry_json = NULL;
+    if (require_open(engine, err) != 0)
+        return -1;
+    if (!ssp_user_id_valid(user_id))
+        return ssp_fail(err, SSP_ERR_INPUT, "user_id: expected a Matrix user id (@user:server)");
+    root = parse_body(body, len, err);
+    if (root == NULL)
+        goto done;
+    if (ssp_roster_parse_entry(user_id, root, "", &change.user, err) != 0)
+        goto done;
+    change.user_id = (char *)user_id;
+    stored = ssp_roster_user_to_json(user_id, change.user);
+    *entry_json = dump(stored, err);
+    if (*entry_json == NULL)
+        goto done;
+    rc = commit_changes(engine, &change, 1, err);
+    if (rc != 0) {
+        free(*entry_json);
+        *entry_json = NULL;
+    }
+done:
+    free(change.user);
+    json_decref(root);
+    json_decref(stored);
+    return rc;
+}
+
+int ssp_roster_upsert_batch(ssp_engine *engine, const char *body, size_t len, size_t *upserted,
+                            ssp_error *err)
+{
+    ssp_roster_change *changes = NULL;
+    size_t n = 0;
+    json_t *root;
+    int rc = -1;
+
+    *upserted = 0;
+    if (require_open(engine, err) != 0)
+        return -1;
+    root = parse_body(body, len, err);
+    if (root == NULL)
+        return -1;
+    if (ssp_roster_parse_batch(root, &changes, &n, err) == 0) {
+        rc = commit_changes(engine, changes, n, err);
+        if (rc == 0)
+            *upserted = n;
+    }
+    ssp_roster_changes_free(changes, n);
+    json_decref(root);
+    return rc;
+}
+
+int ssp_roster_delete(ssp_engine *engine, const char *user_id, bool *existed, ssp_error *err)
+{
+    ssp_roster_change change = {(char *)user_id, NULL};
+
+    *existed = false;
+    if (require_open(engine, err) != 0)
+        return -1;
+    if (!ssp_user_id_valid(user_id))
+        return ssp_fail(err, SSP_ERR_INPUT, "user_id: expected a Matrix user id (@user:server)");
+    pthread_rwlock_rdlock(&engine->roster.lock);
+    *existed = ssp_strmap_get(&engine->roster.users, user_id) != NULL;
+    pthread_rwlock_unlock(&engine->roster.lock);
+    if (!*existed)
+        return 0;
+    return commit_changes(engine, &change, 1, err);
+}
+
+int ssp_roster_get(ssp_engine *engine, const char *user_id, char **entry_json, ssp_error *err)
+{
+    const ssp_roster_user *user;
+    json_t *entry = NULL;
+
+    *entry_json = NULL;
+    if (require_open(engine, err) != 0)
+        return -1;
+    pthread_rwlock_rdlock(&engine->roster.lock);
+    user = ssp_strmap_get(&engine->roster.users, user_id);
+    if (user != NULL)
+        entry = ssp_roster_user_to_json(user_id, user);
+    pthread_rwlock_unlock(&engine->roster.lock);
+    if (user == NULL)
+        return 0;
+    *entry_json = dump(entry, err);
+    json_decref(entry);
+    return *entry_json ? 0 : -1;
+}
+
+size_t ssp_roster_size(ssp_engine *engine)
+{
+    size_t n;
+
+    pthread_rwlock_rdlock(&engine->roster.lock);
+    n = engine->roster.users.count;
+    pthread_rwlock_unlock(&engine->roster.lock);
+    return n;
+}

@@ -1,0 +1,218 @@
+/*
+ * synapse-school-policy engine: public API.
+ *
+ * Plain C11, no Python. The CPython binding (_core.c) is the only caller in
+ * production; the C unit tests and fuzz targets call it directly.
+ *
+ * Conventions at this boundary:
+ * - Functions that can fail take an `ssp_error *` and return 0 on success or
+ *   -1 on failure, with err->message naming the bad key or input.
+ * - Strings passed in are borrowed: the engine copies what it keeps.
+ * - Strings handed out as `char *` are owned by the caller and freed with
+ *   free(). `const char *` results point at static storage.
+ * - The engine is thread-safe: decisions may run on one thread while roster
+ *   writes and audit queries run on others. None of these functions touch
+ *   the Python runtime, so the binding may call them without the GIL.
+ */
+#ifndef SSP_H
+#define SSP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SSP_ERROR_MESSAGE_MAX 512
+#define SSP_SCHOOL_ID_MAX 255
+
+typedef enum {
+    SSP_OK = 0,
+    SSP_ERR_INPUT,  /* the caller's input (config, request body) is invalid */
+    SSP_ERR_SYNTAX, /* the caller's input is not well-formed JSON */
+    SSP_ERR_NOMEM,  /* an allocation failed */
+    SSP_ERR_IO,     /* the store could not be read or written */
+    SSP_ERR_STATE   /* the engine is not in a state that allows the call */
+} ssp_error_code;
+
+typedef struct ssp_error {
+    ssp_error_code code;
+    char message[SSP_ERROR_MESSAGE_MAX];
+} ssp_error;
+
+/* Rule ids. The order is part of nothing external: only the strings from
+ * ssp_rule_id() are stable, and they are listed once, in rules.c. */
+typedef enum {
+    SSP_RULE_NONE = 0,
+    SSP_RULE_NOT_ON_ROSTER,
+    SSP_RULE_SCHOOL_NOT_ENABLED,
+    SSP_RULE_ROOM_SCHOOL_NOT_ENABLED,
+    SSP_RULE_ONE_WAY,
+    SSP_RULE_POWER_LEVELS_LOCKED,
+    SSP_RULE_POLICY_EVENT_LOCKED,
+    SSP_RULE_NO_SHARED_ROOM,
+    SSP_RULE_ROOM_CREATION_FORBIDDEN,
+    SSP_RULE_PUBLIC_ROOM_FORBIDDEN,
+    SSP_RULE_GUEST_ACCESS_FORBIDDEN,
+    SSP_RULE_PUBLISH_FORBIDDEN,
+    SSP_RULE_ALIAS_FORBIDDEN,
+    SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN,
+    SSP_RULE_JOIN_FORBIDDEN,
+    SSP_RULE_FEDERATION_FORBIDDEN,
+    SSP_RULE_STAFF_ONLY,
+    SSP_RULE__COUNT
+} ssp_rule;
+
+/* The Synapse callback a decision is made for; recorded in the audit log. */
+typedef enum {
+    SSP_CB_CHECK_LOGIN_FOR_SPAM = 0,
+    SSP_CB_USER_MAY_JOIN_ROOM,
+    SSP_CB_USER_MAY_INVITE,
+    SSP_CB_USER_MAY_CREATE_ROOM,
+    SSP_CB_CHECK_EVENT_FOR_SPAM,
+    SSP_CB_FEDERATED_USER_MAY_INVITE,
+    SSP_CB__COUNT
+} ssp_callback;
+
+typedef enum { SSP_ROLE_STUDENT = 0, SSP_ROLE_TEACHER, SSP_ROLE_ADMIN } ssp_role;
+
+typedef enum {
+    SSP_KIND_UNKNOWN = 0, /* missing or unrecognised: treated as managed, fail closed */
+    SSP_KIND_COURSE,
+    SSP_KIND_TEAM,
+    SSP_KIND_TEACHERS,
+    SSP_KIND_ANNOUNCEMENT
+} ssp_room_kind;
+
+/* A fact the engine may need but the caller has not supplied yet. */
+typedef enum { SSP_FACT_UNKNOWN = 0, SSP_FACT_NO, SSP_FACT_YES } ssp_fact;
+
+/* The managed-room state event's content, already extracted by the caller.
+ * `school` is borrowed and need not be NUL-terminated. */
+typedef struct ssp_room_policy {
+    bool empty;         /* content {}: the event was "deleted", the room is unmanaged */
+    const char *school; /* NULL when missing or not a string */
+    size_t school_len;
+    ssp_room_kind kind;
+    bool two_way;
+} ssp_room_policy;
+
+typedef struct ssp_request {
+    ssp_callback callback;
+    const char *actor;      /* user id doing the action; required */
+    const char *target;     /* invitee, or NULL */
+    const char *room_id;    /* or NULL */
+    const char *event_type; /* or NULL */
+    /* SSP_FACT_UNKNOWN: not looked up yet; NO: the room carries no policy
+     * event; YES: `room` holds it. */
+    ssp_fact room_managed;
+    const ssp_room_policy *room;
+    ssp_fact actor_is_admin; /* UNKNOWN until the engine asks for it */
+} ssp_request;
+
+typedef enum {
+    SSP_VERDICT_ALLOW = 0,
+    SSP_VERDICT_DENY,        /* final; the audit record has been queued */
+    SSP_VERDICT_NEED_ROOM,   /* look up the room's policy event and ask again */
+    SSP_VERDICT_NEED_ADMIN   /* look up whether the actor is a server admin and ask again */
+} ssp_verdict;
+
+typedef struct ssp_decision {
+    ssp_verdict verdict;
+    ssp_rule rule;           /* set when verdict is DENY */
+    bool enforced;           /* false: report-only, the caller lets the action through */
+    const char *message;     /* static text for the client, set when DENY */
+    char school[SSP_SCHOOL_ID_MAX + 1]; /* school the rule applied for, or "" */
+} ssp_decision;
+
+typedef struct ssp_engine ssp_engine;
+
+/* ---- rule ids (rules.c) ---- */
+const char *ssp_rule_id(ssp_rule rule);           /* "" for SSP_RULE_NONE */
+ssp_rule ssp_rule_from_id(const char *id);        /* SSP_RULE_NONE if unknown */
+const char *ssp_callback_name(ssp_callback cb);   /* NULL if out of range */
+
+/* ---- configuration (config.c) ---- */
+
+/* Validates a module config given as JSON text. Returns 0 or -1 with the
+ * offending key's path in err->message. */
+int ssp_config_check(const char *json_text, size_t len, ssp_error *err);
+
+/* ---- engine lifecycle (engine.c) ---- */
+
+/* Seeds jansson's hash function. Call once per process before any thread
+ * uses the engine. */
+void ssp_global_init(void);
+
+/* Creates an engine from config JSON. `server_name` decides which users are
+ * local; `worker_name` is written into audit records. Returns NULL on
+ * failure. The store is not opened yet. */
+ssp_engine *ssp_engine_new(const char *config_json, size_t len, const char *server_name,
+                           const char *worker_name, ssp_error *err);
+
+/* Opens the store named by the config, loads the roster into memory and
+ * starts the audit writer thread. May block on disk I/O. */
+int ssp_engine_open(ssp_engine *engine, ssp_error *err);
+
+/* Flushes pending audit records, stops the writer thread and frees
+ * everything. Accepts NULL. */
+void ssp_engine_free(ssp_engine *engine);
+
+/* The configured policy event type; owned by the engine. */
+const char *ssp_engine_policy_event_type(const ssp_engine *engine);
+
+/* ---- decisions (decide.c) ---- */
+
+/* Decides one request from memory without blocking on I/O. On a final
+ * denial it queues the audit record. */
+void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *out);
+
+/* ---- roster (roster.c) ---- */
+
+/* PUT /users/{user_id}. `body` is the request JSON. On success *entry_json
+ * receives the stored entry as JSON (caller frees). Durable before return. */
+int ssp_roster_put(ssp_engine *engine, const char *user_id, const char *body, size_t len,
+                   char **entry_json, ssp_error *err);
+
+/* POST /roster. *upserted receives the number of users written. */
+int ssp_roster_upsert_batch(ssp_engine *engine, const char *body, size_t len, size_t *upserted,
+                            ssp_error *err);
+
+/* Removes the user from every school. *existed tells whether they were on the roster. */
+int ssp_roster_delete(ssp_engine *engine, const char *user_id, bool *existed, ssp_error *err);
+
+/* GET /users/{user_id}: *entry_json receives the entry (caller frees) or
+ * NULL when the user is not on the roster. */
+int ssp_roster_get(ssp_engine *engine, const char *user_id, char **entry_json, ssp_error *err);
+
+size_t ssp_roster_size(ssp_engine *engine);
+
+/* ---- audit (audit.c) ---- */
+
+typedef struct ssp_audit_filter {
+    int64_t since_ms;   /* 0: no lower bound */
+    int64_t until_ms;   /* 0: no upper bound */
+    const char *rule;   /* NULL: any */
+    const char *school; /* NULL: any */
+    const char *user;   /* NULL: any; matches actor or target */
+    size_t limit;       /* 1..1000 */
+    int64_t before_id;  /* 0: from the newest; otherwise records with a smaller id */
+} ssp_audit_filter;
+
+/* Queries the audit log, newest first. *result_json receives
+ * {"records": [...], "next": "<id>" | null} (caller frees). Blocks on disk
+ * I/O and waits for queued records to be written first. */
+int ssp_audit_query(ssp_engine *engine, const ssp_audit_filter *filter, char **result_json,
+                    ssp_error *err);
+
+/* Waits until every queued audit record is on disk. */
+int ssp_audit_flush(ssp_engine *engine, ssp_error *err);
+
+typedef struct ssp_audit_stats {
+    uint64_t queued;      /* records submitted since start */
+    uint64_t written;     /* records durably written since start */
+    uint64_t queue_depth; /* waiting to be written */
+    uint64_t write_errors;
+} ssp_audit_stats;
+
+void ssp_audit_get_stats(ssp_engine *engine, ssp_audit_stats *out);
+
+#endif

@@ -1,0 +1,217 @@
+/*
+ * Engine internals shared between the engine's .c files. Not installed,
+ * not seen by the binding.
+ */
+#ifndef SSP_PRIVATE_H
+#define SSP_PRIVATE_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "ssp.h"
+
+/* ---- errors (error.c) ---- */
+
+/* Sets err (if not NULL) and returns -1, so callers can `return ssp_fail(...)`. */
+int ssp_fail(ssp_error *err, ssp_error_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int ssp_fail_nomem(ssp_error *err);
+
+/* ---- string hash map (strmap.c) ----
+ * Open addressing with linear probing. Keys and values are borrowed: the
+ * map owns only its slot array. Values are never NULL. */
+typedef struct ssp_strmap {
+    struct ssp_strmap_slot *slots;
+    size_t capacity; /* power of two, or 0 */
+    size_t count;    /* live entries */
+    size_t used;     /* live + deleted slots */
+} ssp_strmap;
+
+void ssp_strmap_init(ssp_strmap *map);
+void ssp_strmap_destroy(ssp_strmap *map);
+void *ssp_strmap_get(const ssp_strmap *map, const char *key);
+void *ssp_strmap_getn(const ssp_strmap *map, const char *key, size_t len);
+/* Inserts or replaces. *previous receives the replaced value or NULL.
+ * Returns -1 only when growing the table fails (map unchanged). */
+int ssp_strmap_put(ssp_strmap *map, const char *key, void *value, void **previous);
+void *ssp_strmap_remove(ssp_strmap *map, const char *key);
+/* Calls fn for every entry; stops early when fn returns non-zero. */
+int ssp_strmap_each(const ssp_strmap *map, int (*fn)(const char *key, void *value, void *ctx),
+                    void *ctx);
+
+/* ---- configuration (config.c) ---- */
+
+typedef enum {
+    SSP_CREATE_SERVICE_USERS = 0,
+    SSP_CREATE_TEACHERS,
+    SSP_CREATE_EVERYONE
+} ssp_room_creation;
+
+typedef struct ssp_school {
+    char *id;
+    bool messenger;
+    bool teachers_room;
+    bool announcement_room;
+    bool enforce;
+    ssp_room_creation room_creation;
+} ssp_school;
+
+typedef struct ssp_config {
+    char **service_users;
+    size_t n_service_users;
+    char *database;  /* NULL: embedded store */
+    char *data_dir;  /* NULL only when database is set */
+    char *policy_event_type;
+    int64_t moderator_level;
+    char **one_way_allowed_events;
+    size_t n_one_way_allowed_events;
+    bool unlisted_allow;
+    bool strict_homeserver_config;
+    bool enforce;
+    int64_t audit_retention_days;
+    bool audit_include_content;
+    ssp_school *schools;
+    size_t n_schools;
+    /* lookups over the arrays above; keys point into them */
+    ssp_strmap service_user_set;
+    ssp_strmap school_by_id;
+} ssp_config;
+
+#define SSP_DEFAULT_POLICY_EVENT_TYPE "org.synapse_school_policy.room"
+
+/* Parses and validates; on success *out is filled and owns its memory. */
+int ssp_config_parse(const char *json_text, size_t len, ssp_config *out, ssp_error *err);
+void ssp_config_destroy(ssp_config *config);
+const ssp_school *ssp_config_school(const ssp_config *config, const char *id, size_t len);
+
+/* ---- roster index (roster.c) ---- */
+
+typedef struct ssp_membership {
+    const char *school; /* points into the owning ssp_roster_user allocation */
+    ssp_role role;
+} ssp_membership;
+
+/* One allocation per user: the struct, the memberships, then the strings. */
+typedef struct ssp_roster_user {
+    const char *user_id;
+    size_t n;
+    ssp_membership memberships[];
+} ssp_roster_user;
+
+typedef struct ssp_roster_change {
+    char *user_id;
+    ssp_roster_user *user; /* NULL or n == 0: remove from every school */
+} ssp_roster_change;
+
+/* Parses {"schools": [...]} for one user. *out is a new allocation. */
+int ssp_roster_parse_entry(const char *user_id, json_t *body, const char *path,
+                           ssp_roster_user **out, ssp_error *err);
+/* Parses {"users": [...]} into an array of changes (caller frees with
+ * ssp_roster_changes_free). */
+int ssp_roster_parse_batch(json_t *body, ssp_roster_change **changes, size_t *n, ssp_error *err);
+void ssp_roster_changes_free(ssp_roster_change *changes, size_t n);
+json_t *ssp_roster_user_to_json(const char *user_id, const ssp_roster_user *user);
+bool ssp_user_id_valid(const char *user_id);
+
+typedef struct ssp_roster {
+    pthread_rwlock_t lock;
+    ssp_strmap users; /* user_id -> ssp_roster_user*, key points into the value */
+} ssp_roster;
+
+int ssp_roster_init(ssp_roster *roster, ssp_error *err);
+void ssp_roster_destroy(ssp_roster *roster);
+/* Applies a change; takes ownership of change->user either way. Caller holds
+ * the write lock. */
+int ssp_roster_apply_locked(ssp_roster *roster, const char *user_id, ssp_roster_user *user,
+                            ssp_error *err);
+
+/* ---- embedded store (journal.c) ---- */
+
+typedef struct ssp_journal {
+    char *path;
+    int fd;
+    size_t lines; /* lines in the file, to decide when to compact */
+    off_t size;   /* bytes known good, to cut off a failed append */
+    bool fd_broken;
+} ssp_journal;
+
+/* Opens data_dir/roster.jsonl, replays it into the roster and compacts it
+ * when it has grown well past the roster's size. */
+int ssp_journal_open(ssp_journal *journal, const char *data_dir, ssp_roster *roster,
+                     ssp_error *err);
+/* Appends the changes and fsyncs before returning. */
+int ssp_journal_append(ssp_journal *journal, const ssp_roster_change *changes, size_t n,
+                       ssp_error *err);
+void ssp_journal_close(ssp_journal *journal);
+
+/* ---- audit (audit.c) ---- */
+
+typedef struct ssp_audit_record {
+    struct ssp_audit_record *next;
+    int64_t id;
+    int64_t ts;
+    ssp_rule rule;
+    ssp_callback callback;
+    bool enforced;
+    /* NULL when absent; all point into this allocation */
+    const char *actor;
+    const char *target;
+    const char *room_id;
+    const char *event_type;
+    const char *school;
+} ssp_audit_record;
+
+typedef struct ssp_audit_log {
+    pthread_mutex_t mutex;
+    pthread_cond_t wake_writer;
+    pthread_cond_t written_cond;
+    pthread_t writer;
+    bool writer_started;
+    bool stopping;
+    ssp_audit_record *head, *tail; /* queue, oldest first */
+    int64_t next_id;
+    int64_t last_written_id;
+    char *path;
+    char *worker;
+    int fd;
+    ssp_audit_stats stats;
+} ssp_audit_log;
+
+int ssp_audit_open(ssp_audit_log *log, const char *data_dir, const char *worker, ssp_error *err);
+void ssp_audit_close(ssp_audit_log *log);
+/* Copies the strings; never blocks on I/O. Returns -1 only when out of memory. */
+int ssp_audit_submit(ssp_audit_log *log, ssp_rule rule, ssp_callback callback, bool enforced,
+                     const char *actor, const char *target, const char *room_id,
+                     const char *event_type, const char *school);
+json_t *ssp_audit_record_to_json(const ssp_audit_record *rec, const char *worker);
+/* Parses one stored line; *out is a new allocation. */
+int ssp_audit_record_parse(const char *line, size_t len, ssp_audit_record **out, char **worker,
+                           ssp_error *err);
+
+/* ---- the engine (engine.c) ---- */
+
+struct ssp_engine {
+    ssp_config config;
+    char *server_name;
+    char *worker_name;
+    ssp_roster roster;
+    bool roster_ready;
+    pthread_mutex_t write_mutex; /* serialises journal append + roster apply */
+    ssp_journal journal;
+    bool journal_open;
+    ssp_audit_log audit;
+    bool audit_open;
+};
+
+bool ssp_engine_is_local(const ssp_engine *engine, const char *user_id);
+
+/* Small helpers (error.c) */
+char *ssp_strdup(const char *s);
+char *ssp_strndup(const char *s, size_t n);
+int64_t ssp_now_ms(void);
+/* Joins dir and name; caller frees. */
+char *ssp_path_join(const char *dir, const char *name);
+
+#endif

@@ -1,0 +1,146 @@
+"""The admin REST API under /_synapse/client/school_policy/v1.
+
+Only service users and server admins may call it. Request bodies are
+validated by the engine, whose messages name the bad field; anything that
+touches the disk runs in a thread so the reactor never waits on it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Awaitable, Callable
+from urllib.parse import unquote
+
+from synapse.api.errors import Codes, SynapseError
+from synapse.http.server import DirectServeJsonResource
+from synapse.module_api import ModuleApi
+
+from synapse_school_policy import _core
+
+ADMIN_API_PREFIX = "/_synapse/client/school_policy/v1"
+
+_USER_PATH = re.compile(r"^/users/([^/]+)$")
+
+Handler = Callable[[Any, "re.Match[str] | None"], Awaitable[tuple[int, Any]]]
+
+
+class AdminResource(DirectServeJsonResource):
+    # Leaf: every path below the prefix reaches this resource, which routes itself.
+    isLeaf = True
+
+    def __init__(self, api: ModuleApi, engine: Any, service_users: frozenset[str]):
+        super().__init__()
+        self._api = api
+        self._engine = engine
+        self._service_users = service_users
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
+            ("PUT", _USER_PATH, self._put_user),
+            ("GET", _USER_PATH, self._get_user),
+            ("DELETE", _USER_PATH, self._delete_user),
+            ("POST", re.compile(r"^/roster$"), self._post_roster),
+            ("GET", re.compile(r"^/audit$"), self._get_audit),
+        ]
+
+    async def _async_render_GET(self, request: Any) -> tuple[int, Any]:
+        return await self._route(request, "GET")
+
+    async def _async_render_PUT(self, request: Any) -> tuple[int, Any]:
+        return await self._route(request, "PUT")
+
+    async def _async_render_POST(self, request: Any) -> tuple[int, Any]:
+        return await self._route(request, "POST")
+
+    async def _async_render_DELETE(self, request: Any) -> tuple[int, Any]:
+        return await self._route(request, "DELETE")
+
+    async def _route(self, request: Any, method: str) -> tuple[int, Any]:
+        await self._authorise(request)
+        path = request.path.decode("utf-8", "replace")[len(ADMIN_API_PREFIX):]
+        path_known = False
+        for route_method, pattern, handler in self._routes:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            path_known = True
+            if route_method == method:
+                return await handler(request, match)
+        if path_known:
+            raise SynapseError(405, f"{method} is not supported on {path}", Codes.UNRECOGNIZED)
+        raise SynapseError(404, f"No such endpoint: {path}", Codes.UNRECOGNIZED)
+
+    async def _authorise(self, request: Any) -> None:
+        # get_user_by_req raises the 401 M_MISSING_TOKEN / M_UNKNOWN_TOKEN errors.
+        requester = await self._api.get_user_by_req(request)
+        user_id = requester.user.to_string()
+        if user_id in self._service_users or await self._api.is_user_admin(user_id):
+            return
+        raise SynapseError(
+            403, "Only service users and server admins may use this API", Codes.FORBIDDEN
+        )
+
+    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return await self._api.defer_to_thread(fn, *args)
+        except _core.JsonSyntaxError as exc:
+            raise SynapseError(400, str(exc), Codes.BAD_JSON) from exc
+        except _core.InputError as exc:
+            raise SynapseError(400, str(exc), Codes.INVALID_PARAM) from exc
+
+    async def _put_user(self, request: Any, match: Any) -> tuple[int, Any]:
+        user_id = unquote(match.group(1))
+        body = request.content.read()
+        entry = await self._in_thread(self._engine.roster_put, user_id, body)
+        return 200, json.loads(entry)
+
+    async def _get_user(self, request: Any, match: Any) -> tuple[int, Any]:
+        user_id = unquote(match.group(1))
+        entry = self._engine.roster_get(user_id)
+        if entry is None:
+            raise SynapseError(404, f"{user_id} is not on the roster", Codes.NOT_FOUND)
+        return 200, json.loads(entry)
+
+    async def _delete_user(self, request: Any, match: Any) -> tuple[int, Any]:
+        user_id = unquote(match.group(1))
+        await self._in_thread(self._engine.roster_delete, user_id)
+        return 200, {}
+
+    async def _post_roster(self, request: Any, match: Any) -> tuple[int, Any]:
+        body = request.content.read()
+        upserted = await self._in_thread(self._engine.roster_upsert, body)
+        return 200, {"upserted": upserted}
+
+    async def _get_audit(self, request: Any, match: Any) -> tuple[int, Any]:
+        args = request.args
+        query = {
+            "since": _int_param(args, "since", 0),
+            "until": _int_param(args, "until", 0),
+            "limit": _int_param(args, "limit", 100),
+            "before": _int_param(args, "from", 0),
+            "rule": _str_param(args, "rule"),
+            "school": _str_param(args, "school"),
+            "user": _str_param(args, "user"),
+        }
+        if query["rule"] is not None and query["rule"] not in _core.RULE_IDS:
+            raise SynapseError(
+                400, f"rule: unknown rule id {query['rule']!r}", Codes.INVALID_PARAM
+            )
+        result = await self._in_thread(lambda: self._engine.audit_query(**query))
+        return 200, json.loads(result)
+
+
+def _str_param(args: dict[bytes, list[bytes]], name: str) -> str | None:
+    values = args.get(name.encode())
+    return values[0].decode("utf-8", "replace") if values else None
+
+
+def _int_param(args: dict[bytes, list[bytes]], name: str, default: int) -> int:
+    text = _str_param(args, name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise SynapseError(400, f"{name}: expected an integer", Codes.INVALID_PARAM) from None
+    if value < 0:
+        raise SynapseError(400, f"{name}: expected a non-negative integer", Codes.INVALID_PARAM)
+    return value

@@ -1,0 +1,41 @@
+"""Prometheus metrics, registered in the default registry that Synapse serves."""
+from __future__ import annotations
+
+from typing import Callable
+
+from prometheus_client import Counter, Gauge
+from prometheus_client.core import REGISTRY
+
+PREFIX = "synapse_school_policy_"
+
+
+def _existing(name: str):
+    # A second SchoolPolicy in one process (tests, a reload) must reuse the
+    # collectors: prometheus_client refuses duplicate names.
+    return REGISTRY._names_to_collectors.get(name)  # noqa: SLF001
+
+
+def _counter(name: str, doc: str, labels: list[str]) -> Counter:
+    existing = _existing(PREFIX + name)
+    return existing if existing is not None else Counter(PREFIX + name, doc, labels)
+
+
+def _gauge(name: str, doc: str) -> Gauge:
+    existing = _existing(PREFIX + name)
+    return existing if existing is not None else Gauge(PREFIX + name, doc)
+
+
+DECISIONS = _counter(
+    "decisions",
+    "Policy decisions by callback, rule and outcome: allowed (rule is empty), denied, or "
+    "report_only (would have been denied, but enforce is false).",
+    ["callback", "rule", "outcome"],
+)
+AUDIT_QUEUE_DEPTH = _gauge("audit_queue_depth", "Audit records waiting to be written.")
+ROSTER_ENTRIES = _gauge("roster_entries", "Users on the roster held in memory.")
+
+
+def bind_engine_gauges(queue_depth: Callable[[], float], roster_entries: Callable[[], float]) -> None:
+    """Points the gauges at the live engine; they are read at scrape time."""
+    AUDIT_QUEUE_DEPTH.set_function(queue_depth)
+    ROSTER_ENTRIES.set_function(roster_entries)

@@ -1,0 +1,1 @@
+"""Integration-test harness: throwaway PostgreSQL + Synapse processes and a tiny Matrix client."""

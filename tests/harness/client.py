@@ -1,0 +1,133 @@
+"""A deliberately minimal Matrix client-server API client over urllib.
+
+Every call returns (status, json_body) and never raises on HTTP error statuses,
+so tests can assert on refusals (403, M_FORBIDDEN, ...) as easily as on success.
+Connection-level failures (server down) do raise, as urllib.error.URLError.
+"""
+
+import hashlib
+import hmac
+import itertools
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+CS = "/_matrix/client/v3"
+_txn_ids = itertools.count()
+
+
+def q(part: str) -> str:
+    """Percent-encode one path segment (room IDs contain '!' and ':', aliases '#')."""
+    return urllib.parse.quote(part, safe="")
+
+
+def request(base_url, method, path, body=None, token=None, query=None, timeout=30):
+    url = base_url.rstrip("/") + path
+    if query:
+        url += "?" + urllib.parse.urlencode(query)
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as e:  # 4xx/5xx are answers, not failures
+        status, raw = e.code, e.read()
+    if not raw:
+        return status, {}
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, {"_raw": raw.decode(errors="replace")}
+
+
+class Client:
+    def __init__(self, base_url: str, user_id: str, token: str):
+        self.base_url = base_url
+        self.user_id = user_id
+        self.token = token
+
+    def __repr__(self):
+        return f"Client({self.user_id!r})"
+
+    def request(self, method, path, body=None, query=None, token=None):
+        return request(self.base_url, method, path, body, token or self.token, query)
+
+    def create_room(self, **body):
+        return self.request("POST", f"{CS}/createRoom", body)
+
+    def invite(self, room_id, user_id):
+        return self.request("POST", f"{CS}/rooms/{q(room_id)}/invite", {"user_id": user_id})
+
+    def join(self, room_id):
+        return self.request("POST", f"{CS}/join/{q(room_id)}", {})
+
+    def leave(self, room_id):
+        return self.request("POST", f"{CS}/rooms/{q(room_id)}/leave", {})
+
+    def send(self, room_id, event_type, content):
+        txn = f"t{next(_txn_ids)}"
+        return self.request(
+            "PUT", f"{CS}/rooms/{q(room_id)}/send/{q(event_type)}/{txn}", content
+        )
+
+    def put_state(self, room_id, event_type, state_key, content):
+        return self.request(
+            "PUT", f"{CS}/rooms/{q(room_id)}/state/{q(event_type)}/{q(state_key)}", content
+        )
+
+    def get_state(self, room_id, event_type, state_key=""):
+        return self.request(
+            "GET", f"{CS}/rooms/{q(room_id)}/state/{q(event_type)}/{q(state_key)}"
+        )
+
+    def members(self, room_id):
+        return self.request("GET", f"{CS}/rooms/{q(room_id)}/members")
+
+    def user_directory_search(self, term, limit=50):
+        return self.request(
+            "POST", f"{CS}/user_directory/search", {"search_term": term, "limit": limit}
+        )
+
+    def put_alias(self, alias, room_id):
+        return self.request("PUT", f"{CS}/directory/room/{q(alias)}", {"room_id": room_id})
+
+    def set_visibility(self, room_id, visibility):
+        return self.request(
+            "PUT", f"{CS}/directory/list/room/{q(room_id)}", {"visibility": visibility}
+        )
+
+
+def register_user(server, localpart, password, admin=False) -> Client:
+    """Register via the shared-secret admin API; `server` needs base_url and
+    registration_shared_secret (a SynapseServer). Raises if registration fails,
+    because every caller needs a working account to proceed."""
+    path = "/_synapse/admin/v1/register"
+    status, body = request(server.base_url, "GET", path)
+    if status != 200:
+        raise RuntimeError(f"nonce request failed: {status} {body}")
+    nonce = body["nonce"]
+    mac = hmac.new(server.registration_shared_secret.encode(), digestmod=hashlib.sha1)
+    mac.update(b"\x00".join([
+        nonce.encode(), localpart.encode(), password.encode(),
+        b"admin" if admin else b"notadmin",
+    ]))
+    status, body = request(server.base_url, "POST", path, {
+        "nonce": nonce, "username": localpart, "password": password,
+        "admin": admin, "mac": mac.hexdigest(),
+    })
+    if status != 200:
+        raise RuntimeError(f"registering {localpart} failed: {status} {body}")
+    return Client(server.base_url, body["user_id"], body["access_token"])
+
+
+def login(base_url, user_id_or_localpart, password):
+    return request(base_url, "POST", f"{CS}/login", {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": user_id_or_localpart},
+        "password": password,
+    })
