@@ -25,7 +25,7 @@ def postgres():
     try:
         bindir = find_pg_bindir()
     except FileNotFoundError as e:
-        pytest.skip(str(e))
+        raise RuntimeError(f"PostgreSQL binaries are required for the integration tests: {e}") from e
     cluster = PostgresCluster(bindir)
     cluster.start()
     try:

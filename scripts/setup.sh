@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on Debian 12 and prints the path of
+# the Synapse virtualenv. Idempotent: a second run only checks.
+#
+# The virtualenv lives outside the checkout, in ~/.cache, keyed by the pinned
+# Synapse version and the Python version, so fresh clones (CI) reuse it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  build-essential pkg-config python3-venv python3-dev
+  libjansson-dev libpq-dev postgresql redis-server
+  clang-14 libfuzzer-14-dev libclang-rt-14-dev valgrind
+)
+
+log() { echo "setup: $*" >&2; }
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+PYTHON=${PYTHON:-python3}
+# The one place the Synapse pin is written is pyproject.toml's "synapse" extra.
+SYNAPSE_REQ=$("$PYTHON" - <<'PY'
+import tomllib
+with open("pyproject.toml", "rb") as f:
+    extras = tomllib.load(f)["project"]["optional-dependencies"]
+print(extras["synapse"][0])
+PY
+)
+SYNAPSE_VERSION=${SYNAPSE_REQ##*==}
+PY_VERSION=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/synapse-school-policy
+VENV=$CACHE/venv-synapse-$SYNAPSE_VERSION-py$PY_VERSION
+
+if [ ! -f "$VENV/.complete" ]; then
+  log "creating $VENV with $SYNAPSE_REQ"
+  rm -rf "$VENV"
+  mkdir -p "$CACHE"
+  "$PYTHON" -m venv "$VENV"
+  pip_log=$CACHE/pip-install.log
+  if ! { "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip setuptools wheel &&
+         "$VENV/bin/pip" install -q --disable-pip-version-check "$SYNAPSE_REQ" \
+           "pytest>=8" "hypothesis>=6" "pyyaml"; } >"$pip_log" 2>&1; then
+    grep -v "is ignored: it is neither" "$pip_log" | tail -n 30 >&2
+    log "pip failed; the full log is $pip_log"
+    exit 1
+  fi
+  touch "$VENV/.complete"
+fi
+echo "$VENV"
