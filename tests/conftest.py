@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness.postgres import PostgresCluster, find_pg_bindir  # noqa: E402
-from harness.synapse import SynapseServer  # noqa: E402
+from harness.synapse import SynapseServer, start_servers  # noqa: E402
 
 
 def pytest_configure(config):
@@ -63,6 +63,20 @@ class SynapseFactory:
             server.start()
         return server
 
+    def federation_pair(
+        self, module_config=None, *, start=True, **kwargs
+    ) -> tuple[SynapseServer, SynapseServer]:
+        """Two federation-capable servers (SynapseServer(federation=True)), each on
+        its own database, started concurrently. The first gets `module_config`, the
+        second runs vanilla Synapse; extra kwargs (e.g. extra_config) go to both."""
+        servers = tuple(
+            self(config, start=False, federation=True, **kwargs)
+            for config in (module_config, None)
+        )
+        if start:
+            start_servers(servers)
+        return servers
+
     def close(self):
         # Stop every server even if one of them misbehaves; report the first error.
         errors = []
@@ -93,3 +107,10 @@ def module_synapse_factory(postgres, tmp_path_factory):
         yield factory
     finally:
         factory.close()
+
+
+@pytest.fixture
+def federation_pair(synapse_factory):
+    """(server_a, server_b): two vanilla Synapse servers, started, that federate with
+    each other over loopback. Stopped at teardown via synapse_factory."""
+    return synapse_factory.federation_pair()

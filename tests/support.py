@@ -17,10 +17,10 @@ POLICY_EVENT_TYPE = "org.synapse_school_policy.room"
 PASSWORD = "correct horse battery staple"
 
 
-def base_config(data_dir, **overrides):
+def base_config(store_dir, **overrides):
     config = {
         "service_users": [f"@sync:{SERVER_NAME}"],
-        "data_dir": str(data_dir),
+        "data_dir": str(store_dir),
         "schools": {
             "gym-nord": {"messenger": True},
             "gs-sued": {"messenger": False},
@@ -42,6 +42,10 @@ def membership(school: str, role: str) -> dict:
 class School:
     server: object
     users: dict[str, Client] = field(default_factory=dict)
+
+    @property
+    def server_data_dir(self):
+        return self.server.module_config["data_dir"]
 
     @property
     def sync(self) -> Client:

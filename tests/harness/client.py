@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -100,6 +101,69 @@ class Client:
         return self.request(
             "PUT", f"{CS}/directory/list/room/{q(room_id)}", {"visibility": visibility}
         )
+
+    # -- additions for federation tests ----------------------------------------
+    def join_via(self, room_id_or_alias, servers):
+        """Join naming the resident servers to join through (needed for a remote
+        room we hold no invite for: v12 room IDs carry no server name)."""
+        return self.request(
+            "POST", f"{CS}/join/{q(room_id_or_alias)}", {},
+            query=[("server_name", s) for s in servers],
+        )
+
+    def sync(self, since=None, timeout_ms=0, filter=None):
+        query = {"timeout": str(timeout_ms)}
+        if since:
+            query["since"] = since
+        if filter is not None:
+            query["filter"] = filter if isinstance(filter, str) else json.dumps(filter)
+        return request(self.base_url, "GET", f"{CS}/sync", token=self.token, query=query,
+                       timeout=timeout_ms / 1000 + 30)
+
+    def messages(self, room_id, direction="b", limit=50, from_token=None):
+        query = {"dir": direction, "limit": str(limit)}
+        if from_token:
+            query["from"] = from_token
+        return self.request("GET", f"{CS}/rooms/{q(room_id)}/messages", query=query)
+
+    def joined_rooms(self):
+        return self.request("GET", f"{CS}/joined_rooms")
+
+    def wait_for_invite(self, room_id, timeout=30):
+        """Poll /sync until `room_id` shows up under rooms.invite; return its invite_state
+        events. Raises TimeoutError otherwise."""
+        def check():
+            status, body = self.sync()
+            if status != 200:
+                return None
+            room = body.get("rooms", {}).get("invite", {}).get(room_id)
+            return None if room is None else room.get("invite_state", {}).get("events", [])
+        return wait_for(check, timeout, f"invite to {room_id} for {self.user_id}")
+
+    def wait_for_event(self, room_id, predicate, timeout=30):
+        """Poll /messages (newest first) until an event satisfying `predicate` appears;
+        return it. Raises TimeoutError otherwise."""
+        def check():
+            status, body = self.messages(room_id)
+            if status != 200:
+                return None
+            return next((e for e in body.get("chunk", []) if predicate(e)), None)
+        return wait_for(check, timeout, f"matching event in {room_id} for {self.user_id}")
+
+
+def wait_for(check, timeout=30, what="condition", interval=0.25):
+    """Call check() until it returns something other than None/False; return that.
+
+    Raises TimeoutError after `timeout` seconds (federation is asynchronous, so
+    anything observed on the other server has to be waited for)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result is not None and result is not False:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
 
 
 def register_user(server, localpart, password, admin=False) -> Client:

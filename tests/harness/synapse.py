@@ -4,6 +4,7 @@ import json
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -65,18 +66,84 @@ class SynapseError(RuntimeError):
     pass
 
 
+# Run with the server's own interpreter (which has `cryptography`, a Synapse
+# dependency), so the harness does not need it in the test runner's environment.
+_SELF_SIGNED_CERT_SCRIPT = """
+import datetime, ipaddress, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+cert_path, key_path, host = sys.argv[1:4]
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+now = datetime.datetime.now(datetime.timezone.utc)
+cert = (
+    x509.CertificateBuilder()
+    .subject_name(name)
+    .issuer_name(name)
+    .public_key(key.public_key())
+    .serial_number(x509.random_serial_number())
+    .not_valid_before(now - datetime.timedelta(days=1))
+    .not_valid_after(now + datetime.timedelta(days=365))
+    .add_extension(
+        x509.SubjectAlternativeName(
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        ),
+        critical=False,
+    )
+    .sign(key, hashes.SHA256())
+)
+with open(key_path, "wb") as f:
+    f.write(key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ))
+with open(cert_path, "wb") as f:
+    f.write(cert.public_bytes(serialization.Encoding.PEM))
+"""
+
+
 class SynapseServer:
+    """One Synapse process.
+
+    federation=True makes it able to federate with other such servers on loopback:
+    a second, TLS listener (self-signed certificate) serves the federation and key
+    APIs on `federation_port`, the server_name defaults to "localhost:<federation_port>"
+    (a name with an explicit port: Synapse connects straight to it, with no .well-known
+    or SRV lookup; "localhost" resolves via /etc/hosts), certificates of other servers
+    are not verified and 127.0.0.1 is allowed as an outbound federation target.
+
+    Not "127.0.0.1:<port>": Synapse wraps its federation agent in a blocklist check
+    for IP-literal server names that ignores ip_range_whitelist, so loopback IP
+    literals are always refused unless the whole blocklist is rewritten. The client API stays on plain HTTP
+    (`base_url`). Without federation=True nothing changes: server_name "school.test",
+    a single HTTP listener.
+    """
+
+    DEFAULT_SERVER_NAME = "school.test"
+
     def __init__(
         self,
         workdir,
-        server_name: str = "school.test",
+        server_name: str | None = None,
         module_config=None,
         database: dict | None = None,
         python: str = sys.executable,
         extra_config: dict | None = None,
         env: dict | None = None,
+        federation: bool = False,
     ):
         self.workdir = os.path.abspath(str(workdir))
+        self.federation = federation
+        # Fixed for the object's lifetime, like `port`: the server name embeds it.
+        self.federation_port: int | None = free_port() if federation else None
+        if server_name is None:
+            server_name = (
+                f"localhost:{self.federation_port}" if federation else self.DEFAULT_SERVER_NAME
+            )
         self.server_name = server_name
         self.module_config = module_config
         self.database = database
@@ -107,6 +174,32 @@ class SynapseServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def federation_url(self) -> str | None:
+        """https:// URL of the federation (TLS) listener, None without federation."""
+        if self.federation_port is None:
+            return None
+        return f"https://127.0.0.1:{self.federation_port}"
+
+    @property
+    def tls_certificate_path(self) -> str:
+        return self._path("tls.crt")
+
+    @property
+    def tls_private_key_path(self) -> str:
+        return self._path("tls.key")
+
+    @property
+    def signing_key_id(self) -> str:
+        """Key ID ("ed25519:a_XXXX") of the server's signing key (exists once configured)."""
+        with open(self._path("signing.key")) as f:
+            algorithm, version, _ = f.read().split()[:3]
+        return f"{algorithm}:{version}"
+
+    def user_id(self, localpart: str) -> str:
+        """Full Matrix ID of a user on this server."""
+        return f"@{localpart}:{self.server_name}"
 
     # -- config --------------------------------------------------------------
     def _write_config(self) -> None:
@@ -162,6 +255,31 @@ class SynapseServer:
             "enable_metrics": False,
             **RATE_LIMITS,
         }
+        if self.federation:
+            self._ensure_tls_certificate()
+            cfg["listeners"].append(
+                {
+                    "port": self.federation_port,
+                    "bind_addresses": ["127.0.0.1"],
+                    "type": "http",
+                    "tls": True,
+                    "x_forwarded": False,
+                    # "federation" also mounts the /_matrix/key/v2 server-key API.
+                    "resources": [{"names": ["federation"], "compress": False}],
+                }
+            )
+            cfg.update(
+                {
+                    "tls_certificate_path": self.tls_certificate_path,
+                    "tls_private_key_path": self.tls_private_key_path,
+                    # Peers present self-signed certificates.
+                    "federation_verify_certificates": False,
+                    # Loopback is in the default outbound blocklist (which also
+                    # governs federation unless federation_ip_range_blacklist is set);
+                    # "localhost" resolves to it. ::1 stays blocked: nothing listens there.
+                    "ip_range_whitelist": ["127.0.0.1/32"],
+                }
+            )
         if self.module_config is not None:
             cfg["modules"] = [{"module": MODULE_PATH, "config": self.module_config}]
         cfg.update(self.extra_config)
@@ -174,6 +292,19 @@ class SynapseServer:
                  "-o", self._path("signing.key")],
                 check=True, capture_output=True,
             )
+
+    def _ensure_tls_certificate(self) -> None:
+        if os.path.exists(self.tls_certificate_path) and os.path.exists(
+            self.tls_private_key_path
+        ):
+            return
+        res = subprocess.run(
+            [self.python, "-c", _SELF_SIGNED_CERT_SCRIPT,
+             self.tls_certificate_path, self.tls_private_key_path, "localhost"],
+            capture_output=True, text=True,
+        )
+        if res.returncode != 0:
+            raise SynapseError(f"generating a TLS certificate failed:\n{res.stderr}")
 
     # -- process control -----------------------------------------------------
     def _spawn(self) -> None:
@@ -206,12 +337,32 @@ class SynapseServer:
             with urllib.request.urlopen(
                 self.base_url + "/_matrix/client/versions", timeout=2
             ) as r:
+                if r.status != 200:
+                    return False
+        except (urllib.error.URLError, OSError):
+            return False
+        if self.federation:
+            return self._federation_is_up()
+        return True
+
+    def _federation_is_up(self) -> bool:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        try:
+            with urllib.request.urlopen(
+                self.federation_url + "/_matrix/federation/v1/version", timeout=2, context=ctx
+            ) as r:
                 return r.status == 200
         except (urllib.error.URLError, OSError):
             return False
 
     def start(self, timeout: float = 90) -> "SynapseServer":
         self._spawn()
+        return self.wait_until_up(timeout)
+
+    def wait_until_up(self, timeout: float = 90) -> "SynapseServer":
+        """Wait for an already spawned process to answer; kill it on timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -279,3 +430,22 @@ class SynapseServer:
     def output_text(self) -> str:
         """Process stdout/stderr, across restarts."""
         return _read(self.output_path)
+
+
+def start_servers(servers, timeout: float = 90) -> list:
+    """Start several servers concurrently (spawn all, then wait for each).
+
+    On failure every server of the batch that is still running is killed before
+    the error propagates.
+    """
+    servers = list(servers)
+    try:
+        for server in servers:
+            server._spawn()
+        for server in servers:
+            server.wait_until_up(timeout)
+    except BaseException:
+        for server in servers:
+            server.kill()
+        raise
+    return servers

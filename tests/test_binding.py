@@ -1,0 +1,154 @@
+"""The CPython binding: multi-phase init, reference counting, leaks, and
+argument handling. No Synapse needed."""
+import collections.abc
+import gc
+import importlib.util
+import json
+import sys
+import tracemalloc
+
+import pytest
+
+from synapse_school_policy import _core
+
+SERVER = "school.test"
+
+
+class FrozenMapping(collections.abc.Mapping):
+    """Stands in for Synapse's read-only event.content, which is no dict."""
+
+    def __init__(self, data):
+        self._data = dict(data)
+
+    def __getitem__(self, key):
+        return self._data[key]
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self):
+        return len(self._data)
+
+
+@pytest.fixture
+def engine(tmp_path):
+    config = {
+        "data_dir": str(tmp_path / "store"),
+        "service_users": ["@sync:school.test"],
+        "schools": {"gym-nord": {"messenger": True}, "gs-sued": {}},
+    }
+    engine = _core.Engine(json.dumps(config), SERVER, "main")
+    engine.open()
+    engine.roster_put("@t:school.test", json.dumps({"schools": [{"school": "gym-nord", "role": "teacher"}]}))
+    engine.roster_put("@off:school.test", json.dumps({"schools": [{"school": "gs-sued", "role": "student"}]}))
+    return engine
+
+
+def decide(engine, actor, room=None, room_known=False, admin=_core.FACT_UNKNOWN, cb=_core.CB_CHECK_EVENT_FOR_SPAM):
+    return engine.decide(cb, actor, None, "!r:school.test", "m.room.message", room_known, room, admin)
+
+
+def test_module_can_be_loaded_twice_with_separate_state():
+    spec = importlib.util.find_spec("synapse_school_policy._core")
+    first = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(first)
+    second = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(second)
+    assert first.Engine is not second.Engine
+    assert first.InputError is not second.InputError
+    assert first.RULE_IDS == second.RULE_IDS == _core.RULE_IDS
+
+
+def test_rule_ids_are_the_documented_ones():
+    with open("docs/rules.md", encoding="utf-8") as f:
+        documented = f.read()
+    for rule in _core.RULE_IDS:
+        assert f"`{rule}`" in documented, rule
+
+
+def test_decide_asks_for_the_room_then_denies_in_a_frozen_room(engine):
+    assert decide(engine, "@t:school.test") == _core.NEED_ROOM
+    room = FrozenMapping({"school": "gs-sued", "kind": "course", "two_way": False})
+    assert decide(engine, "@t:school.test", room, True) == _core.NEED_ADMIN
+    rule, message, enforced, school = decide(engine, "@t:school.test", room, True, _core.FACT_NO)
+    assert (rule, enforced, school) == ("room_school_not_enabled", True, "gs-sued")
+    assert decide(engine, "@t:school.test", room, True, _core.FACT_YES) is None
+
+
+def test_empty_policy_content_means_unmanaged(engine):
+    assert decide(engine, "@t:school.test", FrozenMapping({}), True) is None
+
+
+def test_policy_values_of_the_wrong_type_fail_closed(engine):
+    room = FrozenMapping({"school": 42, "kind": ["course"], "two_way": "yes"})
+    assert decide(engine, "@t:school.test", room, True, _core.FACT_NO)[0] == "room_school_not_enabled"
+
+
+def test_bad_arguments_raise_instead_of_crashing(engine):
+    with pytest.raises(TypeError):
+        engine.decide(_core.CB_CHECK_EVENT_FOR_SPAM, None, None, None, None, False, None, 0)
+    with pytest.raises(ValueError):
+        engine.decide(99, "@t:school.test", None, None, None, False, None, 0)
+    with pytest.raises(TypeError):
+        engine.decide(_core.CB_CHECK_EVENT_FOR_SPAM, "@t:school.test", None, "!r", None, True, 5, 0)
+    with pytest.raises(TypeError):
+        engine.decide(_core.CB_CHECK_EVENT_FOR_SPAM, "@t:school.test")
+    with pytest.raises(_core.InputError):
+        engine.roster_put("@t:school.test", b"{}")
+    with pytest.raises(_core.JsonSyntaxError):
+        engine.roster_put("@t:school.test", b"{")
+    with pytest.raises(_core.InputError):
+        _core.Engine("{}", SERVER, "main")  # no data_dir
+
+
+def test_decide_does_not_leak_references(engine):
+    actor = "@t:school.test"
+    room = FrozenMapping({"school": "gs-sued", "kind": "course"})
+    before = (sys.getrefcount(actor), sys.getrefcount(room), sys.getrefcount(None))
+    for _ in range(10_000):
+        decide(engine, actor, room, True, _core.FACT_NO)
+        decide(engine, actor)
+    after = (sys.getrefcount(actor), sys.getrefcount(room), sys.getrefcount(None))
+    assert after[:2] == before[:2]
+    assert abs(after[2] - before[2]) < 10
+
+
+def test_repeated_calls_do_not_grow_memory(engine):
+    room = FrozenMapping({"school": "gym-nord", "kind": "course"})
+    body = json.dumps({"schools": [{"school": "gym-nord", "role": "student"}]})
+
+    def churn():
+        for i in range(2_000):
+            decide(engine, "@t:school.test", room, True)
+            engine.roster_get("@t:school.test")
+            try:
+                engine.roster_put("@x:school.test", b'{"schools": 1}')
+            except _core.InputError:
+                pass
+        engine.roster_put("@p:school.test", body)
+
+    churn()
+    gc.collect()
+    objects_before = len(gc.get_objects())
+    tracemalloc.start()
+    snapshot_before = tracemalloc.take_snapshot()
+    churn()
+    gc.collect()
+    snapshot_after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    growth = sum(stat.size_diff for stat in snapshot_after.compare_to(snapshot_before, "filename"))
+    assert growth < 64 * 1024, growth
+    assert len(gc.get_objects()) - objects_before < 100
+
+
+def test_engine_can_be_collected_and_flushes_its_audit(tmp_path):
+    config = json.dumps({"data_dir": str(tmp_path / "store"), "schools": {}})
+    engine = _core.Engine(config, SERVER, "w1")
+    engine.open()
+    assert decide(engine, "@nobody:school.test", admin=_core.FACT_NO, cb=_core.CB_CHECK_LOGIN_FOR_SPAM)[0] == "not_on_roster"
+    del engine
+    gc.collect()
+    reopened = _core.Engine(config, SERVER, "w1")
+    reopened.open()
+    records = json.loads(reopened.audit_query(limit=10))["records"]
+    assert [(r["rule"], r["worker"]) for r in records] == [("not_on_roster", "w1")]
