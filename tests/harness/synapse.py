@@ -116,11 +116,12 @@ class SynapseServer:
     or SRV lookup; "localhost" resolves via /etc/hosts), certificates of other servers
     are not verified and 127.0.0.1 is allowed as an outbound federation target.
 
+    The client API stays on plain HTTP (`base_url`). Without federation=True nothing
+    changes: server_name "school.test", a single HTTP listener.
+
     Not "127.0.0.1:<port>": Synapse wraps its federation agent in a blocklist check
     for IP-literal server names that ignores ip_range_whitelist, so loopback IP
-    literals are always refused unless the whole blocklist is rewritten. The client API stays on plain HTTP
-    (`base_url`). Without federation=True nothing changes: server_name "school.test",
-    a single HTTP listener.
+    literals are always refused unless the whole blocklist is rewritten.
     """
 
     DEFAULT_SERVER_NAME = "school.test"
