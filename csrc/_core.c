@@ -163,25 +163,6 @@ static PyObject *Engine_open(EngineObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-static ssp_room_kind kind_from_string(const char *kind)
-{
-    static const struct {
-        const char *name;
-        ssp_room_kind kind;
-    } kinds[] = {
-        {"course", SSP_KIND_COURSE},
-        {"team", SSP_KIND_TEAM},
-        {"teachers", SSP_KIND_TEACHERS},
-        {"announcement", SSP_KIND_ANNOUNCEMENT},
-    };
-
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        if (strcmp(kind, kinds[i].name) == 0)
-            return kinds[i].kind;
-    }
-    return SSP_KIND_UNKNOWN;
-}
-
 /* Looks up key in a Mapping (event.content is a read-only Mapping, not a
  * dict). Returns a new reference, or NULL with no exception when absent. */
 static PyObject *mapping_get(PyObject *mapping, const char *key)
@@ -193,79 +174,320 @@ static PyObject *mapping_get(PyObject *mapping, const char *key)
     return value;
 }
 
-/* Extracts the policy event's content. Values of the wrong type count as
- * absent; the engine fails closed on them. The strings borrow from objects
- * that `holder` keeps alive. */
-static int room_policy_from_mapping(PyObject *content, ssp_room_policy *policy,
-                                    PyObject **holder)
+/* Keeps alive the Python objects whose UTF-8 buffers the engine's request
+ * borrows, and owns the C arrays built for it. Released once per decide(). */
+typedef struct borrowed {
+    PyObject *objects; /* list */
+    void *arrays[4];
+    int n_arrays;
+} borrowed;
+
+static int keep(borrowed *b, PyObject *obj)
 {
-    PyObject *school = NULL, *kind = NULL, *two_way = NULL;
+    return PyList_Append(b->objects, obj);
+}
+
+static void borrowed_release(borrowed *b)
+{
+    Py_CLEAR(b->objects);
+    for (int i = 0; i < b->n_arrays; i++)
+        PyMem_Free(b->arrays[i]);
+    b->n_arrays = 0;
+}
+
+/* UTF-8 view of a str value, kept alive by b. NULL (no error) when absent
+ * or not a str. */
+static int str_field(PyObject *mapping, const char *key, borrowed *b, const char **out,
+                     size_t *len)
+{
+    PyObject *value = mapping_get(mapping, key);
     Py_ssize_t size;
-    int rc = -1;
+    int rc = 0;
+
+    *out = NULL;
+    *len = 0;
+    if (value == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (PyUnicode_Check(value)) {
+        *out = PyUnicode_AsUTF8AndSize(value, &size);
+        if (*out == NULL || keep(b, value) != 0)
+            rc = -1;
+        *len = (size_t)size;
+    }
+    Py_DECREF(value);
+    return rc;
+}
+
+static ssp_room_kind kind_from_name(const char *kind, size_t len)
+{
+    static const struct {
+        const char *name;
+        ssp_room_kind kind;
+    } kinds[] = {
+        {"course", SSP_KIND_COURSE},
+        {"team", SSP_KIND_TEAM},
+        {"teachers", SSP_KIND_TEACHERS},
+        {"announcement", SSP_KIND_ANNOUNCEMENT},
+    };
+
+    for (size_t i = 0; kind != NULL && i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (strlen(kinds[i].name) == len && memcmp(kind, kinds[i].name, len) == 0)
+            return kinds[i].kind;
+    }
+    return SSP_KIND_UNKNOWN;
+}
+
+/* Extracts the policy event's content. Values of the wrong type count as
+ * absent; the engine fails closed on them. */
+static int policy_from_mapping(PyObject *content, ssp_room_policy *policy, borrowed *b)
+{
+    PyObject *two_way;
+    Py_ssize_t size;
 
     memset(policy, 0, sizeof *policy);
     if (!PyMapping_Check(content)) {
-        PyErr_SetString(PyExc_TypeError, "room_policy must be a Mapping or None");
+        PyErr_SetString(PyExc_TypeError, "policy content must be a Mapping or None");
         return -1;
     }
     size = PyObject_Length(content);
     if (size < 0)
         return -1;
     policy->empty = size == 0;
-    school = mapping_get(content, "school");
-    if (school == NULL && PyErr_Occurred())
-        goto done;
-    kind = mapping_get(content, "kind");
-    if (kind == NULL && PyErr_Occurred())
-        goto done;
+    policy->n_keys = (size_t)size;
+    if (str_field(content, "school", b, &policy->school, &policy->school_len) != 0 ||
+        str_field(content, "kind", b, &policy->kind_name, &policy->kind_len) != 0)
+        return -1;
+    policy->kind = kind_from_name(policy->kind_name, policy->kind_len);
     two_way = mapping_get(content, "two_way");
     if (two_way == NULL && PyErr_Occurred())
+        return -1;
+    policy->two_way = two_way == Py_True;
+    Py_XDECREF(two_way);
+    return 0;
+}
+
+/* A power level: an int, or (in old room versions) a str holding one.
+ * Returns 1 and sets *out when the value is a level, 0 when it is not. */
+static int level_value(PyObject *value, int64_t *out)
+{
+    PyObject *number = NULL;
+    int overflow = 0;
+    long long level;
+
+    if (PyLong_Check(value) && !PyBool_Check(value)) {
+        number = Py_NewRef(value);
+    } else if (PyUnicode_Check(value)) {
+        number = PyLong_FromUnicodeObject(value, 10);
+        if (number == NULL) {
+            PyErr_Clear();
+            return 0;
+        }
+    } else {
+        return 0;
+    }
+    level = PyLong_AsLongLongAndOverflow(number, &overflow);
+    Py_DECREF(number);
+    if (overflow != 0 || (level == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    *out = level;
+    return 1;
+}
+
+static int level_field(PyObject *mapping, const char *key, int64_t fallback, int64_t *out)
+{
+    PyObject *value = mapping_get(mapping, key);
+
+    *out = fallback;
+    if (value == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!level_value(value, out))
+        *out = fallback;
+    Py_DECREF(value);
+    return 0;
+}
+
+/* Values that are not levels are kept as INT64_MIN, so that changing them
+ * still counts as a change. */
+static int level_map(PyObject *mapping, const char *key, borrowed *b, const ssp_level_entry **out,
+                     size_t *n_out)
+{
+    PyObject *map = mapping_get(mapping, key), *items = NULL;
+    ssp_level_entry *entries = NULL;
+    Py_ssize_t n;
+    int rc = -1;
+
+    *out = NULL;
+    *n_out = 0;
+    if (map == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyMapping_Check(map)) {
+        Py_DECREF(map);
+        return 0;
+    }
+    items = PyMapping_Items(map);
+    if (items == NULL)
         goto done;
-    if (school != NULL && PyUnicode_Check(school)) {
+    n = PyList_GET_SIZE(items);
+    entries = PyMem_Calloc(n ? (size_t)n : 1, sizeof *entries);
+    if (entries == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    b->arrays[b->n_arrays++] = entries;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        PyObject *k = PyTuple_GET_ITEM(item, 0);
         Py_ssize_t len;
 
-        policy->school = PyUnicode_AsUTF8AndSize(school, &len);
-        if (policy->school == NULL)
+        if (!PyUnicode_Check(k))
+            continue;
+        entries[*n_out].key = PyUnicode_AsUTF8AndSize(k, &len);
+        if (entries[*n_out].key == NULL)
             goto done;
-        policy->school_len = (size_t)len;
+        entries[*n_out].key_len = (size_t)len;
+        if (!level_value(PyTuple_GET_ITEM(item, 1), &entries[*n_out].level))
+            entries[*n_out].level = INT64_MIN;
+        (*n_out)++;
     }
-    if (kind != NULL && PyUnicode_Check(kind)) {
-        const char *kind_str = PyUnicode_AsUTF8(kind);
-
-        if (kind_str == NULL)
-            goto done;
-        policy->kind = kind_from_string(kind_str);
-    }
-    policy->two_way = two_way == Py_True;
-    *holder = school; /* keeps policy->school valid */
-    school = NULL;
+    /* The keys borrow from `items`, which b keeps. */
+    if (keep(b, items) != 0)
+        goto done;
+    *out = entries;
     rc = 0;
 done:
-    Py_XDECREF(school);
-    Py_XDECREF(kind);
-    Py_XDECREF(two_way);
+    Py_XDECREF(items);
+    Py_DECREF(map);
     return rc;
 }
 
-/* decide(callback, actor, target, room_id, event_type, room_known, room_policy, actor_admin)
+/* Extracts an m.room.power_levels content. `actor` gets their own entry
+ * looked up; `full` extracts the users and events maps too. */
+static int power_levels_from_mapping(PyObject *content, const char *actor, bool full,
+                                     ssp_power_levels *pl, borrowed *b)
+{
+    PyObject *users, *own;
+
+    memset(pl, 0, sizeof *pl);
+    if (!PyMapping_Check(content)) {
+        PyErr_SetString(PyExc_TypeError, "power levels must be a Mapping or None");
+        return -1;
+    }
+    if (level_field(content, "users_default", 0, &pl->users_default) != 0 ||
+        level_field(content, "events_default", 0, &pl->events_default) != 0 ||
+        level_field(content, "state_default", 50, &pl->state_default) != 0)
+        return -1;
+    users = mapping_get(content, "users");
+    if (users == NULL && PyErr_Occurred())
+        return -1;
+    if (users != NULL && PyMapping_Check(users)) {
+        own = mapping_get(users, actor);
+        if (own == NULL && PyErr_Occurred()) {
+            Py_DECREF(users);
+            return -1;
+        }
+        if (own != NULL) {
+            pl->actor_listed = level_value(own, &pl->actor_level) == 1;
+            Py_DECREF(own);
+        }
+    }
+    Py_XDECREF(users);
+    if (!full)
+        return 0;
+    pl->full = true;
+    if (level_map(content, "users", b, &pl->users, &pl->n_users) != 0 ||
+        level_map(content, "events", b, &pl->events, &pl->n_events) != 0)
+        return -1;
+    return 0;
+}
+
+/* Whether a createRoom body's initial_state sets the policy event. */
+static int initial_state_sets(PyObject *room_config, const char *event_type, bool *out)
+{
+    PyObject *initial_state, *seq = NULL;
+    int rc = -1;
+
+    *out = false;
+    if (!PyMapping_Check(room_config))
+        return 0;
+    initial_state = mapping_get(room_config, "initial_state");
+    if (initial_state == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    seq = PySequence_Fast(initial_state, "initial_state must be a list");
+    if (seq == NULL) {
+        PyErr_Clear(); /* Synapse rejects such a body itself */
+        rc = 0;
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && !*out; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i), *type;
+
+        if (!PyMapping_Check(item))
+            continue;
+        type = mapping_get(item, "type");
+        if (type == NULL && PyErr_Occurred())
+            goto done;
+        if (type != NULL && PyUnicode_Check(type)) {
+            const char *text = PyUnicode_AsUTF8(type);
+
+            if (text == NULL) {
+                Py_DECREF(type);
+                goto done;
+            }
+            *out = strcmp(text, event_type) == 0;
+        }
+        Py_XDECREF(type);
+    }
+    rc = 0;
+done:
+    Py_XDECREF(seq);
+    Py_DECREF(initial_state);
+    return rc;
+}
+
+enum {
+    ARG_CALLBACK,
+    ARG_ACTOR,
+    ARG_TARGET,
+    ARG_ROOM_ID,
+    ARG_EVENT_TYPE,
+    ARG_STATE_KEY,
+    ARG_CONTENT,
+    ARG_ROOM_KNOWN,
+    ARG_ROOM_POLICY,
+    ARG_ROOM_POWER_LEVELS,
+    ARG_ACTOR_ADMIN,
+    N_DECIDE_ARGS
+};
+
+/* decide(callback, actor, target, room_id, event_type, state_key, content,
+ *        room_known, room_policy, room_power_levels, actor_admin)
  *
- * Returns None to allow; NEED_ROOM or NEED_ADMIN to ask for a fact and call
- * again; or (rule_id, message, enforced, school) for a denial, which the
- * engine has already queued for the audit log. Called with the GIL. */
+ * content is the event's content for check_event_for_spam, the createRoom
+ * body for user_may_create_room, else None. Returns None to allow;
+ * NEED_ROOM or NEED_ADMIN to ask for a fact and call again; SYNC_POWER_LEVELS
+ * to allow and then align the room's power levels; or (rule_id, message,
+ * enforced, school) for a denial, which the engine has already queued for
+ * the audit log. Called with the GIL. */
 static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     ssp_request req = {0};
     ssp_decision decision;
-    ssp_room_policy policy;
-    PyObject *policy_holder = NULL, *result = NULL;
+    ssp_room_policy room_policy, new_policy;
+    ssp_power_levels room_pl, new_pl;
+    borrowed b = {0};
+    const char *policy_type = ssp_engine_policy_event_type(self->engine);
+    PyObject *result = NULL;
     long callback, admin;
     int room_known;
+    bool is_pl_event = false;
 
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError, "decide() takes exactly 8 arguments");
+    if (nargs != N_DECIDE_ARGS) {
+        PyErr_Format(PyExc_TypeError, "decide() takes exactly %d arguments", N_DECIDE_ARGS);
         return NULL;
     }
-    callback = PyLong_AsLong(args[0]);
+    callback = PyLong_AsLong(args[ARG_CALLBACK]);
     if (callback == -1 && PyErr_Occurred())
         return NULL;
     if (callback < 0 || callback >= SSP_CB__COUNT) {
@@ -273,36 +495,67 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
         return NULL;
     }
     req.callback = (ssp_callback)callback;
-    if (!PyUnicode_Check(args[1])) {
+    if (!PyUnicode_Check(args[ARG_ACTOR])) {
         PyErr_SetString(PyExc_TypeError, "actor must be str");
         return NULL;
     }
-    req.actor = PyUnicode_AsUTF8(args[1]);
-    if (req.actor == NULL || optional_str(args[2], "target", &req.target) != 0 ||
-        optional_str(args[3], "room_id", &req.room_id) != 0 ||
-        optional_str(args[4], "event_type", &req.event_type) != 0)
+    req.actor = PyUnicode_AsUTF8(args[ARG_ACTOR]);
+    if (req.actor == NULL || optional_str(args[ARG_TARGET], "target", &req.target) != 0 ||
+        optional_str(args[ARG_ROOM_ID], "room_id", &req.room_id) != 0 ||
+        optional_str(args[ARG_EVENT_TYPE], "event_type", &req.event_type) != 0 ||
+        optional_str(args[ARG_STATE_KEY], "state_key", &req.state_key) != 0)
         return NULL;
-    room_known = PyObject_IsTrue(args[5]);
-    if (room_known < 0)
-        return NULL;
-    if (!room_known) {
-        req.room_managed = SSP_FACT_UNKNOWN;
-    } else if (args[6] == Py_None) {
-        req.room_managed = SSP_FACT_NO;
-    } else {
-        if (room_policy_from_mapping(args[6], &policy, &policy_holder) != 0)
-            return NULL;
-        req.room_managed = SSP_FACT_YES;
-        req.room = &policy;
-    }
-    admin = PyLong_AsLong(args[7]);
+    admin = PyLong_AsLong(args[ARG_ACTOR_ADMIN]);
     if (admin == -1 && PyErr_Occurred())
-        goto done;
+        return NULL;
     if (admin != SSP_FACT_UNKNOWN && admin != SSP_FACT_NO && admin != SSP_FACT_YES) {
         PyErr_SetString(PyExc_ValueError, "actor_admin must be FACT_UNKNOWN, FACT_NO or FACT_YES");
-        goto done;
+        return NULL;
     }
     req.actor_is_admin = (ssp_fact)admin;
+    room_known = PyObject_IsTrue(args[ARG_ROOM_KNOWN]);
+    if (room_known < 0)
+        return NULL;
+    b.objects = PyList_New(0);
+    if (b.objects == NULL)
+        return NULL;
+
+    /* The event's own content matters only for the two state events whose
+     * changes the rules restrict; everything else never gets looked at. */
+    if (req.callback == SSP_CB_CHECK_EVENT_FOR_SPAM && args[ARG_CONTENT] != Py_None &&
+        req.state_key != NULL && req.state_key[0] == '\0' && req.event_type != NULL) {
+        if (strcmp(req.event_type, policy_type) == 0) {
+            if (policy_from_mapping(args[ARG_CONTENT], &new_policy, &b) != 0)
+                goto done;
+            req.new_policy = &new_policy;
+        } else if (strcmp(req.event_type, "m.room.power_levels") == 0) {
+            is_pl_event = true;
+            if (power_levels_from_mapping(args[ARG_CONTENT], req.actor, true, &new_pl, &b) != 0)
+                goto done;
+            req.new_power_levels = &new_pl;
+        }
+    } else if (req.callback == SSP_CB_USER_MAY_CREATE_ROOM && args[ARG_CONTENT] != Py_None) {
+        if (initial_state_sets(args[ARG_CONTENT], policy_type, &req.create_sets_policy) != 0)
+            goto done;
+    }
+    if (!room_known) {
+        req.room_managed = SSP_FACT_UNKNOWN;
+    } else {
+        if (args[ARG_ROOM_POLICY] == Py_None) {
+            req.room_managed = SSP_FACT_NO;
+        } else {
+            if (policy_from_mapping(args[ARG_ROOM_POLICY], &room_policy, &b) != 0)
+                goto done;
+            req.room_managed = SSP_FACT_YES;
+            req.room = &room_policy;
+        }
+        if (args[ARG_ROOM_POWER_LEVELS] != Py_None) {
+            if (power_levels_from_mapping(args[ARG_ROOM_POWER_LEVELS], req.actor, is_pl_event,
+                                          &room_pl, &b) != 0)
+                goto done;
+            req.room_power_levels = &room_pl;
+        }
+    }
 
     ssp_decide(self->engine, &req, &decision);
     switch (decision.verdict) {
@@ -311,6 +564,7 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
         break;
     case SSP_VERDICT_NEED_ROOM:
     case SSP_VERDICT_NEED_ADMIN:
+    case SSP_VERDICT_ALLOW_SYNC_POWER_LEVELS:
         result = PyLong_FromLong((long)decision.verdict);
         break;
     case SSP_VERDICT_DENY:
@@ -319,7 +573,38 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
         break;
     }
 done:
-    Py_XDECREF(policy_holder);
+    borrowed_release(&b);
+    return result;
+}
+
+/* power_levels_update(room_policy, power_levels) -> int | None
+ *
+ * The events_default the room must be given so that clients show the
+ * composer as the policy wants it, or None when nothing is to change. */
+static PyObject *Engine_power_levels_update(EngineObject *self, PyObject *args)
+{
+    PyObject *policy_obj, *pl_obj, *result = NULL;
+    ssp_room_policy policy;
+    ssp_power_levels pl;
+    borrowed b = {0};
+    int64_t wanted;
+
+    if (!PyArg_ParseTuple(args, "OO:power_levels_update", &policy_obj, &pl_obj))
+        return NULL;
+    if (policy_obj == Py_None)
+        Py_RETURN_NONE;
+    b.objects = PyList_New(0);
+    if (b.objects == NULL)
+        return NULL;
+    if (policy_from_mapping(policy_obj, &policy, &b) != 0 ||
+        (pl_obj != Py_None && power_levels_from_mapping(pl_obj, "", false, &pl, &b) != 0))
+        goto done;
+    if (ssp_power_levels_update(self->engine, &policy, pl_obj == Py_None ? NULL : &pl, &wanted))
+        result = PyLong_FromLongLong(wanted);
+    else
+        result = Py_NewRef(Py_None);
+done:
+    borrowed_release(&b);
     return result;
 }
 
@@ -462,7 +747,10 @@ static PyMethodDef Engine_methods[] = {
     {"open", (PyCFunction)Engine_open, METH_NOARGS,
      "Open the store and load the roster. Blocks on disk I/O."},
     {"decide", (PyCFunction)(void (*)(void))Engine_decide, METH_FASTCALL,
-     "decide(callback, actor, target, room_id, event_type, room_known, room_policy, actor_admin)"},
+     "decide(callback, actor, target, room_id, event_type, state_key, content, room_known, "
+     "room_policy, room_power_levels, actor_admin)"},
+    {"power_levels_update", (PyCFunction)Engine_power_levels_update, METH_VARARGS,
+     "power_levels_update(room_policy, power_levels) -> events_default to set, or None."},
     {"roster_put", (PyCFunction)Engine_roster_put, METH_VARARGS,
      "roster_put(user_id, body) -> stored entry JSON. Durable before it returns."},
     {"roster_upsert", (PyCFunction)Engine_roster_upsert, METH_O,
@@ -600,6 +888,7 @@ static int core_exec(PyObject *module)
         add_int(module, "CB_FEDERATED_USER_MAY_INVITE", SSP_CB_FEDERATED_USER_MAY_INVITE) < 0 ||
         add_int(module, "NEED_ROOM", SSP_VERDICT_NEED_ROOM) < 0 ||
         add_int(module, "NEED_ADMIN", SSP_VERDICT_NEED_ADMIN) < 0 ||
+        add_int(module, "SYNC_POWER_LEVELS", SSP_VERDICT_ALLOW_SYNC_POWER_LEVELS) < 0 ||
         add_int(module, "FACT_UNKNOWN", SSP_FACT_UNKNOWN) < 0 ||
         add_int(module, "FACT_NO", SSP_FACT_NO) < 0 || add_int(module, "FACT_YES", SSP_FACT_YES) < 0)
         goto done;

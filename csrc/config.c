@@ -356,6 +356,11 @@ static int build_lookups(ssp_config *c, ssp_error *err)
         if (ssp_strmap_put(&c->school_by_id, c->schools[i].id, &c->schools[i], NULL) != 0)
             return ssp_fail_nomem(err);
     }
+    for (size_t i = 0; i < c->n_one_way_allowed_events; i++) {
+        if (ssp_strmap_put(&c->one_way_allowed_set, c->one_way_allowed_events[i],
+                           c->one_way_allowed_events[i], NULL) != 0)
+            return ssp_fail_nomem(err);
+    }
     return 0;
 }
 
@@ -368,6 +373,7 @@ int ssp_config_parse(const char *json_text, size_t len, ssp_config *out, ssp_err
     memset(out, 0, sizeof *out);
     ssp_strmap_init(&out->service_user_set);
     ssp_strmap_init(&out->school_by_id);
+    ssp_strmap_init(&out->one_way_allowed_set);
     out->moderator_level = 50;
     out->enforce = true;
     out->strict_homeserver_config = true;
@@ -429,6 +435,7 @@ void ssp_config_destroy(ssp_config *c)
     free(c->schools);
     ssp_strmap_destroy(&c->service_user_set);
     ssp_strmap_destroy(&c->school_by_id);
+    ssp_strmap_destroy(&c->one_way_allowed_set);
     memset(c, 0, sizeof *c);
 }
 

@@ -2,19 +2,28 @@
  * Rule decisions. Everything here runs on Synapse's reactor thread for every
  * checked action, so it reads only memory: the config, and the roster under
  * its read lock. Facts that live in Synapse (is the actor a server admin,
- * what is the room's policy event) are asked for with a NEED_* verdict and
+ * what is the room's state) are asked for with a NEED_* verdict and
  * supplied by the caller, who then asks again.
  */
 #include <string.h>
 
 #include "ssp_private.h"
 
-/* Where a user stands under rule 1 (school opt-in). */
-typedef struct standing {
-    ssp_rule rule; /* SSP_RULE_NONE: may use the messenger */
+#define POWER_LEVELS_TYPE "m.room.power_levels"
+#define REDACTION_TYPE "m.room.redaction"
+
+/* A denial being put together: rule, whether it is enforced, which school. */
+typedef struct denial {
+    ssp_rule rule;
     bool enforced;
+    bool about_target;
     char school[SSP_SCHOOL_ID_MAX + 1];
-} standing;
+} denial;
+
+static const ssp_school *school_of(const ssp_config *config, const char *id, size_t len)
+{
+    return id ? ssp_config_school(config, id, len) : NULL;
+}
 
 static bool school_enforced(const ssp_config *config, const ssp_school *school)
 {
@@ -23,24 +32,32 @@ static bool school_enforced(const ssp_config *config, const ssp_school *school)
 
 static void copy_school(char *dest, const char *school, size_t len)
 {
+    if (school == NULL)
+        len = 0;
     if (len > SSP_SCHOOL_ID_MAX)
         len = SSP_SCHOOL_ID_MAX;
-    memcpy(dest, school, len);
+    if (len > 0)
+        memcpy(dest, school, len);
     dest[len] = '\0';
 }
 
-static void standing_of(ssp_engine *engine, const char *user_id, standing *out)
+/* Rule 1 for one user: fills *out and returns true when the user may not use
+ * the messenger. */
+static bool standing_denies(ssp_engine *engine, const char *user_id, denial *out)
 {
     const ssp_config *config = &engine->config;
     const ssp_roster_user *user;
+    bool denied = false;
 
-    memset(out, 0, sizeof *out);
+    out->about_target = false;
     pthread_rwlock_rdlock(&engine->roster.lock);
     user = ssp_strmap_get(&engine->roster.users, user_id);
     if (user == NULL) {
         if (!config->unlisted_allow) {
             out->rule = SSP_RULE_NOT_ON_ROSTER;
             out->enforced = config->enforce;
+            out->school[0] = '\0';
+            denied = true;
         }
         goto done;
     }
@@ -53,6 +70,7 @@ static void standing_of(ssp_engine *engine, const char *user_id, standing *out)
     /* None of the user's schools has opted in. The denial is enforced if any
      * of them enforces; the audit names the first that does. */
     out->rule = SSP_RULE_SCHOOL_NOT_ENABLED;
+    out->enforced = false;
     for (size_t i = 0; i < user->n; i++) {
         const char *id = user->memberships[i].school;
         bool enforced = school_enforced(config, ssp_strmap_get(&config->school_by_id, id));
@@ -62,8 +80,10 @@ static void standing_of(ssp_engine *engine, const char *user_id, standing *out)
             out->enforced = enforced;
         }
     }
+    denied = true;
 done:
     pthread_rwlock_unlock(&engine->roster.lock);
+    return denied;
 }
 
 static const char *message_for(ssp_rule rule, bool about_target)
@@ -77,6 +97,12 @@ static const char *message_for(ssp_rule rule, bool about_target)
                             : "The messenger is not enabled for your school.";
     case SSP_RULE_ROOM_SCHOOL_NOT_ENABLED:
         return "This room belongs to a school whose messenger is not enabled.";
+    case SSP_RULE_ONE_WAY:
+        return "Only teachers can post in this channel.";
+    case SSP_RULE_POWER_LEVELS_LOCKED:
+        return "Power levels in school rooms are managed by the school.";
+    case SSP_RULE_POLICY_EVENT_LOCKED:
+        return "This room's school settings are managed by the school.";
     default:
         return "This action is not allowed by the school policy.";
     }
@@ -93,81 +119,231 @@ static bool is_service_user(const ssp_engine *engine, const char *user_id)
     return user_id != NULL && ssp_strmap_get(&engine->config.service_user_set, user_id) != NULL;
 }
 
-/* Fills `out` with a denial for the first rule the request breaks, or leaves
- * it ALLOW. May instead ask for the room's policy. */
-static void evaluate(ssp_engine *engine, const ssp_request *req, bool actor_local,
-                     ssp_decision *out)
+static bool is_state_event(const ssp_request *req, const char *type)
+{
+    return req->event_type != NULL && req->state_key != NULL && req->state_key[0] == '\0' &&
+           strcmp(req->event_type, type) == 0;
+}
+
+static bool room_is_managed(const ssp_request *req)
+{
+    return req->room_managed == SSP_FACT_YES && req->room != NULL && !req->room->empty;
+}
+
+/* Teachers' rooms are always two-way; every other kind, including one the
+ * engine does not know, is one-way until `two_way` opens it. */
+static bool policy_is_one_way(const ssp_room_policy *policy)
+{
+    return policy->kind != SSP_KIND_TEACHERS && !policy->two_way;
+}
+
+static int64_t actor_level(const ssp_power_levels *pl)
+{
+    if (pl == NULL)
+        return 0;
+    return pl->actor_listed ? pl->actor_level : pl->users_default;
+}
+
+static bool same_text(const char *a, size_t a_len, const char *b, size_t b_len)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return a_len == b_len && memcmp(a, b, a_len) == 0;
+}
+
+/* Equal as maps: same keys with the same levels, in any order. */
+static bool same_levels(const ssp_level_entry *a, size_t n_a, const ssp_level_entry *b, size_t n_b)
+{
+    if (n_a != n_b)
+        return false;
+    for (size_t i = 0; i < n_a; i++) {
+        bool found = false;
+
+        for (size_t j = 0; j < n_b && !found; j++)
+            found = same_text(a[i].key, a[i].key_len, b[j].key, b[j].key_len) &&
+                    a[i].level == b[j].level;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* The policy event may be created or have its school or kind changed only by
+ * service users; its two_way flag may also be flipped by room moderators. */
+static bool policy_change_denied(const ssp_engine *engine, const ssp_request *req)
+{
+    const ssp_room_policy *cur = req->room, *next = req->new_policy;
+
+    if (!room_is_managed(req) || next == NULL || next->empty)
+        return true; /* creating or deleting it */
+    if (!same_text(cur->school, cur->school_len, next->school, next->school_len) ||
+        !same_text(cur->kind_name, cur->kind_len, next->kind_name, next->kind_len) ||
+        cur->n_keys != next->n_keys)
+        return true;
+    return actor_level(req->room_power_levels) < engine->config.moderator_level;
+}
+
+/* Nobody but service users may change users' levels in a managed room, nor
+ * lower events_default under the moderator level while it is one-way. */
+static bool power_levels_change_denied(const ssp_engine *engine, const ssp_request *req)
+{
+    const ssp_power_levels *cur = req->room_power_levels, *next = req->new_power_levels;
+
+    if (next == NULL || !next->full)
+        return true; /* content the caller could not read: fail closed */
+    if (cur == NULL || !cur->full) {
+        if (next->n_users > 0)
+            return true;
+    } else if (!same_levels(cur->users, cur->n_users, next->users, next->n_users)) {
+        return true;
+    }
+    if (cur != NULL && cur->full && next->users_default != cur->users_default)
+        return true;
+    return policy_is_one_way(req->room) && next->events_default < engine->config.moderator_level;
+}
+
+/* Events that stay open to everybody in a one-way room. */
+static bool allowed_in_one_way_room(const ssp_engine *engine, const char *event_type)
+{
+    /* Redacting one's own earlier events stays possible; Synapse's auth
+     * still stops anyone below the redact level from redacting others'. */
+    if (strcmp(event_type, REDACTION_TYPE) == 0)
+        return true;
+    return ssp_strmap_get(&engine->config.one_way_allowed_set, event_type) != NULL;
+}
+
+static bool deny(denial *d, ssp_rule rule, bool enforced, const char *school, size_t school_len)
+{
+    d->rule = rule;
+    d->enforced = enforced;
+    d->about_target = false;
+    copy_school(d->school, school, school_len);
+    return true;
+}
+
+/* Rules 1 and 2 for the room and the event. Returns true with *d filled on
+ * a denial; sets *need_room when the room's state is needed first. */
+static bool room_rules_deny(ssp_engine *engine, const ssp_request *req, bool *need_room, denial *d)
 {
     const ssp_config *config = &engine->config;
-    standing st;
+    const ssp_room_policy *room = req->room;
+    const ssp_school *school;
+    bool enforced;
 
-    if (actor_local) {
-        standing_of(engine, req->actor, &st);
-        if (st.rule != SSP_RULE_NONE) {
-            out->verdict = SSP_VERDICT_DENY;
-            out->rule = st.rule;
-            out->enforced = st.enforced;
-            out->message = message_for(st.rule, false);
-            memcpy(out->school, st.school, sizeof st.school);
-            return;
-        }
+    if (!callback_touches_room(req->callback) || req->room_id == NULL)
+        return false;
+    if (req->room_managed == SSP_FACT_UNKNOWN) {
+        *need_room = true;
+        return false;
     }
+    if (!room_is_managed(req)) {
+        if (req->callback == SSP_CB_CHECK_EVENT_FOR_SPAM && is_state_event(req, config->policy_event_type))
+            return deny(d, SSP_RULE_POLICY_EVENT_LOCKED, config->enforce, NULL, 0);
+        return false;
+    }
+    /* A policy event without a usable school fails closed: the room is
+     * managed, and no school can have enabled it. */
+    school = school_of(config, room->school, room->school_len);
+    enforced = school_enforced(config, school);
+    if (school == NULL || !school->messenger)
+        return deny(d, SSP_RULE_ROOM_SCHOOL_NOT_ENABLED, enforced, room->school, room->school_len);
+    if (req->callback != SSP_CB_CHECK_EVENT_FOR_SPAM || req->event_type == NULL)
+        return false;
+    if (is_state_event(req, config->policy_event_type)) {
+        if (policy_change_denied(engine, req))
+            return deny(d, SSP_RULE_POLICY_EVENT_LOCKED, enforced, room->school, room->school_len);
+        return false;
+    }
+    if (is_state_event(req, POWER_LEVELS_TYPE) && power_levels_change_denied(engine, req))
+        return deny(d, SSP_RULE_POWER_LEVELS_LOCKED, enforced, room->school, room->school_len);
+    if (policy_is_one_way(room) && actor_level(req->room_power_levels) < config->moderator_level &&
+        !allowed_in_one_way_room(engine, req->event_type))
+        return deny(d, SSP_RULE_ONE_WAY, enforced, room->school, room->school_len);
+    return false;
+}
+
+/* Fills *d with the first rule the request breaks. Returns true on a
+ * denial; sets *need_room instead when the room's state is needed. */
+static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_local, bool *need_room,
+                     denial *d)
+{
+    const ssp_config *config = &engine->config;
+
+    if (actor_local && standing_denies(engine, req->actor, d))
+        return true;
     if (req->target != NULL && ssp_engine_is_local(engine, req->target) &&
-        !is_service_user(engine, req->target)) {
-        standing_of(engine, req->target, &st);
-        if (st.rule != SSP_RULE_NONE) {
-            out->verdict = SSP_VERDICT_DENY;
-            out->rule = st.rule;
-            out->enforced = st.enforced;
-            out->message = message_for(st.rule, true);
-            memcpy(out->school, st.school, sizeof st.school);
-            return;
-        }
+        !is_service_user(engine, req->target) && standing_denies(engine, req->target, d)) {
+        d->about_target = true;
+        return true;
     }
-    if (callback_touches_room(req->callback) && req->room_id != NULL) {
-        const ssp_school *school;
+    if (req->callback == SSP_CB_USER_MAY_CREATE_ROOM && req->create_sets_policy)
+        return deny(d, SSP_RULE_POLICY_EVENT_LOCKED, config->enforce, NULL, 0);
+    return room_rules_deny(engine, req, need_room, d);
+}
 
-        if (req->room_managed == SSP_FACT_UNKNOWN) {
-            out->verdict = SSP_VERDICT_NEED_ROOM;
-            return;
-        }
-        if (req->room_managed == SSP_FACT_YES && req->room != NULL && !req->room->empty) {
-            /* A policy event without a usable school fails closed: the room
-             * is managed, and no school can have enabled it. */
-            school = req->room->school
-                         ? ssp_config_school(config, req->room->school, req->room->school_len)
-                         : NULL;
-            if (school == NULL || !school->messenger) {
-                out->verdict = SSP_VERDICT_DENY;
-                out->rule = SSP_RULE_ROOM_SCHOOL_NOT_ENABLED;
-                out->enforced = school_enforced(config, school);
-                out->message = message_for(out->rule, false);
-                if (req->room->school)
-                    copy_school(out->school, req->room->school, req->room->school_len);
-                return;
-            }
-        }
-    }
+bool ssp_power_levels_update(const ssp_engine *engine, const ssp_room_policy *policy,
+                             const ssp_power_levels *current, int64_t *out)
+{
+    int64_t wanted;
+
+    if (policy == NULL || policy->empty)
+        return false;
+    wanted = policy_is_one_way(policy) ? engine->config.moderator_level : 0;
+    if (current != NULL && current->events_default == wanted)
+        return false;
+    *out = wanted;
+    return true;
+}
+
+/* Whether an allowed policy event changes which events_default the room
+ * needs, so the caller must bring the power levels in line afterwards. */
+static bool policy_event_needs_sync(const ssp_engine *engine, const ssp_request *req)
+{
+    int64_t unused;
+
+    return req->callback == SSP_CB_CHECK_EVENT_FOR_SPAM &&
+           is_state_event(req, engine->config.policy_event_type) && req->new_policy != NULL &&
+           ssp_power_levels_update(engine, req->new_policy, req->room_power_levels, &unused);
 }
 
 void ssp_decide(ssp_engine *engine, const ssp_request *req, ssp_decision *out)
 {
     bool actor_local = ssp_engine_is_local(engine, req->actor);
+    bool need_room = false;
+    denial d = {0};
 
     memset(out, 0, sizeof *out);
     out->verdict = SSP_VERDICT_ALLOW;
-    if (actor_local && (is_service_user(engine, req->actor) || req->actor_is_admin == SSP_FACT_YES))
+    if (actor_local && (is_service_user(engine, req->actor) || req->actor_is_admin == SSP_FACT_YES)) {
+        /* Exempt, but a policy event they send may still require the power
+         * levels to follow it. */
+        if (req->callback == SSP_CB_CHECK_EVENT_FOR_SPAM &&
+            is_state_event(req, engine->config.policy_event_type)) {
+            if (req->room_managed == SSP_FACT_UNKNOWN)
+                out->verdict = SSP_VERDICT_NEED_ROOM;
+            else if (policy_event_needs_sync(engine, req))
+                out->verdict = SSP_VERDICT_ALLOW_SYNC_POWER_LEVELS;
+        }
         return;
-    evaluate(engine, req, actor_local, out);
-    if (out->verdict != SSP_VERDICT_DENY)
+    }
+    if (!evaluate(engine, req, actor_local, &need_room, &d)) {
+        if (need_room)
+            out->verdict = SSP_VERDICT_NEED_ROOM;
+        else if (policy_event_needs_sync(engine, req))
+            out->verdict = SSP_VERDICT_ALLOW_SYNC_POWER_LEVELS;
         return;
+    }
     if (actor_local && req->actor_is_admin == SSP_FACT_UNKNOWN) {
         /* Server admins are exempt; finding out costs Synapse a lookup, so it
          * is asked for only when a denial is about to happen. */
-        memset(out, 0, sizeof *out);
         out->verdict = SSP_VERDICT_NEED_ADMIN;
         return;
     }
+    out->verdict = SSP_VERDICT_DENY;
+    out->rule = d.rule;
+    out->enforced = d.enforced;
+    out->message = message_for(d.rule, d.about_target);
+    memcpy(out->school, d.school, sizeof out->school);
     /* Out of memory while queueing the record is reported by the stats; the
      * decision itself must not change because the audit queue is full. */
     if (engine->audit_open)

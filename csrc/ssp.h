@@ -86,14 +86,41 @@ typedef enum {
 typedef enum { SSP_FACT_UNKNOWN = 0, SSP_FACT_NO, SSP_FACT_YES } ssp_fact;
 
 /* The managed-room state event's content, already extracted by the caller.
- * `school` is borrowed and need not be NUL-terminated. */
+ * Strings are borrowed and need not be NUL-terminated. */
 typedef struct ssp_room_policy {
     bool empty;         /* content {}: the event was "deleted", the room is unmanaged */
+    size_t n_keys;      /* keys in the content, to notice added or removed keys */
     const char *school; /* NULL when missing or not a string */
     size_t school_len;
+    const char *kind_name; /* NULL when missing or not a string */
+    size_t kind_len;
     ssp_room_kind kind;
     bool two_way;
 } ssp_room_policy;
+
+/* One entry of a power-levels map (`users` or `events`). Borrowed. */
+typedef struct ssp_level_entry {
+    const char *key;
+    size_t key_len;
+    int64_t level;
+} ssp_level_entry;
+
+/* An m.room.power_levels content, extracted by the caller. Levels that are
+ * missing take the Matrix spec's defaults. The `users` and `events` maps are
+ * extracted only for power-level changes (full == true); for other events
+ * only the actor's own entry is looked up. */
+typedef struct ssp_power_levels {
+    int64_t users_default;  /* spec default 0 */
+    int64_t events_default; /* spec default 0 */
+    int64_t state_default;  /* spec default 50 */
+    bool actor_listed;      /* users[actor] exists */
+    int64_t actor_level;
+    bool full;
+    const ssp_level_entry *users;
+    size_t n_users;
+    const ssp_level_entry *events;
+    size_t n_events;
+} ssp_power_levels;
 
 typedef struct ssp_request {
     ssp_callback callback;
@@ -101,10 +128,19 @@ typedef struct ssp_request {
     const char *target;     /* invitee, or NULL */
     const char *room_id;    /* or NULL */
     const char *event_type; /* or NULL */
-    /* SSP_FACT_UNKNOWN: not looked up yet; NO: the room carries no policy
-     * event; YES: `room` holds it. */
+    const char *state_key;  /* NULL unless the event is a state event */
+    /* The event's own content, extracted when it is the policy event or a
+     * power-levels event (state key ""); NULL otherwise. */
+    const ssp_room_policy *new_policy;
+    const ssp_power_levels *new_power_levels;
+    /* SSP_FACT_UNKNOWN: the room's state has not been looked up yet; NO:
+     * the room carries no policy event; YES: `room` holds it. The room's
+     * current power levels come with it (NULL when it has none). */
     ssp_fact room_managed;
     const ssp_room_policy *room;
+    const ssp_power_levels *room_power_levels;
+    /* For user_may_create_room: the request's initial_state sets the policy event. */
+    bool create_sets_policy;
     ssp_fact actor_is_admin; /* UNKNOWN until the engine asks for it */
 } ssp_request;
 
@@ -112,7 +148,9 @@ typedef enum {
     SSP_VERDICT_ALLOW = 0,
     SSP_VERDICT_DENY,        /* final; the audit record has been queued */
     SSP_VERDICT_NEED_ROOM,   /* look up the room's policy event and ask again */
-    SSP_VERDICT_NEED_ADMIN   /* look up whether the actor is a server admin and ask again */
+    SSP_VERDICT_NEED_ADMIN,  /* look up whether the actor is a server admin and ask again */
+    SSP_VERDICT_ALLOW_SYNC_POWER_LEVELS /* allowed; once the event is in the room, bring
+                                         * events_default in line (ssp_power_levels_update) */
 } ssp_verdict;
 
 typedef struct ssp_decision {
@@ -164,6 +202,13 @@ const char *ssp_engine_policy_event_type(const ssp_engine *engine);
 /* Decides one request from memory without blocking on I/O. On a final
  * denial it queues the audit record. */
 void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *out);
+
+/* The events_default a managed room must have for its policy: the moderator
+ * level while it is one-way, 0 when two-way. Returns true and sets *out when
+ * `current` (NULL: no power-levels event) differs from that, false when the
+ * room is unmanaged or already consistent. */
+bool ssp_power_levels_update(const ssp_engine *engine, const ssp_room_policy *policy,
+                             const ssp_power_levels *current, int64_t *out);
 
 /* ---- roster (roster.c) ---- */
 

@@ -77,6 +77,7 @@ typedef struct ssp_config {
     /* lookups over the arrays above; keys point into them */
     ssp_strmap service_user_set;
     ssp_strmap school_by_id;
+    ssp_strmap one_way_allowed_set;
 } ssp_config;
 
 #define SSP_DEFAULT_POLICY_EVENT_TYPE "org.synapse_school_policy.room"

@@ -102,8 +102,9 @@ def test_engine_agrees_with_reference_model(config, roster, reqs):
             )
             actual = normalise_engine(
                 engine.decide(
-                    CALLBACKS[req["callback"]], req["actor"], req["target"], req["room_id"], None,
-                    req["room_known"], req["room_policy"] if req["room_known"] else None, FACT[req["actor_admin"]],
+                    CALLBACKS[req["callback"]], req["actor"], req["target"], req["room_id"], None, None, None,
+                    req["room_known"], req["room_policy"] if req["room_known"] else None, None,
+                    FACT[req["actor_admin"]],
                 )
             )
             assert actual == expected, (req, roster, config)

@@ -76,7 +76,7 @@ def test_user_not_on_roster_cannot_create_rooms_with_an_old_token(school):
 
 def test_token_issued_before_school_was_switched_off_stops_working(school):
     mover, teacher = school.users["mover"], school.users["teacher"]
-    room_id = school.managed_room("gym-nord", invite=["mover", "teacher"])
+    room_id = school.managed_room("gym-nord", invite=["mover", "teacher"], two_way=True)
     other_room = school.managed_room("gym-nord", invite=["mover"])
     assert mover.join(room_id)[0] == 200
     assert teacher.join(room_id)[0] == 200
@@ -128,7 +128,7 @@ def test_managed_room_of_school_not_opted_in_is_frozen(school):
 
 def test_room_moved_to_school_not_opted_in_freezes_members(school):
     teacher, pupil, root = school.users["teacher"], school.users["pupil"], school.users["root"]
-    room_id = school.managed_room("gym-nord", invite=["teacher", "pupil", "root"])
+    room_id = school.managed_room("gym-nord", invite=["teacher", "pupil", "root"], two_way=True)
     for member in (teacher, pupil, root):
         assert member.join(room_id)[0] == 200
     assert pupil.send(room_id, "m.room.message", {"msgtype": "m.text", "body": "before"})[0] == 200
@@ -152,7 +152,7 @@ def test_room_moved_to_school_not_opted_in_freezes_members(school):
 
 def test_policy_event_without_school_freezes_the_room(school):
     pupil = school.users["pupil"]
-    room_id = school.managed_room("gym-nord", invite=["pupil"])
+    room_id = school.managed_room("gym-nord", invite=["pupil"], two_way=True)
     assert pupil.join(room_id)[0] == 200
     status, _ = school.sync.put_state(room_id, "org.synapse_school_policy.room", "", {"kind": "course"})
     assert status == 200
@@ -169,7 +169,7 @@ def test_unmanaged_room_is_not_frozen(school):
 
 def test_pupil_of_opted_in_school_acts_normally(school):
     teacher, pupil = school.users["teacher"], school.users["pupil"]
-    room_id = school.managed_room("gym-nord", invite=["teacher"])
+    room_id = school.managed_room("gym-nord", invite=["teacher"], two_way=True)
     assert teacher.join(room_id)[0] == 200
     assert teacher.invite(room_id, uid("pupil"))[0] == 200
     assert pupil.join(room_id)[0] == 200

@@ -12,6 +12,7 @@ from typing import Any, Collection, Mapping
 
 from synapse.module_api import NOT_SPAM, ModuleApi
 from synapse.module_api.errors import Codes
+from synapse.util.frozenutils import unfreeze
 
 from synapse_school_policy import _core
 from synapse_school_policy.admin_api import ADMIN_API_PREFIX, AdminResource
@@ -19,6 +20,11 @@ from synapse_school_policy.config import PolicyConfig, parse_config
 from synapse_school_policy.metrics import DECISIONS, bind_engine_gauges
 
 logger = logging.getLogger(__name__)
+
+# How long to wait for a policy event to become the room's current state
+# before aligning the power levels with it.
+_SYNC_WAIT_STEPS = 100
+_SYNC_WAIT_SECONDS = 0.1
 
 _CALLBACK_NAMES = {
     _core.CB_CHECK_LOGIN_FOR_SPAM: "check_login_for_spam",
@@ -43,7 +49,8 @@ class SchoolPolicy:
             from synapse.config._base import ConfigError
 
             raise ConfigError(f"synapse_school_policy: {exc}") from exc
-        self._policy_event_type = self._engine.policy_event_type
+        self._service_users = config.service_users
+        self._room_state_filter = [(self._engine.policy_event_type, ""), ("m.room.power_levels", "")]
         self._allowed_counters = {
             cb: DECISIONS.labels(callback=name, rule="", outcome="allowed")
             for cb, name in _CALLBACK_NAMES.items()
@@ -85,11 +92,15 @@ class SchoolPolicy:
 
     # ---- the decision loop -------------------------------------------------
 
-    async def _room_policy(self, room_id: str) -> Mapping[str, Any] | None:
-        key = (self._policy_event_type, "")
-        state = await self._api.get_room_state(room_id, [key])
-        event = state.get(key)
-        return event.content if event is not None else None
+    async def _room_state(self, room_id: str) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+        """The room's policy event content and power levels content."""
+        state = await self._api.get_room_state(room_id, self._room_state_filter)
+        policy = state.get(self._room_state_filter[0])
+        power_levels = state.get(self._room_state_filter[1])
+        return (
+            policy.content if policy is not None else None,
+            power_levels.content if power_levels is not None else None,
+        )
 
     async def _decide(
         self,
@@ -98,23 +109,29 @@ class SchoolPolicy:
         target: str | None = None,
         room_id: str | None = None,
         event_type: str | None = None,
+        state_key: str | None = None,
+        content: Any = None,
     ) -> Any:
         room_known = False
-        room_policy: Mapping[str, Any] | None = None
+        room_policy = room_power_levels = None
         actor_admin = _core.FACT_UNKNOWN
         while True:
             outcome = self._engine.decide(
-                callback, actor, target, room_id, event_type, room_known, room_policy, actor_admin
+                callback, actor, target, room_id, event_type, state_key, content,
+                room_known, room_policy, room_power_levels, actor_admin,
             )
             if outcome is None:
                 self._allowed_counters[callback].inc()
                 return NOT_SPAM
             if outcome == _core.NEED_ROOM:
-                room_policy = await self._room_policy(room_id)  # type: ignore[arg-type]
+                room_policy, room_power_levels = await self._room_state(room_id)  # type: ignore[arg-type]
                 room_known = True
             elif outcome == _core.NEED_ADMIN:
                 is_admin = await self._api.is_user_admin(actor)
                 actor_admin = _core.FACT_YES if is_admin else _core.FACT_NO
+            elif outcome == _core.SYNC_POWER_LEVELS:
+                self._allowed_counters[callback].inc()
+                return _AllowThenSync
             else:
                 return self._denial(callback, outcome)
 
@@ -130,6 +147,50 @@ class SchoolPolicy:
         # Synapse merges this dict into the error body; "error" replaces its
         # generic message so the user learns why.
         return Codes.FORBIDDEN, {"error": message, "school_policy": {"rule": rule}}
+
+    # ---- keeping power levels in line with the policy event ---------------------
+
+    async def _sync_power_levels(self, room_id: str, policy_event_id: str) -> None:
+        """Once the policy event is the room's current one, sets
+        events_default to what the engine says the policy needs, so that
+        clients show the composer as the policy wants it."""
+        policy_key, power_levels_key = self._room_state_filter
+        for _ in range(_SYNC_WAIT_STEPS):
+            state = await self._api.get_room_state(
+                room_id, [policy_key, power_levels_key, ("m.room.create", "")]
+            )
+            policy = state.get(policy_key)
+            if policy is not None and policy.event_id == policy_event_id:
+                break
+            await self._api.sleep(_SYNC_WAIT_SECONDS)
+        else:
+            logger.warning("synapse_school_policy: policy event %s never reached %s's state", policy_event_id, room_id)
+            return
+        power_levels = state.get(power_levels_key)
+        wanted = self._engine.power_levels_update(
+            policy.content, power_levels.content if power_levels is not None else None
+        )
+        if wanted is None:
+            return
+        content = unfreeze(power_levels.content) if power_levels is not None else {}
+        content["events_default"] = wanted
+        create = state.get(("m.room.create", ""))
+        candidates = ([create.sender] if create is not None else []) + sorted(self._service_users)
+        for sender in dict.fromkeys(candidates):
+            if sender not in self._service_users:
+                continue
+            try:
+                await self._api.create_and_send_event_into_room(
+                    {"type": "m.room.power_levels", "room_id": room_id, "sender": sender,
+                     "state_key": "", "content": content}
+                )
+                return
+            except Exception as exc:  # noqa: BLE001 - try the next service user
+                logger.info("synapse_school_policy: %s could not update power levels in %s: %s", sender, room_id, exc)
+        logger.warning(
+            "synapse_school_policy: no service user could set events_default=%s in %s; "
+            "invite a service user with power to change power levels", wanted, room_id,
+        )
 
     # ---- Synapse callbacks ---------------------------------------------------
 
@@ -152,12 +213,23 @@ class SchoolPolicy:
         )
 
     async def user_may_create_room(self, user_id: str, room_config: Mapping[str, Any]) -> Any:
-        return await self._decide(_core.CB_USER_MAY_CREATE_ROOM, user_id)
+        return await self._decide(_core.CB_USER_MAY_CREATE_ROOM, user_id, content=room_config)
 
     async def check_event_for_spam(self, event: Any) -> Any:
-        return await self._decide(
-            _core.CB_CHECK_EVENT_FOR_SPAM, event.sender, room_id=event.room_id, event_type=event.type
+        result = await self._decide(
+            _core.CB_CHECK_EVENT_FOR_SPAM,
+            event.sender,
+            room_id=event.room_id,
+            event_type=event.type,
+            state_key=event.get_state_key() if event.is_state() else None,
+            content=event.content,
         )
+        if result is _AllowThenSync:
+            self._api.run_as_background_process(
+                "school_policy_sync_power_levels", self._sync_power_levels, event.room_id, event.event_id
+            )
+            return NOT_SPAM
+        return result
 
     async def federated_user_may_invite(self, event: Any) -> Any:
         return await self._decide(
@@ -166,3 +238,7 @@ class SchoolPolicy:
             target=event.get_state_key(),
             room_id=event.room_id,
         )
+
+
+class _AllowThenSync:
+    """Marker: the event is allowed, and the power levels must follow it."""
