@@ -335,6 +335,11 @@ static int level_map(PyObject *mapping, const char *key, borrowed *b, const ssp_
         PyErr_NoMemory();
         goto done;
     }
+    if (b->n_arrays == (int)(sizeof b->arrays / sizeof b->arrays[0])) {
+        PyMem_Free(entries);
+        PyErr_SetString(PyExc_RuntimeError, "too many level maps in one call");
+        goto done;
+    }
     b->arrays[b->n_arrays++] = entries;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PyList_GET_ITEM(items, i);
@@ -577,17 +582,18 @@ done:
     return result;
 }
 
-/* power_levels_update(room_policy, power_levels) -> int | None
+/* power_levels_update(room_policy, power_levels) -> dict | None
  *
- * The events_default the room must be given so that clients show the
- * composer as the policy wants it, or None when nothing is to change. */
+ * The changes the room's power levels need so that clients show the
+ * composer as the policy wants it: {"events_default": n, "events": {type: 0}}
+ * with only the keys that change, or None when nothing is to change. */
 static PyObject *Engine_power_levels_update(EngineObject *self, PyObject *args)
 {
-    PyObject *policy_obj, *pl_obj, *result = NULL;
+    PyObject *policy_obj, *pl_obj, *patch_obj = NULL, *events = NULL, *result = NULL;
     ssp_room_policy policy;
     ssp_power_levels pl;
+    ssp_power_levels_patch patch;
     borrowed b = {0};
-    int64_t wanted;
 
     if (!PyArg_ParseTuple(args, "OO:power_levels_update", &policy_obj, &pl_obj))
         return NULL;
@@ -597,13 +603,42 @@ static PyObject *Engine_power_levels_update(EngineObject *self, PyObject *args)
     if (b.objects == NULL)
         return NULL;
     if (policy_from_mapping(policy_obj, &policy, &b) != 0 ||
-        (pl_obj != Py_None && power_levels_from_mapping(pl_obj, "", false, &pl, &b) != 0))
+        (pl_obj != Py_None && power_levels_from_mapping(pl_obj, "", true, &pl, &b) != 0))
         goto done;
-    if (ssp_power_levels_update(self->engine, &policy, pl_obj == Py_None ? NULL : &pl, &wanted))
-        result = PyLong_FromLongLong(wanted);
-    else
+    if (!ssp_power_levels_update(self->engine, &policy, pl_obj == Py_None ? NULL : &pl, &patch)) {
         result = Py_NewRef(Py_None);
+        goto done;
+    }
+    patch_obj = PyDict_New();
+    if (patch_obj == NULL)
+        goto done;
+    if (patch.set_events_default) {
+        PyObject *level = PyLong_FromLongLong(patch.events_default);
+
+        if (level == NULL || PyDict_SetItemString(patch_obj, "events_default", level) != 0) {
+            Py_XDECREF(level);
+            goto done;
+        }
+        Py_DECREF(level);
+    }
+    if (patch.n_open_events > 0) {
+        events = PyDict_New();
+        if (events == NULL || PyDict_SetItemString(patch_obj, "events", events) != 0)
+            goto done;
+        for (size_t i = 0; i < patch.n_open_events; i++) {
+            PyObject *zero = PyLong_FromLong(0);
+
+            if (zero == NULL || PyDict_SetItemString(events, patch.open_events[i], zero) != 0) {
+                Py_XDECREF(zero);
+                goto done;
+            }
+            Py_DECREF(zero);
+        }
+    }
+    result = Py_NewRef(patch_obj);
 done:
+    Py_XDECREF(events);
+    Py_XDECREF(patch_obj);
     borrowed_release(&b);
     return result;
 }
@@ -750,7 +785,7 @@ static PyMethodDef Engine_methods[] = {
      "decide(callback, actor, target, room_id, event_type, state_key, content, room_known, "
      "room_policy, room_power_levels, actor_admin)"},
     {"power_levels_update", (PyCFunction)Engine_power_levels_update, METH_VARARGS,
-     "power_levels_update(room_policy, power_levels) -> events_default to set, or None."},
+     "power_levels_update(room_policy, power_levels) -> changes to make, or None."},
     {"roster_put", (PyCFunction)Engine_roster_put, METH_VARARGS,
      "roster_put(user_id, body) -> stored entry JSON. Durable before it returns."},
     {"roster_upsert", (PyCFunction)Engine_roster_upsert, METH_O,

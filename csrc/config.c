@@ -185,6 +185,10 @@ static int on_moderator_level(ssp_config *c, json_t *v, const char *path, ssp_er
 
 static int on_one_way_allowed_events(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
+    /* Each one is listed in the power levels of every one-way room. */
+    if (json_is_array(v) && json_array_size(v) > SSP_MAX_ONE_WAY_ALLOWED_EVENTS)
+        return ssp_fail(err, SSP_ERR_INPUT, "%s: at most %d event types", path,
+                        SSP_MAX_ONE_WAY_ALLOWED_EVENTS);
     return expect_string_list(v, path, NULL, "event types", &c->one_way_allowed_events,
                               &c->n_one_way_allowed_events, err);
 }

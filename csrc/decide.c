@@ -281,25 +281,54 @@ static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_loca
     return room_rules_deny(engine, req, need_room, d);
 }
 
-bool ssp_power_levels_update(const ssp_engine *engine, const ssp_room_policy *policy,
-                             const ssp_power_levels *current, int64_t *out)
+static bool event_listed_at(const ssp_power_levels *pl, const char *type, int64_t level)
 {
+    size_t len = strlen(type);
+
+    for (size_t i = 0; pl != NULL && i < pl->n_events; i++) {
+        if (same_text(pl->events[i].key, pl->events[i].key_len, type, len))
+            return pl->events[i].level == level;
+    }
+    return false;
+}
+
+static void open_event(ssp_power_levels_patch *patch, const ssp_power_levels *current,
+                       const char *type)
+{
+    if (!event_listed_at(current, type, 0) &&
+        patch->n_open_events < sizeof patch->open_events / sizeof patch->open_events[0])
+        patch->open_events[patch->n_open_events++] = type;
+}
+
+bool ssp_power_levels_update(const ssp_engine *engine, const ssp_room_policy *policy,
+                             const ssp_power_levels *current, ssp_power_levels_patch *patch)
+{
+    const ssp_config *config = &engine->config;
+    bool one_way;
     int64_t wanted;
 
+    memset(patch, 0, sizeof *patch);
     if (policy == NULL || policy->empty)
         return false;
-    wanted = policy_is_one_way(policy) ? engine->config.moderator_level : 0;
-    if (current != NULL && current->events_default == wanted)
-        return false;
-    *out = wanted;
-    return true;
+    one_way = policy_is_one_way(policy);
+    wanted = one_way ? config->moderator_level : 0;
+    if (current == NULL || current->events_default != wanted) {
+        patch->set_events_default = true;
+        patch->events_default = wanted;
+    }
+    if (one_way) {
+        open_event(patch, current, REDACTION_TYPE);
+        for (size_t i = 0; i < config->n_one_way_allowed_events; i++)
+            open_event(patch, current, config->one_way_allowed_events[i]);
+    }
+    return patch->set_events_default || patch->n_open_events > 0;
 }
 
 /* Whether an allowed policy event changes which events_default the room
  * needs, so the caller must bring the power levels in line afterwards. */
 static bool policy_event_needs_sync(const ssp_engine *engine, const ssp_request *req)
 {
-    int64_t unused;
+    ssp_power_levels_patch unused;
 
     return req->callback == SSP_CB_CHECK_EVENT_FOR_SPAM &&
            is_state_event(req, engine->config.policy_event_type) && req->new_policy != NULL &&

@@ -23,6 +23,7 @@
 
 #define SSP_ERROR_MESSAGE_MAX 512
 #define SSP_SCHOOL_ID_MAX 255
+#define SSP_MAX_ONE_WAY_ALLOWED_EVENTS 63
 
 typedef enum {
     SSP_OK = 0,
@@ -203,12 +204,24 @@ const char *ssp_engine_policy_event_type(const ssp_engine *engine);
  * denial it queues the audit record. */
 void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *out);
 
-/* The events_default a managed room must have for its policy: the moderator
- * level while it is one-way, 0 when two-way. Returns true and sets *out when
- * `current` (NULL: no power-levels event) differs from that, false when the
- * room is unmanaged or already consistent. */
+/* What a managed room's power levels must say so that clients show the
+ * composer as the policy wants it: while one-way, events_default is the
+ * moderator level and the event types still open to everyone (redactions,
+ * one_way_allowed_events) are listed at level 0; while two-way,
+ * events_default is 0. */
+typedef struct ssp_power_levels_patch {
+    bool set_events_default;
+    int64_t events_default;
+    /* event types to list at level 0; the strings belong to the engine */
+    const char *open_events[SSP_MAX_ONE_WAY_ALLOWED_EVENTS + 1];
+    size_t n_open_events;
+} ssp_power_levels_patch;
+
+/* Fills *patch with what `current` (NULL: no power-levels event; its maps
+ * extracted in full) lacks. Returns true when anything is to change, false
+ * when the room is unmanaged or already consistent. */
 bool ssp_power_levels_update(const ssp_engine *engine, const ssp_room_policy *policy,
-                             const ssp_power_levels *current, int64_t *out);
+                             const ssp_power_levels *current, ssp_power_levels_patch *patch);
 
 /* ---- roster (roster.c) ---- */
 

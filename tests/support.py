@@ -15,6 +15,7 @@ SERVER_NAME = "school.test"
 ADMIN_API = "/_synapse/client/school_policy/v1"
 POLICY_EVENT_TYPE = "org.synapse_school_policy.room"
 PASSWORD = "correct horse battery staple"
+MODERATOR_LEVEL = 50
 
 
 def base_config(store_dir, **overrides):
@@ -70,11 +71,18 @@ class School:
         assert status == 200, body
         return body["records"]
 
-    def managed_room(self, school: str, kind: str = "course", invite=(), two_way: bool = False) -> str:
-        """A room set up the way the school cloud's sync does it."""
+    def managed_room(
+        self, school: str, kind: str = "course", invite=(), two_way: bool = False, moderators=()
+    ) -> str:
+        """A room set up the way the school cloud's sync does it: teachers are
+        moderators, pupils at level 0, the policy event in the initial state."""
+        # Room version 12 (Synapse's default) gives the creator unlimited power
+        # and refuses to list them in `users`.
+        users = {uid(name): MODERATOR_LEVEL for name in moderators}
         status, body = self.sync.create_room(
             preset="private_chat",
             invite=[uid(name) for name in invite],
+            power_level_content_override={"users": users, "events_default": 0 if two_way else MODERATOR_LEVEL},
             initial_state=[
                 {
                     "type": POLICY_EVENT_TYPE,
@@ -85,6 +93,18 @@ class School:
         )
         assert status == 200, body
         return body["room_id"]
+
+
+def wait_for_state(client: Client, room_id: str, event_type: str, predicate, timeout: float = 10):
+    """Polls a state event until predicate(content) holds; returns the content."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, content = client.get_state(room_id, event_type)
+        if status == 200 and predicate(content):
+            return content
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{event_type} in {room_id} never matched; last: {status} {content}")
+        time.sleep(0.1)
 
 
 def assert_denied(response, rule: str):

@@ -67,6 +67,9 @@ class SchoolPolicy:
             check_event_for_spam=self.check_event_for_spam,
             federated_user_may_invite=self.federated_user_may_invite,
         )
+        # on_create_room is the one third-party-rules callback used: unlike
+        # check_event_allowed it makes Synapse load no room state.
+        api.register_third_party_rules_callbacks(on_create_room=self.on_create_room)
         api.register_web_resource(
             ADMIN_API_PREFIX, AdminResource(api, self._engine, config.service_users)
         )
@@ -167,13 +170,13 @@ class SchoolPolicy:
             logger.warning("synapse_school_policy: policy event %s never reached %s's state", policy_event_id, room_id)
             return
         power_levels = state.get(power_levels_key)
-        wanted = self._engine.power_levels_update(
+        patch = self._engine.power_levels_update(
             policy.content, power_levels.content if power_levels is not None else None
         )
-        if wanted is None:
+        if patch is None:
             return
         content = unfreeze(power_levels.content) if power_levels is not None else {}
-        content["events_default"] = wanted
+        _apply_power_levels_patch(content, patch)
         create = state.get(("m.room.create", ""))
         candidates = ([create.sender] if create is not None else []) + sorted(self._service_users)
         for sender in dict.fromkeys(candidates):
@@ -188,9 +191,20 @@ class SchoolPolicy:
             except Exception as exc:  # noqa: BLE001 - try the next service user
                 logger.info("synapse_school_policy: %s could not update power levels in %s: %s", sender, room_id, exc)
         logger.warning(
-            "synapse_school_policy: no service user could set events_default=%s in %s; "
-            "invite a service user with power to change power levels", wanted, room_id,
+            "synapse_school_policy: no service user could apply %s to the power levels of %s; "
+            "invite a service user with power to change power levels", patch, room_id,
         )
+
+    async def on_create_room(self, requester: Any, request_content: dict, is_requester_admin: bool) -> None:
+        """A room created with the policy event in its initial state gets
+        power levels that match the policy from the start."""
+        policy = _initial_state_content(request_content, self._room_state_filter[0][0])
+        override = request_content.get("power_level_content_override")
+        patch = self._engine.power_levels_update(policy, override if isinstance(override, dict) else {})
+        if patch is not None:
+            override = dict(override) if isinstance(override, dict) else {}
+            _apply_power_levels_patch(override, patch)
+            request_content["power_level_content_override"] = override
 
     # ---- Synapse callbacks ---------------------------------------------------
 
@@ -238,6 +252,23 @@ class SchoolPolicy:
             target=event.get_state_key(),
             room_id=event.room_id,
         )
+
+
+def _apply_power_levels_patch(content: dict, patch: dict) -> None:
+    if "events_default" in patch:
+        content["events_default"] = patch["events_default"]
+    if "events" in patch:
+        events = dict(content.get("events") or {})
+        events.update(patch["events"])
+        content["events"] = events
+
+
+def _initial_state_content(request_content: Mapping[str, Any], event_type: str) -> Any:
+    for event in request_content.get("initial_state") or ():
+        if isinstance(event, Mapping) and event.get("type") == event_type and event.get("state_key", "") == "":
+            content = event.get("content")
+            return content if isinstance(content, Mapping) else None
+    return None
 
 
 class _AllowThenSync:

@@ -86,6 +86,14 @@ class Client:
             "GET", f"{CS}/rooms/{q(room_id)}/state/{q(event_type)}/{q(state_key)}"
         )
 
+    def redact(self, room_id, event_id, reason=None):
+        txn = f"t{next(_txn_ids)}"
+        body = {"reason": reason} if reason else {}
+        return self.request("PUT", f"{CS}/rooms/{q(room_id)}/redact/{q(event_id)}/{txn}", body)
+
+    def upgrade(self, room_id, new_version):
+        return self.request("POST", f"{CS}/rooms/{q(room_id)}/upgrade", {"new_version": new_version})
+
     def members(self, room_id):
         return self.request("GET", f"{CS}/rooms/{q(room_id)}/members")
 
