@@ -486,7 +486,7 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
     PyObject *result = NULL;
     long callback, admin;
     int room_known;
-    bool is_pl_event = false;
+    bool full_levels = false; /* the room's levels maps are compared only for these two events */
 
     if (nargs != N_DECIDE_ARGS) {
         PyErr_Format(PyExc_TypeError, "decide() takes exactly %d arguments", N_DECIDE_ARGS);
@@ -530,11 +530,12 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
     if (req.callback == SSP_CB_CHECK_EVENT_FOR_SPAM && args[ARG_CONTENT] != Py_None &&
         req.state_key != NULL && req.state_key[0] == '\0' && req.event_type != NULL) {
         if (strcmp(req.event_type, policy_type) == 0) {
+            full_levels = true;
             if (policy_from_mapping(args[ARG_CONTENT], &new_policy, &b) != 0)
                 goto done;
             req.new_policy = &new_policy;
         } else if (strcmp(req.event_type, "m.room.power_levels") == 0) {
-            is_pl_event = true;
+            full_levels = true;
             if (power_levels_from_mapping(args[ARG_CONTENT], req.actor, true, &new_pl, &b) != 0)
                 goto done;
             req.new_power_levels = &new_pl;
@@ -555,7 +556,7 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
             req.room = &room_policy;
         }
         if (args[ARG_ROOM_POWER_LEVELS] != Py_None) {
-            if (power_levels_from_mapping(args[ARG_ROOM_POWER_LEVELS], req.actor, is_pl_event,
+            if (power_levels_from_mapping(args[ARG_ROOM_POWER_LEVELS], req.actor, full_levels,
                                           &room_pl, &b) != 0)
                 goto done;
             req.room_power_levels = &room_pl;

@@ -13,6 +13,8 @@ from typing import Mapping
 ALLOW = None
 NEED_ROOM = "need_room"
 NEED_ADMIN = "need_admin"
+SYNC_POWER_LEVELS = "sync_power_levels"
+POWER_LEVELS = "m.room.power_levels"
 
 ROOM_CALLBACKS = {"user_may_join_room", "user_may_invite", "check_event_for_spam"}
 
@@ -25,6 +27,9 @@ class ReferencePolicy:
     unlisted_allow: bool = False
     enforce: bool = True
     roster: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # user -> [(school, role)]
+    policy_event_type: str = "org.synapse_school_policy.room"
+    moderator_level: int = 50
+    one_way_allowed_events: frozenset[str] = frozenset()
 
     def _is_local(self, user_id: str) -> bool:
         return user_id.split(":", 1)[1] == self.server_name if ":" in user_id else False
@@ -44,6 +49,74 @@ class ReferencePolicy:
         school = enforcing[0] if enforcing else memberships[0][0]
         return ("school_not_enabled", bool(enforcing), school)
 
+    @staticmethod
+    def _level(value, default):
+        if isinstance(value, bool):
+            return default
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value, 10)
+            except ValueError:
+                return default
+        return default
+
+    def _actor_level(self, power_levels, actor):
+        if power_levels is None:
+            return 0
+        users = power_levels.get("users")
+        if isinstance(users, Mapping) and actor in users:
+            level = self._level(users[actor], None)
+            if level is not None:
+                return level
+        return self._level(power_levels.get("users_default"), 0)
+
+    @staticmethod
+    def _one_way(policy) -> bool:
+        return policy.get("kind") != "teachers" and policy.get("two_way") is not True
+
+    def _levels_map(self, power_levels):
+        users = power_levels.get("users") if power_levels is not None else None
+        if not isinstance(users, Mapping):
+            return {}
+        return {k: self._level(v, "not a level") for k, v in users.items() if isinstance(k, str)}
+
+    def _policy_change_denied(self, room_policy, new_policy, power_levels, actor) -> bool:
+        if not room_policy or not new_policy:
+            return True
+        for key in ("school", "kind"):
+            old, new = room_policy.get(key), new_policy.get(key)
+            old = old if isinstance(old, str) else None
+            new = new if isinstance(new, str) else None
+            if old != new:
+                return True
+        if len(room_policy) != len(new_policy):
+            return True
+        return self._actor_level(power_levels, actor) < self.moderator_level
+
+    def _power_levels_change_denied(self, room_policy, current, new) -> bool:
+        if self._levels_map(current) != self._levels_map(new):
+            return True
+        if current is not None and self._level(current.get("users_default"), 0) != self._level(new.get("users_default"), 0):
+            return True
+        return self._one_way(room_policy) and self._level(new.get("events_default"), 0) < self.moderator_level
+
+    def _expected_patch(self, policy, power_levels):
+        if not policy:
+            return False
+        one_way = self._one_way(policy)
+        wanted = self.moderator_level if one_way else 0
+        if power_levels is None or self._level(power_levels.get("events_default"), 0) != wanted:
+            return True
+        if one_way:
+            events = power_levels.get("events")
+            events = events if isinstance(events, Mapping) else {}
+            for event_type in ("m.room.redaction", *self.one_way_allowed_events):
+                if self._level(events.get(event_type), None) != 0:
+                    return True
+        return False
+
     def decide(
         self,
         callback: str,
@@ -53,11 +126,25 @@ class ReferencePolicy:
         room_known: bool = False,
         room_policy: Mapping | None = None,
         actor_admin: bool | None = None,
+        event_type: str | None = None,
+        state_key: str | None = None,
+        content: Mapping | None = None,
+        power_levels: Mapping | None = None,
     ):
-        """ALLOW, NEED_ROOM, NEED_ADMIN, or (rule, enforced, school)."""
+        """ALLOW, NEED_ROOM, NEED_ADMIN, SYNC_POWER_LEVELS, or (rule, enforced, school)."""
+        is_policy_event = callback == "check_event_for_spam" and event_type == self.policy_event_type and state_key == ""
+        is_pl_event = callback == "check_event_for_spam" and event_type == POWER_LEVELS and state_key == ""
         actor_local = self._is_local(actor)
-        if actor_local and (actor in self.service_users or actor_admin is True):
+
+        def sync_or_allow():
+            if is_policy_event and content is not None and self._expected_patch(content, power_levels if room_known else None):
+                return SYNC_POWER_LEVELS
             return ALLOW
+
+        if actor_local and (actor in self.service_users or actor_admin is True):
+            if is_policy_event and not room_known:
+                return NEED_ROOM
+            return sync_or_allow()
         denial = None
         if actor_local:
             denial = self._standing(actor)
@@ -66,13 +153,30 @@ class ReferencePolicy:
         if denial is None and callback in ROOM_CALLBACKS and room_id is not None:
             if not room_known:
                 return NEED_ROOM
-            if room_policy:  # None or {} means unmanaged
+            if not room_policy:  # None or {} means unmanaged
+                if is_policy_event:
+                    denial = ("policy_event_locked", self.enforce, None)
+            else:
                 school = room_policy.get("school")
                 school = school if isinstance(school, str) else None
+                enforced = self._school_enforced(school)
                 if school is None or not self.schools.get(school, {}).get("messenger", False):
-                    denial = ("room_school_not_enabled", self._school_enforced(school), school)
+                    denial = ("room_school_not_enabled", enforced, school)
+                elif callback == "check_event_for_spam" and event_type is not None:
+                    if is_policy_event:
+                        if self._policy_change_denied(room_policy, content, power_levels, actor):
+                            denial = ("policy_event_locked", enforced, school)
+                    elif is_pl_event and self._power_levels_change_denied(room_policy, power_levels, content or {}):
+                        denial = ("power_levels_locked", enforced, school)
+                    elif (
+                        self._one_way(room_policy)
+                        and self._actor_level(power_levels, actor) < self.moderator_level
+                        and event_type != "m.room.redaction"
+                        and event_type not in self.one_way_allowed_events
+                    ):
+                        denial = ("one_way", enforced, school)
         if denial is None:
-            return ALLOW
+            return sync_or_allow()
         if actor_local and actor_admin is None:
             return NEED_ADMIN
         return denial

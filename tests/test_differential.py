@@ -3,10 +3,10 @@ decision on every generated input."""
 import json
 import tempfile
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from reference_policy import NEED_ADMIN, NEED_ROOM, ReferencePolicy
+from reference_policy import NEED_ADMIN, NEED_ROOM, SYNC_POWER_LEVELS, ReferencePolicy
 from synapse_school_policy import _core
 
 SERVER = "school.test"
@@ -68,6 +68,8 @@ requests = st.fixed_dictionaries(
 def normalise_engine(outcome):
     if outcome == _core.NEED_ROOM:
         return NEED_ROOM
+    if outcome == _core.SYNC_POWER_LEVELS:
+        return SYNC_POWER_LEVELS
     if outcome == _core.NEED_ADMIN:
         return NEED_ADMIN
     if outcome is None:
@@ -108,4 +110,90 @@ def test_engine_agrees_with_reference_model(config, roster, reqs):
                 )
             )
             assert actual == expected, (req, roster, config)
+            event(f"outcome={expected[0] if isinstance(expected, tuple) else expected}")
+        del engine
+
+
+POLICY_TYPE = "org.synapse_school_policy.room"
+EVENT_TYPES = ["m.room.message", "m.room.encrypted", "m.reaction", "m.room.redaction", "m.sticker",
+               "io.custom.type", POLICY_TYPE, "m.room.power_levels"]
+levels = st.one_of(st.integers(-5, 120), st.sampled_from(["50", "0", "x", None, True]))
+power_levels = st.fixed_dictionaries(
+    {},
+    optional={
+        "users": st.dictionaries(st.sampled_from(USERS), levels, max_size=4),
+        "users_default": levels,
+        "events_default": levels,
+        "state_default": levels,
+        "events": st.dictionaries(st.sampled_from(["m.reaction", "m.room.redaction", "m.room.name"]), levels, max_size=3),
+    },
+)
+# Rooms of an opted-in school, so that decisions get past rule 1 to rule 2.
+enabled_room_policies = st.one_of(
+    room_policies,
+    st.fixed_dictionaries(
+        {"school": st.just("gym-nord")},
+        optional={"kind": st.sampled_from(["course", "team", "teachers", "bogus"]), "two_way": st.booleans()},
+    ),
+)
+rule2_requests = st.fixed_dictionaries(
+    {
+        "actor": st.sampled_from(USERS),
+        "event_type": st.sampled_from(EVENT_TYPES),
+        "state_key": st.sampled_from([None, "", "x"]),
+        "room_policy": enabled_room_policies,
+        "power_levels": st.one_of(st.none(), power_levels),
+        "content": st.one_of(enabled_room_policies.filter(lambda p: p is not None), power_levels),
+        "actor_admin": st.sampled_from([None, False, True]),
+    }
+)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    config=configs,
+    roster=rosters,
+    allowed=st.lists(st.sampled_from(["m.reaction", "m.sticker"]), unique=True),
+    moderator_level=st.integers(0, 100),
+    reqs=st.lists(rule2_requests, min_size=1, max_size=20),
+)
+def test_engine_agrees_with_reference_model_on_events(config, roster, allowed, moderator_level, reqs):
+    config = {**config, "schools": {**config["schools"], "gym-nord": {"messenger": True}}, "unlisted_users": "allow"}
+    full_config = {**config, "one_way_allowed_events": allowed, "moderator_level": moderator_level}
+    with tempfile.TemporaryDirectory() as data_dir:
+        engine = _core.Engine(json.dumps({**full_config, "data_dir": data_dir}), SERVER, "main")
+        engine.open()
+        users = [
+            {"user_id": user, "schools": [{"school": s, "role": r} for s, r in memberships]}
+            for user, memberships in roster.items()
+        ]
+        engine.roster_upsert(json.dumps({"users": users}))
+        reference = ReferencePolicy(
+            server_name=SERVER,
+            schools=config["schools"],
+            service_users=frozenset(config["service_users"]),
+            unlisted_allow=config.get("unlisted_users") == "allow",
+            enforce=config.get("enforce", True),
+            roster={user: list(m) for user, m in roster.items()},
+            moderator_level=moderator_level,
+            one_way_allowed_events=frozenset(allowed),
+        )
+        for req in reqs:
+            for room_known in (False, True):
+                expected = reference.decide(
+                    "check_event_for_spam", req["actor"], None, "!room:school.test",
+                    room_known, req["room_policy"], req["actor_admin"],
+                    event_type=req["event_type"], state_key=req["state_key"],
+                    content=req["content"], power_levels=req["power_levels"],
+                )
+                actual = normalise_engine(
+                    engine.decide(
+                        _core.CB_CHECK_EVENT_FOR_SPAM, req["actor"], None, "!room:school.test",
+                        req["event_type"], req["state_key"], req["content"], room_known,
+                        req["room_policy"] if room_known else None,
+                        req["power_levels"] if room_known else None, FACT[req["actor_admin"]],
+                    )
+                )
+                assert actual == expected, (req, room_known, roster, full_config)
+                event(f"outcome={expected[0] if isinstance(expected, tuple) else expected}")
         del engine
