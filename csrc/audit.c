@@ -67,7 +67,7 @@ static char *serialise(const ssp_audit_record *batch, const char *worker, size_t
 
     for (const ssp_audit_record *rec = batch; rec != NULL; rec = rec->next) {
         json_t *json = ssp_audit_record_to_json(rec, worker);
-        char *line = json ? json_dumps(json, JSON_COMPACT) : NULL;
+        char *line = json ? ssp_json_dumps_checked(json) : NULL;
         size_t line_len;
 
         json_decref(json);
@@ -134,11 +134,14 @@ static void *writer_main(void *arg)
             count++;
         size_before = lseek(log->fd, 0, SEEK_END);
         buf = serialise(batch, log->worker, &len);
-        ok = buf != NULL && write_all(log->fd, buf, len) == 0 && fdatasync(log->fd) == 0;
+        ok = !log->broken && buf != NULL && write_all(log->fd, buf, len) == 0 &&
+             fdatasync(log->fd) == 0;
         free(buf);
-        if (!ok && size_before >= 0 && ftruncate(log->fd, size_before) != 0) {
-            /* The torn tail stays; the reader skips lines it cannot parse. */
-        }
+        /* Cut a partial write off so the file holds only whole lines. If
+         * that fails too, stop writing: the records stay queued rather than
+         * land behind a torn line. */
+        if (!ok && !log->broken && (size_before < 0 || ftruncate(log->fd, size_before) != 0))
+            log->broken = true;
 
         pthread_mutex_lock(&log->mutex);
         if (ok) {
@@ -283,6 +286,8 @@ static const char *opt_copy(char **cursor, const char *s)
     if (s == NULL)
         return NULL;
     strcpy(dest, s);
+    /* A record that jansson refused to serialise would block the queue. */
+    ssp_utf8_scrub(dest);
     *cursor += strlen(s) + 1;
     return dest;
 }
@@ -414,7 +419,14 @@ int ssp_audit_query(ssp_engine *engine, const ssp_audit_filter *filter, char **r
     while ((line_len = getline(&line, &line_cap, file)) > 0) {
         json_t *rec = json_loadb(line, (size_t)line_len, 0, NULL);
 
-        if (rec == NULL || !matches(rec, filter)) {
+        /* The writer leaves only whole lines (a torn tail is cut off at
+         * start-up), so a line that does not load means memory ran out, and
+         * skipping it would silently drop a record. */
+        if (rec == NULL) {
+            ssp_fail(err, SSP_ERR_NOMEM, "out of memory while reading %s", engine->audit.path);
+            goto done;
+        }
+        if (!matches(rec, filter)) {
             json_decref(rec);
             continue;
         }

@@ -34,8 +34,9 @@ static void copy_school(char *dest, const char *school, size_t len)
 {
     if (school == NULL)
         len = 0;
+    /* Cut on a character boundary: the school goes into JSON and to Python. */
     if (len > SSP_SCHOOL_ID_MAX)
-        len = SSP_SCHOOL_ID_MAX;
+        len = ssp_utf8_prefix(school, len, SSP_SCHOOL_ID_MAX);
     if (len > 0)
         memcpy(dest, school, len);
     dest[len] = '\0';

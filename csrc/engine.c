@@ -46,6 +46,15 @@ fail:
     return NULL;
 }
 
+/* Empties the roster, so a failed open leaves nothing half-loaded behind. */
+static void reset_roster(ssp_engine *engine)
+{
+    ssp_error ignored;
+
+    ssp_roster_destroy(&engine->roster);
+    (void)ssp_roster_init(&engine->roster, &ignored);
+}
+
 int ssp_engine_open(ssp_engine *engine, ssp_error *err)
 {
     const char *data_dir = engine->config.data_dir;
@@ -56,11 +65,17 @@ int ssp_engine_open(ssp_engine *engine, ssp_error *err)
         return ssp_fail(err, SSP_ERR_STATE,
                         "database: the PostgreSQL store is not available in this version; "
                         "remove database to use the embedded store in data_dir");
-    if (ssp_journal_open(&engine->journal, data_dir, &engine->roster, err) != 0)
+    if (ssp_journal_open(&engine->journal, data_dir, &engine->roster, err) != 0) {
+        reset_roster(engine);
         return -1;
+    }
     engine->journal_open = true;
-    if (ssp_audit_open(&engine->audit, data_dir, engine->worker_name, err) != 0)
+    if (ssp_audit_open(&engine->audit, data_dir, engine->worker_name, err) != 0) {
+        ssp_journal_close(&engine->journal);
+        engine->journal_open = false;
+        reset_roster(engine);
         return -1;
+    }
     engine->audit_open = true;
     engine->roster_ready = true;
     return 0;

@@ -128,7 +128,9 @@ static int replay_line(ssp_roster *roster, const char *line, size_t len, ssp_err
     int rc = -1;
 
     if (root == NULL)
-        return ssp_fail(err, SSP_ERR_INPUT, "%s", json_err.text);
+        return ssp_fail(err, json_error_code(&json_err) == json_error_out_of_memory ? SSP_ERR_NOMEM
+                                                                                    : SSP_ERR_INPUT,
+                        "%s", json_err.text);
     user_id = json_object_get(root, "user_id");
     if (!json_is_string(user_id) || !ssp_user_id_valid(json_string_value(user_id))) {
         ssp_fail(err, SSP_ERR_INPUT, "user_id: expected a Matrix user id");
@@ -145,7 +147,7 @@ done:
 static char *entry_line(const char *user_id, const ssp_roster_user *user, size_t *len)
 {
     json_t *entry = ssp_roster_user_to_json(user_id, user);
-    char *text = entry ? json_dumps(entry, JSON_COMPACT) : NULL;
+    char *text = entry ? ssp_json_dumps_checked(entry) : NULL;
     char *line;
 
     json_decref(entry);
@@ -253,6 +255,11 @@ int ssp_journal_open(ssp_journal *journal, const char *data_dir, ssp_roster *ros
         if (replay_line(roster, data + start, (size_t)(newline - data) - start, err) != 0) {
             char reason[SSP_ERROR_MESSAGE_MAX];
 
+            if (err->code == SSP_ERR_NOMEM) {
+                ssp_fail_nomem(err); /* not the file's fault */
+                pthread_rwlock_unlock(&roster->lock);
+                goto done;
+            }
             memcpy(reason, err->message, sizeof reason);
             ssp_fail(err, SSP_ERR_IO, "%s line %zu is corrupt (%s); restore it from a backup",
                      journal->path, line_no, reason);

@@ -18,7 +18,7 @@ bool ssp_user_id_valid(const char *user_id)
     const char *colon;
     size_t len = strlen(user_id);
 
-    if (len < 4 || len > USER_ID_MAX || user_id[0] != '@')
+    if (len < 4 || len > USER_ID_MAX || user_id[0] != '@' || !ssp_utf8_valid(user_id, len))
         return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)user_id[i];
@@ -284,9 +284,19 @@ static int require_open(ssp_engine *engine, ssp_error *err)
 static int commit_changes(ssp_engine *engine, ssp_roster_change *changes, size_t n,
                           ssp_error *err)
 {
-    int rc = 0;
+    int rc = 0, reserved;
 
     pthread_mutex_lock(&engine->write_mutex);
+    /* Make room first: once the journal holds the change, applying it must
+     * not fail, or the roster would differ after the next restart. Only
+     * writers, serialised by write_mutex, change the map's size. */
+    pthread_rwlock_wrlock(&engine->roster.lock);
+    reserved = ssp_strmap_reserve(&engine->roster.users, n);
+    pthread_rwlock_unlock(&engine->roster.lock);
+    if (reserved != 0) {
+        pthread_mutex_unlock(&engine->write_mutex);
+        return ssp_fail_nomem(err);
+    }
     if (ssp_journal_append(&engine->journal, changes, n, err) != 0) {
         pthread_mutex_unlock(&engine->write_mutex);
         return -1;
@@ -315,7 +325,7 @@ static json_t *parse_body(const char *body, size_t len, ssp_error *err)
 
 static char *dump(json_t *value, ssp_error *err)
 {
-    char *text = value ? json_dumps(value, JSON_COMPACT) : NULL;
+    char *text = value ? ssp_json_dumps_checked(value) : NULL;
 
     if (text == NULL)
         ssp_fail_nomem(err);

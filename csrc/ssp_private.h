@@ -177,6 +177,7 @@ typedef struct ssp_audit_log {
     char *path;
     char *worker;
     int fd;
+    bool broken; /* a partial write could not be cut off: writing stopped */
     ssp_audit_stats stats;
 } ssp_audit_log;
 
@@ -214,5 +215,15 @@ char *ssp_strndup(const char *s, size_t n);
 int64_t ssp_now_ms(void);
 /* Joins dir and name; caller frees. */
 char *ssp_path_join(const char *dir, const char *name);
+bool ssp_utf8_valid(const char *s, size_t len);
+/* Length of the longest prefix of s[0..len) of at most max bytes that does
+ * not cut a UTF-8 sequence. */
+size_t ssp_utf8_prefix(const char *s, size_t len, size_t max);
+/* Replaces bytes that are not valid UTF-8 with '?', in place. */
+void ssp_utf8_scrub(char *s);
+/* json_dumps(JSON_COMPACT) that returns NULL instead of a corrupt text. */
+char *ssp_json_dumps_checked(const json_t *value);
+/* Grows the map so that n more entries fit without an allocation. */
+int ssp_strmap_reserve(ssp_strmap *map, size_t n);
 
 #endif

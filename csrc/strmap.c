@@ -77,14 +77,14 @@ static void insert_fresh(struct ssp_strmap_slot *slots, size_t capacity,
     slots[i] = *entry;
 }
 
-static int grow(ssp_strmap *map)
+static int rehash(ssp_strmap *map, size_t room_for)
 {
     size_t capacity = map->capacity ? map->capacity : 8;
     struct ssp_strmap_slot *slots;
 
     /* Rehash into a table at most half full; rehashing also drops tombstones,
      * so a table full of them is rebuilt at the same size. */
-    while (capacity < (map->count + 1) * 2)
+    while (capacity < (map->count + room_for) * 2)
         capacity *= 2;
     slots = calloc(capacity, sizeof *slots);
     if (slots == NULL)
@@ -117,12 +117,19 @@ int ssp_strmap_put(ssp_strmap *map, const char *key, void *value, void **previou
         return 0;
     }
     /* Keep the load (live + tombstones) under 3/4 so probes stay short. */
-    if ((map->used + 1) * 4 > map->capacity * 3 && grow(map) != 0)
+    if ((map->used + 1) * 4 > map->capacity * 3 && rehash(map, 1) != 0)
         return -1;
     insert_fresh(map->slots, map->capacity, &entry);
     map->count++;
     map->used++;
     return 0;
+}
+
+int ssp_strmap_reserve(ssp_strmap *map, size_t n)
+{
+    if ((map->used + n) * 4 <= map->capacity * 3)
+        return 0;
+    return rehash(map, n);
 }
 
 void *ssp_strmap_remove(ssp_strmap *map, const char *key)

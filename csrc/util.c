@@ -1,5 +1,6 @@
 /* Error reporting and small string/time helpers shared by the engine. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,4 +61,102 @@ char *ssp_path_join(const char *dir, const char *name)
     path[dir_len] = '/';
     memcpy(path + dir_len + 1, name, name_len + 1);
     return path;
+}
+
+/* Length of the UTF-8 sequence starting at s (at most len bytes), or 0 when
+ * it is not a valid, shortest-form sequence. */
+static size_t utf8_sequence(const unsigned char *s, size_t len)
+{
+    size_t n;
+    uint32_t cp;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+        cp = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        cp = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (n > len)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+bool ssp_utf8_valid(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_sequence((const unsigned char *)s + i, len - i);
+
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+size_t ssp_utf8_prefix(const char *s, size_t len, size_t max)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        size_t n = utf8_sequence((const unsigned char *)s + i, len - i);
+
+        if (n == 0)
+            n = 1; /* an invalid byte counts as one character */
+        if (i + n > max)
+            break;
+        i += n;
+    }
+    return i;
+}
+
+void ssp_utf8_scrub(char *s)
+{
+    size_t len = strlen(s);
+
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_sequence((unsigned char *)s + i, len - i);
+
+        if (n == 0) {
+            s[i] = '?';
+            n = 1;
+        }
+        i += n;
+    }
+}
+
+char *ssp_json_dumps_checked(const json_t *value)
+{
+    /* jansson's json_dumps can skip a failed allocation while writing an
+     * object key and still return a (corrupt) string, so every text that is
+     * persisted is parsed back and compared before it is trusted. */
+    char *text = json_dumps(value, JSON_COMPACT);
+    json_t *back;
+    bool same;
+
+    if (text == NULL)
+        return NULL;
+    back = json_loads(text, 0, NULL);
+    same = back != NULL && json_equal(back, value);
+    json_decref(back);
+    if (!same) {
+        free(text);
+        return NULL;
+    }
+    return text;
 }
