@@ -17,6 +17,7 @@
  * but not fixed yet: it runs and counts like any other test (so it fails
  * until the bug is fixed), its name is printed with a "[csrc bug]" tag, and
  * setting SSP_SKIP_KNOWN_BUGS=1 in the environment skips it.
+ * SSP_TEST_FILTER=substring runs only the tests whose names contain it.
  *
  * Everything is static so that the header can be included by several
  * translation units of one binary: each file gets its own copy of the
@@ -141,6 +142,10 @@ __attribute__((unused)) static void check_run(const char *name, check_fn fn, boo
     const char *skip = getenv("SSP_SKIP_KNOWN_BUGS");
     const char *tag = known_bug ? " [csrc bug]" : "";
 
+    const char *only = getenv("SSP_TEST_FILTER");
+
+    if (only != NULL && only[0] != '\0' && strstr(name, only) == NULL)
+        return;
     if (known_bug && skip != NULL && strcmp(skip, "1") == 0) {
         st->skipped++;
         printf("skip %s%s\n", name, tag);

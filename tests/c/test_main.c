@@ -1,0 +1,18 @@
+/* The unit test binary: every group in order, then the summary line. */
+#define CHECK_MAIN
+#include "check.h"
+#include "ssp.h"
+#include "tests.h"
+
+int main(void)
+{
+    ssp_global_init();
+    run_config_tests();
+    run_strmap_tests();
+    run_roster_parse_tests();
+    run_roster_api_tests();
+    run_decide_tests();
+    run_audit_tests();
+    run_store_tests();
+    return check_finish();
+}

@@ -1,0 +1,298 @@
+/* Roster entry and batch parsing (roster.c), without an engine. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "ssp_private.h"
+#include "tests.h"
+#include "testutil.h"
+
+/* Parses `body` as an entry for `user_id`; returns the result and fills err. */
+static int parse_entry(const char *user_id, const char *body, const char *path,
+                       ssp_roster_user **out, ssp_error *err)
+{
+    json_t *json = tu_json(body);
+    int rc;
+
+    memset(err, 0, sizeof *err);
+    rc = ssp_roster_parse_entry(user_id, json, path, out, err);
+    json_decref(json);
+    return rc;
+}
+
+static void roster_entry_with_every_role_is_parsed(void)
+{
+    ssp_roster_user *user = NULL;
+    ssp_error err;
+
+    REQUIRE_OK(parse_entry("@anna:school.example",
+                           "{\"schools\": [{\"school\": \"gym-nord\", \"role\": \"student\"},"
+                           " {\"role\": \"teacher\", \"school\": \"rs-ost\"},"
+                           " {\"school\": \"gs-west\", \"role\": \"admin\"}]}",
+                           "", &user, &err),
+               err);
+    REQUIRE(user != NULL);
+    CHECK_STR_EQ(user->user_id, "@anna:school.example");
+    REQUIRE_INT_EQ(user->n, 3);
+    CHECK_STR_EQ(user->memberships[0].school, "gym-nord");
+    CHECK_INT_EQ(user->memberships[0].role, SSP_ROLE_STUDENT);
+    CHECK_STR_EQ(user->memberships[1].school, "rs-ost");
+    CHECK_INT_EQ(user->memberships[1].role, SSP_ROLE_TEACHER);
+    CHECK_STR_EQ(user->memberships[2].school, "gs-west");
+    CHECK_INT_EQ(user->memberships[2].role, SSP_ROLE_ADMIN);
+    free(user);
+}
+
+static void roster_entry_round_trips_through_user_to_json(void)
+{
+    static const char *const bodies[] = {
+        "{\"schools\": [{\"school\": \"gym-nord\", \"role\": \"student\"}]}",
+        ("{\"schools\": [{\"school\": \"gym-nord\", \"role\": \"teacher\"},"
+         " {\"school\": \"r\\u00e9al-schule\", \"role\": \"admin\"}]}"),
+        "{\"schools\": []}",
+    };
+
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        ssp_roster_user *user = NULL;
+        ssp_error err;
+        json_t *body = tu_json(bodies[i]), *out, *expected;
+
+        REQUIRE_OK(ssp_roster_parse_entry("@ben:school.example", body, "", &user, &err), err);
+        out = ssp_roster_user_to_json("@ben:school.example", user);
+        expected = json_deep_copy(body);
+        json_object_set_new(expected, "user_id", json_string("@ben:school.example"));
+        CHECK(out != NULL);
+        if (out != NULL && !json_equal(out, expected)) {
+            char *got = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
+
+            CHECK_FAIL("round trip of %s gave %s", bodies[i], got);
+            free(got);
+        }
+        json_decref(out);
+        json_decref(expected);
+        json_decref(body);
+        free(user);
+    }
+}
+
+static void roster_user_to_json_of_no_user_has_an_empty_school_list(void)
+{
+    json_t *out = ssp_roster_user_to_json("@gone:school.example", NULL);
+    char *text = out ? json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+    CHECK_STR_EQ(text, "{\"schools\":[],\"user_id\":\"@gone:school.example\"}");
+    free(text);
+    json_decref(out);
+}
+
+typedef struct bad_entry {
+    const char *body;
+    const char *path;
+    const char *message;
+} bad_entry;
+
+static const bad_entry BAD_ENTRIES[] = {
+    {"[]", "", "body: expected an object"},
+    {"{\"schools\": [], \"colour\": 1}", "", "colour: unknown field"},
+    {"{\"schools\": [], \"user_id\": \"@a:b\"}", "", "user_id: unknown field"},
+    {"{}", "", "schools: expected a list"},
+    {"{\"schools\": {}}", "", "schools: expected a list"},
+    {"{\"schools\": [\"gym\"]}", "", "schools[0]: expected an object with school and role"},
+    {"{\"schools\": [{\"school\": \"gym\", \"role\": \"pupil\"}]}", "",
+     "schools[0].role: expected one of teacher, student, admin"},
+    {"{\"schools\": [{\"school\": \"gym\"}]}", "",
+     "schools[0].role: expected one of teacher, student, admin"},
+    {"{\"schools\": [{\"school\": \"gym\", \"role\": 1}]}", "",
+     "schools[0].role: expected one of teacher, student, admin"},
+    {"{\"schools\": [{\"school\": \"a\", \"role\": \"admin\"}, {\"school\": 5, \"role\": \"admin\"}]}",
+     "", "schools[1].school: expected a school id"},
+    {"{\"schools\": [{\"role\": \"admin\"}]}", "", "schools[0].school: expected a school id"},
+    {"{\"schools\": [{\"school\": \"\", \"role\": \"admin\"}]}", "",
+     "schools[0].school: expected a school id of 1 to 255 characters"},
+    {"{\"schools\": [{\"school\": \"gym\", \"role\": \"admin\", \"grade\": 5}]}", "",
+     "schools[0].grade: unknown field"},
+    {"{\"schools\": [{\"school\": \"gym\", \"role\": \"admin\"}, {\"school\": \"x\", \"role\": "
+     "\"student\"}, {\"school\": \"gym\", \"role\": \"student\"}]}",
+     "", "schools[2].school: gym is listed twice; give one role per school"},
+    /* with a path, as inside a batch or the journal */
+    {"5", "users[3]", "users[3]: expected an object"},
+    {"{\"schools\": [], \"colour\": 1}", "users[3]", "users[3].colour: unknown field"},
+    {"{\"schools\": 1}", "users[3]", "users[3].schools: expected a list"},
+    {"{\"schools\": [{\"school\": \"gym\", \"role\": \"x\"}]}", "users[3]",
+     "users[3].schools[0].role: expected one of teacher, student, admin"},
+};
+
+static void roster_entry_errors_name_the_field(void)
+{
+    for (size_t i = 0; i < sizeof BAD_ENTRIES / sizeof BAD_ENTRIES[0]; i++) {
+        ssp_roster_user *user = (ssp_roster_user *)&user;
+        ssp_error err;
+        int rc = parse_entry("@a:b.c", BAD_ENTRIES[i].body, BAD_ENTRIES[i].path, &user, &err);
+
+        if (rc != -1 || err.code != SSP_ERR_INPUT || strcmp(err.message, BAD_ENTRIES[i].message) != 0)
+            CHECK_FAIL("entry %s (path \"%s\"): rc %d code %d message \"%s\", expected \"%s\"",
+                       BAD_ENTRIES[i].body, BAD_ENTRIES[i].path, rc, (int)err.code, err.message,
+                       BAD_ENTRIES[i].message);
+        CHECK(user == NULL);
+    }
+}
+
+static void roster_entry_school_ids_longer_than_255_characters_are_rejected(void)
+{
+    char school[300];
+    char *body;
+    ssp_roster_user *user = NULL;
+    ssp_error err;
+
+    memset(school, 's', sizeof school);
+    school[255] = '\0';
+    body = tu_format("{\"schools\": [{\"school\": \"%s\", \"role\": \"student\"}]}", school);
+    CHECK_OK(parse_entry("@a:b.c", body, "", &user, &err), err);
+    free(user);
+    free(body);
+    school[255] = 's';
+    school[256] = '\0';
+    body = tu_format("{\"schools\": [{\"school\": \"%s\", \"role\": \"student\"}]}", school);
+    user = NULL;
+    CHECK_INT_EQ(parse_entry("@a:b.c", body, "", &user, &err), -1);
+    CHECK_STR_EQ(err.message, "schools[0].school: expected a school id of 1 to 255 characters");
+    CHECK(user == NULL);
+    free(body);
+}
+
+static int parse_batch(const char *body, ssp_roster_change **changes, size_t *n, ssp_error *err)
+{
+    json_t *json = tu_json(body);
+    int rc;
+
+    memset(err, 0, sizeof *err);
+    rc = ssp_roster_parse_batch(json, changes, n, err);
+    json_decref(json);
+    return rc;
+}
+
+static void roster_batch_is_parsed_into_changes(void)
+{
+    ssp_roster_change *changes = NULL;
+    size_t n = 99;
+    ssp_error err;
+
+    REQUIRE_OK(parse_batch("{\"users\": ["
+                           " {\"user_id\": \"@a:s.example\", \"schools\": [{\"school\": \"gym\","
+                           " \"role\": \"student\"}]},"
+                           " {\"schools\": [], \"user_id\": \"@b:s.example\"},"
+                           " {\"user_id\": \"@c:s.example\", \"schools\": [{\"school\": \"gym\","
+                           " \"role\": \"teacher\"}, {\"school\": \"rs\", \"role\": \"admin\"}]}]}",
+                           &changes, &n, &err),
+               err);
+    REQUIRE(changes != NULL);
+    REQUIRE_INT_EQ(n, 3);
+    CHECK_STR_EQ(changes[0].user_id, "@a:s.example");
+    REQUIRE(changes[0].user != NULL);
+    CHECK_STR_EQ(changes[0].user->user_id, "@a:s.example");
+    CHECK_INT_EQ(changes[0].user->n, 1);
+    CHECK_STR_EQ(changes[1].user_id, "@b:s.example");
+    CHECK(changes[1].user == NULL || changes[1].user->n == 0);
+    CHECK_STR_EQ(changes[2].user_id, "@c:s.example");
+    REQUIRE(changes[2].user != NULL);
+    CHECK_INT_EQ(changes[2].user->n, 2);
+    CHECK_INT_EQ(changes[2].user->memberships[1].role, SSP_ROLE_ADMIN);
+    ssp_roster_changes_free(changes, n);
+}
+
+static void roster_empty_batch_gives_no_changes(void)
+{
+    ssp_roster_change *changes = NULL;
+    size_t n = 99;
+    ssp_error err;
+
+    REQUIRE_OK(parse_batch("{\"users\": []}", &changes, &n, &err), err);
+    CHECK_INT_EQ(n, 0);
+    ssp_roster_changes_free(changes, n);
+    ssp_roster_changes_free(NULL, 0);
+}
+
+typedef struct bad_batch {
+    const char *body;
+    const char *message;
+} bad_batch;
+
+#define GOOD_USER(id) "{\"user_id\": \"" id "\", \"schools\": [{\"school\": \"gym\", \"role\": \"student\"}]}"
+
+static const bad_batch BAD_BATCHES[] = {
+    {"[]", "body: expected an object with a users list"},
+    {"{\"users\": [], \"more\": 1}", "more: unknown field"},
+    {"{}", "users: expected a list"},
+    {"{\"users\": {}}", "users: expected a list"},
+    {"{\"users\": [" GOOD_USER("@a:s") ", " GOOD_USER("@b:s") ", 7]}", "users[2]: expected an object"},
+    {"{\"users\": [" GOOD_USER("@a:s") ", " GOOD_USER("@b:s") ", {\"schools\": []}]}",
+     "users[2].user_id: expected a Matrix user id (@user:server)"},
+    {"{\"users\": [" GOOD_USER("@a:s") ", " GOOD_USER("@b:s") ", {\"user_id\": \"bob\", \"schools\": []}]}",
+     "users[2].user_id: expected a Matrix user id (@user:server)"},
+    {"{\"users\": [" GOOD_USER("@a:s") ", " GOOD_USER("@b:s") ", {\"user_id\": 5, \"schools\": []}]}",
+     "users[2].user_id: expected a Matrix user id (@user:server)"},
+    {"{\"users\": [" GOOD_USER("@a:s") ", {\"user_id\": \"@b:s\", \"schools\": [{\"school\": \"gym\","
+     " \"role\": \"boss\"}]}]}",
+     "users[1].schools[0].role: expected one of teacher, student, admin"},
+    {"{\"users\": [{\"user_id\": \"@b:s\", \"schools\": [{\"school\": \"gym\", \"role\": \"student\"},"
+     " {\"school\": \"gym\", \"role\": \"teacher\"}]}]}",
+     "users[0].schools[1].school: gym is listed twice; give one role per school"},
+    {"{\"users\": [{\"user_id\": \"@b:s\", \"schools\": [], \"name\": \"Ben\"}]}",
+     "users[0].name: unknown field"},
+    {"{\"users\": [{\"user_id\": \"@b:s\"}]}", "users[0].schools: expected a list"},
+};
+
+static void roster_batch_errors_name_the_user_and_field(void)
+{
+    for (size_t i = 0; i < sizeof BAD_BATCHES / sizeof BAD_BATCHES[0]; i++) {
+        ssp_roster_change *changes = (ssp_roster_change *)&changes;
+        size_t n = 99;
+        ssp_error err;
+        int rc = parse_batch(BAD_BATCHES[i].body, &changes, &n, &err);
+
+        if (rc != -1 || err.code != SSP_ERR_INPUT || strcmp(err.message, BAD_BATCHES[i].message) != 0)
+            CHECK_FAIL("batch %s: rc %d code %d message \"%s\", expected \"%s\"", BAD_BATCHES[i].body,
+                       rc, (int)err.code, err.message, BAD_BATCHES[i].message);
+        CHECK(changes == NULL);
+        CHECK_INT_EQ(n, 0);
+    }
+}
+
+static void roster_user_id_validation(void)
+{
+    static const char *const valid[] = {"@a:b", "@alice:school.example", "@a:b:8448",
+                                        "@a.b_c=d-e/f:[::1]:8448"};
+    static const char *const invalid[] = {"",       "@",        "@a:",     "@:b",    "a:b",
+                                          "@ab",    "@a b:c",   "@a\t:b",  "@a:b\n", "@a\x7f:b",
+                                          " @a:b",  "alice",    "@@:"};
+    char long_id[300];
+
+    for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++) {
+        if (!ssp_user_id_valid(valid[i]))
+            CHECK_FAIL("\"%s\" should be a valid user id", valid[i]);
+    }
+    for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
+        if (ssp_user_id_valid(invalid[i]))
+            CHECK_FAIL("\"%s\" should not be a valid user id", invalid[i]);
+    }
+    memset(long_id, 'x', sizeof long_id);
+    memcpy(long_id, "@a:", 3);
+    long_id[255] = '\0';
+    CHECK(ssp_user_id_valid(long_id));
+    long_id[255] = 'x';
+    long_id[256] = '\0';
+    CHECK(!ssp_user_id_valid(long_id));
+}
+
+void run_roster_parse_tests(void)
+{
+    RUN(roster_entry_with_every_role_is_parsed);
+    RUN(roster_entry_round_trips_through_user_to_json);
+    RUN(roster_user_to_json_of_no_user_has_an_empty_school_list);
+    RUN(roster_entry_errors_name_the_field);
+    RUN(roster_entry_school_ids_longer_than_255_characters_are_rejected);
+    RUN(roster_batch_is_parsed_into_changes);
+    RUN(roster_empty_batch_gives_no_changes);
+    RUN(roster_batch_errors_name_the_user_and_field);
+    RUN(roster_user_id_validation);
+}

@@ -1,0 +1,13 @@
+/* The groups of unit tests, one per file, run by test_main.c. */
+#ifndef SSP_TESTS_H
+#define SSP_TESTS_H
+
+void run_config_tests(void);
+void run_strmap_tests(void);
+void run_roster_parse_tests(void);
+void run_roster_api_tests(void);
+void run_decide_tests(void);
+void run_audit_tests(void);
+void run_store_tests(void);
+
+#endif
