@@ -170,13 +170,67 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* The highest id among the whole lines of buf (NUL-terminated), scanning
+ * from the end; 0 when none parses. Damaged lines are passed over, so that
+ * ids never start again and pagination stays unambiguous. */
+static int64_t last_id_in(char *buf)
+{
+    char *end = buf + strlen(buf);
+
+    while (end > buf) {
+        char *line;
+        json_t *rec;
+        int64_t id = 0;
+
+        *end = '\0';
+        line = strrchr(buf, '\n');
+        line = line ? line + 1 : buf;
+        rec = json_loads(line, 0, NULL);
+        if (rec != NULL)
+            id = (int64_t)json_integer_value(json_object_get(rec, "id"));
+        json_decref(rec);
+        if (id > 0)
+            return id;
+        end = line > buf ? line - 1 : buf;
+    }
+    return 0;
+}
+
+/* The highest id in the whole file, for when the tail holds none. */
+static int64_t last_id_in_file(int fd)
+{
+    FILE *file;
+    char *line = NULL;
+    size_t cap = 0;
+    int64_t last = 0;
+    int copy = dup(fd);
+
+    if (copy < 0 || (file = fdopen(copy, "r")) == NULL) {
+        if (copy >= 0)
+            close(copy);
+        return 0;
+    }
+    rewind(file);
+    while (getline(&line, &cap, file) > 0) {
+        json_t *rec = json_loads(line, 0, NULL);
+        int64_t id = rec ? (int64_t)json_integer_value(json_object_get(rec, "id")) : 0;
+
+        json_decref(rec);
+        if (id > last)
+            last = id;
+    }
+    free(line);
+    fclose(file);
+    return last;
+}
+
 /* Reads the id of the last whole record and cuts off a torn last line. */
 static int recover_tail(int fd, const char *path, int64_t *last_id, ssp_error *err)
 {
     off_t size = lseek(fd, 0, SEEK_END), start;
     char *chunk;
     ssize_t got;
-    char *end, *line;
+    char *end;
 
     *last_id = 0;
     if (size <= 0)
@@ -201,17 +255,14 @@ static int recover_tail(int fd, const char *path, int64_t *last_id, ssp_error *e
         }
     }
     if (end != NULL) {
-        json_t *rec;
-
-        *end = '\0';
-        line = strrchr(chunk, '\n');
-        line = line ? line + 1 : chunk;
-        rec = json_loads(line, 0, NULL);
-        if (rec != NULL)
-            *last_id = (int64_t)json_integer_value(json_object_get(rec, "id"));
-        json_decref(rec);
+        end[0] = '\0';
+        /* The first line of a chunk that starts mid-file may be partial:
+         * last_id_in passes over it like any damaged line. */
+        *last_id = last_id_in(chunk);
     }
     free(chunk);
+    if (*last_id == 0 && start > 0)
+        *last_id = last_id_in_file(fd);
     return 0;
 }
 
@@ -417,16 +468,20 @@ int ssp_audit_query(ssp_engine *engine, const ssp_audit_filter *filter, char **r
     }
     /* Keep the newest `limit` matches in a ring: the file is oldest first. */
     while ((line_len = getline(&line, &line_cap, file)) > 0) {
-        json_t *rec = json_loadb(line, (size_t)line_len, 0, NULL);
+        json_error_t json_err;
+        json_t *rec = json_loadb(line, (size_t)line_len, 0, &json_err);
 
-        /* The writer leaves only whole lines (a torn tail is cut off at
-         * start-up), so a line that does not load means memory ran out, and
-         * skipping it would silently drop a record. */
-        if (rec == NULL) {
+        /* The writer leaves only whole lines, so a line that does not load
+         * is either damaged on disk (passed over: nothing can be recovered
+         * from it) or was hit by a failed allocation, which must not
+         * silently drop a record: load it once more to tell which. */
+        if (rec == NULL)
+            rec = json_loadb(line, (size_t)line_len, 0, &json_err);
+        if (rec == NULL && ssp_json_error_is_oom(&json_err)) {
             ssp_fail(err, SSP_ERR_NOMEM, "out of memory while reading %s", engine->audit.path);
             goto done;
         }
-        if (!matches(rec, filter)) {
+        if (rec == NULL || !matches(rec, filter)) {
             json_decref(rec);
             continue;
         }

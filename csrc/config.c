@@ -385,8 +385,11 @@ int ssp_config_parse(const char *json_text, size_t len, ssp_config *out, ssp_err
 
     root = json_loadb(json_text, len, JSON_REJECT_DUPLICATES, &json_err);
     if (root == NULL) {
-        ssp_fail(err, SSP_ERR_INPUT, "config: invalid JSON at line %d, column %d: %s",
-                 json_err.line, json_err.column, json_err.text);
+        if (ssp_json_error_is_oom(&json_err))
+            ssp_fail_nomem(err);
+        else
+            ssp_fail(err, SSP_ERR_INPUT, "config: invalid JSON at line %d, column %d: %s",
+                     json_err.line, json_err.column, json_err.text);
         goto done;
     }
     /* `enforce` is the default of every school's own `enforce`, so it must

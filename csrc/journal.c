@@ -128,9 +128,8 @@ static int replay_line(ssp_roster *roster, const char *line, size_t len, ssp_err
     int rc = -1;
 
     if (root == NULL)
-        return ssp_fail(err, json_error_code(&json_err) == json_error_out_of_memory ? SSP_ERR_NOMEM
-                                                                                    : SSP_ERR_INPUT,
-                        "%s", json_err.text);
+        return ssp_fail(err, ssp_json_error_is_oom(&json_err) ? SSP_ERR_NOMEM : SSP_ERR_INPUT, "%s",
+                        json_err.text);
     user_id = json_object_get(root, "user_id");
     if (!json_is_string(user_id) || !ssp_user_id_valid(json_string_value(user_id))) {
         ssp_fail(err, SSP_ERR_INPUT, "user_id: expected a Matrix user id");

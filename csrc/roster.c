@@ -317,7 +317,9 @@ static json_t *parse_body(const char *body, size_t len, ssp_error *err)
     json_error_t json_err;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &json_err);
 
-    if (root == NULL)
+    if (root == NULL && ssp_json_error_is_oom(&json_err))
+        ssp_fail_nomem(err);
+    else if (root == NULL)
         ssp_fail(err, SSP_ERR_SYNTAX, "body: invalid JSON at line %d, column %d: %s",
                  json_err.line, json_err.column, json_err.text);
     return root;

@@ -221,6 +221,8 @@ bool ssp_utf8_valid(const char *s, size_t len);
 size_t ssp_utf8_prefix(const char *s, size_t len, size_t max);
 /* Replaces bytes that are not valid UTF-8 with '?', in place. */
 void ssp_utf8_scrub(char *s);
+/* Whether a failed jansson load failed for want of memory. */
+bool ssp_json_error_is_oom(const json_error_t *error);
 /* json_dumps(JSON_COMPACT) that returns NULL instead of a corrupt text. */
 char *ssp_json_dumps_checked(const json_t *value);
 /* Grows the map so that n more entries fit without an allocation. */

@@ -160,3 +160,11 @@ char *ssp_json_dumps_checked(const json_t *value)
     }
     return text;
 }
+
+bool ssp_json_error_is_oom(const json_error_t *error)
+{
+    /* jansson 2.14 leaves the error as initialised (empty text) when an
+     * allocation fails, and json_error_code() would read a byte it never
+     * wrote; every real parse error has a text. */
+    return error->text[0] == '\0';
+}
