@@ -178,7 +178,7 @@ static PyObject *mapping_get(PyObject *mapping, const char *key)
  * borrows, and owns the C arrays built for it. Released once per decide(). */
 typedef struct borrowed {
     PyObject *objects; /* list */
-    void *arrays[4];
+    void *arrays[6];
     int n_arrays;
 } borrowed;
 
@@ -407,48 +407,170 @@ static int power_levels_from_mapping(PyObject *content, const char *actor, bool 
     return 0;
 }
 
-/* Whether a createRoom body's initial_state sets the policy event. */
-static int initial_state_sets(PyObject *room_config, const char *event_type, bool *out)
+/* Whether mapping[key] is the str `want`. */
+static int str_equals(PyObject *mapping, const char *key, const char *want, bool *out)
 {
-    PyObject *initial_state, *seq = NULL;
-    int rc = -1;
+    PyObject *value = mapping_get(mapping, key);
 
     *out = false;
-    if (!PyMapping_Check(room_config))
-        return 0;
-    initial_state = mapping_get(room_config, "initial_state");
-    if (initial_state == NULL)
+    if (value == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    seq = PySequence_Fast(initial_state, "initial_state must be a list");
+    if (PyUnicode_Check(value)) {
+        const char *text = PyUnicode_AsUTF8(value);
+
+        if (text == NULL) {
+            Py_DECREF(value);
+            return -1;
+        }
+        *out = strcmp(text, want) == 0;
+    }
+    Py_DECREF(value);
+    return 0;
+}
+
+/* Length of mapping[key] when it is a non-str sequence, else 0. */
+static int sequence_length(PyObject *mapping, const char *key, size_t *out)
+{
+    PyObject *value = mapping_get(mapping, key);
+    Py_ssize_t n = 0;
+
+    *out = 0;
+    if (value == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (PySequence_Check(value) && !PyUnicode_Check(value) && !PyBytes_Check(value)) {
+        n = PySequence_Length(value);
+        if (n < 0) {
+            Py_DECREF(value);
+            return -1;
+        }
+    }
+    Py_DECREF(value);
+    *out = (size_t)n;
+    return 0;
+}
+
+/* Reads the parts of a createRoom body that the rules look at. Values of an
+ * unexpected type are left for Synapse's own validation to refuse. */
+static int create_room_from_mapping(PyObject *config, const char *policy_type,
+                                    ssp_create_room *create)
+{
+    PyObject *value = NULL, *seq = NULL;
+    int rc = -1;
+
+    memset(create, 0, sizeof *create);
+    if (!PyMapping_Check(config))
+        return 0;
+    value = mapping_get(config, "is_direct");
+    if (value == NULL && PyErr_Occurred())
+        return -1;
+    create->is_direct = value == Py_True;
+    Py_CLEAR(value);
+    value = mapping_get(config, "room_alias_name");
+    if (value == NULL && PyErr_Occurred())
+        return -1;
+    create->sets_alias = value != NULL && value != Py_None;
+    Py_CLEAR(value);
+    if (sequence_length(config, "invite", &create->n_invites) != 0 ||
+        str_equals(config, "preset", "public_chat", &create->public_preset) != 0 ||
+        str_equals(config, "visibility", "public", &create->public_visibility) != 0)
+        return -1;
+    {
+        size_t n_3pid;
+
+        if (sequence_length(config, "invite_3pid", &n_3pid) != 0)
+            return -1;
+        create->third_party_invites = n_3pid > 0;
+    }
+    value = mapping_get(config, "initial_state");
+    if (value == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    seq = PySequence_Fast(value, "initial_state must be a list");
     if (seq == NULL) {
-        PyErr_Clear(); /* Synapse rejects such a body itself */
+        PyErr_Clear(); /* Synapse refuses such a body itself */
         rc = 0;
         goto done;
     }
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && !*out; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, i), *type;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i), *content;
+        bool is_policy, is_join_rules, is_guest_access, flag;
 
         if (!PyMapping_Check(item))
             continue;
-        type = mapping_get(item, "type");
-        if (type == NULL && PyErr_Occurred())
+        if (str_equals(item, "type", policy_type, &is_policy) != 0 ||
+            str_equals(item, "type", "m.room.join_rules", &is_join_rules) != 0 ||
+            str_equals(item, "type", "m.room.guest_access", &is_guest_access) != 0)
             goto done;
-        if (type != NULL && PyUnicode_Check(type)) {
-            const char *text = PyUnicode_AsUTF8(type);
-
-            if (text == NULL) {
-                Py_DECREF(type);
-                goto done;
-            }
-            *out = strcmp(text, event_type) == 0;
+        create->sets_policy |= is_policy;
+        if (!is_join_rules && !is_guest_access)
+            continue;
+        content = mapping_get(item, "content");
+        if (content == NULL && PyErr_Occurred())
+            goto done;
+        if (content == NULL || !PyMapping_Check(content)) {
+            Py_XDECREF(content);
+            continue;
         }
-        Py_XDECREF(type);
+        if (is_join_rules ? str_equals(content, "join_rule", "public", &flag)
+                          : str_equals(content, "guest_access", "can_join", &flag)) {
+            Py_DECREF(content);
+            goto done;
+        }
+        Py_DECREF(content);
+        if (is_join_rules)
+            create->public_join_rule |= flag;
+        else
+            create->opens_guest_access |= flag;
     }
     rc = 0;
 done:
     Py_XDECREF(seq);
-    Py_DECREF(initial_state);
+    Py_XDECREF(value);
     return rc;
+}
+
+/* The policies of the rooms two users share: a sequence whose items are
+ * Mappings (policy content) or None (no policy event). */
+static int shared_rooms_from_sequence(PyObject *rooms, ssp_room_policy **out, size_t *n_out,
+                                      borrowed *b)
+{
+    PyObject *seq = PySequence_Fast(rooms, "shared_rooms must be a sequence or None");
+    ssp_room_policy *policies;
+    Py_ssize_t n;
+
+    *out = NULL;
+    *n_out = 0;
+    if (seq == NULL)
+        return -1;
+    if (keep(b, seq) != 0) {
+        Py_DECREF(seq);
+        return -1;
+    }
+    Py_DECREF(seq); /* b holds it */
+    n = PySequence_Fast_GET_SIZE(seq);
+    policies = PyMem_Calloc(n ? (size_t)n : 1, sizeof *policies);
+    if (policies == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (b->n_arrays == (int)(sizeof b->arrays / sizeof b->arrays[0])) {
+        PyMem_Free(policies);
+        PyErr_SetString(PyExc_RuntimeError, "too many arrays in one call");
+        return -1;
+    }
+    b->arrays[b->n_arrays++] = policies;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+
+        if (item == Py_None) {
+            policies[i].empty = true;
+            continue;
+        }
+        if (policy_from_mapping(item, &policies[i], b) != 0)
+            return -1;
+    }
+    *out = policies;
+    *n_out = (size_t)n;
+    return 0;
 }
 
 enum {
@@ -463,15 +585,21 @@ enum {
     ARG_ROOM_POLICY,
     ARG_ROOM_POWER_LEVELS,
     ARG_ACTOR_ADMIN,
+    ARG_IS_INVITED,
+    ARG_SHARED_ROOMS,
     N_DECIDE_ARGS
 };
 
 /* decide(callback, actor, target, room_id, event_type, state_key, content,
- *        room_known, room_policy, room_power_levels, actor_admin)
+ *        room_known, room_policy, room_power_levels, actor_admin, is_invited,
+ *        shared_rooms)
  *
  * content is the event's content for check_event_for_spam, the createRoom
- * body for user_may_create_room, else None. Returns None to allow;
- * NEED_ROOM or NEED_ADMIN to ask for a fact and call again; SYNC_POWER_LEVELS
+ * body for user_may_create_room, else None. is_invited is a bool for
+ * user_may_join_room, else None. shared_rooms is None until asked for, then
+ * the policy contents (or None) of the rooms actor and target share.
+ * Returns None to allow; NEED_ROOM, NEED_ADMIN or NEED_SHARED_ROOMS to ask
+ * for a fact and call again; SYNC_POWER_LEVELS
  * to allow and then align the room's power levels; or (rule_id, message,
  * enforced, school) for a denial, which the engine has already queued for
  * the audit log. Called with the GIL. */
@@ -479,8 +607,9 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
 {
     ssp_request req = {0};
     ssp_decision decision;
-    ssp_room_policy room_policy, new_policy;
+    ssp_room_policy room_policy, new_policy, *shared = NULL;
     ssp_power_levels room_pl, new_pl;
+    ssp_create_room create;
     borrowed b = {0};
     const char *policy_type = ssp_engine_policy_event_type(self->engine);
     PyObject *result = NULL;
@@ -539,10 +668,32 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
             if (power_levels_from_mapping(args[ARG_CONTENT], req.actor, true, &new_pl, &b) != 0)
                 goto done;
             req.new_power_levels = &new_pl;
+        } else if (strcmp(req.event_type, "m.room.join_rules") == 0) {
+            if (PyMapping_Check(args[ARG_CONTENT]) &&
+                str_equals(args[ARG_CONTENT], "join_rule", "public", &req.opens_join_rule) != 0)
+                goto done;
+        } else if (strcmp(req.event_type, "m.room.guest_access") == 0) {
+            if (PyMapping_Check(args[ARG_CONTENT]) &&
+                str_equals(args[ARG_CONTENT], "guest_access", "can_join", &req.opens_guest_access) != 0)
+                goto done;
         }
     } else if (req.callback == SSP_CB_USER_MAY_CREATE_ROOM && args[ARG_CONTENT] != Py_None) {
-        if (initial_state_sets(args[ARG_CONTENT], policy_type, &req.create_sets_policy) != 0)
+        if (create_room_from_mapping(args[ARG_CONTENT], policy_type, &create) != 0)
             goto done;
+        req.create = &create;
+    }
+    if (args[ARG_IS_INVITED] != Py_None) {
+        int invited = PyObject_IsTrue(args[ARG_IS_INVITED]);
+
+        if (invited < 0)
+            goto done;
+        req.is_invited = invited ? SSP_FACT_YES : SSP_FACT_NO;
+    }
+    if (args[ARG_SHARED_ROOMS] != Py_None) {
+        if (shared_rooms_from_sequence(args[ARG_SHARED_ROOMS], &shared, &req.n_shared_rooms, &b) != 0)
+            goto done;
+        req.shared_rooms = shared;
+        req.shared_known = SSP_FACT_YES;
     }
     if (!room_known) {
         req.room_managed = SSP_FACT_UNKNOWN;
@@ -570,6 +721,7 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
         break;
     case SSP_VERDICT_NEED_ROOM:
     case SSP_VERDICT_NEED_ADMIN:
+    case SSP_VERDICT_NEED_SHARED_ROOMS:
     case SSP_VERDICT_ALLOW_SYNC_POWER_LEVELS:
         result = PyLong_FromLong((long)decision.verdict);
         break;
@@ -784,7 +936,7 @@ static PyMethodDef Engine_methods[] = {
      "Open the store and load the roster. Blocks on disk I/O."},
     {"decide", (PyCFunction)(void (*)(void))Engine_decide, METH_FASTCALL,
      "decide(callback, actor, target, room_id, event_type, state_key, content, room_known, "
-     "room_policy, room_power_levels, actor_admin)"},
+     "room_policy, room_power_levels, actor_admin, is_invited, shared_rooms)"},
     {"power_levels_update", (PyCFunction)Engine_power_levels_update, METH_VARARGS,
      "power_levels_update(room_policy, power_levels) -> changes to make, or None."},
     {"roster_put", (PyCFunction)Engine_roster_put, METH_VARARGS,
@@ -922,6 +1074,11 @@ static int core_exec(PyObject *module)
         add_int(module, "CB_USER_MAY_CREATE_ROOM", SSP_CB_USER_MAY_CREATE_ROOM) < 0 ||
         add_int(module, "CB_CHECK_EVENT_FOR_SPAM", SSP_CB_CHECK_EVENT_FOR_SPAM) < 0 ||
         add_int(module, "CB_FEDERATED_USER_MAY_INVITE", SSP_CB_FEDERATED_USER_MAY_INVITE) < 0 ||
+        add_int(module, "CB_USER_MAY_PUBLISH_ROOM", SSP_CB_USER_MAY_PUBLISH_ROOM) < 0 ||
+        add_int(module, "CB_USER_MAY_CREATE_ROOM_ALIAS", SSP_CB_USER_MAY_CREATE_ROOM_ALIAS) < 0 ||
+        add_int(module, "CB_USER_MAY_SEND_3PID_INVITE", SSP_CB_USER_MAY_SEND_3PID_INVITE) < 0 ||
+        add_int(module, "CB_CHECK_USERNAME_FOR_SPAM", SSP_CB_CHECK_USERNAME_FOR_SPAM) < 0 ||
+        add_int(module, "NEED_SHARED_ROOMS", SSP_VERDICT_NEED_SHARED_ROOMS) < 0 ||
         add_int(module, "NEED_ROOM", SSP_VERDICT_NEED_ROOM) < 0 ||
         add_int(module, "NEED_ADMIN", SSP_VERDICT_NEED_ADMIN) < 0 ||
         add_int(module, "SYNC_POWER_LEVELS", SSP_VERDICT_ALLOW_SYNC_POWER_LEVELS) < 0 ||

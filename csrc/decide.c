@@ -104,6 +104,24 @@ static const char *message_for(ssp_rule rule, bool about_target)
         return "Power levels in school rooms are managed by the school.";
     case SSP_RULE_POLICY_EVENT_LOCKED:
         return "This room's school settings are managed by the school.";
+    case SSP_RULE_NO_SHARED_ROOM:
+        return "You can only contact people you share a class or team with.";
+    case SSP_RULE_ROOM_CREATION_FORBIDDEN:
+        return "You cannot create group rooms at your school; direct chats are possible.";
+    case SSP_RULE_PUBLIC_ROOM_FORBIDDEN:
+        return "Rooms cannot be made public.";
+    case SSP_RULE_GUEST_ACCESS_FORBIDDEN:
+        return "Rooms cannot be opened to guests.";
+    case SSP_RULE_PUBLISH_FORBIDDEN:
+        return "Rooms cannot be published in the room directory.";
+    case SSP_RULE_ALIAS_FORBIDDEN:
+        return "Room addresses (aliases) cannot be created.";
+    case SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN:
+        return "Invitations by email or phone number are not possible.";
+    case SSP_RULE_JOIN_FORBIDDEN:
+        return "You can only join your school's rooms when you are invited.";
+    case SSP_RULE_FEDERATION_FORBIDDEN:
+        return "Users of other servers cannot contact users here.";
     default:
         return "This action is not allowed by the school policy.";
     }
@@ -263,13 +281,144 @@ static bool room_rules_deny(ssp_engine *engine, const ssp_request *req, bool *ne
     return false;
 }
 
+/* The school and enforcement that rule-3 denials of a local actor are
+ * recorded under: the actor's first opted-in school. */
+static void actor_context(ssp_engine *engine, const char *actor, bool actor_local, denial *d)
+{
+    const ssp_config *config = &engine->config;
+    const ssp_roster_user *user;
+
+    d->enforced = config->enforce;
+    d->school[0] = '\0';
+    if (!actor_local)
+        return;
+    pthread_rwlock_rdlock(&engine->roster.lock);
+    user = ssp_strmap_get(&engine->roster.users, actor);
+    for (size_t i = 0; user != NULL && i < user->n; i++) {
+        const char *id = user->memberships[i].school;
+        const ssp_school *school = ssp_strmap_get(&config->school_by_id, id);
+
+        if (school != NULL && school->messenger) {
+            copy_school(d->school, id, strlen(id));
+            d->enforced = school->enforce;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&engine->roster.lock);
+}
+
+static bool deny_as_actor(ssp_engine *engine, const ssp_request *req, bool actor_local, ssp_rule rule,
+                          denial *d)
+{
+    actor_context(engine, req->actor, actor_local, d);
+    d->rule = rule;
+    d->about_target = false;
+    return true;
+}
+
+/* A room counts for reachability when it is managed by a school that has
+ * opted in; an announcement room only while the school has it enabled. */
+static bool room_qualifies(const ssp_config *config, const ssp_room_policy *room)
+{
+    const ssp_school *school;
+
+    if (room->empty || room->school == NULL)
+        return false;
+    school = ssp_config_school(config, room->school, room->school_len);
+    if (school == NULL || !school->messenger)
+        return false;
+    return room->kind != SSP_KIND_ANNOUNCEMENT || school->announcement_room;
+}
+
+/* Rule 3's core: actor and target must share a qualifying room. */
+static bool shared_room_denies(ssp_engine *engine, const ssp_request *req, bool actor_local,
+                               bool *need_shared, denial *d)
+{
+    if (req->target == NULL || is_service_user(engine, req->target) ||
+        strcmp(req->target, req->actor) == 0)
+        return false;
+    if (req->shared_known == SSP_FACT_UNKNOWN) {
+        *need_shared = true;
+        return false;
+    }
+    for (size_t i = 0; i < req->n_shared_rooms; i++) {
+        if (room_qualifies(&engine->config, &req->shared_rooms[i]))
+            return false;
+    }
+    return deny_as_actor(engine, req, actor_local, SSP_RULE_NO_SHARED_ROOM, d);
+}
+
+/* Whether the actor may create group rooms under any of their opted-in
+ * schools' room_creation settings. */
+static bool may_create_group_rooms(ssp_engine *engine, const char *actor)
+{
+    const ssp_config *config = &engine->config;
+    const ssp_roster_user *user;
+    bool allowed = false;
+
+    pthread_rwlock_rdlock(&engine->roster.lock);
+    user = ssp_strmap_get(&engine->roster.users, actor);
+    for (size_t i = 0; user != NULL && i < user->n && !allowed; i++) {
+        const ssp_school *school = ssp_strmap_get(&config->school_by_id, user->memberships[i].school);
+
+        if (school == NULL || !school->messenger)
+            continue;
+        allowed = school->room_creation == SSP_CREATE_EVERYONE ||
+                  (school->room_creation == SSP_CREATE_TEACHERS &&
+                   user->memberships[i].role != SSP_ROLE_STUDENT);
+    }
+    pthread_rwlock_unlock(&engine->roster.lock);
+    return allowed;
+}
+
+/* Whether the roster puts the user in the school. */
+static bool user_in_school(ssp_engine *engine, const char *user_id, const char *school, size_t len)
+{
+    const ssp_roster_user *user;
+    bool found = false;
+
+    if (school == NULL)
+        return false;
+    pthread_rwlock_rdlock(&engine->roster.lock);
+    user = ssp_strmap_get(&engine->roster.users, user_id);
+    for (size_t i = 0; user != NULL && i < user->n && !found; i++)
+        found = same_text(user->memberships[i].school, strlen(user->memberships[i].school), school, len);
+    pthread_rwlock_unlock(&engine->roster.lock);
+    return found;
+}
+
+/* The closed doors of createRoom, and who may create group rooms. */
+static bool create_room_denies(ssp_engine *engine, const ssp_request *req, bool actor_local,
+                               bool *need_shared, denial *d)
+{
+    const ssp_create_room *create = req->create;
+
+    if (create == NULL)
+        return false;
+    if (create->sets_policy)
+        return deny(d, SSP_RULE_POLICY_EVENT_LOCKED, engine->config.enforce, NULL, 0);
+    if (create->public_preset || create->public_visibility || create->public_join_rule)
+        return deny_as_actor(engine, req, actor_local, SSP_RULE_PUBLIC_ROOM_FORBIDDEN, d);
+    if (create->opens_guest_access)
+        return deny_as_actor(engine, req, actor_local, SSP_RULE_GUEST_ACCESS_FORBIDDEN, d);
+    if (create->sets_alias)
+        return deny_as_actor(engine, req, actor_local, SSP_RULE_ALIAS_FORBIDDEN, d);
+    if (create->third_party_invites)
+        return deny_as_actor(engine, req, actor_local, SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN, d);
+    if (req->target != NULL)
+        return shared_room_denies(engine, req, actor_local, need_shared, d);
+    /* A direct chat is a room with is_direct and exactly one invitee; its
+     * invitee is checked like any invite. Everything else is a group room. */
+    if (!(create->is_direct && create->n_invites == 1) && !may_create_group_rooms(engine, req->actor))
+        return deny_as_actor(engine, req, actor_local, SSP_RULE_ROOM_CREATION_FORBIDDEN, d);
+    return false;
+}
+
 /* Fills *d with the first rule the request breaks. Returns true on a
  * denial; sets *need_room instead when the room's state is needed. */
 static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_local, bool *need_room,
-                     denial *d)
+                     bool *need_shared, denial *d)
 {
-    const ssp_config *config = &engine->config;
-
     if (actor_local && standing_denies(engine, req->actor, d))
         return true;
     if (req->target != NULL && ssp_engine_is_local(engine, req->target) &&
@@ -277,9 +426,48 @@ static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_loca
         d->about_target = true;
         return true;
     }
-    if (req->callback == SSP_CB_USER_MAY_CREATE_ROOM && req->create_sets_policy)
-        return deny(d, SSP_RULE_POLICY_EVENT_LOCKED, config->enforce, NULL, 0);
-    return room_rules_deny(engine, req, need_room, d);
+    switch (req->callback) {
+    case SSP_CB_USER_MAY_PUBLISH_ROOM:
+        return deny_as_actor(engine, req, actor_local, SSP_RULE_PUBLISH_FORBIDDEN, d);
+    case SSP_CB_USER_MAY_CREATE_ROOM_ALIAS:
+        return deny_as_actor(engine, req, actor_local, SSP_RULE_ALIAS_FORBIDDEN, d);
+    case SSP_CB_USER_MAY_SEND_3PID_INVITE:
+        return deny_as_actor(engine, req, actor_local, SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN, d);
+    case SSP_CB_FEDERATED_USER_MAY_INVITE:
+        if (!actor_local)
+            return deny_as_actor(engine, req, actor_local, SSP_RULE_FEDERATION_FORBIDDEN, d);
+        return false;
+    case SSP_CB_USER_MAY_CREATE_ROOM:
+        return create_room_denies(engine, req, actor_local, need_shared, d);
+    case SSP_CB_CHECK_USERNAME_FOR_SPAM:
+        return shared_room_denies(engine, req, actor_local, need_shared, d);
+    case SSP_CB_CHECK_EVENT_FOR_SPAM:
+        /* Closed doors hold in every room, managed or not. */
+        if (actor_local && req->opens_join_rule)
+            return deny_as_actor(engine, req, actor_local, SSP_RULE_PUBLIC_ROOM_FORBIDDEN, d);
+        if (actor_local && req->opens_guest_access)
+            return deny_as_actor(engine, req, actor_local, SSP_RULE_GUEST_ACCESS_FORBIDDEN, d);
+        break;
+    default:
+        break;
+    }
+    if (room_rules_deny(engine, req, need_room, d))
+        return true;
+    if (*need_room)
+        return false;
+    if (req->room_id != NULL && room_is_managed(req)) {
+        if (!actor_local && req->callback == SSP_CB_CHECK_EVENT_FOR_SPAM)
+            return deny(d, SSP_RULE_FEDERATION_FORBIDDEN, school_enforced(&engine->config,
+                        school_of(&engine->config, req->room->school, req->room->school_len)),
+                        req->room->school, req->room->school_len);
+        if (req->callback == SSP_CB_USER_MAY_JOIN_ROOM &&
+            (req->is_invited != SSP_FACT_YES ||
+             !user_in_school(engine, req->actor, req->room->school, req->room->school_len)))
+            return deny_as_actor(engine, req, actor_local, SSP_RULE_JOIN_FORBIDDEN, d);
+    }
+    if (req->callback == SSP_CB_USER_MAY_INVITE && actor_local)
+        return shared_room_denies(engine, req, actor_local, need_shared, d);
+    return false;
 }
 
 static bool event_listed_at(const ssp_power_levels *pl, const char *type, int64_t level)
@@ -339,7 +527,7 @@ static bool policy_event_needs_sync(const ssp_engine *engine, const ssp_request 
 void ssp_decide(ssp_engine *engine, const ssp_request *req, ssp_decision *out)
 {
     bool actor_local = ssp_engine_is_local(engine, req->actor);
-    bool need_room = false;
+    bool need_room = false, need_shared = false;
     denial d = {0};
 
     memset(out, 0, sizeof *out);
@@ -356,9 +544,11 @@ void ssp_decide(ssp_engine *engine, const ssp_request *req, ssp_decision *out)
         }
         return;
     }
-    if (!evaluate(engine, req, actor_local, &need_room, &d)) {
+    if (!evaluate(engine, req, actor_local, &need_room, &need_shared, &d)) {
         if (need_room)
             out->verdict = SSP_VERDICT_NEED_ROOM;
+        else if (need_shared)
+            out->verdict = SSP_VERDICT_NEED_SHARED_ROOMS;
         else if (policy_event_needs_sync(engine, req))
             out->verdict = SSP_VERDICT_ALLOW_SYNC_POWER_LEVELS;
         return;

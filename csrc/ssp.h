@@ -70,6 +70,10 @@ typedef enum {
     SSP_CB_USER_MAY_CREATE_ROOM,
     SSP_CB_CHECK_EVENT_FOR_SPAM,
     SSP_CB_FEDERATED_USER_MAY_INVITE,
+    SSP_CB_USER_MAY_PUBLISH_ROOM,
+    SSP_CB_USER_MAY_CREATE_ROOM_ALIAS,
+    SSP_CB_USER_MAY_SEND_3PID_INVITE,
+    SSP_CB_CHECK_USERNAME_FOR_SPAM,
     SSP_CB__COUNT
 } ssp_callback;
 
@@ -123,6 +127,19 @@ typedef struct ssp_power_levels {
     size_t n_events;
 } ssp_power_levels;
 
+/* What a createRoom body asks for, extracted by the caller. */
+typedef struct ssp_create_room {
+    bool is_direct;
+    size_t n_invites;          /* user ids in `invite` */
+    bool public_preset;        /* preset public_chat */
+    bool public_visibility;    /* visibility public: published in the room directory */
+    bool sets_alias;           /* room_alias_name */
+    bool third_party_invites;  /* a non-empty invite_3pid */
+    bool sets_policy;          /* initial_state holds the policy event */
+    bool public_join_rule;     /* initial_state sets join_rule public */
+    bool opens_guest_access;   /* initial_state sets guest_access can_join */
+} ssp_create_room;
+
 typedef struct ssp_request {
     ssp_callback callback;
     const char *actor;      /* user id doing the action; required */
@@ -140,8 +157,18 @@ typedef struct ssp_request {
     ssp_fact room_managed;
     const ssp_room_policy *room;
     const ssp_power_levels *room_power_levels;
-    /* For user_may_create_room: the request's initial_state sets the policy event. */
-    bool create_sets_policy;
+    /* check_event_for_spam of m.room.join_rules / m.room.guest_access: the
+     * event opens the room to the public / to guests. */
+    bool opens_join_rule;
+    bool opens_guest_access;
+    const ssp_create_room *create; /* user_may_create_room; NULL otherwise */
+    ssp_fact is_invited;           /* user_may_join_room */
+    /* The policy events of the rooms actor and target are both joined to
+     * (entries with empty content or no school stand for unmanaged rooms).
+     * Asked for with NEED_SHARED_ROOMS. */
+    ssp_fact shared_known;
+    const ssp_room_policy *shared_rooms;
+    size_t n_shared_rooms;
     ssp_fact actor_is_admin; /* UNKNOWN until the engine asks for it */
 } ssp_request;
 
@@ -150,6 +177,7 @@ typedef enum {
     SSP_VERDICT_DENY,        /* final; the audit record has been queued */
     SSP_VERDICT_NEED_ROOM,   /* look up the room's policy event and ask again */
     SSP_VERDICT_NEED_ADMIN,  /* look up whether the actor is a server admin and ask again */
+    SSP_VERDICT_NEED_SHARED_ROOMS, /* look up the rooms actor and target share, ask again */
     SSP_VERDICT_ALLOW_SYNC_POWER_LEVELS /* allowed; once the event is in the room, bring
                                          * events_default in line (ssp_power_levels_update) */
 } ssp_verdict;

@@ -13,6 +13,7 @@ from typing import Mapping
 ALLOW = None
 NEED_ROOM = "need_room"
 NEED_ADMIN = "need_admin"
+NEED_SHARED_ROOMS = "need_shared_rooms"
 SYNC_POWER_LEVELS = "sync_power_levels"
 POWER_LEVELS = "m.room.power_levels"
 
@@ -22,7 +23,8 @@ ROOM_CALLBACKS = {"user_may_join_room", "user_may_invite", "check_event_for_spam
 @dataclass
 class ReferencePolicy:
     server_name: str
-    schools: dict[str, dict] = field(default_factory=dict)  # id -> {"messenger": bool, "enforce": bool}
+    # id -> {"messenger": bool, "enforce": bool, "announcement_room": bool, "room_creation": str}
+    schools: dict[str, dict] = field(default_factory=dict)
     service_users: frozenset[str] = frozenset()
     unlisted_allow: bool = False
     enforce: bool = True
@@ -117,6 +119,33 @@ class ReferencePolicy:
                     return True
         return False
 
+    def _actor_context(self, actor, actor_local):
+        """(enforced, school) for rule-3 denials: the actor's first opted-in school."""
+        if actor_local:
+            for school, _role in self.roster.get(actor, []):
+                settings = self.schools.get(school)
+                if settings is not None and settings.get("messenger", False):
+                    return settings.get("enforce", self.enforce), school
+        return self.enforce, None
+
+    def _qualifies(self, policy) -> bool:
+        if not policy or not isinstance(policy.get("school"), str):
+            return False
+        settings = self.schools.get(policy["school"])
+        if settings is None or not settings.get("messenger", False):
+            return False
+        return policy.get("kind") != "announcement" or settings.get("announcement_room", False)
+
+    def _may_create_group_rooms(self, actor) -> bool:
+        for school, role in self.roster.get(actor, []):
+            settings = self.schools.get(school)
+            if settings is None or not settings.get("messenger", False):
+                continue
+            creation = settings.get("room_creation", "teachers")
+            if creation == "everyone" or (creation == "teachers" and role != "student"):
+                return True
+        return False
+
     def decide(
         self,
         callback: str,
@@ -130,8 +159,11 @@ class ReferencePolicy:
         state_key: str | None = None,
         content: Mapping | None = None,
         power_levels: Mapping | None = None,
+        is_invited: bool | None = None,
+        shared_rooms: list | None = None,
     ):
-        """ALLOW, NEED_ROOM, NEED_ADMIN, SYNC_POWER_LEVELS, or (rule, enforced, school)."""
+        """ALLOW, NEED_ROOM, NEED_ADMIN, NEED_SHARED_ROOMS, SYNC_POWER_LEVELS, or
+        (rule, enforced, school)."""
         is_policy_event = callback == "check_event_for_spam" and event_type == self.policy_event_type and state_key == ""
         is_pl_event = callback == "check_event_for_spam" and event_type == POWER_LEVELS and state_key == ""
         actor_local = self._is_local(actor)
@@ -146,10 +178,78 @@ class ReferencePolicy:
                 return NEED_ROOM
             return sync_or_allow()
         denial = None
+        need = None
+
+        def as_actor(rule):
+            enforced, school = self._actor_context(actor, actor_local)
+            return (rule, enforced, school)
+
+        def shared_room_check():
+            nonlocal need
+            if target is None or target in self.service_users or target == actor:
+                return None
+            if shared_rooms is None:
+                need = NEED_SHARED_ROOMS
+                return None
+            if any(self._qualifies(room) for room in shared_rooms):
+                return None
+            return as_actor("no_shared_room")
+
         if actor_local:
             denial = self._standing(actor)
         if denial is None and target is not None and self._is_local(target) and target not in self.service_users:
             denial = self._standing(target)
+        if denial is None:
+            if callback == "user_may_publish_room":
+                denial = as_actor("publish_forbidden")
+            elif callback == "user_may_create_room_alias":
+                denial = as_actor("alias_forbidden")
+            elif callback == "user_may_send_3pid_invite":
+                denial = as_actor("third_party_invite_forbidden")
+            elif callback == "federated_user_may_invite":
+                denial = as_actor("federation_forbidden") if not actor_local else None
+            elif callback == "user_may_create_room":
+                body = content if isinstance(content, Mapping) else {}
+                if body is not content or content is None:
+                    body = None
+                if body is not None:
+                    initial = [e for e in (body.get("initial_state") or []) if isinstance(e, Mapping)]
+
+                    def initial_sets(event_type, key=None, value=None):
+                        for e in initial:
+                            if e.get("type") != event_type:
+                                continue
+                            c = e.get("content")
+                            if key is None or (isinstance(c, Mapping) and c.get(key) == value):
+                                return True
+                        return False
+
+                    invites = body.get("invite")
+                    n_invites = len(invites) if isinstance(invites, (list, tuple)) else 0
+                    third = body.get("invite_3pid")
+                    if initial_sets(self.policy_event_type):
+                        denial = ("policy_event_locked", self.enforce, None)
+                    elif body.get("preset") == "public_chat" or body.get("visibility") == "public" or initial_sets("m.room.join_rules", "join_rule", "public"):
+                        denial = as_actor("public_room_forbidden")
+                    elif initial_sets("m.room.guest_access", "guest_access", "can_join"):
+                        denial = as_actor("guest_access_forbidden")
+                    elif body.get("room_alias_name") is not None:
+                        denial = as_actor("alias_forbidden")
+                    elif isinstance(third, (list, tuple)) and len(third) > 0:
+                        denial = as_actor("third_party_invite_forbidden")
+                    elif target is not None:
+                        denial = shared_room_check()
+                    elif not (body.get("is_direct") is True and n_invites == 1) and not self._may_create_group_rooms(actor):
+                        denial = as_actor("room_creation_forbidden")
+            elif callback == "check_username_for_spam":
+                denial = shared_room_check()
+            elif callback == "check_event_for_spam" and actor_local and state_key == "" and isinstance(content, Mapping):
+                if event_type == "m.room.join_rules" and content.get("join_rule") == "public":
+                    denial = as_actor("public_room_forbidden")
+                elif event_type == "m.room.guest_access" and content.get("guest_access") == "can_join":
+                    denial = as_actor("guest_access_forbidden")
+        if need is not None:
+            return need
         if denial is None and callback in ROOM_CALLBACKS and room_id is not None:
             if not room_known:
                 return NEED_ROOM
@@ -175,6 +275,16 @@ class ReferencePolicy:
                         and event_type not in self.one_way_allowed_events
                     ):
                         denial = ("one_way", enforced, school)
+                if denial is None and not actor_local and callback == "check_event_for_spam":
+                    denial = ("federation_forbidden", enforced, school)
+                if denial is None and callback == "user_may_join_room":
+                    in_school = any(s == school for s, _ in self.roster.get(actor, []))
+                    if is_invited is not True or not in_school:
+                        denial = as_actor("join_forbidden")
+        if denial is None and callback == "user_may_invite" and actor_local:
+            denial = shared_room_check()
+            if need is not None:
+                return need
         if denial is None:
             return sync_or_allow()
         if actor_local and actor_admin is None:

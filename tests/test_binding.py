@@ -45,7 +45,7 @@ def engine(tmp_path):
 
 
 def decide(engine, actor, room=None, room_known=False, admin=_core.FACT_UNKNOWN, cb=_core.CB_CHECK_EVENT_FOR_SPAM):
-    return engine.decide(cb, actor, None, "!r:school.test", "m.room.message", None, None, room_known, room, None, admin)
+    return engine.decide(cb, actor, None, "!r:school.test", "m.room.message", None, None, room_known, room, None, admin, None, None)
 
 
 def test_module_can_be_loaded_twice_with_separate_state():
@@ -86,13 +86,13 @@ def test_policy_values_of_the_wrong_type_fail_closed(engine):
 
 def test_bad_arguments_raise_instead_of_crashing(engine):
     with pytest.raises(TypeError):
-        engine.decide(_core.CB_CHECK_EVENT_FOR_SPAM, None, None, None, None, None, None, False, None, None, 0)
+        engine.decide(_core.CB_CHECK_EVENT_FOR_SPAM, None, None, None, None, None, None, False, None, None, 0, None, None)
     with pytest.raises(ValueError):
-        engine.decide(99, "@t:school.test", None, None, None, None, None, False, None, None, 0)
+        engine.decide(99, "@t:school.test", None, None, None, None, None, False, None, None, 0, None, None)
     with pytest.raises(TypeError):
-        engine.decide(_core.CB_CHECK_EVENT_FOR_SPAM, "@t:school.test", None, "!r", None, None, None, True, 5, None, 0)
+        engine.decide(_core.CB_CHECK_EVENT_FOR_SPAM, "@t:school.test", None, "!r", None, None, None, True, 5, None, 0, None, None)
     with pytest.raises(TypeError):
-        engine.decide(_core.CB_CHECK_EVENT_FOR_SPAM, "@t:school.test", None, "!r", None, None, None, True, None, 5, 0)
+        engine.decide(_core.CB_CHECK_EVENT_FOR_SPAM, "@t:school.test", None, "!r", None, None, None, True, None, 5, 0, None, None)
     with pytest.raises(TypeError):
         engine.decide(_core.CB_CHECK_EVENT_FOR_SPAM, "@t:school.test")
     with pytest.raises(_core.InputError):

@@ -6,7 +6,7 @@ import tempfile
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from reference_policy import NEED_ADMIN, NEED_ROOM, SYNC_POWER_LEVELS, ReferencePolicy
+from reference_policy import NEED_ADMIN, NEED_ROOM, NEED_SHARED_ROOMS, SYNC_POWER_LEVELS, ReferencePolicy
 from synapse_school_policy import _core
 
 SERVER = "school.test"
@@ -20,10 +20,22 @@ CALLBACKS = {
     "user_may_create_room": _core.CB_USER_MAY_CREATE_ROOM,
     "check_event_for_spam": _core.CB_CHECK_EVENT_FOR_SPAM,
     "federated_user_may_invite": _core.CB_FEDERATED_USER_MAY_INVITE,
+    "user_may_publish_room": _core.CB_USER_MAY_PUBLISH_ROOM,
+    "user_may_create_room_alias": _core.CB_USER_MAY_CREATE_ROOM_ALIAS,
+    "user_may_send_3pid_invite": _core.CB_USER_MAY_SEND_3PID_INVITE,
+    "check_username_for_spam": _core.CB_CHECK_USERNAME_FOR_SPAM,
 }
 FACT = {None: _core.FACT_UNKNOWN, False: _core.FACT_NO, True: _core.FACT_YES}
 
-school_settings = st.fixed_dictionaries({}, optional={"messenger": st.booleans(), "enforce": st.booleans()})
+school_settings = st.fixed_dictionaries(
+    {},
+    optional={
+        "messenger": st.booleans(),
+        "enforce": st.booleans(),
+        "announcement_room": st.booleans(),
+        "room_creation": st.sampled_from(["service_users", "teachers", "everyone"]),
+    },
+)
 configs = st.fixed_dictionaries(
     {
         "schools": st.dictionaries(st.sampled_from(SCHOOLS), school_settings, max_size=3),
@@ -52,9 +64,37 @@ room_policies = st.one_of(
         },
     ),
 )
+create_bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "is_direct": st.booleans(),
+        "invite": st.lists(st.sampled_from(USERS), max_size=2),
+        "preset": st.sampled_from(["private_chat", "public_chat", "trusted_private_chat"]),
+        "visibility": st.sampled_from(["private", "public"]),
+        "room_alias_name": st.sampled_from(["class", None]),
+        "invite_3pid": st.lists(st.just({"medium": "email", "address": "a@b.c", "id_server": "x"}), max_size=1),
+        "initial_state": st.lists(
+            st.sampled_from([
+                {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "public"}},
+                {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "invite"}},
+                {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "can_join"}},
+                {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
+                {"type": "m.room.topic", "state_key": "", "content": {"topic": "t"}},
+                {"type": "org.synapse_school_policy.room", "state_key": "", "content": {"school": "gym-nord"}},
+            ]),
+            max_size=2,
+        ),
+    },
+)
+shared_room_lists = st.one_of(
+    st.none(), st.lists(st.one_of(st.none(), room_policies.filter(lambda p: p is not None)), max_size=3)
+)
 requests = st.fixed_dictionaries(
     {
         "callback": st.sampled_from(sorted(CALLBACKS)),
+        "is_invited": st.sampled_from([None, False, True]),
+        "shared_rooms": shared_room_lists,
+        "create_body": create_bodies,
         "actor": st.sampled_from(USERS),
         "target": st.one_of(st.none(), st.sampled_from(USERS)),
         "room_id": st.one_of(st.none(), st.just("!room:school.test")),
@@ -68,6 +108,8 @@ requests = st.fixed_dictionaries(
 def normalise_engine(outcome):
     if outcome == _core.NEED_ROOM:
         return NEED_ROOM
+    if outcome == _core.NEED_SHARED_ROOMS:
+        return NEED_SHARED_ROOMS
     if outcome == _core.SYNC_POWER_LEVELS:
         return SYNC_POWER_LEVELS
     if outcome == _core.NEED_ADMIN:
@@ -78,9 +120,11 @@ def normalise_engine(outcome):
     return (rule, enforced, school or None)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(config=configs, roster=rosters, reqs=st.lists(requests, min_size=1, max_size=20))
-def test_engine_agrees_with_reference_model(config, roster, reqs):
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(config=configs, roster=rosters, reqs=st.lists(requests, min_size=1, max_size=20), opted_in=st.booleans())
+def test_engine_agrees_with_reference_model(config, roster, reqs, opted_in):
+    if opted_in:  # half the examples get past rule 1 to rule 3
+        config = {**config, "schools": {**config["schools"], "gym-nord": {"messenger": True, **config["schools"].get("gym-nord", {})} | {"messenger": True}}}
     with tempfile.TemporaryDirectory() as data_dir:
         engine = _core.Engine(json.dumps({**config, "data_dir": data_dir}), SERVER, "main")
         engine.open()
@@ -98,15 +142,18 @@ def test_engine_agrees_with_reference_model(config, roster, reqs):
             roster={user: list(m) for user, m in roster.items()},
         )
         for req in reqs:
+            body = req["create_body"] if req["callback"] == "user_may_create_room" else None
+            is_invited = req["is_invited"] if req["callback"] == "user_may_join_room" else None
             expected = reference.decide(
                 req["callback"], req["actor"], req["target"], req["room_id"],
                 req["room_known"], req["room_policy"], req["actor_admin"],
+                content=body, is_invited=is_invited, shared_rooms=req["shared_rooms"],
             )
             actual = normalise_engine(
                 engine.decide(
-                    CALLBACKS[req["callback"]], req["actor"], req["target"], req["room_id"], None, None, None,
+                    CALLBACKS[req["callback"]], req["actor"], req["target"], req["room_id"], None, None, body,
                     req["room_known"], req["room_policy"] if req["room_known"] else None, None,
-                    FACT[req["actor_admin"]],
+                    FACT[req["actor_admin"]], is_invited, req["shared_rooms"],
                 )
             )
             assert actual == expected, (req, roster, config)
@@ -139,11 +186,15 @@ enabled_room_policies = st.one_of(
 rule2_requests = st.fixed_dictionaries(
     {
         "actor": st.sampled_from(USERS),
-        "event_type": st.sampled_from(EVENT_TYPES),
+        "event_type": st.sampled_from(EVENT_TYPES + ["m.room.join_rules", "m.room.guest_access"]),
         "state_key": st.sampled_from([None, "", "x"]),
         "room_policy": enabled_room_policies,
         "power_levels": st.one_of(st.none(), power_levels),
-        "content": st.one_of(enabled_room_policies.filter(lambda p: p is not None), power_levels),
+        "content": st.one_of(
+            enabled_room_policies.filter(lambda p: p is not None),
+            power_levels,
+            st.sampled_from([{"join_rule": "public"}, {"join_rule": "invite"}, {"guest_access": "can_join"}]),
+        ),
         "actor_admin": st.sampled_from([None, False, True]),
     }
 )
@@ -192,6 +243,7 @@ def test_engine_agrees_with_reference_model_on_events(config, roster, allowed, m
                         req["event_type"], req["state_key"], req["content"], room_known,
                         req["room_policy"] if room_known else None,
                         req["power_levels"] if room_known else None, FACT[req["actor_admin"]],
+                        None, None,
                     )
                 )
                 assert actual == expected, (req, room_known, roster, full_config)

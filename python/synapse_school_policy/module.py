@@ -33,6 +33,10 @@ _CALLBACK_NAMES = {
     _core.CB_USER_MAY_CREATE_ROOM: "user_may_create_room",
     _core.CB_CHECK_EVENT_FOR_SPAM: "check_event_for_spam",
     _core.CB_FEDERATED_USER_MAY_INVITE: "federated_user_may_invite",
+    _core.CB_USER_MAY_PUBLISH_ROOM: "user_may_publish_room",
+    _core.CB_USER_MAY_CREATE_ROOM_ALIAS: "user_may_create_room_alias",
+    _core.CB_USER_MAY_SEND_3PID_INVITE: "user_may_send_3pid_invite",
+    _core.CB_CHECK_USERNAME_FOR_SPAM: "check_username_for_spam",
 }
 
 
@@ -66,6 +70,10 @@ class SchoolPolicy:
             user_may_create_room=self.user_may_create_room,
             check_event_for_spam=self.check_event_for_spam,
             federated_user_may_invite=self.federated_user_may_invite,
+            user_may_publish_room=self.user_may_publish_room,
+            user_may_create_room_alias=self.user_may_create_room_alias,
+            user_may_send_3pid_invite=self.user_may_send_3pid_invite,
+            check_username_for_spam=self.check_username_for_spam,
         )
         # on_create_room is the one third-party-rules callback used: unlike
         # check_event_allowed it makes Synapse load no room state.
@@ -105,6 +113,20 @@ class SchoolPolicy:
             power_levels.content if power_levels is not None else None,
         )
 
+    async def _shared_room_policies(self, actor: str, target: str) -> list[Mapping[str, Any] | None]:
+        """The policy contents of the rooms both users are joined to.
+
+        Synapse's store answers from a cache that it keeps consistent across
+        workers (a private API: covered by the integration tests of the
+        pinned version)."""
+        rooms = await self._api._store.get_mutual_rooms_between_users(frozenset((actor, target)))  # noqa: SLF001
+        policies = []
+        for room_id in rooms:
+            state = await self._api.get_room_state(room_id, [self._room_state_filter[0]])
+            event = state.get(self._room_state_filter[0])
+            policies.append(event.content if event is not None else None)
+        return policies
+
     async def _decide(
         self,
         callback: int,
@@ -114,14 +136,15 @@ class SchoolPolicy:
         event_type: str | None = None,
         state_key: str | None = None,
         content: Any = None,
+        is_invited: bool | None = None,
     ) -> Any:
         room_known = False
-        room_policy = room_power_levels = None
+        room_policy = room_power_levels = shared_rooms = None
         actor_admin = _core.FACT_UNKNOWN
         while True:
             outcome = self._engine.decide(
                 callback, actor, target, room_id, event_type, state_key, content,
-                room_known, room_policy, room_power_levels, actor_admin,
+                room_known, room_policy, room_power_levels, actor_admin, is_invited, shared_rooms,
             )
             if outcome is None:
                 self._allowed_counters[callback].inc()
@@ -132,6 +155,8 @@ class SchoolPolicy:
             elif outcome == _core.NEED_ADMIN:
                 is_admin = await self._api.is_user_admin(actor)
                 actor_admin = _core.FACT_YES if is_admin else _core.FACT_NO
+            elif outcome == _core.NEED_SHARED_ROOMS:
+                shared_rooms = await self._shared_room_policies(actor, target)  # type: ignore[arg-type]
             elif outcome == _core.SYNC_POWER_LEVELS:
                 self._allowed_counters[callback].inc()
                 return _AllowThenSync
@@ -196,9 +221,26 @@ class SchoolPolicy:
         )
 
     async def on_create_room(self, requester: Any, request_content: dict, is_requester_admin: bool) -> None:
-        """A room created with the policy event in its initial state gets
-        power levels that match the policy from the start."""
+        """Shapes new rooms before Synapse creates them: guest access closed
+        (Synapse's private_chat preset opens it), and a room created with
+        the policy event gets power levels that match the policy and no
+        federation."""
+        initial_state = request_content.get("initial_state")
+        if isinstance(initial_state, list) and _initial_state_content(request_content, "m.room.guest_access") is None:
+            request_content["initial_state"] = [
+                *initial_state,
+                {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
+            ]
+        elif initial_state is None:
+            request_content["initial_state"] = [
+                {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}}
+            ]
         policy = _initial_state_content(request_content, self._room_state_filter[0][0])
+        if policy is not None:
+            creation_content = request_content.get("creation_content")
+            creation_content = dict(creation_content) if isinstance(creation_content, Mapping) else {}
+            creation_content.setdefault("m.federate", False)
+            request_content["creation_content"] = creation_content
         override = request_content.get("power_level_content_override")
         patch = self._engine.power_levels_update(policy, override if isinstance(override, dict) else {})
         if patch is not None:
@@ -219,7 +261,9 @@ class SchoolPolicy:
         return await self._decide(_core.CB_CHECK_LOGIN_FOR_SPAM, user_id)
 
     async def user_may_join_room(self, user_id: str, room_id: str, is_invited: bool) -> Any:
-        return await self._decide(_core.CB_USER_MAY_JOIN_ROOM, user_id, room_id=room_id)
+        return await self._decide(
+            _core.CB_USER_MAY_JOIN_ROOM, user_id, room_id=room_id, is_invited=is_invited
+        )
 
     async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> Any:
         return await self._decide(
@@ -227,7 +271,17 @@ class SchoolPolicy:
         )
 
     async def user_may_create_room(self, user_id: str, room_config: Mapping[str, Any]) -> Any:
-        return await self._decide(_core.CB_USER_MAY_CREATE_ROOM, user_id, content=room_config)
+        # The body first, then each invitee, so that a direct chat with a
+        # stranger is refused before the room exists.
+        result = await self._decide(_core.CB_USER_MAY_CREATE_ROOM, user_id, content=room_config)
+        invites = room_config.get("invite") if isinstance(room_config, Mapping) else None
+        for invitee in invites if isinstance(invites, list) else ():
+            if result is not NOT_SPAM or not isinstance(invitee, str):
+                break
+            result = await self._decide(
+                _core.CB_USER_MAY_CREATE_ROOM, user_id, target=invitee, content=room_config
+            )
+        return result
 
     async def check_event_for_spam(self, event: Any) -> Any:
         result = await self._decide(
@@ -244,6 +298,23 @@ class SchoolPolicy:
             )
             return NOT_SPAM
         return result
+
+    async def user_may_publish_room(self, user_id: str, room_id: str) -> Any:
+        return await self._decide(_core.CB_USER_MAY_PUBLISH_ROOM, user_id, room_id=room_id)
+
+    async def user_may_create_room_alias(self, user_id: str, room_alias: Any) -> Any:
+        # The alias is recorded in the audit record's room_id field.
+        return await self._decide(_core.CB_USER_MAY_CREATE_ROOM_ALIAS, user_id, room_id=str(room_alias))
+
+    async def user_may_send_3pid_invite(self, inviter: str, medium: str, address: str, room_id: str) -> Any:
+        return await self._decide(_core.CB_USER_MAY_SEND_3PID_INVITE, inviter, room_id=room_id)
+
+    async def check_username_for_spam(self, user_profile: Mapping[str, Any], requester_id: str) -> bool:
+        """True hides the user from the requester's user directory search."""
+        result = await self._decide(
+            _core.CB_CHECK_USERNAME_FOR_SPAM, requester_id, target=user_profile["user_id"]
+        )
+        return result is not NOT_SPAM
 
     async def federated_user_may_invite(self, event: Any) -> Any:
         return await self._decide(
