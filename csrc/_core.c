@@ -956,7 +956,14 @@ static PyMethodDef Engine_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyObject *Engine_get_strict_homeserver_config(EngineObject *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(ssp_engine_strict_homeserver_config(self->engine));
+}
+
 static PyGetSetDef Engine_getset[] = {
+    {"strict_homeserver_config", (getter)Engine_get_strict_homeserver_config, NULL,
+     "Whether a failed homeserver.yaml self-check stops Synapse.", NULL},
     {"policy_event_type", (getter)Engine_get_policy_event_type, NULL,
      "The managed-room state event type.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -1003,7 +1010,32 @@ static PyObject *core_check_config(PyObject *module, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static PyObject *core_check_homeserver(PyObject *module, PyObject *arg)
+{
+    const char *text;
+    Py_ssize_t len;
+    char *findings = NULL;
+    ssp_error err = {0};
+
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "check_homeserver() takes the settings as a JSON str");
+        return NULL;
+    }
+    text = PyUnicode_AsUTF8AndSize(arg, &len);
+    if (text == NULL)
+        return NULL;
+    if (ssp_homeserver_check(text, (size_t)len, &findings, &err) != 0) {
+        if (err.code == SSP_ERR_NOMEM)
+            return PyErr_NoMemory();
+        PyErr_SetString(state_of_module(module)->input_error, err.message);
+        return NULL;
+    }
+    return take_engine_string(findings);
+}
+
 static PyMethodDef core_methods[] = {
+    {"check_homeserver", core_check_homeserver, METH_O,
+     "check_homeserver(settings_json) -> JSON list of {setting, problem}."},
     {"check_config", core_check_config, METH_O,
      "check_config(json) -> None; raises InputError naming the bad key."},
     {NULL, NULL, 0, NULL},

@@ -97,6 +97,11 @@ void ssp_engine_free(ssp_engine *engine)
     free(engine);
 }
 
+bool ssp_engine_strict_homeserver_config(const ssp_engine *engine)
+{
+    return engine->config.strict_homeserver_config;
+}
+
 const char *ssp_engine_policy_event_type(const ssp_engine *engine)
 {
     return engine->config.policy_event_type;

@@ -203,6 +203,18 @@ const char *ssp_callback_name(ssp_callback cb);   /* NULL if out of range */
  * offending key's path in err->message. */
 int ssp_config_check(const char *json_text, size_t len, ssp_error *err);
 
+/* ---- homeserver.yaml self-check (selfcheck.c) ---- */
+
+/* Checks Synapse settings given as a JSON object of booleans keyed by their
+ * homeserver.yaml path (user_directory.search_all_users,
+ * limit_profile_requests_to_users_who_share_rooms,
+ * require_auth_for_profile_requests, allow_guest_access,
+ * enable_registration, registration_requires_token), with Synapse's
+ * defaults applied. *findings_json receives a JSON list of
+ * {"setting", "problem"} (empty when all is well; caller frees). */
+int ssp_homeserver_check(const char *settings_json, size_t len, char **findings_json,
+                         ssp_error *err);
+
 /* ---- engine lifecycle (engine.c) ---- */
 
 /* Seeds jansson's hash function. Call once per process before any thread
@@ -222,6 +234,9 @@ int ssp_engine_open(ssp_engine *engine, ssp_error *err);
 /* Flushes pending audit records, stops the writer thread and frees
  * everything. Accepts NULL. */
 void ssp_engine_free(ssp_engine *engine);
+
+/* Whether a failed self-check stops Synapse (strict_homeserver_config). */
+bool ssp_engine_strict_homeserver_config(const ssp_engine *engine);
 
 /* The configured policy event type; owned by the engine. */
 const char *ssp_engine_policy_event_type(const ssp_engine *engine);

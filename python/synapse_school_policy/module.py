@@ -14,7 +14,7 @@ from synapse.module_api import NOT_SPAM, ModuleApi
 from synapse.module_api.errors import Codes
 from synapse.util.frozenutils import unfreeze
 
-from synapse_school_policy import _core
+from synapse_school_policy import _core, homeserver_check
 from synapse_school_policy.admin_api import ADMIN_API_PREFIX, AdminResource
 from synapse_school_policy.config import PolicyConfig, parse_config
 from synapse_school_policy.metrics import DECISIONS, bind_engine_gauges
@@ -53,6 +53,7 @@ class SchoolPolicy:
             from synapse.config._base import ConfigError
 
             raise ConfigError(f"synapse_school_policy: {exc}") from exc
+        self._check_homeserver_config(api)
         self._service_users = config.service_users
         self._room_state_filter = [(self._engine.policy_event_type, ""), ("m.room.power_levels", "")]
         self._allowed_counters = {
@@ -94,6 +95,19 @@ class SchoolPolicy:
     @staticmethod
     def parse_config(config: Mapping[str, Any]) -> PolicyConfig:
         return parse_config(config)
+
+    def _check_homeserver_config(self, api: ModuleApi) -> None:
+        # Synapse's parsed config is not part of the module API; the pinned
+        # version is covered by the start-up tests.
+        found = homeserver_check.findings(homeserver_check.settings_from_synapse(api._hs.config))  # noqa: SLF001
+        if not found:
+            return
+        message = "synapse_school_policy: homeserver.yaml undermines the school rules: " + homeserver_check.describe(found)
+        if self._engine.strict_homeserver_config:
+            from synapse.config._base import ConfigError
+
+            raise ConfigError(message + " (set strict_homeserver_config: false to only warn)")
+        logger.warning("%s", message)
 
     def _flush_audit(self) -> None:
         try:

@@ -62,6 +62,13 @@ def _read(path: str, offset: int = 0) -> str:
         return ""
 
 
+MODULE_SAFE_SETTINGS = {
+    "user_directory": {"enabled": True, "search_all_users": False},
+    "limit_profile_requests_to_users_who_share_rooms": True,
+    "require_auth_for_profile_requests": True,
+}
+
+
 class SynapseError(RuntimeError):
     pass
 
@@ -283,6 +290,8 @@ class SynapseServer:
             )
         if self.module_config is not None:
             cfg["modules"] = [{"module": MODULE_PATH, "config": self.module_config}]
+            # The settings the module's start-up self-check requires.
+            cfg.update(MODULE_SAFE_SETTINGS)
         cfg.update(self.extra_config)
         with open(self.config_path, "w") as f:
             json.dump(cfg, f, indent=2)
