@@ -24,22 +24,6 @@
 #define RETRY_DELAY_MS 1000
 #define FLUSH_TIMEOUT_MS 10000
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 json_t *ssp_audit_record_to_json(const ssp_audit_record *rec, const char *worker)
 {
     return json_pack("{s:I, s:I, s:s, s:s, s:b, s:s?, s:s?, s:s?, s:s?, s:s?, s:s}", "id",
@@ -134,7 +118,7 @@ static void *writer_main(void *arg)
             count++;
         size_before = lseek(log->fd, 0, SEEK_END);
         buf = serialise(batch, log->worker, &len);
-        ok = !log->broken && buf != NULL && write_all(log->fd, buf, len) == 0 &&
+        ok = !log->broken && buf != NULL && ssp_write_all(log->fd, buf, len) == 0 &&
              fdatasync(log->fd) == 0;
         free(buf);
         /* Cut a partial write off so the file holds only whole lines. If

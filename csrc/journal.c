@@ -45,22 +45,6 @@ static int make_dirs(const char *dir, ssp_error *err)
     return rc;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
@@ -178,7 +162,7 @@ static int write_snapshot_entry(const char *key, void *value, void *ctx_ptr)
         ctx->failed_errno = ENOMEM;
         return 1;
     }
-    if (write_all(ctx->fd, line, len) != 0) {
+    if (ssp_write_all(ctx->fd, line, len) != 0) {
         ctx->failed_errno = errno;
         free(line);
         return 1;
@@ -327,7 +311,7 @@ int ssp_journal_append(ssp_journal *journal, const ssp_roster_change *changes, s
         used += len;
         free(line);
     }
-    if (write_all(journal->fd, buf, used) != 0 || fdatasync(journal->fd) != 0) {
+    if (ssp_write_all(journal->fd, buf, used) != 0 || fdatasync(journal->fd) != 0) {
         ssp_fail(err, SSP_ERR_IO, "cannot write %s: %s", journal->path, strerror(errno));
         /* Cut off a partial write so the next append starts on a clean line. */
         if (ftruncate(journal->fd, journal->size) != 0)

@@ -213,6 +213,8 @@ bool ssp_engine_is_local(const ssp_engine *engine, const char *user_id);
 char *ssp_strdup(const char *s);
 char *ssp_strndup(const char *s, size_t n);
 int64_t ssp_now_ms(void);
+/* write(2) until everything is written; -1 with errno on failure. */
+int ssp_write_all(int fd, const char *buf, size_t len);
 /* Joins dir and name; caller frees. */
 char *ssp_path_join(const char *dir, const char *name);
 bool ssp_utf8_valid(const char *s, size_t len);

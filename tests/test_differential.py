@@ -120,27 +120,35 @@ def normalise_engine(outcome):
     return (rule, enforced, school or None)
 
 
+def engine_and_reference(config, roster, data_dir):
+    """The C engine and the reference model, built from the same config and roster."""
+    engine = _core.Engine(json.dumps({**config, "data_dir": data_dir}), SERVER, "main")
+    engine.open()
+    users = [
+        {"user_id": user, "schools": [{"school": s, "role": r} for s, r in memberships]}
+        for user, memberships in roster.items()
+    ]
+    engine.roster_upsert(json.dumps({"users": users}))
+    reference = ReferencePolicy(
+        server_name=SERVER,
+        schools=config["schools"],
+        service_users=frozenset(config["service_users"]),
+        unlisted_allow=config.get("unlisted_users") == "allow",
+        enforce=config.get("enforce", True),
+        roster={user: list(m) for user, m in roster.items()},
+        moderator_level=config.get("moderator_level", 50),
+        one_way_allowed_events=frozenset(config.get("one_way_allowed_events", ())),
+    )
+    return engine, reference
+
+
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(config=configs, roster=rosters, reqs=st.lists(requests, min_size=1, max_size=20), opted_in=st.booleans())
 def test_engine_agrees_with_reference_model(config, roster, reqs, opted_in):
     if opted_in:  # half the examples get past rule 1 to rule 3
         config = {**config, "schools": {**config["schools"], "gym-nord": {"messenger": True, **config["schools"].get("gym-nord", {})} | {"messenger": True}}}
     with tempfile.TemporaryDirectory() as data_dir:
-        engine = _core.Engine(json.dumps({**config, "data_dir": data_dir}), SERVER, "main")
-        engine.open()
-        users = [
-            {"user_id": user, "schools": [{"school": s, "role": r} for s, r in memberships]}
-            for user, memberships in roster.items()
-        ]
-        engine.roster_upsert(json.dumps({"users": users}))
-        reference = ReferencePolicy(
-            server_name=SERVER,
-            schools=config["schools"],
-            service_users=frozenset(config["service_users"]),
-            unlisted_allow=config.get("unlisted_users") == "allow",
-            enforce=config.get("enforce", True),
-            roster={user: list(m) for user, m in roster.items()},
-        )
+        engine, reference = engine_and_reference(config, roster, data_dir)
         for req in reqs:
             body = req["create_body"] if req["callback"] == "user_may_create_room" else None
             is_invited = req["is_invited"] if req["callback"] == "user_may_join_room" else None
@@ -212,23 +220,7 @@ def test_engine_agrees_with_reference_model_on_events(config, roster, allowed, m
     config = {**config, "schools": {**config["schools"], "gym-nord": {"messenger": True}}, "unlisted_users": "allow"}
     full_config = {**config, "one_way_allowed_events": allowed, "moderator_level": moderator_level}
     with tempfile.TemporaryDirectory() as data_dir:
-        engine = _core.Engine(json.dumps({**full_config, "data_dir": data_dir}), SERVER, "main")
-        engine.open()
-        users = [
-            {"user_id": user, "schools": [{"school": s, "role": r} for s, r in memberships]}
-            for user, memberships in roster.items()
-        ]
-        engine.roster_upsert(json.dumps({"users": users}))
-        reference = ReferencePolicy(
-            server_name=SERVER,
-            schools=config["schools"],
-            service_users=frozenset(config["service_users"]),
-            unlisted_allow=config.get("unlisted_users") == "allow",
-            enforce=config.get("enforce", True),
-            roster={user: list(m) for user, m in roster.items()},
-            moderator_level=moderator_level,
-            one_way_allowed_events=frozenset(allowed),
-        )
+        engine, reference = engine_and_reference(full_config, roster, data_dir)
         for req in reqs:
             for room_known in (False, True):
                 expected = reference.decide(
