@@ -1059,6 +1059,25 @@ static PyObject *rule_ids_tuple(void)
     return ids;
 }
 
+/* CALLBACK_NAMES[i] is the name of the callback whose CB_* constant is i. */
+static PyObject *callback_names_tuple(void)
+{
+    PyObject *names = PyTuple_New(SSP_CB__COUNT);
+
+    if (names == NULL)
+        return NULL;
+    for (int cb = 0; cb < SSP_CB__COUNT; cb++) {
+        PyObject *name = PyUnicode_FromString(ssp_callback_name((ssp_callback)cb));
+
+        if (name == NULL) {
+            Py_DECREF(names);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(names, cb, name); /* steals name */
+    }
+    return names;
+}
+
 static int add_int(PyObject *module, const char *name, long value)
 {
     return PyModule_AddIntConstant(module, name, value);
@@ -1067,7 +1086,7 @@ static int add_int(PyObject *module, const char *name, long value)
 static int core_exec(PyObject *module)
 {
     module_state *st = state_of_module(module);
-    PyObject *ids = NULL;
+    PyObject *ids = NULL, *callbacks = NULL;
     int rc = -1;
 
     ssp_global_init();
@@ -1092,13 +1111,15 @@ static int core_exec(PyObject *module)
     if (st->store_error == NULL)
         goto done;
     ids = rule_ids_tuple();
-    if (ids == NULL)
+    callbacks = callback_names_tuple();
+    if (ids == NULL || callbacks == NULL)
         goto done;
     if (PyModule_AddObjectRef(module, "Engine", (PyObject *)st->engine_type) < 0 ||
         PyModule_AddObjectRef(module, "InputError", st->input_error) < 0 ||
         PyModule_AddObjectRef(module, "JsonSyntaxError", st->syntax_error) < 0 ||
         PyModule_AddObjectRef(module, "StoreError", st->store_error) < 0 ||
-        PyModule_AddObjectRef(module, "RULE_IDS", ids) < 0)
+        PyModule_AddObjectRef(module, "RULE_IDS", ids) < 0 ||
+        PyModule_AddObjectRef(module, "CALLBACK_NAMES", callbacks) < 0)
         goto done;
     if (add_int(module, "CB_CHECK_LOGIN_FOR_SPAM", SSP_CB_CHECK_LOGIN_FOR_SPAM) < 0 ||
         add_int(module, "CB_USER_MAY_JOIN_ROOM", SSP_CB_USER_MAY_JOIN_ROOM) < 0 ||
@@ -1120,6 +1141,7 @@ static int core_exec(PyObject *module)
     rc = 0;
 done:
     Py_XDECREF(ids);
+    Py_XDECREF(callbacks);
     return rc;
 }
 

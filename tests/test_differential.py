@@ -13,18 +13,7 @@ SERVER = "school.test"
 SCHOOLS = ["gym-nord", "gs-sued", "rs-west"]
 LOCAL_USERS = [f"@u{i}:{SERVER}" for i in range(6)]
 USERS = LOCAL_USERS + ["@remote:other.test"]
-CALLBACKS = {
-    "check_login_for_spam": _core.CB_CHECK_LOGIN_FOR_SPAM,
-    "user_may_join_room": _core.CB_USER_MAY_JOIN_ROOM,
-    "user_may_invite": _core.CB_USER_MAY_INVITE,
-    "user_may_create_room": _core.CB_USER_MAY_CREATE_ROOM,
-    "check_event_for_spam": _core.CB_CHECK_EVENT_FOR_SPAM,
-    "federated_user_may_invite": _core.CB_FEDERATED_USER_MAY_INVITE,
-    "user_may_publish_room": _core.CB_USER_MAY_PUBLISH_ROOM,
-    "user_may_create_room_alias": _core.CB_USER_MAY_CREATE_ROOM_ALIAS,
-    "user_may_send_3pid_invite": _core.CB_USER_MAY_SEND_3PID_INVITE,
-    "check_username_for_spam": _core.CB_CHECK_USERNAME_FOR_SPAM,
-}
+CALLBACKS = {name: number for number, name in enumerate(_core.CALLBACK_NAMES)}
 FACT = {None: _core.FACT_UNKNOWN, False: _core.FACT_NO, True: _core.FACT_YES}
 
 school_settings = st.fixed_dictionaries(

@@ -26,18 +26,7 @@ logger = logging.getLogger(__name__)
 _SYNC_WAIT_STEPS = 100
 _SYNC_WAIT_SECONDS = 0.1
 
-_CALLBACK_NAMES = {
-    _core.CB_CHECK_LOGIN_FOR_SPAM: "check_login_for_spam",
-    _core.CB_USER_MAY_JOIN_ROOM: "user_may_join_room",
-    _core.CB_USER_MAY_INVITE: "user_may_invite",
-    _core.CB_USER_MAY_CREATE_ROOM: "user_may_create_room",
-    _core.CB_CHECK_EVENT_FOR_SPAM: "check_event_for_spam",
-    _core.CB_FEDERATED_USER_MAY_INVITE: "federated_user_may_invite",
-    _core.CB_USER_MAY_PUBLISH_ROOM: "user_may_publish_room",
-    _core.CB_USER_MAY_CREATE_ROOM_ALIAS: "user_may_create_room_alias",
-    _core.CB_USER_MAY_SEND_3PID_INVITE: "user_may_send_3pid_invite",
-    _core.CB_CHECK_USERNAME_FOR_SPAM: "check_username_for_spam",
-}
+_CALLBACK_NAMES = dict(enumerate(_core.CALLBACK_NAMES))
 
 
 class SchoolPolicy:
