@@ -1,0 +1,168 @@
+"""The adapter's decision loop against a fake ModuleApi (unit level; the
+integration tests cover the real Synapse). It must ask Synapse only for the
+facts the engine requests, and only when it requests them."""
+import asyncio
+import json
+from types import SimpleNamespace
+
+import pytest
+from synapse.module_api import NOT_SPAM
+
+from synapse_school_policy.module import SchoolPolicy
+
+POLICY_TYPE = "org.synapse_school_policy.room"
+
+
+class FakeEvent(SimpleNamespace):
+    def is_state(self):
+        return self.state_key is not None
+
+    def get_state_key(self):
+        return self.state_key
+
+
+class FakeApi:
+    """Just the ModuleApi members the adapter uses, recording the lookups."""
+
+    server_name = "school.test"
+    worker_name = None
+
+    def __init__(self, room_state=None, admins=(), mutual_rooms=()):
+        self.room_state = room_state or {}
+        self.admins = set(admins)
+        self.lookups = []
+        self.background = []
+        self._hs = SimpleNamespace(config=SimpleNamespace(
+            userdirectory=SimpleNamespace(user_directory_search_all_users=False),
+            server=SimpleNamespace(limit_profile_requests_to_users_who_share_rooms=True,
+                                   require_auth_for_profile_requests=True),
+            registration=SimpleNamespace(allow_guest_access=False, enable_registration=False,
+                                         registration_requires_token=False),
+        ))
+        mutual = frozenset(mutual_rooms)
+
+        async def get_mutual_rooms_between_users(users):
+            self.lookups.append(("mutual_rooms", tuple(sorted(users))))
+            return mutual
+
+        self._store = SimpleNamespace(get_mutual_rooms_between_users=get_mutual_rooms_between_users)
+
+    def register_spam_checker_callbacks(self, **callbacks):
+        self.spam_callbacks = callbacks
+
+    def register_third_party_rules_callbacks(self, **callbacks):
+        self.third_party_callbacks = callbacks
+
+    def register_web_resource(self, path, resource):
+        self.resource = resource
+
+    async def get_room_state(self, room_id, event_filter):
+        self.lookups.append(("room_state", room_id))
+        state = self.room_state.get(room_id, {})
+        return {key: SimpleNamespace(content=state[key[0]], event_id="$p") for key in event_filter if key[0] in state}
+
+    async def is_user_admin(self, user_id):
+        self.lookups.append(("is_admin", user_id))
+        return user_id in self.admins
+
+    def run_as_background_process(self, desc, func, *args):
+        self.background.append((desc, args))
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+@pytest.fixture
+def make_policy(tmp_path):
+    def make(api, **overrides):
+        config = {
+            "data_dir": str(tmp_path / "store"),
+            "service_users": ["@sync:school.test"],
+            "schools": {"gym-nord": {"messenger": True}},
+            **overrides,
+        }
+        policy = SchoolPolicy(SchoolPolicy.parse_config(config), api)
+        policy._engine.roster_put("@pupil:school.test", json.dumps({"schools": [{"school": "gym-nord", "role": "student"}]}))
+        policy._engine.roster_put("@teacher:school.test", json.dumps({"schools": [{"school": "gym-nord", "role": "teacher"}]}))
+        return policy
+    return make
+
+
+def test_allowed_login_asks_synapse_nothing(make_policy):
+    api = FakeApi()
+    policy = make_policy(api)
+    assert run(policy.check_login_for_spam("@pupil:school.test", None, None, [], None)) is NOT_SPAM
+    assert api.lookups == []
+
+
+def test_admin_status_is_looked_up_only_before_a_denial(make_policy):
+    api = FakeApi(admins={"@root:school.test"})
+    policy = make_policy(api)
+    assert run(policy.check_login_for_spam("@root:school.test", None, None, [], None)) is NOT_SPAM
+    assert api.lookups == [("is_admin", "@root:school.test")]
+    code, fields = run(policy.check_login_for_spam("@nobody:school.test", None, None, [], None))
+    assert fields["school_policy"] == {"rule": "not_on_roster"}
+
+
+def test_a_message_reads_the_rooms_policy_and_power_levels_once(make_policy):
+    api = FakeApi(room_state={"!r": {POLICY_TYPE: {"school": "gym-nord", "kind": "course", "two_way": False},
+                                     "m.room.power_levels": {"users": {"@teacher:school.test": 50}}}})
+    policy = make_policy(api)
+    event = FakeEvent(sender="@teacher:school.test", room_id="!r", type="m.room.message", state_key=None,
+                      content={"body": "hi"}, event_id="$e")
+    assert run(policy.check_event_for_spam(event)) is NOT_SPAM
+    assert api.lookups == [("room_state", "!r")]
+    pupil_event = FakeEvent(sender="@pupil:school.test", room_id="!r", type="m.room.message", state_key=None,
+                            content={"body": "hi"}, event_id="$e2")
+    code, fields = run(policy.check_event_for_spam(pupil_event))
+    assert fields["school_policy"] == {"rule": "one_way"}
+
+
+def test_a_flip_of_two_way_schedules_the_power_levels_update(make_policy):
+    api = FakeApi(room_state={"!r": {POLICY_TYPE: {"school": "gym-nord", "kind": "course", "two_way": False},
+                                     "m.room.power_levels": {"events_default": 50, "events": {"m.room.redaction": 0},
+                                                             "users": {"@teacher:school.test": 50}}}})
+    policy = make_policy(api)
+    event = FakeEvent(sender="@teacher:school.test", room_id="!r", type=POLICY_TYPE, state_key="",
+                      content={"school": "gym-nord", "kind": "course", "two_way": True}, event_id="$flip")
+    assert run(policy.check_event_for_spam(event)) is NOT_SPAM
+    assert api.background == [("school_policy_sync_power_levels", ("!r", "$flip"))]
+
+
+def test_invites_read_the_shared_rooms_only_when_rule_1_passes(make_policy):
+    api = FakeApi(room_state={"!course": {POLICY_TYPE: {"school": "gym-nord", "kind": "course"}}}, mutual_rooms={"!course"})
+    policy = make_policy(api)
+    assert run(policy.user_may_invite("@teacher:school.test", "@pupil:school.test", "!dm")) is NOT_SPAM
+    assert ("mutual_rooms", ("@pupil:school.test", "@teacher:school.test")) in api.lookups
+    api.lookups.clear()
+    code, fields = run(policy.user_may_invite("@teacher:school.test", "@stranger:school.test", "!dm"))
+    assert fields["school_policy"] == {"rule": "not_on_roster"}
+    assert not any(kind == "mutual_rooms" for kind, _ in api.lookups)
+
+
+def test_directory_hides_users_without_a_shared_room(make_policy):
+    api = FakeApi(mutual_rooms=set())
+    policy = make_policy(api)
+    hidden = run(policy.check_username_for_spam({"user_id": "@pupil:school.test"}, "@teacher:school.test"))
+    assert hidden is True
+
+
+def test_on_create_room_closes_guest_access_and_federation_of_managed_rooms(make_policy):
+    policy = make_policy(FakeApi())
+    body = {"preset": "private_chat", "initial_state": [
+        {"type": POLICY_TYPE, "state_key": "", "content": {"school": "gym-nord", "kind": "course", "two_way": False}}]}
+    run(policy.on_create_room(None, body, False))
+    assert {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}} in body["initial_state"]
+    assert body["creation_content"]["m.federate"] is False
+    assert body["power_level_content_override"]["events_default"] == 50
+    assert body["power_level_content_override"]["events"] == {"m.room.redaction": 0}
+
+
+def test_strict_self_check_refuses_a_bad_homeserver_config(make_policy):
+    from synapse.config._base import ConfigError
+
+    api = FakeApi()
+    api._hs.config.userdirectory.user_directory_search_all_users = True
+    with pytest.raises(ConfigError, match="user_directory.search_all_users: must be false"):
+        make_policy(api)
