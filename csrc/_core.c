@@ -926,6 +926,41 @@ static PyObject *Engine_audit_stats(EngineObject *self, PyObject *Py_UNUSED(igno
                          (unsigned long long)stats.write_errors);
 }
 
+/* store_status() -> dict. Reads counters under the store's mutex: no I/O,
+ * the GIL stays held. */
+static PyObject *Engine_store_status(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ssp_store_status st;
+
+    ssp_store_get_status(self->engine, &st);
+    return Py_BuildValue("{sOsOsKsKsKsKsLss}", "postgres", st.postgres ? Py_True : Py_False,
+                         "connected", st.connected ? Py_True : Py_False, "audit_spilled_total",
+                         (unsigned long long)st.audit_spilled_total, "audit_spill_pending",
+                         (unsigned long long)st.audit_spill_pending, "roster_outbox_pending",
+                         (unsigned long long)st.roster_outbox_pending, "connects",
+                         (unsigned long long)st.connects, "roster_version",
+                         (long long)st.roster_version, "last_error", st.last_error);
+}
+
+/* audit_purge(older_than_ms) -> number of records deleted. Waits on the
+ * database, so the GIL is released. */
+static PyObject *Engine_audit_purge(EngineObject *self, PyObject *args)
+{
+    long long older_than = 0;
+    uint64_t deleted = 0;
+    ssp_error err = {0};
+    int rc;
+
+    if (!PyArg_ParseTuple(args, "L:audit_purge", &older_than))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_audit_purge(self->engine, older_than, &deleted, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    return PyLong_FromUnsignedLongLong(deleted);
+}
+
 static PyObject *Engine_get_policy_event_type(EngineObject *self, void *Py_UNUSED(closure))
 {
     return PyUnicode_FromString(ssp_engine_policy_event_type(self->engine));
@@ -953,6 +988,11 @@ static PyMethodDef Engine_methods[] = {
     {"audit_flush", (PyCFunction)Engine_audit_flush, METH_NOARGS,
      "Wait until every queued audit record is written."},
     {"audit_stats", (PyCFunction)Engine_audit_stats, METH_NOARGS, "Audit queue counters."},
+    {"store_status", (PyCFunction)Engine_store_status, METH_NOARGS,
+     "The store's state: postgres, connected, audit_spilled_total, audit_spill_pending, "
+     "roster_outbox_pending, connects, roster_version, last_error."},
+    {"audit_purge", (PyCFunction)Engine_audit_purge, METH_VARARGS,
+     "audit_purge(older_than_ms) -> records deleted (PostgreSQL store)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -33,7 +33,7 @@ json_t *ssp_audit_record_to_json(const ssp_audit_record *rec, const char *worker
                      "event_type", rec->event_type, "school", rec->school, "worker", worker);
 }
 
-static void free_records(ssp_audit_record *rec)
+void ssp_audit_free_records(ssp_audit_record *rec)
 {
     while (rec != NULL) {
         ssp_audit_record *next = rec->next;
@@ -134,7 +134,7 @@ static void *writer_main(void *arg)
             log->stats.queue_depth -= count;
             pthread_cond_broadcast(&log->written_cond);
             pthread_mutex_unlock(&log->mutex);
-            free_records(batch);
+            ssp_audit_free_records(batch);
             pthread_mutex_lock(&log->mutex);
         } else {
             struct timespec deadline;
@@ -256,6 +256,7 @@ int ssp_audit_open(ssp_audit_log *log, const char *data_dir, const char *worker,
 
     memset(log, 0, sizeof *log);
     log->fd = -1;
+    log->wake_fd = -1;
     if (pthread_mutex_init(&log->mutex, NULL) != 0)
         return ssp_fail(err, SSP_ERR_NOMEM, "cannot create the audit mutex");
     pthread_cond_init(&log->wake_writer, NULL);
@@ -286,6 +287,27 @@ fail:
     return -1;
 }
 
+int ssp_audit_open_external(ssp_audit_log *log, const char *worker, int wake_fd, ssp_error *err)
+{
+    memset(log, 0, sizeof *log);
+    log->fd = -1;
+    log->wake_fd = wake_fd;
+    log->external = true;
+    if (pthread_mutex_init(&log->mutex, NULL) != 0)
+        return ssp_fail(err, SSP_ERR_NOMEM, "cannot create the audit mutex");
+    pthread_cond_init(&log->wake_writer, NULL);
+    pthread_cond_init(&log->written_cond, NULL);
+    log->worker = ssp_strdup(worker);
+    if (log->worker == NULL) {
+        ssp_audit_close(log);
+        return ssp_fail_nomem(err);
+    }
+    /* Ids count from 1 in each process; the PostgreSQL store pairs them
+     * with a per-process origin to make them unique. */
+    log->next_id = 1;
+    return 0;
+}
+
 void ssp_audit_close(ssp_audit_log *log)
 {
     if (log->writer_started) {
@@ -296,7 +318,7 @@ void ssp_audit_close(ssp_audit_log *log)
         pthread_join(log->writer, NULL);
         log->writer_started = false;
     }
-    free_records(log->head);
+    ssp_audit_free_records(log->head);
     log->head = log->tail = NULL;
     if (log->fd >= 0)
         close(log->fd);
@@ -352,10 +374,20 @@ int ssp_audit_submit(ssp_audit_log *log, ssp_rule rule, ssp_callback callback, b
 
     pthread_mutex_lock(&log->mutex);
     rec->id = log->next_id++;
-    if (log->tail != NULL)
+    if (log->tail != NULL) {
         log->tail->next = rec;
-    else
+    } else {
         log->head = rec;
+        /* The PostgreSQL store's thread sleeps in poll(): wake it when the
+         * queue stops being empty. An eventfd write does not block. */
+        if (log->wake_fd >= 0) {
+            uint64_t one = 1;
+
+            if (write(log->wake_fd, &one, sizeof one) < 0) {
+                /* EAGAIN: the counter is already set, the thread will wake */
+            }
+        }
+    }
     log->tail = rec;
     log->stats.queued++;
     log->stats.queue_depth++;
@@ -379,7 +411,7 @@ int ssp_audit_flush(ssp_engine *engine, ssp_error *err)
     while (log->last_written_id < target) {
         if (pthread_cond_timedwait(&log->written_cond, &log->mutex, &deadline) == ETIMEDOUT) {
             rc = ssp_fail(err, SSP_ERR_IO, "audit records are not being written to %s (%llu "
-                          "write errors so far)", log->path,
+                          "write errors so far)", log->path ? log->path : "the database or the spill file",
                           (unsigned long long)log->stats.write_errors);
             break;
         }
@@ -442,6 +474,8 @@ int ssp_audit_query(ssp_engine *engine, const ssp_audit_filter *filter, char **r
         return ssp_fail(err, SSP_ERR_INPUT, "limit: expected an integer from 1 to 1000");
     if (ssp_audit_flush(engine, err) != 0)
         return -1;
+    if (engine->pg != NULL)
+        return ssp_pgstore_audit_query(engine, filter, result_json, err);
     ring = calloc(filter->limit, sizeof *ring);
     if (ring == NULL)
         return ssp_fail_nomem(err);

@@ -61,10 +61,14 @@ int ssp_engine_open(ssp_engine *engine, ssp_error *err)
 
     if (engine->roster_ready)
         return ssp_fail(err, SSP_ERR_STATE, "the store is already open");
-    if (engine->config.database != NULL)
-        return ssp_fail(err, SSP_ERR_STATE,
-                        "database: the PostgreSQL store is not available in this version; "
-                        "remove database to use the embedded store in data_dir");
+    if (engine->config.database != NULL) {
+        if (ssp_pgstore_open(engine, err) != 0) {
+            reset_roster(engine);
+            return -1;
+        }
+        engine->roster_ready = true;
+        return 0;
+    }
     if (ssp_journal_open(&engine->journal, data_dir, &engine->roster, err) != 0) {
         reset_roster(engine);
         return -1;
@@ -85,6 +89,8 @@ void ssp_engine_free(ssp_engine *engine)
 {
     if (engine == NULL)
         return;
+    if (engine->pg != NULL)
+        ssp_pgstore_close(engine); /* also closes the audit queue */
     if (engine->audit_open)
         ssp_audit_close(&engine->audit);
     if (engine->journal_open)
@@ -112,4 +118,24 @@ bool ssp_engine_is_local(const ssp_engine *engine, const char *user_id)
     const char *colon = user_id ? strchr(user_id, ':') : NULL;
 
     return colon != NULL && strcmp(colon + 1, engine->server_name) == 0;
+}
+
+void ssp_store_get_status(ssp_engine *engine, ssp_store_status *out)
+{
+    memset(out, 0, sizeof *out);
+    if (engine->pg != NULL) {
+        ssp_pgstore_get_status(engine->pg, out);
+        return;
+    }
+    out->connected = engine->roster_ready;
+}
+
+int ssp_audit_purge(ssp_engine *engine, int64_t older_than_ms, uint64_t *deleted, ssp_error *err)
+{
+    *deleted = 0;
+    if (engine->pg == NULL)
+        return ssp_fail(err, SSP_ERR_STATE,
+                        "audit purge needs the PostgreSQL store; the embedded store's "
+                        "audit.jsonl is kept as it is");
+    return ssp_pgstore_audit_purge(engine, older_than_ms, deleted, err);
 }

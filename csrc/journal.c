@@ -211,6 +211,12 @@ done:
 int ssp_journal_open(ssp_journal *journal, const char *data_dir, ssp_roster *roster,
                      ssp_error *err)
 {
+    return ssp_journal_open_named(journal, data_dir, JOURNAL_NAME, roster, true, err);
+}
+
+int ssp_journal_open_named(ssp_journal *journal, const char *data_dir, const char *name,
+                           ssp_roster *roster, bool compact_allowed, ssp_error *err)
+{
     char *data = NULL;
     size_t len = 0, line_no = 0, good_end = 0;
     int rc = -1;
@@ -222,7 +228,7 @@ int ssp_journal_open(ssp_journal *journal, const char *data_dir, ssp_roster *ros
     journal->path = NULL;
     if (make_dirs(data_dir, err) != 0)
         return -1;
-    journal->path = ssp_path_join(data_dir, JOURNAL_NAME);
+    journal->path = ssp_path_join(data_dir, name);
     if (journal->path == NULL)
         return ssp_fail_nomem(err);
     if (read_file(journal->path, &data, &len, err) != 0)
@@ -258,7 +264,7 @@ int ssp_journal_open(ssp_journal *journal, const char *data_dir, ssp_roster *ros
         ssp_fail(err, SSP_ERR_IO, "cannot truncate %s: %s", journal->path, strerror(errno));
         goto done;
     }
-    if (journal->lines > 2 * roster->users.count + 1024 &&
+    if (compact_allowed && journal->lines > 2 * roster->users.count + 1024 &&
         compact(journal, data_dir, roster, err) != 0)
         goto done;
     journal->fd = open(journal->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);

@@ -56,6 +56,23 @@ static ssp_roster_user *user_alloc(const char *user_id, const char **schools, co
     return user;
 }
 
+ssp_roster_user *ssp_roster_user_new(const char *user_id, const char **schools,
+                                     const ssp_role *roles, size_t n)
+{
+    return user_alloc(user_id, schools, roles, n);
+}
+
+int ssp_role_from_name(const char *name, ssp_role *role)
+{
+    for (int r = 0; ROLE_NAMES[r] != NULL; r++) {
+        if (strcmp(name, ROLE_NAMES[r]) == 0) {
+            *role = (ssp_role)r;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 static int parse_membership(json_t *item, const char *path, const char **school, ssp_role *role,
                             ssp_error *err)
 {
@@ -297,7 +314,10 @@ static int commit_changes(ssp_engine *engine, ssp_roster_change *changes, size_t
         pthread_mutex_unlock(&engine->write_mutex);
         return ssp_fail_nomem(err);
     }
-    if (ssp_journal_append(&engine->journal, changes, n, err) != 0) {
+    /* With PostgreSQL the change goes to the local outbox, which the
+     * store's thread pushes to the database (pgstore.c). */
+    if ((engine->pg != NULL ? ssp_pgstore_append_roster(engine->pg, changes, n, err)
+                            : ssp_journal_append(&engine->journal, changes, n, err)) != 0) {
         pthread_mutex_unlock(&engine->write_mutex);
         return -1;
     }

@@ -316,4 +316,23 @@ typedef struct ssp_audit_stats {
 
 void ssp_audit_get_stats(ssp_engine *engine, ssp_audit_stats *out);
 
+/* ---- store status and maintenance (engine.c, pgstore.c) ---- */
+
+typedef struct ssp_store_status {
+    bool postgres;                  /* false: the embedded store */
+    bool connected;                 /* PostgreSQL reachable (always true for the embedded store) */
+    uint64_t audit_spilled_total;   /* records written to the spill file since start */
+    uint64_t audit_spill_pending;   /* records in the spill file, waiting for the database */
+    uint64_t roster_outbox_pending; /* roster changes not yet in the database */
+    uint64_t connects;              /* successful (re)connections since start */
+    int64_t roster_version;         /* last roster change version applied */
+    char last_error[SSP_ERROR_MESSAGE_MAX]; /* the last database error, or "" */
+} ssp_store_status;
+
+void ssp_store_get_status(ssp_engine *engine, ssp_store_status *out);
+
+/* Deletes audit records older than `older_than_ms` (ms since the epoch).
+ * PostgreSQL store only; blocks on the database. */
+int ssp_audit_purge(ssp_engine *engine, int64_t older_than_ms, uint64_t *deleted, ssp_error *err);
+
 #endif

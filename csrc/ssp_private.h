@@ -142,6 +142,11 @@ typedef struct ssp_journal {
  * when it has grown well past the roster's size. */
 int ssp_journal_open(ssp_journal *journal, const char *data_dir, ssp_roster *roster,
                      ssp_error *err);
+/* Opens data_dir/name like ssp_journal_open, without compacting it: the
+ * PostgreSQL store's roster outbox (pgstore.c), whose every line must be
+ * pushed to the database in order. */
+int ssp_journal_open_named(ssp_journal *journal, const char *data_dir, const char *name,
+                           ssp_roster *roster, bool compact_allowed, ssp_error *err);
 /* Appends the changes and fsyncs before returning. */
 int ssp_journal_append(ssp_journal *journal, const ssp_roster_change *changes, size_t n,
                        ssp_error *err);
@@ -179,10 +184,18 @@ typedef struct ssp_audit_log {
     int fd;
     bool broken; /* a partial write could not be cut off: writing stopped */
     ssp_audit_stats stats;
+    /* PostgreSQL store: no file and no writer thread of its own; pgstore.c's
+     * thread drains the queue. wake_fd (an eventfd, or -1) is written when a
+     * record arrives on an empty queue. */
+    bool external;
+    int wake_fd;
 } ssp_audit_log;
 
 int ssp_audit_open(ssp_audit_log *log, const char *data_dir, const char *worker, ssp_error *err);
+/* The queue alone, for the PostgreSQL store (see `external`). */
+int ssp_audit_open_external(ssp_audit_log *log, const char *worker, int wake_fd, ssp_error *err);
 void ssp_audit_close(ssp_audit_log *log);
+void ssp_audit_free_records(ssp_audit_record *rec);
 /* Copies the strings; never blocks on I/O. Returns -1 only when out of memory. */
 int ssp_audit_submit(ssp_audit_log *log, ssp_rule rule, ssp_callback callback, bool enforced,
                      const char *actor, const char *target, const char *room_id,
@@ -191,6 +204,34 @@ json_t *ssp_audit_record_to_json(const ssp_audit_record *rec, const char *worker
 /* Parses one stored line; *out is a new allocation. */
 int ssp_audit_record_parse(const char *line, size_t len, ssp_audit_record **out, char **worker,
                            ssp_error *err);
+
+/* ---- the PostgreSQL store (pgstore.c) ----
+ * Opaque here: only pgstore.c includes libpq-fe.h. */
+typedef struct ssp_pgstore ssp_pgstore;
+
+/* Connects (or, when the database is unreachable, falls back to the local
+ * roster cache), applies migrations, loads the roster, opens the audit
+ * queue and starts the store's background thread. Called once from
+ * ssp_engine_open, without the GIL. */
+int ssp_pgstore_open(ssp_engine *engine, ssp_error *err);
+/* Writes or spills every queued audit record, stops the thread, frees the
+ * store and closes the audit queue. */
+void ssp_pgstore_close(ssp_engine *engine);
+/* Appends roster changes to the local outbox (fsync) and wakes the thread,
+ * which pushes them to PostgreSQL in order. Caller holds write_mutex. */
+int ssp_pgstore_append_roster(ssp_pgstore *pg, const ssp_roster_change *changes, size_t n,
+                              ssp_error *err);
+int ssp_pgstore_audit_query(ssp_engine *engine, const ssp_audit_filter *filter,
+                            char **result_json, ssp_error *err);
+int ssp_pgstore_audit_purge(ssp_engine *engine, int64_t older_than_ms, uint64_t *deleted,
+                            ssp_error *err);
+void ssp_pgstore_get_status(ssp_pgstore *pg, ssp_store_status *out);
+
+/* Roster entries built from stored rows (roster.c). */
+ssp_roster_user *ssp_roster_user_new(const char *user_id, const char **schools,
+                                     const ssp_role *roles, size_t n);
+/* Returns 0 and sets *role, or -1 for an unknown role name. */
+int ssp_role_from_name(const char *name, ssp_role *role);
 
 /* ---- the engine (engine.c) ---- */
 
@@ -205,6 +246,7 @@ struct ssp_engine {
     bool journal_open;
     ssp_audit_log audit;
     bool audit_open;
+    ssp_pgstore *pg; /* NULL: the embedded store */
 };
 
 bool ssp_engine_is_local(const ssp_engine *engine, const char *user_id);

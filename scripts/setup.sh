@@ -53,6 +53,17 @@ if [ ! -f "$VENV/.complete" ]; then
     log "pip failed; the full log is $pip_log"
     exit 1
   fi
-  touch "$VENV/.complete"
+  echo "$SYNAPSE_REQ" >"$VENV/.complete"
+fi
+# A venv made for an older requirement line (say without the redis extra
+# that the worker tests need) gets the missing extras added in place.
+if [ "$(cat "$VENV/.complete")" != "$SYNAPSE_REQ" ]; then
+  log "updating $VENV to $SYNAPSE_REQ"
+  if ! "$VENV/bin/pip" install -q --disable-pip-version-check "$SYNAPSE_REQ" \
+       >"$CACHE/pip-install.log" 2>&1; then
+    tail -n 30 "$CACHE/pip-install.log" >&2
+    exit 1
+  fi
+  echo "$SYNAPSE_REQ" >"$VENV/.complete"
 fi
 echo "$VENV"

@@ -26,6 +26,7 @@ class FakeApi:
 
     server_name = "school.test"
     worker_name = None
+    worker_app = None
 
     def __init__(self, room_state=None, admins=(), mutual_rooms=()):
         self.room_state = room_state or {}
@@ -64,6 +65,9 @@ class FakeApi:
     async def is_user_admin(self, user_id):
         self.lookups.append(("is_admin", user_id))
         return user_id in self.admins
+
+    def looping_background_call(self, f, msec, *args, **kwargs):
+        pass
 
     def run_as_background_process(self, desc, func, *args):
         self.background.append((desc, args))

@@ -22,6 +22,7 @@ class PolicyConfig:
 
     json_text: str
     service_users: frozenset[str]
+    database: str | None = None
 
 
 def parse_config(config: Mapping[str, Any] | None) -> PolicyConfig:
@@ -36,4 +37,5 @@ def parse_config(config: Mapping[str, Any] | None) -> PolicyConfig:
         raise ConfigError(str(exc), CONFIG_PATH) from exc
     # check_config has validated this list, so it is a list of strings.
     service_users = frozenset((config or {}).get("service_users") or ())
-    return PolicyConfig(json_text=json_text, service_users=service_users)
+    database = (config or {}).get("database")
+    return PolicyConfig(json_text=json_text, service_users=service_users, database=database)

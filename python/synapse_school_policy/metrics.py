@@ -33,9 +33,31 @@ DECISIONS = _counter(
 )
 AUDIT_QUEUE_DEPTH = _gauge("audit_queue_depth", "Audit records waiting to be written.")
 ROSTER_ENTRIES = _gauge("roster_entries", "Users on the roster held in memory.")
+AUDIT_SPILLED_TOTAL = _gauge(
+    "audit_spilled_total",
+    "Audit records written to the local spill file because PostgreSQL was unreachable, since "
+    "start (a counter: it only grows).",
+)
+AUDIT_SPILL_PENDING = _gauge(
+    "audit_spill_pending", "Audit records in the spill file, waiting for PostgreSQL."
+)
+ROSTER_OUTBOX_PENDING = _gauge(
+    "roster_outbox_pending", "Roster changes made here and not yet in PostgreSQL."
+)
+STORE_CONNECTED = _gauge(
+    "store_connected", "1 while the store is usable (PostgreSQL connected, or the embedded store)."
+)
 
 
 def bind_engine_gauges(queue_depth: Callable[[], float], roster_entries: Callable[[], float]) -> None:
     """Points the gauges at the live engine; they are read at scrape time."""
     AUDIT_QUEUE_DEPTH.set_function(queue_depth)
     ROSTER_ENTRIES.set_function(roster_entries)
+
+
+def bind_store_gauges(status: Callable[[], dict]) -> None:
+    """Store gauges, read from the engine's store_status() at scrape time."""
+    AUDIT_SPILLED_TOTAL.set_function(lambda: status()["audit_spilled_total"])
+    AUDIT_SPILL_PENDING.set_function(lambda: status()["audit_spill_pending"])
+    ROSTER_OUTBOX_PENDING.set_function(lambda: status()["roster_outbox_pending"])
+    STORE_CONNECTED.set_function(lambda: 1.0 if status()["connected"] else 0.0)

@@ -17,7 +17,8 @@ from synapse.util.frozenutils import unfreeze
 from synapse_school_policy import _core, homeserver_check
 from synapse_school_policy.admin_api import ADMIN_API_PREFIX, AdminResource
 from synapse_school_policy.config import PolicyConfig, parse_config
-from synapse_school_policy.metrics import DECISIONS, bind_engine_gauges
+from synapse_school_policy.metrics import DECISIONS, bind_engine_gauges, bind_store_gauges
+from synapse_school_policy.store import STATUS_POLL_MS, StoreMonitor, check_worker_config
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class SchoolPolicy:
     def __init__(self, config: PolicyConfig, api: ModuleApi):
         self._api = api
         worker = api.worker_name or "main"
+        check_worker_config(config, api)
         try:
             self._engine = _core.Engine(config.json_text, api.server_name, worker)
             self._engine.open()
@@ -51,6 +53,12 @@ class SchoolPolicy:
         }
         bind_engine_gauges(
             lambda: self._engine.audit_stats()["queue_depth"], self._engine.roster_size
+        )
+        bind_store_gauges(self._engine.store_status)
+        self._store_monitor = StoreMonitor(self._engine, worker)
+        api.looping_background_call(
+            self._store_monitor.check, STATUS_POLL_MS, desc="school_policy_store_status",
+            run_on_all_instances=True,
         )
 
         api.register_spam_checker_callbacks(

@@ -14,5 +14,6 @@ int main(void)
     run_decide_tests();
     run_audit_tests();
     run_store_tests();
+    run_pgstore_tests();
     return check_finish();
 }

@@ -119,7 +119,7 @@ out:
     tu_teardown(&fx);
 }
 
-static void engine_open_with_a_database_is_refused(void)
+static void engine_open_with_a_database_requires_data_dir(void)
 {
     static const char text[] = "{\"database\": \"postgresql://x/y\"}";
     ssp_error err = {0};
@@ -127,8 +127,8 @@ static void engine_open_with_a_database_is_refused(void)
 
     REQUIRE(engine != NULL);
     CHECK_INT_EQ(ssp_engine_open(engine, &err), -1);
-    CHECK_INT_EQ(err.code, SSP_ERR_STATE);
-    CHECK_CONTAINS(err.message, "database: ");
+    CHECK_INT_EQ(err.code, SSP_ERR_INPUT);
+    CHECK_CONTAINS(err.message, "data_dir: required with database");
     ssp_engine_free(engine);
 }
 
@@ -481,7 +481,7 @@ void run_roster_api_tests(void)
     RUN(engine_open_creates_missing_data_dir_parents);
     RUN(engine_open_fails_when_data_dir_is_a_file);
     RUN(engine_open_twice_is_refused);
-    RUN(engine_open_with_a_database_is_refused);
+    RUN(engine_open_with_a_database_requires_data_dir);
     RUN(roster_put_returns_and_stores_the_entry);
     RUN(roster_get_of_an_unknown_user_gives_null);
     RUN(roster_put_replaces_the_whole_entry);

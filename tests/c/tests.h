@@ -9,5 +9,6 @@ void run_roster_api_tests(void);
 void run_decide_tests(void);
 void run_audit_tests(void);
 void run_store_tests(void);
+void run_pgstore_tests(void);
 
 #endif

@@ -143,6 +143,7 @@ class SynapseServer:
         extra_config: dict | None = None,
         env: dict | None = None,
         federation: bool = False,
+        extra_listeners: list | None = None,
     ):
         self.workdir = os.path.abspath(str(workdir))
         self.federation = federation
@@ -158,6 +159,7 @@ class SynapseServer:
         self.python = python
         self.extra_config = extra_config or {}
         self.env = env or {}
+        self.extra_listeners = extra_listeners or []
         self.port = free_port()  # fixed for the object's lifetime so restarts keep the URL
         self.registration_shared_secret = secrets.token_hex(16)
         self.proc: subprocess.Popen | None = None
@@ -288,6 +290,7 @@ class SynapseServer:
                     "ip_range_whitelist": ["127.0.0.1/32"],
                 }
             )
+        cfg["listeners"].extend(self.extra_listeners)
         if self.module_config is not None:
             cfg["modules"] = [{"module": MODULE_PATH, "config": self.module_config}]
             # The settings the module's start-up self-check requires.

@@ -1,0 +1,113 @@
+/* The PostgreSQL store without a server (pgstore.c): a database that is
+ * unreachable at start-up. Decisions go on from the local roster cache and
+ * outbox; roster writes are kept in the outbox, audit records in the spill
+ * file, across a restart. The tests with a server are in tests/test_workers.py. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "ssp_private.h"
+#include "tests.h"
+#include "testutil.h"
+
+/* Port 1 on loopback: nothing listens there, connect() is refused at once. */
+#define DOWN_DB "\"database\": \"host=127.0.0.1 port=1 dbname=x user=x\""
+#define ANNA "@anna:school.example"
+#define GYM_STUDENT "{\"schools\": [{\"school\": \"gym-nord\", \"role\": \"student\"}]}"
+
+static void deny_login(ssp_engine *engine, const char *actor)
+{
+    ssp_request req;
+    ssp_decision d;
+
+    memset(&req, 0, sizeof req);
+    req.callback = SSP_CB_CHECK_LOGIN_FOR_SPAM;
+    req.actor = actor;
+    req.actor_is_admin = SSP_FACT_NO;
+    ssp_decide(engine, &req, &d);
+    if (d.verdict != SSP_VERDICT_DENY)
+        CHECK_FAIL("login of %s was not denied", actor);
+}
+
+static void pgstore_unreachable_database_keeps_roster_writes_and_audit_records(void)
+{
+    tu_fixture fx;
+    ssp_store_status st;
+    char *entry = NULL, *outbox = NULL, *spill = NULL;
+
+    if (!tu_setup(&fx, DOWN_DB))
+        goto out;
+    ssp_store_get_status(fx.engine, &st);
+    CHECK(st.postgres);
+    CHECK(!st.connected);
+    CHECK_CONTAINS(st.last_error, "cannot connect");
+    CHECK_OK(ssp_roster_put(fx.engine, ANNA, GYM_STUDENT, strlen(GYM_STUDENT), &entry, &fx.err),
+             fx.err);
+    free(entry);
+    entry = NULL;
+    deny_login(fx.engine, "@nobody:school.example");
+    CHECK_OK(ssp_audit_flush(fx.engine, &fx.err), fx.err);
+    ssp_store_get_status(fx.engine, &st);
+    CHECK_INT_EQ(st.audit_spilled_total, 1);
+    CHECK_INT_EQ(st.audit_spill_pending, 1);
+    CHECK_INT_EQ(st.roster_outbox_pending, 1);
+    outbox = tu_path(fx.dir, "main.roster-outbox.jsonl");
+    spill = tu_path(fx.dir, "main.audit-spill.jsonl");
+    CHECK_INT_EQ(tu_count_lines(outbox), 1);
+    CHECK_INT_EQ(tu_count_lines(spill), 1);
+    /* A restart during the outage starts from the outbox. */
+    if (!tu_reopen(&fx))
+        goto out;
+    CHECK_OK(ssp_roster_get(fx.engine, ANNA, &entry, &fx.err), fx.err);
+    CHECK(entry != NULL && strstr(entry, "gym-nord") != NULL);
+    ssp_store_get_status(fx.engine, &st);
+    CHECK_INT_EQ(st.audit_spill_pending, 1);
+    CHECK_INT_EQ(st.roster_outbox_pending, 1);
+out:
+    free(entry);
+    free(outbox);
+    free(spill);
+    tu_teardown(&fx);
+}
+
+static void pgstore_second_process_on_the_same_worker_files_is_refused(void)
+{
+    tu_fixture fx;
+    ssp_error err = {0};
+    ssp_engine *second;
+
+    if (!tu_setup(&fx, DOWN_DB))
+        goto out;
+    second = tu_engine(fx.config, &err);
+    CHECK(second == NULL);
+    CHECK_CONTAINS(err.message, "is in use by another process");
+    ssp_engine_free(second);
+out:
+    tu_teardown(&fx);
+}
+
+static void pgstore_audit_query_without_database_fails_with_a_clear_error(void)
+{
+    tu_fixture fx;
+    ssp_audit_filter f;
+    char *text = NULL;
+
+    if (!tu_setup(&fx, DOWN_DB))
+        goto out;
+    memset(&f, 0, sizeof f);
+    f.limit = 10;
+    CHECK_INT_EQ(ssp_audit_query(fx.engine, &f, &text, &fx.err), -1);
+    CHECK_INT_EQ(fx.err.code, SSP_ERR_IO);
+    CHECK_CONTAINS(fx.err.message, "database: cannot connect");
+    free(text);
+out:
+    tu_teardown(&fx);
+}
+
+void run_pgstore_tests(void)
+{
+    RUN(pgstore_unreachable_database_keeps_roster_writes_and_audit_records);
+    RUN(pgstore_second_process_on_the_same_worker_files_is_refused);
+    RUN(pgstore_audit_query_without_database_fails_with_a_clear_error);
+}
