@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# bench: callgrind_decide -- machine instructions per ssp_decide call.
+#
+# Usage: bench/callgrind_decide.sh [ITERATIONS [USERS]]     (defaults 100000 100000; ~1 minute)
+#
+# Builds the engine (csrc/*.c without the CPython binding _core.c) and
+# bench/decide_bench.c with gcc -O2, loads a roster of USERS users through
+# ssp_roster_upsert_batch into a temporary data_dir, and calls ssp_decide
+# ITERATIONS times on one fixed request, once natively (ns per decision, noisy)
+# and once under valgrind --tool=callgrind, counting only the loop
+# (--instr-atstart=no + CALLGRIND_START/STOP_INSTRUMENTATION) and only
+# ssp_decide and its callees (--toggle-collect=ssp_decide). Instructions per
+# decision = collected Ir / ITERATIONS: deterministic for a given build and
+# compiler, unlike wall time on this 2-core machine.
+#
+# Cases: message    check_event_for_spam, allowed pupil, managed two-way room, room
+#                   state supplied (the decisive second call of every message)
+#        need-room  the same message before the room's state is known (first call)
+#        login      check_login_for_spam, allowed pupil
+#        denied     message by a pupil whose school has not opted in (-> NEED_ADMIN)
+# Needs: gcc, pkg-config, libjansson-dev, libpq-dev (the engine's PostgreSQL
+# store is linked in, not used: the roster lives in the embedded store), valgrind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ITERATIONS=${1:-100000}
+USERS=${2:-100000}
+CASES="message need-room login denied"
+
+BUILD=$(mktemp -d /tmp/ssp-bench-callgrind-XXXXXX)
+trap 'rm -rf "$BUILD"' EXIT
+SRCS=$(ls csrc/*.c | grep -v '/_core\.c$')
+CFLAGS="$(pkg-config --cflags jansson)"
+LIBS="$(pkg-config --libs jansson)"
+if grep -q 'libpq-fe\.h' $SRCS; then  # the PostgreSQL store, when the engine has one
+  if pkg-config --exists libpq; then
+    CFLAGS="$CFLAGS $(pkg-config --cflags libpq)"; LIBS="$LIBS $(pkg-config --libs libpq)"
+  else
+    CFLAGS="$CFLAGS -I$(pg_config --includedir)"; LIBS="$LIBS -L$(pg_config --libdir) -lpq"
+  fi
+fi
+# shellcheck disable=SC2086
+gcc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-missing-field-initializers -Icsrc \
+  $CFLAGS bench/decide_bench.c $SRCS -o "$BUILD/decide_bench" $LIBS -lpthread
+echo "built with $(gcc --version | head -1), -O2; $(valgrind --version)"
+echo
+
+printf '%-10s %12s %14s %12s %18s\n' case iterations "Ir total" "Ir/decision" "native ns/decision"
+for c in $CASES; do
+  native=$("$BUILD/decide_bench" --iterations "$ITERATIONS" --users "$USERS" --case "$c")
+  ns=$(sed -n 's/.*ns_per_decision=\([0-9.]*\).*/\1/p' <<<"$native")
+  out="$BUILD/callgrind.$c.out"
+  timeout 600 valgrind --tool=callgrind --callgrind-out-file="$out" --instr-atstart=no \
+    --toggle-collect=ssp_decide "$BUILD/decide_bench" --iterations "$ITERATIONS" --users "$USERS" \
+    --case "$c" >"$BUILD/run.$c.txt" 2>"$BUILD/valgrind.$c.txt"
+  # The "totals:" line of the callgrind output = Ir collected inside ssp_decide.
+  total=$(awk '/^totals:/ {print $2; exit}' "$out")
+  printf '%-10s %12d %14d %12.1f %18s\n' "$c" "$ITERATIONS" "$total" \
+    "$(echo "$total / $ITERATIONS" | bc -l)" "$ns"
+done
+
+echo
+echo "where the instructions of one 'message' decision go (inclusive Ir per decision, top functions):"
+callgrind_annotate --inclusive=yes "$BUILD/callgrind.message.out" 2>/dev/null \
+  | awk -v n="$ITERATIONS" '
+      /^ *[0-9,]+ +\( *[0-9.]+%\) +/ && /\[/ && !/PROGRAM TOTALS/ && !/decide_bench\.c:main/ {
+        ir = $1; gsub(",", "", ir);
+        fn = $0; sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +/, "", fn); sub(/ \[.*$/, "", fn);
+        sub(/^.*\/sysdeps\//, "libc:", fn);
+        printf "  %8.1f  %s\n", ir / n, fn; if (++shown == 12) exit
+      }'

@@ -1,0 +1,210 @@
+/*
+ * bench: decide_bench -- calls ssp_decide N times on one fixed request
+ * against a large roster. Built and run by bench/callgrind_decide.sh:
+ *
+ *   decide_bench [--iterations N] [--users N] [--case message|need-room|login|denied]
+ *
+ * Without valgrind it prints the native ns per decision (noisy: 2 cores).
+ * Under `valgrind --tool=callgrind --instr-atstart=no --toggle-collect=ssp_decide`
+ * only the loop is instrumented (CALLGRIND_START/STOP_INSTRUMENTATION) and
+ * only ssp_decide and what it calls is counted, so total Ir / iterations is
+ * the instructions per decision: deterministic for a given build.
+ *
+ * The roster is loaded through ssp_roster_upsert_batch into a temporary
+ * data_dir, which is removed afterwards. Plain C11 + jansson + pthreads; no
+ * Python.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ssp.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define HAVE_CALLGRIND 1
+#endif
+#endif
+#ifndef HAVE_CALLGRIND
+#define CALLGRIND_START_INSTRUMENTATION
+#define CALLGRIND_STOP_INSTRUMENTATION
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+#define SERVER "school.test"
+
+static void die(const char *what, const ssp_error *err)
+{
+    fprintf(stderr, "decide_bench: %s: %s\n", what, err ? err->message : strerror(errno));
+    exit(1);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static const char *school_of(long i)
+{
+    return i % 10 == 9 ? "gs-sued" : "gym-nord";
+}
+
+/* {"users": [{"user_id": "@u0:school.test", "schools": [{"school": ..., "role": ...}]}, ...]} */
+static char *roster_body(long users, size_t *len)
+{
+    size_t cap = 128 + (size_t)users * 128, used = 0;
+    char *buf = malloc(cap);
+
+    if (buf == NULL)
+        die("malloc", NULL);
+    used += (size_t)snprintf(buf + used, cap - used, "{\"users\": [");
+    for (long i = 0; i < users; i++) {
+        used += (size_t)snprintf(buf + used, cap - used,
+                                 "%s{\"user_id\": \"@u%ld:" SERVER "\", \"schools\": [{\"school\": \"%s\", "
+                                 "\"role\": \"%s\"}]}",
+                                 i ? ", " : "", i, school_of(i), i % 50 == 0 ? "teacher" : "student");
+        if (used >= cap - 1)
+            die("roster buffer too small", NULL);
+    }
+    used += (size_t)snprintf(buf + used, cap - used, "]}");
+    *len = used;
+    return buf;
+}
+
+static double now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+    long iterations = 100000, users = 100000;
+    const char *which = "message";
+    char data_dir[] = "/tmp/ssp-bench-decide-XXXXXX";
+    char config[512], actor[64], denied_actor[64];
+    ssp_error err;
+    ssp_engine *engine;
+    ssp_decision decision;
+    size_t body_len, upserted = 0;
+    char *body;
+    double t0, t1, load_ms;
+
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--iterations") == 0)
+            iterations = strtol(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--users") == 0)
+            users = strtol(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--case") == 0)
+            which = argv[i + 1];
+        else {
+            fprintf(stderr, "usage: %s [--iterations N] [--users N] [--case message|need-room|login|denied]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    if (iterations < 1 || iterations > 100000000 || users < 100 || users > 10000000) {
+        fprintf(stderr, "decide_bench: --iterations 1..1e8, --users 100..1e7\n");
+        return 2;
+    }
+
+    json_object_seed(1); /* deterministic instead of ssp_global_init()'s random seed */
+    if (mkdtemp(data_dir) == NULL)
+        die("mkdtemp", NULL);
+    snprintf(config, sizeof config,
+             "{\"service_users\": [\"@sync:" SERVER "\"], \"data_dir\": \"%s\", "
+             "\"schools\": {\"gym-nord\": {\"messenger\": true}, \"gs-sued\": {\"messenger\": false}}}",
+             data_dir);
+    engine = ssp_engine_new(config, strlen(config), SERVER, "bench", &err);
+    if (engine == NULL)
+        die("ssp_engine_new", &err);
+    if (ssp_engine_open(engine, &err) != 0)
+        die("ssp_engine_open", &err);
+    body = roster_body(users, &body_len);
+    t0 = now_ns();
+    if (ssp_roster_upsert_batch(engine, body, body_len, &upserted, &err) != 0)
+        die("ssp_roster_upsert_batch", &err);
+    load_ms = (now_ns() - t0) / 1e6;
+    free(body);
+
+    /* A pupil somewhere in the middle of the roster, in a school that has opted in. */
+    snprintf(actor, sizeof actor, "@u%ld:" SERVER, (users / 2) / 10 * 10 + 3);
+    snprintf(denied_actor, sizeof denied_actor, "@u%ld:" SERVER, (users / 2) / 10 * 10 + 9);
+
+    /* A managed two-way course room of gym-nord, as the binding extracts it. */
+    ssp_room_policy room = {
+        .empty = false, .n_keys = 3,
+        .school = "gym-nord", .school_len = 8,
+        .kind_name = "course", .kind_len = 6, .kind = SSP_KIND_COURSE,
+        .two_way = true,
+    };
+    ssp_power_levels levels = {
+        .users_default = 0, .events_default = 0, .state_default = 50,
+        .actor_listed = false, .actor_level = 0, .full = false,
+    };
+    ssp_request req = {
+        .callback = SSP_CB_CHECK_EVENT_FOR_SPAM,
+        .actor = actor,
+        .room_id = "!course:" SERVER,
+        .event_type = "m.room.message",
+        .room_managed = SSP_FACT_YES,
+        .room = &room,
+        .room_power_levels = &levels,
+        .actor_is_admin = SSP_FACT_UNKNOWN,
+    };
+    ssp_verdict expected = SSP_VERDICT_ALLOW;
+
+    if (strcmp(which, "need-room") == 0) {
+        req.room_managed = SSP_FACT_UNKNOWN; /* the first call for every event */
+        req.room = NULL;
+        req.room_power_levels = NULL;
+        expected = SSP_VERDICT_NEED_ROOM;
+    } else if (strcmp(which, "login") == 0) {
+        req = (ssp_request){.callback = SSP_CB_CHECK_LOGIN_FOR_SPAM, .actor = actor,
+                            .actor_is_admin = SSP_FACT_UNKNOWN};
+    } else if (strcmp(which, "denied") == 0) {
+        req.actor = denied_actor; /* school not enabled; asks whether they are an admin first */
+        req.room_managed = SSP_FACT_UNKNOWN;
+        req.room = NULL;
+        req.room_power_levels = NULL;
+        expected = SSP_VERDICT_NEED_ADMIN;
+    } else if (strcmp(which, "message") != 0) {
+        fprintf(stderr, "decide_bench: unknown --case %s\n", which);
+        return 2;
+    }
+
+    ssp_decide(engine, &req, &decision);
+    if (decision.verdict != expected) {
+        fprintf(stderr, "decide_bench: case %s: verdict %d, expected %d\n", which, (int)decision.verdict,
+                (int)expected);
+        return 1;
+    }
+
+    CALLGRIND_START_INSTRUMENTATION;
+    t0 = now_ns();
+    for (long i = 0; i < iterations; i++)
+        ssp_decide(engine, &req, &decision);
+    t1 = now_ns() - t0;
+    CALLGRIND_STOP_INSTRUMENTATION;
+
+    printf("case=%s users=%zu iterations=%ld verdict=%d under_valgrind=%d roster_load_ms=%.0f "
+           "ns_per_decision=%.1f\n",
+           which, ssp_roster_size(engine), iterations, (int)decision.verdict, (int)RUNNING_ON_VALGRIND,
+           load_ms, t1 / (double)iterations);
+    ssp_engine_free(engine);
+    nftw(data_dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    return 0;
+}
