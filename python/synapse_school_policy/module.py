@@ -337,12 +337,9 @@ class SchoolPolicy:
 
 
 def _apply_power_levels_patch(content: dict, patch: dict) -> None:
-    if "events_default" in patch:
-        content["events_default"] = patch["events_default"]
-    if "events" in patch:
-        events = dict(content.get("events") or {})
-        events.update(patch["events"])
-        content["events"] = events
+    """Merges the engine's patch: top-level keys replace, the `events` map merges."""
+    for key, value in patch.items():
+        content[key] = {**(content.get(key) or {}), **value} if isinstance(value, dict) else value
 
 
 def _initial_state_content(request_content: Mapping[str, Any], event_type: str) -> Any:
