@@ -334,6 +334,62 @@ static int on_schools(ssp_config *c, json_t *v, const char *path, ssp_error *err
     return 0;
 }
 
+/* A Matrix localpart (the spec's historical grammar, lower case only). */
+static bool localpart_valid(const char *s)
+{
+    size_t len = strlen(s);
+
+    if (len == 0 || len > 64)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || strchr("._=-/+", ch)))
+            return false;
+    }
+    return true;
+}
+
+static int on_reconciler_user(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    if (expect_string(v, path, false, &c->reconciler_localpart, err) != 0)
+        return -1;
+    if (!localpart_valid(c->reconciler_localpart))
+        return ssp_fail(err, SSP_ERR_INPUT,
+                        "%s: expected a user localpart of 1 to 64 characters a-z, 0-9 and ._=-/+ "
+                        "(the module makes it @<localpart>:<server_name>)",
+                        path);
+    return 0;
+}
+
+static int on_reconciler_rate(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_int(v, path, 1, 1000, &c->reconciler_actions_per_second, err);
+}
+
+static int on_reconciler_batch(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_int(v, path, 1, 10000, &c->reconciler_batch_size, err);
+}
+
+static int on_reconciler_retry_max(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_int(v, path, 1, 86400, &c->reconciler_retry_max_seconds, err);
+}
+
+static const key_spec RECONCILER_KEYS[] = {
+    {"user", on_reconciler_user},
+    {"actions_per_second", on_reconciler_rate},
+    {"batch_size", on_reconciler_batch},
+    {"retry_max_seconds", on_reconciler_retry_max},
+    {NULL, NULL},
+};
+
+static int on_reconciler(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return parse_object(c, v, path, RECONCILER_KEYS, err);
+}
+
 static const key_spec TOP_KEYS[] = {
     {"service_users", on_service_users},
     {"database", on_database},
@@ -345,6 +401,7 @@ static const key_spec TOP_KEYS[] = {
     {"strict_homeserver_config", on_strict_homeserver_config},
     {"enforce", on_enforce},
     {"audit", on_audit},
+    {"reconciler", on_reconciler},
     {"schools", on_schools},
     {NULL, NULL},
 };
@@ -382,6 +439,9 @@ int ssp_config_parse(const char *json_text, size_t len, ssp_config *out, ssp_err
     out->enforce = true;
     out->strict_homeserver_config = true;
     out->audit_retention_days = 90;
+    out->reconciler_actions_per_second = 20;
+    out->reconciler_batch_size = 100;
+    out->reconciler_retry_max_seconds = 300;
 
     root = json_loadb(json_text, len, JSON_REJECT_DUPLICATES, &json_err);
     if (root == NULL) {
@@ -416,6 +476,13 @@ int ssp_config_parse(const char *json_text, size_t len, ssp_config *out, ssp_err
             goto done;
         }
     }
+    if (out->reconciler_localpart == NULL) {
+        out->reconciler_localpart = ssp_strdup(SSP_DEFAULT_RECONCILER_LOCALPART);
+        if (out->reconciler_localpart == NULL) {
+            rc = ssp_fail_nomem(err);
+            goto done;
+        }
+    }
     if (out->database == NULL && out->data_dir == NULL) {
         rc = ssp_fail(err, SSP_ERR_INPUT,
                       "data_dir: required when database is not set (the embedded store keeps "
@@ -436,6 +503,7 @@ void ssp_config_destroy(ssp_config *c)
     free(c->database);
     free(c->data_dir);
     free(c->policy_event_type);
+    free(c->reconciler_localpart);
     free_string_list(c->one_way_allowed_events, c->n_one_way_allowed_events);
     for (size_t i = 0; i < c->n_schools; i++)
         free(c->schools[i].id);

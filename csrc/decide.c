@@ -122,6 +122,9 @@ static const char *message_for(ssp_rule rule, bool about_target)
         return "You can only join your school's rooms when you are invited.";
     case SSP_RULE_FEDERATION_FORBIDDEN:
         return "Users of other servers cannot contact users here.";
+    case SSP_RULE_STAFF_ONLY:
+        return about_target ? "Only the school's teachers and admins can be in the teachers' room."
+                            : "The teachers' room is only for the school's teachers and admins.";
     default:
         return "This action is not allowed by the school policy.";
     }
@@ -371,8 +374,9 @@ static bool may_create_group_rooms(ssp_engine *engine, const char *actor)
     return allowed;
 }
 
-/* Whether the roster puts the user in the school. */
-static bool user_in_school(ssp_engine *engine, const char *user_id, const char *school, size_t len)
+/* The user's role in the school, when the roster puts them there. */
+static bool role_in_school(ssp_engine *engine, const char *user_id, const char *school, size_t len,
+                           ssp_role *role)
 {
     const ssp_roster_user *user;
     bool found = false;
@@ -381,10 +385,53 @@ static bool user_in_school(ssp_engine *engine, const char *user_id, const char *
         return false;
     pthread_rwlock_rdlock(&engine->roster.lock);
     user = ssp_strmap_get(&engine->roster.users, user_id);
-    for (size_t i = 0; user != NULL && i < user->n && !found; i++)
+    for (size_t i = 0; user != NULL && i < user->n && !found; i++) {
         found = same_text(user->memberships[i].school, strlen(user->memberships[i].school), school, len);
+        if (found)
+            *role = user->memberships[i].role;
+    }
     pthread_rwlock_unlock(&engine->roster.lock);
     return found;
+}
+
+static bool user_in_school(ssp_engine *engine, const char *user_id, const char *school, size_t len)
+{
+    ssp_role ignored;
+
+    return role_in_school(engine, user_id, school, len, &ignored);
+}
+
+/* Teachers and admins of the school: who may be in its teachers' room. */
+static bool staff_of_school(ssp_engine *engine, const char *user_id, const char *school, size_t len)
+{
+    ssp_role role = SSP_ROLE_STUDENT;
+
+    return role_in_school(engine, user_id, school, len, &role) && role != SSP_ROLE_STUDENT;
+}
+
+/* Rule 4: nobody but the school's staff joins, or is invited to, its
+ * teachers' room, whoever sends the invite. */
+static bool teachers_room_denies(ssp_engine *engine, const ssp_request *req, denial *d)
+{
+    const ssp_room_policy *room = req->room;
+    const char *who;
+
+    if (room->kind != SSP_KIND_TEACHERS)
+        return false;
+    if (req->callback == SSP_CB_USER_MAY_JOIN_ROOM)
+        who = req->actor;
+    else if (req->callback == SSP_CB_USER_MAY_INVITE && req->target != NULL &&
+             !is_service_user(engine, req->target))
+        who = req->target;
+    else
+        return false;
+    if (staff_of_school(engine, who, room->school, room->school_len))
+        return false;
+    deny(d, SSP_RULE_STAFF_ONLY,
+         school_enforced(&engine->config, school_of(&engine->config, room->school, room->school_len)),
+         room->school, room->school_len);
+    d->about_target = who != req->actor;
+    return true;
 }
 
 /* The closed doors of createRoom, and who may create group rooms. */
@@ -464,6 +511,8 @@ static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_loca
             (req->is_invited != SSP_FACT_YES ||
              !user_in_school(engine, req->actor, req->room->school, req->room->school_len)))
             return deny_as_actor(engine, req, actor_local, SSP_RULE_JOIN_FORBIDDEN, d);
+        if (teachers_room_denies(engine, req, d))
+            return true;
     }
     if (req->callback == SSP_CB_USER_MAY_INVITE && actor_local)
         return shared_room_denies(engine, req, actor_local, need_shared, d);

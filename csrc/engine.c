@@ -28,6 +28,20 @@ ssp_engine *ssp_engine_new(const char *config_json, size_t len, const char *serv
         ssp_fail_nomem(err);
         goto fail;
     }
+    /* The special rooms' owner acts for the module, so the rules exempt it
+     * like a configured service user. */
+    engine->reconciler_user =
+        malloc(strlen(engine->config.reconciler_localpart) + strlen(server_name) + 3);
+    if (engine->reconciler_user == NULL) {
+        ssp_fail_nomem(err);
+        goto fail;
+    }
+    sprintf(engine->reconciler_user, "@%s:%s", engine->config.reconciler_localpart, server_name);
+    if (ssp_strmap_put(&engine->config.service_user_set, engine->reconciler_user,
+                       engine->reconciler_user, NULL) != 0) {
+        ssp_fail_nomem(err);
+        goto fail;
+    }
     if (ssp_roster_init(&engine->roster, err) != 0)
         goto fail;
     engine->roster_ready = false;
@@ -40,6 +54,7 @@ ssp_engine *ssp_engine_new(const char *config_json, size_t len, const char *serv
     return engine;
 fail:
     ssp_config_destroy(&engine->config);
+    free(engine->reconciler_user);
     free(engine->server_name);
     free(engine->worker_name);
     free(engine);
@@ -98,6 +113,7 @@ void ssp_engine_free(ssp_engine *engine)
     ssp_roster_destroy(&engine->roster);
     pthread_mutex_destroy(&engine->write_mutex);
     ssp_config_destroy(&engine->config);
+    free(engine->reconciler_user);
     free(engine->server_name);
     free(engine->worker_name);
     free(engine);

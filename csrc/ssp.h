@@ -266,6 +266,31 @@ typedef struct ssp_power_levels_patch {
 bool ssp_power_levels_update(const ssp_engine *engine, const ssp_room_policy *policy,
                              const ssp_power_levels *current, ssp_power_levels_patch *patch);
 
+/* ---- special rooms' targets (reconcile_plan.c) ---- */
+
+/* What the special rooms of `school` should look like for `user_id` ("":
+ * the school itself, a member of nothing). *plan_json receives (caller frees)
+ * {"school", "user_id", "owner": the rooms' owner, "messenger": bool,
+ *  "rooms": [{"kind": "teachers" | "announcement", "enabled": bool,
+ *             "member": bool, "power_level": int | null, "name": str,
+ *             "policy": the managed-room event content}]}.
+ * `enabled` is false for every room of a school that has not opted in (its
+ * rooms are then left as they are: rule 1 freezes them). Reads memory only. */
+int ssp_reconcile_plan(ssp_engine *engine, const char *school, const char *user_id,
+                       char **plan_json, ssp_error *err);
+
+/* The user that owns the special rooms, @<reconciler.user>:<server_name>;
+ * owned by the engine. The rules exempt it like a service user. */
+const char *ssp_engine_reconciler_user(const ssp_engine *engine);
+
+typedef struct ssp_reconciler_settings {
+    int64_t actions_per_second; /* room changes per second, at most */
+    int64_t batch_size;         /* marks taken per round */
+    int64_t retry_max_seconds;  /* cap of the backoff after Synapse refuses */
+} ssp_reconciler_settings;
+
+void ssp_engine_reconciler_settings(const ssp_engine *engine, ssp_reconciler_settings *out);
+
 /* ---- roster (roster.c) ---- */
 
 /* PUT /users/{user_id}. `body` is the request JSON. On success *entry_json

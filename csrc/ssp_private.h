@@ -72,6 +72,11 @@ typedef struct ssp_config {
     bool enforce;
     int64_t audit_retention_days;
     bool audit_include_content;
+    /* the special rooms' owner and how fast the reconciler may act */
+    char *reconciler_localpart;
+    int64_t reconciler_actions_per_second;
+    int64_t reconciler_batch_size;
+    int64_t reconciler_retry_max_seconds;
     ssp_school *schools;
     size_t n_schools;
     /* lookups over the arrays above; keys point into them */
@@ -81,6 +86,7 @@ typedef struct ssp_config {
 } ssp_config;
 
 #define SSP_DEFAULT_POLICY_EVENT_TYPE "org.synapse_school_policy.room"
+#define SSP_DEFAULT_RECONCILER_LOCALPART "school-policy"
 
 /* Parses and validates; on success *out is filled and owns its memory. */
 int ssp_config_parse(const char *json_text, size_t len, ssp_config *out, ssp_error *err);
@@ -247,6 +253,8 @@ struct ssp_engine {
     ssp_audit_log audit;
     bool audit_open;
     ssp_pgstore *pg; /* NULL: the embedded store */
+    /* @<reconciler.user>:<server_name>; also a key of config.service_user_set */
+    char *reconciler_user;
 };
 
 bool ssp_engine_is_local(const ssp_engine *engine, const char *user_id);
