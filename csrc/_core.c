@@ -796,6 +796,31 @@ done:
     return result;
 }
 
+static PyObject *Engine_reconcile_plan(EngineObject *self, PyObject *args)
+{
+    const char *school, *user_id;
+    char *plan = NULL;
+    ssp_error err = {0};
+
+    if (!PyArg_ParseTuple(args, "ss:reconcile_plan", &school, &user_id))
+        return NULL;
+    /* Memory only (config and roster under its read lock): keep the GIL. */
+    if (ssp_reconcile_plan(self->engine, school, user_id, &plan, &err) != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    return take_engine_string(plan);
+}
+
+static PyObject *Engine_reconciler_settings(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ssp_reconciler_settings settings;
+
+    ssp_engine_reconciler_settings(self->engine, &settings);
+    return Py_BuildValue("{s:L, s:L, s:L}", "actions_per_second",
+                         (long long)settings.actions_per_second, "batch_size",
+                         (long long)settings.batch_size, "retry_max_seconds",
+                         (long long)settings.retry_max_seconds);
+}
+
 static PyObject *Engine_roster_put(EngineObject *self, PyObject *args)
 {
     const char *user_id, *body;
@@ -980,6 +1005,11 @@ static PyMethodDef Engine_methods[] = {
      "roster_upsert(body) -> number of users written."},
     {"roster_delete", (PyCFunction)Engine_roster_delete, METH_VARARGS,
      "roster_delete(user_id) -> whether the user was on the roster."},
+    {"reconcile_plan", (PyCFunction)Engine_reconcile_plan, METH_VARARGS,
+     "reconcile_plan(school, user_id) -> JSON text: the special rooms' targets for the user "
+     "(\"\" for the school itself)."},
+    {"reconciler_settings", (PyCFunction)Engine_reconciler_settings, METH_NOARGS,
+     "The reconciler's rate, batch size and backoff cap, from the config."},
     {"roster_get", (PyCFunction)Engine_roster_get, METH_VARARGS,
      "roster_get(user_id) -> entry JSON or None."},
     {"roster_size", (PyCFunction)Engine_roster_size, METH_NOARGS, "Users on the roster."},
@@ -1001,7 +1031,14 @@ static PyObject *Engine_get_strict_homeserver_config(EngineObject *self, void *P
     return PyBool_FromLong(ssp_engine_strict_homeserver_config(self->engine));
 }
 
+static PyObject *Engine_get_reconciler_user(EngineObject *self, void *Py_UNUSED(closure))
+{
+    return PyUnicode_FromString(ssp_engine_reconciler_user(self->engine));
+}
+
 static PyGetSetDef Engine_getset[] = {
+    {"reconciler_user", (getter)Engine_get_reconciler_user, NULL,
+     "The user that owns the special rooms.", NULL},
     {"strict_homeserver_config", (getter)Engine_get_strict_homeserver_config, NULL,
      "Whether a failed homeserver.yaml self-check stops Synapse.", NULL},
     {"policy_event_type", (getter)Engine_get_policy_event_type, NULL,
