@@ -39,6 +39,7 @@ class AdminResource(DirectServeJsonResource):
             ("DELETE", _USER_PATH, self._delete_user),
             ("POST", re.compile(r"^/roster$"), self._post_roster),
             ("GET", re.compile(r"^/audit$"), self._get_audit),
+            ("GET", re.compile(r"^/status$"), self._get_status),
         ]
 
     async def _async_render_GET(self, request: Any) -> tuple[int, Any]:
@@ -126,6 +127,11 @@ class AdminResource(DirectServeJsonResource):
             )
         result = await self._in_thread(lambda: self._engine.audit_query(**query))
         return 200, json.loads(result)
+
+    async def _get_status(self, request: Any, match: Any) -> tuple[int, Any]:
+        # With PostgreSQL this reads the shared tables, so any worker answers
+        # for the reconciler on the background-tasks process.
+        return 200, json.loads(await self._in_thread(self._engine.reconcile_status))
 
 
 def _str_param(args: dict[bytes, list[bytes]], name: str) -> str | None:

@@ -263,10 +263,13 @@ def _print_table(records: list[dict]) -> None:
     for r in records:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["ts"] / 1000))
         rows.append([str(r["id"]), when] + ["" if r.get(c) is None else str(r.get(c)) for c in columns[2:]])
+    _print_columns(columns, rows)
+
+
+def _print_columns(columns: tuple[str, ...], rows: list) -> None:
     widths = [max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
-    for row in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+    for row in (columns, *rows):
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
 
 
 def doctor(path: str) -> int:
@@ -308,6 +311,28 @@ def doctor(path: str) -> int:
     return 0
 
 
+def show_status(config: dict, as_json: bool) -> int:
+    """Reads the store as the running module does (the engine's own code),
+    without opening it for writing, so it works while Synapse runs."""
+    from synapse_school_policy import _core
+
+    try:
+        status = json.loads(_core.reconcile_status_offline(json.dumps(config)))
+    except (_core.InputError, _core.StoreError) as exc:
+        raise CliError(str(exc)) from exc
+    if as_json:
+        print(json.dumps(status))
+        return 0
+    columns = ("school", "messenger", "teachers_room", "announcement_room", "pending", "last_error")
+    rows = [
+        (school, "on" if s["messenger"] else "off", s["teachers_room"] or "-",
+         s["announcement_room"] or "-", str(s["pending"]), s["last_error"] or "-")
+        for school, s in status["schools"].items()
+    ]
+    _print_columns(columns, rows)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="synapse-school-policy")
     parser.add_argument("--config", "-c", default="homeserver.yaml",
@@ -328,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     audit_sub = audit.add_subparsers(dest="audit_command")
     purge = audit_sub.add_parser("purge", help="delete old audit records")
     purge.add_argument("--older-than", required=True, help="e.g. 90d")
+    status = sub.add_parser("status", help="each school's opt-in, special rooms and pending reconciliation")
+    status.add_argument("--json", action="store_true", help="the GET /status body instead of a table")
     doc = sub.add_parser("doctor", help="check homeserver.yaml for settings that break the school rules")
     doc.add_argument("homeserver_yaml", nargs="?", help="path of homeserver.yaml (default: --config)")
     args = parser.parse_args(argv)
@@ -336,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "doctor":
             return doctor(args.homeserver_yaml or args.config)
         config = load_module_config(args.config)
+        if args.command == "status":
+            return show_status(config, args.json)
         store = open_store(config)
         if args.command == "roster" and args.roster_command == "import":
             started = time.monotonic()

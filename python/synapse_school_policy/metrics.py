@@ -44,6 +44,10 @@ AUDIT_SPILL_PENDING = _gauge(
 ROSTER_OUTBOX_PENDING = _gauge(
     "roster_outbox_pending", "Roster changes made here and not yet in PostgreSQL."
 )
+RECONCILE_PENDING = _gauge(
+    "reconcile_pending",
+    "Marks of (school, user) waiting for the reconciler to bring the special rooms in line.",
+)
 STORE_CONNECTED = _gauge(
     "store_connected", "1 while the store is usable (PostgreSQL connected, or the embedded store)."
 )
@@ -60,4 +64,5 @@ def bind_store_gauges(status: Callable[[], dict]) -> None:
     AUDIT_SPILLED_TOTAL.set_function(lambda: status()["audit_spilled_total"])
     AUDIT_SPILL_PENDING.set_function(lambda: status()["audit_spill_pending"])
     ROSTER_OUTBOX_PENDING.set_function(lambda: status()["roster_outbox_pending"])
+    RECONCILE_PENDING.set_function(lambda: status()["reconcile_pending"])
     STORE_CONNECTED.set_function(lambda: 1.0 if status()["connected"] else 0.0)

@@ -7,6 +7,7 @@ engine's verdict into what Synapse expects back.
 """
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Collection, Mapping
 
@@ -18,6 +19,8 @@ from synapse_school_policy import _core, homeserver_check
 from synapse_school_policy.admin_api import ADMIN_API_PREFIX, AdminResource
 from synapse_school_policy.config import PolicyConfig, parse_config
 from synapse_school_policy.metrics import DECISIONS, bind_engine_gauges, bind_store_gauges
+from synapse_school_policy.reconciler import POLL_MS as RECONCILE_POLL_MS
+from synapse_school_policy.reconciler import Reconciler
 from synapse_school_policy.store import STATUS_POLL_MS, StoreMonitor, check_worker_config
 
 logger = logging.getLogger(__name__)
@@ -60,6 +63,15 @@ class SchoolPolicy:
             self._store_monitor.check, STATUS_POLL_MS, desc="school_policy_store_status",
             run_on_all_instances=True,
         )
+
+        # Stage 2 of the special rooms runs only where Synapse runs its
+        # background tasks (the main process unless run_background_tasks_on
+        # names a worker); every process marks.
+        self._reconciler = Reconciler(api, self._engine)
+        api.looping_background_call(
+            self._reconciler.run_once, RECONCILE_POLL_MS, desc="school_policy_reconcile"
+        )
+        api.register_account_validity_callbacks(on_user_registration=self.on_user_registration)
 
         api.register_spam_checker_callbacks(
             check_login_for_spam=self.check_login_for_spam,
@@ -258,6 +270,15 @@ class SchoolPolicy:
             override = dict(override) if isinstance(override, dict) else {}
             _apply_power_levels_patch(override, patch)
             request_content["power_level_content_override"] = override
+
+    async def on_user_registration(self, user_id: str) -> None:
+        """A roster entry can come before the account: the special rooms get
+        the user once the account exists."""
+        entry = self._engine.roster_get(user_id)
+        if entry is None:
+            return
+        for membership in json.loads(entry)["schools"]:
+            await self._api.defer_to_thread(self._engine.reconcile_mark, membership["school"], [user_id])
 
     # ---- Synapse callbacks ---------------------------------------------------
 
