@@ -150,7 +150,30 @@ int ssp_journal_open_named(ssp_journal *journal, const char *data_dir, const cha
 /* Appends the changes and fsyncs before returning. */
 int ssp_journal_append(ssp_journal *journal, const ssp_roster_change *changes, size_t n,
                        ssp_error *err);
+/* Appends `len` bytes holding `lines` whole lines and fdatasyncs; on a
+ * failed write cuts the file back so the next append starts on a clean line. */
+int ssp_journal_write(ssp_journal *journal, const char *buf, size_t len, size_t lines,
+                      ssp_error *err);
 void ssp_journal_close(ssp_journal *journal);
+
+/* Helpers of the jsonl files (journal.c), shared with reconcile.c. */
+int ssp_make_dirs(const char *dir, ssp_error *err);
+int ssp_fsync_dir(const char *dir);
+/* Reads a whole file; *data is NUL-terminated (caller frees). A missing
+ * file reads as empty. */
+int ssp_read_file(const char *path, char **data, size_t *len, ssp_error *err);
+/* Calls apply for every complete line of data[0..len). Stops at a torn last
+ * line (no newline): *good_end is where the whole lines end, *lines their
+ * number. A line apply rejects fails the replay with "<path> line N is
+ * corrupt (...)", except when apply ran out of memory (SSP_ERR_NOMEM). */
+int ssp_jsonl_replay(const char *path, const char *data, size_t len,
+                     int (*apply)(void *ctx, const char *line, size_t line_len, ssp_error *err),
+                     void *ctx, size_t *lines, size_t *good_end, ssp_error *err);
+/* Replaces path (in dir) by what write_content writes to a new file:
+ * path.tmp, fsync, rename, fsync dir. A crash leaves the old or the new
+ * file whole. write_content returns -1 with errno set on failure. */
+int ssp_file_rewrite(const char *dir, const char *path, int (*write_content)(int fd, void *ctx),
+                     void *ctx, ssp_error *err);
 
 /* ---- audit (audit.c) ---- */
 
