@@ -256,6 +256,89 @@ ssp_roster_user *ssp_roster_user_new(const char *user_id, const char **schools,
 /* Returns 0 and sets *role, or -1 for an unknown role name. */
 int ssp_role_from_name(const char *name, ssp_role *role);
 
+/* ---- reconciliation ledger (reconcile.c; PostgreSQL: pgstore.c) ---- */
+
+/* One mark. One allocation: the struct, then key, school and user_id. */
+typedef struct ssp_mark {
+    const char *key; /* "<school length>:<school><user_id>": unique per (school, user) */
+    const char *school;
+    const char *user_id; /* "" for the school itself */
+    int64_t generation;
+    int64_t marked_at_ms;
+    int64_t attempts;
+    int64_t next_attempt_ms;
+    int64_t failed_at_ms;
+    char *last_error; /* NULL or its own allocation */
+} ssp_mark;
+
+/* A (school, kind) -> room_id or (school) -> applied config entry. One
+ * allocation: the struct, then key and value. */
+typedef struct ssp_ledger_entry {
+    const char *key; /* rooms: "<kind>:<school>"; applied: the school id */
+    const char *school;
+    const char *value;
+} ssp_ledger_entry;
+
+/* The embedded store's ledger: data_dir/reconcile.jsonl replayed into memory.
+ * `mutex` guards everything here, including appends to the file. */
+typedef struct ssp_ledger {
+    pthread_mutex_t mutex;
+    bool mutex_ready;
+    ssp_journal file;
+    char *data_dir;
+    ssp_strmap marks;   /* key -> ssp_mark* (owned) */
+    ssp_strmap rooms;   /* key -> ssp_ledger_entry* (owned) */
+    ssp_strmap applied; /* school -> ssp_ledger_entry* (owned) */
+    int64_t next_generation;
+} ssp_ledger;
+
+/* Replays data_dir/reconcile.jsonl (cutting a torn last line, compacting
+ * when it has grown well past the live state) and opens it for appends. */
+int ssp_ledger_open(ssp_ledger *ledger, const char *data_dir, ssp_error *err);
+void ssp_ledger_close(ssp_ledger *ledger);
+/* Marks (schools[i], user_ids[i]) for every i in one append + fdatasync.
+ * Duplicate pairs are fine. Nothing is marked when it fails. */
+int ssp_ledger_mark_pairs(ssp_ledger *ledger, const char *const *schools,
+                          const char *const *user_ids, size_t n, ssp_error *err);
+uint64_t ssp_ledger_pending(ssp_ledger *ledger);
+
+/* What a school's status shows besides its config; strings borrowed. */
+typedef struct ssp_school_reconcile {
+    const char *teachers_room;
+    const char *announcement_room;
+    uint64_t pending;
+    const char *last_error;
+    int64_t last_failed_at_ms; /* of last_error, to pick the most recent */
+} ssp_school_reconcile;
+
+/* Builds the ssp_reconcile_status JSON; per_school is in config order. */
+int ssp_reconcile_status_text(const ssp_config *config, const ssp_school_reconcile *per_school,
+                              char **status_json, ssp_error *err);
+/* The applied string of a school: compact JSON, fixed key order. */
+void ssp_reconcile_applied_text(const ssp_school *school, char *buf, size_t size);
+int ssp_reconcile_check_key(const char *school, const char *user_id, ssp_error *err);
+int ssp_reconcile_check_kind(const char *kind, ssp_error *err);
+
+int ssp_pgstore_reconcile_mark(ssp_engine *engine, const char *school,
+                               const char *const *user_ids, size_t n, ssp_error *err);
+int ssp_pgstore_reconcile_due(ssp_engine *engine, int64_t now_ms, size_t max, char **marks_json,
+                              ssp_error *err);
+int ssp_pgstore_reconcile_done(ssp_engine *engine, const char *school, const char *user_id,
+                               int64_t generation, ssp_error *err);
+int ssp_pgstore_reconcile_failed(ssp_engine *engine, const char *school, const char *user_id,
+                                 int64_t generation, const char *error, int64_t retry_at_ms,
+                                 ssp_error *err);
+int ssp_pgstore_reconcile_set_room(ssp_engine *engine, const char *school, const char *kind,
+                                   const char *room_id, ssp_error *err);
+int ssp_pgstore_reconcile_get_room(ssp_engine *engine, const char *school, const char *kind,
+                                   char **room_id, ssp_error *err);
+int ssp_pgstore_reconcile_sync_config(ssp_engine *engine, size_t *schools_changed,
+                                      ssp_error *err);
+int ssp_pgstore_reconcile_status(ssp_engine *engine, char **status_json, ssp_error *err);
+/* Connects with config->database, queries, disconnects. */
+int ssp_pgstore_reconcile_status_offline(const ssp_config *config, char **status_json,
+                                         ssp_error *err);
+
 /* ---- the engine (engine.c) ---- */
 
 struct ssp_engine {
@@ -267,6 +350,8 @@ struct ssp_engine {
     pthread_mutex_t write_mutex; /* serialises journal append + roster apply */
     ssp_journal journal;
     bool journal_open;
+    ssp_ledger ledger; /* embedded store only */
+    bool ledger_open;
     ssp_audit_log audit;
     bool audit_open;
     ssp_pgstore *pg; /* NULL: the embedded store */
