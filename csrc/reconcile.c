@@ -13,6 +13,7 @@
  *   {"op":"failed","school":s,"user":u,"gen":g,"attempts":n,"retry_at":ms,"error":e|null,"at":ms}
  *   {"op":"room","school":s,"kind":k,"room_id":r|null}
  *   {"op":"applied","school":s,"config":c}
+ *   {"op":"next_gen","gen":g}   (first line of a compacted file)
  * "done" and "failed" apply only when the mark still has generation g, as
  * they did when they were written. Every change is appended and
  * fdatasync'ed before memory changes, and every allocation memory needs is
@@ -283,6 +284,17 @@ static int replay_ledger_line(void *ctx, const char *line, size_t len, ssp_error
         return ssp_fail(err, ssp_json_error_is_oom(&json_err) ? SSP_ERR_NOMEM : SSP_ERR_INPUT, "%s",
                         json_err.text);
     op = string_member(root, "op");
+    if (op != NULL && strcmp(op, "next_gen") == 0) {
+        /* written first by a compaction: the generations of marks that were
+         * done before it must not come back */
+        if (!int_member(root, "gen", &gen) || gen < 1) {
+            ssp_fail(err, SSP_ERR_INPUT, "next_gen: expected gen");
+            goto done;
+        }
+        note_generation(ledger, gen - 1);
+        rc = 0;
+        goto done;
+    }
     school = string_member(root, "school");
     if (op == NULL || school == NULL || school[0] == '\0' ||
         strlen(school) > SSP_SCHOOL_ID_MAX) {
@@ -529,7 +541,9 @@ static int write_snapshot(int fd, void *ledger_ptr)
     snapshot snap = {{NULL, 0, 0, 0}, fd, 0};
     int rc = 0;
 
-    if (ssp_strmap_each(&ledger->marks, snapshot_mark, &snap) != 0 ||
+    if (snapshot_add(&snap, json_pack("{s:s, s:I}", "op", "next_gen", "gen",
+                                      (json_int_t)ledger->next_generation)) != 0 ||
+        ssp_strmap_each(&ledger->marks, snapshot_mark, &snap) != 0 ||
         ssp_strmap_each(&ledger->rooms, snapshot_room, &snap) != 0 ||
         ssp_strmap_each(&ledger->applied, snapshot_applied, &snap) != 0 ||
         snapshot_flush(&snap, true) != 0) {
@@ -542,7 +556,7 @@ static int write_snapshot(int fd, void *ledger_ptr)
 
 static size_t live_lines(const ssp_ledger *ledger)
 {
-    return 2 * ledger->marks.count + ledger->rooms.count + ledger->applied.count;
+    return 1 + 2 * ledger->marks.count + ledger->rooms.count + ledger->applied.count;
 }
 
 static bool worth_compacting(const ssp_ledger *ledger)

@@ -15,5 +15,6 @@ int main(void)
     run_audit_tests();
     run_store_tests();
     run_pgstore_tests();
+    run_reconcile_tests();
     return check_finish();
 }

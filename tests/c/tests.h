@@ -10,5 +10,6 @@ void run_decide_tests(void);
 void run_audit_tests(void);
 void run_store_tests(void);
 void run_pgstore_tests(void);
+void run_reconcile_tests(void);
 
 #endif
