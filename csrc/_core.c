@@ -958,13 +958,14 @@ static PyObject *Engine_store_status(EngineObject *self, PyObject *Py_UNUSED(ign
     ssp_store_status st;
 
     ssp_store_get_status(self->engine, &st);
-    return Py_BuildValue("{sOsOsKsKsKsKsLss}", "postgres", st.postgres ? Py_True : Py_False,
+    return Py_BuildValue("{sOsOsKsKsKsKsLsKss}", "postgres", st.postgres ? Py_True : Py_False,
                          "connected", st.connected ? Py_True : Py_False, "audit_spilled_total",
                          (unsigned long long)st.audit_spilled_total, "audit_spill_pending",
                          (unsigned long long)st.audit_spill_pending, "roster_outbox_pending",
                          (unsigned long long)st.roster_outbox_pending, "connects",
                          (unsigned long long)st.connects, "roster_version",
-                         (long long)st.roster_version, "last_error", st.last_error);
+                         (long long)st.roster_version, "reconcile_pending",
+                         (unsigned long long)st.reconcile_pending, "last_error", st.last_error);
 }
 
 /* audit_purge(older_than_ms) -> number of records deleted. Waits on the
@@ -984,6 +985,191 @@ static PyObject *Engine_audit_purge(EngineObject *self, PyObject *args)
     if (rc != 0)
         return raise_engine_error(Py_TYPE(self), &err);
     return PyLong_FromUnsignedLongLong(deleted);
+}
+
+/* ---- reconciliation ledger: every call may wait on disk or the database,
+ * so the GIL is released around it ---- */
+
+/* reconcile_mark(school, user_ids) -> None. The list's UTF-8 buffers live
+ * as long as the tuple of strings kept here. */
+static PyObject *Engine_reconcile_mark(EngineObject *self, PyObject *args)
+{
+    const char *school;
+    PyObject *users_obj, *users = NULL;
+    const char **user_ids = NULL;
+    Py_ssize_t n;
+    ssp_error err = {0};
+    int rc;
+    PyObject *result = NULL;
+
+    if (!PyArg_ParseTuple(args, "sO:reconcile_mark", &school, &users_obj))
+        return NULL;
+    if (PyUnicode_Check(users_obj)) {
+        PyErr_SetString(PyExc_TypeError, "user_ids must be a list of str, not a str");
+        return NULL;
+    }
+    users = PySequence_Tuple(users_obj);
+    if (users == NULL)
+        return NULL;
+    n = PyTuple_GET_SIZE(users);
+    user_ids = PyMem_Malloc((size_t)(n ? n : 1) * sizeof *user_ids);
+    if (user_ids == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(users, i);
+
+        if (!PyUnicode_Check(item)) {
+            PyErr_Format(PyExc_TypeError, "user_ids[%zd] must be str", i);
+            goto done;
+        }
+        user_ids[i] = PyUnicode_AsUTF8(item);
+        if (user_ids[i] == NULL)
+            goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_reconcile_mark(self->engine, school, user_ids, (size_t)n, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        raise_engine_error(Py_TYPE(self), &err);
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(user_ids);
+    Py_XDECREF(users);
+    return result;
+}
+
+/* reconcile_due(now_ms, max) -> JSON text of the due marks. */
+static PyObject *Engine_reconcile_due(EngineObject *self, PyObject *args)
+{
+    long long now_ms;
+    Py_ssize_t max;
+    char *marks = NULL;
+    ssp_error err = {0};
+    int rc;
+
+    if (!PyArg_ParseTuple(args, "Ln:reconcile_due", &now_ms, &max))
+        return NULL;
+    if (max < 0) {
+        PyErr_SetString(state_of_type(Py_TYPE(self))->input_error,
+                        "max: expected a non-negative integer");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_reconcile_due(self->engine, now_ms, (size_t)max, &marks, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    return take_engine_string(marks);
+}
+
+/* reconcile_done(school, user_id, generation) -> None. */
+static PyObject *Engine_reconcile_done(EngineObject *self, PyObject *args)
+{
+    const char *school, *user_id;
+    long long generation;
+    ssp_error err = {0};
+    int rc;
+
+    if (!PyArg_ParseTuple(args, "ssL:reconcile_done", &school, &user_id, &generation))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_reconcile_done(self->engine, school, user_id, generation, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    Py_RETURN_NONE;
+}
+
+/* reconcile_failed(school, user_id, generation, error, retry_at_ms) -> None. */
+static PyObject *Engine_reconcile_failed(EngineObject *self, PyObject *args)
+{
+    const char *school, *user_id, *error;
+    long long generation, retry_at_ms;
+    ssp_error err = {0};
+    int rc;
+
+    if (!PyArg_ParseTuple(args, "ssLsL:reconcile_failed", &school, &user_id, &generation, &error,
+                          &retry_at_ms))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_reconcile_failed(self->engine, school, user_id, generation, error, retry_at_ms, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    Py_RETURN_NONE;
+}
+
+/* reconcile_set_room(school, kind, room_id or None) -> None. */
+static PyObject *Engine_reconcile_set_room(EngineObject *self, PyObject *args)
+{
+    const char *school, *kind, *room_id;
+    PyObject *room_obj;
+    ssp_error err = {0};
+    int rc;
+
+    if (!PyArg_ParseTuple(args, "ssO:reconcile_set_room", &school, &kind, &room_obj) ||
+        optional_str(room_obj, "room_id", &room_id) != 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_reconcile_set_room(self->engine, school, kind, room_id, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    Py_RETURN_NONE;
+}
+
+/* reconcile_get_room(school, kind) -> room id or None. */
+static PyObject *Engine_reconcile_get_room(EngineObject *self, PyObject *args)
+{
+    const char *school, *kind;
+    char *room_id = NULL;
+    ssp_error err = {0};
+    int rc;
+
+    if (!PyArg_ParseTuple(args, "ss:reconcile_get_room", &school, &kind))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_reconcile_get_room(self->engine, school, kind, &room_id, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    if (room_id == NULL)
+        Py_RETURN_NONE;
+    return take_engine_string(room_id);
+}
+
+/* reconcile_sync_config() -> number of schools whose applied config changed. */
+static PyObject *Engine_reconcile_sync_config(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    size_t changed = 0;
+    ssp_error err = {0};
+    int rc;
+
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_reconcile_sync_config(self->engine, &changed, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    return PyLong_FromSize_t(changed);
+}
+
+/* reconcile_status() -> JSON text. */
+static PyObject *Engine_reconcile_status(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    char *status = NULL;
+    ssp_error err = {0};
+    int rc;
+
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_reconcile_status(self->engine, &status, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    return take_engine_string(status);
 }
 
 static PyObject *Engine_get_policy_event_type(EngineObject *self, void *Py_UNUSED(closure))
@@ -1020,9 +1206,25 @@ static PyMethodDef Engine_methods[] = {
     {"audit_stats", (PyCFunction)Engine_audit_stats, METH_NOARGS, "Audit queue counters."},
     {"store_status", (PyCFunction)Engine_store_status, METH_NOARGS,
      "The store's state: postgres, connected, audit_spilled_total, audit_spill_pending, "
-     "roster_outbox_pending, connects, roster_version, last_error."},
+     "roster_outbox_pending, connects, roster_version, reconcile_pending, last_error."},
     {"audit_purge", (PyCFunction)Engine_audit_purge, METH_VARARGS,
      "audit_purge(older_than_ms) -> records deleted (PostgreSQL store)."},
+    {"reconcile_mark", (PyCFunction)Engine_reconcile_mark, METH_VARARGS,
+     "reconcile_mark(school, user_ids) -> None. \"\" marks the school itself. Durable."},
+    {"reconcile_due", (PyCFunction)Engine_reconcile_due, METH_VARARGS,
+     "reconcile_due(now_ms, max) -> JSON list of {school, user_id, generation, attempts}."},
+    {"reconcile_done", (PyCFunction)Engine_reconcile_done, METH_VARARGS,
+     "reconcile_done(school, user_id, generation) -> None; a renewed mark stays."},
+    {"reconcile_failed", (PyCFunction)Engine_reconcile_failed, METH_VARARGS,
+     "reconcile_failed(school, user_id, generation, error, retry_at_ms) -> None."},
+    {"reconcile_set_room", (PyCFunction)Engine_reconcile_set_room, METH_VARARGS,
+     "reconcile_set_room(school, kind, room_id or None) -> None."},
+    {"reconcile_get_room", (PyCFunction)Engine_reconcile_get_room, METH_VARARGS,
+     "reconcile_get_room(school, kind) -> room id or None."},
+    {"reconcile_sync_config", (PyCFunction)Engine_reconcile_sync_config, METH_NOARGS,
+     "reconcile_sync_config() -> number of schools whose applied config changed (marked)."},
+    {"reconcile_status", (PyCFunction)Engine_reconcile_status, METH_NOARGS,
+     "reconcile_status() -> JSON {\"schools\": {...}}."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1110,7 +1312,51 @@ static PyObject *core_check_homeserver(PyObject *module, PyObject *arg)
     return take_engine_string(findings);
 }
 
+/* reconcile_status_offline(config_json) -> JSON text, without an engine:
+ * reads data_dir/reconcile.jsonl or queries the database. */
+static PyObject *core_reconcile_status_offline(PyObject *module, PyObject *arg)
+{
+    const char *text;
+    Py_ssize_t len;
+    char *status = NULL;
+    ssp_error err = {0};
+    int rc;
+
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "reconcile_status_offline() takes the config as a JSON str");
+        return NULL;
+    }
+    text = PyUnicode_AsUTF8AndSize(arg, &len);
+    if (text == NULL)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_reconcile_status_offline(text, (size_t)len, &status, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        module_state *st = state_of_module(module);
+
+        switch (err.code) {
+        case SSP_ERR_NOMEM:
+            return PyErr_NoMemory();
+        case SSP_ERR_INPUT:
+            PyErr_SetString(st->input_error, err.message);
+            return NULL;
+        case SSP_ERR_SYNTAX:
+            PyErr_SetString(st->syntax_error, err.message);
+            return NULL;
+        default:
+            PyErr_SetString(st->store_error, err.message);
+            return NULL;
+        }
+    }
+    return take_engine_string(status);
+}
+
 static PyMethodDef core_methods[] = {
+    {"reconcile_status_offline", core_reconcile_status_offline, METH_O,
+     "reconcile_status_offline(config_json) -> JSON status of the reconciliation ledger, "
+     "read without a running engine."},
     {"check_homeserver", core_check_homeserver, METH_O,
      "check_homeserver(settings_json) -> JSON list of {setting, problem}."},
     {"check_config", core_check_config, METH_O,

@@ -84,20 +84,28 @@ int ssp_engine_open(ssp_engine *engine, ssp_error *err)
         engine->roster_ready = true;
         return 0;
     }
+    /* The ledger first: roster changes mark it before they are journaled. */
+    if (ssp_ledger_open(&engine->ledger, data_dir, err) != 0)
+        return -1;
+    engine->ledger_open = true;
     if (ssp_journal_open(&engine->journal, data_dir, &engine->roster, err) != 0) {
         reset_roster(engine);
-        return -1;
+        goto fail_ledger;
     }
     engine->journal_open = true;
     if (ssp_audit_open(&engine->audit, data_dir, engine->worker_name, err) != 0) {
         ssp_journal_close(&engine->journal);
         engine->journal_open = false;
         reset_roster(engine);
-        return -1;
+        goto fail_ledger;
     }
     engine->audit_open = true;
     engine->roster_ready = true;
     return 0;
+fail_ledger:
+    ssp_ledger_close(&engine->ledger);
+    engine->ledger_open = false;
+    return -1;
 }
 
 void ssp_engine_free(ssp_engine *engine)
@@ -110,6 +118,8 @@ void ssp_engine_free(ssp_engine *engine)
         ssp_audit_close(&engine->audit);
     if (engine->journal_open)
         ssp_journal_close(&engine->journal);
+    if (engine->ledger_open)
+        ssp_ledger_close(&engine->ledger);
     ssp_roster_destroy(&engine->roster);
     pthread_mutex_destroy(&engine->write_mutex);
     ssp_config_destroy(&engine->config);
@@ -144,6 +154,8 @@ void ssp_store_get_status(ssp_engine *engine, ssp_store_status *out)
         return;
     }
     out->connected = engine->roster_ready;
+    if (engine->ledger_open)
+        out->reconcile_pending = ssp_ledger_pending(&engine->ledger);
 }
 
 int ssp_audit_purge(ssp_engine *engine, int64_t older_than_ms, uint64_t *deleted, ssp_error *err)

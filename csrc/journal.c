@@ -19,7 +19,7 @@
 #define JOURNAL_NAME "roster.jsonl"
 
 /* Creates dir and its parents (like mkdir -p). */
-static int make_dirs(const char *dir, ssp_error *err)
+int ssp_make_dirs(const char *dir, ssp_error *err)
 {
     char *path = ssp_strdup(dir);
     int rc = 0;
@@ -45,7 +45,7 @@ static int make_dirs(const char *dir, ssp_error *err)
     return rc;
 }
 
-static int fsync_dir(const char *dir)
+int ssp_fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     int rc;
@@ -58,7 +58,7 @@ static int fsync_dir(const char *dir)
 }
 
 /* Reads a whole file; *data is NUL-terminated. A missing file reads as empty. */
-static int read_file(const char *path, char **data, size_t *len, ssp_error *err)
+int ssp_read_file(const char *path, char **data, size_t *len, ssp_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -102,8 +102,9 @@ static int read_file(const char *path, char **data, size_t *len, ssp_error *err)
     return 0;
 }
 
-/* Parses one journal line and applies it. Caller holds the write lock. */
-static int replay_line(ssp_roster *roster, const char *line, size_t len, ssp_error *err)
+/* Parses one journal line and applies it to the roster (ctx). Caller holds
+ * the write lock. */
+static int replay_roster_line(void *roster, const char *line, size_t len, ssp_error *err)
 {
     json_error_t json_err;
     json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &json_err);
@@ -171,41 +172,88 @@ static int write_snapshot_entry(const char *key, void *value, void *ctx_ptr)
     return 0;
 }
 
-/* Rewrites the journal as one line per user: write a temporary file, fsync
- * it, rename it over the journal, fsync the directory. A crash at any point
- * leaves either the old or the new journal whole. */
-static int compact(ssp_journal *journal, const char *data_dir, ssp_roster *roster,
-                   ssp_error *err)
+static int write_roster_snapshot(int fd, void *roster_ptr)
 {
-    char *tmp_path = ssp_path_join(data_dir, JOURNAL_NAME ".tmp");
-    snapshot_ctx ctx = {-1, 0};
-    int rc = -1;
+    ssp_roster *roster = roster_ptr;
+    snapshot_ctx ctx = {fd, 0};
+
+    if (ssp_strmap_each(&roster->users, write_snapshot_entry, &ctx) != 0) {
+        errno = ctx.failed_errno;
+        return -1;
+    }
+    return 0;
+}
+
+int ssp_file_rewrite(const char *dir, const char *path, int (*write_content)(int fd, void *ctx),
+                     void *ctx, ssp_error *err)
+{
+    char *tmp_path = malloc(strlen(path) + sizeof ".tmp");
+    int fd = -1, rc = -1;
 
     if (tmp_path == NULL)
         return ssp_fail_nomem(err);
-    ctx.fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (ctx.fd < 0) {
+    sprintf(tmp_path, "%s.tmp", path);
+    fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
         ssp_fail(err, SSP_ERR_IO, "cannot write %s: %s", tmp_path, strerror(errno));
         goto done;
     }
-    if (ssp_strmap_each(&roster->users, write_snapshot_entry, &ctx) != 0 || fsync(ctx.fd) != 0) {
-        ssp_fail(err, SSP_ERR_IO, "cannot write %s: %s", tmp_path,
-                 strerror(ctx.failed_errno ? ctx.failed_errno : errno));
+    if (write_content(fd, ctx) != 0 || fsync(fd) != 0) {
+        ssp_fail(err, SSP_ERR_IO, "cannot write %s: %s", tmp_path, strerror(errno));
         goto done;
     }
-    if (rename(tmp_path, journal->path) != 0 || fsync_dir(data_dir) != 0) {
-        ssp_fail(err, SSP_ERR_IO, "cannot replace %s: %s", journal->path, strerror(errno));
+    if (rename(tmp_path, path) != 0 || ssp_fsync_dir(dir) != 0) {
+        ssp_fail(err, SSP_ERR_IO, "cannot replace %s: %s", path, strerror(errno));
         goto done;
     }
-    journal->lines = roster->users.count;
     rc = 0;
 done:
-    if (ctx.fd >= 0)
-        close(ctx.fd);
+    if (fd >= 0)
+        close(fd);
     if (rc != 0)
         unlink(tmp_path);
     free(tmp_path);
     return rc;
+}
+
+/* Rewrites the journal as one line per user (see ssp_file_rewrite). */
+static int compact(ssp_journal *journal, const char *data_dir, ssp_roster *roster,
+                   ssp_error *err)
+{
+    if (ssp_file_rewrite(data_dir, journal->path, write_roster_snapshot, roster, err) != 0)
+        return -1;
+    journal->lines = roster->users.count;
+    return 0;
+}
+
+int ssp_jsonl_replay(const char *path, const char *data, size_t len,
+                     int (*apply)(void *ctx, const char *line, size_t line_len, ssp_error *err),
+                     void *ctx, size_t *lines, size_t *good_end, ssp_error *err)
+{
+    size_t line_no = 0;
+
+    *lines = 0;
+    *good_end = 0;
+    for (size_t start = 0; start < len;) {
+        const char *newline = memchr(data + start, '\n', len - start);
+
+        line_no++;
+        if (newline == NULL)
+            break; /* torn last line from a crash mid-append: the caller cuts it off */
+        if (apply(ctx, data + start, (size_t)(newline - data) - start, err) != 0) {
+            char reason[SSP_ERROR_MESSAGE_MAX];
+
+            if (err->code == SSP_ERR_NOMEM)
+                return ssp_fail_nomem(err); /* not the file's fault */
+            memcpy(reason, err->message, sizeof reason);
+            return ssp_fail(err, SSP_ERR_IO,
+                            "%s line %zu is corrupt (%s); restore it from a backup", path,
+                            line_no, reason);
+        }
+        (*lines)++;
+        start = *good_end = (size_t)(newline - data) + 1;
+    }
+    return 0;
 }
 
 int ssp_journal_open(ssp_journal *journal, const char *data_dir, ssp_roster *roster,
@@ -218,47 +266,28 @@ int ssp_journal_open_named(ssp_journal *journal, const char *data_dir, const cha
                            ssp_roster *roster, bool compact_allowed, ssp_error *err)
 {
     char *data = NULL;
-    size_t len = 0, line_no = 0, good_end = 0;
-    int rc = -1;
+    size_t len = 0, good_end = 0;
+    int rc = -1, replayed;
 
     journal->fd = -1;
     journal->lines = 0;
     journal->size = 0;
     journal->fd_broken = false;
     journal->path = NULL;
-    if (make_dirs(data_dir, err) != 0)
+    if (ssp_make_dirs(data_dir, err) != 0)
         return -1;
     journal->path = ssp_path_join(data_dir, name);
     if (journal->path == NULL)
         return ssp_fail_nomem(err);
-    if (read_file(journal->path, &data, &len, err) != 0)
+    if (ssp_read_file(journal->path, &data, &len, err) != 0)
         goto done;
 
     pthread_rwlock_wrlock(&roster->lock);
-    for (size_t start = 0; start < len;) {
-        char *newline = memchr(data + start, '\n', len - start);
-
-        line_no++;
-        if (newline == NULL)
-            break; /* torn last line from a crash mid-append: cut off below */
-        if (replay_line(roster, data + start, (size_t)(newline - data) - start, err) != 0) {
-            char reason[SSP_ERROR_MESSAGE_MAX];
-
-            if (err->code == SSP_ERR_NOMEM) {
-                ssp_fail_nomem(err); /* not the file's fault */
-                pthread_rwlock_unlock(&roster->lock);
-                goto done;
-            }
-            memcpy(reason, err->message, sizeof reason);
-            ssp_fail(err, SSP_ERR_IO, "%s line %zu is corrupt (%s); restore it from a backup",
-                     journal->path, line_no, reason);
-            pthread_rwlock_unlock(&roster->lock);
-            goto done;
-        }
-        journal->lines++;
-        start = good_end = (size_t)(newline - data) + 1;
-    }
+    replayed = ssp_jsonl_replay(journal->path, data, len, replay_roster_line, roster,
+                                &journal->lines, &good_end, err);
     pthread_rwlock_unlock(&roster->lock);
+    if (replayed != 0)
+        goto done;
 
     if (good_end < len && truncate(journal->path, (off_t)good_end) != 0) {
         ssp_fail(err, SSP_ERR_IO, "cannot truncate %s: %s", journal->path, strerror(errno));
@@ -290,9 +319,6 @@ int ssp_journal_append(ssp_journal *journal, const ssp_roster_change *changes, s
 
     if (journal->fd < 0)
         return ssp_fail(err, SSP_ERR_STATE, "the roster journal is not open");
-    if (journal->fd_broken)
-        return ssp_fail(err, SSP_ERR_IO, "%s has a partial write that could not be cut off; "
-                        "restart Synapse to repair it", journal->path);
     for (size_t i = 0; i < n; i++) {
         size_t len;
         char *line = entry_line(changes[i].user_id, changes[i].user, &len);
@@ -317,19 +343,32 @@ int ssp_journal_append(ssp_journal *journal, const ssp_roster_change *changes, s
         used += len;
         free(line);
     }
-    if (ssp_write_all(journal->fd, buf, used) != 0 || fdatasync(journal->fd) != 0) {
-        ssp_fail(err, SSP_ERR_IO, "cannot write %s: %s", journal->path, strerror(errno));
-        /* Cut off a partial write so the next append starts on a clean line. */
-        if (ftruncate(journal->fd, journal->size) != 0)
-            journal->fd_broken = true;
+    if (ssp_journal_write(journal, buf, used, n, err) != 0)
         goto done;
-    }
-    journal->size += (off_t)used;
-    journal->lines += n;
     rc = 0;
 done:
     free(buf);
     return rc;
+}
+
+int ssp_journal_write(ssp_journal *journal, const char *buf, size_t len, size_t lines,
+                      ssp_error *err)
+{
+    if (journal->fd < 0)
+        return ssp_fail(err, SSP_ERR_STATE, "%s is not open", journal->path);
+    if (journal->fd_broken)
+        return ssp_fail(err, SSP_ERR_IO, "%s has a partial write that could not be cut off; "
+                        "restart Synapse to repair it", journal->path);
+    if (ssp_write_all(journal->fd, buf, len) != 0 || fdatasync(journal->fd) != 0) {
+        ssp_fail(err, SSP_ERR_IO, "cannot write %s: %s", journal->path, strerror(errno));
+        /* Cut off a partial write so the next append starts on a clean line. */
+        if (ftruncate(journal->fd, journal->size) != 0)
+            journal->fd_broken = true;
+        return -1;
+    }
+    journal->size += (off_t)len;
+    journal->lines += lines;
+    return 0;
 }
 
 void ssp_journal_close(ssp_journal *journal)

@@ -65,7 +65,7 @@
         }                                                                                         \
     } while (0)
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define MIGRATION_LOCK_KEY 7240571810012711LL /* pg_advisory_xact_lock key for migrations */
 #define RECONNECT_MS 1000
 #define IDLE_WAIT_MS 1000
@@ -74,6 +74,7 @@
 #define INCREMENTAL_MAX 20000 /* more changed users than this: reload everything */
 #define MAINTENANCE_MS (3600 * 1000)
 #define CONNECT_TIMEOUT_S "3"
+#define PENDING_COUNT_MS 1000 /* refresh of the cached reconcile_pending count */
 
 struct ssp_pgstore {
     ssp_engine *engine; /* back pointer: roster, audit queue, write_mutex, config */
@@ -89,6 +90,7 @@ struct ssp_pgstore {
     PGconn *conn; /* [store thread] */
     int64_t last_connect_attempt_ms;
     int64_t last_maintenance_ms;
+    int64_t last_pending_count_ms; /* [store thread] */
     int spill_fd;             /* [store thread] */
     off_t spill_drained;      /* [store thread] bytes of the spill file already in the database */
     ssp_journal outbox;       /* appended under engine->write_mutex */
@@ -105,6 +107,7 @@ struct ssp_pgstore {
     uint64_t outbox_pending;
     uint64_t connects;
     int64_t roster_version;
+    uint64_t reconcile_pending; /* COUNT(*) of the marks, refreshed by the store thread */
     char last_error[SSP_ERROR_MESSAGE_MAX];
 
     pthread_mutex_t query_mutex; /* guards query_conn */
@@ -170,6 +173,60 @@ static const char *const MIGRATIONS[SCHEMA_VERSION] = {
     "CREATE INDEX audit_actor ON school_policy.audit (actor, id);"
     "CREATE INDEX audit_target ON school_policy.audit (target, id) WHERE target IS NOT NULL;"
     "CREATE INDEX audit_school ON school_policy.audit (school, id);",
+    /* 2: the reconciliation ledger: marks (kept by a trigger on the roster),
+     * special rooms, applied school config */
+    "CREATE SEQUENCE school_policy.reconcile_generation;"
+    "CREATE TABLE school_policy.reconcile_marks ("
+    "  school text NOT NULL,"
+    "  user_id text NOT NULL," /* '': the school itself */
+    "  generation bigint NOT NULL,"
+    "  marked_at bigint NOT NULL," /* ms since the epoch */
+    "  attempts integer NOT NULL DEFAULT 0,"
+    "  next_attempt_at bigint NOT NULL DEFAULT 0," /* ms; 0: due now */
+    "  last_error text,"
+    "  failed_at bigint,"
+    "  PRIMARY KEY (school, user_id));"
+    "CREATE INDEX reconcile_marks_due ON school_policy.reconcile_marks"
+    "  (next_attempt_at, marked_at, generation);"
+    "CREATE TABLE school_policy.special_rooms ("
+    "  school text NOT NULL,"
+    "  kind text NOT NULL CHECK (kind IN ('teachers', 'announcement')),"
+    "  room_id text NOT NULL,"
+    "  PRIMARY KEY (school, kind));"
+    "CREATE TABLE school_policy.school_state ("
+    "  school text PRIMARY KEY,"
+    "  applied text NOT NULL);"
+    /* A (re)mark: a new generation, due now; last_error stays until done. */
+    "CREATE FUNCTION school_policy.reconcile_mark(p_school text, p_user_id text)"
+    " RETURNS bigint LANGUAGE sql AS $f$"
+    " INSERT INTO school_policy.reconcile_marks AS m"
+    "  (school, user_id, generation, marked_at, attempts, next_attempt_at)"
+    " VALUES (p_school, p_user_id, nextval('school_policy.reconcile_generation'),"
+    "  (extract(epoch FROM clock_timestamp()) * 1000)::bigint, 0, 0)"
+    " ON CONFLICT (school, user_id) DO UPDATE SET generation = EXCLUDED.generation,"
+    "  marked_at = EXCLUDED.marked_at, attempts = 0, next_attempt_at = 0"
+    " RETURNING generation $f$;"
+    "CREATE FUNCTION school_policy.roster_reconcile_mark() RETURNS trigger LANGUAGE plpgsql AS $f$"
+    " BEGIN"
+    "  IF TG_OP = 'TRUNCATE' THEN"
+    "   PERFORM school_policy.reconcile_mark(s.school, '') FROM"
+    "    (SELECT school FROM school_policy.special_rooms"
+    "     UNION SELECT school FROM school_policy.school_state) s;"
+    "  ELSE"
+    "   IF TG_OP IN ('UPDATE', 'DELETE') THEN"
+    "    PERFORM school_policy.reconcile_mark(OLD.school, OLD.user_id);"
+    "   END IF;"
+    "   IF TG_OP IN ('INSERT', 'UPDATE') THEN"
+    "    PERFORM school_policy.reconcile_mark(NEW.school, NEW.user_id);"
+    "   END IF;"
+    "  END IF;"
+    "  RETURN NULL;"
+    " END $f$;"
+    "CREATE TRIGGER roster_reconcile_mark AFTER INSERT OR UPDATE OR DELETE"
+    "  ON school_policy.roster"
+    "  FOR EACH ROW EXECUTE FUNCTION school_policy.roster_reconcile_mark();"
+    "CREATE TRIGGER roster_reconcile_truncated AFTER TRUNCATE ON school_policy.roster"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION school_policy.roster_reconcile_mark();",
 };
 
 static const char AUDIT_INSERT_SQL[] =
@@ -1232,6 +1289,25 @@ static void maintenance(ssp_pgstore *pg)
                   &err);
 }
 
+/* [store thread] Refreshes the cached number of marks for
+ * ssp_store_get_status, so that reading it never waits on the database. */
+static int count_pending_marks(ssp_pgstore *pg, ssp_error *err)
+{
+    PGresult *res = PQexec(pg->conn, "SELECT count(*) FROM school_policy.reconcile_marks");
+    int rc = 0;
+
+    pg->last_pending_count_ms = ssp_now_ms();
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = ssp_fail(err, SSP_ERR_IO, "database: %s", PQerrorMessage(pg->conn));
+    } else {
+        pthread_mutex_lock(&pg->mutex);
+        pg->reconcile_pending = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        pthread_mutex_unlock(&pg->mutex);
+    }
+    CLEARPGRES(res);
+    return rc;
+}
+
 /* [store thread] Reads notifications; true when the roster changed. */
 static int consume_notifications(ssp_pgstore *pg, bool *changed)
 {
@@ -1306,6 +1382,11 @@ static void *store_main(void *arg)
             break;
         if (ssp_now_ms() - pg->last_maintenance_ms >= MAINTENANCE_MS)
             maintenance(pg);
+        if (ssp_now_ms() - pg->last_pending_count_ms >= PENDING_COUNT_MS &&
+            count_pending_marks(pg, &err) != 0) {
+            disconnect(pg, err.message);
+            continue;
+        }
         /* Last before sleeping: a notification that arrived while another
          * statement ran is already in libpq's buffer, and poll() on the
          * socket would not see it. */
@@ -1594,6 +1675,7 @@ void ssp_pgstore_get_status(ssp_pgstore *pg, ssp_store_status *out)
     out->roster_outbox_pending = pg->outbox_pending;
     out->connects = pg->connects;
     out->roster_version = pg->roster_version;
+    out->reconcile_pending = pg->reconcile_pending;
     snprintf(out->last_error, sizeof out->last_error, "%s", pg->last_error);
     pthread_mutex_unlock(&pg->mutex);
 }
@@ -1733,4 +1815,317 @@ int ssp_pgstore_audit_purge(ssp_engine *engine, int64_t older_than_ms, uint64_t 
     *deleted = strtoull(PQcmdTuples(res), NULL, 10);
     CLEARPGRES(res);
     return 0;
+}
+
+/* ---- the reconciliation ledger (ssp_reconcile_*), [caller thread] ----
+ * Everything runs on query_conn under query_mutex; the tables and the
+ * roster trigger that marks are created by migration 2. */
+
+/* Runs one statement on query_conn; the caller clears the result. */
+static PGresult *locked_query(ssp_pgstore *pg, const char *sql, int n, const char *const *params,
+                              ExecStatusType want, ssp_error *err)
+{
+    PGresult *res;
+
+    pthread_mutex_lock(&pg->query_mutex);
+    res = query(pg, sql, n, params, want, err);
+    pthread_mutex_unlock(&pg->query_mutex);
+    return res;
+}
+
+/* Runs a statement that returns no rows worth reading. */
+static int locked_exec(ssp_pgstore *pg, const char *sql, int n, const char *const *params,
+                       ExecStatusType want, ssp_error *err)
+{
+    PGresult *res = locked_query(pg, sql, n, params, want, err);
+
+    if (res == NULL)
+        return -1;
+    CLEARPGRES(res);
+    return 0;
+}
+
+int ssp_pgstore_reconcile_mark(ssp_engine *engine, const char *school,
+                               const char *const *user_ids, size_t n, ssp_error *err)
+{
+    json_t *users = json_array();
+    char *users_text = NULL;
+    const char *params[2];
+    int rc = -1;
+
+    if (users == NULL)
+        return ssp_fail_nomem(err);
+    for (size_t i = 0; i < n; i++) {
+        if (json_array_append_new(users, json_string(user_ids[i])) != 0)
+            goto oom;
+    }
+    users_text = ssp_json_dumps_checked(users);
+    if (users_text == NULL)
+        goto oom;
+    params[0] = school;
+    params[1] = users_text;
+    /* DISTINCT: one statement must not upsert a row twice. */
+    rc = locked_exec(engine->pg,
+                     "SELECT count(school_policy.reconcile_mark($1, u))"
+                     " FROM (SELECT DISTINCT json_array_elements_text($2::json) AS u) s",
+                     2, params, PGRES_TUPLES_OK, err);
+    goto done;
+oom:
+    ssp_fail_nomem(err);
+done:
+    json_decref(users);
+    free(users_text);
+    return rc;
+}
+
+int ssp_pgstore_reconcile_due(ssp_engine *engine, int64_t now_ms, size_t max, char **marks_json,
+                              ssp_error *err)
+{
+    char now[32], limit[32];
+    const char *params[2] = {now, limit};
+    PGresult *res;
+    json_t *list = NULL;
+    int rc = -1;
+
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    snprintf(limit, sizeof limit, "%zu", max);
+    res = locked_query(engine->pg,
+                       "SELECT school, user_id, generation, attempts"
+                       " FROM school_policy.reconcile_marks WHERE next_attempt_at <= $1::bigint"
+                       " ORDER BY next_attempt_at, marked_at, generation LIMIT $2::bigint",
+                       2, params, PGRES_TUPLES_OK, err);
+    if (res == NULL)
+        return -1;
+    list = json_array();
+    if (list == NULL)
+        goto oom;
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *item = json_pack("{s:s, s:s, s:I, s:I}", "school", PQgetvalue(res, i, 0),
+                                 "user_id", PQgetvalue(res, i, 1), "generation",
+                                 (json_int_t)strtoll(PQgetvalue(res, i, 2), NULL, 10),
+                                 "attempts", (json_int_t)strtoll(PQgetvalue(res, i, 3), NULL, 10));
+
+        if (item == NULL || json_array_append_new(list, item) != 0)
+            goto oom;
+    }
+    *marks_json = ssp_json_dumps_checked(list);
+    if (*marks_json == NULL)
+        goto oom;
+    rc = 0;
+    goto done;
+oom:
+    ssp_fail_nomem(err);
+done:
+    CLEARPGRES(res);
+    json_decref(list);
+    return rc;
+}
+
+int ssp_pgstore_reconcile_done(ssp_engine *engine, const char *school, const char *user_id,
+                               int64_t generation, ssp_error *err)
+{
+    char gen[32];
+    const char *params[3] = {school, user_id, gen};
+
+    snprintf(gen, sizeof gen, "%lld", (long long)generation);
+    return locked_exec(engine->pg,
+                       "DELETE FROM school_policy.reconcile_marks"
+                       " WHERE school = $1 AND user_id = $2 AND generation = $3::bigint",
+                       3, params, PGRES_COMMAND_OK, err);
+}
+
+int ssp_pgstore_reconcile_failed(ssp_engine *engine, const char *school, const char *user_id,
+                                 int64_t generation, const char *error, int64_t retry_at_ms,
+                                 ssp_error *err)
+{
+    char gen[32], retry_at[32], now[32];
+    const char *params[6] = {school, user_id, gen, error, retry_at, now};
+
+    snprintf(gen, sizeof gen, "%lld", (long long)generation);
+    snprintf(retry_at, sizeof retry_at, "%lld", (long long)retry_at_ms);
+    snprintf(now, sizeof now, "%lld", (long long)ssp_now_ms());
+    return locked_exec(engine->pg,
+                       "UPDATE school_policy.reconcile_marks SET attempts = attempts + 1,"
+                       " next_attempt_at = $5::bigint, last_error = $4, failed_at = $6::bigint"
+                       " WHERE school = $1 AND user_id = $2 AND generation = $3::bigint",
+                       6, params, PGRES_COMMAND_OK, err);
+}
+
+int ssp_pgstore_reconcile_set_room(ssp_engine *engine, const char *school, const char *kind,
+                                   const char *room_id, ssp_error *err)
+{
+    const char *params[3] = {school, kind, room_id};
+
+    if (room_id == NULL)
+        return locked_exec(engine->pg,
+                           "DELETE FROM school_policy.special_rooms WHERE school = $1 AND kind = $2",
+                           2, params, PGRES_COMMAND_OK, err);
+    return locked_exec(engine->pg,
+                       "INSERT INTO school_policy.special_rooms (school, kind, room_id)"
+                       " VALUES ($1, $2, $3) ON CONFLICT (school, kind)"
+                       " DO UPDATE SET room_id = EXCLUDED.room_id",
+                       3, params, PGRES_COMMAND_OK, err);
+}
+
+int ssp_pgstore_reconcile_get_room(ssp_engine *engine, const char *school, const char *kind,
+                                   char **room_id, ssp_error *err)
+{
+    const char *params[2] = {school, kind};
+    PGresult *res = locked_query(engine->pg,
+                                 "SELECT room_id FROM school_policy.special_rooms"
+                                 " WHERE school = $1 AND kind = $2",
+                                 2, params, PGRES_TUPLES_OK, err);
+    int rc = 0;
+
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) > 0 && (*room_id = ssp_strdup(PQgetvalue(res, 0, 0))) == NULL)
+        rc = ssp_fail_nomem(err);
+    CLEARPGRES(res);
+    return rc;
+}
+
+int ssp_pgstore_reconcile_sync_config(ssp_engine *engine, size_t *schools_changed,
+                                      ssp_error *err)
+{
+    const ssp_config *config = &engine->config;
+
+    for (size_t i = 0; i < config->n_schools; i++) {
+        const char *school = config->schools[i].id;
+        char applied[96];
+        const char *params[2] = {school, applied};
+        PGresult *res;
+        bool same;
+
+        ssp_reconcile_applied_text(&config->schools[i], applied, sizeof applied);
+        res = locked_query(engine->pg,
+                           "SELECT applied = $2 FROM school_policy.school_state WHERE school = $1",
+                           2, params, PGRES_TUPLES_OK, err);
+        if (res == NULL)
+            return -1;
+        same = PQntuples(res) > 0 && PQgetvalue(res, 0, 0)[0] == 't';
+        CLEARPGRES(res);
+        if (same)
+            continue;
+        /* Marks first, in their own statement: a crash before the applied
+         * string is stored leaves extra marks only. The roster table is the
+         * whole truth here; this process's outbox entries not yet pushed
+         * are marked by the trigger when they arrive. */
+        if (locked_exec(engine->pg,
+                        "SELECT count(school_policy.reconcile_mark($1, u)) FROM"
+                        " (SELECT '' AS u UNION SELECT user_id FROM school_policy.roster"
+                        "  WHERE school = $1) s",
+                        1, params, PGRES_TUPLES_OK, err) != 0 ||
+            locked_exec(engine->pg,
+                        "INSERT INTO school_policy.school_state (school, applied) VALUES ($1, $2)"
+                        " ON CONFLICT (school) DO UPDATE SET applied = EXCLUDED.applied",
+                        2, params, PGRES_COMMAND_OK, err) != 0)
+            return -1;
+        (*schools_changed)++;
+    }
+    return 0;
+}
+
+/* $1: a JSON array of school ids; one row per school, in that order. */
+static const char RECONCILE_STATUS_SQL[] =
+    "SELECT (SELECT room_id FROM school_policy.special_rooms r"
+    "   WHERE r.school = s.school AND r.kind = 'teachers'),"
+    " (SELECT room_id FROM school_policy.special_rooms r"
+    "   WHERE r.school = s.school AND r.kind = 'announcement'),"
+    " (SELECT count(*) FROM school_policy.reconcile_marks m WHERE m.school = s.school),"
+    " (SELECT last_error FROM school_policy.reconcile_marks m"
+    "   WHERE m.school = s.school AND m.last_error IS NOT NULL"
+    "   ORDER BY m.failed_at DESC NULLS LAST LIMIT 1)"
+    " FROM json_array_elements_text($1::json) WITH ORDINALITY AS s(school, ord)"
+    " ORDER BY s.ord";
+
+static char *school_ids_json(const ssp_config *config)
+{
+    json_t *ids = json_array();
+    char *text = NULL;
+
+    if (ids == NULL)
+        return NULL;
+    for (size_t i = 0; i < config->n_schools; i++) {
+        if (json_array_append_new(ids, json_string(config->schools[i].id)) != 0)
+            goto done;
+    }
+    text = ssp_json_dumps_checked(ids);
+done:
+    json_decref(ids);
+    return text;
+}
+
+static int status_from_rows(const ssp_config *config, PGresult *res, char **status_json,
+                            ssp_error *err)
+{
+    ssp_school_reconcile *per_school;
+    int rc;
+
+    if ((size_t)PQntuples(res) != config->n_schools)
+        return ssp_fail(err, SSP_ERR_IO, "database: the status query returned %d rows for %zu "
+                        "schools", PQntuples(res), config->n_schools);
+    per_school = calloc(config->n_schools ? config->n_schools : 1, sizeof *per_school);
+    if (per_school == NULL)
+        return ssp_fail_nomem(err);
+    for (size_t i = 0; i < config->n_schools; i++) {
+        int row = (int)i;
+
+        per_school[i].teachers_room = PQgetisnull(res, row, 0) ? NULL : PQgetvalue(res, row, 0);
+        per_school[i].announcement_room =
+            PQgetisnull(res, row, 1) ? NULL : PQgetvalue(res, row, 1);
+        per_school[i].pending = strtoull(PQgetvalue(res, row, 2), NULL, 10);
+        per_school[i].last_error = PQgetisnull(res, row, 3) ? NULL : PQgetvalue(res, row, 3);
+    }
+    rc = ssp_reconcile_status_text(config, per_school, status_json, err);
+    free(per_school);
+    return rc;
+}
+
+int ssp_pgstore_reconcile_status(ssp_engine *engine, char **status_json, ssp_error *err)
+{
+    char *ids = school_ids_json(&engine->config);
+    const char *params[1] = {ids};
+    PGresult *res;
+    int rc;
+
+    if (ids == NULL)
+        return ssp_fail_nomem(err);
+    res = locked_query(engine->pg, RECONCILE_STATUS_SQL, 1, params, PGRES_TUPLES_OK, err);
+    free(ids);
+    if (res == NULL)
+        return -1;
+    rc = status_from_rows(&engine->config, res, status_json, err);
+    CLEARPGRES(res);
+    return rc;
+}
+
+int ssp_pgstore_reconcile_status_offline(const ssp_config *config, char **status_json,
+                                         ssp_error *err)
+{
+    char *ids = school_ids_json(config);
+    const char *params[1] = {ids};
+    PGconn *conn;
+    PGresult *res;
+    int rc = -1;
+
+    if (ids == NULL)
+        return ssp_fail_nomem(err);
+    conn = connect_db(config->database, err); /* [caller thread], a connection of its own */
+    if (conn == NULL) {
+        free(ids);
+        return -1;
+    }
+    res = PQexecParams(conn, RECONCILE_STATUS_SQL, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        ssp_fail(err, SSP_ERR_IO,
+                 "database: %s (a schema older than version 2 is upgraded when Synapse starts "
+                 "with this module)",
+                 PQerrorMessage(conn));
+    else
+        rc = status_from_rows(config, res, status_json, err);
+    CLEARPGRES(res);
+    PQfinish(conn);
+    free(ids);
+    return rc;
 }

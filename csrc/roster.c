@@ -296,6 +296,51 @@ static int require_open(ssp_engine *engine, ssp_error *err)
     return 0;
 }
 
+/* Embedded store: marks (school, user) in the reconciliation ledger for
+ * every school the user is in now or will be in after the change, in one
+ * append. Caller holds write_mutex, so the roster's strings stay put. */
+static int mark_changed_memberships(ssp_engine *engine, const ssp_roster_change *changes,
+                                    size_t n, ssp_error *err)
+{
+    const char **schools = NULL, **users = NULL;
+    size_t total = 0, used = 0;
+    int rc;
+
+    pthread_rwlock_rdlock(&engine->roster.lock);
+    for (size_t i = 0; i < n; i++) {
+        const ssp_roster_user *current = ssp_strmap_get(&engine->roster.users, changes[i].user_id);
+
+        total += (current ? current->n : 0) + (changes[i].user ? changes[i].user->n : 0);
+    }
+    if (total > 0) {
+        schools = malloc(total * sizeof *schools);
+        users = malloc(total * sizeof *users);
+    }
+    if (total > 0 && (schools == NULL || users == NULL)) {
+        pthread_rwlock_unlock(&engine->roster.lock);
+        free(schools);
+        free(users);
+        return ssp_fail_nomem(err);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const ssp_roster_user *entries[2] = {
+            ssp_strmap_get(&engine->roster.users, changes[i].user_id), changes[i].user};
+
+        for (int e = 0; e < 2; e++) {
+            for (size_t m = 0; entries[e] != NULL && m < entries[e]->n; m++) {
+                schools[used] = entries[e]->memberships[m].school;
+                users[used++] = changes[i].user_id;
+            }
+        }
+    }
+    pthread_rwlock_unlock(&engine->roster.lock);
+    /* A school in both lists is marked twice in the batch: harmless. */
+    rc = ssp_ledger_mark_pairs(&engine->ledger, schools, users, used, err);
+    free(schools);
+    free(users);
+    return rc;
+}
+
 /* Writes the changes to the store, then applies them in the same order.
  * Takes ownership of every changes[i].user. */
 static int commit_changes(ssp_engine *engine, ssp_roster_change *changes, size_t n,
@@ -313,6 +358,13 @@ static int commit_changes(ssp_engine *engine, ssp_roster_change *changes, size_t
     if (reserved != 0) {
         pthread_mutex_unlock(&engine->write_mutex);
         return ssp_fail_nomem(err);
+    }
+    /* Marks before the roster journal: a crash between the two leaves only
+     * a harmless extra mark. With PostgreSQL a trigger marks instead, when
+     * the change reaches the roster table. */
+    if (engine->pg == NULL && mark_changed_memberships(engine, changes, n, err) != 0) {
+        pthread_mutex_unlock(&engine->write_mutex);
+        return -1;
     }
     /* With PostgreSQL the change goes to the local outbox, which the
      * store's thread pushes to the database (pgstore.c). */

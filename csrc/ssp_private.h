@@ -156,7 +156,30 @@ int ssp_journal_open_named(ssp_journal *journal, const char *data_dir, const cha
 /* Appends the changes and fsyncs before returning. */
 int ssp_journal_append(ssp_journal *journal, const ssp_roster_change *changes, size_t n,
                        ssp_error *err);
+/* Appends `len` bytes holding `lines` whole lines and fdatasyncs; on a
+ * failed write cuts the file back so the next append starts on a clean line. */
+int ssp_journal_write(ssp_journal *journal, const char *buf, size_t len, size_t lines,
+                      ssp_error *err);
 void ssp_journal_close(ssp_journal *journal);
+
+/* Helpers of the jsonl files (journal.c), shared with reconcile.c. */
+int ssp_make_dirs(const char *dir, ssp_error *err);
+int ssp_fsync_dir(const char *dir);
+/* Reads a whole file; *data is NUL-terminated (caller frees). A missing
+ * file reads as empty. */
+int ssp_read_file(const char *path, char **data, size_t *len, ssp_error *err);
+/* Calls apply for every complete line of data[0..len). Stops at a torn last
+ * line (no newline): *good_end is where the whole lines end, *lines their
+ * number. A line apply rejects fails the replay with "<path> line N is
+ * corrupt (...)", except when apply ran out of memory (SSP_ERR_NOMEM). */
+int ssp_jsonl_replay(const char *path, const char *data, size_t len,
+                     int (*apply)(void *ctx, const char *line, size_t line_len, ssp_error *err),
+                     void *ctx, size_t *lines, size_t *good_end, ssp_error *err);
+/* Replaces path (in dir) by what write_content writes to a new file:
+ * path.tmp, fsync, rename, fsync dir. A crash leaves the old or the new
+ * file whole. write_content returns -1 with errno set on failure. */
+int ssp_file_rewrite(const char *dir, const char *path, int (*write_content)(int fd, void *ctx),
+                     void *ctx, ssp_error *err);
 
 /* ---- audit (audit.c) ---- */
 
@@ -239,6 +262,89 @@ ssp_roster_user *ssp_roster_user_new(const char *user_id, const char **schools,
 /* Returns 0 and sets *role, or -1 for an unknown role name. */
 int ssp_role_from_name(const char *name, ssp_role *role);
 
+/* ---- reconciliation ledger (reconcile.c; PostgreSQL: pgstore.c) ---- */
+
+/* One mark. One allocation: the struct, then key, school and user_id. */
+typedef struct ssp_mark {
+    const char *key; /* "<school length>:<school><user_id>": unique per (school, user) */
+    const char *school;
+    const char *user_id; /* "" for the school itself */
+    int64_t generation;
+    int64_t marked_at_ms;
+    int64_t attempts;
+    int64_t next_attempt_ms;
+    int64_t failed_at_ms;
+    char *last_error; /* NULL or its own allocation */
+} ssp_mark;
+
+/* A (school, kind) -> room_id or (school) -> applied config entry. One
+ * allocation: the struct, then key and value. */
+typedef struct ssp_ledger_entry {
+    const char *key; /* rooms: "<kind>:<school>"; applied: the school id */
+    const char *school;
+    const char *value;
+} ssp_ledger_entry;
+
+/* The embedded store's ledger: data_dir/reconcile.jsonl replayed into memory.
+ * `mutex` guards everything here, including appends to the file. */
+typedef struct ssp_ledger {
+    pthread_mutex_t mutex;
+    bool mutex_ready;
+    ssp_journal file;
+    char *data_dir;
+    ssp_strmap marks;   /* key -> ssp_mark* (owned) */
+    ssp_strmap rooms;   /* key -> ssp_ledger_entry* (owned) */
+    ssp_strmap applied; /* school -> ssp_ledger_entry* (owned) */
+    int64_t next_generation;
+} ssp_ledger;
+
+/* Replays data_dir/reconcile.jsonl (cutting a torn last line, compacting
+ * when it has grown well past the live state) and opens it for appends. */
+int ssp_ledger_open(ssp_ledger *ledger, const char *data_dir, ssp_error *err);
+void ssp_ledger_close(ssp_ledger *ledger);
+/* Marks (schools[i], user_ids[i]) for every i in one append + fdatasync.
+ * Duplicate pairs are fine. Nothing is marked when it fails. */
+int ssp_ledger_mark_pairs(ssp_ledger *ledger, const char *const *schools,
+                          const char *const *user_ids, size_t n, ssp_error *err);
+uint64_t ssp_ledger_pending(ssp_ledger *ledger);
+
+/* What a school's status shows besides its config; strings borrowed. */
+typedef struct ssp_school_reconcile {
+    const char *teachers_room;
+    const char *announcement_room;
+    uint64_t pending;
+    const char *last_error;
+    int64_t last_failed_at_ms; /* of last_error, to pick the most recent */
+} ssp_school_reconcile;
+
+/* Builds the ssp_reconcile_status JSON; per_school is in config order. */
+int ssp_reconcile_status_text(const ssp_config *config, const ssp_school_reconcile *per_school,
+                              char **status_json, ssp_error *err);
+/* The applied string of a school: compact JSON, fixed key order. */
+void ssp_reconcile_applied_text(const ssp_school *school, char *buf, size_t size);
+int ssp_reconcile_check_key(const char *school, const char *user_id, ssp_error *err);
+int ssp_reconcile_check_kind(const char *kind, ssp_error *err);
+
+int ssp_pgstore_reconcile_mark(ssp_engine *engine, const char *school,
+                               const char *const *user_ids, size_t n, ssp_error *err);
+int ssp_pgstore_reconcile_due(ssp_engine *engine, int64_t now_ms, size_t max, char **marks_json,
+                              ssp_error *err);
+int ssp_pgstore_reconcile_done(ssp_engine *engine, const char *school, const char *user_id,
+                               int64_t generation, ssp_error *err);
+int ssp_pgstore_reconcile_failed(ssp_engine *engine, const char *school, const char *user_id,
+                                 int64_t generation, const char *error, int64_t retry_at_ms,
+                                 ssp_error *err);
+int ssp_pgstore_reconcile_set_room(ssp_engine *engine, const char *school, const char *kind,
+                                   const char *room_id, ssp_error *err);
+int ssp_pgstore_reconcile_get_room(ssp_engine *engine, const char *school, const char *kind,
+                                   char **room_id, ssp_error *err);
+int ssp_pgstore_reconcile_sync_config(ssp_engine *engine, size_t *schools_changed,
+                                      ssp_error *err);
+int ssp_pgstore_reconcile_status(ssp_engine *engine, char **status_json, ssp_error *err);
+/* Connects with config->database, queries, disconnects. */
+int ssp_pgstore_reconcile_status_offline(const ssp_config *config, char **status_json,
+                                         ssp_error *err);
+
 /* ---- the engine (engine.c) ---- */
 
 struct ssp_engine {
@@ -250,6 +356,8 @@ struct ssp_engine {
     pthread_mutex_t write_mutex; /* serialises journal append + roster apply */
     ssp_journal journal;
     bool journal_open;
+    ssp_ledger ledger; /* embedded store only */
+    bool ledger_open;
     ssp_audit_log audit;
     bool audit_open;
     ssp_pgstore *pg; /* NULL: the embedded store */

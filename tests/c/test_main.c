@@ -16,5 +16,6 @@ int main(void)
     run_store_tests();
     run_pgstore_tests();
     run_special_rooms_tests();
+    run_reconcile_tests();
     return check_finish();
 }

@@ -11,5 +11,6 @@ void run_audit_tests(void);
 void run_store_tests(void);
 void run_pgstore_tests(void);
 void run_special_rooms_tests(void);
+void run_reconcile_tests(void);
 
 #endif
