@@ -158,7 +158,6 @@ class Reconciler:
                     "initial_state": [
                         {"type": self._policy_key[0], "state_key": "", "content": room["policy"]},
                     ],
-                    "power_level_content_override": {"users": {self._owner: 100}},
                 },
                 ratelimit=False,
             )
