@@ -207,10 +207,12 @@ def test_killed_in_the_middle_of_a_reconciliation_it_completes_without_duplicate
     world = School(synapse_factory(config))
     populate(world)
     # Wait until the reconciler is well under way, then crash.
-    wait_for(lambda: (s := school_status(world))["announcement_room"] and s["pending"] < 20 or None,
-             timeout=90, what="the reconciler to be half-way")
-    started_pending = school_status(world)["pending"]
-    assert started_pending > 0, "finished before the crash; slow the rate down"
+    def half_way():
+        room_id = school_status(world)["announcement_room"]
+        return room_id is not None and 6 <= len(members(world, room_id)) <= 15
+
+    wait_for(half_way, timeout=90, interval=0.05, what="the reconciler to be half-way")
+    assert school_status(world)["pending"] > 0
     world.server.kill()
     world.server.start()
     status = wait_reconciled(world, timeout=120)
