@@ -86,6 +86,9 @@ class AdminResource(DirectServeJsonResource):
             raise SynapseError(400, str(exc), Codes.BAD_JSON) from exc
         except _core.InputError as exc:
             raise SynapseError(400, str(exc), Codes.INVALID_PARAM) from exc
+        except _core.StoreError as exc:
+            # The PostgreSQL store is unreachable: a retry later can succeed.
+            raise SynapseError(503, f"the school policy store failed: {exc}", Codes.UNKNOWN) from exc
 
     async def _put_user(self, request: Any, match: Any) -> tuple[int, Any]:
         user_id = unquote(match.group(1))
