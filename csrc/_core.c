@@ -1333,23 +1333,8 @@ static PyObject *core_reconcile_status_offline(PyObject *module, PyObject *arg)
     Py_BEGIN_ALLOW_THREADS
     rc = ssp_reconcile_status_offline(text, (size_t)len, &status, &err);
     Py_END_ALLOW_THREADS
-    if (rc != 0) {
-        module_state *st = state_of_module(module);
-
-        switch (err.code) {
-        case SSP_ERR_NOMEM:
-            return PyErr_NoMemory();
-        case SSP_ERR_INPUT:
-            PyErr_SetString(st->input_error, err.message);
-            return NULL;
-        case SSP_ERR_SYNTAX:
-            PyErr_SetString(st->syntax_error, err.message);
-            return NULL;
-        default:
-            PyErr_SetString(st->store_error, err.message);
-            return NULL;
-        }
-    }
+    if (rc != 0)
+        return raise_engine_error(state_of_module(module)->engine_type, &err);
     return take_engine_string(status);
 }
 
