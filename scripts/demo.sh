@@ -54,7 +54,8 @@ cat <<TXT
 
 synapse-school-policy demo is running at $BASE (Ctrl-C stops it; state in $DEMO).
 
-  School gym-nord (messenger: true):  @teacher:localhost (teacher), @anna:localhost, @ben:localhost (pupils)
+  School gym-nord (messenger: true, announcement room on): @teacher:localhost (teacher),
+                                      @anna:localhost, @ben:localhost (pupils)
   School gs-sued  (messenger: false): @carla:localhost (pupil) - cannot log in
   Service user: @sync:localhost     Server admin: @admin:localhost
   Every password: $PASSWORD
@@ -64,5 +65,9 @@ Log in with any Matrix client (homeserver $BASE), or with curl:
   curl -s -X POST $BASE/_matrix/client/v3/login -d '{"type":"m.login.password","identifier":{"type":"m.id.user","user":"carla"},"password":"$PASSWORD"}'
 The second is refused with "school_policy": {"rule": "school_not_enabled"}. See what was blocked:
   curl -s -H "Authorization: Bearer $token" $BASE/_synapse/client/school_policy/v1/audit
+The module keeps gym-nord's teachers' room and announcement room filled (the
+clients of the users above show them within seconds); their ids and what is
+pending:
+  curl -s -H "Authorization: Bearer $token" $BASE/_synapse/client/school_policy/v1/status
 TXT
 wait $SYNAPSE_PID
