@@ -57,6 +57,9 @@ class FakeApi:
     def register_web_resource(self, path, resource):
         self.resource = resource
 
+    def register_account_validity_callbacks(self, **callbacks):
+        self.account_validity_callbacks = callbacks
+
     async def get_room_state(self, room_id, event_filter):
         self.lookups.append(("room_state", room_id))
         state = self.room_state.get(room_id, {})
