@@ -80,6 +80,21 @@ class FakeSynapse:
         self.rooms[event["room_id"]][("m.room.power_levels", "")] = event["content"]
 
 
+async def gather(func, items, limit):
+    """asyncio stand-in for Synapse's concurrently_execute."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(item):
+        async with semaphore:
+            await func(item)
+
+    await asyncio.gather(*(one(item) for item in items))
+
+
+def reconciler(synapse, engine):
+    return Reconciler(synapse, engine, concurrently=gather)
+
+
 def engine_for(tmp_path, announcement=True, rate=1000):
     config = {"data_dir": str(tmp_path), "reconciler": {"actions_per_second": rate},
               "schools": {"gym-nord": {"messenger": True, "announcement_room": announcement}}}
@@ -104,8 +119,8 @@ def status(engine):
 def test_rooms_are_created_once_and_filled_and_a_second_round_does_nothing(tmp_path):
     engine = engine_for(tmp_path)
     synapse = FakeSynapse(users={uid("tina"), uid("paul")})
-    reconciler = Reconciler(synapse, engine)
-    asyncio.run(reconciler.run_once())
+    rec = reconciler(synapse, engine)
+    asyncio.run(rec.run_once())
     s = status(engine)
     assert s["pending"] == 0 and s["last_error"] is None
     assert members(synapse, s["teachers_room"]) == {OWNER, uid("tina")}
@@ -114,7 +129,7 @@ def test_rooms_are_created_once_and_filled_and_a_second_round_does_nothing(tmp_p
     assert [a for a in synapse.actions if a[0] == "create"] == [("create", "teachers"), ("create", "announcement")]
     done = len(synapse.actions)
     engine.reconcile_mark("gym-nord", ["", uid("tina"), uid("paul")])
-    asyncio.run(reconciler.run_once())
+    asyncio.run(rec.run_once())
     assert len(synapse.actions) == done, synapse.actions[done:]
     assert status(engine)["pending"] == 0
 
@@ -123,7 +138,7 @@ def test_a_room_created_but_not_recorded_before_a_crash_is_found_again(tmp_path)
     engine = engine_for(tmp_path, announcement=False)
     synapse = FakeSynapse(users={uid("tina"), uid("paul")})
     orphan = synapse.add_room(OWNER, {"school": "gym-nord", "kind": "teachers", "two_way": True})
-    asyncio.run(Reconciler(synapse, engine).run_once())
+    asyncio.run(reconciler(synapse, engine).run_once())
     assert status(engine)["teachers_room"] == orphan
     assert not [a for a in synapse.actions if a[0] == "create"]
     assert members(synapse, orphan) == {OWNER, uid("tina")}
@@ -133,8 +148,8 @@ def test_a_refused_action_is_retried_with_backoff_and_reported(tmp_path):
     engine = engine_for(tmp_path, announcement=False)
     synapse = FakeSynapse(users={uid("tina"), uid("paul")})
     synapse.refuse.add(uid("tina"))
-    reconciler = Reconciler(synapse, engine)
-    asyncio.run(reconciler.run_once())
+    rec = reconciler(synapse, engine)
+    asyncio.run(rec.run_once())
     s = status(engine)
     assert s["pending"] == 1
     assert "refused invite of @tina:school.test" in s["last_error"]
@@ -146,7 +161,7 @@ def test_a_refused_action_is_retried_with_backoff_and_reported(tmp_path):
     assert [(m["user_id"], m["attempts"]) for m in due] == [(uid("tina"), 1)]
     synapse.refuse.clear()
     engine.reconcile_mark("gym-nord", [uid("tina")])  # a new mark is due at once
-    asyncio.run(reconciler.run_once())
+    asyncio.run(rec.run_once())
     s = status(engine)
     assert s["pending"] == 0 and s["last_error"] is None
     assert members(synapse, s["teachers_room"]) == {OWNER, uid("tina")}
@@ -156,7 +171,7 @@ def test_users_without_an_account_are_skipped_until_they_register(tmp_path):
     engine = engine_for(tmp_path, announcement=False)
     synapse = FakeSynapse(users={uid("tina")})
     engine.roster_put(uid("late"), json.dumps({"schools": [{"school": "gym-nord", "role": "teacher"}]}).encode())
-    asyncio.run(Reconciler(synapse, engine).run_once())
+    asyncio.run(reconciler(synapse, engine).run_once())
     s = status(engine)
     assert s["pending"] == 0
     assert members(synapse, s["teachers_room"]) == {OWNER, uid("tina")}
@@ -165,9 +180,22 @@ def test_users_without_an_account_are_skipped_until_they_register(tmp_path):
 def test_actions_are_paced_at_actions_per_second(tmp_path):
     engine = engine_for(tmp_path, rate=5)
     synapse = FakeSynapse(users={uid("tina"), uid("paul")})
-    asyncio.run(Reconciler(synapse, engine).run_once())
+    asyncio.run(reconciler(synapse, engine).run_once())
     # The fake sleep returns at once, so each wait is the full distance to
     # its slot: slot k is k/5 s after the first action.
     n_actions = len(synapse.actions)
     assert n_actions >= 8
     assert synapse.sleeps[-1] == pytest.approx((n_actions - 1) / 5, abs=0.15)
+
+
+def test_power_levels_of_a_batch_go_out_as_one_event_per_room(tmp_path):
+    engine = engine_for(tmp_path)
+    teachers = [uid(f"t{i}") for i in range(5)]
+    engine.roster_upsert(json.dumps({"users": [
+        {"user_id": t, "schools": [{"school": "gym-nord", "role": "teacher"}]} for t in teachers]}).encode())
+    synapse = FakeSynapse(users={uid("tina"), uid("paul"), *teachers})
+    asyncio.run(reconciler(synapse, engine).run_once())
+    s = status(engine)
+    assert synapse.rooms[s["announcement_room"]][("m.room.power_levels", "")]["users"] == {
+        t: 50 for t in [uid("tina"), *teachers]}
+    assert [a for a in synapse.actions if a[0] == "power_levels"] == [("power_levels", s["announcement_room"])]

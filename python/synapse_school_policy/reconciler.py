@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from synapse.module_api import ModuleApi
+from synapse.util.async_helpers import concurrently_execute
 from synapse.util.frozenutils import unfreeze
 
 from synapse_school_policy import _core
@@ -29,6 +30,9 @@ from synapse_school_policy import _core
 logger = logging.getLogger("synapse_school_policy.reconciler")
 
 POLL_MS = 1000
+# Marks handled side by side within a batch; actions_per_second still bounds
+# what reaches Synapse.
+_CONCURRENCY = 8
 _MEMBER = "m.room.member"
 _POWER_LEVELS = ("m.room.power_levels", "")
 # Memberships the module leaves as they are when it would remove a user:
@@ -41,8 +45,11 @@ def _now_ms() -> int:
 
 
 class Reconciler:
-    def __init__(self, api: ModuleApi, engine: Any):
+    def __init__(self, api: ModuleApi, engine: Any, concurrently: Any = None):
         self._api = api
+        # Synapse's helper keeps its logcontexts right; the unit tests pass
+        # an asyncio equivalent.
+        self._concurrently = concurrently or concurrently_execute
         self._engine = engine
         self._owner = engine.reconciler_user
         settings = engine.reconciler_settings()
@@ -75,8 +82,7 @@ class Reconciler:
                 )
                 if not marks:
                     return
-                for mark in marks:
-                    await self._reconcile_mark(mark)
+                await self._reconcile_batch(marks)
         except _core.StoreError as exc:
             # The store is away (PostgreSQL outage): the marks wait there.
             logger.warning("synapse_school_policy: reconciliation paused, the store failed: %s", exc)
@@ -98,46 +104,93 @@ class Reconciler:
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         return await self._api.defer_to_thread(fn, *args)
 
-    async def _reconcile_mark(self, mark: dict) -> None:
-        school, user_id, generation = mark["school"], mark["user_id"], mark["generation"]
-        try:
-            await self._apply(school, user_id)
-        except _core.StoreError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - whatever Synapse refused, retry later
-            delay_s = min(self._retry_max_s, 2 ** min(mark["attempts"], 20))
-            error = f"{user_id or 'school'}: {type(exc).__name__}: {exc}"
-            logger.warning(
-                "synapse_school_policy: reconciling %s in %s failed (attempt %d), retrying in %ds: %s",
-                user_id or "the school's rooms", school, mark["attempts"] + 1, delay_s, error,
-            )
-            await self._in_thread(
-                self._engine.reconcile_failed, school, user_id, generation, error[:400],
-                _now_ms() + delay_s * 1000,
-            )
-            return
-        await self._in_thread(self._engine.reconcile_done, school, user_id, generation)
+    async def _reconcile_batch(self, marks: list[dict]) -> None:
+        """Three steps, so that users can be handled side by side (Synapse
+        persists concurrent events of one room together) without two of
+        them creating the same room or overwriting each other's power level:
+        rooms first, one school at a time; then memberships, concurrently;
+        then one power-levels event per room for the whole batch."""
+        for school in dict.fromkeys(mark["school"] for mark in marks):
+            try:
+                await self._ensure_rooms(school)
+            except _core.StoreError:
+                raise
+            except Exception:  # noqa: BLE001 - the marks below fail and retry with the error
+                logger.debug("synapse_school_policy: rooms of %s not ready", school, exc_info=True)
+        levels: dict[str, dict[str, int | None]] = {}
+        applied: list[tuple[dict, list[tuple[str, str, int | None]]]] = []
+
+        async def membership_step(mark: dict) -> None:
+            try:
+                wanted = await self._apply_memberships(mark["school"], mark["user_id"])
+            except _core.StoreError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - whatever Synapse refused, retry later
+                await self._failed(mark, exc)
+                return
+            applied.append((mark, wanted))
+            for room_id, user_id, level in wanted:
+                levels.setdefault(room_id, {})[user_id] = level
+
+        await self._concurrently(membership_step, marks, _CONCURRENCY)
+        failed_rooms: dict[str, Exception] = {}
+        for room_id, wanted_levels in levels.items():
+            try:
+                await self._apply_power_levels(room_id, wanted_levels)
+            except Exception as exc:  # noqa: BLE001 - retried with the marks
+                failed_rooms[room_id] = exc
+        for mark, wanted in applied:
+            error = next((failed_rooms[room_id] for room_id, _, _ in wanted if room_id in failed_rooms), None)
+            if error is not None:
+                await self._failed(mark, error)
+            else:
+                await self._in_thread(self._engine.reconcile_done, mark["school"], mark["user_id"], mark["generation"])
+
+    async def _failed(self, mark: dict, exc: Exception) -> None:
+        school, user_id = mark["school"], mark["user_id"]
+        delay_s = min(self._retry_max_s, 2 ** min(mark["attempts"], 20))
+        error = f"{user_id or 'school'}: {type(exc).__name__}: {exc}"
+        logger.warning(
+            "synapse_school_policy: reconciling %s in %s failed (attempt %d), retrying in %ds: %s",
+            user_id or "the school's rooms", school, mark["attempts"] + 1, delay_s, error,
+        )
+        await self._in_thread(
+            self._engine.reconcile_failed, school, user_id, mark["generation"], error[:400],
+            _now_ms() + delay_s * 1000,
+        )
 
     # ---- one mark -------------------------------------------------------
 
-    async def _apply(self, school: str, user_id: str) -> None:
-        plan = json.loads(self._engine.reconcile_plan(school, user_id))
+    async def _ensure_rooms(self, school: str) -> None:
+        plan = json.loads(self._engine.reconcile_plan(school, ""))
         if not plan["messenger"]:
-            return  # rule 1 freezes the rooms of a school that has not opted in
-        if user_id and await self._api.check_user_exists(user_id) is None:
-            return  # marked again when the account is registered
+            return
         for room in plan["rooms"]:
             if room["enabled"]:
-                room_id = await self._room(school, room)
-            else:
-                room_id = await self._in_thread(self._engine.reconcile_get_room, school, room["kind"])
+                await self._room(school, room)
+
+    async def _apply_memberships(self, school: str, user_id: str) -> list[tuple[str, str, int | None]]:
+        """Brings the user's memberships in line; returns the power levels
+        they should have, as (room id, user id, level or None)."""
+        plan = json.loads(self._engine.reconcile_plan(school, user_id))
+        if not plan["messenger"]:
+            return []  # rule 1 freezes the rooms of a school that has not opted in
+        if user_id and await self._api.check_user_exists(user_id) is None:
+            return []  # marked again when the account is registered
+        wanted = []
+        for room in plan["rooms"]:
+            # Only _ensure_rooms creates rooms: marks run side by side here.
+            room_id = await self._in_thread(self._engine.reconcile_get_room, school, room["kind"])
+            if room_id is None and room["enabled"]:
+                raise RuntimeError(f"the {room['kind']} room of {school} could not be created yet")
             if room_id is None:
                 continue
             if not user_id:
                 await self._mark_members(school, room_id)
                 continue
             await self._apply_membership(room_id, user_id, room["member"])
-            await self._apply_power_level(room_id, user_id, room["power_level"])
+            wanted.append((room_id, user_id, room["power_level"]))
+        return wanted
 
     async def _room(self, school: str, room: dict) -> str:
         """The school's room of this kind: recorded, found again, or created."""
@@ -217,17 +270,23 @@ class Reconciler:
         await self._turn()
         await self._api.update_room_membership(sender, target, room_id, membership)
 
-    async def _apply_power_level(self, room_id: str, user_id: str, level: int | None) -> None:
+    async def _apply_power_levels(self, room_id: str, wanted: dict[str, int | None]) -> None:
+        """One power-levels event for every change the batch needs in the room."""
         state = await self._api.get_room_state(room_id, [_POWER_LEVELS])
         event = state.get(_POWER_LEVELS)
         content = unfreeze(event.content) if event is not None else {}
         users = content.get("users") if isinstance(content.get("users"), dict) else {}
-        if users.get(user_id) == level:
+        changed = False
+        for user_id, level in wanted.items():
+            if users.get(user_id) == level:
+                continue
+            if level is None:
+                users.pop(user_id)
+            else:
+                users[user_id] = level
+            changed = True
+        if not changed:
             return
-        if level is None:
-            users.pop(user_id)
-        else:
-            users[user_id] = level
         content["users"] = users
         await self._turn()
         await self._api.create_and_send_event_into_room(
