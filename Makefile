@@ -17,3 +17,11 @@ ctest:
 
 fuzz:
 	$(MAKE) -C tests/c fuzz
+
+# The quick benchmarks (a few minutes); docs/benchmarks.md lists every one
+# with its command, including the long runs (hot_path.py, reconcile_rate.py).
+bench:
+	VENV=$$(scripts/setup.sh) && scripts/install-module.sh "$$VENV" && \
+	bench/callgrind_decide.sh && \
+	"$$VENV/bin/python" bench/engine_vs_python.py && \
+	"$$VENV/bin/python" bench/reconcile_rate.py --users 200 --baseline-seconds 10

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness.client import login, register_user, request
+from harness.client import login, q, register_user, request
 from harness.postgres import PostgresCluster
 from harness.redis import RedisServer
 from harness.workers import GenericWorker, worker_main_config
@@ -176,6 +176,29 @@ def test_sigkill_right_after_denials_loses_no_audit_record(deployment):
     dep.main.start()
     records = dep.audit(dep.main, user=uid("crash"), limit=1000)
     assert len(records) == count
+
+
+def test_the_reconciler_runs_on_main_only_and_the_worker_reports_its_status(deployment):
+    dep = deployment
+    register_user(dep.main, "staffer", PASSWORD)
+    # Written through the worker; marked by the roster trigger in the database.
+    assert dep.api(dep.worker, "PUT", f"/users/{uid('staffer')}", {"schools": [membership("gym-nord", "teacher")]})[0] == 200
+    deadline = time.monotonic() + 60
+    while True:
+        status, body = dep.api(dep.worker, "GET", "/status")
+        assert status == 200, body
+        school = body["schools"]["gym-nord"]
+        if school["teachers_room"] and school["pending"] == 0:
+            break
+        assert time.monotonic() < deadline, body
+        time.sleep(0.2)
+    assert dep.api(dep.main, "GET", "/status")[1] == body
+    room = school["teachers_room"]
+    status, joined = request(dep.main.base_url, "GET", f"/_matrix/client/v3/rooms/{q(room)}/joined_members",
+                             token=login(dep.main.base_url, "staffer", PASSWORD)[1]["access_token"])
+    assert status == 200 and uid("staffer") in joined["joined"], joined
+    assert "created the teachers room of gym-nord" in dep.main.log_text()
+    assert "created the teachers room" not in dep.worker.log_text()
 
 
 def test_a_worker_without_database_is_refused(synapse_factory, redis, tmp_path):
