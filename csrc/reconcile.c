@@ -38,6 +38,9 @@
 #define ROOM_KEY_MAX (16 + SSP_SCHOOL_ID_MAX + 1)
 #define ROOM_ID_MAX 255
 #define ERROR_TEXT_MAX 4096
+/* Generations count up from 1 by one a mark; a file claiming more is
+ * corrupt, and the bound keeps next_generation + n from overflowing. */
+#define GENERATION_MAX (INT64_MAX / 2)
 
 static const char *const ROOM_KINDS[] = {"teachers", "announcement", NULL};
 
@@ -270,6 +273,12 @@ static bool int_member(json_t *root, const char *name, int64_t *out)
     return true;
 }
 
+/* A "gen" the ledger could have written: at most GENERATION_MAX. */
+static bool generation_member(json_t *root, int64_t *out)
+{
+    return int_member(root, "gen", out) && *out <= GENERATION_MAX;
+}
+
 static int replay_ledger_line(void *ctx, const char *line, size_t len, ssp_error *err)
 {
     ssp_ledger *ledger = ctx;
@@ -287,7 +296,7 @@ static int replay_ledger_line(void *ctx, const char *line, size_t len, ssp_error
     if (op != NULL && strcmp(op, "next_gen") == 0) {
         /* written first by a compaction: the generations of marks that were
          * done before it must not come back */
-        if (!int_member(root, "gen", &gen) || gen < 1) {
+        if (!generation_member(root, &gen) || gen < 1) {
             ssp_fail(err, SSP_ERR_INPUT, "next_gen: expected gen");
             goto done;
         }
@@ -306,7 +315,7 @@ static int replay_ledger_line(void *ctx, const char *line, size_t len, ssp_error
 
         user = string_member(root, "user");
         if (user == NULL || ssp_reconcile_check_key(school, user, err) != 0 ||
-            !int_member(root, "gen", &gen)) {
+            !generation_member(root, &gen)) {
             ssp_fail(err, SSP_ERR_INPUT, "%s: expected user and gen", op);
             goto done;
         }
