@@ -309,22 +309,6 @@ static void wake(ssp_pgstore *pg)
     }
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Reads bytes [from, to) of fd into a new NUL-terminated buffer. */
 static char *read_range(int fd, off_t from, off_t to)
 {
@@ -657,7 +641,7 @@ static int load_from_db(ssp_pgstore *pg, PGconn *conn, ssp_strmap *map, int64_t 
     cache_ok = cache_fd >= 0;
     /* Each row arrives as one buffer ending in a newline. */
     while ((n = PQgetCopyData(conn, &buf, 0)) > 0) {
-        if (cache_ok && write_all(cache_fd, buf, (size_t)n) != 0)
+        if (cache_ok && ssp_write_all(cache_fd, buf, (size_t)n) != 0)
             cache_ok = false;
         if (buf[n - 1] == '\n')
             buf[n - 1] = '\0';
@@ -1149,7 +1133,7 @@ static void spill_audit_queue(ssp_pgstore *pg)
             return;
         lines = serialise_records(pg, batch, false, &len);
         size_before = lseek(pg->spill_fd, 0, SEEK_END);
-        ok = lines != NULL && size_before >= 0 && write_all(pg->spill_fd, lines, len) == 0 &&
+        ok = lines != NULL && size_before >= 0 && ssp_write_all(pg->spill_fd, lines, len) == 0 &&
              fdatasync(pg->spill_fd) == 0;
         free(lines);
         if (!ok) {
