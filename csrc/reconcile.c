@@ -125,24 +125,40 @@ static void room_key(char *key, const char *school, const char *kind)
     snprintf(key, ROOM_KEY_MAX, "%s:%s", kind, school);
 }
 
+/* One zeroed allocation of node_size bytes followed by copies of the three
+ * strings, which *copy_a, *copy_b and *copy_c are pointed at. NULL when out
+ * of memory. (Marks and ledger entries are each one allocation.) */
+static void *node_with_strings(size_t node_size, const char *a, const char *b, const char *c,
+                               const char **copy_a, const char **copy_b, const char **copy_c)
+{
+    size_t a_len = strlen(a), b_len = strlen(b), c_len = strlen(c);
+    char *node = calloc(1, node_size + a_len + 1 + b_len + 1 + c_len + 1);
+    char *strings;
+
+    if (node == NULL)
+        return NULL;
+    strings = node + node_size;
+    *copy_a = memcpy(strings, a, a_len + 1);
+    strings += a_len + 1;
+    *copy_b = memcpy(strings, b, b_len + 1);
+    strings += b_len + 1;
+    *copy_c = memcpy(strings, c, c_len + 1);
+    return node;
+}
+
 static ssp_mark *mark_new(const char *school, const char *user_id)
 {
     char key[MARK_KEY_MAX];
-    size_t key_len, school_len = strlen(school), user_len = strlen(user_id);
-    ssp_mark *mark;
-    char *strings;
+    ssp_mark fields, *mark;
 
     mark_key(key, school, user_id);
-    key_len = strlen(key);
-    mark = calloc(1, sizeof *mark + key_len + 1 + school_len + 1 + user_len + 1);
-    if (mark == NULL)
-        return NULL;
-    strings = (char *)(mark + 1);
-    mark->key = memcpy(strings, key, key_len + 1);
-    strings += key_len + 1;
-    mark->school = memcpy(strings, school, school_len + 1);
-    strings += school_len + 1;
-    mark->user_id = memcpy(strings, user_id, user_len + 1);
+    mark = node_with_strings(sizeof *mark, key, school, user_id, &fields.key, &fields.school,
+                             &fields.user_id);
+    if (mark != NULL) {
+        mark->key = fields.key;
+        mark->school = fields.school;
+        mark->user_id = fields.user_id;
+    }
     return mark;
 }
 
@@ -155,18 +171,12 @@ static void mark_free(ssp_mark *mark)
 
 static ssp_ledger_entry *entry_new(const char *key, const char *school, const char *value)
 {
-    size_t key_len = strlen(key), school_len = strlen(school), value_len = strlen(value);
-    ssp_ledger_entry *entry = malloc(sizeof *entry + key_len + 1 + school_len + 1 + value_len + 1);
-    char *strings;
+    ssp_ledger_entry fields, *entry;
 
-    if (entry == NULL)
-        return NULL;
-    strings = (char *)(entry + 1);
-    entry->key = memcpy(strings, key, key_len + 1);
-    strings += key_len + 1;
-    entry->school = memcpy(strings, school, school_len + 1);
-    strings += school_len + 1;
-    entry->value = memcpy(strings, value, value_len + 1);
+    entry = node_with_strings(sizeof *entry, key, school, value, &fields.key, &fields.school,
+                              &fields.value);
+    if (entry != NULL)
+        *entry = fields;
     return entry;
 }
 
