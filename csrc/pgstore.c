@@ -1884,10 +1884,9 @@ int ssp_pgstore_reconcile_due(ssp_engine *engine, int64_t now_ms, size_t max, ch
     if (list == NULL)
         goto oom;
     for (int i = 0; i < PQntuples(res); i++) {
-        json_t *item = json_pack("{s:s, s:s, s:I, s:I}", "school", PQgetvalue(res, i, 0),
-                                 "user_id", PQgetvalue(res, i, 1), "generation",
-                                 (json_int_t)strtoll(PQgetvalue(res, i, 2), NULL, 10),
-                                 "attempts", (json_int_t)strtoll(PQgetvalue(res, i, 3), NULL, 10));
+        json_t *item = ssp_reconcile_due_item(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                                              strtoll(PQgetvalue(res, i, 2), NULL, 10),
+                                              strtoll(PQgetvalue(res, i, 3), NULL, 10));
 
         if (item == NULL || json_array_append_new(list, item) != 0)
             goto oom;

@@ -86,6 +86,13 @@ void ssp_reconcile_applied_text(const ssp_school *school, char *buf, size_t size
              school->announcement_room ? "true" : "false");
 }
 
+json_t *ssp_reconcile_due_item(const char *school, const char *user_id, int64_t generation,
+                               int64_t attempts)
+{
+    return json_pack("{s:s, s:s, s:I, s:I}", "school", school, "user_id", user_id, "generation",
+                     (json_int_t)generation, "attempts", (json_int_t)attempts);
+}
+
 int ssp_reconcile_status_text(const ssp_config *config, const ssp_school_reconcile *per_school,
                               char **status_json, ssp_error *err)
 {
@@ -886,9 +893,8 @@ static int ledger_due(ssp_ledger *ledger, int64_t now_ms, size_t max, char **mar
     qsort(ctx.marks, ctx.n, sizeof *ctx.marks, due_order);
     for (size_t i = 0; i < ctx.n && i < max; i++) {
         const ssp_mark *mark = ctx.marks[i];
-        json_t *item = json_pack("{s:s, s:s, s:I, s:I}", "school", mark->school, "user_id",
-                                 mark->user_id, "generation", (json_int_t)mark->generation,
-                                 "attempts", (json_int_t)mark->attempts);
+        json_t *item = ssp_reconcile_due_item(mark->school, mark->user_id, mark->generation,
+                                              mark->attempts);
 
         if (item == NULL || json_array_append_new(list, item) != 0)
             goto oom;

@@ -317,6 +317,10 @@ typedef struct ssp_school_reconcile {
     int64_t last_failed_at_ms; /* of last_error, to pick the most recent */
 } ssp_school_reconcile;
 
+/* One item of the ssp_reconcile_due list: {"school", "user_id",
+ * "generation", "attempts"}. NULL when out of memory. */
+json_t *ssp_reconcile_due_item(const char *school, const char *user_id, int64_t generation,
+                               int64_t attempts);
 /* Builds the ssp_reconcile_status JSON; per_school is in config order. */
 int ssp_reconcile_status_text(const ssp_config *config, const ssp_school_reconcile *per_school,
                               char **status_json, ssp_error *err);
