@@ -1755,14 +1755,9 @@ int ssp_pgstore_audit_query(ssp_engine *engine, const ssp_audit_filter *f, char 
         if (json_object_set_new(rec, "worker", json_string(PQgetvalue(res, i, 10))) != 0)
             goto oom;
     }
-    if ((size_t)rows > f->limit) {
-        char next[32];
-
-        snprintf(next, sizeof next, "%s", PQgetvalue(res, (int)f->limit - 1, 0));
-        result = json_pack("{s:O, s:s}", "records", records, "next", next);
-    } else {
-        result = json_pack("{s:O, s:n}", "records", records, "next");
-    }
+    result = ssp_audit_page(records, (size_t)rows > f->limit
+                                         ? PQgetvalue(res, (int)f->limit - 1, 0)
+                                         : NULL);
     if (result == NULL)
         goto oom;
     *result_json = ssp_json_dumps_checked(result);

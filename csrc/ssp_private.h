@@ -230,6 +230,9 @@ int ssp_audit_submit(ssp_audit_log *log, ssp_rule rule, ssp_callback callback, b
                      const char *actor, const char *target, const char *room_id,
                      const char *event_type, const char *school);
 json_t *ssp_audit_record_to_json(const ssp_audit_record *rec, const char *worker);
+/* The ssp_audit_query result of both stores: {"records": records (not
+ * stolen), "next": next, or null when next is NULL}. NULL when out of memory. */
+json_t *ssp_audit_page(json_t *records, const char *next);
 /* Parses one stored line; *out is a new allocation. */
 int ssp_audit_record_parse(const char *line, size_t len, ssp_audit_record **out, char **worker,
                            ssp_error *err);
