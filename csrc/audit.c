@@ -58,16 +58,9 @@ static char *serialise(const ssp_audit_record *batch, const char *worker, size_t
         if (line == NULL)
             goto oom;
         line_len = strlen(line);
-        if (used + line_len + 1 > capacity) {
-            size_t new_capacity = (used + line_len + 1) * 2;
-            char *grown = realloc(buf, new_capacity);
-
-            if (grown == NULL) {
-                free(line);
-                goto oom;
-            }
-            buf = grown;
-            capacity = new_capacity;
+        if (ssp_buf_reserve(&buf, &capacity, used + line_len + 1) != 0) {
+            free(line);
+            goto oom;
         }
         memcpy(buf + used, line, line_len);
         used += line_len;

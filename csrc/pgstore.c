@@ -998,16 +998,9 @@ static char *serialise_records(ssp_pgstore *pg, const ssp_audit_record *batch, b
         if (line == NULL)
             goto oom;
         line_len = strlen(line);
-        if (used + line_len + 4 > cap) {
-            size_t new_cap = (used + line_len + 4) * 2;
-            char *grown = realloc(buf, new_cap);
-
-            if (grown == NULL) {
-                free(line);
-                goto oom;
-            }
-            buf = grown;
-            cap = new_cap;
+        if (ssp_buf_reserve(&buf, &cap, used + line_len + 4) != 0) {
+            free(line);
+            goto oom;
         }
         if (as_array)
             buf[used++] = rec == batch ? '[' : ',';

@@ -456,16 +456,9 @@ static int add_line(line_buf *buf, json_t *value)
     if (text == NULL)
         return -1;
     len = strlen(text);
-    if (buf->used + len + 1 > buf->cap) {
-        size_t cap = (buf->used + len + 1) * 2;
-        char *grown = realloc(buf->data, cap);
-
-        if (grown == NULL) {
-            free(text);
-            return -1;
-        }
-        buf->data = grown;
-        buf->cap = cap;
+    if (ssp_buf_reserve(&buf->data, &buf->cap, buf->used + len + 1) != 0) {
+        free(text);
+        return -1;
     }
     memcpy(buf->data + buf->used, text, len);
     buf->used += len;

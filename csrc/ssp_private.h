@@ -380,6 +380,9 @@ char *ssp_strndup(const char *s, size_t n);
 int64_t ssp_now_ms(void);
 /* write(2) until everything is written; -1 with errno on failure. */
 int ssp_write_all(int fd, const char *buf, size_t len);
+/* Makes *buf (*cap bytes; NULL when 0) hold at least need bytes: when it
+ * must grow, to twice need. -1 when out of memory, *buf left as it was. */
+int ssp_buf_reserve(char **buf, size_t *cap, size_t need);
 /* Joins dir and name; caller frees. */
 char *ssp_path_join(const char *dir, const char *name);
 bool ssp_utf8_valid(const char *s, size_t len);
