@@ -58,16 +58,9 @@ static char *serialise(const ssp_audit_record *batch, const char *worker, size_t
         if (line == NULL)
             goto oom;
         line_len = strlen(line);
-        if (used + line_len + 1 > capacity) {
-            size_t new_capacity = (used + line_len + 1) * 2;
-            char *grown = realloc(buf, new_capacity);
-
-            if (grown == NULL) {
-                free(line);
-                goto oom;
-            }
-            buf = grown;
-            capacity = new_capacity;
+        if (ssp_buf_reserve(&buf, &capacity, used + line_len + 1) != 0) {
+            free(line);
+            goto oom;
         }
         memcpy(buf + used, line, line_len);
         used += line_len;
@@ -438,6 +431,13 @@ static bool string_field_is(json_t *rec, const char *key, const char *want)
     return value != NULL && strcmp(value, want) == 0;
 }
 
+json_t *ssp_audit_page(json_t *records, const char *next)
+{
+    if (next != NULL)
+        return json_pack("{s:O, s:s}", "records", records, "next", next);
+    return json_pack("{s:O, s:n}", "records", records, "next");
+}
+
 static bool matches(json_t *rec, const ssp_audit_filter *f)
 {
     int64_t id = (int64_t)json_integer_value(json_object_get(rec, "id"));
@@ -467,6 +467,7 @@ int ssp_audit_query(ssp_engine *engine, const ssp_audit_filter *filter, char **r
     size_t line_cap = 0, kept = 0, ring_start = 0, total = 0;
     ssize_t line_len;
     json_t **ring = NULL, *records = NULL, *result = NULL;
+    char next[32];
     int rc = -1;
 
     *result_json = NULL;
@@ -522,15 +523,12 @@ int ssp_audit_query(ssp_engine *engine, const ssp_audit_filter *filter, char **r
             goto oom;
     }
     if (total > kept) {
-        char next[32];
         json_t *oldest = ring[ring_start % kept];
 
         snprintf(next, sizeof next, "%lld",
                  (long long)json_integer_value(json_object_get(oldest, "id")));
-        result = json_pack("{s:O, s:s}", "records", records, "next", next);
-    } else {
-        result = json_pack("{s:O, s:n}", "records", records, "next");
     }
+    result = ssp_audit_page(records, total > kept ? next : NULL);
     if (result == NULL)
         goto oom;
     *result_json = json_dumps(result, JSON_COMPACT);

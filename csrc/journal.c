@@ -327,17 +327,10 @@ int ssp_journal_append(ssp_journal *journal, const ssp_roster_change *changes, s
             ssp_fail_nomem(err);
             goto done;
         }
-        if (used + len > capacity) {
-            size_t new_capacity = (used + len) * 2;
-            char *grown = realloc(buf, new_capacity);
-
-            if (grown == NULL) {
-                free(line);
-                ssp_fail_nomem(err);
-                goto done;
-            }
-            buf = grown;
-            capacity = new_capacity;
+        if (ssp_buf_reserve(&buf, &capacity, used + len) != 0) {
+            free(line);
+            ssp_fail_nomem(err);
+            goto done;
         }
         memcpy(buf + used, line, len);
         used += len;

@@ -309,22 +309,6 @@ static void wake(ssp_pgstore *pg)
     }
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Reads bytes [from, to) of fd into a new NUL-terminated buffer. */
 static char *read_range(int fd, off_t from, off_t to)
 {
@@ -657,7 +641,7 @@ static int load_from_db(ssp_pgstore *pg, PGconn *conn, ssp_strmap *map, int64_t 
     cache_ok = cache_fd >= 0;
     /* Each row arrives as one buffer ending in a newline. */
     while ((n = PQgetCopyData(conn, &buf, 0)) > 0) {
-        if (cache_ok && write_all(cache_fd, buf, (size_t)n) != 0)
+        if (cache_ok && ssp_write_all(cache_fd, buf, (size_t)n) != 0)
             cache_ok = false;
         if (buf[n - 1] == '\n')
             buf[n - 1] = '\0';
@@ -1014,16 +998,9 @@ static char *serialise_records(ssp_pgstore *pg, const ssp_audit_record *batch, b
         if (line == NULL)
             goto oom;
         line_len = strlen(line);
-        if (used + line_len + 4 > cap) {
-            size_t new_cap = (used + line_len + 4) * 2;
-            char *grown = realloc(buf, new_cap);
-
-            if (grown == NULL) {
-                free(line);
-                goto oom;
-            }
-            buf = grown;
-            cap = new_cap;
+        if (ssp_buf_reserve(&buf, &cap, used + line_len + 4) != 0) {
+            free(line);
+            goto oom;
         }
         if (as_array)
             buf[used++] = rec == batch ? '[' : ',';
@@ -1149,7 +1126,7 @@ static void spill_audit_queue(ssp_pgstore *pg)
             return;
         lines = serialise_records(pg, batch, false, &len);
         size_before = lseek(pg->spill_fd, 0, SEEK_END);
-        ok = lines != NULL && size_before >= 0 && write_all(pg->spill_fd, lines, len) == 0 &&
+        ok = lines != NULL && size_before >= 0 && ssp_write_all(pg->spill_fd, lines, len) == 0 &&
              fdatasync(pg->spill_fd) == 0;
         free(lines);
         if (!ok) {
@@ -1771,14 +1748,9 @@ int ssp_pgstore_audit_query(ssp_engine *engine, const ssp_audit_filter *f, char 
         if (json_object_set_new(rec, "worker", json_string(PQgetvalue(res, i, 10))) != 0)
             goto oom;
     }
-    if ((size_t)rows > f->limit) {
-        char next[32];
-
-        snprintf(next, sizeof next, "%s", PQgetvalue(res, (int)f->limit - 1, 0));
-        result = json_pack("{s:O, s:s}", "records", records, "next", next);
-    } else {
-        result = json_pack("{s:O, s:n}", "records", records, "next");
-    }
+    result = ssp_audit_page(records, (size_t)rows > f->limit
+                                         ? PQgetvalue(res, (int)f->limit - 1, 0)
+                                         : NULL);
     if (result == NULL)
         goto oom;
     *result_json = ssp_json_dumps_checked(result);
@@ -1900,10 +1872,9 @@ int ssp_pgstore_reconcile_due(ssp_engine *engine, int64_t now_ms, size_t max, ch
     if (list == NULL)
         goto oom;
     for (int i = 0; i < PQntuples(res); i++) {
-        json_t *item = json_pack("{s:s, s:s, s:I, s:I}", "school", PQgetvalue(res, i, 0),
-                                 "user_id", PQgetvalue(res, i, 1), "generation",
-                                 (json_int_t)strtoll(PQgetvalue(res, i, 2), NULL, 10),
-                                 "attempts", (json_int_t)strtoll(PQgetvalue(res, i, 3), NULL, 10));
+        json_t *item = ssp_reconcile_due_item(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                                              strtoll(PQgetvalue(res, i, 2), NULL, 10),
+                                              strtoll(PQgetvalue(res, i, 3), NULL, 10));
 
         if (item == NULL || json_array_append_new(list, item) != 0)
             goto oom;

@@ -38,6 +38,9 @@
 #define ROOM_KEY_MAX (16 + SSP_SCHOOL_ID_MAX + 1)
 #define ROOM_ID_MAX 255
 #define ERROR_TEXT_MAX 4096
+/* Generations count up from 1 by one a mark; a file claiming more is
+ * corrupt, and the bound keeps next_generation + n from overflowing. */
+#define GENERATION_MAX (INT64_MAX / 2)
 
 static const char *const ROOM_KINDS[] = {"teachers", "announcement", NULL};
 
@@ -83,6 +86,13 @@ void ssp_reconcile_applied_text(const ssp_school *school, char *buf, size_t size
              school->announcement_room ? "true" : "false");
 }
 
+json_t *ssp_reconcile_due_item(const char *school, const char *user_id, int64_t generation,
+                               int64_t attempts)
+{
+    return json_pack("{s:s, s:s, s:I, s:I}", "school", school, "user_id", user_id, "generation",
+                     (json_int_t)generation, "attempts", (json_int_t)attempts);
+}
+
 int ssp_reconcile_status_text(const ssp_config *config, const ssp_school_reconcile *per_school,
                               char **status_json, ssp_error *err)
 {
@@ -122,24 +132,40 @@ static void room_key(char *key, const char *school, const char *kind)
     snprintf(key, ROOM_KEY_MAX, "%s:%s", kind, school);
 }
 
+/* One zeroed allocation of node_size bytes followed by copies of the three
+ * strings, which *copy_a, *copy_b and *copy_c are pointed at. NULL when out
+ * of memory. (Marks and ledger entries are each one allocation.) */
+static void *node_with_strings(size_t node_size, const char *a, const char *b, const char *c,
+                               const char **copy_a, const char **copy_b, const char **copy_c)
+{
+    size_t a_len = strlen(a), b_len = strlen(b), c_len = strlen(c);
+    char *node = calloc(1, node_size + a_len + 1 + b_len + 1 + c_len + 1);
+    char *strings;
+
+    if (node == NULL)
+        return NULL;
+    strings = node + node_size;
+    *copy_a = memcpy(strings, a, a_len + 1);
+    strings += a_len + 1;
+    *copy_b = memcpy(strings, b, b_len + 1);
+    strings += b_len + 1;
+    *copy_c = memcpy(strings, c, c_len + 1);
+    return node;
+}
+
 static ssp_mark *mark_new(const char *school, const char *user_id)
 {
     char key[MARK_KEY_MAX];
-    size_t key_len, school_len = strlen(school), user_len = strlen(user_id);
-    ssp_mark *mark;
-    char *strings;
+    ssp_mark fields, *mark;
 
     mark_key(key, school, user_id);
-    key_len = strlen(key);
-    mark = calloc(1, sizeof *mark + key_len + 1 + school_len + 1 + user_len + 1);
-    if (mark == NULL)
-        return NULL;
-    strings = (char *)(mark + 1);
-    mark->key = memcpy(strings, key, key_len + 1);
-    strings += key_len + 1;
-    mark->school = memcpy(strings, school, school_len + 1);
-    strings += school_len + 1;
-    mark->user_id = memcpy(strings, user_id, user_len + 1);
+    mark = node_with_strings(sizeof *mark, key, school, user_id, &fields.key, &fields.school,
+                             &fields.user_id);
+    if (mark != NULL) {
+        mark->key = fields.key;
+        mark->school = fields.school;
+        mark->user_id = fields.user_id;
+    }
     return mark;
 }
 
@@ -152,18 +178,12 @@ static void mark_free(ssp_mark *mark)
 
 static ssp_ledger_entry *entry_new(const char *key, const char *school, const char *value)
 {
-    size_t key_len = strlen(key), school_len = strlen(school), value_len = strlen(value);
-    ssp_ledger_entry *entry = malloc(sizeof *entry + key_len + 1 + school_len + 1 + value_len + 1);
-    char *strings;
+    ssp_ledger_entry fields, *entry;
 
-    if (entry == NULL)
-        return NULL;
-    strings = (char *)(entry + 1);
-    entry->key = memcpy(strings, key, key_len + 1);
-    strings += key_len + 1;
-    entry->school = memcpy(strings, school, school_len + 1);
-    strings += school_len + 1;
-    entry->value = memcpy(strings, value, value_len + 1);
+    entry = node_with_strings(sizeof *entry, key, school, value, &fields.key, &fields.school,
+                              &fields.value);
+    if (entry != NULL)
+        *entry = fields;
     return entry;
 }
 
@@ -270,6 +290,12 @@ static bool int_member(json_t *root, const char *name, int64_t *out)
     return true;
 }
 
+/* A "gen" the ledger could have written: at most GENERATION_MAX. */
+static bool generation_member(json_t *root, int64_t *out)
+{
+    return int_member(root, "gen", out) && *out <= GENERATION_MAX;
+}
+
 static int replay_ledger_line(void *ctx, const char *line, size_t len, ssp_error *err)
 {
     ssp_ledger *ledger = ctx;
@@ -287,7 +313,7 @@ static int replay_ledger_line(void *ctx, const char *line, size_t len, ssp_error
     if (op != NULL && strcmp(op, "next_gen") == 0) {
         /* written first by a compaction: the generations of marks that were
          * done before it must not come back */
-        if (!int_member(root, "gen", &gen) || gen < 1) {
+        if (!generation_member(root, &gen) || gen < 1) {
             ssp_fail(err, SSP_ERR_INPUT, "next_gen: expected gen");
             goto done;
         }
@@ -306,7 +332,7 @@ static int replay_ledger_line(void *ctx, const char *line, size_t len, ssp_error
 
         user = string_member(root, "user");
         if (user == NULL || ssp_reconcile_check_key(school, user, err) != 0 ||
-            !int_member(root, "gen", &gen)) {
+            !generation_member(root, &gen)) {
             ssp_fail(err, SSP_ERR_INPUT, "%s: expected user and gen", op);
             goto done;
         }
@@ -430,16 +456,9 @@ static int add_line(line_buf *buf, json_t *value)
     if (text == NULL)
         return -1;
     len = strlen(text);
-    if (buf->used + len + 1 > buf->cap) {
-        size_t cap = (buf->used + len + 1) * 2;
-        char *grown = realloc(buf->data, cap);
-
-        if (grown == NULL) {
-            free(text);
-            return -1;
-        }
-        buf->data = grown;
-        buf->cap = cap;
+    if (ssp_buf_reserve(&buf->data, &buf->cap, buf->used + len + 1) != 0) {
+        free(text);
+        return -1;
     }
     memcpy(buf->data + buf->used, text, len);
     buf->used += len;
@@ -867,9 +886,8 @@ static int ledger_due(ssp_ledger *ledger, int64_t now_ms, size_t max, char **mar
     qsort(ctx.marks, ctx.n, sizeof *ctx.marks, due_order);
     for (size_t i = 0; i < ctx.n && i < max; i++) {
         const ssp_mark *mark = ctx.marks[i];
-        json_t *item = json_pack("{s:s, s:s, s:I, s:I}", "school", mark->school, "user_id",
-                                 mark->user_id, "generation", (json_int_t)mark->generation,
-                                 "attempts", (json_int_t)mark->attempts);
+        json_t *item = ssp_reconcile_due_item(mark->school, mark->user_id, mark->generation,
+                                              mark->attempts);
 
         if (item == NULL || json_array_append_new(list, item) != 0)
             goto oom;

@@ -230,6 +230,9 @@ int ssp_audit_submit(ssp_audit_log *log, ssp_rule rule, ssp_callback callback, b
                      const char *actor, const char *target, const char *room_id,
                      const char *event_type, const char *school);
 json_t *ssp_audit_record_to_json(const ssp_audit_record *rec, const char *worker);
+/* The ssp_audit_query result of both stores: {"records": records (not
+ * stolen), "next": next, or null when next is NULL}. NULL when out of memory. */
+json_t *ssp_audit_page(json_t *records, const char *next);
 /* Parses one stored line; *out is a new allocation. */
 int ssp_audit_record_parse(const char *line, size_t len, ssp_audit_record **out, char **worker,
                            ssp_error *err);
@@ -317,6 +320,10 @@ typedef struct ssp_school_reconcile {
     int64_t last_failed_at_ms; /* of last_error, to pick the most recent */
 } ssp_school_reconcile;
 
+/* One item of the ssp_reconcile_due list: {"school", "user_id",
+ * "generation", "attempts"}. NULL when out of memory. */
+json_t *ssp_reconcile_due_item(const char *school, const char *user_id, int64_t generation,
+                               int64_t attempts);
 /* Builds the ssp_reconcile_status JSON; per_school is in config order. */
 int ssp_reconcile_status_text(const ssp_config *config, const ssp_school_reconcile *per_school,
                               char **status_json, ssp_error *err);
@@ -373,6 +380,9 @@ char *ssp_strndup(const char *s, size_t n);
 int64_t ssp_now_ms(void);
 /* write(2) until everything is written; -1 with errno on failure. */
 int ssp_write_all(int fd, const char *buf, size_t len);
+/* Makes *buf (*cap bytes; NULL when 0) hold at least need bytes: when it
+ * must grow, to twice need. -1 when out of memory, *buf left as it was. */
+int ssp_buf_reserve(char **buf, size_t *cap, size_t need);
 /* Joins dir and name; caller frees. */
 char *ssp_path_join(const char *dir, const char *name);
 bool ssp_utf8_valid(const char *s, size_t len);

@@ -67,6 +67,20 @@ int ssp_write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+int ssp_buf_reserve(char **buf, size_t *cap, size_t need)
+{
+    char *grown;
+
+    if (need <= *cap)
+        return 0;
+    grown = realloc(*buf, need * 2);
+    if (grown == NULL)
+        return -1;
+    *buf = grown;
+    *cap = need * 2;
+    return 0;
+}
+
 char *ssp_path_join(const char *dir, const char *name)
 {
     size_t dir_len = strlen(dir), name_len = strlen(name);

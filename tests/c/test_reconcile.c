@@ -333,6 +333,63 @@ out:
     tu_teardown(&fx);
 }
 
+/* Regression (found writing fuzz_reconcile): a line with gen INT64_MAX
+ * made replay compute INT64_MAX + 1 (signed overflow, UBSan). Such a
+ * generation is corrupt; the largest the ledger accepts still leaves room
+ * to count on. */
+static void reconcile_generation_overflow_is_a_corrupt_line(void)
+{
+    static const char *const lines[] = {
+        "{\"op\":\"done\",\"school\":\"gym-nord\",\"user\":\"\",\"gen\":9223372036854775807}\n",
+        "{\"op\":\"mark\",\"school\":\"gym-nord\",\"user\":\"\",\"gen\":9223372036854775807,"
+        "\"at\":1}\n",
+        "{\"op\":\"failed\",\"school\":\"gym-nord\",\"user\":\"\",\"gen\":9223372036854775807,"
+        "\"attempts\":1,\"retry_at\":0,\"error\":null,\"at\":1}\n",
+        "{\"op\":\"next_gen\",\"gen\":9223372036854775807}\n",
+    };
+    tu_fixture fx;
+    char *path = NULL, *status_text = NULL, *text = NULL;
+    ssp_engine *engine = NULL;
+    int64_t gen;
+
+    if (!tu_setup(&fx, SCHOOLS))
+        goto out;
+    ssp_engine_free(fx.engine);
+    fx.engine = NULL;
+    path = tu_path(fx.dir, "reconcile.jsonl");
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        unlink(path);
+        REQUIRE(tu_write_file(path, lines[i], false) == 0);
+        engine = tu_engine(fx.config, &fx.err);
+        CHECK(engine == NULL);
+        CHECK_INT_EQ(fx.err.code, SSP_ERR_IO);
+        CHECK_CONTAINS(fx.err.message, "line 1 is corrupt");
+        ssp_engine_free(engine);
+        engine = NULL;
+        CHECK(ssp_reconcile_status_offline(fx.config, strlen(fx.config), &status_text, &fx.err) != 0);
+        CHECK(status_text == NULL);
+        free(status_text);
+        status_text = NULL;
+    }
+    /* the largest accepted generation, then one more mark after it */
+    unlink(path);
+    text = tu_format("{\"op\":\"mark\",\"school\":\"gym-nord\",\"user\":\"\",\"gen\":%lld,"
+                     "\"at\":1}\n",
+                     (long long)(INT64_MAX / 2));
+    REQUIRE(tu_write_file(path, text, false) == 0);
+    REQUIRE(tu_reopen(&fx));
+    gen = generation_of(&fx, "gym-nord", "");
+    CHECK(gen == INT64_MAX / 2);
+    REQUIRE_OK(mark1(&fx, "gym-nord", ANNA), fx.err);
+    CHECK(generation_of(&fx, "gym-nord", ANNA) == INT64_MAX / 2 + 1);
+out:
+    ssp_engine_free(engine);
+    free(status_text);
+    free(text);
+    free(path);
+    tu_teardown(&fx);
+}
+
 static void reconcile_file_is_compacted_and_keeps_the_state(void)
 {
     tu_fixture fx;
@@ -543,6 +600,7 @@ void run_reconcile_tests(void)
     RUN(reconcile_ledger_survives_a_restart_with_monotonic_generations);
     RUN(reconcile_torn_last_line_is_cut_off);
     RUN(reconcile_corrupt_line_fails_the_open_naming_file_and_line);
+    RUN(reconcile_generation_overflow_is_a_corrupt_line);
     RUN(reconcile_file_is_compacted_and_keeps_the_state);
     RUN(reconcile_roster_changes_mark_old_and_new_schools);
     RUN(reconcile_sync_config_marks_a_changed_school_once);
