@@ -54,6 +54,7 @@ sys.path.insert(0, HERE)
 from engine_call import PARAMS, decide_args  # noqa: E402
 from reference_policy import NEED_ADMIN, NEED_ROOM, SYNC_POWER_LEVELS, ReferencePolicy  # noqa: E402
 from synapse_school_policy import _core  # noqa: E402
+from benchlib import log, percentile  # noqa: E402
 
 SERVER = "school.test"
 POLICY_TYPE = "org.synapse_school_policy.room"
@@ -64,9 +65,6 @@ N_ACTORS = 4096
 TIME_LIMIT = 280.0  # seconds, whole run
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
 
 def uid(i: int) -> str:
     return f"@u{i}:{SERVER}"
@@ -75,11 +73,6 @@ def uid(i: int) -> str:
 def school_of(i: int) -> str:
     return "gs-sued" if i % 10 == 9 else "gym-nord"
 
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(-(-p * len(ordered) // 100))))
-    return ordered[rank - 1]
 
 
 def power_levels(users: int) -> dict:

@@ -77,6 +77,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from harness.client import CS, Client, q, register_user, request  # noqa: E402
 from harness.postgres import PostgresCluster  # noqa: E402
 from harness.synapse import SynapseServer  # noqa: E402
+from benchlib import log, percentile  # noqa: E402
 
 try:  # the settings the module's start-up self-check requires (newer harness)
     from harness.synapse import MODULE_SAFE_SETTINGS  # noqa: E402
@@ -114,21 +115,10 @@ class Deadline:
             raise TimeoutError(f"time limit reached during {what}")
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
 
 def uid(localpart: str) -> str:
     return f"@{localpart}:{SERVER_NAME}"
 
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(-(-p * len(ordered) // 100))))
-    return ordered[rank - 1]
 
 
 def module_config(data_dir: str) -> dict:

@@ -90,6 +90,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from harness.postgres import PostgresCluster  # noqa: E402
 from synapse_school_policy import _core  # noqa: E402
+from benchlib import log  # noqa: E402
 
 SERVER = "school.test"
 POLICY_TYPE = "org.synapse_school_policy.room"
@@ -137,9 +138,6 @@ ROOMS_FOR_USER_SQL = ("SELECT room_id FROM current_state_events "
 POLICY_STATE_SQL = ("SELECT type, state_key, event_id FROM current_state_events "
                     "WHERE room_id = %s AND type = %s AND state_key = %s")
 
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def uid(i: int) -> str:
