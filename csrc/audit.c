@@ -531,10 +531,7 @@ int ssp_audit_query(ssp_engine *engine, const ssp_audit_filter *filter, char **r
     result = ssp_audit_page(records, total > kept ? next : NULL);
     if (result == NULL)
         goto oom;
-    *result_json = json_dumps(result, JSON_COMPACT);
-    if (*result_json == NULL)
-        goto oom;
-    rc = 0;
+    rc = ssp_json_dump_to(result, result_json, err);
     goto done;
 oom:
     ssp_fail_nomem(err);

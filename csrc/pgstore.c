@@ -589,17 +589,9 @@ static void loader_destroy(loader *ld)
     free(ld->roles);
 }
 
-static int free_entry(const char *key, void *value, void *ctx)
-{
-    (void)key;
-    (void)ctx;
-    free(value);
-    return 0;
-}
-
 static void free_map(ssp_strmap *map)
 {
-    ssp_strmap_each(map, free_entry, NULL);
+    ssp_strmap_each(map, ssp_strmap_free_value, NULL);
     ssp_strmap_destroy(map);
 }
 
@@ -1753,10 +1745,7 @@ int ssp_pgstore_audit_query(ssp_engine *engine, const ssp_audit_filter *f, char 
                                          : NULL);
     if (result == NULL)
         goto oom;
-    *result_json = ssp_json_dumps_checked(result);
-    if (*result_json == NULL)
-        goto oom;
-    rc = 0;
+    rc = ssp_json_dump_to(result, result_json, err);
     goto done;
 oom:
     ssp_fail_nomem(err);
@@ -1879,10 +1868,7 @@ int ssp_pgstore_reconcile_due(ssp_engine *engine, int64_t now_ms, size_t max, ch
         if (item == NULL || json_array_append_new(list, item) != 0)
             goto oom;
     }
-    *marks_json = ssp_json_dumps_checked(list);
-    if (*marks_json == NULL)
-        goto oom;
-    rc = 0;
+    rc = ssp_json_dump_to(list, marks_json, err);
     goto done;
 oom:
     ssp_fail_nomem(err);

@@ -195,14 +195,6 @@ static int free_mark_cb(const char *key, void *value, void *ctx)
     return 0;
 }
 
-static int free_entry_cb(const char *key, void *value, void *ctx)
-{
-    (void)key;
-    (void)ctx;
-    free(value);
-    return 0;
-}
-
 static void ledger_state_init(ssp_ledger *ledger)
 {
     ssp_strmap_init(&ledger->marks);
@@ -215,9 +207,9 @@ static void ledger_state_destroy(ssp_ledger *ledger)
 {
     ssp_strmap_each(&ledger->marks, free_mark_cb, NULL);
     ssp_strmap_destroy(&ledger->marks);
-    ssp_strmap_each(&ledger->rooms, free_entry_cb, NULL);
+    ssp_strmap_each(&ledger->rooms, ssp_strmap_free_value, NULL);
     ssp_strmap_destroy(&ledger->rooms);
-    ssp_strmap_each(&ledger->applied, free_entry_cb, NULL);
+    ssp_strmap_each(&ledger->applied, ssp_strmap_free_value, NULL);
     ssp_strmap_destroy(&ledger->applied);
 }
 
@@ -892,10 +884,7 @@ static int ledger_due(ssp_ledger *ledger, int64_t now_ms, size_t max, char **mar
         if (item == NULL || json_array_append_new(list, item) != 0)
             goto oom;
     }
-    *marks_json = ssp_json_dumps_checked(list);
-    if (*marks_json == NULL)
-        goto oom;
-    rc = 0;
+    rc = ssp_json_dump_to(list, marks_json, err);
     goto done;
 oom:
     ssp_fail_nomem(err);

@@ -252,17 +252,9 @@ int ssp_roster_init(ssp_roster *roster, ssp_error *err)
     return 0;
 }
 
-static int free_user(const char *key, void *value, void *ctx)
-{
-    (void)key;
-    (void)ctx;
-    free(value);
-    return 0;
-}
-
 void ssp_roster_destroy(ssp_roster *roster)
 {
-    ssp_strmap_each(&roster->users, free_user, NULL);
+    ssp_strmap_each(&roster->users, ssp_strmap_free_value, NULL);
     ssp_strmap_destroy(&roster->users);
     pthread_rwlock_destroy(&roster->lock);
 }
@@ -397,15 +389,6 @@ static json_t *parse_body(const char *body, size_t len, ssp_error *err)
     return root;
 }
 
-static char *dump(json_t *value, ssp_error *err)
-{
-    char *text = value ? ssp_json_dumps_checked(value) : NULL;
-
-    if (text == NULL)
-        ssp_fail_nomem(err);
-    return text;
-}
-
 int ssp_roster_put(ssp_engine *engine, const char *user_id, const char *body, size_t len,
                    char **entry_json, ssp_error *err)
 {
@@ -425,8 +408,7 @@ int ssp_roster_put(ssp_engine *engine, const char *user_id, const char *body, si
         goto done;
     change.user_id = (char *)user_id;
     stored = ssp_roster_user_to_json(user_id, change.user);
-    *entry_json = dump(stored, err);
-    if (*entry_json == NULL)
+    if (ssp_json_dump_to(stored, entry_json, err) != 0)
         goto done;
     rc = commit_changes(engine, &change, 1, err);
     if (rc != 0) {
@@ -485,6 +467,7 @@ int ssp_roster_get(ssp_engine *engine, const char *user_id, char **entry_json, s
 {
     const ssp_roster_user *user;
     json_t *entry = NULL;
+    int rc;
 
     *entry_json = NULL;
     if (require_open(engine, err) != 0)
@@ -496,9 +479,9 @@ int ssp_roster_get(ssp_engine *engine, const char *user_id, char **entry_json, s
     pthread_rwlock_unlock(&engine->roster.lock);
     if (user == NULL)
         return 0;
-    *entry_json = dump(entry, err);
+    rc = ssp_json_dump_to(entry, entry_json, err);
     json_decref(entry);
-    return *entry_json ? 0 : -1;
+    return rc;
 }
 
 size_t ssp_roster_size(ssp_engine *engine)

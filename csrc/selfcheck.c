@@ -73,10 +73,7 @@ int ssp_homeserver_check(const char *settings_json, size_t len, char **findings_
                                 "must be false (or registration_requires_token true): open "
                                 "registration creates accounts that are on no roster")) != 0)
         goto oom;
-    *findings_json = ssp_json_dumps_checked(findings);
-    if (*findings_json == NULL)
-        goto oom;
-    rc = 0;
+    rc = ssp_json_dump_to(findings, findings_json, err);
     goto done;
 oom:
     ssp_fail_nomem(err);

@@ -37,6 +37,9 @@ void *ssp_strmap_getn(const ssp_strmap *map, const char *key, size_t len);
  * Returns -1 only when growing the table fails (map unchanged). */
 int ssp_strmap_put(ssp_strmap *map, const char *key, void *value, void **previous);
 void *ssp_strmap_remove(ssp_strmap *map, const char *key);
+/* An ssp_strmap_each callback that free()s each value: for maps that own
+ * their values. */
+int ssp_strmap_free_value(const char *key, void *value, void *ctx);
 /* Calls fn for every entry; stops early when fn returns non-zero. */
 int ssp_strmap_each(const ssp_strmap *map, int (*fn)(const char *key, void *value, void *ctx),
                     void *ctx);
@@ -395,6 +398,9 @@ void ssp_utf8_scrub(char *s);
 bool ssp_json_error_is_oom(const json_error_t *error);
 /* json_dumps(JSON_COMPACT) that returns NULL instead of a corrupt text. */
 char *ssp_json_dumps_checked(const json_t *value);
+/* The same into *out (caller frees); 0, or -1 with SSP_ERR_NOMEM. A NULL
+ * value (a failed build) counts as out of memory. */
+int ssp_json_dump_to(const json_t *value, char **out, ssp_error *err);
 /* Grows the map so that n more entries fit without an allocation. */
 int ssp_strmap_reserve(ssp_strmap *map, size_t n);
 

@@ -162,3 +162,11 @@ int ssp_strmap_each(const ssp_strmap *map, int (*fn)(const char *key, void *valu
     }
     return 0;
 }
+
+int ssp_strmap_free_value(const char *key, void *value, void *ctx)
+{
+    (void)key;
+    (void)ctx;
+    free(value);
+    return 0;
+}

@@ -192,6 +192,12 @@ char *ssp_json_dumps_checked(const json_t *value)
     return text;
 }
 
+int ssp_json_dump_to(const json_t *value, char **out, ssp_error *err)
+{
+    *out = value != NULL ? ssp_json_dumps_checked(value) : NULL;
+    return *out != NULL ? 0 : ssp_fail_nomem(err);
+}
+
 bool ssp_json_error_is_oom(const json_error_t *error)
 {
     /* jansson 2.14 leaves the error as initialised (empty text) when an
