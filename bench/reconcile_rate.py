@@ -10,7 +10,7 @@ Usage (with the virtualenv that has Synapse and the module installed):
 
 Options: --users N (2000: 5% teachers, the rest pupils, one school with the
 teachers' room and the announcement room on), --rate N (the module's
-reconciler.actions_per_second, default 20 as shipped), --store embedded|postgres
+reconciler.actions_per_second, default 5 as shipped), --store embedded|postgres
 (embedded), --probe-interval S (0.2), --baseline-seconds S (20),
 --time-limit S (1800).
 
@@ -95,7 +95,7 @@ class Probe(threading.Thread):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=2000)
-    parser.add_argument("--rate", type=int, default=20)
+    parser.add_argument("--rate", type=int, default=5)
     parser.add_argument("--store", choices=("embedded", "postgres"), default="embedded")
     parser.add_argument("--probe-interval", type=float, default=0.2)
     parser.add_argument("--baseline-seconds", type=float, default=20)

@@ -439,7 +439,7 @@ int ssp_config_parse(const char *json_text, size_t len, ssp_config *out, ssp_err
     out->enforce = true;
     out->strict_homeserver_config = true;
     out->audit_retention_days = 90;
-    out->reconciler_actions_per_second = 20;
+    out->reconciler_actions_per_second = 5;
     out->reconciler_batch_size = 100;
     out->reconciler_retry_max_seconds = 300;
 
