@@ -63,7 +63,6 @@ class Reconciler:
         # (school, kind) -> room id of the rooms the owner is in; built on
         # first need, to find a room again whose creation was not recorded.
         self._owned_rooms: dict[tuple[str, str], str] | None = None
-        self.actions_done = 0
 
     # ---- the loop -------------------------------------------------------
 
@@ -110,9 +109,11 @@ class Reconciler:
         them creating the same room or overwriting each other's power level:
         rooms first, one school at a time; then memberships, concurrently;
         then one power-levels event per room for the whole batch."""
+        # The room ids looked up once per school and batch, not per mark.
+        rooms: dict[str, dict[str, str | None]] = {}
         for school in dict.fromkeys(mark["school"] for mark in marks):
             try:
-                await self._ensure_rooms(school)
+                rooms[school] = await self._ensure_rooms(school)
             except _core.StoreError:
                 raise
             except Exception:  # noqa: BLE001 - the marks below fail and retry with the error
@@ -122,7 +123,9 @@ class Reconciler:
 
         async def membership_step(mark: dict) -> None:
             try:
-                wanted = await self._apply_memberships(mark["school"], mark["user_id"])
+                wanted = await self._apply_memberships(
+                    mark["school"], mark["user_id"], rooms.get(mark["school"], {})
+                )
             except _core.StoreError:
                 raise
             except Exception as exc:  # noqa: BLE001 - whatever Synapse refused, retry later
@@ -161,17 +164,24 @@ class Reconciler:
 
     # ---- one mark -------------------------------------------------------
 
-    async def _ensure_rooms(self, school: str) -> None:
+    async def _ensure_rooms(self, school: str) -> dict[str, str | None]:
+        """Creates the school's enabled rooms where missing; returns every
+        kind's room id (None: none recorded). Nothing for a frozen school."""
         plan = json.loads(self._engine.reconcile_plan(school, ""))
         if not plan["messenger"]:
-            return
-        for room in plan["rooms"]:
-            if room["enabled"]:
-                await self._room(school, room)
+            return {}
+        return {
+            room["kind"]: await self._room(school, room) if room["enabled"]
+            else await self._in_thread(self._engine.reconcile_get_room, school, room["kind"])
+            for room in plan["rooms"]
+        }
 
-    async def _apply_memberships(self, school: str, user_id: str) -> list[tuple[str, str, int | None]]:
-        """Brings the user's memberships in line; returns the power levels
-        they should have, as (room id, user id, level or None)."""
+    async def _apply_memberships(
+        self, school: str, user_id: str, room_ids: dict[str, str | None]
+    ) -> list[tuple[str, str, int | None]]:
+        """Brings the user's memberships in line with the school's rooms
+        (`room_ids`, from _ensure_rooms); returns the power levels they
+        should have, as (room id, user id, level or None)."""
         plan = json.loads(self._engine.reconcile_plan(school, user_id))
         if not plan["messenger"]:
             return []  # rule 1 freezes the rooms of a school that has not opted in
@@ -180,7 +190,7 @@ class Reconciler:
         wanted = []
         for room in plan["rooms"]:
             # Only _ensure_rooms creates rooms: marks run side by side here.
-            room_id = await self._in_thread(self._engine.reconcile_get_room, school, room["kind"])
+            room_id = room_ids.get(room["kind"])
             if room_id is None and room["enabled"]:
                 raise RuntimeError(f"the {room['kind']} room of {school} could not be created yet")
             if room_id is None:
@@ -299,6 +309,5 @@ class Reconciler:
         now = time.monotonic()
         wait = self._next_action_at - now
         self._next_action_at = max(now, self._next_action_at) + self._interval
-        self.actions_done += 1
         if wait > 0:
             await self._api.sleep(wait)

@@ -69,6 +69,23 @@ MODULE_SAFE_SETTINGS = {
 }
 
 
+def stop_process(proc: "subprocess.Popen | None", timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout`."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_process(proc)
+
+
+def kill_process(proc: "subprocess.Popen | None") -> None:
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 class SynapseError(RuntimeError):
     pass
 
@@ -407,20 +424,11 @@ class SynapseServer:
         return code, "\n".join(_read(p, off) for p, off in self._offsets.items())
 
     def stop(self, timeout: float = 15) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        stop_process(self.proc, timeout)
 
     def kill(self) -> None:
         """Hard crash, e.g. to test recovery without a clean shutdown."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.kill()
-        self.proc.wait()
+        kill_process(self.proc)
 
     def restart(self, module_config=None, timeout: float = 90) -> "SynapseServer":
         """Stop and start again on the same port and database.

@@ -3,14 +3,13 @@ through a private redis-server and main's HTTP replication listener."""
 
 import json
 import os
-import signal
 import subprocess
 import time
 import urllib.error
 import urllib.request
 
 from .ports import free_port
-from .synapse import SynapseError, SynapseServer, _tail
+from .synapse import SynapseError, SynapseServer, _tail, kill_process, stop_process
 
 
 def worker_main_config(redis_port: int, replication_port: int) -> tuple[dict, list]:
@@ -114,18 +113,10 @@ class GenericWorker:
         return res.returncode, res.stdout + res.stderr + log
 
     def stop(self, timeout: float = 15) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        stop_process(self.proc, timeout)
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        kill_process(self.proc)
 
     def log_text(self) -> str:
         try:
