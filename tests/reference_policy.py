@@ -1,12 +1,34 @@
 """A pure-Python reference model of the engine's decisions.
 
-It is written from docs/rules.md, not from the C code, so that the
+It is written from docs/rules.md, docs/special-rooms.md and the design of
+issue 10 "Every door closed" (D1..D11), not from the C code, so that the
 differential tests compare two independent readings of the rules. It also
 serves as the "equivalent pure-Python policy" the benchmarks race the C
 engine against. Nothing in the module imports it.
+
+decide() mirrors the binding's ``Engine.decide``:
+
+    decide(callback, actor, target, room_id, event_type, state_key, content,
+           room, actor_admin, is_invited, shared_rooms, actor_membership,
+           member_count)
+
+with the callback given by name and ``actor_admin`` as None / False / True
+(the binding's FACT_UNKNOWN / FACT_NO / FACT_YES). A fact given as None is
+"not known yet": the model answers NEED_* when it needs it.
+
+- ``room``: None, or the 5-tuple (policy content, policy sender, power levels
+  content, m.room.create content, m.room.create sender), each possibly None.
+- ``shared_rooms``: None, or a list of 3-tuples (policy content, policy
+  sender, m.room.create sender), one per room actor and target share.
+- ``actor_membership``: the actor's membership in the room ("" = none).
+- ``member_count``: users with membership join or invite in the room.
+
+Answers: ALLOW (None), one of the NEED_* strings, SYNC_POWER_LEVELS, or a
+denial (rule, enforced, school) with school None when there is none.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -14,11 +36,128 @@ ALLOW = None
 NEED_ROOM = "need_room"
 NEED_ADMIN = "need_admin"
 NEED_SHARED_ROOMS = "need_shared_rooms"
+NEED_MEMBERSHIP = "need_membership"
+NEED_MEMBER_COUNT = "need_member_count"
 SYNC_POWER_LEVELS = "sync_power_levels"
+
 POWER_LEVELS = "m.room.power_levels"
+JOIN_RULES = "m.room.join_rules"
+HISTORY_VISIBILITY = "m.room.history_visibility"
+GUEST_ACCESS = "m.room.guest_access"
+THIRD_PARTY_INVITE = "m.room.third_party_invite"
+MEMBER = "m.room.member"
+REDACTION = "m.room.redaction"
+REACTION = "m.reaction"
 
 ROOM_CALLBACKS = {"user_may_join_room", "user_may_invite", "check_event_for_spam"}
 
+# D11: the room versions in which the power levels' users map alone decides
+# (a missing room_version means "1"). In every other version the creator and
+# the additional creators hold unlimited power.
+LEGACY_ROOM_VERSIONS = frozenset(
+    [str(n) for n in range(1, 12)] + ["org.matrix.msc3757.10", "org.matrix.msc3757.11"]
+)
+CREATOR_POWER = math.inf
+
+
+# ---- D7: the emoji key of a reaction ------------------------------------------------
+
+EMOJI_RANGES = (
+    (0x00A9, 0x00A9), (0x00AE, 0x00AE), (0x203C, 0x203C), (0x2049, 0x2049),
+    (0x2122, 0x2122), (0x2139, 0x2139), (0x2194, 0x2199), (0x21A9, 0x21AA),
+    (0x231A, 0x23FF), (0x24C2, 0x24C2), (0x25A0, 0x27BF), (0x2900, 0x2BFF),
+    (0x3030, 0x3030), (0x303D, 0x303D), (0x3297, 0x3297), (0x3299, 0x3299),
+    (0x1F000, 0x1FAFF),
+)
+KEYCAP = "\u20e3"
+KEYCAP_BASES = frozenset("0123456789#*")
+
+
+def _is_modifier(cp: int) -> bool:
+    """ZWJ, the text and emoji presentation selectors, the keycap, tags."""
+    return cp in (0x200D, 0xFE0E, 0xFE0F, 0x20E3) or 0xE0020 <= cp <= 0xE007F
+
+
+def _is_emoji_code_point(cp: int) -> bool:
+    return any(lo <= cp <= hi for lo, hi in EMOJI_RANGES)
+
+
+def is_emoji_key(key) -> bool:
+    """D7: a reaction key made of emoji only: 1..64 bytes of valid UTF-8, every
+    code point an emoji, a modifier, or (in a keycap) 0-9 # *, and at least
+    one code point that is not a modifier."""
+    if not isinstance(key, str):
+        return False
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate is not valid UTF-8
+        return False
+    if not 1 <= size <= 64:
+        return False
+    keycap = KEYCAP in key
+    has_base = False
+    for ch in key:
+        cp = ord(ch)
+        if _is_modifier(cp):
+            continue
+        if _is_emoji_code_point(cp) or (keycap and ch in KEYCAP_BASES):
+            has_base = True
+            continue
+        return False
+    return has_base
+
+
+def is_emoji_reaction(content) -> bool:
+    """D7 d: exactly {"m.relates_to": {"rel_type": "m.annotation",
+    "event_id": <str>, "key": <emoji key>}}, no other keys at either level."""
+    if not isinstance(content, Mapping) or set(content) != {"m.relates_to"}:
+        return False
+    relation = content["m.relates_to"]
+    if not isinstance(relation, Mapping) or set(relation) != {"rel_type", "event_id", "key"}:
+        return False
+    return (
+        isinstance(relation["rel_type"], str)
+        and relation["rel_type"] == "m.annotation"
+        and isinstance(relation["event_id"], str)
+        and is_emoji_key(relation["key"])
+    )
+
+
+# ---- D1: a createRoom body ----------------------------------------------------------
+
+def _initial_state(body: Mapping) -> list[Mapping]:
+    events = body.get("initial_state")
+    if not isinstance(events, (list, tuple)):
+        return []
+    return [e for e in events if isinstance(e, Mapping)]
+
+
+def _state_key_is_empty(event: Mapping) -> bool:
+    """Synapse reads a missing state_key of an initial_state event as ""."""
+    return event.get("state_key", "") == ""
+
+
+def create_room_invitees(body, creator: str | None = None) -> list[str]:
+    """D1 g: the unique strings among ``invite``, then the state_key (a str) of
+    every initial_state m.room.member event, without the creator; in the order
+    of first appearance."""
+    if not isinstance(body, Mapping):
+        return []
+    candidates = []
+    invite = body.get("invite")
+    if isinstance(invite, (list, tuple)):
+        candidates += [u for u in invite if isinstance(u, str)]
+    for event in _initial_state(body):
+        if event.get("type") == MEMBER and isinstance(event.get("state_key"), str):
+            candidates.append(event["state_key"])
+    invitees: list[str] = []
+    for user in candidates:
+        if user != creator and user not in invitees:
+            invitees.append(user)
+    return invitees
+
+
+# ---- the model ----------------------------------------------------------------------
 
 @dataclass
 class ReferencePolicy:
@@ -32,24 +171,66 @@ class ReferencePolicy:
     policy_event_type: str = "org.synapse_school_policy.room"
     moderator_level: int = 50
     one_way_allowed_events: frozenset[str] = frozenset()
+    # The special rooms' owner; exempt like a service user. None = the default
+    # "@school-policy:<server_name>".
+    reconciler_user: str | None = None
 
-    def _is_local(self, user_id: str) -> bool:
-        return user_id.split(":", 1)[1] == self.server_name if ":" in user_id else False
+    def __post_init__(self):
+        if self.reconciler_user is None:
+            self.reconciler_user = f"@school-policy:{self.server_name}"
+
+    # ---- who is who
+
+    def _is_local(self, user_id) -> bool:
+        return isinstance(user_id, str) and ":" in user_id and user_id.split(":", 1)[1] == self.server_name
+
+    def _is_service(self, user_id) -> bool:
+        """A local service user or the reconciler user."""
+        return self._is_local(user_id) and (user_id in self.service_users or user_id == self.reconciler_user)
 
     def _school_enforced(self, school_id: str | None) -> bool:
         school = self.schools.get(school_id) if school_id is not None else None
         return school.get("enforce", self.enforce) if school is not None else self.enforce
 
+    def _opted_in(self, school_id) -> bool:
+        return isinstance(school_id, str) and self.schools.get(school_id, {}).get("messenger", False)
+
     def _standing(self, user_id: str):
-        """(rule, enforced, school) or None when the user may use the messenger."""
+        """Rule 1: (rule, enforced, school) or None when the user may use the messenger."""
         memberships = self.roster.get(user_id)
         if not memberships:
             return None if self.unlisted_allow else ("not_on_roster", self.enforce, None)
-        if any(self.schools.get(school, {}).get("messenger", False) for school, _ in memberships):
+        if any(self._opted_in(school) for school, _ in memberships):
             return None
         enforcing = [school for school, _ in memberships if self._school_enforced(school)]
         school = enforcing[0] if enforcing else memberships[0][0]
         return ("school_not_enabled", bool(enforcing), school)
+
+    def _actor_context(self, actor):
+        """(enforced, school) for denials about the actor: their first opted-in school."""
+        if self._is_local(actor):
+            for school, _role in self.roster.get(actor, []):
+                if self._opted_in(school):
+                    return self._school_enforced(school), school
+        return self.enforce, None
+
+    def _role_in(self, user, school):
+        for s, role in self.roster.get(user, []):
+            if s == school:
+                return role
+        return None
+
+    def _may_create_group_rooms(self, user) -> bool:
+        """room_creation of one of the user's opted-in schools lets them."""
+        for school, role in self.roster.get(user, []):
+            if not self._opted_in(school):
+                continue
+            creation = self.schools[school].get("room_creation", "teachers")
+            if creation == "everyone" or (creation == "teachers" and role != "student"):
+                return True
+        return False
+
+    # ---- power levels (D11)
 
     @staticmethod
     def _level(value, default):
@@ -64,7 +245,23 @@ class ReferencePolicy:
                 return default
         return default
 
-    def _actor_level(self, power_levels, actor):
+    @staticmethod
+    def _is_creator(create_content, create_sender, user) -> bool:
+        """D11: in room versions other than the legacy ones the creator and the
+        additional creators hold unlimited power."""
+        if not isinstance(create_content, Mapping):
+            return False
+        version = create_content.get("room_version", "1")
+        if version in LEGACY_ROOM_VERSIONS:
+            return False
+        if user == create_sender:
+            return True
+        extra = create_content.get("additional_creators")
+        return isinstance(extra, (list, tuple)) and any(isinstance(u, str) and u == user for u in extra)
+
+    def _actor_level(self, power_levels, actor, create_content=None, create_sender=None):
+        if self._is_creator(create_content, create_sender, actor):
+            return CREATOR_POWER
         if power_levels is None:
             return 0
         users = power_levels.get("users")
@@ -74,17 +271,39 @@ class ReferencePolicy:
                 return level
         return self._level(power_levels.get("users_default"), 0)
 
-    @staticmethod
-    def _one_way(policy) -> bool:
-        return policy.get("kind") != "teachers" and policy.get("two_way") is not True
-
     def _levels_map(self, power_levels):
         users = power_levels.get("users") if power_levels is not None else None
         if not isinstance(users, Mapping):
             return {}
         return {k: self._level(v, "not a level") for k, v in users.items() if isinstance(k, str)}
 
-    def _policy_change_denied(self, room_policy, new_policy, power_levels, actor) -> bool:
+    # ---- managed rooms (D8)
+
+    def _trusted(self, policy_sender, create_sender) -> bool:
+        """D8: a policy event counts when its sender is local and either it or
+        the room's creator is a service user (or the reconciler user)."""
+        return self._is_local(policy_sender) and (self._is_service(policy_sender) or self._is_service(create_sender))
+
+    def _managed_policy(self, policy, policy_sender, create_sender):
+        """The policy that makes the room managed, or None (unmanaged)."""
+        if not policy or not self._trusted(policy_sender, create_sender):
+            return None
+        return policy
+
+    @staticmethod
+    def _one_way(policy) -> bool:
+        return policy.get("kind") != "teachers" and policy.get("two_way") is not True
+
+    def _qualifies(self, shared_room) -> bool:
+        """Rule 3: a trusted managed room of an opted-in school (announcement
+        rooms only while announcement_room is on)."""
+        policy, policy_sender, create_sender = shared_room
+        policy = self._managed_policy(policy, policy_sender, create_sender)
+        if policy is None or not self._opted_in(policy.get("school")):
+            return False
+        return policy.get("kind") != "announcement" or self.schools[policy["school"]].get("announcement_room", False)
+
+    def _policy_change_denied(self, room_policy, new_policy, power_levels, actor, create_content, create_sender) -> bool:
         if not room_policy or not new_policy:
             return True
         for key in ("school", "kind"):
@@ -95,7 +314,10 @@ class ReferencePolicy:
                 return True
         if len(room_policy) != len(new_policy):
             return True
-        return self._actor_level(power_levels, actor) < self.moderator_level
+        if self._actor_level(power_levels, actor, create_content, create_sender) < self.moderator_level:
+            return True
+        # D8: moderators flip two_way only in rooms a service user created.
+        return not self._is_service(create_sender)
 
     def _power_levels_change_denied(self, room_policy, current, new) -> bool:
         if self._levels_map(current) != self._levels_map(new):
@@ -103,6 +325,18 @@ class ReferencePolicy:
         if current is not None and self._level(current.get("users_default"), 0) != self._level(new.get("users_default"), 0):
             return True
         return self._one_way(room_policy) and self._level(new.get("events_default"), 0) < self.moderator_level
+
+    def _one_way_denied(self, event_type, state_key, content) -> bool:
+        """D7, for a sender below the moderator level in a one-way room."""
+        if event_type != REDACTION and event_type not in self.one_way_allowed_events:
+            return True  # a
+        if state_key is not None:
+            return True  # b: the allow-listed level 0 applies to state events too
+        if event_type == REDACTION:
+            return isinstance(content, Mapping) and any(key != "redacts" for key in content)  # c
+        if event_type == REACTION:
+            return not is_emoji_reaction(content)  # d
+        return False
 
     def _expected_patch(self, policy, power_levels):
         if not policy:
@@ -114,37 +348,61 @@ class ReferencePolicy:
         if one_way:
             events = power_levels.get("events")
             events = events if isinstance(events, Mapping) else {}
-            for event_type in ("m.room.redaction", *self.one_way_allowed_events):
+            for event_type in (REDACTION, *self.one_way_allowed_events):
                 if self._level(events.get(event_type), None) != 0:
                     return True
         return False
 
-    def _actor_context(self, actor, actor_local):
-        """(enforced, school) for rule-3 denials: the actor's first opted-in school."""
-        if actor_local:
-            for school, _role in self.roster.get(actor, []):
-                settings = self.schools.get(school)
-                if settings is not None and settings.get("messenger", False):
-                    return settings.get("enforce", self.enforce), school
-        return self.enforce, None
+    # ---- D1 a..e: the closed doors of a createRoom body
 
-    def _qualifies(self, policy) -> bool:
-        if not policy or not isinstance(policy.get("school"), str):
-            return False
-        settings = self.schools.get(policy["school"])
-        if settings is None or not settings.get("messenger", False):
-            return False
-        return policy.get("kind") != "announcement" or settings.get("announcement_room", False)
+    def _create_room_door(self, body: Mapping):
+        """The rule a createRoom body breaks by itself (D1 a..e), or None."""
+        initial = _initial_state(body)
 
-    def _may_create_group_rooms(self, actor) -> bool:
-        for school, role in self.roster.get(actor, []):
-            settings = self.schools.get(school)
-            if settings is None or not settings.get("messenger", False):
-                continue
-            creation = settings.get("room_creation", "teachers")
-            if creation == "everyone" or (creation == "teachers" and role != "student"):
-                return True
-        return False
+        def has(event_type, test=lambda e: True):
+            return any(e.get("type") == event_type and test(e) for e in initial)
+
+        def content_of(e):
+            c = e.get("content")
+            return c if isinstance(c, Mapping) else {}
+
+        if has(self.policy_event_type):
+            return "policy_event_locked"
+        if (
+            body.get("preset") == "public_chat"
+            or body.get("visibility") == "public"
+            or has(JOIN_RULES, lambda e: _state_key_is_empty(e) and content_of(e).get("join_rule") != "invite")
+            or has(HISTORY_VISIBILITY, lambda e: content_of(e).get("history_visibility") == "world_readable")
+        ):
+            return "public_room_forbidden"
+        if has(GUEST_ACCESS, lambda e: content_of(e).get("guest_access") == "can_join"):
+            return "guest_access_forbidden"
+        if body.get("room_alias_name") is not None:
+            return "alias_forbidden"
+        third = body.get("invite_3pid")
+        if (isinstance(third, (list, tuple)) and len(third) > 0) or has(THIRD_PARTY_INVITE):
+            return "third_party_invite_forbidden"
+        return None
+
+    # ---- D2, D3, guest access: state events that open a room
+
+    @staticmethod
+    def _opening_event(event_type, state_key, content):
+        if state_key != "":
+            return None
+        content = content if isinstance(content, Mapping) else {}
+        if event_type == JOIN_RULES and content.get("join_rule") != "invite":
+            return "public_room_forbidden"  # D2
+        if event_type == HISTORY_VISIBILITY and content.get("history_visibility") == "world_readable":
+            return "public_room_forbidden"  # D3
+        if event_type == GUEST_ACCESS and content.get("guest_access") == "can_join":
+            return "guest_access_forbidden"
+        return None
+
+    # ---- the decision
+
+    def create_room_invitees(self, body, creator: str | None = None) -> list[str]:
+        return create_room_invitees(body, creator)
 
     def decide(
         self,
@@ -152,141 +410,178 @@ class ReferencePolicy:
         actor: str,
         target: str | None = None,
         room_id: str | None = None,
-        room_known: bool = False,
-        room_policy: Mapping | None = None,
-        actor_admin: bool | None = None,
         event_type: str | None = None,
         state_key: str | None = None,
-        content: Mapping | None = None,
-        power_levels: Mapping | None = None,
+        content=None,
+        room: tuple | None = None,
+        actor_admin: bool | None = None,
         is_invited: bool | None = None,
         shared_rooms: list | None = None,
+        actor_membership: str | None = None,
+        member_count: int | None = None,
     ):
-        """ALLOW, NEED_ROOM, NEED_ADMIN, NEED_SHARED_ROOMS, SYNC_POWER_LEVELS, or
-        (rule, enforced, school)."""
-        is_policy_event = callback == "check_event_for_spam" and event_type == self.policy_event_type and state_key == ""
-        is_pl_event = callback == "check_event_for_spam" and event_type == POWER_LEVELS and state_key == ""
+        """ALLOW, a NEED_* fact, SYNC_POWER_LEVELS, or (rule, enforced, school)."""
+        is_event = callback == "check_event_for_spam"
+        is_policy_event = is_event and event_type == self.policy_event_type and state_key == ""
+        is_pl_event = is_event and event_type == POWER_LEVELS and state_key == ""
         actor_local = self._is_local(actor)
+        if room is not None:
+            policy, policy_sender, power_levels, create_content, create_sender = room
+        else:
+            policy = policy_sender = power_levels = create_content = create_sender = None
 
         def sync_or_allow():
-            if is_policy_event and content is not None and self._expected_patch(content, power_levels if room_known else None):
+            if is_policy_event and content is not None and self._expected_patch(content, power_levels):
                 return SYNC_POWER_LEVELS
             return ALLOW
 
-        if actor_local and (actor in self.service_users or actor_admin is True):
-            if is_policy_event and not room_known:
+        # 1. Exempt: local service users, the reconciler user, server admins.
+        if actor_local and (self._is_service(actor) or actor_admin is True):
+            if is_policy_event and room is None:
                 return NEED_ROOM
             return sync_or_allow()
-        denial = None
-        need = None
 
         def as_actor(rule):
-            enforced, school = self._actor_context(actor, actor_local)
+            enforced, school = self._actor_context(actor)
             return (rule, enforced, school)
 
-        def shared_room_check():
-            nonlocal need
-            if target is None or target in self.service_users or target == actor:
-                return None
-            if shared_rooms is None:
-                need = NEED_SHARED_ROOMS
-                return None
-            if any(self._qualifies(room) for room in shared_rooms):
-                return None
-            return as_actor("no_shared_room")
+        def decide_before_facts():
+            """(denial, None) or (None, NEED_*) or (None, None) = allowed."""
+            # 2. Rule 1: the actor, then a local target who is no service user.
+            if actor_local:
+                denial = self._standing(actor)
+                if denial is not None:
+                    return denial, None
+            if target is not None and self._is_local(target) and not self._is_service(target):
+                denial = self._standing(target)
+                if denial is not None:
+                    return denial, None
 
-        if actor_local:
-            denial = self._standing(actor)
-        if denial is None and target is not None and self._is_local(target) and target not in self.service_users:
-            denial = self._standing(target)
-        if denial is None:
+            def shared_room_check():
+                if target is None or self._is_service(target) or target == actor:
+                    return None, None
+                if shared_rooms is None:
+                    return None, NEED_SHARED_ROOMS
+                if any(self._qualifies(r) for r in shared_rooms):
+                    return None, None
+                return as_actor("no_shared_room"), None
+
+            # 3. Per callback.
             if callback == "user_may_publish_room":
-                denial = as_actor("publish_forbidden")
-            elif callback == "user_may_create_room_alias":
-                denial = as_actor("alias_forbidden")
-            elif callback == "user_may_send_3pid_invite":
-                denial = as_actor("third_party_invite_forbidden")
-            elif callback == "federated_user_may_invite":
-                denial = as_actor("federation_forbidden") if not actor_local else None
-            elif callback == "user_may_create_room":
-                body = content if isinstance(content, Mapping) else {}
-                if body is not content or content is None:
-                    body = None
-                if body is not None:
-                    initial = [e for e in (body.get("initial_state") or []) if isinstance(e, Mapping)]
+                return as_actor("publish_forbidden"), None
+            if callback == "user_may_create_room_alias":
+                return as_actor("alias_forbidden"), None
+            if callback == "user_may_send_3pid_invite":
+                return as_actor("third_party_invite_forbidden"), None
+            if callback == "federated_user_may_invite":
+                return (as_actor("federation_forbidden") if not actor_local else None), None
+            if callback == "user_may_create_room":
+                if not isinstance(content, Mapping):
+                    return None, None
+                rule = self._create_room_door(content)  # D1 a..e
+                if rule == "policy_event_locked":
+                    return (rule, self.enforce, None), None
+                if rule is not None:
+                    return as_actor(rule), None
+                if target is not None:  # D1 f: asked once per invitee
+                    return shared_room_check()
+                invitees = create_room_invitees(content, actor)  # D1 g
+                direct = content.get("is_direct") is True and len(invitees) == 1
+                if not direct and not self._may_create_group_rooms(actor):
+                    return as_actor("room_creation_forbidden"), None
+                return None, None
+            if callback == "check_username_for_spam":
+                return shared_room_check()
+            if is_event and actor_local:
+                rule = self._opening_event(event_type, state_key, content)
+                if rule is not None:
+                    return as_actor(rule), None
 
-                    def initial_sets(event_type, key=None, value=None):
-                        for e in initial:
-                            if e.get("type") != event_type:
-                                continue
-                            c = e.get("content")
-                            if key is None or (isinstance(c, Mapping) and c.get(key) == value):
-                                return True
-                        return False
+            # 4./5. Room rules.
+            if callback not in ROOM_CALLBACKS:
+                return None, None
+            managed = None
+            if room_id is not None:
+                if room is None:
+                    return None, NEED_ROOM
+                if callback == "user_may_join_room" and actor_local and not self._is_local(create_sender):
+                    return as_actor("federation_forbidden"), None  # D9
+                managed = self._managed_policy(policy, policy_sender, create_sender)
+                if managed is None and is_policy_event:
+                    return ("policy_event_locked", self.enforce, None), None
+                if managed is not None:
+                    room_denial = self._managed_room_rule(
+                        callback, actor, actor_local, target, event_type, state_key, content, managed,
+                        power_levels, create_content, create_sender, is_invited, as_actor,
+                    )
+                    if room_denial is not None:
+                        if callback == "user_may_join_room" and room_denial[0] in ("join_forbidden", "staff_only"):
+                            # D10: a join -> join (profile change) goes through.
+                            if actor_membership is None:
+                                return None, NEED_MEMBERSHIP
+                            if actor_membership == "join":
+                                return None, None
+                        return room_denial, None
 
-                    invites = body.get("invite")
-                    n_invites = len(invites) if isinstance(invites, (list, tuple)) else 0
-                    third = body.get("invite_3pid")
-                    if initial_sets(self.policy_event_type):
-                        denial = ("policy_event_locked", self.enforce, None)
-                    elif body.get("preset") == "public_chat" or body.get("visibility") == "public" or initial_sets("m.room.join_rules", "join_rule", "public"):
-                        denial = as_actor("public_room_forbidden")
-                    elif initial_sets("m.room.guest_access", "guest_access", "can_join"):
-                        denial = as_actor("guest_access_forbidden")
-                    elif body.get("room_alias_name") is not None:
-                        denial = as_actor("alias_forbidden")
-                    elif isinstance(third, (list, tuple)) and len(third) > 0:
-                        denial = as_actor("third_party_invite_forbidden")
-                    elif target is not None:
-                        denial = shared_room_check()
-                    elif not (body.get("is_direct") is True and n_invites == 1) and not self._may_create_group_rooms(actor):
-                        denial = as_actor("room_creation_forbidden")
-            elif callback == "check_username_for_spam":
-                denial = shared_room_check()
-            elif callback == "check_event_for_spam" and actor_local and state_key == "" and isinstance(content, Mapping):
-                if event_type == "m.room.join_rules" and content.get("join_rule") == "public":
-                    denial = as_actor("public_room_forbidden")
-                elif event_type == "m.room.guest_access" and content.get("guest_access") == "can_join":
-                    denial = as_actor("guest_access_forbidden")
+            # 6. Invites by a local actor: rule 3, then D4.
+            if callback == "user_may_invite" and actor_local:
+                denial, need = shared_room_check()
+                if denial is not None or need is not None:
+                    return denial, need
+                if (
+                    managed is None
+                    and self._is_local(create_sender)
+                    and not self._is_service(create_sender)
+                    and not self._may_create_group_rooms(create_sender)
+                ):
+                    if member_count is None:
+                        return None, NEED_MEMBER_COUNT
+                    if member_count >= 2:
+                        return as_actor("room_creation_forbidden"), None
+            return None, None
+
+        denial, need = decide_before_facts()
         if need is not None:
             return need
-        if denial is None and callback in ROOM_CALLBACKS and room_id is not None:
-            if not room_known:
-                return NEED_ROOM
-            if not room_policy:  # None or {} means unmanaged
-                if is_policy_event:
-                    denial = ("policy_event_locked", self.enforce, None)
-            else:
-                school = room_policy.get("school")
-                school = school if isinstance(school, str) else None
-                enforced = self._school_enforced(school)
-                if school is None or not self.schools.get(school, {}).get("messenger", False):
-                    denial = ("room_school_not_enabled", enforced, school)
-                elif callback == "check_event_for_spam" and event_type is not None:
-                    if is_policy_event:
-                        if self._policy_change_denied(room_policy, content, power_levels, actor):
-                            denial = ("policy_event_locked", enforced, school)
-                    elif is_pl_event and self._power_levels_change_denied(room_policy, power_levels, content or {}):
-                        denial = ("power_levels_locked", enforced, school)
-                    elif (
-                        self._one_way(room_policy)
-                        and self._actor_level(power_levels, actor) < self.moderator_level
-                        and event_type != "m.room.redaction"
-                        and event_type not in self.one_way_allowed_events
-                    ):
-                        denial = ("one_way", enforced, school)
-                if denial is None and not actor_local and callback == "check_event_for_spam":
-                    denial = ("federation_forbidden", enforced, school)
-                if denial is None and callback == "user_may_join_room":
-                    in_school = any(s == school for s, _ in self.roster.get(actor, []))
-                    if is_invited is not True or not in_school:
-                        denial = as_actor("join_forbidden")
-        if denial is None and callback == "user_may_invite" and actor_local:
-            denial = shared_room_check()
-            if need is not None:
-                return need
         if denial is None:
             return sync_or_allow()
+        # 7. Ask whether the actor is a server admin only right before a denial.
         if actor_local and actor_admin is None:
             return NEED_ADMIN
         return denial
+
+    def _managed_room_rule(self, callback, actor, actor_local, target, event_type, state_key, content, policy,
+                           power_levels, create_content, create_sender, is_invited, as_actor):
+        """Rules 1 (frozen room), 2, 4/5 and the closed doors of a managed room
+        (steps 4 and 5); the denial or None."""
+        school = policy.get("school")
+        school = school if isinstance(school, str) else None
+        enforced = self._school_enforced(school)
+        if not self._opted_in(school):
+            return ("room_school_not_enabled", enforced, school)
+        if callback == "check_event_for_spam" and event_type is not None:
+            if event_type == self.policy_event_type and state_key == "":
+                if self._policy_change_denied(policy, content, power_levels, actor, create_content, create_sender):
+                    return ("policy_event_locked", enforced, school)
+            elif event_type == POWER_LEVELS and state_key == "":
+                if self._power_levels_change_denied(policy, power_levels, content or {}):
+                    return ("power_levels_locked", enforced, school)
+            elif (
+                self._one_way(policy)
+                and self._actor_level(power_levels, actor, create_content, create_sender) < self.moderator_level
+                and self._one_way_denied(event_type, state_key, content)
+            ):
+                return ("one_way", enforced, school)
+        if callback == "check_event_for_spam" and not actor_local:
+            return ("federation_forbidden", enforced, school)
+        teachers_room = policy.get("kind") == "teachers"
+        if callback == "user_may_join_room":
+            role = self._role_in(actor, school)
+            if is_invited is not True or role is None:
+                return as_actor("join_forbidden")
+            if teachers_room and role not in ("teacher", "admin"):
+                return ("staff_only", enforced, school)
+        if callback == "user_may_invite" and teachers_room and target is not None:
+            if self._role_in(target, school) not in ("teacher", "admin"):
+                return ("staff_only", enforced, school)
+        return None
