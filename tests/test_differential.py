@@ -9,6 +9,7 @@ adapter does, comparing engine and reference at every step."""
 import json
 import tempfile
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -180,7 +181,8 @@ history_visibility_contents = st.one_of(
 )
 guest_access_contents = st.builds(lambda v: {"guest_access": v}, st.sampled_from(["can_join", "forbidden", 1]))
 initial_state_events = st.one_of(
-    state_event("m.room.join_rules", join_rule_contents),
+    # state_key "x": see test_known_engine_divergences
+    state_event("m.room.join_rules", join_rule_contents, st.sampled_from(["", MISSING])),
     state_event("m.room.history_visibility", history_visibility_contents),
     state_event("m.room.guest_access", guest_access_contents),
     state_event("m.room.member", st.builds(lambda m: {"membership": m}, st.sampled_from(["invite", "join", "leave"])),
@@ -470,3 +472,32 @@ def test_foreign_room_join_message(tmp_path):
             _core.FACT_NO, True, None, None, None,
         )
         assert (rule, message) == ("federation_forbidden", "You cannot join rooms of other servers.")
+
+
+# Inputs on which the engine contradicts the spec (docs/doors-spec, issue 10).
+# Kept as strict xfails: each flips to a failure once the engine is fixed.
+KNOWN_ENGINE_DIVERGENCES = [
+    pytest.param(
+        # D1 b counts only an initial_state m.room.join_rules with state_key "";
+        # with state_key "x" (no effect on the room's join rule) this body is a
+        # group room, which a user of no opted-in school may not create.
+        {"schools": {}, "service_users": [], "unlisted_users": "allow"},
+        {"callback": "user_may_create_room", "actor": "@u0:school.test", "target": None, "room_id": None,
+         "event_type": None, "state_key": None, "is_invited": None,
+         "content": {"initial_state": [{"type": "m.room.join_rules", "state_key": "x",
+                                        "content": {"join_rule": "public"}}]}},
+        ("room_creation_forbidden", True, None),
+        id="D1b-join-rules-with-a-state-key",
+    ),
+]
+
+
+@pytest.mark.xfail(strict=True, reason="the engine contradicts the spec; see the report of the reference branch")
+@pytest.mark.parametrize("config, request_, expected", KNOWN_ENGINE_DIVERGENCES)
+def test_known_engine_divergences(tmp_path, config, request_, expected):
+    engine, reference = engine_and_reference(config, {}, str(tmp_path))
+    req = {**request_, "facts": {"room": None, "actor_admin": False, "shared_rooms": [], "actor_membership": "",
+                                 "member_count": 0},
+           "known": {f: True for f in FACTS}}
+    assert reference.decide(req["callback"], req["actor"], content=req["content"], actor_admin=False) == expected
+    assert run_request(engine, reference, req, {}) == expected
