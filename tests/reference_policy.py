@@ -581,7 +581,9 @@ class ReferencePolicy:
                 return as_actor("join_forbidden")
             if teachers_room and role not in ("teacher", "admin"):
                 return ("staff_only", enforced, school)
-        if callback == "user_may_invite" and teachers_room and target is not None:
+        if callback == "user_may_invite" and teachers_room and target is not None and not self._is_service(target):
+            # Service users (the room's owner among them) may be invited, as they
+            # are exempt from rule 1 as invitees.
             if self._role_in(target, school) not in ("teacher", "admin"):
                 return ("staff_only", enforced, school)
         return None

@@ -77,14 +77,28 @@ configs = st.fixed_dictionaries(
     },
     optional={"unlisted_users": st.sampled_from(["deny", "allow"]), "enforce": st.booleans()},
 )
-rosters = st.dictionaries(
-    st.sampled_from(LOCAL_USERS),
-    st.lists(
-        st.tuples(st.sampled_from(SCHOOLS + ["unknown-school"]), st.sampled_from(["teacher", "student", "admin"])),
-        max_size=3,
-        unique_by=lambda m: m[0],
+rosters = st.one_of(
+    st.dictionaries(
+        st.sampled_from(LOCAL_USERS),
+        st.lists(
+            st.tuples(st.sampled_from(SCHOOLS + ["unknown-school"]), st.sampled_from(["teacher", "student", "admin"])),
+            max_size=3,
+            unique_by=lambda m: m[0],
+        ),
+        max_size=6,
     ),
-    max_size=6,
+    # Most users in gym-nord, so that decisions get past rule 1 to the room rules.
+    st.dictionaries(
+        st.sampled_from(LOCAL_USERS),
+        st.lists(
+            st.tuples(st.sampled_from(["gym-nord", "gym-nord", "gs-sued"]), st.sampled_from(["teacher", "student"])),
+            min_size=1,
+            max_size=2,
+            unique_by=lambda m: m[0],
+        ),
+        min_size=4,
+        max_size=6,
+    ),
 )
 
 # ---- rooms -----------------------------------------------------------------------------
@@ -141,20 +155,38 @@ def make_room(policy, pl, create):
     return (policy_content, policy_sender, pl, create_content, create_sender)
 
 
-rooms = st.builds(
-    make_room,
-    policy=st.one_of(st.none(), st.tuples(room_policies, senders)),
-    pl=st.one_of(st.none(), power_levels),
-    create=st.one_of(st.none(), st.tuples(create_contents, senders)),
+rooms = st.one_of(
+    st.builds(
+        make_room,
+        policy=st.one_of(st.none(), st.tuples(room_policies, senders)),
+        pl=st.one_of(st.none(), power_levels),
+        create=st.one_of(st.none(), st.tuples(create_contents, senders)),
+    ),
+    # Local rooms: gym-nord's managed rooms, and direct chats or group rooms of local users.
+    st.builds(
+        make_room,
+        policy=st.one_of(
+            st.none(),
+            st.tuples(
+                st.fixed_dictionaries({"school": st.just("gym-nord"),
+                                       "kind": st.sampled_from(["course", "teachers", "announcement"])},
+                                      optional={"two_way": st.booleans()}),
+                senders,
+            ),
+        ),
+        pl=st.one_of(st.none(), power_levels),
+        create=st.tuples(create_contents, st.sampled_from(LOCAL_USERS + [RECONCILER])),
+    ),
 )
-shared_room_lists = st.lists(
+A_COURSE = ({"school": "gym-nord", "kind": "course"}, RECONCILER, RECONCILER)  # qualifies when gym-nord opted in
+shared_room_lists = st.one_of(st.just([A_COURSE]), st.lists(
     st.builds(
         lambda policy, create_sender: (*(policy if policy is not None else (None, None)), create_sender),
         st.one_of(st.none(), st.tuples(room_policies, senders)),
         st.one_of(st.none(), senders),
     ),
     max_size=3,
-)
+))
 memberships = st.sampled_from(["join", "invite", "leave", "ban", "knock", ""])
 
 # ---- createRoom bodies -----------------------------------------------------------------
@@ -366,7 +398,8 @@ def run_request(engine, reference, req, context):
         steps.append(expected)
         assert actual == expected, {"request": req, "facts_given": known, "steps": steps, **context}
         if expected not in NEED_TO_FACT:
-            event(f"{req['callback']}: {expected[0] if isinstance(expected, tuple) else expected}")
+            asked = "".join(f" after {step}" for step in steps[:-1] if step in (NEED_MEMBERSHIP, NEED_MEMBER_COUNT))
+            event(f"{req['callback']}: {expected[0] if isinstance(expected, tuple) else expected}{asked}")
             return expected
         fact = NEED_TO_FACT[expected]
         assert known[fact] is None, f"asked for {fact} again"
@@ -417,7 +450,7 @@ def test_engine_agrees_with_reference_model_on_events(config, roster, allowed, m
         del engine
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=750, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     config=configs,
     roster=rosters,
