@@ -61,6 +61,8 @@ POLICY_TYPE = "org.synapse_school_policy.room"
 ROOM_ID = "!announcements:school.test"
 SCHOOLS = {"gym-nord": {"messenger": True}, "gs-sued": {"messenger": False}}
 TWO_WAY_POLICY = {"school": "gym-nord", "kind": "course", "two_way": True}
+SERVICE_USER = f"@sync:{SERVER}"
+CREATE_CONTENT = {"room_version": "12"}
 N_ACTORS = 4096
 TIME_LIMIT = 280.0  # seconds, whole run
 
@@ -125,20 +127,27 @@ CALLBACKS = {"check_event_for_spam": _core.CB_CHECK_EVENT_FOR_SPAM,
 FACT = {None: _core.FACT_UNKNOWN, False: _core.FACT_NO, True: _core.FACT_YES}
 
 
+def room_facts(case: dict) -> tuple | None:
+    """decide()'s room argument: None until looked up, else (policy content,
+    policy sender, power levels, m.room.create content, creator). The rooms
+    are the service user's, so their policy event counts (D8)."""
+    if not case["room_known"]:
+        return None
+    return (case["room_policy"], SERVICE_USER, case["power_levels"], CREATE_CONTENT, SERVICE_USER)
+
+
 def engine_args(case: dict, actor: str) -> tuple:
     return decide_args(
         callback=CALLBACKS[case["callback"]], actor=actor, room_id=case["room_id"],
-        event_type=case["event_type"], content=case["content"], room_known=case["room_known"],
-        room_policy=case["room_policy"], room_power_levels=case["power_levels"],
+        event_type=case["event_type"], content=case["content"], room=room_facts(case),
         actor_admin=FACT[case["actor_admin"]],
     )
 
 
 def reference_args(case: dict, actor: str) -> tuple:
-    # decide(callback, actor, target, room_id, room_known, room_policy, actor_admin,
-    #        event_type, state_key, content, power_levels)
-    return (case["callback"], actor, None, case["room_id"], case["room_known"], case["room_policy"],
-            case["actor_admin"], case["event_type"], None, case["content"], case["power_levels"])
+    # decide(callback, actor, target, room_id, event_type, state_key, content, room, actor_admin)
+    return (case["callback"], actor, None, case["room_id"], case["event_type"], None, case["content"],
+            room_facts(case), case["actor_admin"])
 
 
 def time_loop(fn, arg_lists: list[tuple], iterations: int) -> float:
@@ -289,7 +298,9 @@ def part2(roster_body: str, pl: dict, allowed: list[str], args, deadline) -> tup
                   "strict_homeserver_config": False}
         state = {(POLICY_TYPE, ""): FakeEvent("@sync:" + SERVER, ROOM_ID, POLICY_TYPE, freeze(TWO_WAY_POLICY), ""),
                  ("m.room.power_levels", ""): FakeEvent("@sync:" + SERVER, ROOM_ID, "m.room.power_levels",
-                                                        freeze(pl), "")}
+                                                        freeze(pl), ""),
+                 ("m.room.create", ""): FakeEvent("@sync:" + SERVER, ROOM_ID, "m.room.create",
+                                                  freeze(CREATE_CONTENT), "")}
         api = FakeApi(SERVER, state)
         policy = SchoolPolicy(SchoolPolicy.parse_config(config), api)
         policy._engine.roster_upsert(roster_body)  # noqa: SLF001
