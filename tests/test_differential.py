@@ -572,3 +572,79 @@ def test_known_engine_divergences(tmp_path, config, request_, expected):
         req["content"], req["facts"]["room"], False, req["is_invited"], [], "", 0,
     ) == expected
     assert run_request(engine, reference, req, {}) == expected
+
+
+# ---- one fixed school, many requests -----------------------------------------------------
+# One engine for all examples (no engine per example), so these search the
+# request space far more densely than the tests above.
+
+FIXED_CONFIG = {
+    "schools": {
+        "gym-nord": {"messenger": True, "announcement_room": True},
+        "gs-sued": {"messenger": False},
+        "rs-west": {"messenger": True, "room_creation": "everyone", "enforce": False},
+    },
+    "service_users": [LOCAL_USERS[5]],
+    "one_way_allowed_events": ["m.reaction"],
+}
+FIXED_ROSTER = {
+    LOCAL_USERS[0]: [("gym-nord", "teacher")],
+    LOCAL_USERS[1]: [("gym-nord", "student")],
+    LOCAL_USERS[2]: [("gs-sued", "student")],
+    LOCAL_USERS[3]: [("gym-nord", "admin"), ("rs-west", "student")],
+    LOCAL_USERS[4]: [("rs-west", "student")],
+}
+
+
+@pytest.fixture(scope="module")
+def fixed_school(tmp_path_factory):
+    engine, reference = engine_and_reference(FIXED_CONFIG, FIXED_ROSTER, str(tmp_path_factory.mktemp("fixed")))
+    yield engine, reference
+    del engine
+
+
+@settings(max_examples=int(3000 * SCALE), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(req=requests(st.one_of(st.sampled_from(sorted(CALLBACKS)), st.sampled_from(ROOM_DOORS))))
+def test_engine_agrees_with_reference_model_in_one_school(fixed_school, req):
+    engine, reference = fixed_school
+    run_request(engine, reference, req, {})
+
+
+ONE_WAY_COURSE = ({"school": "gym-nord", "kind": "course"}, RECONCILER, {"users": {LOCAL_USERS[0]: 50}},
+                  {"room_version": "10"}, RECONCILER)
+# Keys made of the code points D7 allows (and its modifiers and keycap bases), near the 64-byte limit too.
+emoji_alphabet = st.one_of(
+    *[st.integers(lo, hi).map(chr) for lo, hi in
+      [(0xA9, 0xA9), (0xAE, 0xAE), (0x203C, 0x203C), (0x2049, 0x2049), (0x2122, 0x2122), (0x2139, 0x2139),
+       (0x2194, 0x2199), (0x21A9, 0x21AA), (0x231A, 0x23FF), (0x24C2, 0x24C2), (0x25A0, 0x27BF),
+       (0x2900, 0x2BFF), (0x3030, 0x3030), (0x303D, 0x303D), (0x3297, 0x3297), (0x3299, 0x3299),
+       (0x1F000, 0x1FAFF)]],
+    st.sampled_from(["\u200d", "\ufe0e", "\ufe0f", "\u20e3", "0", "9", "#", "*"]),
+    st.integers(0xE0020, 0xE007F).map(chr),
+)
+wide_keys = st.one_of(
+    emoji_keys,
+    st.text(emoji_alphabet, min_size=1, max_size=3),
+    st.text(emoji_alphabet, min_size=14, max_size=34),
+    st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=8),
+    st.text(st.characters(min_codepoint=0x2000, max_codepoint=0x33FF), min_size=1, max_size=4),
+    st.text(st.characters(min_codepoint=0x1EF00, max_codepoint=0x1FBFF), min_size=1, max_size=20),
+    st.text(st.characters(min_codepoint=0xE0000, max_codepoint=0xE0100), min_size=1, max_size=4),
+)
+
+
+@settings(max_examples=int(3000 * SCALE), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(key=wide_keys)
+def test_emoji_keys_agree(fixed_school, key):
+    """D7 d in a one-way course: a pupil's reaction goes through only with an emoji key."""
+    engine, reference = fixed_school
+    content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$event", "key": key}}
+    req = {"callback": "check_event_for_spam", "actor": LOCAL_USERS[1], "target": None, "room_id": ROOM_ID,
+           "event_type": "m.reaction", "state_key": None, "content": content, "is_invited": None,
+           "facts": {"room": ONE_WAY_COURSE, "actor_admin": False, "shared_rooms": [], "actor_membership": "",
+                     "member_count": 0},
+           "known": {f: True for f in FACTS}}
+    outcome = run_request(engine, reference, req, {"key": [hex(ord(c)) for c in key] if isinstance(key, str) else key})
+    event(f"emoji key: {'allowed' if outcome is None else outcome[0]}")
