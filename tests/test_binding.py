@@ -44,8 +44,15 @@ def engine(tmp_path):
     return engine
 
 
+CREATE = FrozenMapping({"room_version": "10"})
+
+
 def decide(engine, actor, room=None, room_known=False, admin=_core.FACT_UNKNOWN, cb=_core.CB_CHECK_EVENT_FOR_SPAM):
-    return engine.decide(cb, actor, None, "!r:school.test", "m.room.message", None, None, room_known, room, None, admin, None, None)
+    """room is the policy content of a room the service user created and set
+    the policy of; room_known False = not looked up yet."""
+    facts = (room, "@sync:school.test", None, CREATE, "@sync:school.test") if room_known else None
+    return engine.decide(cb, actor, None, "!r:school.test", "m.room.message", None, None, facts, admin, None, None,
+                         None, None)
 
 
 def test_module_can_be_loaded_twice_with_separate_state():
@@ -85,16 +92,29 @@ def test_policy_values_of_the_wrong_type_fail_closed(engine):
 
 
 def test_bad_arguments_raise_instead_of_crashing(engine):
+    cb, actor = _core.CB_CHECK_EVENT_FOR_SPAM, "@t:school.test"
+
+    def call(*args):
+        return engine.decide(*args)
+
     with pytest.raises(TypeError):
-        engine.decide(_core.CB_CHECK_EVENT_FOR_SPAM, None, None, None, None, None, None, False, None, None, 0, None, None)
+        call(cb, None, None, None, None, None, None, None, 0, None, None, None, None)
     with pytest.raises(ValueError):
-        engine.decide(99, "@t:school.test", None, None, None, None, None, False, None, None, 0, None, None)
+        call(99, actor, None, None, None, None, None, None, 0, None, None, None, None)
+    with pytest.raises(TypeError):  # room is no tuple
+        call(cb, actor, None, "!r", None, None, None, 5, 0, None, None, None, None)
+    with pytest.raises(TypeError):  # policy content is no mapping
+        call(cb, actor, None, "!r", None, None, None, (5, None, None, None, None), 0, None, None, None, None)
+    with pytest.raises(TypeError):  # power levels are no mapping
+        call(cb, actor, None, "!r", None, None, None, (None, None, 5, None, None), 0, None, None, None, None)
+    with pytest.raises((TypeError, ValueError)):  # a room tuple of the wrong length
+        call(cb, actor, None, "!r", None, None, None, (None, None, None), 0, None, None, None, None)
+    with pytest.raises(TypeError):  # membership is no str
+        call(_core.CB_USER_MAY_JOIN_ROOM, actor, None, "!r", None, None, None, None, 0, True, None, 5, None)
+    with pytest.raises(TypeError):  # member count is no int
+        call(_core.CB_USER_MAY_INVITE, actor, "@x:school.test", "!r", None, None, None, None, 0, None, None, None, "2")
     with pytest.raises(TypeError):
-        engine.decide(_core.CB_CHECK_EVENT_FOR_SPAM, "@t:school.test", None, "!r", None, None, None, True, 5, None, 0, None, None)
-    with pytest.raises(TypeError):
-        engine.decide(_core.CB_CHECK_EVENT_FOR_SPAM, "@t:school.test", None, "!r", None, None, None, True, None, 5, 0, None, None)
-    with pytest.raises(TypeError):
-        engine.decide(_core.CB_CHECK_EVENT_FOR_SPAM, "@t:school.test")
+        call(cb, actor)
     with pytest.raises(_core.InputError):
         engine.roster_put("@t:school.test", b"{}")
     with pytest.raises(_core.JsonSyntaxError):
