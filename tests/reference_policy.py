@@ -133,7 +133,9 @@ def _initial_state(body: Mapping) -> list[Mapping]:
 
 
 def _state_key_is_empty(event: Mapping) -> bool:
-    """Synapse reads a missing state_key of an initial_state event as ""."""
+    """The room's join rule, history visibility and guest access are the
+    events with state key "" (Synapse reads a missing state_key of an
+    initial_state event as ""); others have no effect."""
     return event.get("state_key", "") == ""
 
 
@@ -372,10 +374,11 @@ class ReferencePolicy:
             body.get("preset") == "public_chat"
             or body.get("visibility") == "public"
             or has(JOIN_RULES, lambda e: _state_key_is_empty(e) and content_of(e).get("join_rule") != "invite")
-            or has(HISTORY_VISIBILITY, lambda e: content_of(e).get("history_visibility") == "world_readable")
+            or has(HISTORY_VISIBILITY,
+                   lambda e: _state_key_is_empty(e) and content_of(e).get("history_visibility") == "world_readable")
         ):
             return "public_room_forbidden"
-        if has(GUEST_ACCESS, lambda e: content_of(e).get("guest_access") == "can_join"):
+        if has(GUEST_ACCESS, lambda e: _state_key_is_empty(e) and content_of(e).get("guest_access") == "can_join"):
             return "guest_access_forbidden"
         if body.get("room_alias_name") is not None:
             return "alias_forbidden"
@@ -384,10 +387,14 @@ class ReferencePolicy:
             return "third_party_invite_forbidden"
         return None
 
-    # ---- D2, D3, guest access: state events that open a room
+    # ---- D2, D3, guest access, third-party invites: state events that open a room
 
     @staticmethod
     def _opening_event(event_type, state_key, content):
+        if event_type == THIRD_PARTY_INVITE and state_key is not None:
+            # A planted 3PID invite (docs/rules.md): its key lets whoever signs
+            # with it join through /join's third_party_signed.
+            return "third_party_invite_forbidden"
         if state_key != "":
             return None
         content = content if isinstance(content, Mapping) else {}

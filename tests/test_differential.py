@@ -216,8 +216,7 @@ history_visibility_contents = st.one_of(
 )
 guest_access_contents = st.builds(lambda v: {"guest_access": v}, st.sampled_from(["can_join", "forbidden", 1]))
 initial_state_events = st.one_of(
-    # state_key "x": see test_known_engine_divergences
-    state_event("m.room.join_rules", join_rule_contents, st.sampled_from(["", MISSING])),
+    state_event("m.room.join_rules", join_rule_contents),
     state_event("m.room.history_visibility", history_visibility_contents),
     state_event("m.room.guest_access", guest_access_contents),
     state_event("m.room.member", st.builds(lambda m: {"membership": m}, st.sampled_from(["invite", "join", "leave"])),
@@ -283,8 +282,8 @@ reaction_contents = st.one_of(
         extra_top=st.sampled_from([{}] * 6 + [{"body": "x"}, {"m.new_content": {}}, {"shortcode": "thumbsup"}]),
         extra_rel=st.sampled_from([{}] * 6 + [{"is_falling_back": True}, {"m.in_reply_to": {"event_id": "$e"}}]),
     ),
-    # {"m.relates_to": "x"} or [...]: see test_known_engine_divergences
-    st.sampled_from([{}, {"m.relates_to": None}, {"m.relates_to": 5}, {"body": "👍"}]),
+    st.sampled_from([{}, {"m.relates_to": None}, {"m.relates_to": 5}, {"m.relates_to": "x"},
+                     {"m.relates_to": ["$event"]}, {"body": "👍"}]),
 )
 redaction_contents = st.sampled_from([
     {}, {"redacts": "$event"}, {"redacts": "$event", "reason": "spam"}, {"reason": "spam"},
@@ -302,6 +301,8 @@ EVENT_CONTENTS = {
     "m.room.join_rules": join_rule_contents,
     "m.room.history_visibility": history_visibility_contents,
     "m.room.guest_access": guest_access_contents,
+    "m.room.third_party_invite": st.sampled_from([{"display_name": "a", "key_validity_url": "https://x",
+                                                   "public_key": "k"}, {}]),
 }
 events = st.sampled_from(sorted(EVENT_CONTENTS)).flatmap(
     lambda t: st.tuples(st.just(t), st.one_of(EVENT_CONTENTS[t], EVENT_CONTENTS[t], st.sampled_from(
@@ -516,13 +517,14 @@ def test_foreign_room_join_message(tmp_path):
         assert (rule, message) == ("federation_forbidden", "You cannot join rooms of other servers.")
 
 
-# Inputs on which the engine contradicts the spec (docs/doors-spec, issue 10).
-# Kept as strict xfails: each flips to a failure once the engine is fixed.
-KNOWN_ENGINE_DIVERGENCES = [
+# Inputs on which the engine once contradicted the spec (found by the tests
+# above, fixed in the engine by 30cc006): kept as regression examples.
+ENGINE_REGRESSIONS = [
     pytest.param(
         # D1 b counts only an initial_state m.room.join_rules with state_key "";
         # with state_key "x" (no effect on the room's join rule) this body is a
-        # group room, which a user of no opted-in school may not create.
+        # group room, which a user of no opted-in school may not create. The
+        # engine answered public_room_forbidden.
         {"schools": {}, "service_users": [], "unlisted_users": "allow"},
         {"callback": "user_may_create_room", "actor": "@u0:school.test", "target": None, "room_id": None,
          "event_type": None, "state_key": None, "is_invited": None,
@@ -532,16 +534,14 @@ KNOWN_ENGINE_DIVERGENCES = [
         id="D1b-join-rules-with-a-state-key",
     ),
 ]
-
-
 UNMANAGED_ROOM = (None, None, None, {"room_version": "10"}, "@u1:school.test")
 ONE_WAY_ROOM = ({"school": "gym-nord", "kind": "course"}, RECONCILER, None, {"room_version": "10"}, RECONCILER)
-KNOWN_ENGINE_DIVERGENCES += [
+ENGINE_REGRESSIONS += [
     pytest.param(
         # D7 d: a reaction whose m.relates_to is no object is not the allowed
-        # shape: one_way in a one-way room. The binding raises TypeError
+        # shape: one_way in a one-way room. The binding raised TypeError
         # ("string indices must be integers") instead, for str and list values,
-        # in every room and before the room is known.
+        # in every room and before the room was known.
         {"schools": {"gym-nord": {"messenger": True}}, "service_users": [], "unlisted_users": "allow",
          "one_way_allowed_events": ["m.reaction"]},
         {"callback": "check_event_for_spam", "actor": "@u0:school.test", "target": None, "room_id": ROOM_ID,
@@ -559,10 +559,8 @@ KNOWN_ENGINE_DIVERGENCES += [
 ]
 
 
-@pytest.mark.xfail(strict=True, raises=(AssertionError, TypeError),
-                   reason="the engine contradicts the spec; see the report of the reference branch")
-@pytest.mark.parametrize("config, request_, expected", KNOWN_ENGINE_DIVERGENCES)
-def test_known_engine_divergences(tmp_path, config, request_, expected):
+@pytest.mark.parametrize("config, request_, expected", ENGINE_REGRESSIONS)
+def test_engine_regressions(tmp_path, config, request_, expected):
     engine, reference = engine_and_reference(config, {}, str(tmp_path))
     req = {**request_, "facts": {"room": request_.get("room"), "actor_admin": False, "shared_rooms": [],
                                  "actor_membership": "", "member_count": 0},
