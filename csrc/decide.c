@@ -176,10 +176,12 @@ static bool policy_trusted(const ssp_engine *engine, const ssp_room_policy *poli
            (policy->creator != NULL && is_local_service_user(engine, policy->creator));
 }
 
+/* ssp_decide has already dropped a policy event it cannot trust (see
+ * trusted_view), so `room` is the room's policy when it counts. */
 static bool room_is_managed(const ssp_engine *engine, const ssp_request *req)
 {
-    return req->room_managed == SSP_FACT_YES && req->room != NULL && !req->room->empty &&
-           policy_trusted(engine, req->room);
+    (void)engine;
+    return req->room_managed == SSP_FACT_YES && req->room != NULL && !req->room->empty;
 }
 
 /* The room's create event is unknown here (a room on another server that
@@ -785,8 +787,23 @@ static bool expiry_audit_due(ssp_engine *engine, const char *user_id)
     return due;
 }
 
-void ssp_decide(ssp_engine *engine, const ssp_request *req, ssp_decision *out)
+/* The request as the rules read it: a room whose policy event cannot be
+ * trusted is a room without one. Judged once per decision, not per rule. */
+static const ssp_request *trusted_view(const ssp_engine *engine, const ssp_request *req, ssp_request *copy)
 {
+    if (req->room_managed != SSP_FACT_YES || req->room == NULL || req->room->empty ||
+        policy_trusted(engine, req->room))
+        return req;
+    *copy = *req;
+    copy->room_managed = SSP_FACT_NO;
+    copy->room = NULL;
+    return copy;
+}
+
+void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *out)
+{
+    ssp_request copy;
+    const ssp_request *req = trusted_view(engine, request, &copy);
     bool actor_local = ssp_engine_is_local(engine, req->actor);
     needs need = {0};
     denial d = {0};
