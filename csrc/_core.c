@@ -163,6 +163,16 @@ static PyObject *Engine_open(EngineObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* Whether a JSON value is an object. Synapse hands event content over as a
+ * read-only Mapping (not a dict); str and list also support subscripting,
+ * so PyMapping_Check alone would take them for objects, and looking a key
+ * up in them raises TypeError. */
+static bool json_object(PyObject *obj)
+{
+    return PyDict_Check(obj) || (PyMapping_Check(obj) && !PyUnicode_Check(obj) && !PyBytes_Check(obj) &&
+                                 !PyList_Check(obj) && !PyTuple_Check(obj));
+}
+
 /* Looks up key in a Mapping (event.content is a read-only Mapping, not a
  * dict). Returns a new reference, or NULL with no exception when absent. */
 static PyObject *mapping_get(PyObject *mapping, const char *key)
@@ -245,7 +255,7 @@ static int policy_from_mapping(PyObject *content, ssp_room_policy *policy, borro
     Py_ssize_t size;
 
     memset(policy, 0, sizeof *policy);
-    if (!PyMapping_Check(content)) {
+    if (!json_object(content)) {
         PyErr_SetString(PyExc_TypeError, "policy content must be a Mapping or None");
         return -1;
     }
@@ -322,7 +332,7 @@ static int level_map(PyObject *mapping, const char *key, borrowed *b, const ssp_
     *n_out = 0;
     if (map == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    if (!PyMapping_Check(map)) {
+    if (!json_object(map)) {
         Py_DECREF(map);
         return 0;
     }
@@ -375,7 +385,7 @@ static int power_levels_from_mapping(PyObject *content, const char *actor, bool 
     PyObject *users, *own;
 
     memset(pl, 0, sizeof *pl);
-    if (!PyMapping_Check(content)) {
+    if (!json_object(content)) {
         PyErr_SetString(PyExc_TypeError, "power levels must be a Mapping or None");
         return -1;
     }
@@ -386,7 +396,7 @@ static int power_levels_from_mapping(PyObject *content, const char *actor, bool 
     users = mapping_get(content, "users");
     if (users == NULL && PyErr_Occurred())
         return -1;
-    if (users != NULL && PyMapping_Check(users)) {
+    if (users != NULL && json_object(users)) {
         own = mapping_get(users, actor);
         if (own == NULL && PyErr_Occurred()) {
             Py_DECREF(users);
@@ -483,7 +493,7 @@ static PyObject *create_room_invitees(PyObject *config, PyObject *actor)
 
     if (list == NULL || seen == NULL || PySet_Add(seen, actor) != 0)
         goto error;
-    if (!PyMapping_Check(config))
+    if (!json_object(config))
         goto done;
     for (size_t s = 0; s < sizeof sources / sizeof sources[0]; s++) {
         bool initial_state = s == 1;
@@ -508,7 +518,7 @@ static PyObject *create_room_invitees(PyObject *config, PyObject *actor)
                     goto error;
                 continue;
             }
-            if (!PyMapping_Check(item))
+            if (!json_object(item))
                 continue;
             if (str_equals(item, "type", "m.room.member", &is_member) != 0)
                 goto error;
@@ -544,7 +554,7 @@ static int str_differs(PyObject *content, const char *key, const char *want, boo
 {
     bool same;
 
-    if (!PyMapping_Check(content)) {
+    if (!json_object(content)) {
         *out = true;
         return 0;
     }
@@ -564,7 +574,7 @@ static int create_room_from_mapping(PyObject *config, PyObject *actor, const cha
     int rc = -1;
 
     memset(create, 0, sizeof *create);
-    if (!PyMapping_Check(config))
+    if (!json_object(config))
         return 0;
     invitees = create_room_invitees(config, actor);
     if (invitees == NULL)
@@ -604,7 +614,7 @@ static int create_room_from_mapping(PyObject *config, PyObject *actor, const cha
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i), *content;
         bool is_policy, is_join_rules, is_history, is_guest_access, is_3pid, flag = false;
 
-        if (!PyMapping_Check(item))
+        if (!json_object(item))
             continue;
         if (str_equals(item, "type", policy_type, &is_policy) != 0 ||
             str_equals(item, "type", "m.room.join_rules", &is_join_rules) != 0 ||
@@ -616,6 +626,18 @@ static int create_room_from_mapping(PyObject *config, PyObject *actor, const cha
         create->third_party_invites |= is_3pid;
         if (!is_join_rules && !is_history && !is_guest_access)
             continue;
+        {
+            /* Only the room's own join rules, history and guest access
+             * (state key "", which Synapse assumes when it is missing). */
+            PyObject *state_key = mapping_get(item, "state_key");
+            bool room_wide = state_key == NULL || (PyUnicode_Check(state_key) && PyUnicode_GET_LENGTH(state_key) == 0);
+
+            Py_XDECREF(state_key);
+            if (state_key == NULL && PyErr_Occurred())
+                goto done;
+            if (!room_wide)
+                continue;
+        }
         content = mapping_get(item, "content");
         if (content == NULL && PyErr_Occurred())
             goto done;
@@ -625,7 +647,7 @@ static int create_room_from_mapping(PyObject *config, PyObject *actor, const cha
             else if (str_differs(content, "join_rule", "invite", &flag) != 0)
                 goto content_error;
             create->open_join_rule |= flag;
-        } else if (content != NULL && PyMapping_Check(content)) {
+        } else if (content != NULL && json_object(content)) {
             if (is_history ? str_equals(content, "history_visibility", "world_readable", &flag)
                            : str_equals(content, "guest_access", "can_join", &flag))
                 goto content_error;
@@ -674,7 +696,7 @@ static int room_create_from(PyObject *content, PyObject *sender, ssp_room_create
         return -1;
     if (content == Py_None)
         return 0;
-    if (!PyMapping_Check(content)) {
+    if (!json_object(content)) {
         PyErr_SetString(PyExc_TypeError, "the create event's content must be a Mapping or None");
         return -1;
     }
@@ -740,7 +762,7 @@ static int event_shape_from(PyObject *content, ssp_event_shape *shape, borrowed 
     relation = mapping_get(content, "m.relates_to");
     if (relation == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    if (!PyMapping_Check(relation) || keep(b, relation) != 0) {
+    if (!json_object(relation) || keep(b, relation) != 0) {
         int failed = PyErr_Occurred() != NULL;
 
         Py_DECREF(relation);
@@ -844,7 +866,7 @@ static int event_content_facts(ssp_request *req, PyObject *content, const char *
 {
     bool differs;
 
-    if (!PyMapping_Check(content))
+    if (!json_object(content))
         return 0; /* no event has such content; the rules fail closed on what they miss */
     if (req->state_key != NULL && req->state_key[0] == '\0') {
         if (strcmp(req->event_type, policy_type) == 0) {
