@@ -178,7 +178,7 @@ static PyObject *mapping_get(PyObject *mapping, const char *key)
  * borrows, and owns the C arrays built for it. Released once per decide(). */
 typedef struct borrowed {
     PyObject *objects; /* list */
-    void *arrays[6];
+    void *arrays[8];
     int n_arrays;
 } borrowed;
 
@@ -428,6 +428,17 @@ static int str_equals(PyObject *mapping, const char *key, const char *want, bool
     return 0;
 }
 
+/* Whether the str `obj` equals `want`. */
+static int str_is(PyObject *obj, const char *want, bool *out)
+{
+    const char *text = PyUnicode_AsUTF8(obj);
+
+    if (text == NULL)
+        return -1;
+    *out = strcmp(text, want) == 0;
+    return 0;
+}
+
 /* Length of mapping[key] when it is a non-str sequence, else 0. */
 static int sequence_length(PyObject *mapping, const char *key, size_t *out)
 {
@@ -449,17 +460,117 @@ static int sequence_length(PyObject *mapping, const char *key, size_t *out)
     return 0;
 }
 
+/* Appends `user_id` to `list` unless `seen` has it. */
+static int add_invitee(PyObject *list, PyObject *seen, PyObject *user_id)
+{
+    int known = PySet_Contains(seen, user_id);
+
+    if (known != 0)
+        return known < 0 ? -1 : 0;
+    if (PySet_Add(seen, user_id) != 0)
+        return -1;
+    return PyList_Append(list, user_id);
+}
+
+/* The users a createRoom body puts into the room besides its creator: the
+ * `invite` list and the state keys of initial_state's m.room.member events
+ * (Synapse sends those without asking user_may_invite), each once, in the
+ * order they appear. Returns a new list, or NULL with an exception set. */
+static PyObject *create_room_invitees(PyObject *config, PyObject *actor)
+{
+    PyObject *list = PyList_New(0), *seen = PySet_New(NULL), *value = NULL, *seq = NULL;
+    const char *sources[] = {"invite", "initial_state"};
+
+    if (list == NULL || seen == NULL || PySet_Add(seen, actor) != 0)
+        goto error;
+    if (!PyMapping_Check(config))
+        goto done;
+    for (size_t s = 0; s < sizeof sources / sizeof sources[0]; s++) {
+        bool initial_state = s == 1;
+
+        value = mapping_get(config, sources[s]);
+        if (value == NULL && PyErr_Occurred())
+            goto error;
+        if (value == NULL || PyUnicode_Check(value) || !PySequence_Check(value)) {
+            Py_CLEAR(value);
+            continue; /* absent, or a shape Synapse refuses itself */
+        }
+        seq = PySequence_Fast(value, "not a sequence");
+        if (seq == NULL)
+            goto error;
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+            PyObject *item = PySequence_Fast_GET_ITEM(seq, i), *state_key;
+            bool is_member;
+            int rc;
+
+            if (!initial_state) {
+                if (PyUnicode_Check(item) && add_invitee(list, seen, item) != 0)
+                    goto error;
+                continue;
+            }
+            if (!PyMapping_Check(item))
+                continue;
+            if (str_equals(item, "type", "m.room.member", &is_member) != 0)
+                goto error;
+            if (!is_member)
+                continue;
+            state_key = mapping_get(item, "state_key");
+            if (state_key == NULL) {
+                if (PyErr_Occurred())
+                    goto error;
+                continue;
+            }
+            rc = PyUnicode_Check(state_key) ? add_invitee(list, seen, state_key) : 0;
+            Py_DECREF(state_key);
+            if (rc != 0)
+                goto error;
+        }
+        Py_CLEAR(seq);
+        Py_CLEAR(value);
+    }
+done:
+    Py_DECREF(seen);
+    return list;
+error:
+    Py_XDECREF(seq);
+    Py_XDECREF(value);
+    Py_XDECREF(seen);
+    Py_XDECREF(list);
+    return NULL;
+}
+
+/* Whether the Mapping `content` lacks `key` or holds anything but the str `want`. */
+static int str_differs(PyObject *content, const char *key, const char *want, bool *out)
+{
+    bool same;
+
+    if (!PyMapping_Check(content)) {
+        *out = true;
+        return 0;
+    }
+    if (str_equals(content, key, want, &same) != 0)
+        return -1;
+    *out = !same;
+    return 0;
+}
+
 /* Reads the parts of a createRoom body that the rules look at. Values of an
- * unexpected type are left for Synapse's own validation to refuse. */
-static int create_room_from_mapping(PyObject *config, const char *policy_type,
+ * unexpected type are left for Synapse's own validation to refuse; a state
+ * event whose content cannot be read counts as the one that opens the room. */
+static int create_room_from_mapping(PyObject *config, PyObject *actor, const char *policy_type,
                                     ssp_create_room *create)
 {
-    PyObject *value = NULL, *seq = NULL;
+    PyObject *value = NULL, *seq = NULL, *invitees;
     int rc = -1;
 
     memset(create, 0, sizeof *create);
     if (!PyMapping_Check(config))
         return 0;
+    invitees = create_room_invitees(config, actor);
+    if (invitees == NULL)
+        return -1;
+    create->n_invites = (size_t)PyList_GET_SIZE(invitees);
+    Py_DECREF(invitees);
     value = mapping_get(config, "is_direct");
     if (value == NULL && PyErr_Occurred())
         return -1;
@@ -470,8 +581,7 @@ static int create_room_from_mapping(PyObject *config, const char *policy_type,
         return -1;
     create->sets_alias = value != NULL && value != Py_None;
     Py_CLEAR(value);
-    if (sequence_length(config, "invite", &create->n_invites) != 0 ||
-        str_equals(config, "preset", "public_chat", &create->public_preset) != 0 ||
+    if (str_equals(config, "preset", "public_chat", &create->public_preset) != 0 ||
         str_equals(config, "visibility", "public", &create->public_visibility) != 0)
         return -1;
     {
@@ -492,34 +602,43 @@ static int create_room_from_mapping(PyObject *config, const char *policy_type,
     }
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i), *content;
-        bool is_policy, is_join_rules, is_guest_access, flag;
+        bool is_policy, is_join_rules, is_history, is_guest_access, is_3pid, flag = false;
 
         if (!PyMapping_Check(item))
             continue;
         if (str_equals(item, "type", policy_type, &is_policy) != 0 ||
             str_equals(item, "type", "m.room.join_rules", &is_join_rules) != 0 ||
-            str_equals(item, "type", "m.room.guest_access", &is_guest_access) != 0)
+            str_equals(item, "type", "m.room.history_visibility", &is_history) != 0 ||
+            str_equals(item, "type", "m.room.guest_access", &is_guest_access) != 0 ||
+            str_equals(item, "type", "m.room.third_party_invite", &is_3pid) != 0)
             goto done;
         create->sets_policy |= is_policy;
-        if (!is_join_rules && !is_guest_access)
+        create->third_party_invites |= is_3pid;
+        if (!is_join_rules && !is_history && !is_guest_access)
             continue;
         content = mapping_get(item, "content");
         if (content == NULL && PyErr_Occurred())
             goto done;
-        if (content == NULL || !PyMapping_Check(content)) {
-            Py_XDECREF(content);
-            continue;
+        if (is_join_rules) {
+            if (content == NULL)
+                flag = true;
+            else if (str_differs(content, "join_rule", "invite", &flag) != 0)
+                goto content_error;
+            create->open_join_rule |= flag;
+        } else if (content != NULL && PyMapping_Check(content)) {
+            if (is_history ? str_equals(content, "history_visibility", "world_readable", &flag)
+                           : str_equals(content, "guest_access", "can_join", &flag))
+                goto content_error;
+            if (is_history)
+                create->world_readable |= flag;
+            else
+                create->opens_guest_access |= flag;
         }
-        if (is_join_rules ? str_equals(content, "join_rule", "public", &flag)
-                          : str_equals(content, "guest_access", "can_join", &flag)) {
-            Py_DECREF(content);
-            goto done;
-        }
-        Py_DECREF(content);
-        if (is_join_rules)
-            create->public_join_rule |= flag;
-        else
-            create->opens_guest_access |= flag;
+        Py_XDECREF(content);
+        continue;
+    content_error:
+        Py_XDECREF(content);
+        goto done;
     }
     rc = 0;
 done:
@@ -528,8 +647,124 @@ done:
     return rc;
 }
 
-/* The policies of the rooms two users share: a sequence whose items are
- * Mappings (policy content) or None (no policy event). */
+/* A str argument or None. Returns -1 with an exception set. */
+static int str_or_none(PyObject *obj, const char *name, const char **out)
+{
+    *out = NULL;
+    if (obj == Py_None)
+        return 0;
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be str or None", name);
+        return -1;
+    }
+    *out = PyUnicode_AsUTF8(obj);
+    return *out == NULL ? -1 : 0;
+}
+
+/* The room's create event: its sender, content.room_version and
+ * content.additional_creators. */
+static int room_create_from(PyObject *content, PyObject *sender, ssp_room_create *create, borrowed *b)
+{
+    PyObject *creators = NULL, *seq = NULL;
+    ssp_text *texts;
+    Py_ssize_t n;
+
+    memset(create, 0, sizeof *create);
+    if (str_or_none(sender, "the create event's sender", &create->sender) != 0)
+        return -1;
+    if (content == Py_None)
+        return 0;
+    if (!PyMapping_Check(content)) {
+        PyErr_SetString(PyExc_TypeError, "the create event's content must be a Mapping or None");
+        return -1;
+    }
+    if (str_field(content, "room_version", b, &create->room_version, &create->room_version_len) != 0)
+        return -1;
+    creators = mapping_get(content, "additional_creators");
+    if (creators == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (PyUnicode_Check(creators) || !PySequence_Check(creators)) {
+        Py_DECREF(creators);
+        return 0;
+    }
+    seq = PySequence_Fast(creators, "additional_creators");
+    Py_DECREF(creators);
+    if (seq == NULL || keep(b, seq) != 0) {
+        Py_XDECREF(seq);
+        return -1;
+    }
+    Py_DECREF(seq); /* b holds it */
+    n = PySequence_Fast_GET_SIZE(seq);
+    texts = PyMem_Calloc(n ? (size_t)n : 1, sizeof *texts);
+    if (texts == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (b->n_arrays == (int)(sizeof b->arrays / sizeof b->arrays[0])) {
+        PyMem_Free(texts);
+        PyErr_SetString(PyExc_RuntimeError, "too many arrays in one call");
+        return -1;
+    }
+    b->arrays[b->n_arrays++] = texts;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        Py_ssize_t len;
+
+        if (!PyUnicode_Check(item))
+            continue;
+        texts[create->n_additional_creators].text = PyUnicode_AsUTF8AndSize(item, &len);
+        if (texts[create->n_additional_creators].text == NULL)
+            return -1;
+        texts[create->n_additional_creators++].len = (size_t)len;
+    }
+    create->additional_creators = texts;
+    return 0;
+}
+
+/* The shape of a redaction's or reaction's content (see ssp_event_shape). */
+static int event_shape_from(PyObject *content, ssp_event_shape *shape, borrowed *b)
+{
+    PyObject *value, *relation;
+    Py_ssize_t n;
+
+    memset(shape, 0, sizeof *shape);
+    n = PyObject_Length(content);
+    if (n < 0)
+        return -1;
+    shape->n_content_keys = (size_t)n;
+    value = mapping_get(content, "redacts");
+    if (value == NULL && PyErr_Occurred())
+        return -1;
+    shape->has_redacts = value != NULL;
+    Py_XDECREF(value);
+    relation = mapping_get(content, "m.relates_to");
+    if (relation == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyMapping_Check(relation) || keep(b, relation) != 0) {
+        int failed = PyErr_Occurred() != NULL;
+
+        Py_DECREF(relation);
+        return failed ? -1 : 0;
+    }
+    Py_DECREF(relation); /* b holds it */
+    shape->has_relation = true;
+    n = PyObject_Length(relation);
+    if (n < 0)
+        return -1;
+    shape->n_relation_keys = (size_t)n;
+    if (str_field(relation, "rel_type", b, &shape->rel_type, &shape->rel_type_len) != 0 ||
+        str_field(relation, "key", b, &shape->key, &shape->key_len) != 0)
+        return -1;
+    value = mapping_get(relation, "event_id");
+    if (value == NULL && PyErr_Occurred())
+        return -1;
+    shape->relation_event_id = value != NULL && PyUnicode_Check(value);
+    Py_XDECREF(value);
+    return 0;
+}
+
+/* The rooms two users share: a sequence of 3-tuples (policy content or
+ * None, the policy event's sender or None, the room's creator or None). */
 static int shared_rooms_from_sequence(PyObject *rooms, ssp_room_policy **out, size_t *n_out,
                                       borrowed *b)
 {
@@ -560,13 +795,22 @@ static int shared_rooms_from_sequence(PyObject *rooms, ssp_room_policy **out, si
     b->arrays[b->n_arrays++] = policies;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        const char *sender, *creator;
 
-        if (item == Py_None) {
-            policies[i].empty = true;
-            continue;
-        }
-        if (policy_from_mapping(item, &policies[i], b) != 0)
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
+            PyErr_SetString(PyExc_TypeError,
+                            "shared_rooms items must be (policy, policy_sender, creator) tuples");
             return -1;
+        }
+        if (str_or_none(PyTuple_GET_ITEM(item, 1), "policy_sender", &sender) != 0 ||
+            str_or_none(PyTuple_GET_ITEM(item, 2), "creator", &creator) != 0)
+            return -1;
+        if (PyTuple_GET_ITEM(item, 0) == Py_None)
+            policies[i].empty = true;
+        else if (policy_from_mapping(PyTuple_GET_ITEM(item, 0), &policies[i], b) != 0)
+            return -1;
+        policies[i].sender = sender;
+        policies[i].creator = creator;
     }
     *out = policies;
     *n_out = (size_t)n;
@@ -581,40 +825,90 @@ enum {
     ARG_EVENT_TYPE,
     ARG_STATE_KEY,
     ARG_CONTENT,
-    ARG_ROOM_KNOWN,
-    ARG_ROOM_POLICY,
-    ARG_ROOM_POWER_LEVELS,
+    ARG_ROOM,
     ARG_ACTOR_ADMIN,
     ARG_IS_INVITED,
     ARG_SHARED_ROOMS,
+    ARG_ACTOR_MEMBERSHIP,
+    ARG_MEMBER_COUNT,
     N_DECIDE_ARGS
 };
 
+/* The room tuple's items. */
+enum { ROOM_POLICY, ROOM_POLICY_SENDER, ROOM_POWER_LEVELS, ROOM_CREATE, ROOM_CREATOR, N_ROOM_ITEMS };
+
+/* Extracts what the rules read from the event's own content. */
+static int event_content_facts(ssp_request *req, PyObject *content, const char *policy_type,
+                               ssp_room_policy *new_policy, ssp_power_levels *new_pl,
+                               ssp_event_shape *shape, bool *full_levels, borrowed *b)
+{
+    bool differs;
+
+    if (!PyMapping_Check(content))
+        return 0; /* no event has such content; the rules fail closed on what they miss */
+    if (req->state_key != NULL && req->state_key[0] == '\0') {
+        if (strcmp(req->event_type, policy_type) == 0) {
+            *full_levels = true;
+            if (policy_from_mapping(content, new_policy, b) != 0)
+                return -1;
+            req->new_policy = new_policy;
+        } else if (strcmp(req->event_type, "m.room.power_levels") == 0) {
+            *full_levels = true;
+            if (power_levels_from_mapping(content, req->actor, true, new_pl, b) != 0)
+                return -1;
+            req->new_power_levels = new_pl;
+        } else if (strcmp(req->event_type, "m.room.join_rules") == 0) {
+            if (str_differs(content, "join_rule", "invite", &differs) != 0)
+                return -1;
+            req->opens_join_rule = differs;
+        } else if (strcmp(req->event_type, "m.room.history_visibility") == 0) {
+            if (str_equals(content, "history_visibility", "world_readable", &req->opens_history) != 0)
+                return -1;
+        } else if (strcmp(req->event_type, "m.room.guest_access") == 0) {
+            if (str_equals(content, "guest_access", "can_join", &req->opens_guest_access) != 0)
+                return -1;
+        }
+    }
+    if (strcmp(req->event_type, "m.room.redaction") == 0 || strcmp(req->event_type, "m.reaction") == 0) {
+        if (event_shape_from(content, shape, b) != 0)
+            return -1;
+        req->shape = shape;
+    }
+    return 0;
+}
+
 /* decide(callback, actor, target, room_id, event_type, state_key, content,
- *        room_known, room_policy, room_power_levels, actor_admin, is_invited,
- *        shared_rooms)
+ *        room, actor_admin, is_invited, shared_rooms, actor_membership,
+ *        member_count)
  *
  * content is the event's content for check_event_for_spam, the createRoom
- * body for user_may_create_room, else None. is_invited is a bool for
+ * body for user_may_create_room, else None. room is None until asked for
+ * (NEED_ROOM), then (policy content or None, the policy event's sender or
+ * None, power levels content or None, m.room.create content or None, the
+ * create event's sender or None). is_invited is a bool for
  * user_may_join_room, else None. shared_rooms is None until asked for, then
- * the policy contents (or None) of the rooms actor and target share.
- * Returns None to allow; NEED_ROOM, NEED_ADMIN or NEED_SHARED_ROOMS to ask
- * for a fact and call again; SYNC_POWER_LEVELS
- * to allow and then align the room's power levels; or (rule_id, message,
- * enforced, school) for a denial, which the engine has already queued for
- * the audit log. Called with the GIL. */
+ * (policy content or None, policy sender or None, creator or None) of each
+ * room actor and target share. actor_membership is None until asked for
+ * (NEED_MEMBERSHIP), then the actor's membership str in the room ("" for
+ * none). member_count is None until asked for (NEED_MEMBER_COUNT), then the
+ * number of users joined or invited.
+ * Returns None to allow; a NEED_* constant to ask for a fact and call again;
+ * SYNC_POWER_LEVELS to allow and then align the room's power levels; or
+ * (rule_id, message, enforced, school) for a denial, which the engine has
+ * already queued for the audit log. Called with the GIL. */
 static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     ssp_request req = {0};
     ssp_decision decision;
     ssp_room_policy room_policy, new_policy, *shared = NULL;
     ssp_power_levels room_pl, new_pl;
+    ssp_room_create room_create;
+    ssp_event_shape shape;
     ssp_create_room create;
     borrowed b = {0};
     const char *policy_type = ssp_engine_policy_event_type(self->engine);
-    PyObject *result = NULL;
+    PyObject *result = NULL, *room = args[ARG_ROOM];
     long callback, admin;
-    int room_known;
     bool full_levels = false; /* the room's levels maps are compared only for these two events */
 
     if (nargs != N_DECIDE_ARGS) {
@@ -647,38 +941,22 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
         return NULL;
     }
     req.actor_is_admin = (ssp_fact)admin;
-    room_known = PyObject_IsTrue(args[ARG_ROOM_KNOWN]);
-    if (room_known < 0)
+    if (room != Py_None && (!PyTuple_Check(room) || PyTuple_GET_SIZE(room) != N_ROOM_ITEMS)) {
+        PyErr_SetString(PyExc_TypeError, "room must be None or a tuple (policy, policy_sender, "
+                                         "power_levels, create, creator)");
         return NULL;
+    }
     b.objects = PyList_New(0);
     if (b.objects == NULL)
         return NULL;
 
-    /* The event's own content matters only for the two state events whose
-     * changes the rules restrict; everything else never gets looked at. */
     if (req.callback == SSP_CB_CHECK_EVENT_FOR_SPAM && args[ARG_CONTENT] != Py_None &&
-        req.state_key != NULL && req.state_key[0] == '\0' && req.event_type != NULL) {
-        if (strcmp(req.event_type, policy_type) == 0) {
-            full_levels = true;
-            if (policy_from_mapping(args[ARG_CONTENT], &new_policy, &b) != 0)
-                goto done;
-            req.new_policy = &new_policy;
-        } else if (strcmp(req.event_type, "m.room.power_levels") == 0) {
-            full_levels = true;
-            if (power_levels_from_mapping(args[ARG_CONTENT], req.actor, true, &new_pl, &b) != 0)
-                goto done;
-            req.new_power_levels = &new_pl;
-        } else if (strcmp(req.event_type, "m.room.join_rules") == 0) {
-            if (PyMapping_Check(args[ARG_CONTENT]) &&
-                str_equals(args[ARG_CONTENT], "join_rule", "public", &req.opens_join_rule) != 0)
-                goto done;
-        } else if (strcmp(req.event_type, "m.room.guest_access") == 0) {
-            if (PyMapping_Check(args[ARG_CONTENT]) &&
-                str_equals(args[ARG_CONTENT], "guest_access", "can_join", &req.opens_guest_access) != 0)
-                goto done;
-        }
+        req.event_type != NULL) {
+        if (event_content_facts(&req, args[ARG_CONTENT], policy_type, &new_policy, &new_pl, &shape,
+                                &full_levels, &b) != 0)
+            goto done;
     } else if (req.callback == SSP_CB_USER_MAY_CREATE_ROOM && args[ARG_CONTENT] != Py_None) {
-        if (create_room_from_mapping(args[ARG_CONTENT], policy_type, &create) != 0)
+        if (create_room_from_mapping(args[ARG_CONTENT], args[ARG_ACTOR], policy_type, &create) != 0)
             goto done;
         req.create = &create;
     }
@@ -695,20 +973,46 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
         req.shared_rooms = shared;
         req.shared_known = SSP_FACT_YES;
     }
-    if (!room_known) {
+    if (args[ARG_ACTOR_MEMBERSHIP] != Py_None) {
+        bool joined;
+
+        if (!PyUnicode_Check(args[ARG_ACTOR_MEMBERSHIP])) {
+            PyErr_SetString(PyExc_TypeError, "actor_membership must be str or None");
+            goto done;
+        }
+        if (str_is(args[ARG_ACTOR_MEMBERSHIP], "join", &joined) != 0)
+            goto done;
+        req.actor_joined = joined ? SSP_FACT_YES : SSP_FACT_NO;
+    }
+    if (args[ARG_MEMBER_COUNT] != Py_None) {
+        req.member_count = PyLong_AsLongLong(args[ARG_MEMBER_COUNT]);
+        if (req.member_count == -1 && PyErr_Occurred())
+            goto done;
+        req.member_count_known = true;
+    }
+    if (room == Py_None) {
         req.room_managed = SSP_FACT_UNKNOWN;
     } else {
-        if (args[ARG_ROOM_POLICY] == Py_None) {
+        PyObject *policy = PyTuple_GET_ITEM(room, ROOM_POLICY);
+        PyObject *power_levels = PyTuple_GET_ITEM(room, ROOM_POWER_LEVELS);
+
+        if (room_create_from(PyTuple_GET_ITEM(room, ROOM_CREATE), PyTuple_GET_ITEM(room, ROOM_CREATOR),
+                             &room_create, &b) != 0)
+            goto done;
+        req.room_create = &room_create;
+        if (policy == Py_None) {
             req.room_managed = SSP_FACT_NO;
         } else {
-            if (policy_from_mapping(args[ARG_ROOM_POLICY], &room_policy, &b) != 0)
+            if (policy_from_mapping(policy, &room_policy, &b) != 0 ||
+                str_or_none(PyTuple_GET_ITEM(room, ROOM_POLICY_SENDER), "policy_sender",
+                            &room_policy.sender) != 0)
                 goto done;
+            room_policy.creator = room_create.sender;
             req.room_managed = SSP_FACT_YES;
             req.room = &room_policy;
         }
-        if (args[ARG_ROOM_POWER_LEVELS] != Py_None) {
-            if (power_levels_from_mapping(args[ARG_ROOM_POWER_LEVELS], req.actor, full_levels,
-                                          &room_pl, &b) != 0)
+        if (power_levels != Py_None) {
+            if (power_levels_from_mapping(power_levels, req.actor, full_levels, &room_pl, &b) != 0)
                 goto done;
             req.room_power_levels = &room_pl;
         }
@@ -722,6 +1026,8 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
     case SSP_VERDICT_NEED_ROOM:
     case SSP_VERDICT_NEED_ADMIN:
     case SSP_VERDICT_NEED_SHARED_ROOMS:
+    case SSP_VERDICT_NEED_MEMBERSHIP:
+    case SSP_VERDICT_NEED_MEMBER_COUNT:
     case SSP_VERDICT_ALLOW_SYNC_POWER_LEVELS:
         result = PyLong_FromLong((long)decision.verdict);
         break;
@@ -733,6 +1039,18 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
 done:
     borrowed_release(&b);
     return result;
+}
+
+/* create_room_invitees(actor, body) -> list of the user ids the createRoom
+ * body puts into the room besides the actor, as the rules count them.
+ * Called with the GIL. */
+static PyObject *Engine_create_room_invitees(EngineObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *actor, *body;
+
+    if (!PyArg_ParseTuple(args, "UO:create_room_invitees", &actor, &body))
+        return NULL;
+    return create_room_invitees(body, actor);
 }
 
 /* power_levels_update(room_policy, power_levels) -> dict | None
@@ -1178,11 +1496,13 @@ static PyObject *Engine_get_policy_event_type(EngineObject *self, void *Py_UNUSE
 }
 
 static PyMethodDef Engine_methods[] = {
+    {"create_room_invitees", (PyCFunction)Engine_create_room_invitees, METH_VARARGS,
+     "create_room_invitees(actor, body) -> the users a createRoom body puts into the room."},
     {"open", (PyCFunction)Engine_open, METH_NOARGS,
      "Open the store and load the roster. Blocks on disk I/O."},
     {"decide", (PyCFunction)(void (*)(void))Engine_decide, METH_FASTCALL,
-     "decide(callback, actor, target, room_id, event_type, state_key, content, room_known, "
-     "room_policy, room_power_levels, actor_admin, is_invited, shared_rooms)"},
+     "decide(callback, actor, target, room_id, event_type, state_key, content, room, "
+     "actor_admin, is_invited, shared_rooms, actor_membership, member_count)"},
     {"power_levels_update", (PyCFunction)Engine_power_levels_update, METH_VARARGS,
      "power_levels_update(room_policy, power_levels) -> changes to make, or None."},
     {"roster_put", (PyCFunction)Engine_roster_put, METH_VARARGS,
@@ -1439,6 +1759,9 @@ static int core_exec(PyObject *module)
         add_int(module, "CB_USER_MAY_CREATE_ROOM_ALIAS", SSP_CB_USER_MAY_CREATE_ROOM_ALIAS) < 0 ||
         add_int(module, "CB_USER_MAY_SEND_3PID_INVITE", SSP_CB_USER_MAY_SEND_3PID_INVITE) < 0 ||
         add_int(module, "CB_CHECK_USERNAME_FOR_SPAM", SSP_CB_CHECK_USERNAME_FOR_SPAM) < 0 ||
+        add_int(module, "CB_IS_USER_EXPIRED", SSP_CB_IS_USER_EXPIRED) < 0 ||
+        add_int(module, "NEED_MEMBERSHIP", SSP_VERDICT_NEED_MEMBERSHIP) < 0 ||
+        add_int(module, "NEED_MEMBER_COUNT", SSP_VERDICT_NEED_MEMBER_COUNT) < 0 ||
         add_int(module, "NEED_SHARED_ROOMS", SSP_VERDICT_NEED_SHARED_ROOMS) < 0 ||
         add_int(module, "NEED_ROOM", SSP_VERDICT_NEED_ROOM) < 0 ||
         add_int(module, "NEED_ADMIN", SSP_VERDICT_NEED_ADMIN) < 0 ||

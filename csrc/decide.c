@@ -17,8 +17,15 @@ typedef struct denial {
     ssp_rule rule;
     bool enforced;
     bool about_target;
+    const char *message; /* NULL: the rule's usual message */
     char school[SSP_SCHOOL_ID_MAX + 1];
 } denial;
+
+#define REACTION_TYPE "m.reaction"
+#define ANNOTATION_REL_TYPE "m.annotation"
+/* A room that cannot grow: a direct chat of someone who may not create
+ * group rooms holds its creator and one other person. */
+#define DIRECT_CHAT_MEMBERS 2
 
 static const ssp_school *school_of(const ssp_config *config, const char *id, size_t len)
 {
@@ -51,6 +58,7 @@ static bool standing_denies(ssp_engine *engine, const char *user_id, denial *out
     bool denied = false;
 
     out->about_target = false;
+    out->message = NULL;
     pthread_rwlock_rdlock(&engine->roster.lock);
     user = ssp_strmap_get(&engine->roster.users, user_id);
     if (user == NULL) {
@@ -147,9 +155,38 @@ static bool is_state_event(const ssp_request *req, const char *type)
            strcmp(req->event_type, type) == 0;
 }
 
-static bool room_is_managed(const ssp_request *req)
+/* Service users and the reconciler user are the only ones who create
+ * managed rooms; they must be users of this server. */
+static bool is_local_service_user(const ssp_engine *engine, const char *user_id)
 {
-    return req->room_managed == SSP_FACT_YES && req->room != NULL && !req->room->empty;
+    return is_service_user(engine, user_id) && ssp_engine_is_local(engine, user_id);
+}
+
+/* A policy event counts only when a service user of this server sent it,
+ * or a local user sent it in a room a service user created (a moderator's
+ * two_way flip, which the rules checked when it was sent). A policy event
+ * from another server, or in a room someone else created, is ignored: the
+ * room is not managed and qualifies for nothing. */
+static bool policy_trusted(const ssp_engine *engine, const ssp_room_policy *policy)
+{
+    if (policy->sender == NULL || !ssp_engine_is_local(engine, policy->sender))
+        return false;
+    return is_service_user(engine, policy->sender) ||
+           (policy->creator != NULL && is_local_service_user(engine, policy->creator));
+}
+
+static bool room_is_managed(const ssp_engine *engine, const ssp_request *req)
+{
+    return req->room_managed == SSP_FACT_YES && req->room != NULL && !req->room->empty &&
+           policy_trusted(engine, req->room);
+}
+
+/* The room's create event is unknown here (a room on another server that
+ * this server has not joined) or was sent by a user of another server. */
+static bool room_is_foreign(const ssp_engine *engine, const ssp_request *req)
+{
+    return req->room_create == NULL || req->room_create->sender == NULL ||
+           !ssp_engine_is_local(engine, req->room_create->sender);
 }
 
 /* Teachers' rooms are always two-way; every other kind, including one the
@@ -159,8 +196,37 @@ static bool policy_is_one_way(const ssp_room_policy *policy)
     return policy->kind != SSP_KIND_TEACHERS && !policy->two_way;
 }
 
-static int64_t actor_level(const ssp_power_levels *pl)
+static bool same_text(const char *a, size_t a_len, const char *b, size_t b_len);
+static bool deny_as_actor(ssp_engine *engine, const ssp_request *req, bool actor_local, ssp_rule rule,
+                          denial *d);
+
+/* The actor is one of the room's creators in a room version that gives
+ * creators unlimited power. */
+static bool actor_is_powerful_creator(const ssp_request *req)
 {
+    const ssp_room_create *create = req->room_create;
+    size_t actor_len = strlen(req->actor);
+
+    if (create == NULL || create->sender == NULL ||
+        !ssp_room_version_creators_have_power(create->room_version, create->room_version_len))
+        return false;
+    if (strcmp(create->sender, req->actor) == 0)
+        return true;
+    for (size_t i = 0; i < create->n_additional_creators; i++) {
+        if (same_text(create->additional_creators[i].text, create->additional_creators[i].len,
+                      req->actor, actor_len))
+            return true;
+    }
+    return false;
+}
+
+/* The actor's power in the room as Synapse sees it. */
+static int64_t actor_level(const ssp_request *req)
+{
+    const ssp_power_levels *pl = req->room_power_levels;
+
+    if (actor_is_powerful_creator(req))
+        return INT64_MAX;
     if (pl == NULL)
         return 0;
     return pl->actor_listed ? pl->actor_level : pl->users_default;
@@ -191,18 +257,22 @@ static bool same_levels(const ssp_level_entry *a, size_t n_a, const ssp_level_en
 }
 
 /* The policy event may be created or have its school or kind changed only by
- * service users; its two_way flag may also be flipped by room moderators. */
+ * service users; its two_way flag may also be flipped by room moderators,
+ * in rooms a service user created (elsewhere the flip would be a policy
+ * event nobody can trust). */
 static bool policy_change_denied(const ssp_engine *engine, const ssp_request *req)
 {
     const ssp_room_policy *cur = req->room, *next = req->new_policy;
 
-    if (!room_is_managed(req) || next == NULL || next->empty)
+    if (!room_is_managed(engine, req) || next == NULL || next->empty)
         return true; /* creating or deleting it */
     if (!same_text(cur->school, cur->school_len, next->school, next->school_len) ||
         !same_text(cur->kind_name, cur->kind_len, next->kind_name, next->kind_len) ||
         cur->n_keys != next->n_keys)
         return true;
-    return actor_level(req->room_power_levels) < engine->config.moderator_level;
+    if (cur->creator == NULL || !is_local_service_user(engine, cur->creator))
+        return true;
+    return actor_level(req) < engine->config.moderator_level;
 }
 
 /* Nobody but service users may change users' levels in a managed room, nor
@@ -224,7 +294,7 @@ static bool power_levels_change_denied(const ssp_engine *engine, const ssp_reque
     return policy_is_one_way(req->room) && next->events_default < engine->config.moderator_level;
 }
 
-/* Events that stay open to everybody in a one-way room. */
+/* Event types that stay open to everybody in a one-way room. */
 static bool allowed_in_one_way_room(const ssp_engine *engine, const char *event_type)
 {
     /* Redacting one's own earlier events stays possible; Synapse's auth
@@ -234,18 +304,53 @@ static bool allowed_in_one_way_room(const ssp_engine *engine, const char *event_
     return ssp_strmap_get(&engine->config.one_way_allowed_set, event_type) != NULL;
 }
 
+static bool text_is(const char *text, size_t len, const char *want)
+{
+    return text != NULL && same_text(text, len, want, strlen(want));
+}
+
+/* What an open event type may carry in a one-way room: nothing anyone can
+ * read. A redaction names its target and nothing else (a `reason` is text
+ * to the class); a reaction is an emoji on an event. Other allow-listed
+ * types are the operator's choice and pass as they are. */
+static bool open_event_carries_text(const ssp_request *req)
+{
+    const ssp_event_shape *shape = req->shape;
+
+    if (strcmp(req->event_type, REDACTION_TYPE) == 0)
+        return shape == NULL || shape->n_content_keys > (shape->has_redacts ? 1u : 0u);
+    if (strcmp(req->event_type, REACTION_TYPE) == 0)
+        return shape == NULL || shape->n_content_keys != 1 || !shape->has_relation ||
+               shape->n_relation_keys != 3 ||
+               !text_is(shape->rel_type, shape->rel_type_len, ANNOTATION_REL_TYPE) ||
+               !shape->relation_event_id || !ssp_emoji_key(shape->key, shape->key_len);
+    return false;
+}
+
+/* Rule 2 for a sender below the moderator level. The open types are open
+ * as timeline events only: the power-levels entry that opens them applies
+ * to state events of the same type too. */
+static bool one_way_denies(const ssp_engine *engine, const ssp_request *req)
+{
+    if (!allowed_in_one_way_room(engine, req->event_type))
+        return true;
+    return req->state_key != NULL || open_event_carries_text(req);
+}
+
 static bool deny(denial *d, ssp_rule rule, bool enforced, const char *school, size_t school_len)
 {
     d->rule = rule;
     d->enforced = enforced;
     d->about_target = false;
+    d->message = NULL;
     copy_school(d->school, school, school_len);
     return true;
 }
 
 /* Rules 1 and 2 for the room and the event. Returns true with *d filled on
  * a denial; sets *need_room when the room's state is needed first. */
-static bool room_rules_deny(ssp_engine *engine, const ssp_request *req, bool *need_room, denial *d)
+static bool room_rules_deny(ssp_engine *engine, const ssp_request *req, bool actor_local,
+                            bool *need_room, denial *d)
 {
     const ssp_config *config = &engine->config;
     const ssp_room_policy *room = req->room;
@@ -258,7 +363,12 @@ static bool room_rules_deny(ssp_engine *engine, const ssp_request *req, bool *ne
         *need_room = true;
         return false;
     }
-    if (!room_is_managed(req)) {
+    if (req->callback == SSP_CB_USER_MAY_JOIN_ROOM && actor_local && room_is_foreign(engine, req)) {
+        deny_as_actor(engine, req, actor_local, SSP_RULE_FEDERATION_FORBIDDEN, d);
+        d->message = "You cannot join rooms of other servers.";
+        return true;
+    }
+    if (!room_is_managed(engine, req)) {
         if (req->callback == SSP_CB_CHECK_EVENT_FOR_SPAM && is_state_event(req, config->policy_event_type))
             return deny(d, SSP_RULE_POLICY_EVENT_LOCKED, config->enforce, NULL, 0);
         return false;
@@ -278,9 +388,13 @@ static bool room_rules_deny(ssp_engine *engine, const ssp_request *req, bool *ne
     }
     if (is_state_event(req, POWER_LEVELS_TYPE) && power_levels_change_denied(engine, req))
         return deny(d, SSP_RULE_POWER_LEVELS_LOCKED, enforced, room->school, room->school_len);
-    if (policy_is_one_way(room) && actor_level(req->room_power_levels) < config->moderator_level &&
-        !allowed_in_one_way_room(engine, req->event_type))
-        return deny(d, SSP_RULE_ONE_WAY, enforced, room->school, room->school_len);
+    if (policy_is_one_way(room) && actor_level(req) < config->moderator_level &&
+        one_way_denies(engine, req)) {
+        deny(d, SSP_RULE_ONE_WAY, enforced, room->school, room->school_len);
+        if (strcmp(req->event_type, REACTION_TYPE) == 0 && req->state_key == NULL)
+            d->message = "Only emoji reactions are possible in this channel.";
+        return true;
+    }
     return false;
 }
 
@@ -316,16 +430,18 @@ static bool deny_as_actor(ssp_engine *engine, const ssp_request *req, bool actor
     actor_context(engine, req->actor, actor_local, d);
     d->rule = rule;
     d->about_target = false;
+    d->message = NULL;
     return true;
 }
 
 /* A room counts for reachability when it is managed by a school that has
  * opted in; an announcement room only while the school has it enabled. */
-static bool room_qualifies(const ssp_config *config, const ssp_room_policy *room)
+static bool room_qualifies(const ssp_engine *engine, const ssp_room_policy *room)
 {
+    const ssp_config *config = &engine->config;
     const ssp_school *school;
 
-    if (room->empty || room->school == NULL)
+    if (room->empty || room->school == NULL || !policy_trusted(engine, room))
         return false;
     school = ssp_config_school(config, room->school, room->school_len);
     if (school == NULL || !school->messenger)
@@ -345,7 +461,7 @@ static bool shared_room_denies(ssp_engine *engine, const ssp_request *req, bool 
         return false;
     }
     for (size_t i = 0; i < req->n_shared_rooms; i++) {
-        if (room_qualifies(&engine->config, &req->shared_rooms[i]))
+        if (room_qualifies(engine, &req->shared_rooms[i]))
             return false;
     }
     return deny_as_actor(engine, req, actor_local, SSP_RULE_NO_SHARED_ROOM, d);
@@ -444,7 +560,8 @@ static bool create_room_denies(ssp_engine *engine, const ssp_request *req, bool 
         return false;
     if (create->sets_policy)
         return deny(d, SSP_RULE_POLICY_EVENT_LOCKED, engine->config.enforce, NULL, 0);
-    if (create->public_preset || create->public_visibility || create->public_join_rule)
+    if (create->public_preset || create->public_visibility || create->open_join_rule ||
+        create->world_readable)
         return deny_as_actor(engine, req, actor_local, SSP_RULE_PUBLIC_ROOM_FORBIDDEN, d);
     if (create->opens_guest_access)
         return deny_as_actor(engine, req, actor_local, SSP_RULE_GUEST_ACCESS_FORBIDDEN, d);
@@ -454,17 +571,71 @@ static bool create_room_denies(ssp_engine *engine, const ssp_request *req, bool 
         return deny_as_actor(engine, req, actor_local, SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN, d);
     if (req->target != NULL)
         return shared_room_denies(engine, req, actor_local, need_shared, d);
-    /* A direct chat is a room with is_direct and exactly one invitee; its
+    /* A direct chat is a room with is_direct and exactly one invitee (the
+     * `invite` list and initial_state's member events together); its
      * invitee is checked like any invite. Everything else is a group room. */
     if (!(create->is_direct && create->n_invites == 1) && !may_create_group_rooms(engine, req->actor))
         return deny_as_actor(engine, req, actor_local, SSP_RULE_ROOM_CREATION_FORBIDDEN, d);
     return false;
 }
 
+/* A direct chat cannot grow: a room that is not managed, created here by
+ * someone who may not create group rooms, holds DIRECT_CHAT_MEMBERS users
+ * at most, whoever invites. */
+static bool direct_chat_full(ssp_engine *engine, const ssp_request *req, bool actor_local,
+                             bool *need_count, denial *d)
+{
+    const char *creator;
+
+    if (req->room_managed == SSP_FACT_UNKNOWN || room_is_managed(engine, req) || room_is_foreign(engine, req))
+        return false;
+    creator = req->room_create->sender;
+    if (is_service_user(engine, creator) || may_create_group_rooms(engine, creator))
+        return false;
+    if (!req->member_count_known) {
+        *need_count = true;
+        return false;
+    }
+    if (req->member_count < DIRECT_CHAT_MEMBERS)
+        return false;
+    deny_as_actor(engine, req, actor_local, SSP_RULE_ROOM_CREATION_FORBIDDEN, d);
+    d->message = "A direct chat is for two people; a teacher can create a group room.";
+    return true;
+}
+
+/* The facts a decision may still need; at most one is asked for at a time. */
+typedef struct needs {
+    bool room, shared, membership, member_count;
+} needs;
+
+/* Joining a managed room: only with an invite, only into the own school's
+ * rooms, and only the staff into the teachers' room. A join by someone who
+ * is joined already changes their profile, not the membership. */
+static bool managed_join_denies(ssp_engine *engine, const ssp_request *req, bool actor_local,
+                                needs *need, denial *d)
+{
+    denial found;
+
+    if (req->is_invited == SSP_FACT_YES &&
+        user_in_school(engine, req->actor, req->room->school, req->room->school_len)) {
+        if (!teachers_room_denies(engine, req, &found))
+            return false;
+    } else {
+        deny_as_actor(engine, req, actor_local, SSP_RULE_JOIN_FORBIDDEN, &found);
+    }
+    if (req->actor_joined == SSP_FACT_UNKNOWN) {
+        need->membership = true;
+        return false;
+    }
+    if (req->actor_joined == SSP_FACT_YES)
+        return false;
+    *d = found;
+    return true;
+}
+
 /* Fills *d with the first rule the request breaks. Returns true on a
- * denial; sets *need_room instead when the room's state is needed. */
-static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_local, bool *need_room,
-                     bool *need_shared, denial *d)
+ * denial; sets a flag in *need instead when a fact is needed first. */
+static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_local, needs *need, denial *d)
 {
     if (actor_local && standing_denies(engine, req->actor, d))
         return true;
@@ -485,12 +656,13 @@ static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_loca
             return deny_as_actor(engine, req, actor_local, SSP_RULE_FEDERATION_FORBIDDEN, d);
         return false;
     case SSP_CB_USER_MAY_CREATE_ROOM:
-        return create_room_denies(engine, req, actor_local, need_shared, d);
+        return create_room_denies(engine, req, actor_local, &need->shared, d);
     case SSP_CB_CHECK_USERNAME_FOR_SPAM:
-        return shared_room_denies(engine, req, actor_local, need_shared, d);
+        return shared_room_denies(engine, req, actor_local, &need->shared, d);
     case SSP_CB_CHECK_EVENT_FOR_SPAM:
-        /* Closed doors hold in every room, managed or not. */
-        if (actor_local && req->opens_join_rule)
+        /* Closed doors hold in every room, managed or not: nobody joins
+         * without an invite (knocks included), nobody outside reads. */
+        if (actor_local && (req->opens_join_rule || req->opens_history))
             return deny_as_actor(engine, req, actor_local, SSP_RULE_PUBLIC_ROOM_FORBIDDEN, d);
         if (actor_local && req->opens_guest_access)
             return deny_as_actor(engine, req, actor_local, SSP_RULE_GUEST_ACCESS_FORBIDDEN, d);
@@ -498,24 +670,27 @@ static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_loca
     default:
         break;
     }
-    if (room_rules_deny(engine, req, need_room, d))
+    if (room_rules_deny(engine, req, actor_local, &need->room, d))
         return true;
-    if (*need_room)
+    if (need->room)
         return false;
-    if (req->room_id != NULL && room_is_managed(req)) {
+    if (req->room_id != NULL && room_is_managed(engine, req)) {
         if (!actor_local && req->callback == SSP_CB_CHECK_EVENT_FOR_SPAM)
             return deny(d, SSP_RULE_FEDERATION_FORBIDDEN, school_enforced(&engine->config,
                         school_of(&engine->config, req->room->school, req->room->school_len)),
                         req->room->school, req->room->school_len);
-        if (req->callback == SSP_CB_USER_MAY_JOIN_ROOM &&
-            (req->is_invited != SSP_FACT_YES ||
-             !user_in_school(engine, req->actor, req->room->school, req->room->school_len)))
-            return deny_as_actor(engine, req, actor_local, SSP_RULE_JOIN_FORBIDDEN, d);
+        if (req->callback == SSP_CB_USER_MAY_JOIN_ROOM)
+            return managed_join_denies(engine, req, actor_local, need, d);
         if (teachers_room_denies(engine, req, d))
             return true;
     }
-    if (req->callback == SSP_CB_USER_MAY_INVITE && actor_local)
-        return shared_room_denies(engine, req, actor_local, need_shared, d);
+    if (req->callback == SSP_CB_USER_MAY_INVITE && actor_local) {
+        if (shared_room_denies(engine, req, actor_local, &need->shared, d))
+            return true;
+        if (need->shared)
+            return false;
+        return direct_chat_full(engine, req, actor_local, &need->member_count, d);
+    }
     return false;
 }
 
@@ -573,10 +748,40 @@ static bool policy_event_needs_sync(const ssp_engine *engine, const ssp_request 
            ssp_power_levels_update(engine, req->new_policy, req->room_power_levels, &unused);
 }
 
+/* FNV-1a: the expiry slots only need a spread, not a secret. */
+static uint64_t user_hash(const char *user_id)
+{
+    uint64_t h = 14695981039346656037ull;
+
+    for (const unsigned char *p = (const unsigned char *)user_id; *p != '\0'; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+/* Whether a refused token's request should be audited now: once per user
+ * per SSP_EXPIRY_AUDIT_MS, since clients retry every request they make. */
+static bool expiry_audit_due(ssp_engine *engine, const char *user_id)
+{
+    uint64_t hash = user_hash(user_id);
+    struct ssp_expiry_slot *slot = &engine->expiry_audited[hash % SSP_EXPIRY_SLOTS];
+    int64_t now = ssp_now_ms();
+    bool due;
+
+    pthread_mutex_lock(&engine->expiry_mutex);
+    due = slot->user_hash != hash || slot->audited_ms == 0 || now - slot->audited_ms >= SSP_EXPIRY_AUDIT_MS ||
+          now < slot->audited_ms;
+    if (due) {
+        slot->user_hash = hash;
+        slot->audited_ms = now;
+    }
+    pthread_mutex_unlock(&engine->expiry_mutex);
+    return due;
+}
+
 void ssp_decide(ssp_engine *engine, const ssp_request *req, ssp_decision *out)
 {
     bool actor_local = ssp_engine_is_local(engine, req->actor);
-    bool need_room = false, need_shared = false;
+    needs need = {0};
     denial d = {0};
 
     memset(out, 0, sizeof *out);
@@ -593,11 +798,15 @@ void ssp_decide(ssp_engine *engine, const ssp_request *req, ssp_decision *out)
         }
         return;
     }
-    if (!evaluate(engine, req, actor_local, &need_room, &need_shared, &d)) {
-        if (need_room)
+    if (!evaluate(engine, req, actor_local, &need, &d)) {
+        if (need.room)
             out->verdict = SSP_VERDICT_NEED_ROOM;
-        else if (need_shared)
+        else if (need.shared)
             out->verdict = SSP_VERDICT_NEED_SHARED_ROOMS;
+        else if (need.membership)
+            out->verdict = SSP_VERDICT_NEED_MEMBERSHIP;
+        else if (need.member_count)
+            out->verdict = SSP_VERDICT_NEED_MEMBER_COUNT;
         else if (policy_event_needs_sync(engine, req))
             out->verdict = SSP_VERDICT_ALLOW_SYNC_POWER_LEVELS;
         return;
@@ -611,8 +820,10 @@ void ssp_decide(ssp_engine *engine, const ssp_request *req, ssp_decision *out)
     out->verdict = SSP_VERDICT_DENY;
     out->rule = d.rule;
     out->enforced = d.enforced;
-    out->message = message_for(d.rule, d.about_target);
+    out->message = d.message != NULL ? d.message : message_for(d.rule, d.about_target);
     memcpy(out->school, d.school, sizeof out->school);
+    if (req->callback == SSP_CB_IS_USER_EXPIRED && !expiry_audit_due(engine, req->actor))
+        return;
     /* Out of memory while queueing the record is reported by the stats; the
      * decision itself must not change because the audit queue is full. */
     if (engine->audit_open)

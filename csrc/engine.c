@@ -50,6 +50,12 @@ ssp_engine *ssp_engine_new(const char *config_json, size_t len, const char *serv
         ssp_fail(err, SSP_ERR_NOMEM, "cannot create the roster write mutex");
         goto fail;
     }
+    if (pthread_mutex_init(&engine->expiry_mutex, NULL) != 0) {
+        pthread_mutex_destroy(&engine->write_mutex);
+        ssp_roster_destroy(&engine->roster);
+        ssp_fail(err, SSP_ERR_NOMEM, "cannot create the expiry audit mutex");
+        goto fail;
+    }
     engine->journal.fd = -1;
     return engine;
 fail:
@@ -122,6 +128,7 @@ void ssp_engine_free(ssp_engine *engine)
         ssp_ledger_close(&engine->ledger);
     ssp_roster_destroy(&engine->roster);
     pthread_mutex_destroy(&engine->write_mutex);
+    pthread_mutex_destroy(&engine->expiry_mutex);
     ssp_config_destroy(&engine->config);
     free(engine->reconciler_user);
     free(engine->server_name);

@@ -74,6 +74,7 @@ typedef enum {
     SSP_CB_USER_MAY_CREATE_ROOM_ALIAS,
     SSP_CB_USER_MAY_SEND_3PID_INVITE,
     SSP_CB_CHECK_USERNAME_FOR_SPAM,
+    SSP_CB_IS_USER_EXPIRED, /* account validity: refuses every request of the user's tokens */
     SSP_CB__COUNT
 } ssp_callback;
 
@@ -91,8 +92,12 @@ typedef enum {
 typedef enum { SSP_FACT_UNKNOWN = 0, SSP_FACT_NO, SSP_FACT_YES } ssp_fact;
 
 /* The managed-room state event's content, already extracted by the caller.
- * Strings are borrowed and need not be NUL-terminated. */
+ * Strings are borrowed; school and kind_name need not be NUL-terminated.
+ * A policy event counts only when it can be trusted: see docs/rules.md,
+ * "Which policy event counts". */
 typedef struct ssp_room_policy {
+    const char *sender;  /* who sent the policy event; NULL when unknown (not trusted) */
+    const char *creator; /* sender of the room's m.room.create; NULL when unknown */
     bool empty;         /* content {}: the event was "deleted", the room is unmanaged */
     size_t n_keys;      /* keys in the content, to notice added or removed keys */
     const char *school; /* NULL when missing or not a string */
@@ -127,18 +132,51 @@ typedef struct ssp_power_levels {
     size_t n_events;
 } ssp_power_levels;
 
+/* A borrowed string that need not be NUL-terminated. */
+typedef struct ssp_text {
+    const char *text;
+    size_t len;
+} ssp_text;
+
+/* The room's m.room.create event, as far as power goes. Borrowed. */
+typedef struct ssp_room_create {
+    const char *sender;       /* NULL: the room's create event is not known here */
+    const char *room_version; /* NULL: missing, which Synapse reads as "1" */
+    size_t room_version_len;
+    const ssp_text *additional_creators; /* the string items of content.additional_creators */
+    size_t n_additional_creators;
+} ssp_room_create;
+
 /* What a createRoom body asks for, extracted by the caller. */
 typedef struct ssp_create_room {
     bool is_direct;
-    size_t n_invites;          /* user ids in `invite` */
+    /* Distinct user ids the room starts with besides the creator: `invite`
+     * plus the state keys of m.room.member events in initial_state, which
+     * Synapse sends without asking user_may_invite. */
+    size_t n_invites;
     bool public_preset;        /* preset public_chat */
     bool public_visibility;    /* visibility public: published in the room directory */
     bool sets_alias;           /* room_alias_name */
-    bool third_party_invites;  /* a non-empty invite_3pid */
+    bool third_party_invites;  /* a non-empty invite_3pid, or m.room.third_party_invite state */
     bool sets_policy;          /* initial_state holds the policy event */
-    bool public_join_rule;     /* initial_state sets join_rule public */
+    bool open_join_rule;       /* initial_state sets a join rule other than invite */
+    bool world_readable;       /* initial_state sets history_visibility world_readable */
     bool opens_guest_access;   /* initial_state sets guest_access can_join */
 } ssp_create_room;
+
+/* The shape of an event's content, for what a one-way room lets through.
+ * Extracted for m.room.redaction and m.reaction only. Borrowed. */
+typedef struct ssp_event_shape {
+    size_t n_content_keys;
+    bool has_redacts;         /* content["redacts"] exists */
+    bool has_relation;        /* content["m.relates_to"] is a mapping */
+    size_t n_relation_keys;
+    const char *rel_type;     /* NULL when missing or not a string */
+    size_t rel_type_len;
+    bool relation_event_id;   /* m.relates_to.event_id is a string */
+    const char *key;          /* m.relates_to.key; NULL when missing or not a string */
+    size_t key_len;
+} ssp_event_shape;
 
 typedef struct ssp_request {
     ssp_callback callback;
@@ -152,15 +190,27 @@ typedef struct ssp_request {
     const ssp_room_policy *new_policy;
     const ssp_power_levels *new_power_levels;
     /* SSP_FACT_UNKNOWN: the room's state has not been looked up yet; NO:
-     * the room carries no policy event; YES: `room` holds it. The room's
-     * current power levels come with it (NULL when it has none). */
+     * the room carries no policy event; YES: `room` holds it (with its
+     * sender and the room's creator). The room's current power levels and
+     * create event come with it (NULL when it has none). */
     ssp_fact room_managed;
     const ssp_room_policy *room;
     const ssp_power_levels *room_power_levels;
-    /* check_event_for_spam of m.room.join_rules / m.room.guest_access: the
-     * event opens the room to the public / to guests. */
+    const ssp_room_create *room_create;
+    /* check_event_for_spam of m.room.join_rules / m.room.history_visibility /
+     * m.room.guest_access: the event sets a join rule other than invite /
+     * world_readable history / guest access. */
     bool opens_join_rule;
+    bool opens_history;
     bool opens_guest_access;
+    const ssp_event_shape *shape; /* check_event_for_spam; NULL when not extracted */
+    /* user_may_join_room: whether the actor is already joined (a join->join
+     * is a profile change). Asked for with NEED_MEMBERSHIP. */
+    ssp_fact actor_joined;
+    /* user_may_invite: users whose membership is join or invite. Asked for
+     * with NEED_MEMBER_COUNT. */
+    bool member_count_known;
+    int64_t member_count;
     const ssp_create_room *create; /* user_may_create_room; NULL otherwise */
     ssp_fact is_invited;           /* user_may_join_room */
     /* The policy events of the rooms actor and target are both joined to
@@ -178,8 +228,10 @@ typedef enum {
     SSP_VERDICT_NEED_ROOM,   /* look up the room's policy event and ask again */
     SSP_VERDICT_NEED_ADMIN,  /* look up whether the actor is a server admin and ask again */
     SSP_VERDICT_NEED_SHARED_ROOMS, /* look up the rooms actor and target share, ask again */
-    SSP_VERDICT_ALLOW_SYNC_POWER_LEVELS /* allowed; once the event is in the room, bring
-                                         * events_default in line (ssp_power_levels_update) */
+    SSP_VERDICT_ALLOW_SYNC_POWER_LEVELS, /* allowed; once the event is in the room, bring
+                                          * events_default in line (ssp_power_levels_update) */
+    SSP_VERDICT_NEED_MEMBERSHIP,  /* look up whether the actor is joined to the room, ask again */
+    SSP_VERDICT_NEED_MEMBER_COUNT /* count the room's joined and invited users, ask again */
 } ssp_verdict;
 
 typedef struct ssp_decision {
@@ -240,6 +292,20 @@ bool ssp_engine_strict_homeserver_config(const ssp_engine *engine);
 
 /* The configured policy event type; owned by the engine. */
 const char *ssp_engine_policy_event_type(const ssp_engine *engine);
+
+/* ---- Matrix facts the rules depend on (matrix.c) ---- */
+
+#define SSP_EMOJI_KEY_MAX 64
+
+/* Whether the room version gives the room's creators unlimited power
+ * (MSC4289: 12, org.matrix.hydra.11 and every version newer than the legacy
+ * list). NULL (the create event has no room_version) reads as "1". */
+bool ssp_room_version_creators_have_power(const char *version, size_t len);
+
+/* Whether a reaction key is an emoji: valid UTF-8 of 1..SSP_EMOJI_KEY_MAX
+ * bytes, made of emoji code points and their modifiers, with ASCII digits,
+ * '#' and '*' only in keycaps. Free text is not. */
+bool ssp_emoji_key(const char *key, size_t len);
 
 /* ---- decisions (decide.c) ---- */
 

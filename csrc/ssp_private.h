@@ -357,6 +357,9 @@ int ssp_pgstore_reconcile_status_offline(const ssp_config *config, char **status
 
 /* ---- the engine (engine.c) ---- */
 
+#define SSP_EXPIRY_SLOTS 1024
+#define SSP_EXPIRY_AUDIT_MS 60000
+
 struct ssp_engine {
     ssp_config config;
     char *server_name;
@@ -373,6 +376,15 @@ struct ssp_engine {
     ssp_pgstore *pg; /* NULL: the embedded store */
     /* @<reconciler.user>:<server_name>; also a key of config.service_user_set */
     char *reconciler_user;
+    /* is_user_expired runs on every request of a refused user's tokens; its
+     * denials are audited at most once per user per SSP_EXPIRY_AUDIT_MS.
+     * A slot remembers the last audited user by hash; a collision only
+     * costs an extra record, never a missing one. */
+    pthread_mutex_t expiry_mutex;
+    struct ssp_expiry_slot {
+        uint64_t user_hash;
+        int64_t audited_ms;
+    } expiry_audited[SSP_EXPIRY_SLOTS];
 };
 
 bool ssp_engine_is_local(const ssp_engine *engine, const char *user_id);

@@ -115,6 +115,15 @@ def assert_denied(response, rule: str):
     return body
 
 
+def assert_token_refused(response):
+    """Synapse's answer when the module's is_user_expired refuses a token:
+    its own 403, which carries no rule id (the audit record does)."""
+    status, body = response
+    assert status == 403, f"expected the token to be refused, got {status} {body}"
+    assert body.get("errcode") == "ORG_MATRIX_EXPIRED_ACCOUNT", body
+    return body
+
+
 def assert_audited(world: School, rule: str, actor: str, **fields) -> dict:
     """Finds the newest audit record of `rule` by `actor` matching `fields`."""
     deadline = time.monotonic() + 5

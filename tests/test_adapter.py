@@ -61,9 +61,16 @@ class FakeApi:
         self.account_validity_callbacks = callbacks
 
     async def get_room_state(self, room_id, event_filter):
+        """Every room given is one the sync created and whose state it set."""
         self.lookups.append(("room_state", room_id))
-        state = self.room_state.get(room_id, {})
-        return {key: SimpleNamespace(content=state[key[0]], event_id="$p") for key in event_filter if key[0] in state}
+        state = self.room_state.get(room_id)
+        if state is None:
+            return {}
+        state = {"m.room.create": {"room_version": "12"}, **state}
+        return {
+            key: SimpleNamespace(content=state[key[0]], event_id="$p", sender="@sync:school.test")
+            for key in event_filter if key[0] in state
+        }
 
     async def is_user_admin(self, user_id):
         self.lookups.append(("is_admin", user_id))
@@ -173,3 +180,28 @@ def test_strict_self_check_refuses_a_bad_homeserver_config(make_policy):
     api._hs.config.userdirectory.user_directory_search_all_users = True
     with pytest.raises(ConfigError, match="user_directory.search_all_users: must be false"):
         make_policy(api)
+
+
+def test_tokens_of_users_rule_1_refuses_expire_and_others_ask_nothing(make_policy):
+    api = FakeApi(admins={"@root:school.test"})
+    policy = make_policy(api)
+    assert run(policy.is_user_expired("@pupil:school.test")) is None
+    assert run(policy.is_user_expired("@sync:school.test")) is None
+    assert api.lookups == []
+    assert run(policy.is_user_expired("@nobody:school.test")) is True
+    assert run(policy.is_user_expired("@root:school.test")) is None
+    assert api.account_validity_callbacks["is_user_expired"] == policy.is_user_expired
+
+
+def test_a_joined_members_profile_change_reads_their_membership_only_then(make_policy):
+    api = FakeApi(room_state={"!r": {POLICY_TYPE: {"school": "gym-nord", "kind": "course"}}})
+    policy = make_policy(api)
+    # Invited into their own school's room: no membership lookup.
+    assert run(policy.user_may_join_room("@pupil:school.test", "!r", True)) is NOT_SPAM
+    assert api.lookups == [("room_state", "!r")]
+    api.lookups.clear()
+    # Synapse's join->join (no inviter): the membership decides, and the fake
+    # room has none for the pupil, so this is a join without an invite.
+    code, fields = run(policy.user_may_join_room("@pupil:school.test", "!r", False))
+    assert fields["school_policy"] == {"rule": "join_forbidden"}
+    assert api.lookups[:2] == [("room_state", "!r"), ("room_state", "!r")]

@@ -95,7 +95,7 @@ def test_audit_filters_json_and_table_output_and_purge(store):
     engine, hs, _ = store
     for actor in ("@x:school.test", "@y:school.test"):
         engine.decide(_core.CB_CHECK_LOGIN_FOR_SPAM, actor, None, None, None, None, None,
-                      False, None, None, _core.FACT_NO, None, None)
+                      None, _core.FACT_NO, None, None, None, None)
     engine.audit_flush()
     res = run_cli(hs, "audit", "--since", "1h", "--rule", "not_on_roster", "--user", "@x:school.test", "--json")
     assert res.returncode == 0, res.stderr

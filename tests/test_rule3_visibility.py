@@ -3,7 +3,7 @@ reach people outside the rooms the school put them in. Each attempt is
 denied with the rule id and audited; the legitimate paths keep working."""
 import pytest
 
-from harness.client import CS, q
+from harness.client import CS, q, wait_for
 from support import (
     POLICY_EVENT_TYPE,
     School,
@@ -174,7 +174,9 @@ def test_user_directory_shows_only_people_in_shared_rooms(school):
         assert status == 200, result
         return {r["user_id"] for r in result["results"]}
 
-    assert uid("teacher_a") in found("teacher_a")
+    # Synapse fills its directory tables in the background: wait for the
+    # teacher to show up before judging who is hidden.
+    wait_for(lambda: uid("teacher_a") in found("teacher_a"), timeout=30, what="teacher_a in the directory")
     assert uid("pupil_b") not in found("pupil_b")
     assert_audited(school, "no_shared_room", uid("pupil_a"), callback="check_username_for_spam", target=uid("pupil_b"))
 

@@ -14,10 +14,13 @@ CB_USER_MAY_PUBLISH_ROOM: int
 CB_USER_MAY_CREATE_ROOM_ALIAS: int
 CB_USER_MAY_SEND_3PID_INVITE: int
 CB_CHECK_USERNAME_FOR_SPAM: int
+CB_IS_USER_EXPIRED: int
 
 NEED_ROOM: int
 NEED_ADMIN: int
 NEED_SHARED_ROOMS: int
+NEED_MEMBERSHIP: int
+NEED_MEMBER_COUNT: int
 SYNC_POWER_LEVELS: int
 FACT_UNKNOWN: int
 FACT_NO: int
@@ -28,6 +31,10 @@ class JsonSyntaxError(InputError): ...
 class StoreError(OSError): ...
 
 Denial = tuple[str, str, bool, str]  # rule id, message, enforced, school ("" if none)
+# (policy content, policy sender, power levels content, m.room.create content, creator)
+RoomFacts = tuple[Mapping[str, Any] | None, str | None, Mapping[str, Any] | None, Mapping[str, Any] | None, str | None]
+# (policy content, policy sender, creator)
+SharedRoom = tuple[Mapping[str, Any] | None, str | None, str | None]
 
 def check_config(config_json: str) -> None: ...
 def check_homeserver(settings_json: str) -> str: ...
@@ -49,13 +56,14 @@ class Engine:
         event_type: str | None,
         state_key: str | None,
         content: Any,
-        room_known: bool,
-        room_policy: Mapping[str, Any] | None,
-        room_power_levels: Mapping[str, Any] | None,
+        room: RoomFacts | None,
         actor_admin: int,
         is_invited: bool | None,
-        shared_rooms: Sequence[Mapping[str, Any] | None] | None,
+        shared_rooms: Sequence[SharedRoom] | None,
+        actor_membership: str | None,
+        member_count: int | None,
     ) -> None | int | Denial: ...
+    def create_room_invitees(self, actor: str, body: Any) -> list[str]: ...
     def power_levels_update(
         self, room_policy: Mapping[str, Any] | None, power_levels: Mapping[str, Any] | None
     ) -> dict[str, Any] | None: ...

@@ -31,6 +31,8 @@ _SYNC_WAIT_STEPS = 100
 _SYNC_WAIT_SECONDS = 0.1
 
 _CALLBACK_NAMES = dict(enumerate(_core.CALLBACK_NAMES))
+_POWER_LEVELS_KEY = ("m.room.power_levels", "")
+_CREATE_KEY = ("m.room.create", "")
 
 
 class SchoolPolicy:
@@ -49,7 +51,8 @@ class SchoolPolicy:
             raise ConfigError(f"synapse_school_policy: {exc}") from exc
         self._check_homeserver_config(api)
         self._service_users = config.service_users
-        self._room_state_filter = [(self._engine.policy_event_type, ""), ("m.room.power_levels", "")]
+        self._policy_key = (self._engine.policy_event_type, "")
+        self._room_state_filter = [self._policy_key, _POWER_LEVELS_KEY, _CREATE_KEY]
         self._allowed_counters = {
             cb: DECISIONS.labels(callback=name, rule="", outcome="allowed")
             for cb, name in _CALLBACK_NAMES.items()
@@ -71,7 +74,12 @@ class SchoolPolicy:
         api.looping_background_call(
             self._reconciler.run_once, RECONCILE_POLL_MS, desc="school_policy_reconcile"
         )
-        api.register_account_validity_callbacks(on_user_registration=self.on_user_registration)
+        # is_user_expired closes every door at once for a user rule 1 refuses:
+        # Synapse asks it on every request of every token (typing, presence,
+        # profile, to-device, media, reading rooms), not only on login.
+        api.register_account_validity_callbacks(
+            is_user_expired=self.is_user_expired, on_user_registration=self.on_user_registration
+        )
 
         api.register_spam_checker_callbacks(
             check_login_for_spam=self.check_login_for_spam,
@@ -126,18 +134,24 @@ class SchoolPolicy:
 
     # ---- the decision loop -------------------------------------------------
 
-    async def _room_state(self, room_id: str) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
-        """The room's policy event content and power levels content."""
+    async def _room_state(self, room_id: str) -> tuple[Any, ...]:
+        """The room facts the engine asks for with NEED_ROOM: (policy content,
+        policy sender, power levels content, create content, creator)."""
         state = await self._api.get_room_state(room_id, self._room_state_filter)
-        policy = state.get(self._room_state_filter[0])
-        power_levels = state.get(self._room_state_filter[1])
+        policy = state.get(self._policy_key)
+        power_levels = state.get(_POWER_LEVELS_KEY)
+        create = state.get(_CREATE_KEY)
         return (
             policy.content if policy is not None else None,
+            policy.sender if policy is not None else None,
             power_levels.content if power_levels is not None else None,
+            create.content if create is not None else None,
+            create.sender if create is not None else None,
         )
 
-    async def _shared_room_policies(self, actor: str, target: str) -> list[Mapping[str, Any] | None]:
-        """The policy contents of the rooms both users are joined to.
+    async def _shared_room_policies(self, actor: str, target: str) -> list[tuple[Any, Any, Any]]:
+        """(policy content, policy sender, creator) of the rooms both users are
+        joined to.
 
         Synapse's store answers from a cache that it keeps consistent across
         workers (a private API: covered by the integration tests of the
@@ -145,10 +159,25 @@ class SchoolPolicy:
         rooms = await self._api._store.get_mutual_rooms_between_users(frozenset((actor, target)))  # noqa: SLF001
         policies = []
         for room_id in rooms:
-            state = await self._api.get_room_state(room_id, [self._room_state_filter[0]])
-            event = state.get(self._room_state_filter[0])
-            policies.append(event.content if event is not None else None)
+            state = await self._api.get_room_state(room_id, [self._policy_key, _CREATE_KEY])
+            policy, create = state.get(self._policy_key), state.get(_CREATE_KEY)
+            policies.append((
+                policy.content if policy is not None else None,
+                policy.sender if policy is not None else None,
+                create.sender if create is not None else None,
+            ))
         return policies
+
+    async def _membership(self, room_id: str, user_id: str) -> str:
+        state = await self._api.get_room_state(room_id, [("m.room.member", user_id)])
+        event = state.get(("m.room.member", user_id))
+        membership = event.content.get("membership") if event is not None else None
+        return membership if isinstance(membership, str) else ""
+
+    async def _member_count(self, room_id: str) -> int:
+        """Users joined to or invited into the room."""
+        state = await self._api.get_room_state(room_id, [("m.room.member", None)])
+        return sum(1 for event in state.values() if event.content.get("membership") in ("join", "invite"))
 
     async def _decide(
         self,
@@ -161,25 +190,27 @@ class SchoolPolicy:
         content: Any = None,
         is_invited: bool | None = None,
     ) -> Any:
-        room_known = False
-        room_policy = room_power_levels = shared_rooms = None
+        room = shared_rooms = membership = member_count = None
         actor_admin = _core.FACT_UNKNOWN
         while True:
             outcome = self._engine.decide(
                 callback, actor, target, room_id, event_type, state_key, content,
-                room_known, room_policy, room_power_levels, actor_admin, is_invited, shared_rooms,
+                room, actor_admin, is_invited, shared_rooms, membership, member_count,
             )
             if outcome is None:
                 self._allowed_counters[callback].inc()
                 return NOT_SPAM
             if outcome == _core.NEED_ROOM:
-                room_policy, room_power_levels = await self._room_state(room_id)  # type: ignore[arg-type]
-                room_known = True
+                room = await self._room_state(room_id)  # type: ignore[arg-type]
             elif outcome == _core.NEED_ADMIN:
                 is_admin = await self._api.is_user_admin(actor)
                 actor_admin = _core.FACT_YES if is_admin else _core.FACT_NO
             elif outcome == _core.NEED_SHARED_ROOMS:
                 shared_rooms = await self._shared_room_policies(actor, target)  # type: ignore[arg-type]
+            elif outcome == _core.NEED_MEMBERSHIP:
+                membership = await self._membership(room_id, actor)  # type: ignore[arg-type]
+            elif outcome == _core.NEED_MEMBER_COUNT:
+                member_count = await self._member_count(room_id)  # type: ignore[arg-type]
             elif outcome == _core.SYNC_POWER_LEVELS:
                 self._allowed_counters[callback].inc()
                 return _AllowThenSync
@@ -205,7 +236,7 @@ class SchoolPolicy:
         """Once the policy event is the room's current one, sets
         events_default to what the engine says the policy needs, so that
         clients show the composer as the policy wants it."""
-        policy_key, power_levels_key = self._room_state_filter
+        policy_key, power_levels_key = self._policy_key, _POWER_LEVELS_KEY
         for _ in range(_SYNC_WAIT_STEPS):
             state = await self._api.get_room_state(
                 room_id, [policy_key, power_levels_key, ("m.room.create", "")]
@@ -258,7 +289,7 @@ class SchoolPolicy:
             request_content["initial_state"] = [
                 {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}}
             ]
-        policy = _initial_state_content(request_content, self._room_state_filter[0][0])
+        policy = _initial_state_content(request_content, self._policy_key[0])
         if policy is not None:
             creation_content = request_content.get("creation_content")
             creation_content = dict(creation_content) if isinstance(creation_content, Mapping) else {}
@@ -292,6 +323,12 @@ class SchoolPolicy:
     ) -> Any:
         return await self._decide(_core.CB_CHECK_LOGIN_FOR_SPAM, user_id)
 
+    async def is_user_expired(self, user_id: str) -> bool | None:
+        """True refuses every request of the user's access tokens; None
+        leaves the question to Synapse (the user may use the messenger)."""
+        result = await self._decide(_core.CB_IS_USER_EXPIRED, user_id)
+        return True if result is not NOT_SPAM else None
+
     async def user_may_join_room(self, user_id: str, room_id: str, is_invited: bool) -> Any:
         return await self._decide(
             _core.CB_USER_MAY_JOIN_ROOM, user_id, room_id=room_id, is_invited=is_invited
@@ -303,12 +340,12 @@ class SchoolPolicy:
         )
 
     async def user_may_create_room(self, user_id: str, room_config: Mapping[str, Any]) -> Any:
-        # The body first, then each invitee, so that a direct chat with a
-        # stranger is refused before the room exists.
+        # The body first, then each invitee (the engine names them: the
+        # invite list and initial_state's member events), so that a direct
+        # chat with a stranger is refused before the room exists.
         result = await self._decide(_core.CB_USER_MAY_CREATE_ROOM, user_id, content=room_config)
-        invites = room_config.get("invite") if isinstance(room_config, Mapping) else None
-        for invitee in invites if isinstance(invites, list) else ():
-            if result is not NOT_SPAM or not isinstance(invitee, str):
+        for invitee in self._engine.create_room_invitees(user_id, room_config):
+            if result is not NOT_SPAM:
                 break
             result = await self._decide(
                 _core.CB_USER_MAY_CREATE_ROOM, user_id, target=invitee, content=room_config

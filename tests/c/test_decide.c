@@ -63,6 +63,8 @@ static void decide(tu_fixture *fx, ssp_callback cb, const char *actor, const cha
                    const char *room_id, ssp_fact managed, const ssp_room_policy *room,
                    ssp_fact admin, ssp_decision *out)
 {
+    /* Managed rooms are created on this server by the service user. */
+    static const ssp_room_create create = {.sender = BOT, .room_version = "12", .room_version_len = 2};
     ssp_request req;
 
     memset(&req, 0, sizeof req);
@@ -73,6 +75,7 @@ static void decide(tu_fixture *fx, ssp_callback cb, const char *actor, const cha
     req.event_type = cb == SSP_CB_CHECK_EVENT_FOR_SPAM ? "m.room.message" : NULL;
     req.room_managed = managed;
     req.room = room;
+    req.room_create = managed == SSP_FACT_UNKNOWN ? NULL : &create;
     req.actor_is_admin = admin;
     ssp_decide(fx->engine, &req, out);
 }
@@ -95,6 +98,8 @@ static ssp_room_policy policy_of(const char *school)
     ssp_room_policy p;
 
     memset(&p, 0, sizeof p);
+    p.sender = BOT;
+    p.creator = BOT;
     p.school = school;
     p.school_len = school ? strlen(school) : 0;
     p.kind = SSP_KIND_COURSE;

@@ -17,5 +17,6 @@ int main(void)
     run_pgstore_tests();
     run_special_rooms_tests();
     run_reconcile_tests();
+    run_doors_tests();
     return check_finish();
 }

@@ -43,6 +43,8 @@ static ssp_room_policy teachers_room(void)
     ssp_room_policy p;
 
     memset(&p, 0, sizeof p);
+    /* The reconciler creates the teachers' room and sends its policy. */
+    p.sender = p.creator = "@school-policy:school.example";
     p.school = "gym-nord";
     p.school_len = strlen(p.school);
     p.kind_name = "teachers";
@@ -55,6 +57,8 @@ static ssp_room_policy teachers_room(void)
 static void in_teachers_room(tu_fixture *fx, ssp_callback cb, const char *actor, const char *target,
                              ssp_decision *out)
 {
+    static const ssp_room_create create = {.sender = "@school-policy:school.example",
+                                           .room_version = "12", .room_version_len = 2};
     ssp_room_policy room = teachers_room();
     ssp_request req;
 
@@ -65,7 +69,9 @@ static void in_teachers_room(tu_fixture *fx, ssp_callback cb, const char *actor,
     req.room_id = ROOM;
     req.room_managed = SSP_FACT_YES;
     req.room = &room;
+    req.room_create = &create;
     req.is_invited = SSP_FACT_YES;
+    req.actor_joined = SSP_FACT_NO;
     req.actor_is_admin = SSP_FACT_NO;
     req.shared_known = SSP_FACT_YES;
     req.shared_rooms = &room;

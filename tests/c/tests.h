@@ -12,5 +12,6 @@ void run_store_tests(void);
 void run_pgstore_tests(void);
 void run_special_rooms_tests(void);
 void run_reconcile_tests(void);
+void run_doors_tests(void);
 
 #endif
