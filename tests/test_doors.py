@@ -848,52 +848,78 @@ def test_classmates_in_a_service_users_course_still_reach_each_other(school):
 # ---- server admins ---------------------------------------------------------------------
 
 
-def test_server_admin_moderation_is_not_hampered(school):
-    sync, root, pupil2 = school.sync, school.users["root"], school.users["pupil2"]
-    since = now_ms()
-    room_id = school.managed_room(GYM, invite=["pupil2"], two_way=True)
-    assert pupil2.join(room_id)[0] == 200
+def closed_room_with_posts(school: School, poster: str, n: int = 3, admin_first=False) -> tuple[str, list[str]]:
+    """A gym-nord course where `poster` wrote while it was two-way, now one-way.
+    admin_first: the server admin is room admin there before the poster joins."""
+    client = school.users[poster]
+    room_id = school.managed_room(GYM, invite=[poster], two_way=True)
+    if admin_first:
+        root = school.users["root"]
+        status, body = admin_api(school, "POST", f"/rooms/{q(room_id)}/make_room_admin", {"user_id": root.user_id})
+        assert status == 200, body
+        if room_id not in joined_rooms(root):
+            assert root.join(room_id)[0] == 200
+    assert client.join(room_id)[0] == 200
     posted = []
-    for i in range(3):
-        status, body = pupil2.send(room_id, "m.room.message", {"msgtype": "m.text", "body": f"rude {i}"})
+    for i in range(n):
+        status, body = client.send(room_id, "m.room.message", {"msgtype": "m.text", "body": f"rude {i}"})
         assert status == 200, body
         posted.append(body["event_id"])
-    assert set_policy(sync, room_id, two_way=False)[0] == 200
-    wait_for_state(pupil2, room_id, "m.room.power_levels", lambda pl: pl.get("events_default") == MODERATOR_LEVEL)
+    assert set_policy(school.sync, room_id, two_way=False)[0] == 200
+    wait_for_state(client, room_id, "m.room.power_levels", lambda pl: pl.get("events_default") == MODERATOR_LEVEL)
+    return room_id, posted
 
-    # The admin makes themself room admin through Synapse's admin API and
-    # moderates: redaction with a reason, a notice, history settings.
-    status, body = request(
-        school.server.base_url, "POST", f"/_synapse/admin/v1/rooms/{q(room_id)}/make_room_admin",
-        body={"user_id": root.user_id}, token=root.token,
-    )
-    assert status == 200, body
-    if room_id not in joined_rooms(root):
-        assert root.join(room_id)[0] == 200
+
+def admin_api(school: School, method: str, path: str, body=None):
+    return request(school.server.base_url, method, f"/_synapse/admin/v1{path}", body=body, token=school.users["root"].token)
+
+
+def admin_redact_user(school: School, user_id: str, body: dict) -> dict:
+    """Synapse's admin API redacting a user's events; returns the finished task."""
+    status, started = admin_api(school, "POST", f"/user/{q(user_id)}/redact", body)
+    assert status == 200, started
+
+    def done():
+        status, result = admin_api(school, "GET", f"/user/redact_status/{q(started['redact_id'])}")
+        assert status == 200, result
+        return result if result["status"] in ("complete", "failed") else None
+
+    return wait_for(done, 30, "the admin redaction")
+
+
+def test_server_admin_moderation_is_not_hampered(school):
+    root, pupil2 = school.users["root"], school.users["pupil2"]
+    since = now_ms()
+    # The admin made themself room admin through Synapse's admin API (the
+    # admin-as-sender redactions below need them in the room at the time of
+    # the redacted events) and moderates: redaction with a reason, a notice,
+    # history settings.
+    room_id, posted = closed_room_with_posts(school, "pupil2", admin_first=True)
     status, body = root.redact(room_id, posted[0], reason="Beleidigung")
     assert status == 200, body
     status, body = root.send(room_id, "m.room.message", {"msgtype": "m.notice", "body": "Bitte freundlich bleiben."})
     assert status == 200, body
-    # Synapse's admin API redacting all of a user's events, with a reason.
-    status, body = request(
-        school.server.base_url, "POST", f"/_synapse/admin/v1/user/{q(uid('pupil2'))}/redact",
-        body={"rooms": [room_id], "reason": "cleanup"}, token=root.token,
-    )
+    status, body = root.put_state(room_id, "m.room.history_visibility", "", {"history_visibility": "joined"})
     assert status == 200, body
-    redact_id = body["redact_id"]
-
-    def done():
-        status, body = request(
-            school.server.base_url, "GET", f"/_synapse/admin/v1/user/redact_status/{q(redact_id)}", token=root.token
-        )
-        assert status == 200, body
-        return body if body["status"] in ("complete", "failed") else None
-
-    result = wait_for(done, 30, "the admin redaction")
+    # Synapse's admin API redacting all of a user's events, the admin as sender.
+    result = admin_redact_user(school, uid("pupil2"), {"rooms": [room_id], "reason": "cleanup", "use_admin": True})
     assert result["status"] == "complete" and result["failed_redactions"] == {}, result
     for event_id in posted:
         wait_for(lambda: get_event(root, room_id, event_id)["content"] == {}, 10, f"{event_id} redacted")
     no_audit(school, uid("root"), since, settle=0.5)
+    # A server admin's token works although they are not on the roster.
+    assert_working(d5_requests(root, room_id))
+
+
+def test_admin_redaction_api_acting_as_the_pupil_redacts_with_a_reason_in_a_one_way_room(school):
+    # Synapse's default for POST /_synapse/admin/v1/user/{user}/redact on a
+    # local user is to puppet that user: the redactions are sent with the
+    # pupil as sender, carrying the admin's reason.
+    room_id, posted = closed_room_with_posts(school, "pupil3")
+    result = admin_redact_user(school, uid("pupil3"), {"rooms": [room_id], "reason": "cleanup"})
+    assert result["status"] == "complete" and result["failed_redactions"] == {}, result
+    for event_id in posted:
+        assert get_event(school.users["teacher"], room_id, event_id)["content"] == {}
 
 
 # ---- D11: power as Synapse sees it ---------------------------------------------------
@@ -1082,3 +1108,45 @@ def test_pupil_cannot_join_a_room_of_another_server(federated):
     status, body = sync.create_room(preset="private_chat", invite=[pupil.user_id], initial_state=[policy(GYM, "course", True)])
     assert status == 200, body
     assert pupil.join(body["room_id"])[0] == 200
+
+
+@pytest.mark.xfail(strict=True, reason="door not covered by the design: D9 covers joins; a knock on a remote "
+                   "room reaches no module callback and carries a free-text reason to the other server")
+def test_pupil_cannot_knock_on_a_room_of_another_server(federated):
+    school_server, remote, sync, pupil, stranger = federated
+    status, body = stranger.create_room(
+        preset="private_chat", name="Knock here",
+        initial_state=[{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}],
+    )
+    assert status == 200, body
+    room_id = body["room_id"]
+    status, body = knock(pupil, room_id, reason="Hi, I'm 12, at gym-nord", servers=[remote.server_name])
+    assert status == 403, body
+    status, body = stranger.get_state(room_id, "m.room.member", pupil.user_id)
+    assert status == 404, body
+
+
+# ---- doors the design does not cover (documented, expected to fail) -------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="door not covered by the design: membership events reach no "
+                   "check_event_for_spam, and D10 lets join->join through; their displayname and "
+                   "reason are free text that every member of the one-way room sees")
+@pytest.mark.parametrize("how", ["room_display_name", "invite_reason", "leave_reason"])
+def test_pupil_cannot_write_into_a_one_way_room_through_membership_text(school, how):
+    pupil = school.users["pupil4"]
+    room_id = school.managed_room(GYM, invite=["pupil4", "teacher"], moderators=["teacher"])
+    assert pupil.join(room_id)[0] == 200
+    assert_denied(pupil.send(room_id, "m.room.message", TEXT), "one_way")
+    text = "Herr X ist doof"
+    if how == "room_display_name":
+        response = pupil.put_state(room_id, "m.room.member", uid("pupil4"), {"membership": "join", "displayname": text})
+        shown = member_content(school.sync, room_id, uid("pupil4")).get("displayname")
+    elif how == "invite_reason":
+        response = pupil.request("POST", f"{CS}/rooms/{q(room_id)}/invite", {"user_id": uid("pupil3"), "reason": text})
+        shown = school.sync.get_state(room_id, "m.room.member", uid("pupil3"))[1].get("reason")
+    else:
+        response = pupil.request("POST", f"{CS}/rooms/{q(room_id)}/leave", {"reason": text})
+        shown = member_content(school.sync, room_id, uid("pupil4")).get("reason")
+    assert shown != text
+    assert_denied(response, "one_way")
