@@ -71,7 +71,7 @@ def main() -> None:
         started = time.monotonic()
         for i in range(args.records):
             t0 = perf()
-            decide(cb, actors[i % 1000], None, None, None, None, None, False, None, None, no)
+            decide(cb, actors[i % 1000], None, None, None, None, None, None, no, None, None, None, None)
             if i % 100 == 0:
                 timings.append(perf() - t0)
         decided = time.monotonic() - started

@@ -130,9 +130,9 @@ class CheckEventAllowedPolicy(SchoolPolicy):
 
     async def check_event_allowed(self, event: Any, state_events: Any) -> tuple[bool, None]:
         start = time.perf_counter_ns()
-        policy_key, power_levels_key = self._room_state_filter
-        policy = state_events.get(policy_key)
-        power_levels = state_events.get(power_levels_key)
+        policy = state_events.get(self._policy_key)
+        power_levels = state_events.get(("m.room.power_levels", ""))
+        create = state_events.get(("m.room.create", ""))
         self._engine.decide(*decide_args(
             callback=_core.CB_CHECK_EVENT_FOR_SPAM,
             actor=event.sender,
@@ -140,9 +140,13 @@ class CheckEventAllowedPolicy(SchoolPolicy):
             event_type=event.type,
             state_key=event.get_state_key() if event.is_state() else None,
             content=event.content,
-            room_known=True,
-            room_policy=policy.content if policy is not None else None,
-            room_power_levels=power_levels.content if power_levels is not None else None,
+            room=(
+                policy.content if policy is not None else None,
+                policy.sender if policy is not None else None,
+                power_levels.content if power_levels is not None else None,
+                create.content if create is not None else None,
+                create.sender if create is not None else None,
+            ),
         ))
         self._bench_timings.add("module: check_event_allowed", _phase(event), time.perf_counter_ns() - start)
         if len(self._bench_timings.state_sizes) < _MAX_SAMPLES:

@@ -1,7 +1,7 @@
 """Bench helper: build the positional arguments of ``_core.Engine.decide`` by name.
 
 decide() takes positional arguments only and gains parameters as rules are
-added (e.g. ``is_invited``, ``shared_rooms``). The benches name what they pass;
+added (e.g. ``is_invited``, ``shared_rooms``, ``actor_membership``). The benches name what they pass;
 the order comes from the binding's own docstring, ``decide(callback, actor,
 ...)``, and parameters a bench does not name get the value that means "not
 applicable / not known yet" (None, or FACT_UNKNOWN for ``actor_admin``).
@@ -15,9 +15,9 @@ from synapse_school_policy import _core
 
 _FALLBACK = (
     "callback", "actor", "target", "room_id", "event_type", "state_key", "content",
-    "room_known", "room_policy", "room_power_levels", "actor_admin",
+    "room", "actor_admin", "is_invited", "shared_rooms", "actor_membership", "member_count",
 )
-_DEFAULTS = {"room_known": False, "actor_admin": _core.FACT_UNKNOWN}
+_DEFAULTS = {"actor_admin": _core.FACT_UNKNOWN}
 
 
 def decide_params() -> tuple[str, ...]:

@@ -207,10 +207,14 @@ def room_id_of(i: int, rng_bits: int) -> str:
 
 def decide_args(callback: int, actor: str, target: str | None, room_id: str | None, room_known: bool,
                 room_policy: Any, actor_admin: int, shared_rooms: Any) -> tuple:
-    # decide(callback, actor, target, room_id, event_type, state_key, content, room_known,
-    #        room_policy, room_power_levels, actor_admin, is_invited, shared_rooms)
-    return (callback, actor, target, room_id, None, None, None, room_known,
-            room_policy, None, actor_admin, None, shared_rooms)
+    # decide(callback, actor, target, room_id, event_type, state_key, content, room,
+    #        actor_admin, is_invited, shared_rooms, actor_membership, member_count)
+    # Every room here was created by the sync, which also sent its policy event.
+    sync = f"@sync:{SERVER}"
+    room = (room_policy, sync, None, {"room_version": "12"}, sync) if room_known else None
+    shared = [(p, sync, sync) for p in shared_rooms] if shared_rooms is not None else None
+    return (callback, actor, target, room_id, None, None, None, room,
+            actor_admin, None, shared, None, None)
 
 
 def part1(args, policies: list[dict | None], rng: random.Random, deadline: Deadline) -> dict:

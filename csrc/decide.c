@@ -22,6 +22,7 @@ typedef struct denial {
 } denial;
 
 #define REACTION_TYPE "m.reaction"
+#define THIRD_PARTY_INVITE_TYPE "m.room.third_party_invite"
 #define ANNOTATION_REL_TYPE "m.annotation"
 /* A room that cannot grow: a direct chat of someone who may not create
  * group rooms holds its creator and one other person. */
@@ -666,6 +667,12 @@ static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_loca
             return deny_as_actor(engine, req, actor_local, SSP_RULE_PUBLIC_ROOM_FORBIDDEN, d);
         if (actor_local && req->opens_guest_access)
             return deny_as_actor(engine, req, actor_local, SSP_RULE_GUEST_ACCESS_FORBIDDEN, d);
+        /* A planted m.room.third_party_invite lets whoever signs with its key
+         * join through /join's third_party_signed: an invite Synapse turns
+         * into a member event without asking user_may_invite. */
+        if (actor_local && req->event_type != NULL && req->state_key != NULL &&
+            strcmp(req->event_type, THIRD_PARTY_INVITE_TYPE) == 0)
+            return deny_as_actor(engine, req, actor_local, SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN, d);
         break;
     default:
         break;
