@@ -655,14 +655,14 @@ def test_redaction_with_a_reason_in_a_one_way_room_is_refused(school, closed_cou
 
 @pytest.mark.parametrize(
     "extra",
-    [{"body": "free text"}, {"reason": "free text"}, {"m.relates_to": {"rel_type": "m.reference", "event_id": None}}],
+    [{"body": "free text"}, {"reason": "free text"}, "relation"],
     ids=["body", "reason", "relation"],
 )
 def test_redaction_with_extra_content_is_refused(school, closed_course, extra):
     room_id, event_ids = closed_course
     pupil = school.users["pupil"]
     target = event_ids[1]
-    if "m.relates_to" in extra:  # a relation to an event Synapse knows
+    if extra == "relation":  # a relation to an event Synapse knows
         extra = {"m.relates_to": {"rel_type": "m.reference", "event_id": event_ids[0]}}
     assert_denied(pupil.send(room_id, "m.room.redaction", {"redacts": target, **extra}), "one_way")
     assert_audited(school, "one_way", uid("pupil"), room_id=room_id, event_type="m.room.redaction")
