@@ -281,7 +281,7 @@ static void chaos_roster_parse_batch_fails_cleanly_at_every_allocation(void)
 
         memset(&err, 0, sizeof err);
         arm(n);
-        rc = ssp_roster_parse_batch(body, &changes, &count, &err);
+        rc = ssp_roster_parse_batch(body, NULL, &changes, &count, &err);
         disarm();
         if (rc != 0 && (changes != NULL || count != 0))
             CHECK_FAIL("N=%ld: failed ssp_roster_parse_batch left changes %p count %zu", n,
