@@ -485,6 +485,34 @@ static void roster_user_id_check_names_the_path_and_counts_bytes(void)
     CHECK_STR_EQ(err.message, "school: contains a control character");
 }
 
+static void roster_check_batch_gives_the_users_or_names_the_field(void)
+{
+    static const char good[] =
+        "{\"users\": [{\"user_id\": \"@a:s\", \"schools\": [{\"school\": \"gym\", \"role\": "
+        "\"teacher\"}]}, {\"user_id\": \"@b:s\", \"schools\": []}]}";
+    static const char dup[] = "{\"users\": [" GOOD_USER("@a:s") ", " GOOD_USER("@a:s") "]}";
+    static const char nul[] = "{\"users\": [{\"user_id\": \"@a:s\", \"schools\": [{\"school\": "
+                              "\"g\\u0000\", \"role\": \"student\"}]}]}";
+    char *users = (char *)"x";
+    ssp_error err = {0};
+
+    REQUIRE_OK(ssp_roster_check_batch(good, strlen(good), "s", &users, &err), err);
+    CHECK(tu_json_equal_text(users, "[{\"user_id\": \"@a:s\", \"schools\": [{\"school\": \"gym\", "
+                                    "\"role\": \"teacher\"}]}, {\"user_id\": \"@b:s\", "
+                                    "\"schools\": []}]"));
+    free(users);
+    CHECK_INT_EQ(ssp_roster_check_batch(dup, strlen(dup), "s", &users, &err), -1);
+    CHECK_STR_EQ(err.message, "users[1].user_id: duplicate of users[0]");
+    CHECK(users == NULL);
+    CHECK_INT_EQ(ssp_roster_check_batch(nul, strlen(nul), "s", &users, &err), -1);
+    CHECK_STR_EQ(err.message, "users[0].schools[0].school: contains a control character");
+    CHECK_INT_EQ(ssp_roster_check_batch(good, strlen(good), "other", &users, &err), -1);
+    CHECK_INT_EQ(err.code, SSP_ERR_INPUT);
+    CHECK_INT_EQ(ssp_roster_check_batch("{\"users\": [\xff]}", 13, "s", &users, &err), -1);
+    CHECK_INT_EQ(err.code, SSP_ERR_SYNTAX);
+    CHECK(users == NULL);
+}
+
 void run_roster_parse_tests(void)
 {
     RUN(roster_entry_with_every_role_is_parsed);
@@ -502,4 +530,5 @@ void run_roster_parse_tests(void)
     RUN(roster_batch_on_a_server_accepts_its_users_with_a_port);
     RUN(roster_large_batch_finds_a_late_duplicate);
     RUN(roster_user_id_check_names_the_path_and_counts_bytes);
+    RUN(roster_check_batch_gives_the_users_or_names_the_field);
 }
