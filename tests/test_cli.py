@@ -153,3 +153,30 @@ def test_audit_filters_json_and_table_output_and_purge(store):
     purged = run_cli(hs, "audit", "purge", "--older-than", "0s")
     assert "deleted 2 audit records" in purged.stdout, purged.stdout + purged.stderr
     assert engine.audit_purge(int(time.time() * 1000)) == 0
+
+
+def test_rows_written_by_hand_that_break_the_input_rules_are_skipped_at_load(store):
+    """The roster table may hold rows from before the input rules, or from
+    SQL: the engine still starts, leaves them out and counts them."""
+    import psycopg2
+
+    engine, hs, tmp = store
+    config = json.loads(hs.read_text())["modules"][0]["config"]
+    conn = psycopg2.connect(config["database"])
+    with conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO school_policy.roster (user_id, school, role) VALUES (%s, %s, %s)",
+            [("@eve:evil.example", "gym-nord", "student"),
+             (f"@ok:{SERVER}", "gym\nnord", "student"),
+             (f"@ok:{SERVER}", "gs-sued", "teacher"),
+             (f"@caf\u00e9:{SERVER}", "gym-nord", "student")],
+        )
+    conn.close()
+    fresh = _core.Engine(json.dumps(dict(config, data_dir=str(tmp / "fresh"))), SERVER, "fresh")
+    fresh.open()
+    assert json.loads(fresh.roster_get(f"@ok:{SERVER}"))["schools"] == [{"school": "gs-sued", "role": "teacher"}]
+    assert fresh.roster_get("@eve:evil.example") is None
+    assert fresh.roster_get(f"@caf\u00e9:{SERVER}") is None
+    assert fresh.roster_size() == 1
+    assert fresh.store_status()["roster_skipped"] == 3
+    del fresh
