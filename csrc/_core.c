@@ -13,6 +13,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <limits.h>
 #include <string.h>
 
 #include "ssp.h"
@@ -92,6 +93,65 @@ static int body_buffer(PyObject *obj, const char **data, Py_ssize_t *len)
     }
     PyErr_SetString(PyExc_TypeError, "body must be bytes or str");
     return -1;
+}
+
+/* A text argument of the roster and audit calls: str (or None when
+ * allow_none). What the engine cannot take as a C string (a NUL character,
+ * a lone surrogate) is bad input, named like the engine names it, not a
+ * ValueError. Returns -1 with an exception set. */
+static int text_arg(PyObject *self, PyObject *obj, const char *name, bool allow_none,
+                    const char **out)
+{
+    Py_ssize_t len;
+    module_state *st = state_of_type(Py_TYPE(self));
+
+    *out = NULL;
+    if (st == NULL)
+        return -1;
+    if (allow_none && obj == Py_None)
+        return 0;
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be str%s", name, allow_none ? " or None" : "");
+        return -1;
+    }
+    *out = PyUnicode_AsUTF8AndSize(obj, &len);
+    if (*out == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+            return -1;
+        PyErr_Clear();
+        PyErr_Format(st->input_error, "%s: not valid Unicode", name);
+        return -1;
+    }
+    if (memchr(*out, '\0', (size_t)len) != NULL) {
+        *out = NULL;
+        PyErr_Format(st->input_error, "%s: contains a NUL character", name);
+        return -1;
+    }
+    return 0;
+}
+
+/* A non-negative int64 argument of audit_query. */
+static int ms_arg(PyObject *self, PyObject *obj, const char *name, long long *out)
+{
+    int overflow = 0;
+    module_state *st = state_of_type(Py_TYPE(self));
+
+    if (st == NULL)
+        return -1;
+    if (obj == NULL)
+        return 0;
+    if (!PyLong_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be int", name);
+        return -1;
+    }
+    *out = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (*out == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow != 0 || *out < 0) {
+        PyErr_Format(st->input_error, "%s: expected an integer from 0 to %lld", name, LLONG_MAX);
+        return -1;
+    }
+    return 0;
 }
 
 static PyObject *take_engine_string(char *text)
@@ -1165,12 +1225,13 @@ static PyObject *Engine_roster_put(EngineObject *self, PyObject *args)
 {
     const char *user_id, *body;
     Py_ssize_t body_len;
-    PyObject *body_obj;
+    PyObject *user_obj, *body_obj;
     char *entry = NULL;
     ssp_error err = {0};
     int rc;
 
-    if (!PyArg_ParseTuple(args, "sO:roster_put", &user_id, &body_obj) ||
+    if (!PyArg_ParseTuple(args, "OO:roster_put", &user_obj, &body_obj) ||
+        text_arg((PyObject *)self, user_obj, "user_id", false, &user_id) != 0 ||
         body_buffer(body_obj, &body, &body_len) != 0)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
@@ -1202,11 +1263,13 @@ static PyObject *Engine_roster_upsert(EngineObject *self, PyObject *body_obj)
 static PyObject *Engine_roster_delete(EngineObject *self, PyObject *args)
 {
     const char *user_id;
+    PyObject *user_obj;
     bool existed = false;
     ssp_error err = {0};
     int rc;
 
-    if (!PyArg_ParseTuple(args, "s:roster_delete", &user_id))
+    if (!PyArg_ParseTuple(args, "O:roster_delete", &user_obj) ||
+        text_arg((PyObject *)self, user_obj, "user_id", false, &user_id) != 0)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
     rc = ssp_roster_delete(self->engine, user_id, &existed, &err);
@@ -1219,10 +1282,12 @@ static PyObject *Engine_roster_delete(EngineObject *self, PyObject *args)
 static PyObject *Engine_roster_get(EngineObject *self, PyObject *args)
 {
     const char *user_id;
+    PyObject *user_obj;
     char *entry = NULL;
     ssp_error err = {0};
 
-    if (!PyArg_ParseTuple(args, "s:roster_get", &user_id))
+    if (!PyArg_ParseTuple(args, "O:roster_get", &user_obj) ||
+        text_arg((PyObject *)self, user_obj, "user_id", false, &user_id) != 0)
         return NULL;
     /* A read of memory under the roster's read lock: no I/O, keep the GIL. */
     if (ssp_roster_get(self->engine, user_id, &entry, &err) != 0)
@@ -1240,15 +1305,25 @@ static PyObject *Engine_roster_size(EngineObject *self, PyObject *Py_UNUSED(igno
 static PyObject *Engine_audit_query(EngineObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"since", "until", "rule", "school", "user", "limit", "before", NULL};
-    long long since = 0, until = 0, before = 0;
-    Py_ssize_t limit = 100;
+    long long since = 0, until = 0, before = 0, limit = 100;
+    PyObject *since_obj = NULL, *until_obj = NULL, *before_obj = NULL, *limit_obj = NULL;
+    PyObject *rule_obj = Py_None, *school_obj = Py_None, *user_obj = Py_None;
+    PyObject *me = (PyObject *)self;
     ssp_audit_filter filter = {0};
     char *result = NULL;
     ssp_error err = {0};
     int rc;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$LLzzznL:audit_query", kwlist, &since, &until,
-                                     &filter.rule, &filter.school, &filter.user, &limit, &before))
+    /* Out-of-range numbers and NUL characters are bad input (InputError),
+     * like everything else the admin API passes on. */
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOOOOOO:audit_query", kwlist, &since_obj,
+                                     &until_obj, &rule_obj, &school_obj, &user_obj, &limit_obj,
+                                     &before_obj) ||
+        ms_arg(me, since_obj, "since", &since) != 0 || ms_arg(me, until_obj, "until", &until) != 0 ||
+        ms_arg(me, before_obj, "from", &before) != 0 || ms_arg(me, limit_obj, "limit", &limit) != 0 ||
+        text_arg(me, rule_obj, "rule", true, &filter.rule) != 0 ||
+        text_arg(me, school_obj, "school", true, &filter.school) != 0 ||
+        text_arg(me, user_obj, "user", true, &filter.user) != 0)
         return NULL;
     if (limit < 1 || limit > 1000) {
         PyErr_SetString(state_of_type(Py_TYPE(self))->input_error,
@@ -1298,14 +1373,15 @@ static PyObject *Engine_store_status(EngineObject *self, PyObject *Py_UNUSED(ign
     ssp_store_status st;
 
     ssp_store_get_status(self->engine, &st);
-    return Py_BuildValue("{sOsOsKsKsKsKsLsKss}", "postgres", st.postgres ? Py_True : Py_False,
+    return Py_BuildValue("{sOsOsKsKsKsKsLsKsssK}", "postgres", st.postgres ? Py_True : Py_False,
                          "connected", st.connected ? Py_True : Py_False, "audit_spilled_total",
                          (unsigned long long)st.audit_spilled_total, "audit_spill_pending",
                          (unsigned long long)st.audit_spill_pending, "roster_outbox_pending",
                          (unsigned long long)st.roster_outbox_pending, "connects",
                          (unsigned long long)st.connects, "roster_version",
                          (long long)st.roster_version, "reconcile_pending",
-                         (unsigned long long)st.reconcile_pending, "last_error", st.last_error);
+                         (unsigned long long)st.reconcile_pending, "last_error", st.last_error,
+                         "roster_skipped", (unsigned long long)st.roster_skipped);
 }
 
 /* audit_purge(older_than_ms) -> number of records deleted. Waits on the
@@ -1548,7 +1624,8 @@ static PyMethodDef Engine_methods[] = {
     {"audit_stats", (PyCFunction)Engine_audit_stats, METH_NOARGS, "Audit queue counters."},
     {"store_status", (PyCFunction)Engine_store_status, METH_NOARGS,
      "The store's state: postgres, connected, audit_spilled_total, audit_spill_pending, "
-     "roster_outbox_pending, connects, roster_version, reconcile_pending, last_error."},
+     "roster_outbox_pending, connects, roster_version, reconcile_pending, last_error, "
+     "roster_skipped."},
     {"audit_purge", (PyCFunction)Engine_audit_purge, METH_VARARGS,
      "audit_purge(older_than_ms) -> records deleted (PostgreSQL store)."},
     {"reconcile_mark", (PyCFunction)Engine_reconcile_mark, METH_VARARGS,
@@ -1631,6 +1708,34 @@ static PyObject *core_check_config(PyObject *module, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* roster_check(body, server_name) -> the users as a JSON list; raises
+ * InputError / JsonSyntaxError as POST /roster answers 400. */
+static PyObject *core_roster_check(PyObject *module, PyObject *args)
+{
+    const char *body, *server_name;
+    Py_ssize_t body_len;
+    PyObject *body_obj;
+    char *users = NULL;
+    ssp_error err = {0};
+    int rc;
+    module_state *st = state_of_module(module);
+
+    if (!PyArg_ParseTuple(args, "Os:roster_check", &body_obj, &server_name) ||
+        body_buffer(body_obj, &body, &body_len) != 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_roster_check_batch(body, (size_t)body_len, server_name, &users, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        if (err.code == SSP_ERR_NOMEM)
+            return PyErr_NoMemory();
+        PyErr_SetString(err.code == SSP_ERR_SYNTAX ? st->syntax_error : st->input_error,
+                        err.message);
+        return NULL;
+    }
+    return take_engine_string(users);
+}
+
 static PyObject *core_check_homeserver(PyObject *module, PyObject *arg)
 {
     const char *text;
@@ -1686,6 +1791,9 @@ static PyMethodDef core_methods[] = {
      "read without a running engine."},
     {"check_homeserver", core_check_homeserver, METH_O,
      "check_homeserver(settings_json) -> JSON list of {setting, problem}."},
+    {"roster_check", core_roster_check, METH_VARARGS,
+     "roster_check(body, server_name) -> the users of a POST /roster body as a JSON list; "
+     "raises InputError naming the bad field, as the admin API does."},
     {"check_config", core_check_config, METH_O,
      "check_config(json) -> None; raises InputError naming the bad key."},
     {NULL, NULL, 0, NULL},
