@@ -17,6 +17,7 @@
 #                   state supplied (the decisive second call of every message)
 #        need-room  the same message before the room's state is known (first call)
 #        login      check_login_for_spam, allowed pupil
+#        token      is_user_expired, allowed pupil (Synapse asks it on every request)
 #        denied     message by a pupil whose school has not opted in (-> NEED_ADMIN)
 # Needs: gcc, pkg-config, libjansson-dev, libpq-dev (the engine's PostgreSQL
 # store is linked in, not used: the roster lives in the embedded store), valgrind.
@@ -24,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ITERATIONS=${1:-100000}
 USERS=${2:-100000}
-CASES="message need-room login denied"
+CASES="message need-room login token denied"
 
 BUILD=$(mktemp -d /tmp/ssp-bench-callgrind-XXXXXX)
 trap 'rm -rf "$BUILD"' EXIT

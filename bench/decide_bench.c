@@ -144,8 +144,10 @@ int main(int argc, char **argv)
     snprintf(actor, sizeof actor, "@u%ld:" SERVER, (users / 2) / 10 * 10 + 3);
     snprintf(denied_actor, sizeof denied_actor, "@u%ld:" SERVER, (users / 2) / 10 * 10 + 9);
 
-    /* A managed two-way course room of gym-nord, as the binding extracts it. */
+    /* A managed two-way course room of gym-nord that the sync created, as the
+     * binding extracts it. */
     ssp_room_policy room = {
+        .sender = "@sync:" SERVER, .creator = "@sync:" SERVER,
         .empty = false, .n_keys = 3,
         .school = "gym-nord", .school_len = 8,
         .kind_name = "course", .kind_len = 6, .kind = SSP_KIND_COURSE,
@@ -155,6 +157,7 @@ int main(int argc, char **argv)
         .users_default = 0, .events_default = 0, .state_default = 50,
         .actor_listed = false, .actor_level = 0, .full = false,
     };
+    ssp_room_create create = {.sender = "@sync:" SERVER, .room_version = "12", .room_version_len = 2};
     ssp_request req = {
         .callback = SSP_CB_CHECK_EVENT_FOR_SPAM,
         .actor = actor,
@@ -163,6 +166,7 @@ int main(int argc, char **argv)
         .room_managed = SSP_FACT_YES,
         .room = &room,
         .room_power_levels = &levels,
+        .room_create = &create,
         .actor_is_admin = SSP_FACT_UNKNOWN,
     };
     ssp_verdict expected = SSP_VERDICT_ALLOW;
@@ -174,6 +178,10 @@ int main(int argc, char **argv)
         expected = SSP_VERDICT_NEED_ROOM;
     } else if (strcmp(which, "login") == 0) {
         req = (ssp_request){.callback = SSP_CB_CHECK_LOGIN_FOR_SPAM, .actor = actor,
+                            .actor_is_admin = SSP_FACT_UNKNOWN};
+    } else if (strcmp(which, "token") == 0) {
+        /* is_user_expired: asked on every authenticated request */
+        req = (ssp_request){.callback = SSP_CB_IS_USER_EXPIRED, .actor = actor,
                             .actor_is_admin = SSP_FACT_UNKNOWN};
     } else if (strcmp(which, "denied") == 0) {
         req.actor = denied_actor; /* school not enabled; asks whether they are an admin first */

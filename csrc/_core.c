@@ -13,6 +13,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <limits.h>
 #include <string.h>
 
 #include "ssp.h"
@@ -94,6 +95,65 @@ static int body_buffer(PyObject *obj, const char **data, Py_ssize_t *len)
     return -1;
 }
 
+/* A text argument of the roster and audit calls: str (or None when
+ * allow_none). What the engine cannot take as a C string (a NUL character,
+ * a lone surrogate) is bad input, named like the engine names it, not a
+ * ValueError. Returns -1 with an exception set. */
+static int text_arg(PyObject *self, PyObject *obj, const char *name, bool allow_none,
+                    const char **out)
+{
+    Py_ssize_t len;
+    module_state *st = state_of_type(Py_TYPE(self));
+
+    *out = NULL;
+    if (st == NULL)
+        return -1;
+    if (allow_none && obj == Py_None)
+        return 0;
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be str%s", name, allow_none ? " or None" : "");
+        return -1;
+    }
+    *out = PyUnicode_AsUTF8AndSize(obj, &len);
+    if (*out == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+            return -1;
+        PyErr_Clear();
+        PyErr_Format(st->input_error, "%s: not valid Unicode", name);
+        return -1;
+    }
+    if (memchr(*out, '\0', (size_t)len) != NULL) {
+        *out = NULL;
+        PyErr_Format(st->input_error, "%s: contains a NUL character", name);
+        return -1;
+    }
+    return 0;
+}
+
+/* A non-negative int64 argument of audit_query. */
+static int ms_arg(PyObject *self, PyObject *obj, const char *name, long long *out)
+{
+    int overflow = 0;
+    module_state *st = state_of_type(Py_TYPE(self));
+
+    if (st == NULL)
+        return -1;
+    if (obj == NULL)
+        return 0;
+    if (!PyLong_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be int", name);
+        return -1;
+    }
+    *out = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (*out == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow != 0 || *out < 0) {
+        PyErr_Format(st->input_error, "%s: expected an integer from 0 to %lld", name, LLONG_MAX);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *take_engine_string(char *text)
 {
     PyObject *result = PyUnicode_FromString(text);
@@ -161,6 +221,16 @@ static PyObject *Engine_open(EngineObject *self, PyObject *Py_UNUSED(ignored))
     if (rc != 0)
         return raise_engine_error(Py_TYPE(self), &err);
     Py_RETURN_NONE;
+}
+
+/* Whether a JSON value is an object. Synapse hands event content over as a
+ * read-only Mapping (not a dict); str and list also support subscripting,
+ * so PyMapping_Check alone would take them for objects, and looking a key
+ * up in them raises TypeError. */
+static bool json_object(PyObject *obj)
+{
+    return PyDict_Check(obj) || (PyMapping_Check(obj) && !PyUnicode_Check(obj) && !PyBytes_Check(obj) &&
+                                 !PyList_Check(obj) && !PyTuple_Check(obj));
 }
 
 /* Looks up key in a Mapping (event.content is a read-only Mapping, not a
@@ -245,7 +315,7 @@ static int policy_from_mapping(PyObject *content, ssp_room_policy *policy, borro
     Py_ssize_t size;
 
     memset(policy, 0, sizeof *policy);
-    if (!PyMapping_Check(content)) {
+    if (!json_object(content)) {
         PyErr_SetString(PyExc_TypeError, "policy content must be a Mapping or None");
         return -1;
     }
@@ -322,7 +392,7 @@ static int level_map(PyObject *mapping, const char *key, borrowed *b, const ssp_
     *n_out = 0;
     if (map == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    if (!PyMapping_Check(map)) {
+    if (!json_object(map)) {
         Py_DECREF(map);
         return 0;
     }
@@ -375,7 +445,7 @@ static int power_levels_from_mapping(PyObject *content, const char *actor, bool 
     PyObject *users, *own;
 
     memset(pl, 0, sizeof *pl);
-    if (!PyMapping_Check(content)) {
+    if (!json_object(content)) {
         PyErr_SetString(PyExc_TypeError, "power levels must be a Mapping or None");
         return -1;
     }
@@ -386,7 +456,7 @@ static int power_levels_from_mapping(PyObject *content, const char *actor, bool 
     users = mapping_get(content, "users");
     if (users == NULL && PyErr_Occurred())
         return -1;
-    if (users != NULL && PyMapping_Check(users)) {
+    if (users != NULL && json_object(users)) {
         own = mapping_get(users, actor);
         if (own == NULL && PyErr_Occurred()) {
             Py_DECREF(users);
@@ -483,7 +553,7 @@ static PyObject *create_room_invitees(PyObject *config, PyObject *actor)
 
     if (list == NULL || seen == NULL || PySet_Add(seen, actor) != 0)
         goto error;
-    if (!PyMapping_Check(config))
+    if (!json_object(config))
         goto done;
     for (size_t s = 0; s < sizeof sources / sizeof sources[0]; s++) {
         bool initial_state = s == 1;
@@ -508,7 +578,7 @@ static PyObject *create_room_invitees(PyObject *config, PyObject *actor)
                     goto error;
                 continue;
             }
-            if (!PyMapping_Check(item))
+            if (!json_object(item))
                 continue;
             if (str_equals(item, "type", "m.room.member", &is_member) != 0)
                 goto error;
@@ -544,7 +614,7 @@ static int str_differs(PyObject *content, const char *key, const char *want, boo
 {
     bool same;
 
-    if (!PyMapping_Check(content)) {
+    if (!json_object(content)) {
         *out = true;
         return 0;
     }
@@ -564,7 +634,7 @@ static int create_room_from_mapping(PyObject *config, PyObject *actor, const cha
     int rc = -1;
 
     memset(create, 0, sizeof *create);
-    if (!PyMapping_Check(config))
+    if (!json_object(config))
         return 0;
     invitees = create_room_invitees(config, actor);
     if (invitees == NULL)
@@ -604,7 +674,7 @@ static int create_room_from_mapping(PyObject *config, PyObject *actor, const cha
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i), *content;
         bool is_policy, is_join_rules, is_history, is_guest_access, is_3pid, flag = false;
 
-        if (!PyMapping_Check(item))
+        if (!json_object(item))
             continue;
         if (str_equals(item, "type", policy_type, &is_policy) != 0 ||
             str_equals(item, "type", "m.room.join_rules", &is_join_rules) != 0 ||
@@ -616,6 +686,18 @@ static int create_room_from_mapping(PyObject *config, PyObject *actor, const cha
         create->third_party_invites |= is_3pid;
         if (!is_join_rules && !is_history && !is_guest_access)
             continue;
+        {
+            /* Only the room's own join rules, history and guest access
+             * (state key "", which Synapse assumes when it is missing). */
+            PyObject *state_key = mapping_get(item, "state_key");
+            bool room_wide = state_key == NULL || (PyUnicode_Check(state_key) && PyUnicode_GET_LENGTH(state_key) == 0);
+
+            Py_XDECREF(state_key);
+            if (state_key == NULL && PyErr_Occurred())
+                goto done;
+            if (!room_wide)
+                continue;
+        }
         content = mapping_get(item, "content");
         if (content == NULL && PyErr_Occurred())
             goto done;
@@ -625,7 +707,7 @@ static int create_room_from_mapping(PyObject *config, PyObject *actor, const cha
             else if (str_differs(content, "join_rule", "invite", &flag) != 0)
                 goto content_error;
             create->open_join_rule |= flag;
-        } else if (content != NULL && PyMapping_Check(content)) {
+        } else if (content != NULL && json_object(content)) {
             if (is_history ? str_equals(content, "history_visibility", "world_readable", &flag)
                            : str_equals(content, "guest_access", "can_join", &flag))
                 goto content_error;
@@ -674,7 +756,7 @@ static int room_create_from(PyObject *content, PyObject *sender, ssp_room_create
         return -1;
     if (content == Py_None)
         return 0;
-    if (!PyMapping_Check(content)) {
+    if (!json_object(content)) {
         PyErr_SetString(PyExc_TypeError, "the create event's content must be a Mapping or None");
         return -1;
     }
@@ -740,7 +822,7 @@ static int event_shape_from(PyObject *content, ssp_event_shape *shape, borrowed 
     relation = mapping_get(content, "m.relates_to");
     if (relation == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    if (!PyMapping_Check(relation) || keep(b, relation) != 0) {
+    if (!json_object(relation) || keep(b, relation) != 0) {
         int failed = PyErr_Occurred() != NULL;
 
         Py_DECREF(relation);
@@ -844,7 +926,7 @@ static int event_content_facts(ssp_request *req, PyObject *content, const char *
 {
     bool differs;
 
-    if (!PyMapping_Check(content))
+    if (!json_object(content))
         return 0; /* no event has such content; the rules fail closed on what they miss */
     if (req->state_key != NULL && req->state_key[0] == '\0') {
         if (strcmp(req->event_type, policy_type) == 0) {
@@ -1143,12 +1225,13 @@ static PyObject *Engine_roster_put(EngineObject *self, PyObject *args)
 {
     const char *user_id, *body;
     Py_ssize_t body_len;
-    PyObject *body_obj;
+    PyObject *user_obj, *body_obj;
     char *entry = NULL;
     ssp_error err = {0};
     int rc;
 
-    if (!PyArg_ParseTuple(args, "sO:roster_put", &user_id, &body_obj) ||
+    if (!PyArg_ParseTuple(args, "OO:roster_put", &user_obj, &body_obj) ||
+        text_arg((PyObject *)self, user_obj, "user_id", false, &user_id) != 0 ||
         body_buffer(body_obj, &body, &body_len) != 0)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
@@ -1180,11 +1263,13 @@ static PyObject *Engine_roster_upsert(EngineObject *self, PyObject *body_obj)
 static PyObject *Engine_roster_delete(EngineObject *self, PyObject *args)
 {
     const char *user_id;
+    PyObject *user_obj;
     bool existed = false;
     ssp_error err = {0};
     int rc;
 
-    if (!PyArg_ParseTuple(args, "s:roster_delete", &user_id))
+    if (!PyArg_ParseTuple(args, "O:roster_delete", &user_obj) ||
+        text_arg((PyObject *)self, user_obj, "user_id", false, &user_id) != 0)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
     rc = ssp_roster_delete(self->engine, user_id, &existed, &err);
@@ -1197,10 +1282,12 @@ static PyObject *Engine_roster_delete(EngineObject *self, PyObject *args)
 static PyObject *Engine_roster_get(EngineObject *self, PyObject *args)
 {
     const char *user_id;
+    PyObject *user_obj;
     char *entry = NULL;
     ssp_error err = {0};
 
-    if (!PyArg_ParseTuple(args, "s:roster_get", &user_id))
+    if (!PyArg_ParseTuple(args, "O:roster_get", &user_obj) ||
+        text_arg((PyObject *)self, user_obj, "user_id", false, &user_id) != 0)
         return NULL;
     /* A read of memory under the roster's read lock: no I/O, keep the GIL. */
     if (ssp_roster_get(self->engine, user_id, &entry, &err) != 0)
@@ -1218,15 +1305,25 @@ static PyObject *Engine_roster_size(EngineObject *self, PyObject *Py_UNUSED(igno
 static PyObject *Engine_audit_query(EngineObject *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"since", "until", "rule", "school", "user", "limit", "before", NULL};
-    long long since = 0, until = 0, before = 0;
-    Py_ssize_t limit = 100;
+    long long since = 0, until = 0, before = 0, limit = 100;
+    PyObject *since_obj = NULL, *until_obj = NULL, *before_obj = NULL, *limit_obj = NULL;
+    PyObject *rule_obj = Py_None, *school_obj = Py_None, *user_obj = Py_None;
+    PyObject *me = (PyObject *)self;
     ssp_audit_filter filter = {0};
     char *result = NULL;
     ssp_error err = {0};
     int rc;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$LLzzznL:audit_query", kwlist, &since, &until,
-                                     &filter.rule, &filter.school, &filter.user, &limit, &before))
+    /* Out-of-range numbers and NUL characters are bad input (InputError),
+     * like everything else the admin API passes on. */
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOOOOOO:audit_query", kwlist, &since_obj,
+                                     &until_obj, &rule_obj, &school_obj, &user_obj, &limit_obj,
+                                     &before_obj) ||
+        ms_arg(me, since_obj, "since", &since) != 0 || ms_arg(me, until_obj, "until", &until) != 0 ||
+        ms_arg(me, before_obj, "from", &before) != 0 || ms_arg(me, limit_obj, "limit", &limit) != 0 ||
+        text_arg(me, rule_obj, "rule", true, &filter.rule) != 0 ||
+        text_arg(me, school_obj, "school", true, &filter.school) != 0 ||
+        text_arg(me, user_obj, "user", true, &filter.user) != 0)
         return NULL;
     if (limit < 1 || limit > 1000) {
         PyErr_SetString(state_of_type(Py_TYPE(self))->input_error,
@@ -1276,14 +1373,15 @@ static PyObject *Engine_store_status(EngineObject *self, PyObject *Py_UNUSED(ign
     ssp_store_status st;
 
     ssp_store_get_status(self->engine, &st);
-    return Py_BuildValue("{sOsOsKsKsKsKsLsKss}", "postgres", st.postgres ? Py_True : Py_False,
+    return Py_BuildValue("{sOsOsKsKsKsKsLsKsssK}", "postgres", st.postgres ? Py_True : Py_False,
                          "connected", st.connected ? Py_True : Py_False, "audit_spilled_total",
                          (unsigned long long)st.audit_spilled_total, "audit_spill_pending",
                          (unsigned long long)st.audit_spill_pending, "roster_outbox_pending",
                          (unsigned long long)st.roster_outbox_pending, "connects",
                          (unsigned long long)st.connects, "roster_version",
                          (long long)st.roster_version, "reconcile_pending",
-                         (unsigned long long)st.reconcile_pending, "last_error", st.last_error);
+                         (unsigned long long)st.reconcile_pending, "last_error", st.last_error,
+                         "roster_skipped", (unsigned long long)st.roster_skipped);
 }
 
 /* audit_purge(older_than_ms) -> number of records deleted. Waits on the
@@ -1526,7 +1624,8 @@ static PyMethodDef Engine_methods[] = {
     {"audit_stats", (PyCFunction)Engine_audit_stats, METH_NOARGS, "Audit queue counters."},
     {"store_status", (PyCFunction)Engine_store_status, METH_NOARGS,
      "The store's state: postgres, connected, audit_spilled_total, audit_spill_pending, "
-     "roster_outbox_pending, connects, roster_version, reconcile_pending, last_error."},
+     "roster_outbox_pending, connects, roster_version, reconcile_pending, last_error, "
+     "roster_skipped."},
     {"audit_purge", (PyCFunction)Engine_audit_purge, METH_VARARGS,
      "audit_purge(older_than_ms) -> records deleted (PostgreSQL store)."},
     {"reconcile_mark", (PyCFunction)Engine_reconcile_mark, METH_VARARGS,
@@ -1609,6 +1708,34 @@ static PyObject *core_check_config(PyObject *module, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* roster_check(body, server_name) -> the users as a JSON list; raises
+ * InputError / JsonSyntaxError as POST /roster answers 400. */
+static PyObject *core_roster_check(PyObject *module, PyObject *args)
+{
+    const char *body, *server_name;
+    Py_ssize_t body_len;
+    PyObject *body_obj;
+    char *users = NULL;
+    ssp_error err = {0};
+    int rc;
+    module_state *st = state_of_module(module);
+
+    if (!PyArg_ParseTuple(args, "Os:roster_check", &body_obj, &server_name) ||
+        body_buffer(body_obj, &body, &body_len) != 0)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_roster_check_batch(body, (size_t)body_len, server_name, &users, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        if (err.code == SSP_ERR_NOMEM)
+            return PyErr_NoMemory();
+        PyErr_SetString(err.code == SSP_ERR_SYNTAX ? st->syntax_error : st->input_error,
+                        err.message);
+        return NULL;
+    }
+    return take_engine_string(users);
+}
+
 static PyObject *core_check_homeserver(PyObject *module, PyObject *arg)
 {
     const char *text;
@@ -1664,6 +1791,9 @@ static PyMethodDef core_methods[] = {
      "read without a running engine."},
     {"check_homeserver", core_check_homeserver, METH_O,
      "check_homeserver(settings_json) -> JSON list of {setting, problem}."},
+    {"roster_check", core_roster_check, METH_VARARGS,
+     "roster_check(body, server_name) -> the users of a POST /roster body as a JSON list; "
+     "raises InputError naming the bad field, as the admin API does."},
     {"check_config", core_check_config, METH_O,
      "check_config(json) -> None; raises InputError naming the bad key."},
     {NULL, NULL, 0, NULL},

@@ -22,6 +22,7 @@ typedef struct denial {
 } denial;
 
 #define REACTION_TYPE "m.reaction"
+#define THIRD_PARTY_INVITE_TYPE "m.room.third_party_invite"
 #define ANNOTATION_REL_TYPE "m.annotation"
 /* A room that cannot grow: a direct chat of someone who may not create
  * group rooms holds its creator and one other person. */
@@ -175,10 +176,12 @@ static bool policy_trusted(const ssp_engine *engine, const ssp_room_policy *poli
            (policy->creator != NULL && is_local_service_user(engine, policy->creator));
 }
 
+/* ssp_decide has already dropped a policy event it cannot trust (see
+ * trusted_view), so `room` is the room's policy when it counts. */
 static bool room_is_managed(const ssp_engine *engine, const ssp_request *req)
 {
-    return req->room_managed == SSP_FACT_YES && req->room != NULL && !req->room->empty &&
-           policy_trusted(engine, req->room);
+    (void)engine;
+    return req->room_managed == SSP_FACT_YES && req->room != NULL && !req->room->empty;
 }
 
 /* The room's create event is unknown here (a room on another server that
@@ -666,6 +669,12 @@ static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_loca
             return deny_as_actor(engine, req, actor_local, SSP_RULE_PUBLIC_ROOM_FORBIDDEN, d);
         if (actor_local && req->opens_guest_access)
             return deny_as_actor(engine, req, actor_local, SSP_RULE_GUEST_ACCESS_FORBIDDEN, d);
+        /* A planted m.room.third_party_invite lets whoever signs with its key
+         * join through /join's third_party_signed: an invite Synapse turns
+         * into a member event without asking user_may_invite. */
+        if (actor_local && req->event_type != NULL && req->state_key != NULL &&
+            strcmp(req->event_type, THIRD_PARTY_INVITE_TYPE) == 0)
+            return deny_as_actor(engine, req, actor_local, SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN, d);
         break;
     default:
         break;
@@ -778,8 +787,23 @@ static bool expiry_audit_due(ssp_engine *engine, const char *user_id)
     return due;
 }
 
-void ssp_decide(ssp_engine *engine, const ssp_request *req, ssp_decision *out)
+/* The request as the rules read it: a room whose policy event cannot be
+ * trusted is a room without one. Judged once per decision, not per rule. */
+static const ssp_request *trusted_view(const ssp_engine *engine, const ssp_request *req, ssp_request *copy)
 {
+    if (req->room_managed != SSP_FACT_YES || req->room == NULL || req->room->empty ||
+        policy_trusted(engine, req->room))
+        return req;
+    *copy = *req;
+    copy->room_managed = SSP_FACT_NO;
+    copy->room = NULL;
+    return copy;
+}
+
+void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *out)
+{
+    ssp_request copy;
+    const ssp_request *req = trusted_view(engine, request, &copy);
     bool actor_local = ssp_engine_is_local(engine, req->actor);
     needs need = {0};
     denial d = {0};

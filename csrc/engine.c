@@ -44,6 +44,7 @@ ssp_engine *ssp_engine_new(const char *config_json, size_t len, const char *serv
     }
     if (ssp_roster_init(&engine->roster, err) != 0)
         goto fail;
+    engine->roster.server_name = engine->server_name;
     engine->roster_ready = false;
     if (pthread_mutex_init(&engine->write_mutex, NULL) != 0) {
         ssp_roster_destroy(&engine->roster);
@@ -74,6 +75,7 @@ static void reset_roster(ssp_engine *engine)
 
     ssp_roster_destroy(&engine->roster);
     (void)ssp_roster_init(&engine->roster, &ignored);
+    engine->roster.server_name = engine->server_name;
 }
 
 int ssp_engine_open(ssp_engine *engine, ssp_error *err)
@@ -156,6 +158,7 @@ bool ssp_engine_is_local(const ssp_engine *engine, const char *user_id)
 void ssp_store_get_status(ssp_engine *engine, ssp_store_status *out)
 {
     memset(out, 0, sizeof *out);
+    out->roster_skipped = __atomic_load_n(&engine->roster.skipped, __ATOMIC_RELAXED);
     if (engine->pg != NULL) {
         ssp_pgstore_get_status(engine->pg, out);
         return;

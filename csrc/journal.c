@@ -103,25 +103,40 @@ int ssp_read_file(const char *path, char **data, size_t *len, ssp_error *err)
 }
 
 /* Parses one journal line and applies it to the roster (ctx). Caller holds
- * the write lock. */
-static int replay_roster_line(void *roster, const char *line, size_t len, ssp_error *err)
+ * the write lock. A line that is not a roster entry makes the file corrupt;
+ * an entry written before today's input rules (a remote or malformed user
+ * id, a school id with a control character or a space) is not: the line,
+ * or the membership, is skipped and counted in roster->skipped. */
+static int replay_roster_line(void *ctx, const char *line, size_t len, ssp_error *err)
 {
+    ssp_roster *roster = ctx;
     json_error_t json_err;
     json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &json_err);
     json_t *user_id;
     ssp_roster_user *user = NULL;
+    ssp_error ignored;
+    size_t dropped = 0;
     int rc = -1;
 
     if (root == NULL)
         return ssp_fail(err, ssp_json_error_is_oom(&json_err) ? SSP_ERR_NOMEM : SSP_ERR_INPUT, "%s",
                         json_err.text);
     user_id = json_object_get(root, "user_id");
-    if (!json_is_string(user_id) || !ssp_user_id_valid(json_string_value(user_id))) {
+    if (!json_is_string(user_id)) {
         ssp_fail(err, SSP_ERR_INPUT, "user_id: expected a Matrix user id");
         goto done;
     }
-    if (ssp_roster_parse_entry(json_string_value(user_id), root, "entry", &user, err) != 0)
+    if (ssp_roster_check_user_id("user_id", json_string_value(user_id),
+                                 json_string_length(user_id), roster->server_name,
+                                 &ignored) != 0) {
+        __atomic_fetch_add(&roster->skipped, 1, __ATOMIC_RELAXED);
+        rc = 0;
         goto done;
+    }
+    if (ssp_roster_parse_entry_lenient(json_string_value(user_id), root, "entry", &dropped, &user,
+                                       err) != 0)
+        goto done;
+    __atomic_fetch_add(&roster->skipped, dropped, __ATOMIC_RELAXED);
     rc = ssp_roster_apply_locked(roster, json_string_value(user_id), user, err);
 done:
     json_decref(root);

@@ -7,21 +7,27 @@
 
 #include "ssp.h"
 
-/* Room versions in which power comes from m.room.power_levels alone. Every
- * other version (12, org.matrix.hydra.11, and newer ones this list does not
- * know yet) gives the room's creators unlimited power (MSC4289): a version
- * we do not know is read the way Synapse reads the newest ones. */
-static const char *const LEGACY_POWER_VERSIONS[] = {
-    "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11",
-    "org.matrix.msc3757.10", "org.matrix.msc3757.11",
+/* Room versions in which power comes from m.room.power_levels alone: "1"
+ * to "11" and these two experimental ones. Every other version (12,
+ * org.matrix.hydra.11, and newer ones this list does not know yet) gives the
+ * room's creators unlimited power (MSC4289): a version we do not know is
+ * read the way Synapse reads the newest ones. */
+static const char *const LEGACY_EXPERIMENTAL_VERSIONS[] = {
+    "org.matrix.msc3757.10",
+    "org.matrix.msc3757.11",
 };
 
 bool ssp_room_version_creators_have_power(const char *version, size_t len)
 {
     if (version == NULL)
         return false; /* missing: Synapse reads it as version 1 */
-    for (size_t i = 0; i < sizeof LEGACY_POWER_VERSIONS / sizeof LEGACY_POWER_VERSIONS[0]; i++) {
-        if (strlen(LEGACY_POWER_VERSIONS[i]) == len && memcmp(LEGACY_POWER_VERSIONS[i], version, len) == 0)
+    if (len == 1 && version[0] >= '1' && version[0] <= '9')
+        return false;
+    if (len == 2 && version[0] == '1' && (version[1] == '0' || version[1] == '1'))
+        return false;
+    for (size_t i = 0; i < sizeof LEGACY_EXPERIMENTAL_VERSIONS / sizeof LEGACY_EXPERIMENTAL_VERSIONS[0]; i++) {
+        if (strlen(LEGACY_EXPERIMENTAL_VERSIONS[i]) == len &&
+            memcmp(LEGACY_EXPERIMENTAL_VERSIONS[i], version, len) == 0)
             return false;
     }
     return true;

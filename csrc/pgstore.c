@@ -467,6 +467,7 @@ typedef struct loader {
     ssp_role *roles;
     size_t n, cap;
     size_t rows;
+    ssp_roster *roster; /* for its server_name and skipped counter */
 } loader;
 
 static void loader_reset_user(loader *ld)
@@ -513,15 +514,22 @@ static void copy_unescape(char *s)
 }
 
 /* One row, grouped by user. Rows that do not parse are skipped (a torn
- * cache line, a role added by a newer version). Returns -1 when out of
- * memory. */
+ * cache line, a role added by a newer version), and so are rows that break
+ * the roster's input rules (written by hand, or before the rules), which
+ * are counted. Returns -1 when out of memory. */
 static int loader_row(loader *ld, const char *user_id, const char *school, const char *role_name)
 {
     ssp_role role;
+    ssp_error ignored;
 
-    if (ssp_role_from_name(role_name, &role) != 0 || !ssp_user_id_valid(user_id) ||
-        school[0] == '\0')
+    if (ssp_role_from_name(role_name, &role) != 0)
         return 0;
+    if (ssp_roster_check_user_id("user_id", user_id, strlen(user_id), ld->roster->server_name,
+                                 &ignored) != 0 ||
+        ssp_roster_check_school("school", school, strlen(school), &ignored) != 0) {
+        __atomic_fetch_add(&ld->roster->skipped, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
     if (ld->user == NULL || strcmp(ld->user, user_id) != 0) {
         if (loader_finish_user(ld) != 0)
             return -1;
@@ -608,6 +616,7 @@ static int load_from_db(ssp_pgstore *pg, PGconn *conn, ssp_strmap *map, int64_t 
     bool cache_ok = true;
 
     ld.map = map;
+    ld.roster = &pg->engine->roster;
     /* The version first: rows read afterwards are at least that new. */
     res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM school_policy.roster_changes");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -701,6 +710,7 @@ static int load_from_cache(ssp_pgstore *pg, ssp_strmap *map, ssp_error *err)
         return errno == ENOENT ? 0 : ssp_fail(err, SSP_ERR_IO, "cannot read %s: %s",
                                               pg->cache_path, strerror(errno));
     ld.map = map;
+    ld.roster = &pg->engine->roster;
     while ((len = getline(&line, &cap, file)) > 0) {
         if (line[len - 1] != '\n')
             break; /* torn last line */
@@ -843,6 +853,7 @@ static int incremental_sync(ssp_pgstore *pg, ssp_error *err)
         goto done;
     }
     ld.map = &loaded;
+    ld.roster = &pg->engine->roster;
     /* Rows come ordered by user, as the loader wants them. */
     for (int i = 0; i < PQntuples(res); i++) {
         if (loader_row(&ld, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
@@ -1507,6 +1518,7 @@ int ssp_pgstore_open(ssp_engine *engine, ssp_error *err)
                 ssp_fail_nomem(err);
             goto fail;
         }
+        scratch.server_name = engine->server_name;
         /* worker_file("", ...) gives "/<name>": skip the slash. */
         rc = ssp_journal_open_named(&pg->outbox, engine->config.data_dir, name + 1, &scratch,
                                     false, err);

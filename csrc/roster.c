@@ -3,31 +3,96 @@
  * Held in memory behind a reader-writer lock so decisions never wait on I/O;
  * every change is made durable in the store before it is applied.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ssp_private.h"
 
 #define PATH_MAX_LEN 256
-#define USER_ID_MAX 255
 
 static const char *const ROLE_NAMES[] = {"student", "teacher", "admin", NULL};
 
-bool ssp_user_id_valid(const char *user_id)
+/* ---- validation: the admin API, the CLI (through the binding), the journal
+ * replay and the PostgreSQL loader all use these ---- */
+
+static bool is_control(unsigned char ch)
+{
+    return ch < 0x20 || ch == 0x7f;
+}
+
+/* The Matrix grammar: "@" localpart ":" server_name. The localpart is the
+ * historical user id grammar (printable ASCII but ":"); the server name is
+ * a host name, an IPv4 address or a bracketed IPv6 address, with an
+ * optional port. */
+static bool server_char(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '.' || ch == '-' || ch == ':' || ch == '[' || ch == ']';
+}
+
+static const char *user_id_problem(const char *user_id, size_t len)
 {
     const char *colon;
-    size_t len = strlen(user_id);
 
-    if (len < 4 || len > USER_ID_MAX || user_id[0] != '@' || !ssp_utf8_valid(user_id, len))
-        return false;
+    if (memchr(user_id, '\0', len) != NULL)
+        return "contains a NUL character";
     for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)user_id[i];
-
-        if (ch <= ' ' || ch == 0x7f)
-            return false;
+        if (is_control((unsigned char)user_id[i]))
+            return "contains a control character";
     }
-    colon = strchr(user_id, ':');
-    return colon != NULL && colon > user_id + 1 && colon[1] != '\0';
+    if (len > SSP_USER_ID_MAX)
+        return "is longer than 255 bytes";
+    colon = len > 0 ? memchr(user_id, ':', len) : NULL;
+    if (len < 4 || user_id[0] != '@' || colon == NULL || colon == user_id + 1 ||
+        colon == user_id + len - 1)
+        return "expected a Matrix user id (@user:server)";
+    for (const char *p = user_id + 1; p < colon; p++) {
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p > '~')
+            return "expected a Matrix user id (@user:server); the localpart is printable "
+                   "ASCII without spaces";
+    }
+    for (const char *p = colon + 1; p < user_id + len; p++) {
+        if (!server_char((unsigned char)*p))
+            return "expected a Matrix user id (@user:server); the server name is a host "
+                   "name with an optional port";
+    }
+    return NULL;
+}
+
+bool ssp_user_id_valid(const char *user_id)
+{
+    return user_id_problem(user_id, strlen(user_id)) == NULL;
+}
+
+int ssp_roster_check_user_id(const char *path, const char *user_id, size_t len,
+                             const char *server_name, ssp_error *err)
+{
+    const char *problem = user_id_problem(user_id, len);
+
+    if (problem != NULL)
+        return ssp_fail(err, SSP_ERR_INPUT, "%s: %s", path, problem);
+    if (server_name != NULL && strcmp(strchr(user_id, ':') + 1, server_name) != 0)
+        return ssp_fail(err, SSP_ERR_INPUT,
+                        "%s: %s is a user of another server; the roster holds users of %s only",
+                        path, user_id, server_name);
+    return 0;
+}
+
+int ssp_roster_check_school(const char *path, const char *school, size_t len, ssp_error *err)
+{
+    if (len == 0 || len > SSP_SCHOOL_ID_MAX)
+        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected a school id of 1 to %d characters",
+                        path, SSP_SCHOOL_ID_MAX);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)school[i];
+
+        if (is_control(ch))
+            return ssp_fail(err, SSP_ERR_INPUT, "%s: contains a control character", path);
+        if (ch == ' ')
+            return ssp_fail(err, SSP_ERR_INPUT, "%s: contains a space", path);
+    }
+    return 0;
 }
 
 static ssp_roster_user *user_alloc(const char *user_id, const char **schools, const ssp_role *roles,
@@ -73,12 +138,29 @@ int ssp_role_from_name(const char *name, ssp_role *role)
     return -1;
 }
 
+static int parse_role(json_t *role_json, const char *path, ssp_role *role, ssp_error *err)
+{
+    /* Length-aware: a body may hold "teacher\u0000x". */
+    if (json_is_string(role_json)) {
+        for (int r = 0; ROLE_NAMES[r] != NULL; r++) {
+            if (json_string_length(role_json) == strlen(ROLE_NAMES[r]) &&
+                strcmp(json_string_value(role_json), ROLE_NAMES[r]) == 0) {
+                *role = (ssp_role)r;
+                return 0;
+            }
+        }
+    }
+    return ssp_fail(err, SSP_ERR_INPUT, "%s.role: expected one of teacher, student, admin", path);
+}
+
+/* 1: the school id breaks a content rule (lenient callers drop the
+ * membership); -1: any other error. */
 static int parse_membership(json_t *item, const char *path, const char **school, ssp_role *role,
                             ssp_error *err)
 {
     const char *key;
-    json_t *value, *school_json, *role_json;
-    size_t school_len;
+    json_t *value, *school_json;
+    char school_path[PATH_MAX_LEN + 8];
 
     if (!json_is_object(item))
         return ssp_fail(err, SSP_ERR_INPUT, "%s: expected an object with school and role", path);
@@ -89,31 +171,21 @@ static int parse_membership(json_t *item, const char *path, const char **school,
     school_json = json_object_get(item, "school");
     if (!json_is_string(school_json))
         return ssp_fail(err, SSP_ERR_INPUT, "%s.school: expected a school id", path);
-    school_len = json_string_length(school_json);
     *school = json_string_value(school_json);
-    if (school_len == 0 || school_len > SSP_SCHOOL_ID_MAX || strlen(*school) != school_len)
-        return ssp_fail(err, SSP_ERR_INPUT, "%s.school: expected a school id of 1 to %d characters",
-                        path, SSP_SCHOOL_ID_MAX);
-    role_json = json_object_get(item, "role");
-    if (json_is_string(role_json)) {
-        for (int r = 0; ROLE_NAMES[r] != NULL; r++) {
-            if (strcmp(json_string_value(role_json), ROLE_NAMES[r]) == 0) {
-                *role = (ssp_role)r;
-                return 0;
-            }
-        }
-    }
-    return ssp_fail(err, SSP_ERR_INPUT, "%s.role: expected one of teacher, student, admin", path);
+    snprintf(school_path, sizeof school_path, "%s.school", path);
+    if (ssp_roster_check_school(school_path, *school, json_string_length(school_json), err) != 0)
+        return 1;
+    return parse_role(json_object_get(item, "role"), path, role, err);
 }
 
-int ssp_roster_parse_entry(const char *user_id, json_t *body, const char *path,
-                           ssp_roster_user **out, ssp_error *err)
+static int parse_entry(const char *user_id, json_t *body, const char *path, size_t *dropped,
+                       ssp_roster_user **out, ssp_error *err)
 {
     const char *key;
     json_t *value, *schools;
     const char **names = NULL;
     ssp_role *roles = NULL;
-    size_t n;
+    size_t n, kept = 0;
     char item_path[PATH_MAX_LEN];
     const char *sep = path[0] ? "." : "";
     int rc = -1;
@@ -136,24 +208,45 @@ int ssp_roster_parse_entry(const char *user_id, json_t *body, const char *path,
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
+        int parsed;
+
         snprintf(item_path, sizeof item_path, "%s%sschools[%zu]", path, sep, i);
-        if (parse_membership(json_array_get(schools, i), item_path, &names[i], &roles[i], err) != 0)
+        parsed = parse_membership(json_array_get(schools, i), item_path, &names[kept],
+                                  &roles[kept], err);
+        if (parsed == 1 && dropped != NULL) {
+            (*dropped)++;
+            continue;
+        }
+        if (parsed != 0)
             goto done;
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(names[j], names[i]) == 0) {
+        for (size_t j = 0; j < kept; j++) {
+            if (strcmp(names[j], names[kept]) == 0) {
                 ssp_fail(err, SSP_ERR_INPUT,
                          "%s.school: %s is listed twice; give one role per school", item_path,
-                         names[i]);
+                         names[kept]);
                 goto done;
             }
         }
+        kept++;
     }
-    *out = user_alloc(user_id, names, roles, n);
+    *out = user_alloc(user_id, names, roles, kept);
     rc = *out ? 0 : ssp_fail_nomem(err);
 done:
     free(names);
     free(roles);
     return rc;
+}
+
+int ssp_roster_parse_entry(const char *user_id, json_t *body, const char *path,
+                           ssp_roster_user **out, ssp_error *err)
+{
+    return parse_entry(user_id, body, path, NULL, out, err);
+}
+
+int ssp_roster_parse_entry_lenient(const char *user_id, json_t *body, const char *path,
+                                   size_t *dropped, ssp_roster_user **out, ssp_error *err)
+{
+    return parse_entry(user_id, body, path, dropped, out, err);
 }
 
 void ssp_roster_changes_free(ssp_roster_change *changes, size_t n)
@@ -167,15 +260,16 @@ void ssp_roster_changes_free(ssp_roster_change *changes, size_t n)
     free(changes);
 }
 
-int ssp_roster_parse_batch(json_t *body, ssp_roster_change **changes_out, size_t *n_out,
-                           ssp_error *err)
+int ssp_roster_parse_batch(json_t *body, const char *server_name, ssp_roster_change **changes_out,
+                           size_t *n_out, ssp_error *err)
 {
     json_t *users;
     ssp_roster_change *changes;
+    ssp_strmap seen; /* user_id -> index + 1 */
     size_t n, i;
     const char *key;
     json_t *value;
-    char path[PATH_MAX_LEN];
+    char path[PATH_MAX_LEN], field[PATH_MAX_LEN];
 
     *changes_out = NULL;
     *n_out = 0;
@@ -192,19 +286,30 @@ int ssp_roster_parse_batch(json_t *body, ssp_roster_change **changes_out, size_t
     changes = calloc(n ? n : 1, sizeof *changes);
     if (changes == NULL)
         return ssp_fail_nomem(err);
+    ssp_strmap_init(&seen);
     for (i = 0; i < n; i++) {
         json_t *item = json_array_get(users, i);
         json_t *user_id = json_object_get(item, "user_id");
+        void *first;
 
         snprintf(path, sizeof path, "users[%zu]", i);
+        snprintf(field, sizeof field, "users[%zu].user_id", i);
         if (!json_is_object(item)) {
             ssp_fail(err, SSP_ERR_INPUT, "%s: expected an object", path);
             goto fail;
         }
-        if (!json_is_string(user_id) || !ssp_user_id_valid(json_string_value(user_id)) ||
-            strlen(json_string_value(user_id)) != json_string_length(user_id)) {
-            ssp_fail(err, SSP_ERR_INPUT, "%s.user_id: expected a Matrix user id (@user:server)",
-                     path);
+        if (!json_is_string(user_id)) {
+            ssp_fail(err, SSP_ERR_INPUT, "%s: expected a Matrix user id (@user:server)",
+                     field);
+            goto fail;
+        }
+        if (ssp_roster_check_user_id(field, json_string_value(user_id),
+                                     json_string_length(user_id), server_name, err) != 0)
+            goto fail;
+        first = ssp_strmap_get(&seen, json_string_value(user_id));
+        if (first != NULL) {
+            ssp_fail(err, SSP_ERR_INPUT, "%s: duplicate of users[%zu]", field,
+                     (size_t)(uintptr_t)first - 1);
             goto fail;
         }
         changes[i].user_id = ssp_strdup(json_string_value(user_id));
@@ -212,13 +317,19 @@ int ssp_roster_parse_batch(json_t *body, ssp_roster_change **changes_out, size_t
             ssp_fail_nomem(err);
             goto fail;
         }
+        if (ssp_strmap_put(&seen, changes[i].user_id, (void *)(uintptr_t)(i + 1), NULL) != 0) {
+            ssp_fail_nomem(err);
+            goto fail;
+        }
         if (ssp_roster_parse_entry(changes[i].user_id, item, path, &changes[i].user, err) != 0)
             goto fail;
     }
+    ssp_strmap_destroy(&seen);
     *changes_out = changes;
     *n_out = n;
     return 0;
 fail:
+    ssp_strmap_destroy(&seen);
     ssp_roster_changes_free(changes, n);
     return -1;
 }
@@ -247,6 +358,8 @@ json_t *ssp_roster_user_to_json(const char *user_id, const ssp_roster_user *user
 int ssp_roster_init(ssp_roster *roster, ssp_error *err)
 {
     ssp_strmap_init(&roster->users);
+    roster->server_name = NULL;
+    roster->skipped = 0;
     if (pthread_rwlock_init(&roster->lock, NULL) != 0)
         return ssp_fail(err, SSP_ERR_NOMEM, "cannot create the roster lock");
     return 0;
@@ -379,7 +492,8 @@ static int commit_changes(ssp_engine *engine, ssp_roster_change *changes, size_t
 static json_t *parse_body(const char *body, size_t len, ssp_error *err)
 {
     json_error_t json_err;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &json_err);
+    /* \u0000 is let through, so that the field's own check names it. */
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &json_err);
 
     if (root == NULL && ssp_json_error_is_oom(&json_err))
         ssp_fail_nomem(err);
@@ -399,8 +513,9 @@ int ssp_roster_put(ssp_engine *engine, const char *user_id, const char *body, si
     *entry_json = NULL;
     if (require_open(engine, err) != 0)
         return -1;
-    if (!ssp_user_id_valid(user_id))
-        return ssp_fail(err, SSP_ERR_INPUT, "user_id: expected a Matrix user id (@user:server)");
+    if (ssp_roster_check_user_id("user_id", user_id, strlen(user_id), engine->server_name, err) !=
+        0)
+        return -1;
     root = parse_body(body, len, err);
     if (root == NULL)
         goto done;
@@ -436,12 +551,48 @@ int ssp_roster_upsert_batch(ssp_engine *engine, const char *body, size_t len, si
     root = parse_body(body, len, err);
     if (root == NULL)
         return -1;
-    if (ssp_roster_parse_batch(root, &changes, &n, err) == 0) {
+    if (ssp_roster_parse_batch(root, engine->server_name, &changes, &n, err) == 0) {
         rc = commit_changes(engine, changes, n, err);
         if (rc == 0)
             *upserted = n;
     }
     ssp_roster_changes_free(changes, n);
+    json_decref(root);
+    return rc;
+}
+
+int ssp_roster_check_batch(const char *body, size_t len, const char *server_name,
+                           char **users_json, ssp_error *err)
+{
+    ssp_roster_change *changes = NULL;
+    size_t n = 0;
+    json_t *root, *users = NULL;
+    int rc = -1;
+
+    *users_json = NULL;
+    root = parse_body(body, len, err);
+    if (root == NULL)
+        return -1;
+    if (ssp_roster_parse_batch(root, server_name, &changes, &n, err) != 0)
+        goto done;
+    users = json_array();
+    if (users == NULL) {
+        ssp_fail_nomem(err);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        /* json_array_append_new steals the entry, also on failure. */
+        json_t *entry = ssp_roster_user_to_json(changes[i].user_id, changes[i].user);
+
+        if (entry == NULL || json_array_append_new(users, entry) != 0) {
+            ssp_fail_nomem(err);
+            goto done;
+        }
+    }
+    rc = ssp_json_dump_to(users, users_json, err);
+done:
+    ssp_roster_changes_free(changes, n);
+    json_decref(users);
     json_decref(root);
     return rc;
 }
@@ -453,8 +604,10 @@ int ssp_roster_delete(ssp_engine *engine, const char *user_id, bool *existed, ss
     *existed = false;
     if (require_open(engine, err) != 0)
         return -1;
-    if (!ssp_user_id_valid(user_id))
-        return ssp_fail(err, SSP_ERR_INPUT, "user_id: expected a Matrix user id (@user:server)");
+    /* Syntax only: a remote user is never on the roster, and deleting one
+     * is harmless, but entries stored before the server check can go. */
+    if (ssp_roster_check_user_id("user_id", user_id, strlen(user_id), NULL, err) != 0)
+        return -1;
     pthread_rwlock_rdlock(&engine->roster.lock);
     *existed = ssp_strmap_get(&engine->roster.users, user_id) != NULL;
     pthread_rwlock_unlock(&engine->roster.lock);

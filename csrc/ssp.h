@@ -368,6 +368,13 @@ int ssp_roster_put(ssp_engine *engine, const char *user_id, const char *body, si
 int ssp_roster_upsert_batch(ssp_engine *engine, const char *body, size_t len, size_t *upserted,
                             ssp_error *err);
 
+/* Validates a POST /roster body as ssp_roster_upsert_batch does, without an
+ * engine (the CLI's import): every user of server_name, each once. On
+ * success *users_json receives the users as a JSON list of stored entries
+ * (caller frees). */
+int ssp_roster_check_batch(const char *body, size_t len, const char *server_name,
+                           char **users_json, ssp_error *err);
+
 /* Removes the user from every school. *existed tells whether they were on the roster. */
 int ssp_roster_delete(ssp_engine *engine, const char *user_id, bool *existed, ssp_error *err);
 
@@ -420,6 +427,8 @@ typedef struct ssp_store_status {
     uint64_t reconcile_pending;     /* marks in the reconciliation ledger (PostgreSQL: a
                                      * count the store thread refreshes about once a second) */
     char last_error[SSP_ERROR_MESSAGE_MAX]; /* the last database error, or "" */
+    uint64_t roster_skipped;        /* stored roster entries and rows skipped at load since start:
+                                     * they break the input rules (docs/admin-api.md) */
 } ssp_store_status;
 
 void ssp_store_get_status(ssp_engine *engine, ssp_store_status *out);

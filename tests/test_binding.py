@@ -174,3 +174,45 @@ def test_engine_can_be_collected_and_flushes_its_audit(tmp_path):
     reopened.open()
     records = json.loads(reopened.audit_query(limit=10))["records"]
     assert [(r["rule"], r["worker"]) for r in records] == [("not_on_roster", "w1")]
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda e: e.roster_put("@a\0:school.test", b'{"schools": []}'), "user_id: contains a NUL character"),
+        (lambda e: e.roster_put("@a\ud800:school.test", b'{"schools": []}'), "user_id: not valid Unicode"),
+        (lambda e: e.roster_get("@a:school.test\0"), "user_id: contains a NUL character"),
+        (lambda e: e.roster_delete("\0"), "user_id: contains a NUL character"),
+        (lambda e: e.roster_put("@eve:evil.test", b'{"schools": []}'), "user_id: @eve:evil.test is a user of another server"),
+        (lambda e: e.audit_query(since=2**63), "since: expected an integer from 0 to 9223372036854775807"),
+        (lambda e: e.audit_query(until=-1), "until: expected an integer from 0"),
+        (lambda e: e.audit_query(before=10**30), "from: expected an integer from 0"),
+        (lambda e: e.audit_query(limit=2**64), "limit: expected an integer from 0"),
+        (lambda e: e.audit_query(limit=0), "limit: expected an integer from 1 to 1000"),
+        (lambda e: e.audit_query(user="@a\0"), "user: contains a NUL character"),
+        (lambda e: e.audit_query(school="gym\0"), "school: contains a NUL character"),
+        (lambda e: e.audit_query(rule="\0"), "rule: contains a NUL character"),
+    ],
+)
+def test_roster_and_audit_arguments_the_engine_cannot_take_are_input_errors(engine, call, message):
+    # InputError is what the admin API answers with 400; a ValueError or
+    # OverflowError would be a 500.
+    with pytest.raises(_core.InputError) as info:
+        call(engine)
+    assert str(info.value).startswith(message)
+
+
+def test_audit_query_takes_the_largest_int64(engine):
+    assert json.loads(engine.audit_query(since=0, until=2**63 - 1, before=2**63 - 1, limit=1000))["records"] == []
+
+
+def test_roster_check_is_the_admin_apis_validator():
+    body = {"users": [{"user_id": "@a:school.test", "schools": [{"school": "gym-nord", "role": "teacher"}]}]}
+    assert json.loads(_core.roster_check(json.dumps(body), SERVER)) == body["users"]
+    body["users"].append(body["users"][0])
+    with pytest.raises(_core.InputError, match=r"^users\[1\]\.user_id: duplicate of users\[0\]$"):
+        _core.roster_check(json.dumps(body), SERVER)
+    with pytest.raises(_core.InputError, match="another server"):
+        _core.roster_check(json.dumps({"users": [body["users"][0]]}), "other.test")
+    with pytest.raises(_core.JsonSyntaxError):
+        _core.roster_check(b"{\xff", SERVER)

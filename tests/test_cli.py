@@ -34,7 +34,8 @@ def store(postgres, tmp_path):
     engine = _core.Engine(json.dumps(config), SERVER, "main")
     engine.open()  # creates the schema
     hs = tmp_path / "homeserver.yaml"
-    hs.write_text(json.dumps({"modules": [{"module": "synapse_school_policy.SchoolPolicy",
+    hs.write_text(json.dumps({"server_name": SERVER,
+                              "modules": [{"module": "synapse_school_policy.SchoolPolicy",
                                            "config": config}]}))
     yield engine, hs, tmp_path
     del engine
@@ -91,6 +92,47 @@ def test_roster_import_names_the_bad_line(store):
     assert "line 1.role: expected one of teacher, student, admin" in res.stderr
 
 
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (f"@a:{SERVER},gym\tnord,student\n", "line 1.school: contains a control character"),
+        (f"@a:{SERVER},gym-nord,student\n@b:{SERVER},gym nord,student\n", "line 2.school: contains a space"),
+        ("@eve:evil.example,gym-nord,student\n",
+         f"line 1: user_id: @eve:evil.example is a user of another server; the roster holds users of {SERVER} only"),
+        (f"@caf\u00e9:{SERVER},gym-nord,student\n", "line 1: user_id: expected a Matrix user id (@user:server)"),
+        (json.dumps({"users": [{"user_id": f"@a:{SERVER}", "schools": []},
+                               {"user_id": f"@b:{SERVER}", "schools": []},
+                               {"user_id": f"@a:{SERVER}", "schools": []}]}),
+         "users[2].user_id: duplicate of users[0]"),
+        (json.dumps({"users": [{"user_id": f"@a:{SERVER}",
+                                "schools": [{"school": "gym\u0000", "role": "student"}]}]}),
+         "users[0].schools[0].school: contains a control character"),
+        (json.dumps({"users": [{"user_id": f"@a\u0000:{SERVER}", "schools": []}]}),
+         "users[0].user_id: contains a NUL character"),
+    ],
+)
+def test_roster_import_applies_the_engines_rules_and_writes_nothing_on_error(store, content, message):
+    engine, hs, tmp = store
+    path = tmp / "bad.txt"
+    path.write_text(content)
+    res = run_cli(hs, "roster", "import", str(path))
+    assert res.returncode == 2, res.stdout
+    assert message in res.stderr
+    shown = run_cli(hs, "roster", "show", f"@a:{SERVER}")
+    assert shown.returncode == 1, "nothing was imported"
+
+
+def test_roster_import_needs_the_server_name(store):
+    _, hs, tmp = store
+    config = json.loads(hs.read_text())
+    del config["server_name"]
+    hs.write_text(json.dumps(config))
+    path = tmp / "ok.csv"
+    path.write_text(f"@a:{SERVER},gym-nord,student\n")
+    res = run_cli(hs, "roster", "import", str(path))
+    assert res.returncode == 2 and "server_name: missing" in res.stderr
+
+
 def test_audit_filters_json_and_table_output_and_purge(store):
     engine, hs, _ = store
     for actor in ("@x:school.test", "@y:school.test"):
@@ -111,3 +153,30 @@ def test_audit_filters_json_and_table_output_and_purge(store):
     purged = run_cli(hs, "audit", "purge", "--older-than", "0s")
     assert "deleted 2 audit records" in purged.stdout, purged.stdout + purged.stderr
     assert engine.audit_purge(int(time.time() * 1000)) == 0
+
+
+def test_rows_written_by_hand_that_break_the_input_rules_are_skipped_at_load(store):
+    """The roster table may hold rows from before the input rules, or from
+    SQL: the engine still starts, leaves them out and counts them."""
+    import psycopg2
+
+    engine, hs, tmp = store
+    config = json.loads(hs.read_text())["modules"][0]["config"]
+    conn = psycopg2.connect(config["database"])
+    with conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO school_policy.roster (user_id, school, role) VALUES (%s, %s, %s)",
+            [("@eve:evil.example", "gym-nord", "student"),
+             (f"@ok:{SERVER}", "gym\nnord", "student"),
+             (f"@ok:{SERVER}", "gs-sued", "teacher"),
+             (f"@caf\u00e9:{SERVER}", "gym-nord", "student")],
+        )
+    conn.close()
+    fresh = _core.Engine(json.dumps(dict(config, data_dir=str(tmp / "fresh"))), SERVER, "fresh")
+    fresh.open()
+    assert json.loads(fresh.roster_get(f"@ok:{SERVER}"))["schools"] == [{"school": "gs-sued", "role": "teacher"}]
+    assert fresh.roster_get("@eve:evil.example") is None
+    assert fresh.roster_get(f"@caf\u00e9:{SERVER}") is None
+    assert fresh.roster_size() == 1
+    assert fresh.store_status()["roster_skipped"] == 3
+    del fresh

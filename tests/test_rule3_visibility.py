@@ -149,6 +149,22 @@ def test_email_invite_is_refused(school):
     assert_audited(school, "third_party_invite_forbidden", uid("teacher_a"), callback="user_may_send_3pid_invite")
 
 
+def test_planted_third_party_invite_is_refused(school):
+    # An m.room.third_party_invite state event names a key; whoever signs
+    # with it could join through /join's third_party_signed, an invite
+    # Synapse makes without asking user_may_invite.
+    room_id = teacher_room(school)
+    teacher = school.users["teacher_a"]
+    content = {"display_name": "k...@e...", "key_validity_url": "https://id.example/isvalid",
+               "public_key": "dGhpc2lzbm90YXJlYWxrZXk", "public_keys": [{"public_key": "dGhpc2lzbm90YXJlYWxrZXk"}]}
+    assert_denied(teacher.put_state(room_id, "m.room.third_party_invite", "planted", content),
+                  "third_party_invite_forbidden")
+    assert_audited(school, "third_party_invite_forbidden", uid("teacher_a"), callback="check_event_for_spam",
+                   room_id=room_id, event_type="m.room.third_party_invite")
+    status, _ = teacher.get_state(room_id, "m.room.third_party_invite", "planted")
+    assert status == 404
+
+
 def test_nobody_joins_a_school_room_without_an_invite(school):
     assert_denied(school.users["pupil_a2"].join(school.course_a), "join_forbidden")
     assert_denied(school.users["pupil_b"].join(school.course_a), "join_forbidden")
@@ -175,10 +191,18 @@ def test_user_directory_shows_only_people_in_shared_rooms(school):
         return {r["user_id"] for r in result["results"]}
 
     # Synapse fills its directory tables in the background: wait for the
-    # teacher to show up before judging who is hidden.
+    # teacher to show up, and for Synapse to offer pupil_b (whom the module
+    # then hides and audits), never showing pupil_b meanwhile.
     wait_for(lambda: uid("teacher_a") in found("teacher_a"), timeout=30, what="teacher_a in the directory")
-    assert uid("pupil_b") not in found("pupil_b")
-    assert_audited(school, "no_shared_room", uid("pupil_a"), callback="check_username_for_spam", target=uid("pupil_b"))
+
+    def hidden_and_audited():
+        assert uid("pupil_b") not in found("pupil_b")
+        return any(
+            r["actor"] == uid("pupil_a") and r["target"] == uid("pupil_b") and r["callback"] == "check_username_for_spam"
+            for r in school.audit(rule="no_shared_room", user=uid("pupil_a"), limit=50)
+        )
+
+    wait_for(hidden_and_audited, timeout=30, what="pupil_b hidden from the directory and audited")
 
 
 def test_pupil_cannot_edit_their_way_into_a_managed_room_with_the_policy_event(school):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any, Awaitable, Callable
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 
 from synapse.api.errors import Codes, SynapseError
 from synapse.http.server import DirectServeJsonResource
@@ -20,6 +20,11 @@ from synapse_school_policy import _core
 ADMIN_API_PREFIX = "/_synapse/client/school_policy/v1"
 
 _USER_PATH = re.compile(r"^/users/([^/]+)$")
+
+# Query integers: ASCII digits only (int() would also take "+1", " 1", "1_0"
+# and other scripts' digits), and what the engine's int64 holds.
+_DIGITS = re.compile(r"[0-9]+")
+_INT64_MAX = 2**63 - 1
 
 Handler = Callable[[Any, "re.Match[str] | None"], Awaitable[tuple[int, Any]]]
 
@@ -56,7 +61,7 @@ class AdminResource(DirectServeJsonResource):
 
     async def _route(self, request: Any, method: str) -> tuple[int, Any]:
         await self._authorise(request)
-        path = request.path.decode("utf-8", "replace")[len(ADMIN_API_PREFIX):]
+        path = _text(request.path, "path")[len(ADMIN_API_PREFIX):]
         path_known = False
         for route_method, pattern, handler in self._routes:
             match = pattern.match(path)
@@ -91,20 +96,24 @@ class AdminResource(DirectServeJsonResource):
             raise SynapseError(503, f"the school policy store failed: {exc}", Codes.UNKNOWN) from exc
 
     async def _put_user(self, request: Any, match: Any) -> tuple[int, Any]:
-        user_id = unquote(match.group(1))
+        user_id = _path_user_id(match)
         body = request.content.read()
         entry = await self._in_thread(self._engine.roster_put, user_id, body)
         return 200, json.loads(entry)
 
     async def _get_user(self, request: Any, match: Any) -> tuple[int, Any]:
-        user_id = unquote(match.group(1))
-        entry = self._engine.roster_get(user_id)
+        user_id = _path_user_id(match)
+        try:
+            # Memory only: no thread needed.
+            entry = self._engine.roster_get(user_id)
+        except _core.InputError as exc:
+            raise SynapseError(400, str(exc), Codes.INVALID_PARAM) from exc
         if entry is None:
             raise SynapseError(404, f"{user_id} is not on the roster", Codes.NOT_FOUND)
         return 200, json.loads(entry)
 
     async def _delete_user(self, request: Any, match: Any) -> tuple[int, Any]:
-        user_id = unquote(match.group(1))
+        user_id = _path_user_id(match)
         await self._in_thread(self._engine.roster_delete, user_id)
         return 200, {}
 
@@ -118,7 +127,7 @@ class AdminResource(DirectServeJsonResource):
         query = {
             "since": _int_param(args, "since", 0),
             "until": _int_param(args, "until", 0),
-            "limit": _int_param(args, "limit", 100),
+            "limit": _int_param(args, "limit", 100, 1, 1000),
             "before": _int_param(args, "from", 0),
             "rule": _str_param(args, "rule"),
             "school": _str_param(args, "school"),
@@ -137,19 +146,36 @@ class AdminResource(DirectServeJsonResource):
         return 200, json.loads(await self._in_thread(self._engine.reconcile_status))
 
 
+def _text(raw: bytes, name: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SynapseError(400, f"{name}: not valid UTF-8", Codes.INVALID_PARAM) from None
+
+
+def _path_user_id(match: "re.Match[str]") -> str:
+    """The URL-decoded {user_id}; the engine checks the rest (NUL, syntax, server)."""
+    return _text(unquote_to_bytes(match.group(1)), "user_id")
+
+
 def _str_param(args: dict[bytes, list[bytes]], name: str) -> str | None:
     values = args.get(name.encode())
-    return values[0].decode("utf-8", "replace") if values else None
+    return _text(values[0], name) if values else None
 
 
-def _int_param(args: dict[bytes, list[bytes]], name: str, default: int) -> int:
+def _int_param(
+    args: dict[bytes, list[bytes]], name: str, default: int, low: int = 0, high: int = _INT64_MAX
+) -> int:
     text = _str_param(args, name)
     if text is None or text == "":
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise SynapseError(400, f"{name}: expected an integer", Codes.INVALID_PARAM) from None
-    if value < 0:
-        raise SynapseError(400, f"{name}: expected a non-negative integer", Codes.INVALID_PARAM)
-    return value
+    # The length test first: int() refuses texts of over 4300 digits with a ValueError.
+    if (
+        len(text) > len(str(high))
+        or _DIGITS.fullmatch(text) is None
+        or not low <= int(text) <= high
+    ):
+        raise SynapseError(
+            400, f"{name}: expected an integer from {low} to {high}", Codes.INVALID_PARAM
+        )
+    return int(text)

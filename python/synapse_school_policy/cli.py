@@ -21,8 +21,6 @@ import time
 from typing import Any, Iterable
 
 MODULE = "synapse_school_policy.SchoolPolicy"
-ROLES = ("student", "teacher", "admin")
-_USER_ID = re.compile(r"^@[^\s:]+:\S+$")
 
 # The same statement the engine's store thread runs for the admin API
 # (csrc/pgstore.c ROSTER_PUSH_SQL): the last entry of a user wins, rows that
@@ -90,59 +88,72 @@ def parse_since_ms(text: str) -> int:
 
 # ---- roster files ----------------------------------------------------------
 
-def read_roster_file(path: str) -> list[dict]:
-    """CSV (user_id,school,role; a header line is optional) or JSON in the
-    POST /roster shape. Returns [{"user_id", "schools": [...]}], one per user."""
+def load_server_name(path: str) -> str:
+    """homeserver.yaml's server_name: the roster holds users of this server only."""
+    import yaml
+
     try:
-        with open(path, newline="") as f:
-            text = f.read()
+        with open(path) as f:
+            hs = yaml.safe_load(f) or {}
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc}") from exc
-    if text.lstrip().startswith("{"):
-        try:
-            body = json.loads(text)
-        except ValueError as exc:
-            raise CliError(f"{path}: invalid JSON: {exc}") from exc
-        users = body.get("users") if isinstance(body, dict) else None
-        if not isinstance(users, list):
-            raise CliError(f"{path}: expected {{\"users\": [...]}}")
-        entries = []
-        for i, item in enumerate(users):
-            if not isinstance(item, dict) or not isinstance(item.get("schools"), list):
-                raise CliError(f"{path}: users[{i}]: expected an object with user_id and schools")
-            _check_user(item.get("user_id"), f"users[{i}].user_id")
-            for j, m in enumerate(item["schools"]):
-                if not isinstance(m, dict):
-                    raise CliError(f"{path}: users[{i}].schools[{j}]: expected an object")
-                _check_membership(m.get("school"), m.get("role"), f"users[{i}].schools[{j}]")
-            entries.append({"user_id": item["user_id"], "schools": item["schools"]})
-        return entries
-    by_user: dict[str, dict[str, str]] = {}
+    name = hs.get("server_name") if isinstance(hs, dict) else None
+    if not isinstance(name, str) or not name:
+        raise CliError(f"{path}: server_name: missing; the roster holds users of this server only")
+    return name
+
+
+def read_roster_file(path: str, server_name: str) -> list[dict]:
+    """CSV (user_id,school,role; a header line is optional) or JSON in the
+    POST /roster shape. Returns [{"user_id", "schools": [...]}], one per user.
+
+    Both go through the engine's own validator (_core.roster_check), the one
+    behind POST /roster, so the rules and messages are the same."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc}") from exc
+    if data.lstrip().startswith(b"{"):
+        return _check(data, server_name, lambda message: f"{path}: {message}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
+    by_user: dict[str, dict[str, tuple[str, int]]] = {}
     for line_no, row in enumerate(csv.reader(text.splitlines()), 1):
         if not row or (line_no == 1 and row[0].strip() == "user_id"):
             continue
         if len(row) != 3:
             raise CliError(f"{path}:{line_no}: expected user_id,school,role")
         user_id, school, role = (c.strip() for c in row)
-        _check_user(user_id, f"line {line_no}: user_id")
-        _check_membership(school, role, f"line {line_no}")
-        by_user.setdefault(user_id, {})[school] = role
-    return [
-        {"user_id": u, "schools": [{"school": s, "role": r} for s, r in schools.items()]}
+        by_user.setdefault(user_id, {})[school] = (role, line_no)
+    entries = [
+        {"user_id": u, "schools": [{"school": s, "role": r} for s, (r, _) in schools.items()]}
         for u, schools in by_user.items()
     ]
+    lines = [[n for _, n in schools.values()] for schools in by_user.values()]
+
+    def where(message: str) -> str:
+        # users[i].schools[j].role -> line N.role; users[i].user_id -> line N: user_id
+        def rename(m: "re.Match[str]") -> str:
+            i = int(m.group(1))
+            j = int(m.group(2)) if m.group(2) is not None else 0
+            line = f"line {lines[i][j] if lines[i] else '?'}"
+            return f"{line}: user_id" if m.group(3) else line
+
+        return re.sub(r"^users\[(\d+)\](?:\.schools\[(\d+)\])?(\.user_id)?", rename, message)
+
+    return _check(json.dumps({"users": entries}), server_name, where)
 
 
-def _check_user(user_id: Any, where: str) -> None:
-    if not isinstance(user_id, str) or not _USER_ID.match(user_id) or len(user_id) > 255:
-        raise CliError(f"{where}: expected a Matrix user id (@user:server), got {user_id!r}")
+def _check(body: bytes | str, server_name: str, where) -> list[dict]:
+    from synapse_school_policy import _core
 
-
-def _check_membership(school: Any, role: Any, where: str) -> None:
-    if not isinstance(school, str) or not 0 < len(school) <= 255 or any(c.isspace() for c in school):
-        raise CliError(f"{where}.school: expected a school id")
-    if role not in ROLES:
-        raise CliError(f"{where}.role: expected one of teacher, student, admin")
+    try:
+        return json.loads(_core.roster_check(body, server_name))
+    except _core.InputError as exc:  # JsonSyntaxError included
+        raise CliError(where(str(exc))) from exc
 
 
 # ---- stores ----------------------------------------------------------------
@@ -368,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         store = open_store(config)
         if args.command == "roster" and args.roster_command == "import":
             started = time.monotonic()
-            entries = read_roster_file(args.file)
+            entries = read_roster_file(args.file, load_server_name(args.config))
             changed = store.import_roster(entries)
             print(f"imported {len(entries)} users ({changed} rows changed) in "
                   f"{time.monotonic() - started:.2f} s")

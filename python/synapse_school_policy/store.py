@@ -42,6 +42,14 @@ class StoreMonitor:
         status = engine.store_status()
         self._connected = status["connected"]
         self._spilled = status["audit_spilled_total"]
+        if status.get("roster_skipped"):
+            logger.warning(
+                "synapse_school_policy on %s: %d stored roster entries or memberships were left "
+                "out at load: they break the roster's input rules (a user of another server, a "
+                "malformed user id, a school id with a control character or a space; see "
+                "docs/admin-api.md). Correct them with PUT /users/{user_id}",
+                worker, status["roster_skipped"],
+            )
         if status["postgres"] and not status["connected"]:
             logger.warning(
                 "synapse_school_policy on %s: PostgreSQL is unreachable at start-up (%s); "

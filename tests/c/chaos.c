@@ -281,7 +281,7 @@ static void chaos_roster_parse_batch_fails_cleanly_at_every_allocation(void)
 
         memset(&err, 0, sizeof err);
         arm(n);
-        rc = ssp_roster_parse_batch(body, &changes, &count, &err);
+        rc = ssp_roster_parse_batch(body, "school.example", &changes, &count, &err);
         disarm();
         if (rc != 0 && (changes != NULL || count != 0))
             CHECK_FAIL("N=%ld: failed ssp_roster_parse_batch left changes %p count %zu", n,
@@ -300,6 +300,35 @@ static void chaos_roster_parse_batch_fails_cleanly_at_every_allocation(void)
     CHECK(n > 1 && n <= MAX_RUNS);
     report("ssp_roster_parse_batch", &o);
     json_decref(body);
+}
+
+static void chaos_roster_check_batch_fails_cleanly_at_every_allocation(void)
+{
+    outcomes o;
+    long n;
+
+    memset(&o, 0, sizeof o);
+    for (n = 1; n <= MAX_RUNS; n++) {
+        char *users = (char *)"x";
+        ssp_error err;
+        int rc;
+
+        memset(&err, 0, sizeof err);
+        arm(n);
+        rc = ssp_roster_check_batch(BATCH, strlen(BATCH), "school.example", &users, &err);
+        disarm();
+        if (rc != 0 && users != NULL)
+            CHECK_FAIL("N=%ld: failed ssp_roster_check_batch left users %p", n, (void *)users);
+        free(rc == 0 ? users : NULL);
+        if (chaos_hit == HIT_NONE) {
+            CHECK_INT_EQ(rc, 0);
+            break;
+        }
+        judge(&o, n, rc, &err);
+    }
+    o.runs = n - 1;
+    CHECK(n > 1 && n <= MAX_RUNS);
+    report("ssp_roster_check_batch", &o);
 }
 
 static void chaos_roster_parse_entry_and_to_json_fail_cleanly_at_every_allocation(void)
@@ -1186,6 +1215,7 @@ int main(void)
     ssp_global_init();
     RUN(chaos_config_check_fails_cleanly_at_every_allocation);
     RUN(chaos_roster_parse_batch_fails_cleanly_at_every_allocation);
+    RUN(chaos_roster_check_batch_fails_cleanly_at_every_allocation);
     RUN(chaos_roster_parse_entry_and_to_json_fail_cleanly_at_every_allocation);
     RUN(chaos_strmap_put_leaves_the_map_unchanged_when_growing_fails);
     RUN(chaos_engine_new_fails_cleanly_at_every_allocation);

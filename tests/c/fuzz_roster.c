@@ -1,8 +1,9 @@
 /*
  * libFuzzer target: the roster parsers (roster.c).
  *
- * Loads the input as JSON like the admin API does, then runs it through
- * ssp_roster_parse_batch (POST /roster) and ssp_roster_parse_entry (PUT
+ * Loads the input as JSON like the admin API does (\u0000 allowed, so the
+ * field checks see it), then runs it through ssp_roster_parse_batch (POST
+ * /roster, with and without a server name) and ssp_roster_parse_entry (PUT
  * /users/..., and a batch item with its path). Every accepted entry must
  * serialise with ssp_roster_user_to_json and parse back to the same
  * memberships; every rejection must carry a message. Everything is freed.
@@ -22,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
             __builtin_trap();                                                                      \
     } while (0)
 
-#define FUZZ_USER "@fuzz:school.example"
+#define FUZZ_SERVER "school.example"
+#define FUZZ_USER "@fuzz:" FUZZ_SERVER
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -70,6 +72,9 @@ static void check_round_trip(const char *user_id, const ssp_roster_user *user)
         size_t len = strlen(user->memberships[i].school);
 
         REQUIRE(len > 0 && len <= SSP_SCHOOL_ID_MAX);
+        for (size_t k = 0; k < len; k++)
+            REQUIRE((unsigned char)user->memberships[i].school[k] > ' ' &&
+                    user->memberships[i].school[k] != 0x7f);
         REQUIRE(user->memberships[i].role <= SSP_ROLE_ADMIN);
         for (size_t j = 0; j < i; j++)
             REQUIRE(strcmp(user->memberships[i].school, user->memberships[j].school) != 0);
@@ -82,7 +87,7 @@ static void check_round_trip(const char *user_id, const ssp_roster_user *user)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t jerr;
-    json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     ssp_roster_change *changes = NULL;
     ssp_roster_user *user = NULL;
     size_t n = 0;
@@ -91,19 +96,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (root == NULL)
         return 0;
 
-    memset(&err, 0, sizeof err);
-    if (ssp_roster_parse_batch(root, &changes, &n, &err) == 0) {
-        REQUIRE(changes != NULL);
-        for (size_t i = 0; i < n; i++) {
-            REQUIRE(ssp_user_id_valid(changes[i].user_id));
-            REQUIRE(changes[i].user != NULL);
-            REQUIRE(strcmp(changes[i].user->user_id, changes[i].user_id) == 0);
-            check_round_trip(changes[i].user_id, changes[i].user);
+    for (int on_server = 0; on_server < 2; on_server++) {
+        const char *server = on_server ? FUZZ_SERVER : NULL;
+
+        memset(&err, 0, sizeof err);
+        if (ssp_roster_parse_batch(root, server, &changes, &n, &err) == 0) {
+            REQUIRE(changes != NULL);
+            for (size_t i = 0; i < n; i++) {
+                REQUIRE(ssp_user_id_valid(changes[i].user_id));
+                REQUIRE(strlen(changes[i].user_id) <= SSP_USER_ID_MAX);
+                if (server != NULL)
+                    REQUIRE(strcmp(strchr(changes[i].user_id, ':') + 1, server) == 0);
+                for (size_t j = 0; j < i; j++)
+                    REQUIRE(strcmp(changes[i].user_id, changes[j].user_id) != 0);
+                REQUIRE(changes[i].user != NULL);
+                REQUIRE(strcmp(changes[i].user->user_id, changes[i].user_id) == 0);
+                check_round_trip(changes[i].user_id, changes[i].user);
+            }
+            ssp_roster_changes_free(changes, n);
+        } else {
+            REQUIRE(changes == NULL && n == 0);
+            check_error(&err);
         }
-        ssp_roster_changes_free(changes, n);
-    } else {
-        REQUIRE(changes == NULL && n == 0);
-        check_error(&err);
+        changes = NULL;
+        n = 0;
     }
 
     memset(&err, 0, sizeof err);

@@ -162,6 +162,11 @@ static void join_rules_other_than_invite_and_world_readable_history_are_refused(
     req.event_type = "m.room.history_visibility";
     req.opens_history = true;
     CHECK_RULE(run(&fx, &req), SSP_RULE_PUBLIC_ROOM_FORBIDDEN);
+    req.opens_history = false;
+    /* A planted third-party invite: anyone who signs with its key could join. */
+    req.event_type = "m.room.third_party_invite";
+    req.state_key = "token";
+    CHECK_RULE(run(&fx, &req), SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN);
     /* The sync may. */
     req.actor = SYNC;
     CHECK_VERDICT(run(&fx, &req), SSP_VERDICT_ALLOW);

@@ -289,6 +289,74 @@ out:
     tu_teardown(&fx);
 }
 
+static void roster_put_refuses_remote_users_and_bad_text_naming_the_field(void)
+{
+    static const char nul_school[] =
+        "{\"schools\": [{\"school\": \"gym\\u0000nord\", \"role\": \"student\"}]}";
+    static const char nl_school[] =
+        "{\"schools\": [{\"school\": \"gym\\nnord\", \"role\": \"student\"}]}";
+    tu_fixture fx;
+    char *entry = NULL;
+    bool existed = true;
+
+    if (!tu_setup(&fx, NULL))
+        goto out;
+    CHECK_INT_EQ(ssp_roster_put(fx.engine, "@eve:evil.example", ENTRY_GYM_STUDENT,
+                                strlen(ENTRY_GYM_STUDENT), &entry, &fx.err),
+                 -1);
+    CHECK_INT_EQ(fx.err.code, SSP_ERR_INPUT);
+    CHECK_STR_EQ(fx.err.message, "user_id: @eve:evil.example is a user of another server; the "
+                                 "roster holds users of school.example only");
+    CHECK_INT_EQ(ssp_roster_put(fx.engine, ANNA, nul_school, strlen(nul_school), &entry, &fx.err),
+                 -1);
+    CHECK_INT_EQ(fx.err.code, SSP_ERR_INPUT);
+    CHECK_STR_EQ(fx.err.message, "schools[0].school: contains a control character");
+    CHECK_INT_EQ(ssp_roster_put(fx.engine, ANNA, nl_school, strlen(nl_school), &entry, &fx.err),
+                 -1);
+    CHECK_STR_EQ(fx.err.message, "schools[0].school: contains a control character");
+    CHECK(entry == NULL);
+    CHECK_INT_EQ(ssp_roster_size(fx.engine), 0);
+    /* deleting checks the syntax only, so old remote entries can go */
+    CHECK_OK(ssp_roster_delete(fx.engine, "@eve:evil.example", &existed, &fx.err), fx.err);
+    CHECK(!existed);
+    CHECK_INT_EQ(ssp_roster_delete(fx.engine, "@eve\n:school.example", &existed, &fx.err), -1);
+    CHECK_STR_EQ(fx.err.message, "user_id: contains a control character");
+out:
+    free(entry);
+    tu_teardown(&fx);
+}
+
+static void roster_upsert_batch_refuses_duplicates_and_remote_users_changing_nothing(void)
+{
+    static const char dup[] =
+        "{\"users\": ["
+        "{\"user_id\": \"@anna:school.example\", \"schools\": []},"
+        "{\"user_id\": \"@ben:school.example\", \"schools\": []},"
+        "{\"user_id\": \"@carl:school.example\", \"schools\": []},"
+        "{\"user_id\": \"@anna:school.example\", \"schools\": []}]}";
+    static const char remote[] =
+        "{\"users\": [{\"user_id\": \"@ben:school.example\", \"schools\": []},"
+        "{\"user_id\": \"@eve:other.example\", \"schools\": []}]}";
+    tu_fixture fx;
+    size_t upserted = 9;
+
+    if (!tu_setup(&fx, NULL))
+        goto out;
+    REQUIRE_OK(tu_put(&fx, ANNA, ENTRY_GYM_STUDENT), fx.err);
+    REQUIRE_OK(tu_put(&fx, BEN, ENTRY_GYM_STUDENT), fx.err);
+    CHECK_INT_EQ(ssp_roster_upsert_batch(fx.engine, dup, strlen(dup), &upserted, &fx.err), -1);
+    CHECK_INT_EQ(fx.err.code, SSP_ERR_INPUT);
+    CHECK_STR_EQ(fx.err.message, "users[3].user_id: duplicate of users[0]");
+    CHECK_INT_EQ(upserted, 0);
+    CHECK_INT_EQ(ssp_roster_upsert_batch(fx.engine, remote, strlen(remote), &upserted, &fx.err),
+                 -1);
+    CHECK_STR_EQ(fx.err.message, "users[1].user_id: @eve:other.example is a user of another "
+                                 "server; the roster holds users of school.example only");
+    CHECK_INT_EQ(ssp_roster_size(fx.engine), 2);
+out:
+    tu_teardown(&fx);
+}
+
 static void roster_delete_removes_the_user_and_reports_whether_it_existed(void)
 {
     tu_fixture fx;
@@ -326,7 +394,7 @@ static void roster_upsert_batch_writes_every_user(void)
         "{\"user_id\": \"@ben:school.example\", \"schools\": [{\"school\": \"gym-nord\", \"role\": "
         "\"teacher\"}]},"
         "{\"user_id\": \"@carl:school.example\", \"schools\": []},"
-        "{\"user_id\": \"@anna:school.example\", \"schools\": [{\"school\": \"rs-ost\", \"role\": "
+        "{\"user_id\": \"@dora:school.example\", \"schools\": [{\"school\": \"rs-ost\", \"role\": "
         "\"admin\"}]}]}";
 
     if (!tu_setup(&fx, NULL))
@@ -334,10 +402,9 @@ static void roster_upsert_batch_writes_every_user(void)
     REQUIRE_OK(tu_put(&fx, "@carl:school.example", ENTRY_GYM_STUDENT), fx.err);
     REQUIRE_OK(ssp_roster_upsert_batch(fx.engine, body, strlen(body), &upserted, &fx.err), fx.err);
     CHECK_INT_EQ(upserted, 4);
-    CHECK_INT_EQ(ssp_roster_size(fx.engine), 2);
-    CHECK_OK(ssp_roster_get(fx.engine, ANNA, &got, &fx.err), fx.err);
-    /* a user listed twice ends with the later entry */
-    CHECK(tu_json_equal_text(got, "{\"user_id\": \"@anna:school.example\", \"schools\": "
+    CHECK_INT_EQ(ssp_roster_size(fx.engine), 3);
+    CHECK_OK(ssp_roster_get(fx.engine, "@dora:school.example", &got, &fx.err), fx.err);
+    CHECK(tu_json_equal_text(got, "{\"user_id\": \"@dora:school.example\", \"schools\": "
                                   "[{\"school\": \"rs-ost\", \"role\": \"admin\"}]}"));
     free(got);
     got = NULL;
@@ -489,6 +556,8 @@ void run_roster_api_tests(void)
     RUN(roster_put_errors_leave_the_roster_unchanged);
     RUN(roster_put_body_need_not_be_nul_terminated);
     RUN(roster_put_of_a_user_id_that_is_not_utf8_is_an_input_error);
+    RUN(roster_put_refuses_remote_users_and_bad_text_naming_the_field);
+    RUN(roster_upsert_batch_refuses_duplicates_and_remote_users_changing_nothing);
     RUN(roster_delete_removes_the_user_and_reports_whether_it_existed);
     RUN(roster_upsert_batch_writes_every_user);
     RUN(roster_upsert_batch_with_one_bad_entry_changes_nothing);

@@ -166,7 +166,7 @@ static int parse_batch(const char *body, ssp_roster_change **changes, size_t *n,
     int rc;
 
     memset(err, 0, sizeof *err);
-    rc = ssp_roster_parse_batch(json, changes, n, err);
+    rc = ssp_roster_parse_batch(json, NULL, changes, n, err);
     json_decref(json);
     return rc;
 }
@@ -261,10 +261,11 @@ static void roster_batch_errors_name_the_user_and_field(void)
 static void roster_user_id_validation(void)
 {
     static const char *const valid[] = {"@a:b", "@alice:school.example", "@a:b:8448",
-                                        "@a.b_c=d-e/f:[::1]:8448"};
+                                        "@a.b_c=d-e/f:[::1]:8448", "@Legacy!#$%&'*~:s"};
     static const char *const invalid[] = {"",       "@",        "@a:",     "@:b",    "a:b",
                                           "@ab",    "@a b:c",   "@a\t:b",  "@a:b\n", "@a\x7f:b",
-                                          " @a:b",  "alice",    "@@:"};
+                                          " @a:b",  "alice",    "@@:",
+                                          "@caf\xc3\xa9:b", "@a:b c", "@a:b/x", "@a:\xc3\xa9"};
     char long_id[300];
 
     for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++) {
@@ -284,6 +285,234 @@ static void roster_user_id_validation(void)
     CHECK(!ssp_user_id_valid(long_id));
 }
 
+/* Parses with JSON_ALLOW_NUL, as the admin API does, so that "\u0000"
+ * reaches the field checks. */
+static json_t *json_with_nul(const char *text)
+{
+    json_error_t jerr;
+    json_t *json = json_loads(text, JSON_ALLOW_NUL, &jerr);
+
+    if (json == NULL)
+        CHECK_FAIL("test JSON does not parse: %s: %s", text, jerr.text);
+    return json;
+}
+
+static const bad_entry BAD_SCHOOL_IDS[] = {
+    {"{\"schools\": [{\"school\": \"gym\\nnord\", \"role\": \"student\"}]}", "",
+     "schools[0].school: contains a control character"},
+    {"{\"schools\": [{\"school\": \"gym\\u0000\", \"role\": \"student\"}]}", "",
+     "schools[0].school: contains a control character"},
+    {"{\"schools\": [{\"school\": \"\\u0000\", \"role\": \"student\"}]}", "",
+     "schools[0].school: contains a control character"},
+    {"{\"schools\": [{\"school\": \"a\", \"role\": \"admin\"}, {\"school\": \"gym\\t\", \"role\": "
+     "\"student\"}]}",
+     "", "schools[1].school: contains a control character"},
+    {"{\"schools\": [{\"school\": \"gym\\u007f\", \"role\": \"student\"}]}", "users[4]",
+     "users[4].schools[0].school: contains a control character"},
+    {"{\"schools\": [{\"school\": \"\\u001fgym\", \"role\": \"student\"}]}", "",
+     "schools[0].school: contains a control character"},
+    {"{\"schools\": [{\"school\": \"gym nord\", \"role\": \"student\"}]}", "",
+     "schools[0].school: contains a space"},
+    {"{\"schools\": [{\"school\": \"gym\", \"role\": \"teacher\\u0000x\"}]}", "",
+     "schools[0].role: expected one of teacher, student, admin"},
+    {"{\"schools\": [{\"school\": \"gym\", \"role\": \"teacher\\u0000\"}]}", "",
+     "schools[0].role: expected one of teacher, student, admin"},
+};
+
+static void roster_school_ids_with_control_characters_or_nul_are_rejected(void)
+{
+    for (size_t i = 0; i < sizeof BAD_SCHOOL_IDS / sizeof BAD_SCHOOL_IDS[0]; i++) {
+        ssp_roster_user *user = (ssp_roster_user *)&user;
+        ssp_error err = {0};
+        json_t *json = json_with_nul(BAD_SCHOOL_IDS[i].body);
+        int rc = ssp_roster_parse_entry("@a:b.c", json, BAD_SCHOOL_IDS[i].path, &user, &err);
+
+        if (rc != -1 || err.code != SSP_ERR_INPUT ||
+            strcmp(err.message, BAD_SCHOOL_IDS[i].message) != 0)
+            CHECK_FAIL("entry %s: rc %d code %d message \"%s\", expected \"%s\"",
+                       BAD_SCHOOL_IDS[i].body, rc, (int)err.code, err.message,
+                       BAD_SCHOOL_IDS[i].message);
+        CHECK(user == NULL);
+        json_decref(json);
+    }
+}
+
+static void roster_lenient_entry_drops_bad_school_ids_and_counts_them(void)
+{
+    json_t *json = json_with_nul("{\"schools\": [{\"school\": \"gym\\nx\", \"role\": \"student\"},"
+                                 " {\"school\": \"rs\", \"role\": \"teacher\"},"
+                                 " {\"school\": \"a b\", \"role\": \"nonsense\"}]}");
+    ssp_roster_user *user = NULL;
+    ssp_error err = {0};
+    size_t dropped = 0;
+
+    REQUIRE_OK(ssp_roster_parse_entry_lenient("@a:b.c", json, "entry", &dropped, &user, &err), err);
+    REQUIRE(user != NULL);
+    CHECK_INT_EQ(dropped, 2);
+    REQUIRE_INT_EQ(user->n, 1);
+    CHECK_STR_EQ(user->memberships[0].school, "rs");
+    CHECK_INT_EQ(user->memberships[0].role, SSP_ROLE_TEACHER);
+    free(user);
+    json_decref(json);
+    /* anything else still fails the entry */
+    json = tu_json("{\"schools\": [{\"school\": \"rs\", \"role\": \"boss\"}]}");
+    user = NULL;
+    CHECK_INT_EQ(ssp_roster_parse_entry_lenient("@a:b.c", json, "entry", &dropped, &user, &err), -1);
+    CHECK_STR_EQ(err.message, "entry.schools[0].role: expected one of teacher, student, admin");
+    CHECK(user == NULL);
+    json_decref(json);
+}
+
+static int parse_batch_on(const char *server, const char *body, ssp_roster_change **changes,
+                          size_t *n, ssp_error *err)
+{
+    json_t *json = json_with_nul(body);
+    int rc;
+
+    memset(err, 0, sizeof *err);
+    rc = ssp_roster_parse_batch(json, server, changes, n, err);
+    json_decref(json);
+    return rc;
+}
+
+static const bad_batch BAD_BATCHES_ON_SERVER[] = {
+    {"{\"users\": [" GOOD_USER("@a:s") ", " GOOD_USER("@b:s") ", " GOOD_USER("@c:s") ", "
+     GOOD_USER("@a:s") "]}",
+     "users[3].user_id: duplicate of users[0]"},
+    {"{\"users\": [" GOOD_USER("@a:s") ", " GOOD_USER("@b:s") ", {\"user_id\": \"@b:s\", "
+     "\"schools\": []}]}",
+     "users[2].user_id: duplicate of users[1]"},
+    {"{\"users\": [" GOOD_USER("@a:s") ", " GOOD_USER("@b:evil.example") "]}",
+     "users[1].user_id: @b:evil.example is a user of another server; the roster holds users of s "
+     "only"},
+    {"{\"users\": [" GOOD_USER("@a:S") "]}",
+     "users[0].user_id: @a:S is a user of another server; the roster holds users of s only"},
+    {"{\"users\": [" GOOD_USER("@a:s:8448") "]}",
+     "users[0].user_id: @a:s:8448 is a user of another server; the roster holds users of s only"},
+    {"{\"users\": [" GOOD_USER("@a\\u0000:s") "]}", "users[0].user_id: contains a NUL character"},
+    {"{\"users\": [" GOOD_USER("@a:s\\u0000") "]}", "users[0].user_id: contains a NUL character"},
+    {"{\"users\": [" GOOD_USER("@a\\n:s") "]}", "users[0].user_id: contains a control character"},
+    {"{\"users\": [" GOOD_USER("@caf\\u00e9:s") "]}",
+     "users[0].user_id: expected a Matrix user id (@user:server); the localpart is printable "
+     "ASCII without spaces"},
+    {"{\"users\": [" GOOD_USER("@a:s/x") "]}",
+     "users[0].user_id: expected a Matrix user id (@user:server); the server name is a host name "
+     "with an optional port"},
+    {"{\"users\": [" GOOD_USER("@a:s") ", {\"user_id\": \"@b:s\", \"schools\": [{\"school\": "
+     "\"gym\\u0000\", \"role\": \"student\"}]}]}",
+     "users[1].schools[0].school: contains a control character"},
+};
+
+static void roster_batch_on_a_server_rejects_duplicates_remote_users_and_bad_text(void)
+{
+    for (size_t i = 0; i < sizeof BAD_BATCHES_ON_SERVER / sizeof BAD_BATCHES_ON_SERVER[0]; i++) {
+        ssp_roster_change *changes = (ssp_roster_change *)&changes;
+        size_t n = 99;
+        ssp_error err;
+        int rc = parse_batch_on("s", BAD_BATCHES_ON_SERVER[i].body, &changes, &n, &err);
+
+        if (rc != -1 || err.code != SSP_ERR_INPUT ||
+            strcmp(err.message, BAD_BATCHES_ON_SERVER[i].message) != 0)
+            CHECK_FAIL("batch %s: rc %d code %d message \"%s\", expected \"%s\"",
+                       BAD_BATCHES_ON_SERVER[i].body, rc, (int)err.code, err.message,
+                       BAD_BATCHES_ON_SERVER[i].message);
+        CHECK(changes == NULL);
+        CHECK_INT_EQ(n, 0);
+    }
+}
+
+static void roster_batch_on_a_server_accepts_its_users_with_a_port(void)
+{
+    ssp_roster_change *changes = NULL;
+    size_t n = 0;
+    ssp_error err;
+
+    REQUIRE_OK(parse_batch_on("s.example:8448",
+                              "{\"users\": [" GOOD_USER("@a:s.example:8448") ", "
+                              GOOD_USER("@B_=/+.-:s.example:8448") "]}",
+                              &changes, &n, &err),
+               err);
+    CHECK_INT_EQ(n, 2);
+    ssp_roster_changes_free(changes, n);
+    /* without a server name, any server's users pass (the journal's old
+     * entries); duplicates never do */
+    REQUIRE_OK(parse_batch_on(NULL, "{\"users\": [" GOOD_USER("@a:x") ", " GOOD_USER("@a:y") "]}",
+                              &changes, &n, &err),
+               err);
+    CHECK_INT_EQ(n, 2);
+    ssp_roster_changes_free(changes, n);
+    CHECK_INT_EQ(parse_batch_on(NULL, "{\"users\": [" GOOD_USER("@a:x") ", " GOOD_USER("@a:x") "]}",
+                                &changes, &n, &err),
+                 -1);
+    CHECK_STR_EQ(err.message, "users[1].user_id: duplicate of users[0]");
+}
+
+static void roster_large_batch_finds_a_late_duplicate(void)
+{
+    size_t count = 5000, len = 0, cap = count * 80 + 64;
+    char *body = malloc(cap);
+    ssp_roster_change *changes = NULL;
+    size_t n = 0;
+    ssp_error err;
+
+    REQUIRE(body != NULL);
+    len += (size_t)snprintf(body + len, cap - len, "{\"users\": [");
+    for (size_t i = 0; i < count; i++)
+        len += (size_t)snprintf(body + len, cap - len,
+                                "%s{\"user_id\": \"@u%zu:s\", \"schools\": []}", i ? "," : "",
+                                i == count - 1 ? (size_t)1234 : i);
+    snprintf(body + len, cap - len, "]}");
+    CHECK_INT_EQ(parse_batch_on("s", body, &changes, &n, &err), -1);
+    CHECK_STR_EQ(err.message, "users[4999].user_id: duplicate of users[1234]");
+    free(body);
+}
+
+static void roster_user_id_check_names_the_path_and_counts_bytes(void)
+{
+    char long_id[300];
+    ssp_error err = {0};
+
+    memset(long_id, 'x', sizeof long_id);
+    memcpy(long_id, "@a:", 3);
+    CHECK_OK(ssp_roster_check_user_id("user_id", long_id, 255, NULL, &err), err);
+    CHECK_INT_EQ(ssp_roster_check_user_id("user_id", long_id, 256, NULL, &err), -1);
+    CHECK_STR_EQ(err.message, "user_id: is longer than 255 bytes");
+    CHECK_INT_EQ(ssp_roster_check_user_id("users[2].user_id", "@a:b\0c", 6, "b", &err), -1);
+    CHECK_STR_EQ(err.message, "users[2].user_id: contains a NUL character");
+    CHECK_OK(ssp_roster_check_user_id("user_id", "@a:b", 4, "b", &err), err);
+    CHECK_OK(ssp_roster_check_school("school", "gym-nord", 8, &err), err);
+    CHECK_INT_EQ(ssp_roster_check_school("school", "gym\0", 4, &err), -1);
+    CHECK_STR_EQ(err.message, "school: contains a control character");
+}
+
+static void roster_check_batch_gives_the_users_or_names_the_field(void)
+{
+    static const char good[] =
+        "{\"users\": [{\"user_id\": \"@a:s\", \"schools\": [{\"school\": \"gym\", \"role\": "
+        "\"teacher\"}]}, {\"user_id\": \"@b:s\", \"schools\": []}]}";
+    static const char dup[] = "{\"users\": [" GOOD_USER("@a:s") ", " GOOD_USER("@a:s") "]}";
+    static const char nul[] = "{\"users\": [{\"user_id\": \"@a:s\", \"schools\": [{\"school\": "
+                              "\"g\\u0000\", \"role\": \"student\"}]}]}";
+    char *users = (char *)"x";
+    ssp_error err = {0};
+
+    REQUIRE_OK(ssp_roster_check_batch(good, strlen(good), "s", &users, &err), err);
+    CHECK(tu_json_equal_text(users, "[{\"user_id\": \"@a:s\", \"schools\": [{\"school\": \"gym\", "
+                                    "\"role\": \"teacher\"}]}, {\"user_id\": \"@b:s\", "
+                                    "\"schools\": []}]"));
+    free(users);
+    CHECK_INT_EQ(ssp_roster_check_batch(dup, strlen(dup), "s", &users, &err), -1);
+    CHECK_STR_EQ(err.message, "users[1].user_id: duplicate of users[0]");
+    CHECK(users == NULL);
+    CHECK_INT_EQ(ssp_roster_check_batch(nul, strlen(nul), "s", &users, &err), -1);
+    CHECK_STR_EQ(err.message, "users[0].schools[0].school: contains a control character");
+    CHECK_INT_EQ(ssp_roster_check_batch(good, strlen(good), "other", &users, &err), -1);
+    CHECK_INT_EQ(err.code, SSP_ERR_INPUT);
+    CHECK_INT_EQ(ssp_roster_check_batch("{\"users\": [\xff]}", 13, "s", &users, &err), -1);
+    CHECK_INT_EQ(err.code, SSP_ERR_SYNTAX);
+    CHECK(users == NULL);
+}
+
 void run_roster_parse_tests(void)
 {
     RUN(roster_entry_with_every_role_is_parsed);
@@ -295,4 +524,11 @@ void run_roster_parse_tests(void)
     RUN(roster_empty_batch_gives_no_changes);
     RUN(roster_batch_errors_name_the_user_and_field);
     RUN(roster_user_id_validation);
+    RUN(roster_school_ids_with_control_characters_or_nul_are_rejected);
+    RUN(roster_lenient_entry_drops_bad_school_ids_and_counts_them);
+    RUN(roster_batch_on_a_server_rejects_duplicates_remote_users_and_bad_text);
+    RUN(roster_batch_on_a_server_accepts_its_users_with_a_port);
+    RUN(roster_large_batch_finds_a_late_duplicate);
+    RUN(roster_user_id_check_names_the_path_and_counts_bytes);
+    RUN(roster_check_batch_gives_the_users_or_names_the_field);
 }

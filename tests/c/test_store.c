@@ -402,6 +402,52 @@ out:
     tu_teardown(&fx);
 }
 
+static void store_roster_lines_that_break_the_input_rules_are_skipped_and_counted(void)
+{
+    /* Entries written before the rules: the engine opens, keeps the rest,
+     * and counts what it left out. */
+    tu_fixture fx;
+    char *journal = NULL, *entry = NULL;
+    ssp_store_status st;
+
+    if (!tu_setup(&fx, NULL))
+        goto out;
+    ssp_engine_free(fx.engine);
+    fx.engine = NULL;
+    journal = tu_path(fx.dir, "roster.jsonl");
+    REQUIRE(tu_write_file(
+                journal,
+                ANNA_LINE
+                "{\"user_id\":\"@eve:other.example\",\"schools\":[{\"school\":\"gym-nord\","
+                "\"role\":\"student\"}]}\n"
+                "{\"user_id\":\"@caf\xc3\xa9:school.example\",\"schools\":[]}\n"
+                "{\"user_id\":\"@ben:school.example\",\"schools\":[{\"school\":\"gym\\nnord\","
+                "\"role\":\"student\"},{\"school\":\"gym nord\",\"role\":\"admin\"},"
+                "{\"school\":\"rs-ost\",\"role\":\"teacher\"}]}\n"
+                "{\"user_id\":\"@carl:school.example\",\"schools\":[{\"school\":\"a\\u0001\","
+                "\"role\":\"student\"}]}\n",
+                false) == 0);
+    fx.engine = tu_engine(fx.config, &fx.err);
+    if (fx.engine == NULL) {
+        CHECK_FAIL("open failed: %s", fx.err.message);
+        goto out;
+    }
+    CHECK_INT_EQ(ssp_roster_size(fx.engine), 2);
+    entry = get_entry(&fx, BEN);
+    CHECK(tu_json_equal_text(entry, "{\"user_id\": \"@ben:school.example\", \"schools\": "
+                                    "[{\"school\": \"rs-ost\", \"role\": \"teacher\"}]}"));
+    free(entry);
+    entry = get_entry(&fx, "@eve:other.example");
+    CHECK(entry == NULL);
+    /* two lines skipped, three memberships dropped */
+    ssp_store_get_status(fx.engine, &st);
+    CHECK_INT_EQ(st.roster_skipped, 5);
+out:
+    free(entry);
+    free(journal);
+    tu_teardown(&fx);
+}
+
 static void store_journal_is_compacted_when_it_has_far_more_lines_than_users(void)
 {
     tu_fixture fx;
@@ -446,18 +492,22 @@ static void store_compaction_drops_removed_users(void)
 
     if (!tu_setup(&fx, NULL))
         goto out;
-    /* 1500 users added, then 1490 of them removed: 2990 lines, 10 users */
+    /* 1500 users added, then 1490 of them removed: 2990 lines, 10 users.
+     * Two batches: one batch may not name a user twice. */
     cap = 3000 * 120 + 64;
     body = malloc(cap);
     REQUIRE(body != NULL);
-    used = (size_t)snprintf(body, cap, "{\"users\": [");
-    for (int i = 0; i < 2990; i++)
-        used += (size_t)snprintf(body + used, cap - used,
-                                 "%s{\"user_id\": \"@u%d:school.example\", \"schools\": [%s]}",
-                                 i ? ", " : "", i < 1500 ? i : i - 1490,
-                                 i < 1500 ? "{\"school\": \"gym-nord\", \"role\": \"student\"}" : "");
-    snprintf(body + used, cap - used, "]}");
-    REQUIRE_OK(ssp_roster_upsert_batch(fx.engine, body, strlen(body), &upserted, &fx.err), fx.err);
+    for (int batch = 0; batch < 2; batch++) {
+        used = (size_t)snprintf(body, cap, "{\"users\": [");
+        for (int i = batch ? 10 : 0; i < 1500; i++)
+            used += (size_t)snprintf(body + used, cap - used,
+                                     "%s{\"user_id\": \"@u%d:school.example\", \"schools\": [%s]}",
+                                     i > (batch ? 10 : 0) ? ", " : "", i,
+                                     batch ? "" : "{\"school\": \"gym-nord\", \"role\": \"student\"}");
+        snprintf(body + used, cap - used, "]}");
+        REQUIRE_OK(ssp_roster_upsert_batch(fx.engine, body, strlen(body), &upserted, &fx.err),
+                   fx.err);
+    }
     CHECK_INT_EQ(ssp_roster_size(fx.engine), 10);
     REQUIRE(tu_reopen(&fx));
     journal = tu_path(fx.dir, "roster.jsonl");
@@ -566,6 +616,7 @@ void run_store_tests(void)
     RUN(store_audit_ids_do_not_restart_when_the_last_line_is_corrupt);
     RUN(store_corrupt_roster_line_in_the_middle_fails_open_naming_file_and_line);
     RUN(store_roster_line_with_an_invalid_entry_fails_open_naming_the_field);
+    RUN(store_roster_lines_that_break_the_input_rules_are_skipped_and_counted);
     RUN(store_journal_is_compacted_when_it_has_far_more_lines_than_users);
     RUN(store_compaction_drops_removed_users);
     RUN(store_journal_is_not_compacted_below_the_threshold);
