@@ -452,8 +452,8 @@ class ReferencePolicy:
             enforced, school = self._actor_context(actor)
             return (rule, enforced, school)
 
-        def decide_before_facts():
-            """(denial, None) or (None, NEED_*) or (None, None) = allowed."""
+        def denial_or_need():
+            """Steps 2 to 6: (denial, None), (None, NEED_*), or (None, None) to allow."""
             # 2. Rule 1: the actor, then a local target who is no service user.
             if actor_local:
                 denial = self._standing(actor)
@@ -547,7 +547,7 @@ class ReferencePolicy:
                         return as_actor("room_creation_forbidden"), None
             return None, None
 
-        denial, need = decide_before_facts()
+        denial, need = denial_or_need()
         if need is not None:
             return need
         if denial is None:
