@@ -265,6 +265,25 @@ static void borrowed_release(borrowed *b)
     b->n_arrays = 0;
 }
 
+/* A zeroed array of n items of `size` bytes that b frees with the call.
+ * Returns NULL with an exception set. */
+static void *borrowed_array(borrowed *b, Py_ssize_t n, size_t size)
+{
+    void *array;
+
+    if (b->n_arrays == (int)(sizeof b->arrays / sizeof b->arrays[0])) {
+        PyErr_SetString(PyExc_RuntimeError, "too many arrays in one call");
+        return NULL;
+    }
+    array = PyMem_Calloc(n > 0 ? (size_t)n : 1, size);
+    if (array == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    b->arrays[b->n_arrays++] = array;
+    return array;
+}
+
 /* UTF-8 view of a str value, kept alive by b. NULL (no error) when absent
  * or not a str. */
 static int str_field(PyObject *mapping, const char *key, borrowed *b, const char **out,
@@ -400,17 +419,9 @@ static int level_map(PyObject *mapping, const char *key, borrowed *b, const ssp_
     if (items == NULL)
         goto done;
     n = PyList_GET_SIZE(items);
-    entries = PyMem_Calloc(n ? (size_t)n : 1, sizeof *entries);
-    if (entries == NULL) {
-        PyErr_NoMemory();
+    entries = borrowed_array(b, n, sizeof *entries);
+    if (entries == NULL)
         goto done;
-    }
-    if (b->n_arrays == (int)(sizeof b->arrays / sizeof b->arrays[0])) {
-        PyMem_Free(entries);
-        PyErr_SetString(PyExc_RuntimeError, "too many level maps in one call");
-        goto done;
-    }
-    b->arrays[b->n_arrays++] = entries;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PyList_GET_ITEM(items, i);
         PyObject *k = PyTuple_GET_ITEM(item, 0);
@@ -777,17 +788,9 @@ static int room_create_from(PyObject *content, PyObject *sender, ssp_room_create
     }
     Py_DECREF(seq); /* b holds it */
     n = PySequence_Fast_GET_SIZE(seq);
-    texts = PyMem_Calloc(n ? (size_t)n : 1, sizeof *texts);
-    if (texts == NULL) {
-        PyErr_NoMemory();
+    texts = borrowed_array(b, n, sizeof *texts);
+    if (texts == NULL)
         return -1;
-    }
-    if (b->n_arrays == (int)(sizeof b->arrays / sizeof b->arrays[0])) {
-        PyMem_Free(texts);
-        PyErr_SetString(PyExc_RuntimeError, "too many arrays in one call");
-        return -1;
-    }
-    b->arrays[b->n_arrays++] = texts;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
         Py_ssize_t len;
@@ -864,17 +867,9 @@ static int shared_rooms_from_sequence(PyObject *rooms, ssp_room_policy **out, si
     }
     Py_DECREF(seq); /* b holds it */
     n = PySequence_Fast_GET_SIZE(seq);
-    policies = PyMem_Calloc(n ? (size_t)n : 1, sizeof *policies);
-    if (policies == NULL) {
-        PyErr_NoMemory();
+    policies = borrowed_array(b, n, sizeof *policies);
+    if (policies == NULL)
         return -1;
-    }
-    if (b->n_arrays == (int)(sizeof b->arrays / sizeof b->arrays[0])) {
-        PyMem_Free(policies);
-        PyErr_SetString(PyExc_RuntimeError, "too many arrays in one call");
-        return -1;
-    }
-    b->arrays[b->n_arrays++] = policies;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
         const char *sender, *creator;
