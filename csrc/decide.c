@@ -692,6 +692,17 @@ static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_loca
             return managed_join_denies(engine, req, actor_local, need, d);
         if (teachers_room_denies(engine, req, d))
             return true;
+        /* Below the moderator level nobody adds people to a one-way room:
+         * its members are the school's to choose, and an invite's reason is
+         * text the whole room reads. */
+        if (req->callback == SSP_CB_USER_MAY_INVITE && policy_is_one_way(req->room) &&
+            actor_level(req) < engine->config.moderator_level) {
+            deny(d, SSP_RULE_ONE_WAY, school_enforced(&engine->config,
+                 school_of(&engine->config, req->room->school, req->room->school_len)),
+                 req->room->school, req->room->school_len);
+            d->message = "Only teachers can invite people into this channel.";
+            return true;
+        }
     }
     if (req->callback == SSP_CB_USER_MAY_INVITE && actor_local) {
         if (shared_room_denies(engine, req, actor_local, &need->shared, d))

@@ -593,4 +593,11 @@ class ReferencePolicy:
             # are exempt from rule 1 as invitees.
             if self._role_in(target, school) not in ("teacher", "admin"):
                 return ("staff_only", enforced, school)
+        if (
+            callback == "user_may_invite"
+            and self._one_way(policy)
+            and self._actor_level(power_levels, actor, create_content, create_sender) < self.moderator_level
+        ):
+            # Rule 2: below the moderator level nobody invites into a one-way room.
+            return ("one_way", enforced, school)
         return None

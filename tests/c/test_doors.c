@@ -296,6 +296,31 @@ static void one_way_rooms_let_through_no_text(void)
     tu_teardown(&fx);
 }
 
+static void pupils_do_not_invite_into_one_way_rooms(void)
+{
+    tu_fixture fx;
+    ssp_room_policy room = course(), shared = course();
+    ssp_level_entry teacher = {TEACHER, strlen(TEACHER), 50};
+    ssp_power_levels pl = {.events_default = 50, .state_default = 50, .users = &teacher, .n_users = 1};
+    ssp_request req;
+
+    REQUIRE(setup(&fx));
+    req = in_room(SSP_CB_USER_MAY_INVITE, PUPIL, &room, &SYNC_CREATE);
+    req.target = PUPIL2;
+    req.room_power_levels = &pl;
+    req.shared_rooms = &shared;
+    req.n_shared_rooms = 1;
+    CHECK_RULE(run(&fx, &req), SSP_RULE_ONE_WAY);
+    room.two_way = true;
+    CHECK_VERDICT(run(&fx, &req), SSP_VERDICT_ALLOW);
+    room.two_way = false;
+    req.actor = TEACHER;
+    pl.actor_listed = true;
+    pl.actor_level = 50;
+    CHECK_VERDICT(run(&fx, &req), SSP_VERDICT_ALLOW);
+    tu_teardown(&fx);
+}
+
 static void only_a_service_users_policy_event_makes_a_room_managed(void)
 {
     tu_fixture fx;
@@ -467,6 +492,7 @@ void run_doors_tests(void)
     RUN(direct_chat_of_a_pupil_holds_two);
     RUN(refused_tokens_are_audited_once_a_minute);
     RUN(one_way_rooms_let_through_no_text);
+    RUN(pupils_do_not_invite_into_one_way_rooms);
     RUN(only_a_service_users_policy_event_makes_a_room_managed);
     RUN(moderator_flips_two_way_only_in_rooms_the_sync_made);
     RUN(joining_a_room_of_another_server_is_refused);
