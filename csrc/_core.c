@@ -284,6 +284,17 @@ static void *borrowed_array(borrowed *b, Py_ssize_t n, size_t size)
     return array;
 }
 
+/* After a failed UTF-8 conversion of a str: true (and the error cleared)
+ * when it failed because the str holds a lone surrogate, which JSON allows
+ * and UTF-8 cannot hold. Such a value equals no string the rules know. */
+static bool not_utf8(void)
+{
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+        return false;
+    PyErr_Clear();
+    return true;
+}
+
 /* UTF-8 view of a str value, kept alive by b. NULL (no error) when absent
  * or not a str. */
 static int str_field(PyObject *mapping, const char *key, borrowed *b, const char **out,
@@ -299,9 +310,12 @@ static int str_field(PyObject *mapping, const char *key, borrowed *b, const char
         return PyErr_Occurred() ? -1 : 0;
     if (PyUnicode_Check(value)) {
         *out = PyUnicode_AsUTF8AndSize(value, &size);
-        if (*out == NULL || keep(b, value) != 0)
+        if (*out == NULL && not_utf8()) {
+            size = 0; /* no string the rules know: as good as absent */
+        } else if (*out == NULL || keep(b, value) != 0) {
             rc = -1;
-        *len = (size_t)size;
+        }
+        *len = *out != NULL ? (size_t)size : 0;
     }
     Py_DECREF(value);
     return rc;
@@ -499,11 +513,11 @@ static int str_equals(PyObject *mapping, const char *key, const char *want, bool
     if (PyUnicode_Check(value)) {
         const char *text = PyUnicode_AsUTF8(value);
 
-        if (text == NULL) {
+        if (text == NULL && !not_utf8()) {
             Py_DECREF(value);
             return -1;
         }
-        *out = strcmp(text, want) == 0;
+        *out = text != NULL && strcmp(text, want) == 0;
     }
     Py_DECREF(value);
     return 0;
@@ -821,6 +835,13 @@ static int event_shape_from(PyObject *content, ssp_event_shape *shape, borrowed 
     if (value == NULL && PyErr_Occurred())
         return -1;
     shape->has_redacts = value != NULL;
+    if (value != NULL && PyUnicode_Check(value)) {
+        shape->content_redacts = PyUnicode_AsUTF8(value);
+        if (shape->content_redacts == NULL || keep(b, value) != 0) {
+            Py_DECREF(value);
+            return -1;
+        }
+    }
     Py_XDECREF(value);
     relation = mapping_get(content, "m.relates_to");
     if (relation == NULL)
@@ -908,11 +929,20 @@ enum {
     ARG_SHARED_ROOMS,
     ARG_ACTOR_MEMBERSHIP,
     ARG_MEMBER_COUNT,
+    ARG_REDACTS, /* optional */
     N_DECIDE_ARGS
 };
 
-/* The room tuple's items. */
-enum { ROOM_POLICY, ROOM_POLICY_SENDER, ROOM_POWER_LEVELS, ROOM_CREATE, ROOM_CREATOR, N_ROOM_ITEMS };
+/* The room tuple's items; the last, the policy event's id, may be left out. */
+enum {
+    ROOM_POLICY,
+    ROOM_POLICY_SENDER,
+    ROOM_POWER_LEVELS,
+    ROOM_CREATE,
+    ROOM_CREATOR,
+    ROOM_POLICY_EVENT_ID,
+    N_ROOM_ITEMS
+};
 
 /* Extracts what the rules read from the event's own content. */
 static int event_content_facts(ssp_request *req, PyObject *content, const char *policy_type,
@@ -968,7 +998,9 @@ static int event_content_facts(ssp_request *req, PyObject *content, const char *
  * room actor and target share. actor_membership is None until asked for
  * (NEED_MEMBERSHIP), then the actor's membership str in the room ("" for
  * none). member_count is None until asked for (NEED_MEMBER_COUNT), then the
- * number of users joined or invited.
+ * number of users joined or invited. redacts (optional) is the event an
+ * m.room.redaction redacts, and the room tuple may end with the policy
+ * event's id: with both, redacting the policy event is refused.
  * Returns None to allow; a NEED_* constant to ask for a fact and call again;
  * SYNC_POWER_LEVELS to allow and then align the room's power levels; or
  * (rule_id, message, enforced, school) for a denial, which the engine has
@@ -984,14 +1016,15 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
     ssp_create_room create;
     borrowed b = {0};
     const char *policy_type = ssp_engine_policy_event_type(self->engine);
-    PyObject *result = NULL, *room = args[ARG_ROOM];
+    PyObject *result = NULL, *room;
     long callback, admin;
     bool full_levels = false; /* the room's levels maps are compared only for these two events */
 
-    if (nargs != N_DECIDE_ARGS) {
-        PyErr_Format(PyExc_TypeError, "decide() takes exactly %d arguments", N_DECIDE_ARGS);
+    if (nargs != N_DECIDE_ARGS && nargs != N_DECIDE_ARGS - 1) {
+        PyErr_Format(PyExc_TypeError, "decide() takes %d or %d arguments", N_DECIDE_ARGS - 1, N_DECIDE_ARGS);
         return NULL;
     }
+    room = args[ARG_ROOM];
     callback = PyLong_AsLong(args[ARG_CALLBACK]);
     if (callback == -1 && PyErr_Occurred())
         return NULL;
@@ -1018,11 +1051,14 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
         return NULL;
     }
     req.actor_is_admin = (ssp_fact)admin;
-    if (room != Py_None && (!PyTuple_Check(room) || PyTuple_GET_SIZE(room) != N_ROOM_ITEMS)) {
+    if (room != Py_None && (!PyTuple_Check(room) || (PyTuple_GET_SIZE(room) != N_ROOM_ITEMS &&
+                                                     PyTuple_GET_SIZE(room) != N_ROOM_ITEMS - 1))) {
         PyErr_SetString(PyExc_TypeError, "room must be None or a tuple (policy, policy_sender, "
-                                         "power_levels, create, creator)");
+                                         "power_levels, create, creator[, policy_event_id])");
         return NULL;
     }
+    if (nargs == N_DECIDE_ARGS && optional_str(args[ARG_REDACTS], "redacts", &req.redacts) != 0)
+        return NULL;
     b.objects = PyList_New(0);
     if (b.objects == NULL)
         return NULL;
@@ -1085,6 +1121,10 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
                             &room_policy.sender) != 0)
                 goto done;
             room_policy.creator = room_create.sender;
+            if (PyTuple_GET_SIZE(room) == N_ROOM_ITEMS &&
+                str_or_none(PyTuple_GET_ITEM(room, ROOM_POLICY_EVENT_ID), "policy_event_id",
+                            &room_policy.event_id) != 0)
+                goto done;
             req.room_managed = SSP_FACT_YES;
             req.room = &room_policy;
         }
@@ -1595,7 +1635,7 @@ static PyMethodDef Engine_methods[] = {
      "Open the store and load the roster. Blocks on disk I/O."},
     {"decide", (PyCFunction)(void (*)(void))Engine_decide, METH_FASTCALL,
      "decide(callback, actor, target, room_id, event_type, state_key, content, room, "
-     "actor_admin, is_invited, shared_rooms, actor_membership, member_count)"},
+     "actor_admin, is_invited, shared_rooms, actor_membership, member_count, redacts)"},
     {"power_levels_update", (PyCFunction)Engine_power_levels_update, METH_VARARGS,
      "power_levels_update(room_policy, power_levels) -> changes to make, or None."},
     {"roster_put", (PyCFunction)Engine_roster_put, METH_VARARGS,

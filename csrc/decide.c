@@ -178,9 +178,8 @@ static bool policy_trusted(const ssp_engine *engine, const ssp_room_policy *poli
 
 /* ssp_decide has already dropped a policy event it cannot trust (see
  * trusted_view), so `room` is the room's policy when it counts. */
-static bool room_is_managed(const ssp_engine *engine, const ssp_request *req)
+static bool room_is_managed(const ssp_request *req)
 {
-    (void)engine;
     return req->room_managed == SSP_FACT_YES && req->room != NULL && !req->room->empty;
 }
 
@@ -267,7 +266,7 @@ static bool policy_change_denied(const ssp_engine *engine, const ssp_request *re
 {
     const ssp_room_policy *cur = req->room, *next = req->new_policy;
 
-    if (!room_is_managed(engine, req) || next == NULL || next->empty)
+    if (!room_is_managed(req) || next == NULL || next->empty)
         return true; /* creating or deleting it */
     if (!same_text(cur->school, cur->school_len, next->school, next->school_len) ||
         !same_text(cur->kind_name, cur->kind_len, next->kind_name, next->kind_len) ||
@@ -320,8 +319,14 @@ static bool open_event_carries_text(const ssp_request *req)
 {
     const ssp_event_shape *shape = req->shape;
 
-    if (strcmp(req->event_type, REDACTION_TYPE) == 0)
-        return shape == NULL || shape->n_content_keys > (shape->has_redacts ? 1u : 0u);
+    if (strcmp(req->event_type, REDACTION_TYPE) == 0) {
+        /* Before room version 11 `redacts` sits outside the content, and a
+         * `redacts` key inside it is the sender's free text. */
+        if (shape == NULL || shape->n_content_keys > (shape->has_redacts ? 1u : 0u))
+            return true;
+        return shape->has_redacts && (shape->content_redacts == NULL || req->redacts == NULL ||
+                                      strcmp(shape->content_redacts, req->redacts) != 0);
+    }
     if (strcmp(req->event_type, REACTION_TYPE) == 0)
         return shape == NULL || shape->n_content_keys != 1 || !shape->has_relation ||
                shape->n_relation_keys != 3 ||
@@ -371,7 +376,7 @@ static bool room_rules_deny(ssp_engine *engine, const ssp_request *req, bool act
         d->message = "You cannot join rooms of other servers.";
         return true;
     }
-    if (!room_is_managed(engine, req)) {
+    if (!room_is_managed(req)) {
         if (req->callback == SSP_CB_CHECK_EVENT_FOR_SPAM && is_state_event(req, config->policy_event_type))
             return deny(d, SSP_RULE_POLICY_EVENT_LOCKED, config->enforce, NULL, 0);
         return false;
@@ -384,6 +389,11 @@ static bool room_rules_deny(ssp_engine *engine, const ssp_request *req, bool act
         return deny(d, SSP_RULE_ROOM_SCHOOL_NOT_ENABLED, enforced, room->school, room->school_len);
     if (req->callback != SSP_CB_CHECK_EVENT_FOR_SPAM || req->event_type == NULL)
         return false;
+    /* Redacting the policy event empties it, which unmanages the room as
+     * surely as deleting it: Synapse lets any moderator redact state. */
+    if (strcmp(req->event_type, REDACTION_TYPE) == 0 && req->redacts != NULL && room->event_id != NULL &&
+        strcmp(req->redacts, room->event_id) == 0)
+        return deny(d, SSP_RULE_POLICY_EVENT_LOCKED, enforced, room->school, room->school_len);
     if (is_state_event(req, config->policy_event_type)) {
         if (policy_change_denied(engine, req))
             return deny(d, SSP_RULE_POLICY_EVENT_LOCKED, enforced, room->school, room->school_len);
@@ -590,7 +600,7 @@ static bool direct_chat_full(ssp_engine *engine, const ssp_request *req, bool ac
 {
     const char *creator;
 
-    if (req->room_managed == SSP_FACT_UNKNOWN || room_is_managed(engine, req) || room_is_foreign(engine, req))
+    if (req->room_managed == SSP_FACT_UNKNOWN || room_is_managed(req) || room_is_foreign(engine, req))
         return false;
     creator = req->room_create->sender;
     if (is_service_user(engine, creator) || may_create_group_rooms(engine, creator))
@@ -683,7 +693,7 @@ static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_loca
         return true;
     if (need->room)
         return false;
-    if (req->room_id != NULL && room_is_managed(engine, req)) {
+    if (req->room_id != NULL && room_is_managed(req)) {
         if (!actor_local && req->callback == SSP_CB_CHECK_EVENT_FOR_SPAM)
             return deny(d, SSP_RULE_FEDERATION_FORBIDDEN, school_enforced(&engine->config,
                         school_of(&engine->config, req->room->school, req->room->school_len)),

@@ -71,23 +71,22 @@ static long next_code_point(const unsigned char *s, size_t len, size_t *i)
     return cp;
 }
 
-/* Joiners, variation selectors, the keycap mark and tag characters: they
- * build emoji sequences but are no emoji on their own. */
-static bool is_emoji_modifier(long cp)
-{
-    return cp == 0x200D || cp == 0xFE0E || cp == 0xFE0F || cp == 0x20E3 || (cp >= 0xE0020 && cp <= 0xE007F);
-}
-
-static bool is_emoji_symbol(long cp)
+/* Code points of emoji that stand on their own. Letters and digits in
+ * disguise are left out: the enclosed alphanumerics (U+1F100-1F1FF, but for
+ * the blood types, the squared words and the regional indicators, which
+ * only count in pairs as a flag) and the dingbat circled digits
+ * (U+2776-2793), so that a key cannot spell a phone number or a word. */
+static bool is_emoji_base(long cp)
 {
     static const struct {
         long first, last;
     } ranges[] = {
         {0x00A9, 0x00A9}, {0x00AE, 0x00AE}, {0x203C, 0x203C}, {0x2049, 0x2049},
         {0x2122, 0x2122}, {0x2139, 0x2139}, {0x2194, 0x2199}, {0x21A9, 0x21AA},
-        {0x231A, 0x23FF}, {0x24C2, 0x24C2}, {0x25A0, 0x27BF}, {0x2900, 0x2BFF},
-        {0x3030, 0x3030}, {0x303D, 0x303D}, {0x3297, 0x3297}, {0x3299, 0x3299},
-        {0x1F000, 0x1FAFF},
+        {0x231A, 0x23FF}, {0x24C2, 0x24C2}, {0x25A0, 0x2775}, {0x2794, 0x27BF},
+        {0x2900, 0x2BFF}, {0x3030, 0x3030}, {0x303D, 0x303D}, {0x3297, 0x3297},
+        {0x3299, 0x3299}, {0x1F000, 0x1F0FF}, {0x1F170, 0x1F171}, {0x1F17E, 0x1F17F},
+        {0x1F18E, 0x1F18E}, {0x1F191, 0x1F19A}, {0x1F200, 0x1F3FA}, {0x1F400, 0x1FAFF},
     };
 
     for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
@@ -97,16 +96,40 @@ static bool is_emoji_symbol(long cp)
     return false;
 }
 
+/* Presentation selectors and skin tones: they follow a base. */
+static bool is_emoji_modifier(long cp)
+{
+    return cp == 0xFE0E || cp == 0xFE0F || (cp >= 0x1F3FB && cp <= 0x1F3FF);
+}
+
+static bool is_regional_indicator(long cp)
+{
+    return cp >= 0x1F1E6 && cp <= 0x1F1FF;
+}
+
 static bool is_keycap_base(long cp)
 {
     return (cp >= '0' && cp <= '9') || cp == '#' || cp == '*';
 }
 
+#define ZWJ 0x200D
+#define KEYCAP 0x20E3
+#define BLACK_FLAG 0x1F3F4
+#define CANCEL_TAG 0xE007F
+
+/* One emoji, the only thing a reaction key may be:
+ *   a flag         two regional indicators
+ *   a keycap       [0-9#*] U+FE0F? U+20E3
+ *   a tag flag     U+1F3F4, tag characters, U+E007F (the flags of England,
+ *                  Scotland, Wales)
+ *   a sequence     base modifier* (ZWJ base modifier*)*   (skin tones,
+ *                  families, professions)
+ * Several emoji in a row are several reactions' worth: refused, like text. */
 bool ssp_emoji_key(const char *key, size_t len)
 {
     const unsigned char *s = (const unsigned char *)key;
-    bool keycap = false, symbol = false, keycap_base = false;
-    size_t i = 0;
+    long cps[SSP_EMOJI_KEY_MAX];
+    size_t n = 0, i = 0, k;
 
     if (key == NULL || len == 0 || len > SSP_EMOJI_KEY_MAX)
         return false;
@@ -115,17 +138,25 @@ bool ssp_emoji_key(const char *key, size_t len)
 
         if (cp < 0)
             return false;
-        if (cp == 0x20E3)
-            keycap = true;
-        if (is_emoji_symbol(cp))
-            symbol = true;
-        else if (is_keycap_base(cp))
-            keycap_base = true;
-        else if (!is_emoji_modifier(cp))
+        cps[n++] = cp;
+    }
+    if (n == 2 && is_regional_indicator(cps[0]) && is_regional_indicator(cps[1]))
+        return true;
+    if (is_keycap_base(cps[0]))
+        return (n == 2 && cps[1] == KEYCAP) || (n == 3 && cps[1] == 0xFE0F && cps[2] == KEYCAP);
+    if (cps[0] == BLACK_FLAG && n >= 3 && cps[n - 1] == CANCEL_TAG) {
+        for (k = 1; k + 1 < n && cps[k] >= 0xE0020 && cps[k] <= 0xE007E; k++)
+            ;
+        if (k == n - 1)
+            return true;
+    }
+    for (k = 0; k < n;) {
+        if (!is_emoji_base(cps[k++]))
+            return false;
+        while (k < n && is_emoji_modifier(cps[k]))
+            k++;
+        if (k < n && (cps[k++] != ZWJ || k == n))
             return false;
     }
-    /* Digits, '#' and '*' only as keycaps; and something besides modifiers. */
-    if (keycap_base && !keycap)
-        return false;
-    return symbol || keycap_base;
+    return true;
 }

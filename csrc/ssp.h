@@ -97,6 +97,7 @@ typedef enum { SSP_FACT_UNKNOWN = 0, SSP_FACT_NO, SSP_FACT_YES } ssp_fact;
  * "Which policy event counts". */
 typedef struct ssp_room_policy {
     const char *sender;  /* who sent the policy event; NULL when unknown (not trusted) */
+    const char *event_id; /* the policy event's id; NULL when unknown */
     const char *creator; /* sender of the room's m.room.create; NULL when unknown */
     bool empty;         /* content {}: the event was "deleted", the room is unmanaged */
     size_t n_keys;      /* keys in the content, to notice added or removed keys */
@@ -169,6 +170,7 @@ typedef struct ssp_create_room {
 typedef struct ssp_event_shape {
     size_t n_content_keys;
     bool has_redacts;         /* content["redacts"] exists */
+    const char *content_redacts; /* content["redacts"] when it is a string, else NULL */
     bool has_relation;        /* content["m.relates_to"] is a mapping */
     size_t n_relation_keys;
     const char *rel_type;     /* NULL when missing or not a string */
@@ -204,6 +206,7 @@ typedef struct ssp_request {
     bool opens_history;
     bool opens_guest_access;
     const ssp_event_shape *shape; /* check_event_for_spam; NULL when not extracted */
+    const char *redacts; /* the event an m.room.redaction redacts; NULL when not given */
     /* user_may_join_room: whether the actor is already joined (a join->join
      * is a profile change). Asked for with NEED_MEMBERSHIP. */
     ssp_fact actor_joined;

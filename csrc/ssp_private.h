@@ -380,7 +380,7 @@ int ssp_pgstore_reconcile_status_offline(const ssp_config *config, char **status
 
 /* ---- the engine (engine.c) ---- */
 
-#define SSP_EXPIRY_SLOTS 1024
+#define SSP_EXPIRY_SLOTS 16384
 #define SSP_EXPIRY_AUDIT_MS 60000
 
 struct ssp_engine {

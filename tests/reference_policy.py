@@ -62,30 +62,39 @@ CREATOR_POWER = math.inf
 
 # ---- D7: the emoji key of a reaction ------------------------------------------------
 
-EMOJI_RANGES = (
+# Emoji that stand on their own. Letters and digits in disguise are not
+# among them: the enclosed alphanumerics (but for the blood types, the
+# squared words, and the regional indicators, which count only in pairs, as
+# a flag) and the dingbat circled digits, so that no key spells a word or a
+# phone number.
+EMOJI_BASE_RANGES = (
     (0x00A9, 0x00A9), (0x00AE, 0x00AE), (0x203C, 0x203C), (0x2049, 0x2049),
     (0x2122, 0x2122), (0x2139, 0x2139), (0x2194, 0x2199), (0x21A9, 0x21AA),
     (0x231A, 0x23FF), (0x24C2, 0x24C2), (0x25A0, 0x27BF), (0x2900, 0x2BFF),
     (0x3030, 0x3030), (0x303D, 0x303D), (0x3297, 0x3297), (0x3299, 0x3299),
-    (0x1F000, 0x1FAFF),
+    (0x1F000, 0x1F0FF), (0x1F170, 0x1F171), (0x1F17E, 0x1F17F), (0x1F18E, 0x1F18E),
+    (0x1F191, 0x1F19A), (0x1F200, 0x1FAFF),
 )
-KEYCAP = "\u20e3"
-KEYCAP_BASES = frozenset("0123456789#*")
+DINGBAT_DIGITS = range(0x2776, 0x2794)
+SKIN_TONES = range(0x1F3FB, 0x1F400)
+REGIONAL_INDICATORS = range(0x1F1E6, 0x1F200)
+TAGS = range(0xE0020, 0xE007F)
+ZWJ, KEYCAP, BLACK_FLAG, CANCEL_TAG = 0x200D, 0x20E3, 0x1F3F4, 0xE007F
+KEYCAP_BASES = frozenset(map(ord, "0123456789#*"))
 
 
-def _is_modifier(cp: int) -> bool:
-    """ZWJ, the text and emoji presentation selectors, the keycap, tags."""
-    return cp in (0x200D, 0xFE0E, 0xFE0F, 0x20E3) or 0xE0020 <= cp <= 0xE007F
-
-
-def _is_emoji_code_point(cp: int) -> bool:
-    return any(lo <= cp <= hi for lo, hi in EMOJI_RANGES)
+def _is_base(cp: int) -> bool:
+    if cp in DINGBAT_DIGITS or cp in SKIN_TONES:
+        return False
+    return any(lo <= cp <= hi for lo, hi in EMOJI_BASE_RANGES)
 
 
 def is_emoji_key(key) -> bool:
-    """D7: a reaction key made of emoji only: 1..64 bytes of valid UTF-8, every
-    code point an emoji, a modifier, or (in a keycap) 0-9 # *, and at least
-    one code point that is not a modifier."""
+    """D7: a reaction key is one emoji, in 1..64 bytes of valid UTF-8: a flag
+    (two regional indicators), a keycap ([0-9#*], U+FE0F optional, U+20E3), a
+    tag flag (U+1F3F4, tags, U+E007F), or emoji joined by U+200D, each
+    followed by presentation selectors or skin tones. Anything else, two
+    emoji in a row included, counts as text."""
     if not isinstance(key, str):
         return False
     try:
@@ -94,17 +103,29 @@ def is_emoji_key(key) -> bool:
         return False
     if not 1 <= size <= 64:
         return False
-    keycap = KEYCAP in key
-    has_base = False
-    for ch in key:
-        cp = ord(ch)
-        if _is_modifier(cp):
-            continue
-        if _is_emoji_code_point(cp) or (keycap and ch in KEYCAP_BASES):
-            has_base = True
-            continue
-        return False
-    return has_base
+    cps = [ord(ch) for ch in key]
+    if len(cps) == 2 and all(cp in REGIONAL_INDICATORS for cp in cps):
+        return True
+    if cps[0] in KEYCAP_BASES:
+        return cps[1:] in ([KEYCAP], [0xFE0F, KEYCAP])
+    if cps[0] == BLACK_FLAG and len(cps) >= 3 and cps[-1] == CANCEL_TAG and all(cp in TAGS for cp in cps[1:-1]):
+        return True
+    for element in _split(cps, ZWJ):
+        if not element or not _is_base(element[0]):
+            return False
+        if not all(cp in (0xFE0E, 0xFE0F) or cp in SKIN_TONES for cp in element[1:]):
+            return False
+    return True
+
+
+def _split(items: list[int], separator: int) -> list[list[int]]:
+    parts: list[list[int]] = [[]]
+    for item in items:
+        if item == separator:
+            parts.append([])
+        else:
+            parts[-1].append(item)
+    return parts
 
 
 def is_emoji_reaction(content) -> bool:
@@ -328,14 +349,20 @@ class ReferencePolicy:
             return True
         return self._one_way(room_policy) and self._level(new.get("events_default"), 0) < self.moderator_level
 
-    def _one_way_denied(self, event_type, state_key, content) -> bool:
+    def _one_way_denied(self, event_type, state_key, content, redacts) -> bool:
         """D7, for a sender below the moderator level in a one-way room."""
         if event_type != REDACTION and event_type not in self.one_way_allowed_events:
             return True  # a
         if state_key is not None:
             return True  # b: the allow-listed level 0 applies to state events too
         if event_type == REDACTION:
-            return isinstance(content, Mapping) and any(key != "redacts" for key in content)  # c
+            if not isinstance(content, Mapping):
+                return True  # nothing readable: fail closed
+            if any(key != "redacts" for key in content):
+                return True  # c
+            # Before room version 11 `redacts` is outside the content: one
+            # inside it is text, unless it names the redacted event itself.
+            return "redacts" in content and (redacts is None or content["redacts"] != redacts)
         if event_type == REACTION:
             return not is_emoji_reaction(content)  # d
         return False
@@ -426,14 +453,20 @@ class ReferencePolicy:
         shared_rooms: list | None = None,
         actor_membership: str | None = None,
         member_count: int | None = None,
+        redacts: str | None = None,
     ):
-        """ALLOW, a NEED_* fact, SYNC_POWER_LEVELS, or (rule, enforced, school)."""
+        """ALLOW, a NEED_* fact, SYNC_POWER_LEVELS, or (rule, enforced, school).
+        `room` may end with the policy event's id; `redacts` is the event a
+        redaction redacts."""
         is_event = callback == "check_event_for_spam"
         is_policy_event = is_event and event_type == self.policy_event_type and state_key == ""
         is_pl_event = is_event and event_type == POWER_LEVELS and state_key == ""
         actor_local = self._is_local(actor)
+        policy_event_id = None
         if room is not None:
-            policy, policy_sender, power_levels, create_content, create_sender = room
+            policy, policy_sender, power_levels, create_content, create_sender = room[:5]
+            if len(room) > 5:
+                policy_event_id = room[5]
         else:
             policy = policy_sender = power_levels = create_content = create_sender = None
 
@@ -520,6 +553,7 @@ class ReferencePolicy:
                     room_denial = self._managed_room_rule(
                         callback, actor, actor_local, target, event_type, state_key, content, managed,
                         power_levels, create_content, create_sender, is_invited, as_actor,
+                        policy_event_id, redacts,
                     )
                     if room_denial is not None:
                         if callback == "user_may_join_room" and room_denial[0] in ("join_forbidden", "staff_only"):
@@ -558,7 +592,8 @@ class ReferencePolicy:
         return denial
 
     def _managed_room_rule(self, callback, actor, actor_local, target, event_type, state_key, content, policy,
-                           power_levels, create_content, create_sender, is_invited, as_actor):
+                           power_levels, create_content, create_sender, is_invited, as_actor,
+                           policy_event_id=None, redacts=None):
         """Rules 1 (frozen room), 2, 4/5 and the closed doors of a managed room
         (steps 4 and 5); the denial or None."""
         school = policy.get("school")
@@ -567,6 +602,9 @@ class ReferencePolicy:
         if not self._opted_in(school):
             return ("room_school_not_enabled", enforced, school)
         if callback == "check_event_for_spam" and event_type is not None:
+            if event_type == REDACTION and redacts is not None and redacts == policy_event_id:
+                # A redacted policy event is an empty one: the room unmanaged.
+                return ("policy_event_locked", enforced, school)
             if event_type == self.policy_event_type and state_key == "":
                 if self._policy_change_denied(policy, content, power_levels, actor, create_content, create_sender):
                     return ("policy_event_locked", enforced, school)
@@ -576,7 +614,7 @@ class ReferencePolicy:
             elif (
                 self._one_way(policy)
                 and self._actor_level(power_levels, actor, create_content, create_sender) < self.moderator_level
-                and self._one_way_denied(event_type, state_key, content)
+                and self._one_way_denied(event_type, state_key, content, redacts)
             ):
                 return ("one_way", enforced, school)
         if callback == "check_event_for_spam" and not actor_local:

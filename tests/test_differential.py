@@ -159,10 +159,16 @@ create_contents = st.fixed_dictionaries(
 )
 
 
-def make_room(policy, pl, create):
+POLICY_EVENT_ID = "$policy"
+
+
+def make_room(policy, pl, create, with_event_id=True):
     policy_content, policy_sender = policy if policy is not None else (None, None)
     create_content, create_sender = create if create is not None else (None, None)
-    return (policy_content, policy_sender, pl, create_content, create_sender)
+    room = (policy_content, policy_sender, pl, create_content, create_sender)
+    # The policy event's id may be left out of the tuple (then redactions of
+    # it cannot be recognised).
+    return (*room, POLICY_EVENT_ID if policy is not None else None) if with_event_id else room
 
 
 rooms = st.one_of(
@@ -171,6 +177,7 @@ rooms = st.one_of(
         policy=st.one_of(st.none(), st.tuples(room_policies, senders)),
         pl=st.one_of(st.none(), power_levels),
         create=st.one_of(st.none(), st.tuples(create_contents, senders)),
+        with_event_id=st.booleans(),
     ),
     # Local rooms: gym-nord's managed rooms, and direct chats or group rooms of local users.
     st.builds(
@@ -186,6 +193,7 @@ rooms = st.one_of(
         ),
         pl=st.one_of(st.none(), power_levels),
         create=st.tuples(create_contents, st.sampled_from(LOCAL_USERS + [RECONCILER])),
+        with_event_id=st.booleans(),
     ),
 )
 A_COURSE = ({"school": "gym-nord", "kind": "course"}, RECONCILER, RECONCILER)  # qualifies when gym-nord opted in
@@ -253,6 +261,11 @@ EMOJI_KEYS = [
     "👍", "❤️", "❤", "1️⃣", "1\u20e3", "#️⃣", "*\u20e3", "12\u20e3", "x\u20e3", "\u20e3", "\ufe0f", "\u200d",
     "👨‍👩‍👧", "🏳️‍🌈", "🇩🇪", "🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f", "©", "™️", "⬆",
     "1", "#", "*", "a", "ok", "👍 ok", "", "👍" * 16, "👍" * 17, "©" * 32, "©" * 33, "+1", ":)", "\u00a0",
+    # text in disguise: digits before one keycap, circled digits, enclosed
+    # letters, lone or tripled regional indicators, two emoji in a row
+    "01761234567\u20e3", "\u2780\u2786", "\U0001f17c\U0001f174", "\U0001f170\ufe0f", "\U0001f1e9",
+    "\U0001f1e9\U0001f1ea\U0001f1e9", "👍👍", "👍\U0001f3fd", "\U0001f3fd", "👍\u200d", "\u200d👍",
+    "👍" + "\u200d👍" * 8, "👍" + "\u200d👍" * 9,
 ]
 # Code points at and around the edges of D7's ranges.
 BOUNDARY_CODE_POINTS = [
@@ -295,6 +308,7 @@ reaction_contents = st.one_of(
 redaction_contents = st.sampled_from([
     {}, {"redacts": "$event"}, {"redacts": "$event", "reason": "spam"}, {"reason": "spam"},
     {"redacts": "$event", "x": 1}, {"redacts": 5}, {"redacts": "$event", "reason": ""},
+    {"redacts": POLICY_EVENT_ID}, {"redacts": "meet me at 5"},
 ])
 EVENT_CONTENTS = {
     "m.room.message": st.just({"msgtype": "m.text", "body": "hi"}),
@@ -347,6 +361,8 @@ def requests(draw, callbacks):
     if callback == "check_event_for_spam":
         req["event_type"], req["content"] = draw(events)
         req["state_key"] = draw(state_keys)
+        if req["event_type"] == "m.room.redaction":  # what it redacts, as Synapse reads it
+            req["redacts"] = draw(st.sampled_from(["$event", POLICY_EVENT_ID, None]))
     req["facts"] = {
         "room": draw(rooms),
         "actor_admin": draw(st.booleans()),
@@ -398,12 +414,12 @@ def run_request(engine, reference, req, context):
         expected = reference.decide(
             req["callback"], req["actor"], req["target"], req["room_id"], req["event_type"], req["state_key"],
             req["content"], known["room"], known["actor_admin"], req["is_invited"], known["shared_rooms"],
-            known["actor_membership"], known["member_count"],
+            known["actor_membership"], known["member_count"], req.get("redacts"),
         )
         raw = engine.decide(
             CALLBACKS[req["callback"]], req["actor"], req["target"], req["room_id"], req["event_type"],
             req["state_key"], req["content"], known["room"], FACT[known["actor_admin"]], req["is_invited"],
-            known["shared_rooms"], known["actor_membership"], known["member_count"],
+            known["shared_rooms"], known["actor_membership"], known["member_count"], req.get("redacts"),
         )
         actual = normalise_engine(raw)
         steps.append(expected)

@@ -669,6 +669,50 @@ def test_redaction_with_extra_content_is_refused(school, closed_course, extra):
     assert get_event(pupil, room_id, target)["content"]["body"] == "pupil message 1"
 
 
+def test_moderator_cannot_redact_the_policy_event(school):
+    # A redacted policy event is an empty one: the room would be unmanaged
+    # (no one-way, no locked power levels, no rule 3), and Synapse lets any
+    # moderator redact state.
+    teacher = school.users["teacher"]
+    room_id = school.managed_room(GYM, invite=["teacher"], moderators=["teacher"])
+    assert teacher.join(room_id)[0] == 200
+    status, state = school.sync.request("GET", f"{CS}/rooms/{q(room_id)}/state")
+    assert status == 200, state
+    policy_event_id = next(e["event_id"] for e in state if e["type"] == POLICY_EVENT_TYPE)
+    assert_denied(teacher.redact(room_id, policy_event_id), "policy_event_locked")
+    assert_audited(school, "policy_event_locked", uid("teacher"), room_id=room_id, event_type="m.room.redaction")
+    assert teacher.get_state(room_id, POLICY_EVENT_TYPE)[1]["school"] == GYM
+    # Other events stay the moderator's to redact.
+    status, body = teacher.send(room_id, "m.room.message", TEXT)
+    assert status == 200, body
+    assert teacher.redact(room_id, body["event_id"])[0] == 200
+
+
+def test_text_in_the_redacts_key_of_an_old_room_version_is_refused(school):
+    # Before room version 11 `redacts` is outside the content; a `redacts`
+    # key inside it is the sender's own text, which Synapse keeps.
+    sync, pupil = school.sync, school.users["pupil"]
+    status, body = sync.create_room(
+        room_version="10", preset="private_chat", invite=[uid("pupil")],
+        power_level_content_override={"users": {uid("sync"): 100}, "events_default": 0},
+        initial_state=[policy(GYM, "course", two_way=True)],
+    )
+    assert status == 200, body
+    room_id = body["room_id"]
+    assert pupil.join(room_id)[0] == 200
+    status, body = pupil.send(room_id, "m.room.message", TEXT)
+    assert status == 200, body
+    own = body["event_id"]
+    assert set_policy(sync, room_id, two_way=False)[0] == 200
+    wait_for_state(pupil, room_id, "m.room.power_levels", lambda pl: pl.get("events_default") == MODERATOR_LEVEL)
+    response = pupil.request("PUT", f"{CS}/rooms/{q(room_id)}/redact/{q(own)}/t-old-{now_ms()}",
+                             {"redacts": "meet me at the park at 5"})
+    assert_denied(response, "one_way")
+    assert_audited(school, "one_way", uid("pupil"), room_id=room_id, event_type="m.room.redaction")
+    # The plain redaction of one's own message still works.
+    assert pupil.redact(room_id, own)[0] == 200
+
+
 @pytest.mark.parametrize(
     "event_type, state_key, content",
     [

@@ -31,8 +31,11 @@ class JsonSyntaxError(InputError): ...
 class StoreError(OSError): ...
 
 Denial = tuple[str, str, bool, str]  # rule id, message, enforced, school ("" if none)
-# (policy content, policy sender, power levels content, m.room.create content, creator)
-RoomFacts = tuple[Mapping[str, Any] | None, str | None, Mapping[str, Any] | None, Mapping[str, Any] | None, str | None]
+# (policy content, policy sender, power levels content, m.room.create content, creator[, policy event id])
+RoomFacts = (
+    tuple[Mapping[str, Any] | None, str | None, Mapping[str, Any] | None, Mapping[str, Any] | None, str | None]
+    | tuple[Mapping[str, Any] | None, str | None, Mapping[str, Any] | None, Mapping[str, Any] | None, str | None, str | None]
+)
 # (policy content, policy sender, creator)
 SharedRoom = tuple[Mapping[str, Any] | None, str | None, str | None]
 
@@ -63,6 +66,7 @@ class Engine:
         shared_rooms: Sequence[SharedRoom] | None,
         actor_membership: str | None,
         member_count: int | None,
+        redacts: str | None = None,
     ) -> None | int | Denial: ...
     def create_room_invitees(self, actor: str, body: Any) -> list[str]: ...
     def power_levels_update(

@@ -136,7 +136,8 @@ class SchoolPolicy:
 
     async def _room_state(self, room_id: str) -> tuple[Any, ...]:
         """The room facts the engine asks for with NEED_ROOM: (policy content,
-        policy sender, power levels content, create content, creator)."""
+        policy sender, power levels content, create content, creator, policy
+        event id)."""
         state = await self._api.get_room_state(room_id, self._room_state_filter)
         policy = state.get(self._policy_key)
         power_levels = state.get(_POWER_LEVELS_KEY)
@@ -147,6 +148,7 @@ class SchoolPolicy:
             power_levels.content if power_levels is not None else None,
             create.content if create is not None else None,
             create.sender if create is not None else None,
+            policy.event_id if policy is not None else None,
         )
 
     async def _shared_room_policies(self, actor: str, target: str) -> list[tuple[Any, Any, Any]]:
@@ -189,13 +191,14 @@ class SchoolPolicy:
         state_key: str | None = None,
         content: Any = None,
         is_invited: bool | None = None,
+        redacts: str | None = None,
     ) -> Any:
         room = shared_rooms = membership = member_count = None
         actor_admin = _core.FACT_UNKNOWN
         while True:
             outcome = self._engine.decide(
                 callback, actor, target, room_id, event_type, state_key, content,
-                room, actor_admin, is_invited, shared_rooms, membership, member_count,
+                room, actor_admin, is_invited, shared_rooms, membership, member_count, redacts,
             )
             if outcome is None:
                 self._allowed_counters[callback].inc()
@@ -360,6 +363,9 @@ class SchoolPolicy:
             event_type=event.type,
             state_key=event.get_state_key() if event.is_state() else None,
             content=event.content,
+            # Synapse reads `redacts` from the content or the event itself,
+            # as the room version says.
+            redacts=event.redacts if event.type == "m.room.redaction" else None,
         )
         if result is _AllowThenSync:
             self._api.run_as_background_process(

@@ -274,11 +274,19 @@ static void one_way_rooms_let_through_no_text(void)
     memset(&shape, 0, sizeof shape);
     shape.n_content_keys = 1;
     shape.has_redacts = true;
+    shape.content_redacts = "$message";
     req.event_type = "m.room.redaction";
+    req.redacts = "$message";
     CHECK_VERDICT(run(&fx, &req), SSP_VERDICT_ALLOW);
     shape.n_content_keys = 2; /* "reason" */
     CHECK_RULE(run(&fx, &req), SSP_RULE_ONE_WAY);
     shape.n_content_keys = 1;
+    /* Before room version 11 a `redacts` in the content is the sender's own text. */
+    shape.content_redacts = "meet me at 5";
+    req.redacts = "$message";
+    CHECK_RULE(run(&fx, &req), SSP_RULE_ONE_WAY);
+    shape.content_redacts = "$message";
+    CHECK_VERDICT(run(&fx, &req), SSP_VERDICT_ALLOW);
     req.state_key = ""; /* as a state event, which events[m.room.redaction]: 0 would let through */
     CHECK_RULE(run(&fx, &req), SSP_RULE_ONE_WAY);
     /* Teachers post anything. */
@@ -317,6 +325,32 @@ static void pupils_do_not_invite_into_one_way_rooms(void)
     req.actor = TEACHER;
     pl.actor_listed = true;
     pl.actor_level = 50;
+    CHECK_VERDICT(run(&fx, &req), SSP_VERDICT_ALLOW);
+    tu_teardown(&fx);
+}
+
+static void nobody_but_the_sync_redacts_the_policy_event(void)
+{
+    tu_fixture fx;
+    ssp_room_policy room = course();
+    ssp_event_shape shape = {.n_content_keys = 1, .has_redacts = true, .content_redacts = "$policy"};
+    ssp_level_entry teacher = {TEACHER, strlen(TEACHER), 50};
+    ssp_power_levels pl = {.events_default = 50, .state_default = 50, .actor_listed = true,
+                           .actor_level = 50, .users = &teacher, .n_users = 1};
+    ssp_request req;
+
+    REQUIRE(setup(&fx));
+    room.event_id = "$policy";
+    req = in_room(SSP_CB_CHECK_EVENT_FOR_SPAM, TEACHER, &room, &SYNC_CREATE);
+    req.event_type = "m.room.redaction";
+    req.shape = &shape;
+    req.redacts = "$policy";
+    req.room_power_levels = &pl;
+    CHECK_RULE(run(&fx, &req), SSP_RULE_POLICY_EVENT_LOCKED);
+    shape.content_redacts = req.redacts = "$message";
+    CHECK_VERDICT(run(&fx, &req), SSP_VERDICT_ALLOW);
+    shape.content_redacts = req.redacts = "$policy";
+    req.actor = SYNC;
     CHECK_VERDICT(run(&fx, &req), SSP_VERDICT_ALLOW);
     tu_teardown(&fx);
 }
@@ -452,26 +486,43 @@ static void emoji_keys(void)
         "\xE2\x9D\xA4\xEF\xB8\x8F",                                     /* heart + VS16 */
         "\xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x91\xA7", /* family (ZWJ) */
         "1\xEF\xB8\x8F\xE2\x83\xA3",                                    /* keycap 1 */
+        "#\xE2\x83\xA3",                                                /* keycap # without VS16 */
         "\xF0\x9F\x87\xA9\xF0\x9F\x87\xAA",                             /* flag DE */
+        "\xF0\x9F\x8F\xB4\xF3\xA0\x81\xA7\xF3\xA0\x81\xA2\xF3\xA0\x81\xA5\xF3\xA0\x81\xAE"
+        "\xF3\xA0\x81\xA7\xF3\xA0\x81\xBF",                             /* flag of England (tags) */
         "\xC2\xA9",                                                     /* copyright sign */
+        "\xF0\x9F\x85\xB0\xEF\xB8\x8F",                                 /* blood type A */
     };
     static const char *const text[] = {
         "", "+1", "ok", "meet me at 5", "1", "\xE2\x80\x8D", "\xF0\x9F\x91\x8D hi",
         "\xC3\xA4",     /* a-umlaut: a letter */
         "\xF0\x9F\x91", /* truncated */
         "\xC0\xAF",     /* overlong */
+        "\xF0\x9F\x91\x8D\xF0\x9F\x91\x8D", /* two emoji: two reactions' worth */
+        "01761234567\xE2\x83\xA3",          /* a phone number before one keycap */
+        "\xE2\x9E\x80\xE2\x9E\x86",         /* dingbat circled digits */
+        "\xF0\x9F\x85\xBC\xF0\x9F\x85\xB4", /* enclosed letters M E */
+        "\xF0\x9F\x87\xA9",                 /* one regional indicator */
+        "\xF0\x9F\x87\xA9\xF0\x9F\x87\xAA\xF0\x9F\x87\xA9", /* three: letters, not a flag */
+        "\xF0\x9F\x8F\xB4\xF3\xA0\x81\xAD\xF3\xA0\x81\xA5", /* tags that spell, no cancel tag */
+        "\xF0\x9F\x8F\xBD",                 /* a skin tone alone */
+        "\xF0\x9F\x91\x8D\xE2\x80\x8D",     /* a joiner at the end */
     };
-    char long_key[SSP_EMOJI_KEY_MAX + 5];
+    char seq[80];
+    size_t len = 0;
 
     for (size_t i = 0; i < sizeof emoji / sizeof emoji[0]; i++)
         CHECK_MSG(ssp_emoji_key(emoji[i], strlen(emoji[i])), "emoji %zu refused", i);
     for (size_t i = 0; i < sizeof text / sizeof text[0]; i++)
-        CHECK_MSG(!ssp_emoji_key(text[i], strlen(text[i])), "text \"%s\" taken for an emoji", text[i]);
-    for (size_t i = 0; i + 4 <= sizeof long_key - 1; i += 4)
-        memcpy(long_key + i, "\xF0\x9F\x91\x8D", 4);
-    long_key[SSP_EMOJI_KEY_MAX + 4] = '\0';
-    CHECK(!ssp_emoji_key(long_key, SSP_EMOJI_KEY_MAX + 4));
-    CHECK(ssp_emoji_key(long_key, SSP_EMOJI_KEY_MAX));
+        CHECK_MSG(!ssp_emoji_key(text[i], strlen(text[i])), "text %zu taken for an emoji", i);
+    /* A joined sequence up to the length limit, and one past it. */
+    memcpy(seq, "\xF0\x9F\x91\x8D", 4);
+    len = 4;
+    for (int k = 0; k < 8; k++, len += 7)
+        memcpy(seq + len, "\xE2\x80\x8D\xF0\x9F\x91\x8D", 7);
+    CHECK(len == 60 && ssp_emoji_key(seq, len));
+    memcpy(seq + len, "\xE2\x80\x8D\xF0\x9F\x91\x8D", 7);
+    CHECK(!ssp_emoji_key(seq, len + 7));
 }
 
 static void room_versions_with_creator_power(void)
@@ -493,6 +544,7 @@ void run_doors_tests(void)
     RUN(refused_tokens_are_audited_once_a_minute);
     RUN(one_way_rooms_let_through_no_text);
     RUN(pupils_do_not_invite_into_one_way_rooms);
+    RUN(nobody_but_the_sync_redacts_the_policy_event);
     RUN(only_a_service_users_policy_event_makes_a_room_managed);
     RUN(moderator_flips_two_way_only_in_rooms_the_sync_made);
     RUN(joining_a_room_of_another_server_is_refused);
