@@ -488,8 +488,9 @@ static void emoji_keys(void)
         "1\xEF\xB8\x8F\xE2\x83\xA3",                                    /* keycap 1 */
         "#\xE2\x83\xA3",                                                /* keycap # without VS16 */
         "\xF0\x9F\x87\xA9\xF0\x9F\x87\xAA",                             /* flag DE */
-        "\xF0\x9F\x8F\xB4\xF3\xA0\x81\xA7\xF3\xA0\x81\xA2\xF3\xA0\x81\xA5\xF3\xA0\x81\xAE"
-        "\xF3\xA0\x81\xA7\xF3\xA0\x81\xBF",                             /* flag of England (tags) */
+        /* the flag of England: black flag, the tags "gbeng", cancel tag */
+        ("\xF0\x9F\x8F\xB4\xF3\xA0\x81\xA7\xF3\xA0\x81\xA2\xF3\xA0\x81\xA5\xF3\xA0\x81\xAE"
+         "\xF3\xA0\x81\xA7\xF3\xA0\x81\xBF"),
         "\xC2\xA9",                                                     /* copyright sign */
         "\xF0\x9F\x85\xB0\xEF\xB8\x8F",                                 /* blood type A */
     };
