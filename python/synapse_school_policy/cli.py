@@ -49,7 +49,7 @@ class CliError(Exception):
     pass
 
 
-def load_module_config(path: str) -> dict:
+def read_homeserver_yaml(path: str) -> dict:
     import yaml
 
     try:
@@ -57,6 +57,11 @@ def load_module_config(path: str) -> dict:
             hs = yaml.safe_load(f) or {}
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc}") from exc
+    return hs if isinstance(hs, dict) else {}
+
+
+def load_module_config(path: str) -> dict:
+    hs = read_homeserver_yaml(path)
     for entry in hs.get("modules") or ():
         if isinstance(entry, dict) and entry.get("module") == MODULE:
             config = entry.get("config") or {}
@@ -90,14 +95,7 @@ def parse_since_ms(text: str) -> int:
 
 def load_server_name(path: str) -> str:
     """homeserver.yaml's server_name: the roster holds users of this server only."""
-    import yaml
-
-    try:
-        with open(path) as f:
-            hs = yaml.safe_load(f) or {}
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc}") from exc
-    name = hs.get("server_name") if isinstance(hs, dict) else None
+    name = read_homeserver_yaml(path).get("server_name")
     if not isinstance(name, str) or not name:
         raise CliError(f"{path}: server_name: missing; the roster holds users of this server only")
     return name
