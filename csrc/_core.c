@@ -523,17 +523,6 @@ static int str_equals(PyObject *mapping, const char *key, const char *want, bool
     return 0;
 }
 
-/* Whether the str `obj` equals `want`. */
-static int str_is(PyObject *obj, const char *want, bool *out)
-{
-    const char *text = PyUnicode_AsUTF8(obj);
-
-    if (text == NULL)
-        return -1;
-    *out = strcmp(text, want) == 0;
-    return 0;
-}
-
 /* Length of mapping[key] when it is a non-str sequence, else 0. */
 static int sequence_length(PyObject *mapping, const char *key, size_t *out)
 {
@@ -754,20 +743,6 @@ done:
     return rc;
 }
 
-/* A str argument or None. Returns -1 with an exception set. */
-static int str_or_none(PyObject *obj, const char *name, const char **out)
-{
-    *out = NULL;
-    if (obj == Py_None)
-        return 0;
-    if (!PyUnicode_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s must be str or None", name);
-        return -1;
-    }
-    *out = PyUnicode_AsUTF8(obj);
-    return *out == NULL ? -1 : 0;
-}
-
 /* The room's create event: its sender, content.room_version and
  * content.additional_creators. */
 static int room_create_from(PyObject *content, PyObject *sender, ssp_room_create *create, borrowed *b)
@@ -777,7 +752,7 @@ static int room_create_from(PyObject *content, PyObject *sender, ssp_room_create
     Py_ssize_t n;
 
     memset(create, 0, sizeof *create);
-    if (str_or_none(sender, "the create event's sender", &create->sender) != 0)
+    if (optional_str(sender, "the create event's sender", &create->sender) != 0)
         return -1;
     if (content == Py_None)
         return 0;
@@ -900,8 +875,8 @@ static int shared_rooms_from_sequence(PyObject *rooms, ssp_room_policy **out, si
                             "shared_rooms items must be (policy, policy_sender, creator) tuples");
             return -1;
         }
-        if (str_or_none(PyTuple_GET_ITEM(item, 1), "policy_sender", &sender) != 0 ||
-            str_or_none(PyTuple_GET_ITEM(item, 2), "creator", &creator) != 0)
+        if (optional_str(PyTuple_GET_ITEM(item, 1), "policy_sender", &sender) != 0 ||
+            optional_str(PyTuple_GET_ITEM(item, 2), "creator", &creator) != 0)
             return -1;
         if (PyTuple_GET_ITEM(item, 0) == Py_None)
             policies[i].empty = true;
@@ -1087,15 +1062,13 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
         req.shared_known = SSP_FACT_YES;
     }
     if (args[ARG_ACTOR_MEMBERSHIP] != Py_None) {
-        bool joined;
-
         if (!PyUnicode_Check(args[ARG_ACTOR_MEMBERSHIP])) {
             PyErr_SetString(PyExc_TypeError, "actor_membership must be str or None");
             goto done;
         }
-        if (str_is(args[ARG_ACTOR_MEMBERSHIP], "join", &joined) != 0)
-            goto done;
-        req.actor_joined = joined ? SSP_FACT_YES : SSP_FACT_NO;
+        req.actor_joined = PyUnicode_CompareWithASCIIString(args[ARG_ACTOR_MEMBERSHIP], "join") == 0
+                               ? SSP_FACT_YES
+                               : SSP_FACT_NO;
     }
     if (args[ARG_MEMBER_COUNT] != Py_None) {
         req.member_count = PyLong_AsLongLong(args[ARG_MEMBER_COUNT]);
@@ -1117,12 +1090,12 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
             req.room_managed = SSP_FACT_NO;
         } else {
             if (policy_from_mapping(policy, &room_policy, &b) != 0 ||
-                str_or_none(PyTuple_GET_ITEM(room, ROOM_POLICY_SENDER), "policy_sender",
+                optional_str(PyTuple_GET_ITEM(room, ROOM_POLICY_SENDER), "policy_sender",
                             &room_policy.sender) != 0)
                 goto done;
             room_policy.creator = room_create.sender;
             if (PyTuple_GET_SIZE(room) == N_ROOM_ITEMS &&
-                str_or_none(PyTuple_GET_ITEM(room, ROOM_POLICY_EVENT_ID), "policy_event_id",
+                optional_str(PyTuple_GET_ITEM(room, ROOM_POLICY_EVENT_ID), "policy_event_id",
                             &room_policy.event_id) != 0)
                 goto done;
             req.room_managed = SSP_FACT_YES;

@@ -207,13 +207,14 @@ static bool deny_as_actor(ssp_engine *engine, const ssp_request *req, bool actor
 static bool actor_is_powerful_creator(const ssp_request *req)
 {
     const ssp_room_create *create = req->room_create;
-    size_t actor_len = strlen(req->actor);
+    size_t actor_len;
 
     if (create == NULL || create->sender == NULL ||
         !ssp_room_version_creators_have_power(create->room_version, create->room_version_len))
         return false;
     if (strcmp(create->sender, req->actor) == 0)
         return true;
+    actor_len = strlen(req->actor);
     for (size_t i = 0; i < create->n_additional_creators; i++) {
         if (same_text(create->additional_creators[i].text, create->additional_creators[i].len,
                       req->actor, actor_len))
@@ -353,6 +354,15 @@ static bool deny(denial *d, ssp_rule rule, bool enforced, const char *school, si
     d->message = NULL;
     copy_school(d->school, school, school_len);
     return true;
+}
+
+/* A denial under the managed room's school and that school's enforcement. */
+static bool deny_in_room(const ssp_engine *engine, const ssp_request *req, ssp_rule rule, denial *d)
+{
+    const ssp_room_policy *room = req->room;
+    const ssp_school *school = school_of(&engine->config, room->school, room->school_len);
+
+    return deny(d, rule, school_enforced(&engine->config, school), room->school, room->school_len);
 }
 
 /* Rules 1 and 2 for the room and the event. Returns true with *d filled on
@@ -556,9 +566,7 @@ static bool teachers_room_denies(ssp_engine *engine, const ssp_request *req, den
         return false;
     if (staff_of_school(engine, who, room->school, room->school_len))
         return false;
-    deny(d, SSP_RULE_STAFF_ONLY,
-         school_enforced(&engine->config, school_of(&engine->config, room->school, room->school_len)),
-         room->school, room->school_len);
+    deny_in_room(engine, req, SSP_RULE_STAFF_ONLY, d);
     d->about_target = who != req->actor;
     return true;
 }
@@ -695,9 +703,7 @@ static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_loca
         return false;
     if (req->room_id != NULL && room_is_managed(req)) {
         if (!actor_local && req->callback == SSP_CB_CHECK_EVENT_FOR_SPAM)
-            return deny(d, SSP_RULE_FEDERATION_FORBIDDEN, school_enforced(&engine->config,
-                        school_of(&engine->config, req->room->school, req->room->school_len)),
-                        req->room->school, req->room->school_len);
+            return deny_in_room(engine, req, SSP_RULE_FEDERATION_FORBIDDEN, d);
         if (req->callback == SSP_CB_USER_MAY_JOIN_ROOM)
             return managed_join_denies(engine, req, actor_local, need, d);
         if (teachers_room_denies(engine, req, d))
@@ -707,9 +713,7 @@ static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_loca
          * text the whole room reads. */
         if (req->callback == SSP_CB_USER_MAY_INVITE && policy_is_one_way(req->room) &&
             actor_level(req) < engine->config.moderator_level) {
-            deny(d, SSP_RULE_ONE_WAY, school_enforced(&engine->config,
-                 school_of(&engine->config, req->room->school, req->room->school_len)),
-                 req->room->school, req->room->school_len);
+            deny_in_room(engine, req, SSP_RULE_ONE_WAY, d);
             d->message = "Only teachers can invite people into this channel.";
             return true;
         }
