@@ -608,9 +608,12 @@ class ReferencePolicy:
             if event_type == self.policy_event_type and state_key == "":
                 if self._policy_change_denied(policy, content, power_levels, actor, create_content, create_sender):
                     return ("policy_event_locked", enforced, school)
-            elif event_type == POWER_LEVELS and state_key == "":
-                if self._power_levels_change_denied(policy, power_levels, content or {}):
-                    return ("power_levels_locked", enforced, school)
+            elif event_type == POWER_LEVELS and state_key == "" and self._power_levels_change_denied(
+                policy, power_levels, content or {}
+            ):
+                return ("power_levels_locked", enforced, school)
+            # A power-levels change the lock lets through is still an event
+            # like any other in a one-way room (rules.md, rule 2: state events).
             elif (
                 self._one_way(policy)
                 and self._actor_level(power_levels, actor, create_content, create_sender) < self.moderator_level
