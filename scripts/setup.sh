@@ -12,10 +12,10 @@ APT_PACKAGES=(
   libjansson-dev libpq-dev postgresql redis-server
   clang-14 libfuzzer-14-dev libclang-rt-14-dev valgrind
 )
-# Real-client tests and the observability check: libolm for matrix-nio's
-# end-to-end encryption (python-olm links it when pip builds it from source),
-# promtool (Debian's prometheus package) for contrib/prometheus/alerts.yml.
-APT_PACKAGES+=(libolm-dev prometheus)
+# The observability check: promtool (Debian's prometheus package) for
+# contrib/prometheus/alerts.yml. (matrix-nio's end-to-end encryption needs
+# no Debian package: python-olm, wheel or sdist, links the libolm it bundles.)
+APT_PACKAGES+=(prometheus)
 
 log() { echo "setup: $*" >&2; }
 
@@ -87,7 +87,7 @@ if [ "$(cat "$VENV/.clients" 2>/dev/null)" != "${CLIENT_PIP[*]}" ]; then
 fi
 # matrix-js-sdk under Node: node_modules lives in the cache, keyed by the
 # lock file, never in the checkout. The tests find it the same way
-# (tests/js_client.py), or through SSP_JS_MODULES.
+# (js_modules() in tests/test_real_clients_js.py), or through SSP_JS_MODULES.
 if ! command -v node >/dev/null || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
   log "the matrix-js-sdk tests need Node.js 20 or newer with npm on PATH (found: $(node --version 2>/dev/null || echo none))"
   exit 1
