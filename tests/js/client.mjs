@@ -55,6 +55,10 @@ const baseUrl = process.env.SSP_BASE_URL;
 const user = process.env.SSP_USER;
 const password = process.env.SSP_PASSWORD;
 
+// The test reads our stdout with no timeout of its own: never hang silently
+// before the first answer.
+const startWatchdog = setTimeout(() => fail("no login and first sync within 90 s"), 90_000);
+
 const loginClient = sdk.createClient({ baseUrl });
 let session;
 try {
@@ -107,6 +111,7 @@ try {
 } catch (e) {
   fail(String(e));
 }
+clearTimeout(startWatchdog);
 process.stdout.write(JSON.stringify({ ready: true, ...snapshot() }) + "\n");
 
 async function waitFor(roomId, maySend, timeoutMs) {
