@@ -21,5 +21,23 @@ make -s -C tests/c fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-15}"
 step "build and install the module into $VENV"
 scripts/install-module.sh "$VENV"
 
-step "Python binding and integration tests"
+step "Python binding and integration tests (the newest Synapse pin; tests/test_wheel.py builds and checks the wheel)"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@" tests
+
+# The oldest Synapse of the compatibility window (pyproject.toml's
+# "synapse-oldest" extra): the tests of what depends on Synapse's callbacks,
+# their signatures and the private members in synapse_compat.py. The full
+# suite runs on the newest pin above.
+OLDEST_TESTS=(
+  tests/test_synapse_compat.py
+  tests/test_rule1_opt_in.py
+  tests/test_rule2_one_way.py
+  tests/test_rule3_visibility.py
+  tests/test_special_rooms.py
+  tests/test_self_check.py
+)
+OLDEST_VENV=$(SSP_SYNAPSE_EXTRA=synapse-oldest scripts/setup.sh)
+step "build and install the module into $OLDEST_VENV"
+scripts/install-module.sh "$OLDEST_VENV"
+step "integration tests against the oldest supported Synapse"
+"$OLDEST_VENV/bin/python" -m pytest -q -p no:cacheprovider "$@" "${OLDEST_TESTS[@]}"
