@@ -103,11 +103,16 @@ def venvs(wheels, tmp_path_factory):
     base = tmp_path_factory.mktemp("venvs")
     plain_python = fresh_venv(str(base / "plain"), plain)
     repaired_python = fresh_venv(str(base / "repaired"), repaired)
-    return (
+    hidden = (
         hidden_libs_python(str(base / "plain-hidden"), plain_python, libraries),
         hidden_libs_python(str(base / "repaired-hidden"), repaired_python, libraries),
-        repaired_python,
     )
+    probe = subprocess.run([hidden[0], "-c", "pass"], capture_output=True, text=True)
+    assert probe.returncode == 0, (
+        "this machine does not allow a private mount namespace (unshare -m needs CAP_SYS_ADMIN, "
+        f"unshare -rm unprivileged user namespaces): {probe.stderr}"
+    )
+    return (*hidden, repaired_python)
 
 
 def test_the_wheel_is_one_abi3_manylinux_wheel_that_bundles_jansson_and_libpq(wheels):
