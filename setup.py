@@ -3,6 +3,11 @@
 jansson and libpq are found with pkg-config (libpq falls back to pg_config).
 Set SSP_EXTRA_CFLAGS to add compiler flags, e.g. "-Werror" in CI or the
 sanitizer flags of the ASan build.
+
+The binding uses only CPython's stable ABI (Py_LIMITED_API 3.10, the oldest
+Python that Synapse's supported releases run on), so one abi3 wheel serves
+every Python from 3.10 on (docs/benchmarks.md: its speed against the
+version-specific build).
 """
 import os
 import shlex
@@ -74,6 +79,8 @@ sources = sorted(
 )
 warning_flags = ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Wshadow", "-Wno-missing-field-initializers"]
 extra_env_flags = shlex.split(os.environ.get("SSP_EXTRA_CFLAGS", ""))
+# The stable ABI: 0x030A0000 is Python 3.10; the wheel is tagged cp310-abi3.
+LIMITED_API = ("Py_LIMITED_API", "0x030A0000")
 
 setup(
     ext_modules=[
@@ -86,6 +93,9 @@ setup(
             extra_compile_args=warning_flags + extra_cflags + extra_env_flags,
             extra_link_args=shlex.split(os.environ.get("SSP_EXTRA_LDFLAGS", "")),
             depends=[os.path.join("csrc", "ssp.h"), os.path.join("csrc", "ssp_private.h")],
+            define_macros=[LIMITED_API],
+            py_limited_api=True,
         )
     ],
+    options={"bdist_wheel": {"py_limited_api": "cp310"}},
 )

@@ -228,12 +228,23 @@ class _Unset:
         return False
 
 
+class _Store:
+    """The store queries synapse_compat checks at start-up; not called here."""
+
+    async def get_mutual_rooms_between_users(self, users):
+        return frozenset()
+
+    async def get_rooms_for_user(self, user_id):
+        return frozenset()
+
+
 class FakeApi:
     """Just enough ModuleApi for SchoolPolicy; every lookup returns at once."""
 
     worker_name = None  # the main process
     worker_app = None
     _hs = _Unset()
+    _store = _Store()
 
     def __init__(self, server_name: str, state: dict):
         self.server_name = server_name

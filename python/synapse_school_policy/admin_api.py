@@ -11,8 +11,8 @@ import re
 from typing import Any, Awaitable, Callable
 from urllib.parse import unquote_to_bytes
 
-from synapse.api.errors import Codes, SynapseError
-from synapse.http.server import DirectServeJsonResource
+from synapse.module_api.errors import Codes, SynapseError
+from synapse.module_api import DirectServeJsonResource
 from synapse.module_api import ModuleApi
 
 from synapse_school_policy import _core

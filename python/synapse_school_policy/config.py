@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from synapse.config._base import ConfigError
+from synapse.module_api.errors import ConfigError
 
 from synapse_school_policy import _core
 

@@ -15,7 +15,7 @@ from synapse.module_api import NOT_SPAM, ModuleApi
 from synapse.module_api.errors import Codes
 from synapse.util.frozenutils import unfreeze
 
-from synapse_school_policy import _core, homeserver_check
+from synapse_school_policy import _core, homeserver_check, synapse_compat
 from synapse_school_policy.admin_api import ADMIN_API_PREFIX, AdminResource
 from synapse_school_policy.config import PolicyConfig, parse_config
 from synapse_school_policy.metrics import DECISIONS, bind_engine_gauges, bind_store_gauges
@@ -41,12 +41,15 @@ class SchoolPolicy:
     def __init__(self, config: PolicyConfig, api: ModuleApi):
         self._api = api
         worker = api.worker_name or "main"
+        # Outside the supported Synapse releases, or without the private
+        # members synapse_compat uses, refuse to load with a clear message.
+        synapse_compat.check_synapse(api)
         check_worker_config(config, api)
         try:
             self._engine = _core.Engine(config.json_text, api.server_name, worker)
             self._engine.open()
         except (_core.InputError, _core.StoreError) as exc:
-            from synapse.config._base import ConfigError
+            from synapse.module_api.errors import ConfigError
 
             raise ConfigError(f"synapse_school_policy: {exc}") from exc
         self._check_homeserver_config(api)
@@ -114,14 +117,15 @@ class SchoolPolicy:
         return parse_config(config)
 
     def _check_homeserver_config(self, api: ModuleApi) -> None:
-        # Synapse's parsed config is not part of the module API; the pinned
-        # version is covered by the start-up tests.
-        found = homeserver_check.findings(homeserver_check.settings_from_synapse(api._hs.config))  # noqa: SLF001
+        # Synapse's parsed config is not part of the module API (synapse_compat).
+        found = homeserver_check.findings(
+            homeserver_check.settings_from_synapse(synapse_compat.homeserver_config(api))
+        )
         if not found:
             return
         message = "synapse_school_policy: homeserver.yaml undermines the school rules: " + homeserver_check.describe(found)
         if self._engine.strict_homeserver_config:
-            from synapse.config._base import ConfigError
+            from synapse.module_api.errors import ConfigError
 
             raise ConfigError(message + " (set strict_homeserver_config: false to only warn)")
         logger.warning("%s", message)
@@ -156,9 +160,8 @@ class SchoolPolicy:
         joined to.
 
         Synapse's store answers from a cache that it keeps consistent across
-        workers (a private API: covered by the integration tests of the
-        pinned version)."""
-        rooms = await self._api._store.get_mutual_rooms_between_users(frozenset((actor, target)))  # noqa: SLF001
+        workers (a private API: synapse_compat)."""
+        rooms = await synapse_compat.mutual_rooms(self._api, actor, target)
         policies = []
         for room_id in rooms:
             state = await self._api.get_room_state(room_id, [self._policy_key, _CREATE_KEY])

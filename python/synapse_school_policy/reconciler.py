@@ -25,7 +25,7 @@ from synapse.module_api import ModuleApi
 from synapse.util.async_helpers import concurrently_execute
 from synapse.util.frozenutils import unfreeze
 
-from synapse_school_policy import _core
+from synapse_school_policy import _core, synapse_compat
 from synapse_school_policy.metrics import RECONCILE_FAILURES
 
 logger = logging.getLogger("synapse_school_policy.reconciler")
@@ -236,7 +236,7 @@ class Reconciler:
         # owner is in; finding it again is what keeps rooms from doubling.
         if self._owned_rooms is None:
             found: dict[tuple[str, str], str] = {}
-            rooms = await self._api._store.get_rooms_for_user(self._owner)  # noqa: SLF001
+            rooms = await synapse_compat.rooms_for_user(self._api, self._owner)
             for room_id in sorted(rooms):
                 state = await self._api.get_room_state(room_id, [self._policy_key])
                 policy = state.get(self._policy_key)

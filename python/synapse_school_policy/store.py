@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from synapse.config._base import ConfigError
+from synapse.module_api.errors import ConfigError
 from synapse.module_api import ModuleApi
 
 from synapse_school_policy.config import CONFIG_PATH, PolicyConfig

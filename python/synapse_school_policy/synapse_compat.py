@@ -1,0 +1,132 @@
+"""Which Synapse releases the module runs on, and the three things it needs
+from Synapse that the public ModuleApi does not offer.
+
+The compatibility window is written once, in pyproject.toml: the "synapse"
+extra pins the newest release tested, the "synapse-oldest" extra the oldest.
+Both reach the installed package's metadata, where this file reads them. The
+module supports every release from the oldest pin up to the last patch
+release of the newest pin's minor version; `make test` runs the integration
+tests against both pins.
+
+The private members used (each in one function below, each checked at
+start-up by `check_synapse`):
+
+- `api._hs.config`: Synapse's parsed homeserver.yaml, for the start-up
+  self-check. ModuleApi exposes no settings beyond a few names.
+- `api._store.get_mutual_rooms_between_users`: the rooms two users are both
+  joined to (rule 3). ModuleApi has no such query; the store's is cached and
+  invalidated across workers.
+- `api._store.get_rooms_for_user`: the rooms a user is joined to (the
+  reconciler finds the special rooms its owner created). Same reason.
+"""
+from __future__ import annotations
+
+import re
+from importlib import metadata
+from typing import Any, Collection
+
+from synapse.module_api.errors import ConfigError
+
+DISTRIBUTION = "synapse-school-policy"
+_PIN = re.compile(r"^matrix-synapse(?:\[[^\]]*\])?\s*==\s*([0-9][0-9.]*)\s*;\s*extra\s*==\s*[\"']([a-z-]+)[\"']")
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """(major, minor, patch) of a version string; a pre-release such as
+    1.164.0rc1 counts as its release."""
+    match = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?", version)
+    if match is None:
+        raise ValueError(f"not a Synapse version: {version!r}")
+    return tuple(int(part or 0) for part in match.groups())
+
+
+def supported_window() -> tuple[str, str]:
+    """(oldest, newest): the two Synapse pins of the installed package."""
+    try:
+        requirements = metadata.requires(DISTRIBUTION) or []
+    except metadata.PackageNotFoundError as exc:
+        raise ConfigError(
+            f"synapse_school_policy: the package metadata of {DISTRIBUTION} is missing, so the "
+            "supported Synapse versions are unknown; install the module with pip"
+        ) from exc
+    pins = {}
+    for requirement in requirements:
+        match = _PIN.match(requirement)
+        if match is not None:
+            pins[match.group(2)] = match.group(1)
+    if "synapse" not in pins or "synapse-oldest" not in pins:
+        raise ConfigError(
+            f"synapse_school_policy: the metadata of {DISTRIBUTION} names no Synapse window "
+            "(the 'synapse' and 'synapse-oldest' extras); reinstall the module"
+        )
+    return pins["synapse-oldest"], pins["synapse"]
+
+
+def window_text(oldest: str, newest: str) -> str:
+    major, minor = _release(newest)[:2]
+    return f"Synapse {oldest} to {major}.{minor}.x"
+
+
+def check_version(synapse_version: str, oldest: str, newest: str) -> None:
+    """Raises ConfigError unless oldest <= synapse_version < the minor
+    release after newest."""
+    running = _release(synapse_version)
+    above = _release(newest)[:2]
+    if running < _release(oldest) or running[:2] > above:
+        raise ConfigError(
+            f"synapse_school_policy supports {window_text(oldest, newest)}; this is Synapse "
+            f"{synapse_version}. Install a release of the module made for this Synapse "
+            "(docs/install.md lists the window of each)"
+        )
+
+
+def check_synapse(api: Any) -> None:
+    """Start-up check: the running Synapse is inside the window, and every
+    private member this file uses is there. Raises ConfigError naming what
+    is wrong."""
+    import synapse
+
+    check_version(synapse.__version__, *supported_window())
+    missing = []
+    config = getattr(getattr(api, "_hs", None), "config", None)
+    for section, setting in _HOMESERVER_SETTINGS:
+        if not hasattr(getattr(config, section, None), setting):
+            missing.append(f"homeserver config {section}.{setting}")
+    store = getattr(api, "_store", None)
+    for name in ("get_mutual_rooms_between_users", "get_rooms_for_user"):
+        if not callable(getattr(store, name, None)):
+            missing.append(f"ModuleApi._store.{name}")
+    if missing:
+        raise ConfigError(
+            f"synapse_school_policy: Synapse {synapse.__version__} lacks what the module needs: "
+            + ", ".join(missing)
+        )
+
+
+# The settings of Synapse's parsed config that the self-check reads:
+# (config section attribute, setting attribute).
+_HOMESERVER_SETTINGS = (
+    ("userdirectory", "user_directory_search_all_users"),
+    ("server", "limit_profile_requests_to_users_who_share_rooms"),
+    ("server", "require_auth_for_profile_requests"),
+    ("registration", "allow_guest_access"),
+    ("registration", "enable_registration"),
+    ("registration", "registration_requires_token"),
+)
+
+
+def homeserver_config(api: Any) -> Any:
+    """Synapse's parsed homeserver.yaml (private: `api._hs.config`)."""
+    return api._hs.config  # noqa: SLF001
+
+
+async def mutual_rooms(api: Any, user_a: str, user_b: str) -> Collection[str]:
+    """The ids of the rooms both users are joined to (private:
+    `api._store.get_mutual_rooms_between_users`, cached by Synapse)."""
+    return await api._store.get_mutual_rooms_between_users(frozenset((user_a, user_b)))  # noqa: SLF001
+
+
+async def rooms_for_user(api: Any, user_id: str) -> Collection[str]:
+    """The ids of the rooms the user is joined to (private:
+    `api._store.get_rooms_for_user`, cached by Synapse)."""
+    return await api._store.get_rooms_for_user(user_id)  # noqa: SLF001
