@@ -11,6 +11,9 @@ APT_PACKAGES=(
   build-essential pkg-config python3-venv python3-dev
   libjansson-dev libpq-dev postgresql redis-server
   clang-14 libfuzzer-14-dev libclang-rt-14-dev valgrind
+  # roster feed: rabbitmq-c to build the consumer, a broker the tests start
+  # themselves on free ports (tests/harness/rabbitmq.py)
+  librabbitmq-dev rabbitmq-server
 )
 
 log() { echo "setup: $*" >&2; }
@@ -65,5 +68,16 @@ if [ "$(cat "$VENV/.complete")" != "$SYNAPSE_REQ" ]; then
     exit 1
   fi
   echo "$SYNAPSE_REQ" >"$VENV/.complete"
+fi
+# Roster feed tests and benchmark publish with pika; an existing venv gets it
+# added here too.
+if [ ! -f "$VENV/.roster-feed" ]; then
+  log "adding pika to $VENV (roster feed tests)"
+  if ! "$VENV/bin/pip" install -q --disable-pip-version-check "pika>=1.3" \
+       >"$CACHE/pip-install.log" 2>&1; then
+    tail -n 30 "$CACHE/pip-install.log" >&2
+    exit 1
+  fi
+  touch "$VENV/.roster-feed"
 fi
 echo "$VENV"
