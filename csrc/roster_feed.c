@@ -741,8 +741,10 @@ int ssp_roster_feed_status(ssp_engine *engine, char **status_json, ssp_error *er
     int rc;
 
     *status_json = NULL;
-    if (!c->feed_enabled)
-        return ssp_json_dump_to(json_null(), status_json, err);
+    if (!c->feed_enabled) {
+        *status_json = ssp_strdup("null");
+        return *status_json != NULL ? 0 : ssp_fail_nomem(err);
+    }
     if (f == NULL) {
         root = json_pack("{s:b, s:b, s:s, s:s, s:s}", "enabled", 1, "running", 0, "state",
                          "not_running_here", "queue", c->feed_queue, "dead_letter_queue",
