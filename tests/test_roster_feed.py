@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 
 import pytest
 
@@ -268,3 +269,52 @@ def test_synapse_killed_mid_stream_loses_nothing_and_applies_nothing_twice_visib
     feed = feed_status(school)
     assert feed["messages"]["dead_lettered"] == 0
     assert feed["state"] == "consuming"
+
+
+def test_with_postgresql_a_sigkill_mid_stream_loses_nothing(broker, postgres, synapse_factory,
+                                                             tmp_path):
+    """The PostgreSQL store acknowledges only after the commit; a kill
+    between the local outbox and the acknowledgement replays harmlessly."""
+    queue = "school-policy.roster.pg"
+    db = f"policy_feed_{uuid.uuid4().hex[:8]}"
+    postgres.create_database(db)
+    config = base_config(tmp_path / "store", database=postgres.dsn(db))
+    config["roster_feed"] = {"url_env": URL_ENV, "queue": queue}
+    server = synapse_factory(config, env={URL_ENV: broker.url})
+    world = School(server)
+    world.register("sync")
+    names = [f"feedpg{i:03d}" for i in range(200)]
+    connection = broker.connect()
+    try:
+        channel = connection.channel()
+        channel.queue_declare(queue, durable=True)
+        channel.confirm_delivery()
+        for n in names:
+            channel.basic_publish("", queue, json.dumps(user_message(n, "gs-sued", "admin")).encode(),
+                                  pika.BasicProperties(delivery_mode=2))
+    finally:
+        connection.close()
+    wait_for(lambda: roster_entry(world, names[20]), timeout=60, what="the stream to start")
+    server.kill()
+    server.start()
+    wait_on_roster(world, names, timeout=120)
+    connection = broker.connect()
+    try:
+        channel = connection.channel()
+        # Acknowledged only once committed: when the queue is drained, the
+        # database holds every user.
+        wait_for(lambda: channel.queue_declare(queue, durable=True, passive=True)
+                 .method.message_count == 0 and feed_status(world)["messages"]["applied"] > 0,
+                 timeout=60, what="the queue to drain")
+    finally:
+        connection.close()
+    wait_for(lambda: feed_status(world)["lag"] == 0, timeout=30, what="lag 0")
+    conn = postgres.connect(db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT user_id, school, role FROM school_policy.roster "
+                        "WHERE user_id LIKE '@feedpg%%'")
+            rows = cur.fetchall()
+    finally:
+        conn.close()
+    assert sorted(rows) == sorted((uid(n), "gs-sued", "admin") for n in names)
