@@ -63,6 +63,7 @@ struct ssp_feed {
     feed_state state;
     uint64_t applied, dead_lettered, retried, users, connects;
     int64_t lag; /* messages ready in the queue; -1 unknown */
+    uint64_t unacked; /* delivered, not yet acknowledged: mirrors n_pending */
     int64_t last_applied_ms, last_error_ms;
     char last_error[SSP_ERROR_MESSAGE_MAX];       /* broker or store */
     char last_dead_letter[SSP_ERROR_MESSAGE_MAX]; /* why the last bad message was rejected */
@@ -235,6 +236,13 @@ static bool sleep_unless_stopped(ssp_feed *f, int64_t ms)
     return stop;
 }
 
+static void publish_unacked(ssp_feed *f)
+{
+    pthread_mutex_lock(&f->mutex);
+    f->unacked = f->n_pending;
+    pthread_mutex_unlock(&f->mutex);
+}
+
 /* ---- AMQP helpers (feed thread only) ---- */
 
 static int reply_fail(amqp_rpc_reply_t reply, const char *what, ssp_error *err)
@@ -285,6 +293,7 @@ static void disconnect(ssp_feed *f)
     f->conn = NULL;
     f->n_pending = 0;
     f->publish_seq = 0;
+    publish_unacked(f);
 }
 
 static int open_channel(ssp_feed *f, amqp_channel_t ch, ssp_error *err)
@@ -412,6 +421,7 @@ static int dead_letter(ssp_feed *f, const amqp_envelope_t *env, const ssp_error 
         return -1;
     f->pending[f->n_pending].delivery_tag = env->delivery_tag;
     f->pending[f->n_pending++].seq = ++f->publish_seq;
+    publish_unacked(f);
     return 0;
 }
 
@@ -435,6 +445,7 @@ static int on_confirm(ssp_feed *f, uint64_t seq, bool multiple, ssp_error *err)
     f->n_pending = kept;
     pthread_mutex_lock(&f->mutex);
     f->dead_lettered += done;
+    f->unacked = f->n_pending;
     pthread_mutex_unlock(&f->mutex);
     return 0;
 }
@@ -464,6 +475,7 @@ static int ack_committed(ssp_feed *f, ssp_error *err)
         }
     }
     f->n_pending = kept;
+    publish_unacked(f);
     return 0;
 }
 
@@ -511,6 +523,7 @@ static int handle(ssp_feed *f, const amqp_envelope_t *env, ssp_error *err)
     if (f->engine->pg != NULL) {
         f->pending[f->n_pending].delivery_tag = env->delivery_tag;
         f->pending[f->n_pending++].seq = 0;
+        publish_unacked(f);
         return 0;
     }
     return ack(f, env->delivery_tag, err);
@@ -752,13 +765,15 @@ int ssp_roster_feed_status(ssp_engine *engine, char **status_json, ssp_error *er
     } else {
         pthread_mutex_lock(&f->mutex);
         root = json_pack(
-            "{s:b, s:b, s:s, s:b, s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I}, s:I, s:I, s:o, s:o, s:o, s:o}",
+            "{s:b, s:b, s:s, s:b, s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I},"
+            " s:I, s:I, s:I, s:o, s:o, s:o, s:o}",
             "enabled", 1, "running", 1, "state", STATE_NAMES[f->state], "connected",
             f->state == FEED_CONSUMING, "broker", f->broker, "queue", c->feed_queue,
             "dead_letter_queue", c->feed_dead_letter_queue, "lag",
             f->lag < 0 ? json_null() : json_integer(f->lag), "messages", "applied",
             (json_int_t)f->applied, "dead_lettered", (json_int_t)f->dead_lettered, "retried",
-            (json_int_t)f->retried, "users_upserted", (json_int_t)f->users, "connects",
+            (json_int_t)f->retried, "unacked", (json_int_t)f->unacked, "users_upserted",
+            (json_int_t)f->users, "connects",
             (json_int_t)f->connects, "last_applied_ms",
             f->last_applied_ms ? json_integer(f->last_applied_ms) : json_null(), "last_error",
             f->last_error[0] ? json_string(f->last_error) : json_null(), "last_error_ms",

@@ -400,7 +400,7 @@ int ssp_roster_feed_start(ssp_engine *engine, ssp_error *err);
  * configured, else {"enabled": true, "running": bool, "state", "connected",
  * "broker" (host:port/vhost, no credentials), "queue", "dead_letter_queue",
  * "lag" (messages ready in the queue, null when unknown), "messages":
- * {"applied", "dead_lettered", "retried"}, "users_upserted", "connects",
+ * {"applied", "dead_lettered", "retried"}, "unacked", "users_upserted", "connects",
  * "last_applied_ms", "last_error" (broker or store), "last_error_ms",
  * "last_dead_letter" (why the last bad message was rejected)}; only state and the
  * queue names while it runs on another process. */
