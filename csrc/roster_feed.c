@@ -763,11 +763,21 @@ int ssp_roster_feed_status(ssp_engine *engine, char **status_json, ssp_error *er
                          "not_running_here", "queue", c->feed_queue, "dead_letter_queue",
                          c->feed_dead_letter_queue);
     } else {
+        ssp_store_status store;
+        const char *state;
+
+        /* PostgreSQL away: changes wait in the outbox, unacknowledged, and
+         * the broker stops delivering at prefetch; say so. Read before
+         * taking the feed's mutex: the store has locks of its own. */
+        ssp_store_get_status(engine, &store);
         pthread_mutex_lock(&f->mutex);
+        state = STATE_NAMES[f->state];
+        if (f->state == FEED_CONSUMING && engine->pg != NULL && !store.connected)
+            state = STATE_NAMES[FEED_STORE_PAUSED];
         root = json_pack(
             "{s:b, s:b, s:s, s:b, s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I},"
             " s:I, s:I, s:I, s:o, s:o, s:o, s:o}",
-            "enabled", 1, "running", 1, "state", STATE_NAMES[f->state], "connected",
+            "enabled", 1, "running", 1, "state", state, "connected",
             f->state == FEED_CONSUMING, "broker", f->broker, "queue", c->feed_queue,
             "dead_letter_queue", c->feed_dead_letter_queue, "lag",
             f->lag < 0 ? json_null() : json_integer(f->lag), "messages", "applied",

@@ -318,3 +318,25 @@ def test_with_postgresql_a_sigkill_mid_stream_loses_nothing(broker, postgres, sy
     finally:
         conn.close()
     assert sorted(rows) == sorted((uid(n), "gs-sued", "admin") for n in names)
+
+
+def test_metrics_read_the_feed_state_at_scrape_time():
+    from prometheus_client.core import REGISTRY
+
+    from synapse_school_policy.metrics import bind_roster_feed_gauges
+
+    state = {"connected": True, "lag": 7,
+             "messages": {"applied": 5, "dead_lettered": 2, "retried": 1}}
+    bind_roster_feed_gauges(lambda: state)
+
+    def sample(name, **labels):
+        return REGISTRY.get_sample_value("synapse_school_policy_" + name, labels)
+
+    assert sample("roster_feed_connected") == 1.0
+    assert sample("roster_feed_lag") == 7.0
+    assert sample("roster_feed_messages_total", outcome="applied") == 5.0
+    assert sample("roster_feed_messages_total", outcome="dead_lettered") == 2.0
+    assert sample("roster_feed_messages_total", outcome="retried") == 1.0
+    state.update(connected=False, lag=None)
+    assert sample("roster_feed_connected") == 0.0
+    assert sample("roster_feed_lag") == -1.0

@@ -53,9 +53,10 @@ class FeedMonitor:
                 )
             elif state == "store_unavailable":
                 logger.error(
-                    "roster feed: paused, the store refused a roster change (%s); the message "
-                    "goes back to the queue and is retried with backoff",
-                    error,
+                    "roster feed: paused, the store is unavailable (%s); nothing is "
+                    "acknowledged until the changes are durable, the messages wait in the queue "
+                    "and the feed resumes by itself",
+                    error or "PostgreSQL unreachable",
                 )
         elif error != self._last_error and error and state != "consuming":
             logger.warning("roster feed: still %s: %s", state, error)
