@@ -65,6 +65,7 @@ struct ssp_feed {
     int64_t lag; /* messages ready in the queue; -1 unknown */
     uint64_t unacked; /* delivered, not yet acknowledged: mirrors n_pending */
     int64_t last_applied_ms, last_error_ms;
+    int64_t connected_ms; /* when the current (or last) connection started consuming */
     char last_error[SSP_ERROR_MESSAGE_MAX];       /* broker or store */
     char last_dead_letter[SSP_ERROR_MESSAGE_MAX]; /* why the last bad message was rejected */
     /* the thread's own, per connection */
@@ -360,6 +361,7 @@ static int feed_connect(ssp_feed *f, ssp_error *err)
         return -1;
     pthread_mutex_lock(&f->mutex);
     f->connects++;
+    f->connected_ms = ssp_now_ms();
     f->state = FEED_CONSUMING;
     f->lag = ready;
     pthread_mutex_unlock(&f->mutex);
@@ -776,7 +778,7 @@ int ssp_roster_feed_status(ssp_engine *engine, char **status_json, ssp_error *er
             state = STATE_NAMES[FEED_STORE_PAUSED];
         root = json_pack(
             "{s:b, s:b, s:s, s:b, s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I},"
-            " s:I, s:I, s:I, s:o, s:o, s:o, s:o}",
+            " s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o}",
             "enabled", 1, "running", 1, "state", state, "connected",
             f->state == FEED_CONSUMING, "broker", f->broker, "queue", c->feed_queue,
             "dead_letter_queue", c->feed_dead_letter_queue, "lag",
@@ -784,7 +786,8 @@ int ssp_roster_feed_status(ssp_engine *engine, char **status_json, ssp_error *er
             (json_int_t)f->applied, "dead_lettered", (json_int_t)f->dead_lettered, "retried",
             (json_int_t)f->retried, "unacked", (json_int_t)f->unacked, "users_upserted",
             (json_int_t)f->users, "connects",
-            (json_int_t)f->connects, "last_applied_ms",
+            (json_int_t)f->connects, "connected_since_ms",
+            f->connected_ms ? json_integer(f->connected_ms) : json_null(), "last_applied_ms",
             f->last_applied_ms ? json_integer(f->last_applied_ms) : json_null(), "last_error",
             f->last_error[0] ? json_string(f->last_error) : json_null(), "last_error_ms",
             f->last_error_ms ? json_integer(f->last_error_ms) : json_null(), "last_dead_letter",

@@ -401,7 +401,7 @@ int ssp_roster_feed_start(ssp_engine *engine, ssp_error *err);
  * "broker" (host:port/vhost, no credentials), "queue", "dead_letter_queue",
  * "lag" (messages ready in the queue, null when unknown), "messages":
  * {"applied", "dead_lettered", "retried"}, "unacked", "users_upserted", "connects",
- * "last_applied_ms", "last_error" (broker or store), "last_error_ms",
+ * "connected_since_ms" (the last successful connect), "last_applied_ms", "last_error" (broker or store), "last_error_ms",
  * "last_dead_letter" (why the last bad message was rejected)}; only state and the
  * queue names while it runs on another process. */
 int ssp_roster_feed_status(ssp_engine *engine, char **status_json, ssp_error *err);
