@@ -320,6 +320,26 @@ def test_with_postgresql_a_sigkill_mid_stream_loses_nothing(broker, postgres, sy
     assert sorted(rows) == sorted((uid(n), "gs-sued", "admin") for n in names)
 
 
+@pytest.mark.parametrize(
+    "feed, message",
+    [
+        ({"url_env": "SSP_TEST_FEED_URL_UNSET"},
+         "roster_feed.url_env: the environment variable SSP_TEST_FEED_URL_UNSET is not set"),
+        ({"url": "amqp://sync:s3cret@mq.example/", "prefetch": 0},
+         "roster_feed.prefetch: expected an integer from 1 to 65535"),
+    ],
+)
+def test_synapse_refuses_to_start_on_a_bad_roster_feed_and_names_the_key(
+    synapse_factory, tmp_path, feed, message
+):
+    config = base_config(tmp_path / "store", roster_feed=feed)
+    server = synapse_factory(config, start=False)
+    exit_code, output = server.start_expect_failure()
+    assert exit_code != 0
+    assert message in output, output[-2000:]
+    assert "s3cret" not in output
+
+
 def test_metrics_read_the_feed_state_at_scrape_time():
     from prometheus_client.core import REGISTRY
 
