@@ -347,7 +347,11 @@ static int feed_connect(ssp_feed *f, ssp_error *err)
         (declare_queue(f, CH_CONSUME, c->feed_queue, false, &ready, err) != 0 ||
          declare_queue(f, CH_DEAD, c->feed_dead_letter_queue, false, NULL, err) != 0))
         return -1;
-    if (!c->feed_declare && declare_queue(f, CH_DEPTH, c->feed_queue, true, &ready, err) != 0)
+    /* Without declaring, both queues must exist: a dead letter published to
+     * a missing queue would be dropped by the broker. */
+    if (!c->feed_declare &&
+        (declare_queue(f, CH_DEPTH, c->feed_queue, true, &ready, err) != 0 ||
+         declare_queue(f, CH_DEAD, c->feed_dead_letter_queue, true, NULL, err) != 0))
         return -1;
     amqp_basic_qos(f->conn, CH_CONSUME, 0, (uint16_t)c->feed_prefetch, 0);
     if (reply_fail(amqp_get_rpc_reply(f->conn), "basic.qos", err) != 0)
@@ -415,8 +419,10 @@ static int dead_letter(ssp_feed *f, const amqp_envelope_t *env, const ssp_error 
     props.headers.num_entries = (int)n;
     props.headers.entries = entries;
     props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    /* mandatory: should the queue be gone, the broker returns the message
+     * (basic.return) instead of confirming a message it dropped. */
     status = amqp_basic_publish(f->conn, CH_DEAD, amqp_empty_bytes,
-                                amqp_cstring_bytes(c->feed_dead_letter_queue), 0, 0, &props,
+                                amqp_cstring_bytes(c->feed_dead_letter_queue), 1, 0, &props,
                                 env->message.body);
     free(entries);
     if (status_fail(status, "publish to the dead-letter queue", err) != 0)
@@ -563,6 +569,18 @@ static int other_frame(ssp_feed *f, ssp_error *err)
     }
     case AMQP_BASIC_NACK_METHOD:
         return ssp_fail(err, SSP_ERR_IO, "the broker could not store a dead letter");
+    case AMQP_BASIC_RETURN_METHOD: {
+        /* The returned message's content follows; read it off the wire,
+         * then reconnect: the original is redelivered and tried again. */
+        amqp_message_t returned;
+
+        if (reply_fail(amqp_read_message(f->conn, frame.channel, &returned, 0),
+                       "read a returned dead letter", err) != 0)
+            return -1;
+        amqp_destroy_message(&returned);
+        return ssp_fail(err, SSP_ERR_IO, "the dead-letter queue %s does not exist",
+                        f->engine->config.feed_dead_letter_queue);
+    }
     case AMQP_BASIC_CANCEL_METHOD:
         return ssp_fail(err, SSP_ERR_IO, "the broker cancelled the consumer (queue deleted?)");
     case AMQP_CHANNEL_CLOSE_METHOD: {

@@ -186,6 +186,39 @@ def test_malformed_messages_go_to_the_dead_letter_queue_with_their_error_and_the
     assert feed["last_dead_letter"].startswith("users[0].schools[0].role")
 
 
+def test_a_dead_letter_queue_deleted_under_the_feed_loses_no_dead_letter(school, broker):
+    """A dead letter to a missing queue is returned by the broker (mandatory),
+    never confirmed as dropped: the feed reconnects, declares the queue again
+    and dead-letters the redelivered message."""
+    connection = broker.connect()
+    try:
+        connection.channel().queue_delete(DLQ)
+    finally:
+        connection.close()
+    connects_before = feed_status(school)["connects"]
+    bad = user_message("feedlostdlq", "gym-nord", "pupil")
+    publisher = Publisher(broker)
+    try:
+        publisher.publish(bad)
+    finally:
+        publisher.close()
+
+    def dead_letter():
+        conn = broker.connect()
+        try:
+            method, props, body = conn.channel().basic_get(DLQ, auto_ack=True)
+            return (props.headers, body) if method is not None else None
+        except pika.exceptions.ChannelClosedByBroker:  # not declared again yet
+            return None
+        finally:
+            conn.close()
+
+    headers, body = wait_for(dead_letter, timeout=60, what="the dead letter")
+    assert json.loads(body) == bad
+    assert headers["x-school-policy-error"].startswith("users[0].schools[0].role")
+    assert feed_status(school)["connects"] > connects_before
+
+
 def _publish_in_background(broker, bodies, started: threading.Event, errors: list):
     """Publishes every body, reconnecting while the broker is away."""
     import time
