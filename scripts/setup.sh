@@ -11,10 +11,14 @@ APT_PACKAGES=(
   build-essential pkg-config python3-venv python3-dev
   libjansson-dev libpq-dev postgresql redis-server
   clang-14 libfuzzer-14-dev libclang-rt-14-dev valgrind
-  # roster feed: rabbitmq-c to build the consumer, a broker the tests start
-  # themselves on free ports (tests/harness/rabbitmq.py)
-  librabbitmq-dev rabbitmq-server
 )
+# The observability check: promtool (Debian's prometheus package) for
+# contrib/prometheus/alerts.yml. (matrix-nio's end-to-end encryption needs
+# no Debian package: python-olm, wheel or sdist, links the libolm it bundles.)
+APT_PACKAGES+=(prometheus)
+# The roster feed: rabbitmq-c to build the consumer, and a broker that the
+# tests start themselves on free ports (tests/harness/rabbitmq.py).
+APT_PACKAGES+=(librabbitmq-dev rabbitmq-server)
 
 log() { echo "setup: $*" >&2; }
 
@@ -69,15 +73,55 @@ if [ "$(cat "$VENV/.complete")" != "$SYNAPSE_REQ" ]; then
   fi
   echo "$SYNAPSE_REQ" >"$VENV/.complete"
 fi
-# Roster feed tests and benchmark publish with pika; an existing venv gets it
-# added here too.
-if [ ! -f "$VENV/.roster-feed" ]; then
-  log "adding pika to $VENV (roster feed tests)"
-  if ! "$VENV/bin/pip" install -q --disable-pip-version-check "pika>=1.3" \
-       >"$CACHE/pip-install.log" 2>&1; then
-    tail -n 30 "$CACHE/pip-install.log" >&2
+
+# ---- Real-client tests (tests/test_real_clients_*.py) ---------------------
+# matrix-nio with end-to-end encryption goes into the Synapse venv; a venv
+# made before this block gets it added here too (the marker names the pin).
+CLIENT_PIP=("matrix-nio[e2e]==0.25.2" "python-olm==3.2.16")
+if [ "$(cat "$VENV/.clients" 2>/dev/null)" != "${CLIENT_PIP[*]}" ]; then
+  log "installing the real-client test packages into $VENV: ${CLIENT_PIP[*]}"
+  if ! "$VENV/bin/pip" install -q --disable-pip-version-check "${CLIENT_PIP[@]}" \
+       >"$CACHE/pip-clients.log" 2>&1; then
+    grep -v "is ignored: it is neither" "$CACHE/pip-clients.log" | tail -n 30 >&2
+    log "pip failed; the full log is $CACHE/pip-clients.log"
     exit 1
   fi
-  touch "$VENV/.roster-feed"
+  echo "${CLIENT_PIP[*]}" >"$VENV/.clients"
 fi
+# matrix-js-sdk under Node: node_modules lives in the cache, keyed by the
+# lock file, never in the checkout. The tests find it the same way
+# (js_modules() in tests/test_real_clients_js.py), or through SSP_JS_MODULES.
+if ! command -v node >/dev/null || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+  log "the matrix-js-sdk tests need Node.js 20 or newer with npm on PATH (found: $(node --version 2>/dev/null || echo none))"
+  exit 1
+fi
+JS_DIR=$CACHE/js-$(sha256sum tests/js/package-lock.json | cut -c1-16)
+if [ ! -f "$JS_DIR/.complete" ]; then
+  log "installing tests/js (matrix-js-sdk) into $JS_DIR"
+  rm -rf "$JS_DIR"
+  mkdir -p "$JS_DIR"
+  cp tests/js/package.json tests/js/package-lock.json "$JS_DIR/"
+  if ! (cd "$JS_DIR" && npm ci --no-audit --no-fund --ignore-scripts) >"$CACHE/npm-install.log" 2>&1; then
+    tail -n 30 "$CACHE/npm-install.log" >&2
+    log "npm ci failed; the full log is $CACHE/npm-install.log"
+    exit 1
+  fi
+  touch "$JS_DIR/.complete"
+fi
+# ---- end of the real-client block -------------------------------------------
+
+# ---- Roster feed tests (tests/test_roster_feed.py, bench/roster_feed_import.py)
+# They publish with pika; a venv made before this block gets it added too.
+FEED_PIP=("pika==1.4.4")
+if [ "$(cat "$VENV/.roster-feed" 2>/dev/null)" != "${FEED_PIP[*]}" ]; then
+  log "installing the roster feed test packages into $VENV: ${FEED_PIP[*]}"
+  if ! "$VENV/bin/pip" install -q --disable-pip-version-check "${FEED_PIP[@]}" \
+       >"$CACHE/pip-roster-feed.log" 2>&1; then
+    tail -n 30 "$CACHE/pip-roster-feed.log" >&2
+    log "pip failed; the full log is $CACHE/pip-roster-feed.log"
+    exit 1
+  fi
+  echo "${FEED_PIP[*]}" >"$VENV/.roster-feed"
+fi
+# ---- end of the roster feed block ---------------------------------------------
 echo "$VENV"
