@@ -97,6 +97,10 @@ ROSTER_FEED_MESSAGES = _labelled_gauge(
     "write; the message went back to the queue). A counter: it only grows.",
     ["outcome"],
 )
+ROSTER_FEED_OUTCOMES = ("applied", "dead_lettered", "retried")
+for _outcome in ROSTER_FEED_OUTCOMES:
+    # Every outcome is served (as 0) from the start, also without a feed.
+    ROSTER_FEED_MESSAGES.labels(outcome=_outcome)
 
 
 def bind_roster_feed_gauges(status: Callable[[], dict]) -> None:
@@ -105,7 +109,7 @@ def bind_roster_feed_gauges(status: Callable[[], dict]) -> None:
     ROSTER_FEED_LAG.set_function(
         lambda: float(status()["lag"]) if status().get("lag") is not None else -1.0
     )
-    for outcome in ("applied", "dead_lettered", "retried"):
+    for outcome in ROSTER_FEED_OUTCOMES:
         ROSTER_FEED_MESSAGES.labels(outcome=outcome).set_function(
             lambda outcome=outcome: float(status().get("messages", {}).get(outcome, 0))
         )
