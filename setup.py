@@ -1,6 +1,7 @@
 """Builds the C extension synapse_school_policy._core from csrc/.
 
-jansson and libpq are found with pkg-config (libpq falls back to pg_config).
+jansson, libpq and librabbitmq (rabbitmq-c, for the roster feed) are found
+with pkg-config (libpq falls back to pg_config).
 Set SSP_EXTRA_CFLAGS to add compiler flags, e.g. "-Werror" in CI or the
 sanitizer flags of the ASan build.
 
@@ -20,6 +21,7 @@ from setuptools import Extension, setup
 DEBIAN_PACKAGES = {
     "jansson": "libjansson-dev",
     "libpq": "libpq-dev",
+    "librabbitmq": "librabbitmq-dev",
 }
 
 
@@ -62,6 +64,14 @@ def find_libpq():
     return [f"-I{include}"], [f"-L{libdir}", "-lpq"]
 
 
+def find_librabbitmq():
+    # rabbitmq-c, the AMQP client of the roster feed (csrc/roster_feed.c).
+    found = pkg_config("librabbitmq")
+    if found is None:
+        fail("librabbitmq", "pkg-config knows no librabbitmq (rabbitmq-c, for roster_feed)")
+    return found
+
+
 def split_flags(flags):
     include_dirs = [f[2:] for f in flags if f.startswith("-I")]
     other = [f for f in flags if not f.startswith("-I")]
@@ -70,9 +80,10 @@ def split_flags(flags):
 
 jansson_cflags, jansson_libs = find_jansson()
 libpq_cflags, libpq_libs = find_libpq()
-include_dirs, extra_cflags = split_flags(jansson_cflags + libpq_cflags)
-library_dirs = [f[2:] for f in jansson_libs + libpq_libs if f.startswith("-L")]
-libraries = [f[2:] for f in jansson_libs + libpq_libs if f.startswith("-l")]
+rabbitmq_cflags, rabbitmq_libs = find_librabbitmq()
+include_dirs, extra_cflags = split_flags(jansson_cflags + libpq_cflags + rabbitmq_cflags)
+library_dirs = [f[2:] for f in jansson_libs + libpq_libs + rabbitmq_libs if f.startswith("-L")]
+libraries = [f[2:] for f in jansson_libs + libpq_libs + rabbitmq_libs if f.startswith("-l")]
 
 sources = sorted(
     os.path.join("csrc", name) for name in os.listdir("csrc") if name.endswith(".c")
@@ -92,7 +103,7 @@ setup(
             libraries=libraries + ["pthread"],
             extra_compile_args=warning_flags + extra_cflags + extra_env_flags,
             extra_link_args=shlex.split(os.environ.get("SSP_EXTRA_LDFLAGS", "")),
-            depends=[os.path.join("csrc", "ssp.h"), os.path.join("csrc", "ssp_private.h")],
+            depends=[os.path.join("csrc", name) for name in ("ssp.h", "ssp_private.h", "roster_feed.h")],
             define_macros=[LIMITED_API],
             py_limited_api=True,
         )

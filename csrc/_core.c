@@ -1612,6 +1612,34 @@ static PyObject *Engine_reconcile_status(EngineObject *self, PyObject *Py_UNUSED
     return take_engine_string(status);
 }
 
+/* roster_feed_start() -> None. Called with the GIL; releases it while the
+ * engine resolves the broker URL (may read a file) and starts the feed's
+ * thread, which never takes the GIL. */
+static PyObject *Engine_roster_feed_start(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ssp_error err = {0};
+    int rc;
+
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_roster_feed_start(self->engine, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    Py_RETURN_NONE;
+}
+
+/* roster_feed_status() -> JSON text ("null" without roster_feed). Reads
+ * memory under the feed's mutex only: keeps the GIL. */
+static PyObject *Engine_roster_feed_status(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    char *status = NULL;
+    ssp_error err = {0};
+
+    if (ssp_roster_feed_status(self->engine, &status, &err) != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    return take_engine_string(status);
+}
+
 static PyObject *Engine_get_policy_event_type(EngineObject *self, void *Py_UNUSED(closure))
 {
     return PyUnicode_FromString(ssp_engine_policy_event_type(self->engine));
@@ -1668,6 +1696,10 @@ static PyMethodDef Engine_methods[] = {
      "reconcile_sync_config() -> number of schools whose applied config changed (marked)."},
     {"reconcile_status", (PyCFunction)Engine_reconcile_status, METH_NOARGS,
      "reconcile_status() -> JSON {\"schools\": {...}}."},
+    {"roster_feed_start", (PyCFunction)Engine_roster_feed_start, METH_NOARGS,
+     "roster_feed_start() -> None: starts the roster_feed consumer thread."},
+    {"roster_feed_status", (PyCFunction)Engine_roster_feed_status, METH_NOARGS,
+     "roster_feed_status() -> JSON of the roster feed's state, \"null\" when not configured."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "roster_feed.h"
 #include "ssp_private.h"
 
 #define PATH_MAX_LEN 384
@@ -390,6 +391,112 @@ static int on_reconciler(ssp_config *c, json_t *v, const char *path, ssp_error *
     return parse_object(c, v, path, RECONCILER_KEYS, err);
 }
 
+/* ---- roster_feed (the consumer is roster_feed.c) ---- */
+
+static int on_feed_url(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    if (expect_string(v, path, false, &c->feed_url, err) != 0)
+        return -1;
+    /* The URL is checked without echoing it: it holds the password. */
+    return ssp_feed_check_url(path, c->feed_url, err);
+}
+
+static int on_feed_url_file(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_string(v, path, false, &c->feed_url_file, err);
+}
+
+static int on_feed_url_env(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_string(v, path, false, &c->feed_url_env, err);
+}
+
+/* AMQP queue names are short strings: at most 255 bytes. */
+static int expect_queue_name(json_t *v, const char *path, char **out, ssp_error *err)
+{
+    if (expect_string(v, path, false, out, err) != 0)
+        return -1;
+    if (strlen(*out) > 255)
+        return ssp_fail(err, SSP_ERR_INPUT, "%s: a queue name has at most 255 bytes", path);
+    if (strncmp(*out, "amq.", 4) == 0)
+        return ssp_fail(err, SSP_ERR_INPUT,
+                        "%s: names starting with \"amq.\" are reserved by the broker", path);
+    return 0;
+}
+
+static int on_feed_queue(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_queue_name(v, path, &c->feed_queue, err);
+}
+
+static int on_feed_dlq(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_queue_name(v, path, &c->feed_dead_letter_queue, err);
+}
+
+static int on_feed_prefetch(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_int(v, path, 1, 65535, &c->feed_prefetch, err);
+}
+
+static int on_feed_retry_max(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_int(v, path, 1, 3600, &c->feed_retry_max_seconds, err);
+}
+
+static int on_feed_declare(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_bool(v, path, &c->feed_declare, err);
+}
+
+static const key_spec FEED_KEYS[] = {
+    {"url", on_feed_url},
+    {"url_file", on_feed_url_file},
+    {"url_env", on_feed_url_env},
+    {"queue", on_feed_queue},
+    {"dead_letter_queue", on_feed_dlq},
+    {"prefetch", on_feed_prefetch},
+    {"retry_max_seconds", on_feed_retry_max},
+    {"declare_queues", on_feed_declare},
+    {NULL, NULL},
+};
+
+static int on_roster_feed(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    int sources;
+
+    if (json_is_null(v))
+        return 0; /* roster_feed: null is the same as leaving it out */
+    if (parse_object(c, v, path, FEED_KEYS, err) != 0)
+        return -1;
+    sources = (c->feed_url != NULL) + (c->feed_url_file != NULL) + (c->feed_url_env != NULL);
+    if (sources != 1)
+        return ssp_fail(err, SSP_ERR_INPUT,
+                        "%s: give exactly one of url, url_file, url_env (the broker's "
+                        "amqp://user:password@host:port/vhost URL), got %d",
+                        path, sources);
+    if (c->feed_queue == NULL && (c->feed_queue = ssp_strdup(SSP_DEFAULT_FEED_QUEUE)) == NULL)
+        return ssp_fail_nomem(err);
+    if (c->feed_dead_letter_queue == NULL) {
+        size_t n = strlen(c->feed_queue) + sizeof SSP_FEED_DLQ_SUFFIX;
+
+        if ((c->feed_dead_letter_queue = malloc(n)) == NULL)
+            return ssp_fail_nomem(err);
+        snprintf(c->feed_dead_letter_queue, n, "%s%s", c->feed_queue, SSP_FEED_DLQ_SUFFIX);
+        if (strlen(c->feed_dead_letter_queue) > 255)
+            return ssp_fail(err, SSP_ERR_INPUT,
+                            "%s.dead_letter_queue: the default (queue + \"%s\") is longer than "
+                            "255 bytes; name it",
+                            path, SSP_FEED_DLQ_SUFFIX);
+    }
+    if (strcmp(c->feed_queue, c->feed_dead_letter_queue) == 0)
+        return ssp_fail(err, SSP_ERR_INPUT,
+                        "%s.dead_letter_queue: must differ from queue (\"%s\")", path,
+                        c->feed_queue);
+    c->feed_enabled = true;
+    return 0;
+}
+
 static const key_spec TOP_KEYS[] = {
     {"service_users", on_service_users},
     {"database", on_database},
@@ -402,6 +509,7 @@ static const key_spec TOP_KEYS[] = {
     {"enforce", on_enforce},
     {"audit", on_audit},
     {"reconciler", on_reconciler},
+    {"roster_feed", on_roster_feed},
     {"schools", on_schools},
     {NULL, NULL},
 };
@@ -442,6 +550,9 @@ int ssp_config_parse(const char *json_text, size_t len, ssp_config *out, ssp_err
     out->reconciler_actions_per_second = 5;
     out->reconciler_batch_size = 100;
     out->reconciler_retry_max_seconds = 300;
+    out->feed_prefetch = 100;
+    out->feed_retry_max_seconds = 60;
+    out->feed_declare = true;
 
     root = json_loadb(json_text, len, JSON_REJECT_DUPLICATES, &json_err);
     if (root == NULL) {
@@ -504,6 +615,11 @@ void ssp_config_destroy(ssp_config *c)
     free(c->data_dir);
     free(c->policy_event_type);
     free(c->reconciler_localpart);
+    free(c->feed_url);
+    free(c->feed_url_file);
+    free(c->feed_url_env);
+    free(c->feed_queue);
+    free(c->feed_dead_letter_queue);
     free_string_list(c->one_way_allowed_events, c->n_one_way_allowed_events);
     for (size_t i = 0; i < c->n_schools; i++)
         free(c->schools[i].id);

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "roster_feed.h"
 #include "ssp_private.h"
 
 void ssp_global_init(void)
@@ -120,6 +121,9 @@ void ssp_engine_free(ssp_engine *engine)
 {
     if (engine == NULL)
         return;
+    /* The feed writes through the store: stop it before the store closes. */
+    ssp_feed_stop(engine->feed);
+    engine->feed = NULL;
     if (engine->pg != NULL)
         ssp_pgstore_close(engine); /* also closes the audit queue */
     if (engine->audit_open)

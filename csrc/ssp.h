@@ -387,6 +387,25 @@ int ssp_roster_get(ssp_engine *engine, const char *user_id, char **entry_json, s
 
 size_t ssp_roster_size(ssp_engine *engine);
 
+/* ---- the roster feed (roster_feed.c; docs/roster-feed.md) ---- */
+
+/* Starts the consumer of roster_feed's queue on its own thread. Call on the
+ * one process that runs background tasks, after ssp_engine_open. Resolves
+ * the URL (url, url_file or url_env) first: a missing file or variable
+ * fails here with SSP_ERR_INPUT naming the key. The thread reconnects by
+ * itself; ssp_engine_free stops it. */
+int ssp_roster_feed_start(ssp_engine *engine, ssp_error *err);
+
+/* *status_json receives (caller frees) "null" when roster_feed is not
+ * configured, else {"enabled": true, "running": bool, "state", "connected",
+ * "broker" (host:port/vhost, no credentials), "queue", "dead_letter_queue",
+ * "lag" (messages ready in the queue, null when unknown), "messages":
+ * {"applied", "dead_lettered", "retried"}, "unacked", "users_upserted", "connects",
+ * "connected_since_ms" (the last successful connect), "last_applied_ms", "last_error" (broker or store), "last_error_ms",
+ * "last_dead_letter" (why the last bad message was rejected)}; only state and the
+ * queue names while it runs on another process. */
+int ssp_roster_feed_status(ssp_engine *engine, char **status_json, ssp_error *err);
+
 /* ---- audit (audit.c) ---- */
 
 typedef struct ssp_audit_filter {

@@ -82,6 +82,17 @@ typedef struct ssp_config {
     int64_t reconciler_retry_max_seconds;
     ssp_school *schools;
     size_t n_schools;
+    /* roster_feed: the school cloud's AMQP queue (roster_feed.c); absent = off.
+     * Exactly one of url, url_file, url_env is set when enabled. */
+    bool feed_enabled;
+    char *feed_url;      /* contains the password: never logged or shown */
+    char *feed_url_file; /* a file whose content (trimmed) is the URL */
+    char *feed_url_env;  /* an environment variable holding the URL */
+    char *feed_queue;
+    char *feed_dead_letter_queue;
+    int64_t feed_prefetch;
+    int64_t feed_retry_max_seconds;
+    bool feed_declare; /* declare both queues (durable) on connect */
     /* lookups over the arrays above; keys point into them */
     ssp_strmap service_user_set;
     ssp_strmap school_by_id;
@@ -90,6 +101,8 @@ typedef struct ssp_config {
 
 #define SSP_DEFAULT_POLICY_EVENT_TYPE "org.synapse_school_policy.room"
 #define SSP_DEFAULT_RECONCILER_LOCALPART "school-policy"
+#define SSP_DEFAULT_FEED_QUEUE "school-policy.roster"
+#define SSP_FEED_DLQ_SUFFIX ".dead-letter"
 
 /* Parses and validates; on success *out is filled and owns its memory. */
 int ssp_config_parse(const char *json_text, size_t len, ssp_config *out, ssp_error *err);
@@ -397,6 +410,9 @@ struct ssp_engine {
     ssp_audit_log audit;
     bool audit_open;
     ssp_pgstore *pg; /* NULL: the embedded store */
+    /* The roster feed's consumer (roster_feed.c), or NULL; set once by
+     * ssp_roster_feed_start, stopped and freed by ssp_engine_free. */
+    struct ssp_feed *feed;
     /* @<reconciler.user>:<server_name>; also a key of config.service_user_set */
     char *reconciler_user;
     /* is_user_expired runs on every request of a refused user's tokens; its

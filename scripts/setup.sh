@@ -16,6 +16,9 @@ APT_PACKAGES=(
 # contrib/prometheus/alerts.yml. (matrix-nio's end-to-end encryption needs
 # no Debian package: python-olm, wheel or sdist, links the libolm it bundles.)
 APT_PACKAGES+=(prometheus)
+# The roster feed: rabbitmq-c to build the consumer, and a broker that the
+# tests start themselves on free ports (tests/harness/rabbitmq.py).
+APT_PACKAGES+=(librabbitmq-dev rabbitmq-server)
 
 log() { echo "setup: $*" >&2; }
 
@@ -125,4 +128,19 @@ if [ ! -f "$JS_DIR/.complete" ]; then
   touch "$JS_DIR/.complete"
 fi
 # ---- end of the real-client block -------------------------------------------
+
+# ---- Roster feed tests (tests/test_roster_feed.py, bench/roster_feed_import.py)
+# They publish with pika; a venv made before this block gets it added too.
+FEED_PIP=("pika==1.4.4")
+if [ "$(cat "$VENV/.roster-feed" 2>/dev/null)" != "${FEED_PIP[*]}" ]; then
+  log "installing the roster feed test packages into $VENV: ${FEED_PIP[*]}"
+  if ! "$VENV/bin/pip" install -q --disable-pip-version-check "${FEED_PIP[@]}" \
+       >"$CACHE/pip-roster-feed.log" 2>&1; then
+    tail -n 30 "$CACHE/pip-roster-feed.log" >&2
+    log "pip failed; the full log is $CACHE/pip-roster-feed.log"
+    exit 1
+  fi
+  echo "${FEED_PIP[*]}" >"$VENV/.roster-feed"
+fi
+# ---- end of the roster feed block ---------------------------------------------
 echo "$VENV"

@@ -143,7 +143,13 @@ class AdminResource(DirectServeJsonResource):
     async def _get_status(self, request: Any, match: Any) -> tuple[int, Any]:
         # With PostgreSQL this reads the shared tables, so any worker answers
         # for the reconciler on the background-tasks process.
-        return 200, json.loads(await self._in_thread(self._engine.reconcile_status))
+        status = json.loads(await self._in_thread(self._engine.reconcile_status))
+        # The roster feed runs on the background-tasks process; elsewhere it
+        # shows state "not_running_here" (docs/roster-feed.md).
+        feed = json.loads(self._engine.roster_feed_status())
+        if feed is not None:
+            status["roster_feed"] = feed
+        return 200, status
 
 
 def _text(raw: bytes, name: str) -> str:

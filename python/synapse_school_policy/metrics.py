@@ -72,3 +72,44 @@ def bind_store_gauges(status: Callable[[], dict]) -> None:
     ROSTER_OUTBOX_PENDING.set_function(lambda: status()["roster_outbox_pending"])
     RECONCILE_PENDING.set_function(lambda: status()["reconcile_pending"])
     STORE_CONNECTED.set_function(lambda: 1.0 if status()["connected"] else 0.0)
+
+
+# ---- the roster feed (docs/roster-feed.md); only on the process that runs it ----
+ROSTER_FEED_CONNECTED = _gauge(
+    "roster_feed_connected", "1 while the roster feed is connected to the broker and consuming."
+)
+ROSTER_FEED_LAG = _gauge(
+    "roster_feed_lag",
+    "Messages ready in the roster feed's queue, not yet delivered to the module (-1: unknown, "
+    "e.g. while disconnected).",
+)
+
+
+def _labelled_gauge(name: str, doc: str, labels: list[str]) -> Gauge:
+    existing = _existing(PREFIX + name)
+    return existing if existing is not None else Gauge(PREFIX + name, doc, labels)
+
+
+ROSTER_FEED_MESSAGES = _labelled_gauge(
+    "roster_feed_messages_total",
+    "Roster feed messages since start by outcome: applied (durable, acknowledged), "
+    "dead_lettered (invalid, moved to the dead-letter queue), retried (the store refused the "
+    "write; the message went back to the queue). A counter: it only grows.",
+    ["outcome"],
+)
+ROSTER_FEED_OUTCOMES = ("applied", "dead_lettered", "retried")
+for _outcome in ROSTER_FEED_OUTCOMES:
+    # Every outcome is served (as 0) from the start, also without a feed.
+    ROSTER_FEED_MESSAGES.labels(outcome=_outcome)
+
+
+def bind_roster_feed_gauges(status: Callable[[], dict]) -> None:
+    """Roster feed gauges, read from the engine's roster_feed_status() at scrape time."""
+    ROSTER_FEED_CONNECTED.set_function(lambda: 1.0 if status().get("connected") else 0.0)
+    ROSTER_FEED_LAG.set_function(
+        lambda: float(status()["lag"]) if status().get("lag") is not None else -1.0
+    )
+    for outcome in ROSTER_FEED_OUTCOMES:
+        ROSTER_FEED_MESSAGES.labels(outcome=outcome).set_function(
+            lambda outcome=outcome: float(status().get("messages", {}).get(outcome, 0))
+        )

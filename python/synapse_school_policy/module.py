@@ -15,7 +15,7 @@ from synapse.module_api import NOT_SPAM, ModuleApi
 from synapse.module_api.errors import Codes
 from synapse.util.frozenutils import unfreeze
 
-from synapse_school_policy import _core, homeserver_check, synapse_compat
+from synapse_school_policy import _core, homeserver_check, roster_feed, synapse_compat
 from synapse_school_policy.admin_api import ADMIN_API_PREFIX, AdminResource
 from synapse_school_policy.config import PolicyConfig, parse_config
 from synapse_school_policy.metrics import DECISIONS, bind_engine_gauges, bind_store_gauges
@@ -77,6 +77,14 @@ class SchoolPolicy:
         api.looping_background_call(
             self._reconciler.run_once, RECONCILE_POLL_MS, desc="school_policy_reconcile"
         )
+        # The school cloud's roster queue, consumed by the engine's own thread
+        # on the same single process (docs/roster-feed.md).
+        try:
+            self._roster_feed = roster_feed.start(api, self._engine)
+        except _core.InputError as exc:
+            from synapse.config._base import ConfigError
+
+            raise ConfigError(f"synapse_school_policy: {exc}") from exc
         # is_user_expired closes every door at once for a user rule 1 refuses:
         # Synapse asks it on every request of every token (typing, presence,
         # profile, to-device, media, reading rooms), not only on login.

@@ -213,6 +213,7 @@ static const char FULL_CONFIG_MEMBERS[] =
     " \"strict_homeserver_config\": false,"
     " \"enforce\": true,"
     " \"audit\": {\"retention_days\": 30, \"include_content\": false},"
+    " \"roster_feed\": {\"url\": \"amqp://sync:pw@127.0.0.1:1/school\", \"queue\": \"roster\"},"
     " \"schools\": {"
     "   \"gym-nord\": {\"messenger\": true, \"teachers_room\": false, \"announcement_room\": true,"
     "                \"room_creation\": \"everyone\", \"enforce\": true},"
@@ -942,6 +943,39 @@ out:
     tu_teardown(&fx);
 }
 
+static void chaos_roster_feed_status_fails_cleanly_at_every_allocation(void)
+{
+    tu_fixture fx;
+    outcomes o;
+    long n;
+
+    memset(&o, 0, sizeof o);
+    if (!tu_setup(&fx, FULL_CONFIG_MEMBERS))
+        goto out;
+    for (n = 1; n <= MAX_RUNS; n++) {
+        char *status = (char *)"x";
+        int rc;
+
+        memset(&fx.err, 0, sizeof fx.err);
+        arm(n);
+        rc = ssp_roster_feed_status(fx.engine, &status, &fx.err);
+        disarm();
+        CHECK(rc == 0 ? status != NULL : status == NULL);
+        if (rc == 0)
+            free(status);
+        if (chaos_hit == HIT_NONE) {
+            CHECK_INT_EQ(rc, 0);
+            break;
+        }
+        judge(&o, n, rc, &fx.err);
+    }
+    o.runs = n - 1;
+    CHECK(n > 1 && n <= MAX_RUNS);
+    report("ssp_roster_feed_status", &o);
+out:
+    tu_teardown(&fx);
+}
+
 static void chaos_roster_get_fails_cleanly_at_every_allocation(void)
 {
     tu_fixture fx;
@@ -1214,6 +1248,7 @@ int main(void)
     json_set_alloc_funcs(json_malloc_hook, json_free_hook);
     ssp_global_init();
     RUN(chaos_config_check_fails_cleanly_at_every_allocation);
+    RUN(chaos_roster_feed_status_fails_cleanly_at_every_allocation);
     RUN(chaos_roster_parse_batch_fails_cleanly_at_every_allocation);
     RUN(chaos_roster_check_batch_fails_cleanly_at_every_allocation);
     RUN(chaos_roster_parse_entry_and_to_json_fail_cleanly_at_every_allocation);

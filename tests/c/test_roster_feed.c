@@ -1,0 +1,325 @@
+/* The roster feed without a broker (roster_feed.c, config.c): its config
+ * keys, the broker URL's sources, what happens to a message, and the
+ * thread's life against a broker that is not there. The broker itself is
+ * covered by tests/test_roster_feed.py. */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "roster_feed.h"
+#include "tests.h"
+#include "testutil.h"
+
+#define SECRET "s3cr3t-pw"
+#define URL "amqp://sync:" SECRET "@127.0.0.1:5672/school"
+#define ANNA "@anna:school.example"
+#define GOOD_ANNA                                                                                  \
+    "{\"users\": [{\"user_id\": \"" ANNA "\", \"schools\": [{\"school\": \"gym-nord\", "           \
+    "\"role\": \"teacher\"}]}]}"
+#define BAD_ROLE                                                                                   \
+    "{\"users\": [{\"user_id\": \"" ANNA "\", \"schools\": [{\"school\": \"gym-nord\", "           \
+    "\"role\": \"janitor\"}]}]}"
+
+/* Parses {"data_dir": "/tmp/x", "roster_feed": <feed>}. */
+static int parse_feed(const char *feed, ssp_config *config, ssp_error *err)
+{
+    char *text = tu_format("{\"data_dir\": \"/tmp/x\", \"roster_feed\": %s}", feed);
+    int rc = ssp_config_parse(text, strlen(text), config, err);
+
+    free(text);
+    return rc;
+}
+
+static void feed_config_is_off_when_absent_or_null(void)
+{
+    ssp_config config;
+    ssp_error err = {0};
+    static const char text[] = "{\"data_dir\": \"/tmp/x\"}";
+
+    REQUIRE_OK(ssp_config_parse(text, strlen(text), &config, &err), err);
+    CHECK(!config.feed_enabled);
+    ssp_config_destroy(&config);
+    REQUIRE_OK(parse_feed("null", &config, &err), err);
+    CHECK(!config.feed_enabled);
+    ssp_config_destroy(&config);
+}
+
+static void feed_config_takes_defaults(void)
+{
+    ssp_config config;
+    ssp_error err = {0};
+
+    REQUIRE_OK(parse_feed("{\"url\": \"" URL "\"}", &config, &err), err);
+    CHECK(config.feed_enabled);
+    CHECK_STR_EQ(config.feed_queue, "school-policy.roster");
+    CHECK_STR_EQ(config.feed_dead_letter_queue, "school-policy.roster.dead-letter");
+    CHECK_INT_EQ(config.feed_prefetch, 100);
+    CHECK_INT_EQ(config.feed_retry_max_seconds, 60);
+    CHECK(config.feed_declare);
+    ssp_config_destroy(&config);
+    REQUIRE_OK(parse_feed("{\"url_env\": \"X\", \"queue\": \"q\", \"dead_letter_queue\": \"d\", "
+                          "\"prefetch\": 7, \"retry_max_seconds\": 5, \"declare_queues\": false}",
+                          &config, &err),
+               err);
+    CHECK_STR_EQ(config.feed_queue, "q");
+    CHECK_STR_EQ(config.feed_dead_letter_queue, "d");
+    CHECK_INT_EQ(config.feed_prefetch, 7);
+    CHECK(!config.feed_declare);
+    ssp_config_destroy(&config);
+}
+
+static void feed_config_errors_name_the_key_path(void)
+{
+    static const struct {
+        const char *feed;
+        const char *message;
+    } cases[] = {
+        {"{}", "roster_feed: give exactly one of url, url_file, url_env"},
+        {"{\"url\": \"" URL "\", \"url_env\": \"X\"}", "roster_feed: give exactly one of"},
+        {"{\"url\": \"http://" SECRET "@h/\"}", "roster_feed.url: expected an amqp://"},
+        {"{\"url\": \"amqps://u:" SECRET "@h/\"}", "roster_feed.url: amqps:// (TLS) is not"},
+        {"{\"url\": 5}", "roster_feed.url: expected a non-empty string"},
+        {"{\"url_file\": \"\"}", "roster_feed.url_file: expected a non-empty string"},
+        {"{\"url\": \"" URL "\", \"prefetch\": 0}",
+         "roster_feed.prefetch: expected an integer from 1 to 65535"},
+        {"{\"url\": \"" URL "\", \"queue\": \"amq.x\"}", "roster_feed.queue: names starting"},
+        {"{\"url\": \"" URL "\", \"queue\": \"q\", \"dead_letter_queue\": \"q\"}",
+         "roster_feed.dead_letter_queue: must differ from queue"},
+        {"{\"url\": \"" URL "\", \"exchange\": \"x\"}", "roster_feed.exchange: unknown key"},
+        {"{\"url\": \"" URL "\", \"declare_queues\": 1}",
+         "roster_feed.declare_queues: expected a boolean"},
+        {"[]", "roster_feed: expected a mapping"},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ssp_config config;
+        ssp_error err = {0};
+
+        CHECK_INT_EQ(parse_feed(cases[i].feed, &config, &err), -1);
+        CHECK_INT_EQ(err.code, SSP_ERR_INPUT);
+        CHECK(strncmp(err.message, cases[i].message, strlen(cases[i].message)) == 0);
+        if (strncmp(err.message, cases[i].message, strlen(cases[i].message)) != 0)
+            CHECK_STR_EQ(err.message, cases[i].message);
+        /* The password never appears in an error. */
+        CHECK(strstr(err.message, SECRET) == NULL);
+    }
+}
+
+static void feed_url_comes_from_a_file_or_the_environment(void)
+{
+    char *dir = tu_tempdir();
+    char *file = tu_path(dir, "amqp-url");
+    char *feed = tu_format("{\"url_file\": \"%s\"}", file);
+    ssp_config config;
+    ssp_error err = {0};
+    char *url = NULL;
+
+    REQUIRE_OK(parse_feed(feed, &config, &err), err);
+    /* a file that is not there yet fails at start, naming the key */
+    CHECK_INT_EQ(ssp_feed_resolve_url(&config, &url, &err), -1);
+    CHECK_CONTAINS(err.message, "roster_feed.url_file: cannot read");
+    CHECK(url == NULL);
+    REQUIRE(tu_write_file(file, "  " URL "\n", false) == 0);
+    CHECK_OK(ssp_feed_resolve_url(&config, &url, &err), err);
+    CHECK_STR_EQ(url, URL);
+    free(url);
+    url = NULL;
+    REQUIRE(tu_write_file(file, "not a url\n", false) == 0);
+    CHECK_INT_EQ(ssp_feed_resolve_url(&config, &url, &err), -1);
+    CHECK_CONTAINS(err.message, "roster_feed.url_file: expected an amqp://");
+    ssp_config_destroy(&config);
+
+    REQUIRE_OK(parse_feed("{\"url_env\": \"SSP_TEST_FEED_URL\"}", &config, &err), err);
+    unsetenv("SSP_TEST_FEED_URL");
+    CHECK_INT_EQ(ssp_feed_resolve_url(&config, &url, &err), -1);
+    CHECK_STR_EQ(err.message, "roster_feed.url_env: the environment variable SSP_TEST_FEED_URL "
+                              "is not set or empty");
+    setenv("SSP_TEST_FEED_URL", URL, 1);
+    CHECK_OK(ssp_feed_resolve_url(&config, &url, &err), err);
+    CHECK_STR_EQ(url, URL);
+    free(url);
+    url = NULL;
+    setenv("SSP_TEST_FEED_URL", "amqp://u:" SECRET "@host:notaport/", 1);
+    CHECK_INT_EQ(ssp_feed_resolve_url(&config, &url, &err), -1);
+    CHECK_CONTAINS(err.message, "roster_feed.url_env: expected an amqp://");
+    CHECK(strstr(err.message, SECRET) == NULL);
+    unsetenv("SSP_TEST_FEED_URL");
+    ssp_config_destroy(&config);
+    free(feed);
+    free(file);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+static void feed_message_is_applied_durably_through_the_roster_path(void)
+{
+    tu_fixture fx;
+    size_t upserted = 0;
+    char *entry = NULL;
+
+    if (!tu_setup(&fx, NULL))
+        return;
+    CHECK_INT_EQ(ssp_feed_apply(fx.engine, GOOD_ANNA, strlen(GOOD_ANNA), &upserted, &fx.err),
+                 SSP_FEED_APPLIED);
+    CHECK_INT_EQ(upserted, 1);
+    /* a replay (the crash between apply and ack) changes nothing */
+    CHECK_INT_EQ(ssp_feed_apply(fx.engine, GOOD_ANNA, strlen(GOOD_ANNA), &upserted, &fx.err),
+                 SSP_FEED_APPLIED);
+    CHECK_INT_EQ(ssp_roster_size(fx.engine), 1);
+    /* durable when apply returns: a fresh engine on the same store has it */
+    REQUIRE(tu_reopen(&fx));
+    REQUIRE_OK(ssp_roster_get(fx.engine, ANNA, &entry, &fx.err), fx.err);
+    CHECK(tu_json_equal_text(
+        entry, "{\"user_id\": \"" ANNA "\", \"schools\": [{\"school\": \"gym-nord\", \"role\": "
+               "\"teacher\"}]}"));
+    free(entry);
+    tu_teardown(&fx);
+}
+
+static void feed_bad_message_is_rejected_with_the_post_roster_error(void)
+{
+    tu_fixture fx;
+    ssp_error api_err = {0};
+    size_t upserted = 0;
+
+    if (!tu_setup(&fx, NULL))
+        return;
+    CHECK_INT_EQ(ssp_feed_apply(fx.engine, BAD_ROLE, strlen(BAD_ROLE), &upserted, &fx.err),
+                 SSP_FEED_REJECTED);
+    CHECK_STR_EQ(ssp_feed_error_kind(&fx.err), "invalid_input");
+    CHECK_INT_EQ(ssp_roster_upsert_batch(fx.engine, BAD_ROLE, strlen(BAD_ROLE), &upserted,
+                                         &api_err),
+                 -1);
+    /* one parser, one validator: the same message as POST /roster */
+    CHECK_STR_EQ(fx.err.message, api_err.message);
+    CHECK_CONTAINS(fx.err.message, "users[0].schools[0].role");
+    CHECK_INT_EQ(ssp_feed_apply(fx.engine, "{\"users\": [", 11, &upserted, &fx.err),
+                 SSP_FEED_REJECTED);
+    CHECK_STR_EQ(ssp_feed_error_kind(&fx.err), "invalid_json");
+    CHECK_CONTAINS(fx.err.message, "body: invalid JSON at line 1");
+    CHECK_INT_EQ(ssp_feed_apply(fx.engine, "", 0, &upserted, &fx.err), SSP_FEED_REJECTED);
+    CHECK_INT_EQ(ssp_feed_apply(fx.engine, "x", (size_t)SSP_FEED_MAX_BODY + 1, &upserted,
+                                &fx.err),
+                 SSP_FEED_REJECTED);
+    CHECK_CONTAINS(fx.err.message, "body: ");
+    CHECK_INT_EQ(ssp_roster_size(fx.engine), 0);
+    tu_teardown(&fx);
+}
+
+static void feed_store_failure_is_retried_not_rejected(void)
+{
+    tu_fixture fx;
+    size_t upserted = 0;
+    int ro;
+
+    if (!tu_setup(&fx, NULL))
+        return;
+    /* the ledger's and the journal's files now refuse writes, like a disk gone bad */
+    ro = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    REQUIRE(ro >= 0);
+    REQUIRE(dup2(ro, fx.engine->ledger.file.fd) >= 0);
+    REQUIRE(dup2(ro, fx.engine->journal.fd) >= 0);
+    close(ro);
+    CHECK_INT_EQ(ssp_feed_apply(fx.engine, GOOD_ANNA, strlen(GOOD_ANNA), &upserted, &fx.err),
+                 SSP_FEED_RETRY);
+    CHECK_INT_EQ(fx.err.code, SSP_ERR_IO);
+    CHECK_INT_EQ(ssp_roster_size(fx.engine), 0);
+    tu_teardown(&fx);
+}
+
+static void feed_start_needs_config_and_an_open_store(void)
+{
+    char *dir = tu_tempdir();
+    char *config = tu_config(dir, "\"roster_feed\": {\"url_env\": \"SSP_TEST_FEED_UNSET\"}");
+    char *plain = tu_config(dir, NULL);
+    ssp_error err = {0};
+    ssp_engine *engine = ssp_engine_new(plain, strlen(plain), TU_SERVER, TU_WORKER, &err);
+    char *status = NULL;
+
+    REQUIRE(engine != NULL);
+    REQUIRE_OK(ssp_roster_feed_status(engine, &status, &err), err);
+    CHECK_STR_EQ(status, "null");
+    free(status);
+    CHECK_INT_EQ(ssp_roster_feed_start(engine, &err), -1);
+    CHECK_STR_EQ(err.message, "roster_feed: not configured");
+    ssp_engine_free(engine);
+
+    engine = ssp_engine_new(config, strlen(config), TU_SERVER, TU_WORKER, &err);
+    REQUIRE(engine != NULL);
+    CHECK_INT_EQ(ssp_roster_feed_start(engine, &err), -1);
+    CHECK_STR_EQ(err.message, "the store is not open");
+    REQUIRE_OK(ssp_engine_open(engine, &err), err);
+    unsetenv("SSP_TEST_FEED_UNSET");
+    CHECK_INT_EQ(ssp_roster_feed_start(engine, &err), -1);
+    CHECK_INT_EQ(err.code, SSP_ERR_INPUT);
+    CHECK_CONTAINS(err.message, "roster_feed.url_env: the environment variable");
+    REQUIRE_OK(ssp_roster_feed_status(engine, &status, &err), err);
+    CHECK_CONTAINS(status, "\"state\":\"not_running_here\"");
+    free(status);
+    ssp_engine_free(engine);
+    free(config);
+    free(plain);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void feed_thread_backs_off_from_an_absent_broker_and_stops_promptly(void)
+{
+    tu_fixture fx;
+    char *status = NULL;
+    int64_t deadline, t0;
+    bool seen = false;
+
+    /* Port 1 on loopback: nothing listens, connect is refused at once. */
+    if (!tu_setup(&fx, "\"roster_feed\": {\"url\": \"amqp://u:" SECRET "@127.0.0.1:1/\"}"))
+        return;
+    REQUIRE_OK(ssp_roster_feed_start(fx.engine, &fx.err), fx.err);
+    CHECK_INT_EQ(ssp_roster_feed_start(fx.engine, &fx.err), -1);
+    CHECK_STR_EQ(fx.err.message, "roster_feed: already started");
+    deadline = mono_ms() + 10000;
+    while (!seen && mono_ms() < deadline) {
+        REQUIRE_OK(ssp_roster_feed_status(fx.engine, &status, &fx.err), fx.err);
+        seen = strstr(status, "\"state\":\"disconnected\"") != NULL;
+        if (!seen) {
+            free(status);
+            status = NULL;
+            usleep(20000);
+        }
+    }
+    CHECK(seen);
+    CHECK_CONTAINS(status, "\"connected\":false");
+    CHECK_CONTAINS(status, "\"last_error\":\"connect: ");
+    CHECK_CONTAINS(status, "\"broker\":\"127.0.0.1:1/\"");
+    CHECK(strstr(status, SECRET) == NULL);
+    free(status);
+    /* ssp_engine_free stops the thread in its backoff sleep at once */
+    t0 = mono_ms();
+    ssp_engine_free(fx.engine);
+    fx.engine = NULL;
+    CHECK(mono_ms() - t0 < 3000);
+    tu_teardown(&fx);
+}
+
+void run_roster_feed_tests(void)
+{
+    RUN(feed_config_is_off_when_absent_or_null);
+    RUN(feed_config_takes_defaults);
+    RUN(feed_config_errors_name_the_key_path);
+    RUN(feed_url_comes_from_a_file_or_the_environment);
+    RUN(feed_message_is_applied_durably_through_the_roster_path);
+    RUN(feed_bad_message_is_rejected_with_the_post_roster_error);
+    RUN(feed_store_failure_is_retried_not_rejected);
+    RUN(feed_start_needs_config_and_an_open_store);
+    RUN(feed_thread_backs_off_from_an_absent_broker_and_stops_promptly);
+}
