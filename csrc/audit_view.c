@@ -669,7 +669,7 @@ int ssp_audit_view(ssp_engine *engine, const char *request, size_t len, char **r
     *response_json = NULL;
     if (!engine->roster_ready)
         return ssp_fail(err, SSP_ERR_STATE, "the store is not open");
-    root = json_loadb(request, len, JSON_REJECT_DUPLICATES, &json_err);
+    root = json_loadb(request, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &json_err);
     if (root == NULL) {
         if (ssp_json_error_is_oom(&json_err))
             return ssp_fail_nomem(err);
@@ -683,7 +683,8 @@ int ssp_audit_view(ssp_engine *engine, const char *request, size_t len, char **r
         ssp_fail(err, SSP_ERR_INPUT, "op: expected a string");
         goto done;
     }
-    if (reader == NULL || !ssp_user_id_valid(reader)) {
+    if (reader == NULL || strlen(reader) != json_string_length(json_object_get(root, "reader")) ||
+        !ssp_user_id_valid(reader)) {
         ssp_fail(err, SSP_ERR_INPUT, "reader: expected a Matrix user id");
         goto done;
     }

@@ -18,5 +18,6 @@ int main(void)
     run_special_rooms_tests();
     run_reconcile_tests();
     run_doors_tests();
+    run_audit_view_tests();
     return check_finish();
 }

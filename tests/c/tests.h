@@ -13,5 +13,6 @@ void run_pgstore_tests(void);
 void run_special_rooms_tests(void);
 void run_reconcile_tests(void);
 void run_doors_tests(void);
+void run_audit_view_tests(void);
 
 #endif
