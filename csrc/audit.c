@@ -601,6 +601,47 @@ static off_t offset_before_id(int fd, off_t size, int64_t before_id)
  * match (a wall clock set back by more than this could hide records). */
 #define SINCE_SLACK_MS (10 * 60 * 1000)
 
+/* Whether `value`, quoted, occurs in the line: a test that cannot fail for
+ * a matching record when the value's JSON form is the value itself
+ * (printable ASCII without '"' and '\\'); other values always pass here
+ * and are compared after parsing. */
+static bool may_hold(const char *line, size_t len, const char *value)
+{
+    char quoted[SSP_ERROR_MESSAGE_MAX];
+    size_t n = strlen(value);
+
+    if (n + 2 > sizeof quoted)
+        return true;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)value[i];
+
+        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
+            return true;
+    }
+    quoted[0] = '"';
+    memcpy(quoted + 1, value, n);
+    quoted[n + 1] = '"';
+    return memmem(line, len, quoted, n + 2) != NULL;
+}
+
+bool ssp_audit_line_may_match(const char *line, size_t len, const ssp_audit_filter *f)
+{
+    if (f->rule != NULL && !may_hold(line, len, f->rule))
+        return false;
+    if (f->school != NULL && !may_hold(line, len, f->school))
+        return false;
+    if (f->user != NULL && !may_hold(line, len, f->user))
+        return false;
+    if (f->schools != NULL) {
+        for (size_t i = 0; i < f->n_schools; i++) {
+            if (may_hold(line, len, f->schools[i]))
+                return true;
+        }
+        return false;
+    }
+    return true;
+}
+
 typedef struct page_scan {
     const ssp_audit_filter *filter;
     json_t *records;
@@ -633,6 +674,9 @@ static int page_visit(const char *line, size_t len, void *ctx, ssp_error *err)
     page_scan *scan = ctx;
     json_t *rec;
 
+    /* Parsing is the cost of a scan: pass over lines that cannot match. */
+    if (!ssp_audit_line_may_match(line, len, scan->filter))
+        return 0;
     if (ssp_audit_load_line(line, len, scan->path, &rec, err) != 0)
         return -1;
     if (rec == NULL)

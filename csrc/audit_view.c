@@ -419,6 +419,10 @@ static int chart_visit(const char *line, size_t len, void *ctx, ssp_error *err)
     int64_t ts;
     ssp_rule rule;
 
+    /* A line that cannot match is passed over unparsed; the scan then
+     * stops at the first parsed record older than since. */
+    if (!ssp_audit_line_may_match(line, len, scan->filter))
+        return 0;
     if (ssp_audit_load_line(line, len, scan->path, &rec, err) != 0)
         return -1;
     if (rec == NULL)

@@ -308,6 +308,9 @@ int ssp_audit_scan(ssp_engine *engine, const ssp_audit_filter *filter, ssp_line_
  * when out of memory. */
 int ssp_audit_load_line(const char *line, size_t len, const char *path, json_t **out,
                         ssp_error *err);
+/* A cheap test on the raw line: false only when no record of that line
+ * can pass the filter's rule, school(s) and user (audit.c). */
+bool ssp_audit_line_may_match(const char *line, size_t len, const ssp_audit_filter *filter);
 /* The filter's test of one parsed audit record (audit.c). */
 bool ssp_audit_matches(json_t *rec, const ssp_audit_filter *filter);
 /* The message a client gets for a rule (decide.c), in English. */

@@ -162,15 +162,12 @@
     $("logout").hidden = false;
     $("login-view").hidden = true;
     $("audit-view").hidden = false;
-    const rules = await call("GET", API + "/rules");
+    const [rules] = await Promise.all([call("GET", API + "/rules"), reloadStatus()]);
     session.rules = {};
     for (const rule of rules.rules) session.rules[rule.id] = rule;
-    await reloadStatus();
     fillSelects();
     showScope();
-    await loadAudit(null);
-    await loadChart();
-    await loadReads(null);
+    await Promise.all([loadAudit(null), loadChart(), loadReads(null)]);
   }
 
   async function passwordLogin(event) {
