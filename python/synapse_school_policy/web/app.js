@@ -96,6 +96,7 @@
       showScope();
       reloadStatus();
       renderAuditRows(lastAuditRecords);
+      $("page-no").textContent = t("page") + " " + (auditPages.length + 1);
       if (lastChart) drawChart(lastChart);
     }
   }
