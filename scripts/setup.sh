@@ -16,6 +16,10 @@ APT_PACKAGES=(
 # chromium, driven by Playwright with executable_path=/usr/bin/chromium
 # (Playwright never downloads a browser of its own here).
 APT_PACKAGES+=(chromium)
+# The observability check: promtool (Debian's prometheus package) for
+# contrib/prometheus/alerts.yml. (matrix-nio's end-to-end encryption needs
+# no Debian package: python-olm, wheel or sdist, links the libolm it bundles.)
+APT_PACKAGES+=(prometheus)
 
 log() { echo "setup: $*" >&2; }
 
@@ -81,4 +85,40 @@ if ! "$VENV/bin/python" -c "import playwright" 2>/dev/null; then
     exit 1
   fi
 fi
+
+# ---- Real-client tests (tests/test_real_clients_*.py) ---------------------
+# matrix-nio with end-to-end encryption goes into the Synapse venv; a venv
+# made before this block gets it added here too (the marker names the pin).
+CLIENT_PIP=("matrix-nio[e2e]==0.25.2" "python-olm==3.2.16")
+if [ "$(cat "$VENV/.clients" 2>/dev/null)" != "${CLIENT_PIP[*]}" ]; then
+  log "installing the real-client test packages into $VENV: ${CLIENT_PIP[*]}"
+  if ! "$VENV/bin/pip" install -q --disable-pip-version-check "${CLIENT_PIP[@]}" \
+       >"$CACHE/pip-clients.log" 2>&1; then
+    grep -v "is ignored: it is neither" "$CACHE/pip-clients.log" | tail -n 30 >&2
+    log "pip failed; the full log is $CACHE/pip-clients.log"
+    exit 1
+  fi
+  echo "${CLIENT_PIP[*]}" >"$VENV/.clients"
+fi
+# matrix-js-sdk under Node: node_modules lives in the cache, keyed by the
+# lock file, never in the checkout. The tests find it the same way
+# (js_modules() in tests/test_real_clients_js.py), or through SSP_JS_MODULES.
+if ! command -v node >/dev/null || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+  log "the matrix-js-sdk tests need Node.js 20 or newer with npm on PATH (found: $(node --version 2>/dev/null || echo none))"
+  exit 1
+fi
+JS_DIR=$CACHE/js-$(sha256sum tests/js/package-lock.json | cut -c1-16)
+if [ ! -f "$JS_DIR/.complete" ]; then
+  log "installing tests/js (matrix-js-sdk) into $JS_DIR"
+  rm -rf "$JS_DIR"
+  mkdir -p "$JS_DIR"
+  cp tests/js/package.json tests/js/package-lock.json "$JS_DIR/"
+  if ! (cd "$JS_DIR" && npm ci --no-audit --no-fund --ignore-scripts) >"$CACHE/npm-install.log" 2>&1; then
+    tail -n 30 "$CACHE/npm-install.log" >&2
+    log "npm ci failed; the full log is $CACHE/npm-install.log"
+    exit 1
+  fi
+  touch "$JS_DIR/.complete"
+fi
+# ---- end of the real-client block -------------------------------------------
 echo "$VENV"

@@ -8,6 +8,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from prometheus_client import REGISTRY
 
 from synapse_school_policy import _core
 from synapse_school_policy.reconciler import Reconciler
@@ -15,6 +16,10 @@ from synapse_school_policy.reconciler import Reconciler
 SERVER = "school.test"
 OWNER = f"@school-policy:{SERVER}"
 POLICY = "org.synapse_school_policy.room"
+
+
+def reconcile_failures() -> float:
+    return REGISTRY.get_sample_value("synapse_school_policy_reconcile_failures_total") or 0.0
 
 
 def uid(name):
@@ -149,9 +154,12 @@ def test_a_refused_action_is_retried_with_backoff_and_reported(tmp_path):
     synapse = FakeSynapse(users={uid("tina"), uid("paul")})
     synapse.refuse.add(uid("tina"))
     rec = reconciler(synapse, engine)
+    failures_before = reconcile_failures()
     asyncio.run(rec.run_once())
     s = status(engine)
     assert s["pending"] == 1
+    # Counted for the ReconcileFailing alert (contrib/prometheus/alerts.yml).
+    assert reconcile_failures() == failures_before + 1
     assert "refused invite of @tina:school.test" in s["last_error"]
     # Not due again before its backoff (1 s after the first failure).
     import time

@@ -48,6 +48,12 @@ RECONCILE_PENDING = _gauge(
     "reconcile_pending",
     "Marks of (school, user) waiting for the reconciler to bring the special rooms in line.",
 )
+RECONCILE_FAILURES = _counter(
+    "reconcile_failures",
+    "Reconciler attempts that failed (Synapse refused an action, a room was not ready); each is "
+    "retried with backoff. Store outages pause the reconciler and are not counted here.",
+    [],
+)
 STORE_CONNECTED = _gauge(
     "store_connected", "1 while the store is usable (PostgreSQL connected, or the embedded store)."
 )

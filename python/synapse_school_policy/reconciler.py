@@ -26,6 +26,7 @@ from synapse.util.async_helpers import concurrently_execute
 from synapse.util.frozenutils import unfreeze
 
 from synapse_school_policy import _core
+from synapse_school_policy.metrics import RECONCILE_FAILURES
 
 logger = logging.getLogger("synapse_school_policy.reconciler")
 
@@ -153,6 +154,7 @@ class Reconciler:
         school, user_id = mark["school"], mark["user_id"]
         delay_s = min(self._retry_max_s, 2 ** min(mark["attempts"], 20))
         error = f"{user_id or 'school'}: {type(exc).__name__}: {exc}"
+        RECONCILE_FAILURES.inc()
         logger.warning(
             "synapse_school_policy: reconciling %s in %s failed (attempt %d), retrying in %ds: %s",
             user_id or "the school's rooms", school, mark["attempts"] + 1, delay_s, error,
