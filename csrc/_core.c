@@ -1640,6 +1640,31 @@ static PyObject *Engine_roster_feed_status(EngineObject *self, PyObject *Py_UNUS
     return take_engine_string(status);
 }
 
+/* audit_view(request_json) -> response JSON text (ssp_audit_view). Called
+ * with the GIL; released around the engine call, which reads the store. */
+static PyObject *Engine_audit_view(EngineObject *self, PyObject *arg)
+{
+    const char *request;
+    Py_ssize_t len;
+    char *response = NULL;
+    ssp_error err = {0};
+    int rc;
+
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "audit_view() takes the request as a JSON str");
+        return NULL;
+    }
+    request = PyUnicode_AsUTF8AndSize(arg, &len);
+    if (request == NULL)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_audit_view(self->engine, request, (size_t)len, &response, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    return take_engine_string(response);
+}
+
 static PyObject *Engine_get_policy_event_type(EngineObject *self, void *Py_UNUSED(closure))
 {
     return PyUnicode_FromString(ssp_engine_policy_event_type(self->engine));
@@ -1694,6 +1719,8 @@ static PyMethodDef Engine_methods[] = {
      "reconcile_get_room(school, kind) -> room id or None."},
     {"reconcile_sync_config", (PyCFunction)Engine_reconcile_sync_config, METH_NOARGS,
      "reconcile_sync_config() -> number of schools whose applied config changed (marked)."},
+    {"audit_view", (PyCFunction)Engine_audit_view, METH_O,
+     "audit_view(request_json) -> JSON {\"status\": 200, \"body\": ...} or {\"status\": 403, ...}."},
     {"reconcile_status", (PyCFunction)Engine_reconcile_status, METH_NOARGS,
      "reconcile_status() -> JSON {\"schools\": {...}}."},
     {"roster_feed_start", (PyCFunction)Engine_roster_feed_start, METH_NOARGS,

@@ -438,7 +438,7 @@ json_t *ssp_audit_page(json_t *records, const char *next)
     return json_pack("{s:O, s:n}", "records", records, "next");
 }
 
-static bool matches(json_t *rec, const ssp_audit_filter *f)
+bool ssp_audit_matches(json_t *rec, const ssp_audit_filter *f)
 {
     int64_t id = (int64_t)json_integer_value(json_object_get(rec, "id"));
     int64_t ts = (int64_t)json_integer_value(json_object_get(rec, "ts"));
@@ -453,20 +453,281 @@ static bool matches(json_t *rec, const ssp_audit_filter *f)
         return false;
     if (f->school != NULL && !string_field_is(rec, "school", f->school))
         return false;
+    if (f->schools != NULL) {
+        size_t i = 0;
+
+        while (i < f->n_schools && !string_field_is(rec, "school", f->schools[i]))
+            i++;
+        if (i == f->n_schools)
+            return false;
+    }
     if (f->user != NULL && !string_field_is(rec, "actor", f->user) &&
         !string_field_is(rec, "target", f->user))
         return false;
     return true;
 }
 
+int ssp_scan_lines_backwards(int fd, off_t end, ssp_line_visitor visit, void *ctx,
+                             ssp_error *err)
+{
+    char *buf = NULL;
+    size_t cap = 0, have = 0; /* buf[0..have): the head of a line whose start is further back */
+    off_t pos = end;
+    bool tail_found = false; /* the end of the last whole line has been seen */
+    int rc = 0;
+
+    while (rc == 0) {
+        size_t chunk = pos > TAIL_CHUNK ? TAIL_CHUNK : (size_t)pos, total, j;
+        char *nl;
+
+        if (chunk == 0) {
+            /* The file's first line. */
+            if (tail_found && have > 0)
+                rc = visit(buf, have, ctx, err);
+            break;
+        }
+        if (ssp_buf_reserve(&buf, &cap, chunk + have + 1) != 0) {
+            rc = ssp_fail_nomem(err);
+            break;
+        }
+        memmove(buf + chunk, buf, have);
+        for (size_t done = 0; done < chunk;) {
+            ssize_t n = pread(fd, buf + done, chunk - done, pos - (off_t)chunk + (off_t)done);
+
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                rc = ssp_fail(err, SSP_ERR_IO, "cannot read the audit log: %s",
+                              n < 0 ? strerror(errno) : "file shrank");
+                goto done;
+            }
+            done += (size_t)n;
+        }
+        pos -= (off_t)chunk;
+        total = chunk + have;
+        if (!tail_found) {
+            /* A batch being appended right now may show as a torn tail. */
+            nl = memrchr(buf, '\n', total);
+            if (nl == NULL) {
+                have = total;
+                continue;
+            }
+            total = (size_t)(nl - buf);
+            tail_found = true;
+        }
+        j = total;
+        while (rc == 0 && (nl = memrchr(buf, '\n', j)) != NULL) {
+            size_t from = (size_t)(nl - buf) + 1;
+
+            rc = visit(buf + from, j - from, ctx, err);
+            j = (size_t)(nl - buf);
+        }
+        have = j;
+    }
+done:
+    free(buf);
+    return rc < 0 ? -1 : 0;
+}
+
+/* The id of the first whole line at or after byte `from`, and where that
+ * line starts; 0 when none parses within a chunk (end of file, damage). */
+static int64_t id_at_or_after(int fd, off_t from, off_t end, off_t *line_start)
+{
+    char buf[4096 + 1];
+    ssize_t got;
+    char *start, *stop;
+    json_t *rec;
+    int64_t id;
+
+    *line_start = end;
+    if (from > 0) {
+        /* Step to the start of the next line. */
+        for (;;) {
+            char *nl;
+
+            got = pread(fd, buf, sizeof buf - 1, from - 1);
+            if (got <= 0)
+                return 0;
+            nl = memchr(buf, '\n', (size_t)got);
+            if (nl != NULL) {
+                from = from - 1 + (nl - buf) + 1;
+                break;
+            }
+            from += got;
+            if (from >= end)
+                return 0;
+        }
+    }
+    if (from >= end)
+        return 0;
+    *line_start = from;
+    got = pread(fd, buf, sizeof buf - 1, from);
+    if (got <= 0)
+        return 0;
+    buf[got] = '\0';
+    start = buf;
+    stop = memchr(start, '\n', (size_t)got);
+    if (stop == NULL)
+        return 0; /* a line over 4 KiB: the caller narrows no further here */
+    rec = json_loadb(start, (size_t)(stop - start), 0, NULL);
+    id = rec ? (int64_t)json_integer_value(json_object_get(rec, "id")) : 0;
+    json_decref(rec);
+    return id;
+}
+
+/* Where to start scanning backwards for records with id < before_id: ids
+ * ascend through the file, so a bisection over byte offsets finds a line
+ * start at or after the last such record. */
+static off_t offset_before_id(int fd, off_t size, int64_t before_id)
+{
+    off_t lo = 0, hi = size;
+
+    while (hi - lo > TAIL_CHUNK) {
+        off_t mid = lo + (hi - lo) / 2, line_start;
+        int64_t id = id_at_or_after(fd, mid, hi, &line_start);
+
+        if (id <= 0)
+            break; /* damaged or overlong line: scan from hi, the filter skips what is newer */
+        if (id >= before_id)
+            hi = line_start;
+        else
+            lo = line_start + 1;
+    }
+    return hi;
+}
+
+/* Records are written in id order with the time of the decision, so once
+ * a scan backwards has passed `since` by this much, nothing older can
+ * match (a wall clock set back by more than this could hide records). */
+#define SINCE_SLACK_MS (10 * 60 * 1000)
+
+/* Whether `value`, quoted, occurs in the line: a test that cannot fail for
+ * a matching record when the value's JSON form is the value itself
+ * (printable ASCII without '"' and '\\'); other values always pass here
+ * and are compared after parsing. */
+static bool may_hold(const char *line, size_t len, const char *value)
+{
+    char quoted[SSP_ERROR_MESSAGE_MAX];
+    size_t n = strlen(value);
+
+    if (n + 2 > sizeof quoted)
+        return true;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)value[i];
+
+        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
+            return true;
+    }
+    quoted[0] = '"';
+    memcpy(quoted + 1, value, n);
+    quoted[n + 1] = '"';
+    return memmem(line, len, quoted, n + 2) != NULL;
+}
+
+bool ssp_audit_line_may_match(const char *line, size_t len, const ssp_audit_filter *f)
+{
+    if (f->rule != NULL && !may_hold(line, len, f->rule))
+        return false;
+    if (f->school != NULL && !may_hold(line, len, f->school))
+        return false;
+    if (f->user != NULL && !may_hold(line, len, f->user))
+        return false;
+    if (f->schools != NULL) {
+        for (size_t i = 0; i < f->n_schools; i++) {
+            if (may_hold(line, len, f->schools[i]))
+                return true;
+        }
+        return false;
+    }
+    return true;
+}
+
+typedef struct page_scan {
+    const ssp_audit_filter *filter;
+    json_t *records;
+    size_t found;
+    int64_t next_id;
+    const char *path;
+} page_scan;
+
+/* Loads one line; a line that does not load is either damaged on disk
+ * (passed over: NULL, *damaged) or was hit by a failed allocation, which
+ * must not silently drop a record (-1 with err). */
+int ssp_audit_load_line(const char *line, size_t len, const char *path, json_t **out,
+                        ssp_error *err)
+{
+    json_error_t json_err;
+
+    *out = NULL;
+    if (len == 0)
+        return 0;
+    *out = json_loadb(line, len, 0, &json_err);
+    if (*out == NULL)
+        *out = json_loadb(line, len, 0, &json_err);
+    if (*out == NULL && ssp_json_error_is_oom(&json_err))
+        return ssp_fail(err, SSP_ERR_NOMEM, "out of memory while reading %s", path);
+    return 0;
+}
+
+static int page_visit(const char *line, size_t len, void *ctx, ssp_error *err)
+{
+    page_scan *scan = ctx;
+    json_t *rec;
+
+    /* Parsing is the cost of a scan: pass over lines that cannot match. */
+    if (!ssp_audit_line_may_match(line, len, scan->filter))
+        return 0;
+    if (ssp_audit_load_line(line, len, scan->path, &rec, err) != 0)
+        return -1;
+    if (rec == NULL)
+        return 0;
+    if (scan->filter->since_ms > 0 &&
+        (int64_t)json_integer_value(json_object_get(rec, "ts")) < scan->filter->since_ms - SINCE_SLACK_MS) {
+        json_decref(rec);
+        return 1;
+    }
+    if (!ssp_audit_matches(rec, scan->filter)) {
+        json_decref(rec);
+        return 0;
+    }
+    if (scan->found == scan->filter->limit) {
+        /* One more match than the page holds: there is a next page. */
+        scan->next_id = (int64_t)json_integer_value(
+            json_object_get(json_array_get(scan->records, scan->found - 1), "id"));
+        json_decref(rec);
+        return 1;
+    }
+    if (json_array_append_new(scan->records, rec) != 0)
+        return ssp_fail_nomem(err);
+    scan->found++;
+    return 0;
+}
+
+int ssp_audit_scan(ssp_engine *engine, const ssp_audit_filter *filter, ssp_line_visitor visit,
+                   void *ctx, ssp_error *err)
+{
+    int fd = open(engine->audit.path, O_RDONLY | O_CLOEXEC);
+    off_t size, from;
+    int rc;
+
+    if (fd < 0)
+        return ssp_fail(err, SSP_ERR_IO, "cannot read %s: %s", engine->audit.path, strerror(errno));
+    size = lseek(fd, 0, SEEK_END);
+    if (size < 0) {
+        close(fd);
+        return ssp_fail(err, SSP_ERR_IO, "cannot read %s: %s", engine->audit.path, strerror(errno));
+    }
+    from = filter->before_id > 0 ? offset_before_id(fd, size, filter->before_id) : size;
+    rc = ssp_scan_lines_backwards(fd, from, visit, ctx, err);
+    close(fd);
+    return rc;
+}
+
 int ssp_audit_query(ssp_engine *engine, const ssp_audit_filter *filter, char **result_json,
                     ssp_error *err)
 {
-    FILE *file = NULL;
-    char *line = NULL;
-    size_t line_cap = 0, kept = 0, ring_start = 0, total = 0;
-    ssize_t line_len;
-    json_t **ring = NULL, *records = NULL, *result = NULL;
+    page_scan scan = {filter, NULL, 0, 0, NULL};
+    json_t *result = NULL;
     char next[32];
     int rc = -1;
 
@@ -477,72 +738,25 @@ int ssp_audit_query(ssp_engine *engine, const ssp_audit_filter *filter, char **r
         return -1;
     if (engine->pg != NULL)
         return ssp_pgstore_audit_query(engine, filter, result_json, err);
-    ring = calloc(filter->limit, sizeof *ring);
-    if (ring == NULL)
+    /* Newest first, reading the file backwards from the newest (or from the
+     * page's start, found by bisection), and stopping one match past the
+     * page: a page costs what it reads, not the size of the log. */
+    scan.path = engine->audit.path;
+    scan.records = json_array();
+    if (scan.records == NULL)
         return ssp_fail_nomem(err);
-    file = fopen(engine->audit.path, "re");
-    if (file == NULL) {
-        ssp_fail(err, SSP_ERR_IO, "cannot read %s: %s", engine->audit.path, strerror(errno));
+    if (ssp_audit_scan(engine, filter, page_visit, &scan, err) != 0)
+        goto done;
+    if (scan.next_id > 0)
+        snprintf(next, sizeof next, "%lld", (long long)scan.next_id);
+    result = ssp_audit_page(scan.records, scan.next_id > 0 ? next : NULL);
+    if (result == NULL) {
+        ssp_fail_nomem(err);
         goto done;
     }
-    /* Keep the newest `limit` matches in a ring: the file is oldest first. */
-    while ((line_len = getline(&line, &line_cap, file)) > 0) {
-        json_error_t json_err;
-        json_t *rec = json_loadb(line, (size_t)line_len, 0, &json_err);
-
-        /* The writer leaves only whole lines, so a line that does not load
-         * is either damaged on disk (passed over: nothing can be recovered
-         * from it) or was hit by a failed allocation, which must not
-         * silently drop a record: load it once more to tell which. */
-        if (rec == NULL)
-            rec = json_loadb(line, (size_t)line_len, 0, &json_err);
-        if (rec == NULL && ssp_json_error_is_oom(&json_err)) {
-            ssp_fail(err, SSP_ERR_NOMEM, "out of memory while reading %s", engine->audit.path);
-            goto done;
-        }
-        if (rec == NULL || !matches(rec, filter)) {
-            json_decref(rec);
-            continue;
-        }
-        total++;
-        if (kept < filter->limit) {
-            ring[kept++] = rec;
-        } else {
-            json_decref(ring[ring_start]);
-            ring[ring_start] = rec;
-            ring_start = (ring_start + 1) % filter->limit;
-        }
-    }
-    records = json_array();
-    if (records == NULL)
-        goto oom;
-    for (size_t i = kept; i > 0; i--) {
-        size_t slot = (ring_start + i - 1) % kept;
-
-        if (json_array_append(records, ring[slot]) != 0)
-            goto oom;
-    }
-    if (total > kept) {
-        json_t *oldest = ring[ring_start % kept];
-
-        snprintf(next, sizeof next, "%lld",
-                 (long long)json_integer_value(json_object_get(oldest, "id")));
-    }
-    result = ssp_audit_page(records, total > kept ? next : NULL);
-    if (result == NULL)
-        goto oom;
     rc = ssp_json_dump_to(result, result_json, err);
-    goto done;
-oom:
-    ssp_fail_nomem(err);
 done:
-    if (file != NULL)
-        fclose(file);
-    free(line);
-    for (size_t i = 0; i < kept; i++)
-        json_decref(ring[i]);
-    free(ring);
-    json_decref(records);
+    json_decref(scan.records);
     json_decref(result);
     return rc;
 }

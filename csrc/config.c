@@ -225,9 +225,18 @@ static int on_include_content(ssp_config *c, json_t *v, const char *path, ssp_er
     return expect_bool(v, path, &c->audit_include_content, err);
 }
 
+/* audit.readers: data-protection officers, who read every school's audit
+ * and change nothing (audit_view.c decides what each reader sees). */
+static int on_audit_readers(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_string_list(v, path, looks_like_user_id, "Matrix user ids (@user:server)",
+                              &c->audit_readers, &c->n_audit_readers, err);
+}
+
 static const key_spec AUDIT_KEYS[] = {
     {"retention_days", on_retention_days},
     {"include_content", on_include_content},
+    {"readers", on_audit_readers},
     {NULL, NULL},
 };
 
@@ -525,6 +534,11 @@ static int build_lookups(ssp_config *c, ssp_error *err)
         if (ssp_strmap_put(&c->school_by_id, c->schools[i].id, &c->schools[i], NULL) != 0)
             return ssp_fail_nomem(err);
     }
+    for (size_t i = 0; i < c->n_audit_readers; i++) {
+        if (ssp_strmap_put(&c->audit_reader_set, c->audit_readers[i], c->audit_readers[i],
+                           NULL) != 0)
+            return ssp_fail_nomem(err);
+    }
     for (size_t i = 0; i < c->n_one_way_allowed_events; i++) {
         if (ssp_strmap_put(&c->one_way_allowed_set, c->one_way_allowed_events[i],
                            c->one_way_allowed_events[i], NULL) != 0)
@@ -543,6 +557,7 @@ int ssp_config_parse(const char *json_text, size_t len, ssp_config *out, ssp_err
     ssp_strmap_init(&out->service_user_set);
     ssp_strmap_init(&out->school_by_id);
     ssp_strmap_init(&out->one_way_allowed_set);
+    ssp_strmap_init(&out->audit_reader_set);
     out->moderator_level = 50;
     out->enforce = true;
     out->strict_homeserver_config = true;
@@ -627,6 +642,8 @@ void ssp_config_destroy(ssp_config *c)
     ssp_strmap_destroy(&c->service_user_set);
     ssp_strmap_destroy(&c->school_by_id);
     ssp_strmap_destroy(&c->one_way_allowed_set);
+    ssp_strmap_destroy(&c->audit_reader_set);
+    free_string_list(c->audit_readers, c->n_audit_readers);
     memset(c, 0, sizeof *c);
 }
 

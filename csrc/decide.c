@@ -139,6 +139,11 @@ static const char *message_for(ssp_rule rule, bool about_target)
     }
 }
 
+const char *ssp_rule_message(ssp_rule rule)
+{
+    return message_for(rule, false);
+}
+
 static bool callback_touches_room(ssp_callback cb)
 {
     return cb == SSP_CB_USER_MAY_JOIN_ROOM || cb == SSP_CB_USER_MAY_INVITE ||

@@ -65,7 +65,7 @@
         }                                                                                         \
     } while (0)
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define MIGRATION_LOCK_KEY 7240571810012711LL /* pg_advisory_xact_lock key for migrations */
 #define RECONNECT_MS 1000
 #define IDLE_WAIT_MS 1000
@@ -227,6 +227,22 @@ static const char *const MIGRATIONS[SCHEMA_VERSION] = {
     "  FOR EACH ROW EXECUTE FUNCTION school_policy.roster_reconcile_mark();"
     "CREATE TRIGGER roster_reconcile_truncated AFTER TRUNCATE ON school_policy.roster"
     "  FOR EACH STATEMENT EXECUTE FUNCTION school_policy.roster_reconcile_mark();",
+    /* 3: the audit page: the read log, and indexes for a school's pages by
+     * rule and for the chart's counts per rule over time (index-only) */
+    "CREATE TABLE school_policy.audit_reads ("
+    "  id bigserial PRIMARY KEY,"
+    "  ts timestamptz NOT NULL,"
+    "  reader text NOT NULL,"
+    "  access text NOT NULL,"
+    "  op text NOT NULL,"
+    "  query jsonb NOT NULL,"
+    "  schools jsonb," /* NULL: every school */
+    "  worker text NOT NULL);"
+    "CREATE INDEX audit_reads_ts ON school_policy.audit_reads (ts);"
+    "CREATE INDEX audit_reads_schools ON school_policy.audit_reads USING gin (schools);"
+    "CREATE INDEX audit_school_ts ON school_policy.audit (school, ts) INCLUDE (rule);"
+    "CREATE INDEX audit_school_rule ON school_policy.audit (school, rule, id);"
+    "CREATE INDEX audit_rule ON school_policy.audit (rule, id);",
 };
 
 static const char AUDIT_INSERT_SQL[] =
@@ -1694,9 +1710,10 @@ int ssp_pgstore_audit_query(ssp_engine *engine, const ssp_audit_filter *f, char 
 {
     ssp_pgstore *pg = engine->pg;
     char since[32], until[32], before[32], limit[32];
-    const char *params[7];
+    const char *params[8];
     PGresult *res = NULL;
     json_t *records = NULL, *result = NULL;
+    char *schools = NULL;
     int rows, rc = -1;
 
     snprintf(since, sizeof since, "%lld", (long long)f->since_ms);
@@ -1710,6 +1727,21 @@ int ssp_pgstore_audit_query(ssp_engine *engine, const ssp_audit_filter *f, char 
     params[4] = f->user;
     params[5] = before;
     params[6] = limit;
+    if (f->schools != NULL) {
+        json_t *list = json_array();
+
+        for (size_t i = 0; list != NULL && i < f->n_schools; i++) {
+            if (json_array_append_new(list, json_string(f->schools[i])) != 0) {
+                json_decref(list);
+                list = NULL;
+            }
+        }
+        schools = list ? ssp_json_dumps_checked(list) : NULL;
+        json_decref(list);
+        if (schools == NULL)
+            return ssp_fail_nomem(err);
+    }
+    params[7] = schools;
     pthread_mutex_lock(&pg->query_mutex);
     res = query(pg,
                 "SELECT id, (extract(epoch FROM ts) * 1000)::bigint, rule, callback, enforced,"
@@ -1720,9 +1752,11 @@ int ssp_pgstore_audit_query(ssp_engine *engine, const ssp_audit_filter *f, char 
                 " AND ($3::text IS NULL OR rule = $3) AND ($4::text IS NULL OR school = $4)"
                 " AND ($5::text IS NULL OR actor = $5 OR target = $5)"
                 " AND ($6::bigint = 0 OR id < $6::bigint)"
+                " AND ($8::json IS NULL OR school = ANY (ARRAY(SELECT json_array_elements_text($8::json))))"
                 " ORDER BY id DESC LIMIT $7::bigint",
-                7, params, PGRES_TUPLES_OK, err);
+                8, params, PGRES_TUPLES_OK, err);
     pthread_mutex_unlock(&pg->query_mutex);
+    free(schools);
     if (res == NULL)
         return -1;
     rows = PQntuples(res);
@@ -1765,6 +1799,162 @@ done:
     CLEARPGRES(res);
     json_decref(records);
     json_decref(result);
+    return rc;
+}
+
+static PGresult *locked_query(ssp_pgstore *pg, const char *sql, int n, const char *const *params,
+                              ExecStatusType want, ssp_error *err);
+static int locked_exec(ssp_pgstore *pg, const char *sql, int n, const char *const *params,
+                       ExecStatusType want, ssp_error *err);
+
+/* [caller thread] Counts per (bucket, rule). Bucket starts are aligned to
+ * `since`; the (school, ts) index holds the rule, so a school's counts are
+ * an index-only scan of its records in the range. */
+int ssp_pgstore_audit_chart(ssp_engine *engine, const ssp_audit_filter *f, int64_t bucket_ms,
+                            json_t **rows, ssp_error *err)
+{
+    ssp_pgstore *pg = engine->pg;
+    char since[32], until[32], bucket[32];
+    const char *params[7];
+    char *schools = NULL;
+    PGresult *res;
+    int rc = -1;
+
+    *rows = NULL;
+    snprintf(since, sizeof since, "%lld", (long long)f->since_ms);
+    snprintf(until, sizeof until, "%lld", (long long)f->until_ms);
+    snprintf(bucket, sizeof bucket, "%lld", (long long)bucket_ms);
+    if (f->schools != NULL) {
+        json_t *list = json_array();
+
+        for (size_t i = 0; list != NULL && i < f->n_schools; i++) {
+            if (json_array_append_new(list, json_string(f->schools[i])) != 0) {
+                json_decref(list);
+                list = NULL;
+            }
+        }
+        schools = list ? ssp_json_dumps_checked(list) : NULL;
+        json_decref(list);
+        if (schools == NULL)
+            return ssp_fail_nomem(err);
+    }
+    params[0] = since;
+    params[1] = until;
+    params[2] = bucket;
+    params[3] = f->rule;
+    params[4] = f->school;
+    params[5] = f->user;
+    params[6] = schools;
+    res = locked_query(pg,
+                       "SELECT $1::bigint + ((extract(epoch FROM ts) * 1000)::bigint - $1::bigint)"
+                       "   / $3::bigint * $3::bigint AS b, rule, count(*)"
+                       " FROM school_policy.audit"
+                       " WHERE ts >= timestamptz 'epoch' + $1::bigint * interval '1 ms'"
+                       " AND ts < timestamptz 'epoch' + $2::bigint * interval '1 ms'"
+                       " AND ($4::text IS NULL OR rule = $4) AND ($5::text IS NULL OR school = $5)"
+                       " AND ($6::text IS NULL OR actor = $6 OR target = $6)"
+                       " AND ($7::json IS NULL OR school = ANY (ARRAY(SELECT json_array_elements_text($7::json))))"
+                       " GROUP BY 1, 2 ORDER BY 1, 2",
+                       7, params, PGRES_TUPLES_OK, err);
+    free(schools);
+    if (res == NULL)
+        return -1;
+    *rows = json_array();
+    if (*rows == NULL)
+        goto oom;
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (json_array_append_new(*rows, json_pack("[I, s, I]",
+                                                   (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10),
+                                                   PQgetvalue(res, i, 1),
+                                                   (json_int_t)strtoll(PQgetvalue(res, i, 2), NULL, 10))) != 0)
+            goto oom;
+    }
+    rc = 0;
+    goto done;
+oom:
+    ssp_fail_nomem(err);
+    json_decref(*rows);
+    *rows = NULL;
+done:
+    CLEARPGRES(res);
+    return rc;
+}
+
+/* [caller thread] One read-log row, committed before return. */
+int ssp_pgstore_reads_append(ssp_engine *engine, json_t *record, ssp_error *err)
+{
+    char *text = ssp_json_dumps_checked(record);
+    const char *params[1] = {text};
+    int rc;
+
+    if (text == NULL)
+        return ssp_fail_nomem(err);
+    rc = locked_exec(engine->pg,
+                     "INSERT INTO school_policy.audit_reads (ts, reader, access, op, query, schools,"
+                     " worker) SELECT timestamptz 'epoch' + (r->>'ts')::bigint * interval '1 ms',"
+                     " r->>'reader', r->>'access', r->>'op', r->'query', NULLIF(r->'schools', 'null'::jsonb),"
+                     " r->>'worker' FROM (SELECT $1::jsonb AS r) s",
+                     1, params, PGRES_COMMAND_OK, err);
+    free(text);
+    return rc;
+}
+
+/* [caller thread] A page of the read log, newest first. */
+int ssp_pgstore_reads_query(ssp_engine *engine, const char *schools_json, int64_t since_ms,
+                            int64_t until_ms, int64_t before_id, size_t limit, json_t **page,
+                            ssp_error *err)
+{
+    char since[32], until[32], before[32], lim[32];
+    const char *params[5] = {since, until, before, lim, schools_json};
+    PGresult *res;
+    json_t *records = NULL;
+    int rows, rc = -1;
+
+    *page = NULL;
+    snprintf(since, sizeof since, "%lld", (long long)since_ms);
+    snprintf(until, sizeof until, "%lld", (long long)until_ms);
+    snprintf(before, sizeof before, "%lld", (long long)before_id);
+    snprintf(lim, sizeof lim, "%zu", limit + 1);
+    res = locked_query(engine->pg,
+                       "SELECT json_build_object('id', id, 'ts', (extract(epoch FROM ts) * 1000)::bigint,"
+                       " 'reader', reader, 'access', access, 'op', op, 'query', query,"
+                       " 'schools', schools, 'worker', worker)::text"
+                       " FROM school_policy.audit_reads"
+                       " WHERE ($1::bigint = 0 OR ts >= timestamptz 'epoch' + $1::bigint * interval '1 ms')"
+                       " AND ($2::bigint = 0 OR ts < timestamptz 'epoch' + $2::bigint * interval '1 ms')"
+                       " AND ($3::bigint = 0 OR id < $3::bigint)"
+                       " AND ($5::jsonb IS NULL OR schools ?| ARRAY(SELECT jsonb_array_elements_text($5::jsonb)))"
+                       " ORDER BY id DESC LIMIT $4::bigint",
+                       5, params, PGRES_TUPLES_OK, err);
+    if (res == NULL)
+        return -1;
+    rows = PQntuples(res);
+    records = json_array();
+    if (records == NULL)
+        goto oom;
+    for (int i = 0; i < rows && (size_t)i < limit; i++) {
+        json_t *rec = json_loads(PQgetvalue(res, i, 0), 0, NULL);
+
+        if (rec == NULL || json_array_append_new(records, rec) != 0)
+            goto oom;
+    }
+    {
+        char next[32];
+
+        if ((size_t)rows > limit)
+            snprintf(next, sizeof next, "%lld", (long long)json_integer_value(json_object_get(
+                                                     json_array_get(records, limit - 1), "id")));
+        *page = ssp_audit_page(records, (size_t)rows > limit ? next : NULL);
+    }
+    if (*page == NULL)
+        goto oom;
+    rc = 0;
+    goto done;
+oom:
+    ssp_fail_nomem(err);
+done:
+    CLEARPGRES(res);
+    json_decref(records);
     return rc;
 }
 

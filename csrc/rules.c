@@ -1,7 +1,7 @@
 /* The stable rule ids and callback names: the one place they are spelled. */
 #include <string.h>
 
-#include "ssp.h"
+#include "ssp_private.h"
 
 static const char *const RULE_IDS[SSP_RULE__COUNT] = {
     [SSP_RULE_NONE] = "",
@@ -58,4 +58,87 @@ const char *ssp_callback_name(ssp_callback cb)
     if ((unsigned)cb >= SSP_CB__COUNT)
         return NULL;
     return CALLBACK_NAMES[cb];
+}
+
+/* Plain-language names of the rules for the audit page, and the German
+ * version of the message a client gets (decide.c holds the English one).
+ * Index: ssp_rule. */
+static const char *const RULE_NAMES_EN[SSP_RULE__COUNT] = {
+    [SSP_RULE_NONE] = "",
+    [SSP_RULE_NOT_ON_ROSTER] = "Not on the school roster",
+    [SSP_RULE_SCHOOL_NOT_ENABLED] = "School has not enabled the messenger",
+    [SSP_RULE_ROOM_SCHOOL_NOT_ENABLED] = "Room of a school without the messenger",
+    [SSP_RULE_ONE_WAY] = "One-way channel",
+    [SSP_RULE_POWER_LEVELS_LOCKED] = "Power levels are managed",
+    [SSP_RULE_POLICY_EVENT_LOCKED] = "Room settings are managed",
+    [SSP_RULE_NO_SHARED_ROOM] = "No shared class or team",
+    [SSP_RULE_ROOM_CREATION_FORBIDDEN] = "Group room creation not allowed",
+    [SSP_RULE_PUBLIC_ROOM_FORBIDDEN] = "Public room not allowed",
+    [SSP_RULE_GUEST_ACCESS_FORBIDDEN] = "Guest access not allowed",
+    [SSP_RULE_PUBLISH_FORBIDDEN] = "Room directory not allowed",
+    [SSP_RULE_ALIAS_FORBIDDEN] = "Room address not allowed",
+    [SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN] = "Email or phone invite not allowed",
+    [SSP_RULE_JOIN_FORBIDDEN] = "Join without invite not allowed",
+    [SSP_RULE_FEDERATION_FORBIDDEN] = "Other servers not allowed",
+    [SSP_RULE_STAFF_ONLY] = "Teachers' room is staff only",
+};
+
+static const char *const RULE_NAMES_DE[SSP_RULE__COUNT] = {
+    [SSP_RULE_NONE] = "",
+    [SSP_RULE_NOT_ON_ROSTER] = "Nicht im Schulverzeichnis",
+    [SSP_RULE_SCHOOL_NOT_ENABLED] = "Messenger für die Schule nicht freigeschaltet",
+    [SSP_RULE_ROOM_SCHOOL_NOT_ENABLED] = "Raum einer Schule ohne Messenger",
+    [SSP_RULE_ONE_WAY] = "Einweg-Kanal",
+    [SSP_RULE_POWER_LEVELS_LOCKED] = "Berechtigungen werden verwaltet",
+    [SSP_RULE_POLICY_EVENT_LOCKED] = "Raumeinstellungen werden verwaltet",
+    [SSP_RULE_NO_SHARED_ROOM] = "Keine gemeinsame Klasse oder Gruppe",
+    [SSP_RULE_ROOM_CREATION_FORBIDDEN] = "Gruppenraum anlegen nicht erlaubt",
+    [SSP_RULE_PUBLIC_ROOM_FORBIDDEN] = "Öffentlicher Raum nicht erlaubt",
+    [SSP_RULE_GUEST_ACCESS_FORBIDDEN] = "Gastzugang nicht erlaubt",
+    [SSP_RULE_PUBLISH_FORBIDDEN] = "Raumverzeichnis nicht erlaubt",
+    [SSP_RULE_ALIAS_FORBIDDEN] = "Raumadresse nicht erlaubt",
+    [SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN] = "Einladung per E-Mail oder Telefon nicht erlaubt",
+    [SSP_RULE_JOIN_FORBIDDEN] = "Beitritt ohne Einladung nicht erlaubt",
+    [SSP_RULE_FEDERATION_FORBIDDEN] = "Andere Server nicht erlaubt",
+    [SSP_RULE_STAFF_ONLY] = "Lehrerzimmer nur für Lehrkräfte",
+};
+
+static const char *const RULE_MESSAGES_DE[SSP_RULE__COUNT] = {
+    [SSP_RULE_NONE] = "",
+    [SSP_RULE_NOT_ON_ROSTER] =
+        "Du stehst in keinem Schulverzeichnis und kannst den Messenger daher nicht nutzen.",
+    [SSP_RULE_SCHOOL_NOT_ENABLED] = "Der Messenger ist für deine Schule nicht freigeschaltet.",
+    [SSP_RULE_ROOM_SCHOOL_NOT_ENABLED] =
+        "Dieser Raum gehört zu einer Schule, deren Messenger nicht freigeschaltet ist.",
+    [SSP_RULE_ONE_WAY] = "In diesem Kanal können nur Lehrkräfte schreiben.",
+    [SSP_RULE_POWER_LEVELS_LOCKED] = "Die Berechtigungen in Schulräumen verwaltet die Schule.",
+    [SSP_RULE_POLICY_EVENT_LOCKED] = "Die Schuleinstellungen dieses Raums verwaltet die Schule.",
+    [SSP_RULE_NO_SHARED_ROOM] =
+        "Du kannst nur Personen erreichen, mit denen du eine Klasse oder Gruppe teilst.",
+    [SSP_RULE_ROOM_CREATION_FORBIDDEN] =
+        "An deiner Schule kannst du keine Gruppenräume anlegen; Direktchats sind möglich.",
+    [SSP_RULE_PUBLIC_ROOM_FORBIDDEN] = "Räume können nicht öffentlich gemacht werden.",
+    [SSP_RULE_GUEST_ACCESS_FORBIDDEN] = "Räume können nicht für Gäste geöffnet werden.",
+    [SSP_RULE_PUBLISH_FORBIDDEN] = "Räume können nicht im Raumverzeichnis veröffentlicht werden.",
+    [SSP_RULE_ALIAS_FORBIDDEN] = "Raumadressen (Aliase) können nicht angelegt werden.",
+    [SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN] =
+        "Einladungen per E-Mail oder Telefonnummer sind nicht möglich.",
+    [SSP_RULE_JOIN_FORBIDDEN] =
+        "Den Räumen deiner Schule kannst du nur mit einer Einladung beitreten.",
+    [SSP_RULE_FEDERATION_FORBIDDEN] = "Nutzer anderer Server können hier niemanden erreichen.",
+    [SSP_RULE_STAFF_ONLY] = "Das Lehrerzimmer ist nur für Lehrkräfte und Schulleitung der Schule.",
+};
+
+const char *ssp_rule_name(ssp_rule rule, bool german)
+{
+    if ((unsigned)rule >= SSP_RULE__COUNT)
+        return "";
+    return german ? RULE_NAMES_DE[rule] : RULE_NAMES_EN[rule];
+}
+
+const char *ssp_rule_message_de(ssp_rule rule)
+{
+    if ((unsigned)rule >= SSP_RULE__COUNT)
+        return "";
+    return RULE_MESSAGES_DE[rule];
 }

@@ -416,6 +416,10 @@ typedef struct ssp_audit_filter {
     const char *user;   /* NULL: any; matches actor or target */
     size_t limit;       /* 1..1000 */
     int64_t before_id;  /* 0: from the newest; otherwise records with a smaller id */
+    /* NULL: any school; otherwise only records of one of these n_schools
+     * schools (a school admin's scope, forced by audit_view.c) */
+    const char *const *schools;
+    size_t n_schools;
 } ssp_audit_filter;
 
 /* Queries the audit log, newest first. *result_json receives
@@ -423,6 +427,20 @@ typedef struct ssp_audit_filter {
  * I/O and waits for queued records to be written first. */
 int ssp_audit_query(ssp_engine *engine, const ssp_audit_filter *filter, char **result_json,
                     ssp_error *err);
+
+/* The audit for readers in a browser or through the admin API
+ * (audit_view.c): who may read which school's records, the read log, the
+ * chart's aggregate and the rule names. `request` is JSON:
+ *   {"op": "access" | "audit" | "chart" | "reads" | "status" | "rules" | "write",
+ *    "reader": "@user:server", "server_admin": bool, "query": {...}}
+ * where query holds since, until, from, limit, bucket (integers) and rule,
+ * school, user (strings), each optional. *response_json receives
+ * {"status": 200, "body": {...}} or {"status": 403, "error": "..."} (caller
+ * frees). Bad input fails with SSP_ERR_INPUT naming the field; a store that
+ * cannot record the read fails with SSP_ERR_IO and nothing is returned.
+ * Blocks on disk or the database. */
+int ssp_audit_view(ssp_engine *engine, const char *request, size_t len, char **response_json,
+                   ssp_error *err);
 
 /* Waits until every queued audit record is on disk. */
 int ssp_audit_flush(ssp_engine *engine, ssp_error *err);

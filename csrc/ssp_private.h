@@ -97,6 +97,10 @@ typedef struct ssp_config {
     ssp_strmap service_user_set;
     ssp_strmap school_by_id;
     ssp_strmap one_way_allowed_set;
+    /* audit.readers: read every school's audit, change nothing */
+    char **audit_readers;
+    size_t n_audit_readers;
+    ssp_strmap audit_reader_set;
 } ssp_config;
 
 #define SSP_DEFAULT_POLICY_EVENT_TYPE "org.synapse_school_policy.room"
@@ -292,6 +296,41 @@ void ssp_pgstore_close(ssp_engine *engine);
  * which pushes them to PostgreSQL in order. Caller holds write_mutex. */
 int ssp_pgstore_append_roster(ssp_pgstore *pg, const ssp_roster_change *changes, size_t n,
                               ssp_error *err);
+/* audit_view.c's store calls on PostgreSQL [caller thread]: the chart's
+ * counts per (bucket, rule) as [[bucket_start_ms, "rule", n], ...] ordered
+ * by bucket and rule; one read-log record appended (durable on return);
+ * a page of the read log, newest first, confined to `schools` (a JSON
+ * array text) unless NULL. */
+int ssp_pgstore_audit_chart(ssp_engine *engine, const ssp_audit_filter *filter,
+                            int64_t bucket_ms, json_t **rows, ssp_error *err);
+int ssp_pgstore_reads_append(ssp_engine *engine, json_t *record, ssp_error *err);
+int ssp_pgstore_reads_query(ssp_engine *engine, const char *schools_json, int64_t since_ms,
+                            int64_t until_ms, int64_t before_id, size_t limit, json_t **page,
+                            ssp_error *err);
+/* Whole lines of fd in [0, end), last first, each without its newline; an
+ * unterminated tail is passed over. visit returns 0 to go on, 1 to stop, -1
+ * to fail (with err set). Returns -1 on failure, else 0. */
+typedef int (*ssp_line_visitor)(const char *line, size_t len, void *ctx, ssp_error *err);
+int ssp_scan_lines_backwards(int fd, off_t end, ssp_line_visitor visit, void *ctx,
+                             ssp_error *err);
+/* Scans the embedded store's audit.jsonl backwards from the newest record
+ * (or from where records older than filter->before_id end). */
+int ssp_audit_scan(ssp_engine *engine, const ssp_audit_filter *filter, ssp_line_visitor visit,
+                   void *ctx, ssp_error *err);
+/* Parses one jsonl line: *out NULL for an empty or damaged line; -1 only
+ * when out of memory. */
+int ssp_audit_load_line(const char *line, size_t len, const char *path, json_t **out,
+                        ssp_error *err);
+/* A cheap test on the raw line: false only when no record of that line
+ * can pass the filter's rule, school(s) and user (audit.c). */
+bool ssp_audit_line_may_match(const char *line, size_t len, const ssp_audit_filter *filter);
+/* The filter's test of one parsed audit record (audit.c). */
+bool ssp_audit_matches(json_t *rec, const ssp_audit_filter *filter);
+/* The message a client gets for a rule (decide.c), in English. */
+const char *ssp_rule_message(ssp_rule rule);
+/* The rule's short name and its client message in German (rules.c). */
+const char *ssp_rule_name(ssp_rule rule, bool german);
+const char *ssp_rule_message_de(ssp_rule rule);
 int ssp_pgstore_audit_query(ssp_engine *engine, const ssp_audit_filter *filter,
                             char **result_json, ssp_error *err);
 int ssp_pgstore_audit_purge(ssp_engine *engine, int64_t older_than_ms, uint64_t *deleted,
@@ -419,6 +458,9 @@ struct ssp_engine {
      * denials are audited at most once per user per SSP_EXPIRY_AUDIT_MS.
      * A slot remembers the last audited user by hash; a collision only
      * costs an extra record, never a missing one. */
+    /* the embedded store's read log (audit_view.c): appends serialised */
+    pthread_mutex_t reads_mutex;
+    int64_t reads_next_id; /* 0: not known yet (read from the file at first use) */
     pthread_mutex_t expiry_mutex;
     struct ssp_expiry_slot {
         uint64_t user_hash;

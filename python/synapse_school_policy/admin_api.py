@@ -1,8 +1,10 @@
 """The admin REST API under /_synapse/client/school_policy/v1.
 
-Only service users and server admins may call it. Request bodies are
-validated by the engine, whose messages name the bad field; anything that
-touches the disk runs in a thread so the reactor never waits on it.
+Who may call what is the engine's decision (Engine.audit_view): service
+users and server admins everything; audit readers and school admins the
+read endpoints, a school admin confined to their schools. Request bodies
+are validated by the engine, whose messages name the bad field; anything
+that touches the disk runs in a thread so the reactor never waits on it.
 """
 from __future__ import annotations
 
@@ -44,8 +46,18 @@ class AdminResource(DirectServeJsonResource):
             ("DELETE", _USER_PATH, self._delete_user),
             ("POST", re.compile(r"^/roster$"), self._post_roster),
             ("GET", re.compile(r"^/audit$"), self._get_audit),
+            ("GET", re.compile(r"^/audit/chart$"), self._get_chart),
+            ("GET", re.compile(r"^/audit/reads$"), self._get_reads),
             ("GET", re.compile(r"^/status$"), self._get_status),
+            ("GET", re.compile(r"^/rules$"), self._get_rules),
+            ("GET", re.compile(r"^/me$"), self._get_me),
         ]
+        # Routes that read (the engine decides per reader what they see);
+        # every other route writes and needs a service user or server admin.
+        self._read_routes = {
+            self._get_audit, self._get_chart, self._get_reads, self._get_status,
+            self._get_rules, self._get_me,
+        }
 
     async def _async_render_GET(self, request: Any) -> tuple[int, Any]:
         return await self._route(request, "GET")
@@ -60,7 +72,9 @@ class AdminResource(DirectServeJsonResource):
         return await self._route(request, "DELETE")
 
     async def _route(self, request: Any, method: str) -> tuple[int, Any]:
-        await self._authorise(request)
+        # get_user_by_req raises the 401 M_MISSING_TOKEN / M_UNKNOWN_TOKEN errors.
+        requester = await self._api.get_user_by_req(request)
+        reader = requester.user.to_string()
         path = _text(request.path, "path")[len(ADMIN_API_PREFIX):]
         path_known = False
         for route_method, pattern, handler in self._routes:
@@ -69,20 +83,26 @@ class AdminResource(DirectServeJsonResource):
                 continue
             path_known = True
             if route_method == method:
+                if handler not in self._read_routes:
+                    await self._view(reader, "write", {})
+                    return await handler(request, match)
+                request.school_policy_reader = reader
                 return await handler(request, match)
         if path_known:
             raise SynapseError(405, f"{method} is not supported on {path}", Codes.UNRECOGNIZED)
         raise SynapseError(404, f"No such endpoint: {path}", Codes.UNRECOGNIZED)
 
-    async def _authorise(self, request: Any) -> None:
-        # get_user_by_req raises the 401 M_MISSING_TOKEN / M_UNKNOWN_TOKEN errors.
-        requester = await self._api.get_user_by_req(request)
-        user_id = requester.user.to_string()
-        if user_id in self._service_users or await self._api.is_user_admin(user_id):
-            return
-        raise SynapseError(
-            403, "Only service users and server admins may use this API", Codes.FORBIDDEN
+    async def _view(self, reader: str, op: str, query: dict[str, Any]) -> Any:
+        """Asks the engine (in a thread: it may read the store and records
+        every read) and turns its 403 into Synapse's error."""
+        server_admin = await self._api.is_user_admin(reader)
+        request = json.dumps(
+            {"op": op, "reader": reader, "server_admin": bool(server_admin), "query": query}
         )
+        answer = json.loads(await self._in_thread(self._engine.audit_view, request))
+        if answer["status"] != 200:
+            raise SynapseError(answer["status"], answer["error"], Codes.FORBIDDEN)
+        return answer["body"]
 
     async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -123,33 +143,52 @@ class AdminResource(DirectServeJsonResource):
         return 200, {"upserted": upserted}
 
     async def _get_audit(self, request: Any, match: Any) -> tuple[int, Any]:
-        args = request.args
-        query = {
-            "since": _int_param(args, "since", 0),
-            "until": _int_param(args, "until", 0),
-            "limit": _int_param(args, "limit", 100, 1, 1000),
-            "before": _int_param(args, "from", 0),
-            "rule": _str_param(args, "rule"),
-            "school": _str_param(args, "school"),
-            "user": _str_param(args, "user"),
-        }
-        if query["rule"] is not None and query["rule"] not in _core.RULE_IDS:
-            raise SynapseError(
-                400, f"rule: unknown rule id {query['rule']!r}", Codes.INVALID_PARAM
-            )
-        result = await self._in_thread(lambda: self._engine.audit_query(**query))
-        return 200, json.loads(result)
+        query = _audit_query(request.args, ("since", "until", "limit", "from"),
+                             ("rule", "school", "user"))
+        return 200, await self._view(request.school_policy_reader, "audit", query)
+
+    async def _get_chart(self, request: Any, match: Any) -> tuple[int, Any]:
+        query = _audit_query(request.args, ("since", "until", "bucket"), ("rule", "school", "user"))
+        return 200, await self._view(request.school_policy_reader, "chart", query)
+
+    async def _get_reads(self, request: Any, match: Any) -> tuple[int, Any]:
+        query = _audit_query(request.args, ("since", "until", "limit", "from"), ())
+        return 200, await self._view(request.school_policy_reader, "reads", query)
 
     async def _get_status(self, request: Any, match: Any) -> tuple[int, Any]:
         # With PostgreSQL this reads the shared tables, so any worker answers
         # for the reconciler on the background-tasks process.
-        status = json.loads(await self._in_thread(self._engine.reconcile_status))
-        # The roster feed runs on the background-tasks process; elsewhere it
-        # shows state "not_running_here" (docs/roster-feed.md).
-        feed = json.loads(self._engine.roster_feed_status())
-        if feed is not None:
-            status["roster_feed"] = feed
-        return 200, status
+        return 200, await self._view(request.school_policy_reader, "status", {})
+
+    async def _get_rules(self, request: Any, match: Any) -> tuple[int, Any]:
+        return 200, await self._view(request.school_policy_reader, "rules", {})
+
+    async def _get_me(self, request: Any, match: Any) -> tuple[int, Any]:
+        return 200, await self._view(request.school_policy_reader, "access", {})
+
+
+_INT_RANGES = {"limit": (100, 1, 1000), "bucket": (0, 60000, _INT64_MAX)}
+
+
+def _audit_query(
+    args: dict[bytes, list[bytes]], ints: tuple[str, ...], strings: tuple[str, ...]
+) -> dict[str, Any]:
+    """The query parameters the endpoint takes, syntax-checked; the engine
+    checks the meaning (rule ids, ranges between parameters) and the
+    reader's scope. Unknown parameters are ignored, as before."""
+    query: dict[str, Any] = {}
+    for name in ints:
+        default, low, high = _INT_RANGES.get(name, (0, 0, _INT64_MAX))
+        value = _int_param(args, name, default, low, high)
+        if value != 0:
+            query[name] = value
+    for name in strings:
+        text = _str_param(args, name)
+        if text:
+            if "\0" in text:
+                raise SynapseError(400, f"{name}: contains a NUL character", Codes.INVALID_PARAM)
+            query[name] = text
+    return query
 
 
 def _text(raw: bytes, name: str) -> str:

@@ -18,6 +18,7 @@ from synapse.util.frozenutils import unfreeze
 from synapse_school_policy import _core, homeserver_check, roster_feed, synapse_compat
 from synapse_school_policy.admin_api import ADMIN_API_PREFIX, AdminResource
 from synapse_school_policy.config import PolicyConfig, parse_config
+from synapse_school_policy.page import PAGE_PREFIX, PageResource
 from synapse_school_policy.metrics import DECISIONS, bind_engine_gauges, bind_store_gauges
 from synapse_school_policy.reconciler import POLL_MS as RECONCILE_POLL_MS
 from synapse_school_policy.reconciler import Reconciler
@@ -110,6 +111,7 @@ class SchoolPolicy:
         api.register_web_resource(
             ADMIN_API_PREFIX, AdminResource(api, self._engine, config.service_users)
         )
+        api.register_web_resource(PAGE_PREFIX, PageResource())  # the audit page (docs/audit.md)
         # Queued audit records must reach the disk before the process exits.
         from twisted.internet import reactor
 

@@ -1089,6 +1089,69 @@ out:
     tu_teardown(&fx);
 }
 
+/* The audit for readers: resolving the reader's scope, recording the read,
+ * querying, counting for the chart. Every allocation failure is an error
+ * (or a success with a valid answer), never a crash or a leak. */
+static void chaos_audit_view_fails_cleanly_at_every_allocation(void)
+{
+    static const char *const requests[] = {
+        "{\"op\": \"audit\", \"reader\": \"@head:school.example\", \"server_admin\": false,"
+        " \"query\": {\"limit\": 3}}",
+        "{\"op\": \"chart\", \"reader\": \"@head:school.example\", \"server_admin\": false,"
+        " \"query\": {\"since\": 1, \"until\": 9999999999999, \"bucket\": 86400000000}}",
+        "{\"op\": \"reads\", \"reader\": \"@head:school.example\", \"server_admin\": false}",
+        "{\"op\": \"status\", \"reader\": \"@head:school.example\", \"server_admin\": false}",
+        "{\"op\": \"rules\", \"reader\": \"@sync:school.example\", \"server_admin\": false}",
+    };
+    static const char roster[] = "{\"users\": [{\"user_id\": \"@head:school.example\","
+                                 " \"schools\": [{\"school\": \"gym-sued\", \"role\": \"admin\"}]},"
+                                 " {\"user_id\": \"@zoe:school.example\","
+                                 " \"schools\": [{\"school\": \"gym-sued\", \"role\": \"student\"}]}]}";
+    tu_fixture fx;
+    size_t upserted;
+
+    if (!tu_setup(&fx, FULL_CONFIG_MEMBERS))
+        goto out;
+    REQUIRE_OK(ssp_roster_upsert_batch(fx.engine, roster, sizeof roster - 1, &upserted, &fx.err), fx.err);
+    for (int i = 0; i < 5; i++)
+        deny_login(fx.engine, "@zoe:school.example");
+    for (size_t r = 0; r < sizeof requests / sizeof requests[0]; r++) {
+        outcomes o;
+        long n;
+
+        memset(&o, 0, sizeof o);
+        for (n = 1; n <= MAX_RUNS; n++) {
+            char *text = NULL;
+            int rc;
+
+            memset(&fx.err, 0, sizeof fx.err);
+            arm(n);
+            rc = ssp_audit_view(fx.engine, requests[r], strlen(requests[r]), &text, &fx.err);
+            disarm();
+            if (rc == 0) {
+                json_t *result = json_loads(text, 0, NULL);
+
+                if (result == NULL && chaos_hit != HIT_JANSSON)
+                    CHECK_FAIL("request %zu N=%ld: the result is not JSON: %s", r, n, text);
+                json_decref(result);
+                free(text);
+            } else {
+                CHECK(text == NULL);
+            }
+            if (chaos_hit == HIT_NONE) {
+                CHECK_INT_EQ(rc, 0);
+                break;
+            }
+            judge(&o, n, rc, &fx.err);
+        }
+        o.runs = n - 1;
+        CHECK(n > 1 && n <= MAX_RUNS);
+        report("ssp_audit_view", &o);
+    }
+out:
+    tu_teardown(&fx);
+}
+
 static void chaos_audit_query_never_drops_records_when_memory_runs_out(void)
 {
     /* Under memory pressure a query may fail, but when it succeeds it must
@@ -1265,6 +1328,7 @@ int main(void)
     RUN(chaos_decision_does_not_change_when_the_audit_record_cannot_be_allocated);
     RUN(chaos_audit_query_fails_cleanly_at_every_allocation);
     RUN(chaos_audit_query_never_drops_records_when_memory_runs_out);
+    RUN(chaos_audit_view_fails_cleanly_at_every_allocation);
     RUN(chaos_jansson_running_out_of_memory_is_reported_as_nomem);
     RUN(chaos_reconcile_mark_fails_cleanly_and_marks_nothing);
     RUN(chaos_reconcile_replay_reports_nomem_not_corruption);

@@ -19,5 +19,6 @@ int main(void)
     run_reconcile_tests();
     run_doors_tests();
     run_roster_feed_tests();
+    run_audit_view_tests();
     return check_finish();
 }

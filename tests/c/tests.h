@@ -14,5 +14,6 @@ void run_special_rooms_tests(void);
 void run_reconcile_tests(void);
 void run_doors_tests(void);
 void run_roster_feed_tests(void);
+void run_audit_view_tests(void);
 
 #endif
