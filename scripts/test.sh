@@ -15,8 +15,10 @@ step "C unit tests under ASan+UBSan"
 make -s -C tests/c asan
 step "C unit tests under valgrind"
 make -s -C tests/c valgrind
-step "fuzz targets (${FUZZ_SECONDS:-15}s each)"
-make -s -C tests/c fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-15}"
+# 5 s per target keeps CI under 20 minutes with every target run; a longer
+# search is `make -C tests/c fuzz` (20 s each) or FUZZ_SECONDS=600 make test.
+step "fuzz targets (${FUZZ_SECONDS:-5}s each)"
+make -s -C tests/c fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-5}"
 
 step "build and install the module into $VENV"
 scripts/install-module.sh "$VENV"
@@ -36,9 +38,6 @@ OLDEST_TESTS=(
   tests/test_rule2_one_way.py
   tests/test_rule3_visibility.py
   tests/test_special_rooms.py::test_teachers_room_holds_exactly_the_staff_and_no_announcement_room_exists
-  tests/test_special_rooms.py::test_removing_a_teacher_from_the_roster_removes_them_from_the_teachers_room
-  tests/test_special_rooms.py::test_pupil_cannot_be_invited_to_the_teachers_room
-  tests/test_special_rooms.py::test_pupil_cannot_join_the_teachers_room_even_when_invited
   tests/test_special_rooms.py::test_pupils_do_not_reach_pupils_they_share_no_course_with_while_announcements_are_off
   tests/test_special_rooms.py::test_killed_in_the_middle_of_a_reconciliation_it_completes_without_duplicates
   "tests/test_self_check.py::test_strict_self_check_refuses_to_start_and_names_the_setting[user_directory-value0]"
