@@ -1095,11 +1095,14 @@ out:
 static void chaos_audit_view_fails_cleanly_at_every_allocation(void)
 {
     static const char *const requests[] = {
+        /* First: every read that succeeds adds a line to the read log, which
+         * this request reads back, so later it would cost O(n^2) (valgrind). */
+        "{\"op\": \"reads\", \"reader\": \"@head:school.example\", \"server_admin\": false,"
+        " \"query\": {\"limit\": 3}}",
         "{\"op\": \"audit\", \"reader\": \"@head:school.example\", \"server_admin\": false,"
         " \"query\": {\"limit\": 3}}",
         "{\"op\": \"chart\", \"reader\": \"@head:school.example\", \"server_admin\": false,"
         " \"query\": {\"since\": 1, \"until\": 9999999999999, \"bucket\": 86400000000}}",
-        "{\"op\": \"reads\", \"reader\": \"@head:school.example\", \"server_admin\": false}",
         "{\"op\": \"status\", \"reader\": \"@head:school.example\", \"server_admin\": false}",
         "{\"op\": \"rules\", \"reader\": \"@sync:school.example\", \"server_admin\": false}",
     };
