@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 VENV=$(scripts/setup.sh)
 export SSP_EXTRA_CFLAGS="-Werror ${SSP_EXTRA_CFLAGS:-}"
 
-step() { echo; echo "==== $* ===="; }
+step() { echo; echo "==== $* ==== (${SECONDS}s into the run)"; }
 
 step "C unit tests"
 make -s -C tests/c test
