@@ -1705,6 +1705,24 @@ static PGresult *query(ssp_pgstore *pg, const char *sql, int n, const char *cons
     return NULL;
 }
 
+/* A reader's schools as the JSON array text that the queries compare
+ * with ($n::json); NULL when out of memory. The caller frees it. */
+static char *schools_param(const ssp_audit_filter *f)
+{
+    json_t *list = json_array();
+    char *text;
+
+    for (size_t i = 0; list != NULL && i < f->n_schools; i++) {
+        if (json_array_append_new(list, json_string(f->schools[i])) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    text = list ? ssp_json_dumps_checked(list) : NULL;
+    json_decref(list);
+    return text;
+}
+
 int ssp_pgstore_audit_query(ssp_engine *engine, const ssp_audit_filter *f, char **result_json,
                             ssp_error *err)
 {
@@ -1727,20 +1745,8 @@ int ssp_pgstore_audit_query(ssp_engine *engine, const ssp_audit_filter *f, char 
     params[4] = f->user;
     params[5] = before;
     params[6] = limit;
-    if (f->schools != NULL) {
-        json_t *list = json_array();
-
-        for (size_t i = 0; list != NULL && i < f->n_schools; i++) {
-            if (json_array_append_new(list, json_string(f->schools[i])) != 0) {
-                json_decref(list);
-                list = NULL;
-            }
-        }
-        schools = list ? ssp_json_dumps_checked(list) : NULL;
-        json_decref(list);
-        if (schools == NULL)
-            return ssp_fail_nomem(err);
-    }
+    if (f->schools != NULL && (schools = schools_param(f)) == NULL)
+        return ssp_fail_nomem(err);
     params[7] = schools;
     pthread_mutex_lock(&pg->query_mutex);
     res = query(pg,
@@ -1824,20 +1830,8 @@ int ssp_pgstore_audit_chart(ssp_engine *engine, const ssp_audit_filter *f, int64
     snprintf(since, sizeof since, "%lld", (long long)f->since_ms);
     snprintf(until, sizeof until, "%lld", (long long)f->until_ms);
     snprintf(bucket, sizeof bucket, "%lld", (long long)bucket_ms);
-    if (f->schools != NULL) {
-        json_t *list = json_array();
-
-        for (size_t i = 0; list != NULL && i < f->n_schools; i++) {
-            if (json_array_append_new(list, json_string(f->schools[i])) != 0) {
-                json_decref(list);
-                list = NULL;
-            }
-        }
-        schools = list ? ssp_json_dumps_checked(list) : NULL;
-        json_decref(list);
-        if (schools == NULL)
-            return ssp_fail_nomem(err);
-    }
+    if (f->schools != NULL && (schools = schools_param(f)) == NULL)
+        return ssp_fail_nomem(err);
     params[0] = since;
     params[1] = until;
     params[2] = bucket;
