@@ -200,12 +200,17 @@ static json_t *forbidden(const char *message)
     return json_pack("{s:i, s:s}", "status", 403, "error", message);
 }
 
-/* The forced school filter: a school admin reads their own schools only. */
+/* The filter from the query, with the school forced: a school admin reads
+ * their own schools only. */
 static json_t *confine(const reader_scope *scope, const view_query *q, ssp_audit_filter *f,
                        json_t **read_schools)
 {
     *read_schools = NULL;
     f->school = q->school;
+    f->since_ms = q->since;
+    f->until_ms = q->until;
+    f->rule = q->rule;
+    f->user = q->user;
     if (scope->level != ACCESS_SCHOOL_ADMIN) {
         *read_schools = q->school ? json_pack("[s]", q->school) : json_null();
         return NULL;
@@ -589,10 +594,6 @@ static int op_audit(ssp_engine *engine, const char *reader, const reader_scope *
         return 0;
     if (read_schools == NULL)
         return ssp_fail_nomem(err);
-    f.since_ms = q->since;
-    f.until_ms = q->until;
-    f.rule = q->rule;
-    f.user = q->user;
     f.limit = (size_t)q->limit;
     f.before_id = q->from;
     if (record_read(engine, reader, scope, "audit", query, read_schools, err) != 0 ||
@@ -630,10 +631,6 @@ static int op_chart(ssp_engine *engine, const char *reader, const reader_scope *
         return 0;
     if (read_schools == NULL)
         return ssp_fail_nomem(err);
-    f.since_ms = q->since;
-    f.until_ms = q->until;
-    f.rule = q->rule;
-    f.user = q->user;
     f.limit = 1;
     rc = record_read(engine, reader, scope, "chart", query, read_schools, err);
     json_decref(read_schools);
