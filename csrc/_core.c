@@ -1408,19 +1408,20 @@ static PyObject *Engine_store_status(EngineObject *self, PyObject *Py_UNUSED(ign
                          "roster_skipped", (unsigned long long)st.roster_skipped);
 }
 
-/* audit_purge(older_than_ms) -> number of records deleted. Waits on the
+/* audit_purge(before_ms) -> number of records deleted (before_ms: ms since
+ * the epoch, an absolute time). Waits on the
  * database, so the GIL is released. */
 static PyObject *Engine_audit_purge(EngineObject *self, PyObject *args)
 {
-    long long older_than = 0;
+    long long before_ms = 0;
     uint64_t deleted = 0;
     ssp_error err = {0};
     int rc;
 
-    if (!PyArg_ParseTuple(args, "L:audit_purge", &older_than))
+    if (!PyArg_ParseTuple(args, "L:audit_purge", &before_ms))
         return NULL;
     Py_BEGIN_ALLOW_THREADS
-    rc = ssp_audit_purge(self->engine, older_than, &deleted, &err);
+    rc = ssp_audit_purge(self->engine, before_ms, &deleted, &err);
     Py_END_ALLOW_THREADS
     if (rc != 0)
         return raise_engine_error(Py_TYPE(self), &err);
@@ -1704,7 +1705,8 @@ static PyMethodDef Engine_methods[] = {
      "roster_outbox_pending, connects, roster_version, reconcile_pending, last_error, "
      "roster_skipped."},
     {"audit_purge", (PyCFunction)Engine_audit_purge, METH_VARARGS,
-     "audit_purge(older_than_ms) -> records deleted (PostgreSQL store)."},
+     "audit_purge(before_ms) -> records deleted (PostgreSQL store); before_ms is a time "
+     "(ms since the epoch), not an age."},
     {"reconcile_mark", (PyCFunction)Engine_reconcile_mark, METH_VARARGS,
      "reconcile_mark(school, user_ids) -> None. \"\" marks the school itself. Durable."},
     {"reconcile_due", (PyCFunction)Engine_reconcile_due, METH_VARARGS,

@@ -14,7 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ssp_private.h"
+#include "files.h"
+#include "util.h"
 
 #define JOURNAL_NAME "roster.jsonl"
 
