@@ -22,7 +22,8 @@ typedef struct {
     PyTypeObject *engine_type;
     PyObject *input_error; /* bad input from the caller: maps to HTTP 400 / ConfigError */
     PyObject *syntax_error; /* input that is not JSON at all; a subclass of input_error */
-    PyObject *store_error; /* the store failed: maps to HTTP 500 */
+    PyObject *store_error; /* the store cannot be reached (disk, lost database): HTTP 503 */
+    PyObject *database_error; /* the database refused a statement; a StoreError: HTTP 500 */
 } module_state;
 
 typedef struct {
@@ -76,7 +77,10 @@ static PyObject *raise_engine_error(PyTypeObject *type, const ssp_error *err)
     case SSP_ERR_SYNTAX:
         PyErr_SetString(st->syntax_error, err->message);
         return NULL;
-    default:
+    case SSP_ERR_DATABASE:
+        PyErr_SetString(st->database_error, err->message);
+        return NULL;
+    default: /* SSP_ERR_IO, SSP_ERR_UNAVAILABLE, SSP_ERR_STATE */
         PyErr_SetString(st->store_error, err->message);
         return NULL;
     }
@@ -1959,6 +1963,12 @@ static int core_exec(PyObject *module)
                                                 NULL);
     if (st->store_error == NULL)
         goto done;
+    st->database_error = PyErr_NewExceptionWithDoc(
+        "synapse_school_policy._core.DatabaseError",
+        "The database refused a statement (an SQL error, not a lost connection).",
+        st->store_error, NULL);
+    if (st->database_error == NULL)
+        goto done;
     ids = rule_ids_tuple();
     callbacks = callback_names_tuple();
     if (ids == NULL || callbacks == NULL)
@@ -1967,6 +1977,7 @@ static int core_exec(PyObject *module)
         PyModule_AddObjectRef(module, "InputError", st->input_error) < 0 ||
         PyModule_AddObjectRef(module, "JsonSyntaxError", st->syntax_error) < 0 ||
         PyModule_AddObjectRef(module, "StoreError", st->store_error) < 0 ||
+        PyModule_AddObjectRef(module, "DatabaseError", st->database_error) < 0 ||
         PyModule_AddObjectRef(module, "RULE_IDS", ids) < 0 ||
         PyModule_AddObjectRef(module, "CALLBACK_NAMES", callbacks) < 0)
         goto done;
@@ -2005,6 +2016,7 @@ static int core_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->input_error);
     Py_VISIT(st->syntax_error);
     Py_VISIT(st->store_error);
+    Py_VISIT(st->database_error);
     return 0;
 }
 
@@ -2016,6 +2028,7 @@ static int core_clear(PyObject *module)
     Py_CLEAR(st->input_error);
     Py_CLEAR(st->syntax_error);
     Py_CLEAR(st->store_error);
+    Py_CLEAR(st->database_error);
     return 0;
 }
 
