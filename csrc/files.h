@@ -1,7 +1,8 @@
 /*
- * The embedded store's files (journal.c): the roster journal and the jsonl
+ * The store's local files (journal.c): the roster journal and the jsonl
  * helpers shared by every file of the store (the ledger's reconcile.jsonl,
- * the audit files, the PostgreSQL store's outbox and spill file).
+ * the audit files, the PostgreSQL store's outbox and spill file), and the
+ * backwards line scanner of the audit files (audit_file.c).
  */
 #ifndef SSP_FILES_H
 #define SSP_FILES_H

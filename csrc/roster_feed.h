@@ -21,7 +21,6 @@
 #define SSP_ROSTER_FEED_H
 
 #include "ssp_private.h"
-#include "files.h"
 
 /* Larger messages are dead-lettered without being parsed. */
 #define SSP_FEED_MAX_BODY (64u * 1024u * 1024u)

@@ -458,7 +458,7 @@ typedef struct ssp_audit_stats {
 
 void ssp_audit_get_stats(ssp_engine *engine, ssp_audit_stats *out);
 
-/* ---- store status and maintenance (engine.c, pgstore.c) ---- */
+/* ---- store status and maintenance (store.c: the embedded or PostgreSQL store) ---- */
 
 typedef struct ssp_store_status {
     bool postgres;                  /* false: the embedded store */
@@ -482,7 +482,7 @@ void ssp_store_get_status(ssp_engine *engine, ssp_store_status *out);
  * now - age). PostgreSQL store only; blocks on the database. */
 int ssp_audit_purge(ssp_engine *engine, int64_t before_ms, uint64_t *deleted, ssp_error *err);
 
-/* ---- reconciliation ledger (reconcile.c; PostgreSQL: pgstore.c) ----
+/* ---- reconciliation ledger (reconcile.c; kept by the store: ledger_file.c or pg_ledger.c) ----
  *
  * Stage 1 of applying the special rooms ("teachers", "announcement"): a
  * roster change marks (school, user) dirty; a reconciler applies the target

@@ -1,6 +1,6 @@
 /*
  * Every engine-internal header at once, for the files that use most of
- * them (decide.c, rules.c, selfcheck.c, reconcile_plan.c). A file that
+ * them (decide.c, rules.c, selfcheck.c, reconcile_plan.c, roster_feed.h). A file that
  * needs less includes the per-concern headers instead:
  *
  *   util.h          errors and small helpers (util.c)
@@ -19,6 +19,7 @@
 #include "audit_queue.h"
 #include "config.h"
 #include "engine.h"
+#include "files.h"
 #include "ledger.h"
 #include "roster_index.h"
 #include "ssp.h"
