@@ -115,7 +115,7 @@ static int loader_row(loader *ld, const char *user_id, const char *school, const
     if (ssp_roster_check_user_id("user_id", user_id, strlen(user_id), ld->roster->server_name,
                                  &ignored) != 0 ||
         ssp_roster_check_school("school", school, strlen(school), &ignored) != 0) {
-        __atomic_fetch_add(&ld->roster->skipped, 1, __ATOMIC_RELAXED);
+        ssp_roster_note_skipped(ld->roster, 1);
         return 0;
     }
     if (ld->user == NULL || strcmp(ld->user, user_id) != 0) {

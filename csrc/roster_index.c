@@ -394,6 +394,11 @@ int ssp_roster_apply_locked(ssp_roster *roster, const char *user_id, ssp_roster_
     return 0;
 }
 
+void ssp_roster_note_skipped(ssp_roster *roster, uint64_t n)
+{
+    __atomic_fetch_add(&roster->skipped, n, __ATOMIC_RELAXED);
+}
+
 void ssp_roster_map_free(ssp_strmap *users)
 {
     ssp_strmap_each(users, ssp_strmap_free_value, NULL);

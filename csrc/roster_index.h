@@ -87,6 +87,8 @@ void ssp_roster_replace(ssp_roster *roster, ssp_strmap *users);
  * changing anything. */
 int ssp_roster_apply_loaded(ssp_roster *roster, const char *const *user_ids, size_t n,
                             ssp_strmap *loaded, ssp_error *err);
+/* Counts n stored entries or rows dropped at load (they break the rules). */
+void ssp_roster_note_skipped(ssp_roster *roster, uint64_t n);
 /* Frees every entry of a map of ssp_roster_user* and the map. */
 void ssp_roster_map_free(ssp_strmap *users);
 
