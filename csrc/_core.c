@@ -1413,8 +1413,8 @@ static PyObject *Engine_store_status(EngineObject *self, PyObject *Py_UNUSED(ign
 }
 
 /* audit_purge(before_ms) -> number of records deleted (before_ms: ms since
- * the epoch, an absolute time). Waits on the
- * database, so the GIL is released. */
+ * the epoch, an absolute time). Waits on the database, so the GIL is
+ * released. */
 static PyObject *Engine_audit_purge(EngineObject *self, PyObject *args)
 {
     long long before_ms = 0;
