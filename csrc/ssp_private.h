@@ -1,6 +1,6 @@
 /*
  * Every engine-internal header at once, for the files that use most of
- * them (decide.c, rules.c, selfcheck.c, reconcile_plan.c, roster_feed.h). A file that
+ * them (decide.c, rules.c, selfcheck.c, roster_feed.h). A file that
  * needs less includes the per-concern headers instead:
  *
  *   util.h          errors and small helpers (util.c)
