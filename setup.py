@@ -103,7 +103,9 @@ setup(
             libraries=libraries + ["pthread"],
             extra_compile_args=warning_flags + extra_cflags + extra_env_flags,
             extra_link_args=shlex.split(os.environ.get("SSP_EXTRA_LDFLAGS", "")),
-            depends=[os.path.join("csrc", name) for name in ("ssp.h", "ssp_private.h", "roster_feed.h")],
+            depends=sorted(
+                os.path.join("csrc", name) for name in os.listdir("csrc") if name.endswith(".h")
+            ),
             define_macros=[LIMITED_API],
             py_limited_api=True,
         )

@@ -22,7 +22,8 @@ typedef struct {
     PyTypeObject *engine_type;
     PyObject *input_error; /* bad input from the caller: maps to HTTP 400 / ConfigError */
     PyObject *syntax_error; /* input that is not JSON at all; a subclass of input_error */
-    PyObject *store_error; /* the store failed: maps to HTTP 500 */
+    PyObject *store_error; /* the store cannot be reached (disk, lost database): HTTP 503 */
+    PyObject *database_error; /* the database refused a statement; a StoreError: HTTP 500 */
 } module_state;
 
 typedef struct {
@@ -76,7 +77,10 @@ static PyObject *raise_engine_error(PyTypeObject *type, const ssp_error *err)
     case SSP_ERR_SYNTAX:
         PyErr_SetString(st->syntax_error, err->message);
         return NULL;
-    default:
+    case SSP_ERR_DATABASE:
+        PyErr_SetString(st->database_error, err->message);
+        return NULL;
+    default: /* SSP_ERR_IO, SSP_ERR_UNAVAILABLE, SSP_ERR_STATE */
         PyErr_SetString(st->store_error, err->message);
         return NULL;
     }
@@ -1408,19 +1412,20 @@ static PyObject *Engine_store_status(EngineObject *self, PyObject *Py_UNUSED(ign
                          "roster_skipped", (unsigned long long)st.roster_skipped);
 }
 
-/* audit_purge(older_than_ms) -> number of records deleted. Waits on the
- * database, so the GIL is released. */
+/* audit_purge(before_ms) -> number of records deleted (before_ms: ms since
+ * the epoch, an absolute time). Waits on the database, so the GIL is
+ * released. */
 static PyObject *Engine_audit_purge(EngineObject *self, PyObject *args)
 {
-    long long older_than = 0;
+    long long before_ms = 0;
     uint64_t deleted = 0;
     ssp_error err = {0};
     int rc;
 
-    if (!PyArg_ParseTuple(args, "L:audit_purge", &older_than))
+    if (!PyArg_ParseTuple(args, "L:audit_purge", &before_ms))
         return NULL;
     Py_BEGIN_ALLOW_THREADS
-    rc = ssp_audit_purge(self->engine, older_than, &deleted, &err);
+    rc = ssp_audit_purge(self->engine, before_ms, &deleted, &err);
     Py_END_ALLOW_THREADS
     if (rc != 0)
         return raise_engine_error(Py_TYPE(self), &err);
@@ -1704,7 +1709,8 @@ static PyMethodDef Engine_methods[] = {
      "roster_outbox_pending, connects, roster_version, reconcile_pending, last_error, "
      "roster_skipped."},
     {"audit_purge", (PyCFunction)Engine_audit_purge, METH_VARARGS,
-     "audit_purge(older_than_ms) -> records deleted (PostgreSQL store)."},
+     "audit_purge(before_ms) -> records deleted (PostgreSQL store); before_ms is a time "
+     "(ms since the epoch), not an age."},
     {"reconcile_mark", (PyCFunction)Engine_reconcile_mark, METH_VARARGS,
      "reconcile_mark(school, user_ids) -> None. \"\" marks the school itself. Durable."},
     {"reconcile_due", (PyCFunction)Engine_reconcile_due, METH_VARARGS,
@@ -1957,6 +1963,12 @@ static int core_exec(PyObject *module)
                                                 NULL);
     if (st->store_error == NULL)
         goto done;
+    st->database_error = PyErr_NewExceptionWithDoc(
+        "synapse_school_policy._core.DatabaseError",
+        "The database refused a statement (an SQL error, not a lost connection).",
+        st->store_error, NULL);
+    if (st->database_error == NULL)
+        goto done;
     ids = rule_ids_tuple();
     callbacks = callback_names_tuple();
     if (ids == NULL || callbacks == NULL)
@@ -1965,6 +1977,7 @@ static int core_exec(PyObject *module)
         PyModule_AddObjectRef(module, "InputError", st->input_error) < 0 ||
         PyModule_AddObjectRef(module, "JsonSyntaxError", st->syntax_error) < 0 ||
         PyModule_AddObjectRef(module, "StoreError", st->store_error) < 0 ||
+        PyModule_AddObjectRef(module, "DatabaseError", st->database_error) < 0 ||
         PyModule_AddObjectRef(module, "RULE_IDS", ids) < 0 ||
         PyModule_AddObjectRef(module, "CALLBACK_NAMES", callbacks) < 0)
         goto done;
@@ -2003,6 +2016,7 @@ static int core_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->input_error);
     Py_VISIT(st->syntax_error);
     Py_VISIT(st->store_error);
+    Py_VISIT(st->database_error);
     return 0;
 }
 
@@ -2014,6 +2028,7 @@ static int core_clear(PyObject *module)
     Py_CLEAR(st->input_error);
     Py_CLEAR(st->syntax_error);
     Py_CLEAR(st->store_error);
+    Py_CLEAR(st->database_error);
     return 0;
 }
 

@@ -19,18 +19,14 @@
  * Ownership: the request is borrowed; everything built here is freed here,
  * except *response_json, which the caller frees.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "ssp_private.h"
+#include "engine.h"
+#include "store.h"
 
-#define READS_NAME "audit-reads.jsonl"
 #define MAX_BUCKETS 2000
 #define DEFAULT_LIMIT 100
-#define SINCE_SLACK_MS (10 * 60 * 1000) /* as in audit.c */
 
 typedef enum { ACCESS_NONE, ACCESS_SCHOOL_ADMIN, ACCESS_READER, ACCESS_OPERATOR } access_level;
 
@@ -230,70 +226,6 @@ static json_t *confine(const reader_scope *scope, const view_query *q, ssp_audit
 
 /* ---- the read log ---- */
 
-static int last_id_visit(const char *line, size_t len, void *ctx, ssp_error *err)
-{
-    int64_t *last = ctx;
-    json_t *rec;
-
-    if (ssp_audit_load_line(line, len, READS_NAME, &rec, err) != 0)
-        return -1;
-    *last = rec ? (int64_t)json_integer_value(json_object_get(rec, "id")) : 0;
-    json_decref(rec);
-    return *last > 0 ? 1 : 0;
-}
-
-/* Appends one record to data_dir/audit-reads.jsonl, fdatasync'ed; on a
- * failed write cuts the file back so it holds whole lines only. Called
- * with engine->reads_mutex held. */
-static int reads_append_file(ssp_engine *engine, json_t *record, ssp_error *err)
-{
-    char *path = ssp_path_join(engine->config.data_dir, READS_NAME);
-    char *line = NULL;
-    int fd = -1, rc = -1;
-    off_t size;
-
-    if (path == NULL)
-        return ssp_fail_nomem(err);
-    fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        ssp_fail(err, SSP_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-        goto done;
-    }
-    size = lseek(fd, 0, SEEK_END);
-    if (size < 0) {
-        ssp_fail(err, SSP_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-        goto done;
-    }
-    if (engine->reads_next_id == 0) {
-        int64_t last = 0;
-
-        if (ssp_scan_lines_backwards(fd, size, last_id_visit, &last, err) != 0)
-            goto done;
-        engine->reads_next_id = last + 1;
-    }
-    if (json_object_set_new(record, "id", json_integer(engine->reads_next_id)) != 0 ||
-        (line = ssp_json_dumps_checked(record)) == NULL) {
-        ssp_fail_nomem(err);
-        goto done;
-    }
-    if (ssp_write_all(fd, line, strlen(line)) != 0 || ssp_write_all(fd, "\n", 1) != 0 ||
-        fdatasync(fd) != 0) {
-        ssp_fail(err, SSP_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-        if (ftruncate(fd, size) != 0) {
-            /* the torn line is passed over by every reader */
-        }
-        goto done;
-    }
-    engine->reads_next_id++;
-    rc = 0;
-done:
-    if (fd >= 0)
-        close(fd);
-    free(line);
-    free(path);
-    return rc;
-}
-
 static int record_read(ssp_engine *engine, const char *reader, const reader_scope *scope,
                        const char *op, json_t *query, json_t *read_schools, ssp_error *err)
 {
@@ -306,184 +238,8 @@ static int record_read(ssp_engine *engine, const char *reader, const reader_scop
                        engine->worker_name);
     if (record == NULL)
         return ssp_fail_nomem(err);
-    if (engine->pg != NULL) {
-        rc = ssp_pgstore_reads_append(engine, record, err);
-    } else {
-        pthread_mutex_lock(&engine->reads_mutex);
-        rc = reads_append_file(engine, record, err);
-        pthread_mutex_unlock(&engine->reads_mutex);
-    }
+    rc = ssp_store_reads_append(engine, record, err);
     json_decref(record);
-    return rc;
-}
-
-typedef struct reads_scan {
-    const reader_scope *scope;
-    const view_query *q;
-    json_t *records;
-    size_t found;
-    int64_t next_id;
-} reads_scan;
-
-/* A school admin sees the reads that were confined to one of their schools. */
-static bool read_visible(const reader_scope *scope, json_t *rec)
-{
-    json_t *schools = json_object_get(rec, "schools");
-    size_t i;
-    json_t *school;
-
-    if (scope->level != ACCESS_SCHOOL_ADMIN)
-        return true;
-    json_array_foreach(schools, i, school) {
-        if (json_is_string(school) && scope_has(scope, json_string_value(school)))
-            return true;
-    }
-    return false;
-}
-
-static int reads_visit(const char *line, size_t len, void *ctx, ssp_error *err)
-{
-    reads_scan *scan = ctx;
-    json_t *rec;
-    int64_t id, ts;
-
-    if (ssp_audit_load_line(line, len, READS_NAME, &rec, err) != 0)
-        return -1;
-    if (rec == NULL)
-        return 0;
-    id = (int64_t)json_integer_value(json_object_get(rec, "id"));
-    ts = (int64_t)json_integer_value(json_object_get(rec, "ts"));
-    if (scan->q->since > 0 && ts < scan->q->since - SINCE_SLACK_MS) {
-        json_decref(rec);
-        return 1;
-    }
-    if ((scan->q->from > 0 && id >= scan->q->from) || (scan->q->since > 0 && ts < scan->q->since) ||
-        (scan->q->until > 0 && ts >= scan->q->until) || !read_visible(scan->scope, rec)) {
-        json_decref(rec);
-        return 0;
-    }
-    if (scan->found == (size_t)scan->q->limit) {
-        scan->next_id = (int64_t)json_integer_value(
-            json_object_get(json_array_get(scan->records, scan->found - 1), "id"));
-        json_decref(rec);
-        return 1;
-    }
-    if (json_array_append_new(scan->records, rec) != 0)
-        return ssp_fail_nomem(err);
-    scan->found++;
-    return 0;
-}
-
-static int reads_query_file(ssp_engine *engine, const reader_scope *scope, const view_query *q,
-                            json_t **page, ssp_error *err)
-{
-    reads_scan scan = {scope, q, json_array(), 0, 0};
-    char *path = ssp_path_join(engine->config.data_dir, READS_NAME);
-    char next[32];
-    int fd = -1, rc = -1;
-    off_t size;
-
-    if (scan.records == NULL || path == NULL) {
-        ssp_fail_nomem(err);
-        goto done;
-    }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || (size = lseek(fd, 0, SEEK_END)) < 0) {
-        ssp_fail(err, SSP_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-        goto done;
-    }
-    /* The read log holds what people read by hand: small enough to scan. */
-    if (ssp_scan_lines_backwards(fd, size, reads_visit, &scan, err) != 0)
-        goto done;
-    if (scan.next_id > 0)
-        snprintf(next, sizeof next, "%lld", (long long)scan.next_id);
-    *page = ssp_audit_page(scan.records, scan.next_id > 0 ? next : NULL);
-    rc = *page != NULL ? 0 : ssp_fail_nomem(err);
-done:
-    if (fd >= 0)
-        close(fd);
-    free(path);
-    json_decref(scan.records);
-    return rc;
-}
-
-/* ---- the chart ---- */
-
-typedef struct chart_scan {
-    const ssp_audit_filter *filter;
-    int64_t bucket;
-    size_t n_buckets;
-    uint64_t *counts; /* [bucket][rule] */
-    const char *path;
-} chart_scan;
-
-static int chart_visit(const char *line, size_t len, void *ctx, ssp_error *err)
-{
-    chart_scan *scan = ctx;
-    json_t *rec;
-    int64_t ts;
-    ssp_rule rule;
-
-    /* A line that cannot match is passed over unparsed; the scan then
-     * stops at the first parsed record older than since. */
-    if (!ssp_audit_line_may_match(line, len, scan->filter))
-        return 0;
-    if (ssp_audit_load_line(line, len, scan->path, &rec, err) != 0)
-        return -1;
-    if (rec == NULL)
-        return 0;
-    ts = (int64_t)json_integer_value(json_object_get(rec, "ts"));
-    if (ts < scan->filter->since_ms - SINCE_SLACK_MS) {
-        json_decref(rec);
-        return 1;
-    }
-    rule = json_is_string(json_object_get(rec, "rule"))
-               ? ssp_rule_from_id(json_string_value(json_object_get(rec, "rule")))
-               : SSP_RULE_NONE;
-    if (rule != SSP_RULE_NONE && ssp_audit_matches(rec, scan->filter)) {
-        size_t b = (size_t)((ts - scan->filter->since_ms) / scan->bucket);
-
-        if (b < scan->n_buckets)
-            scan->counts[b * SSP_RULE__COUNT + rule]++;
-    }
-    json_decref(rec);
-    return 0;
-}
-
-static int chart_file(ssp_engine *engine, const ssp_audit_filter *filter, int64_t bucket,
-                      size_t n_buckets, json_t **rows, ssp_error *err)
-{
-    chart_scan scan = {filter, bucket, n_buckets, calloc(n_buckets * SSP_RULE__COUNT,
-                                                         sizeof(uint64_t)), engine->audit.path};
-    int rc = -1;
-
-    *rows = json_array();
-    if (scan.counts == NULL || *rows == NULL) {
-        ssp_fail_nomem(err);
-        goto done;
-    }
-    if (ssp_audit_scan(engine, filter, chart_visit, &scan, err) != 0)
-        goto done;
-    for (size_t b = 0; b < n_buckets; b++) {
-        for (int r = 1; r < SSP_RULE__COUNT; r++) {
-            uint64_t n = scan.counts[b * SSP_RULE__COUNT + (size_t)r];
-
-            if (n > 0 && json_array_append_new(
-                             *rows, json_pack("[I, s, I]", (json_int_t)(filter->since_ms +
-                                                                       (int64_t)b * bucket),
-                                              ssp_rule_id((ssp_rule)r), (json_int_t)n)) != 0) {
-                ssp_fail_nomem(err);
-                goto done;
-            }
-        }
-    }
-    rc = 0;
-done:
-    free(scan.counts);
-    if (rc != 0) {
-        json_decref(*rows);
-        *rows = NULL;
-    }
     return rc;
 }
 
@@ -614,7 +370,6 @@ static int op_chart(ssp_engine *engine, const char *reader, const reader_scope *
     ssp_audit_filter f = {0};
     json_t *read_schools = NULL, *rows = NULL;
     int64_t span;
-    size_t n_buckets;
     int rc;
 
     if (q->since == 0 || q->until == 0 || q->bucket == 0)
@@ -625,7 +380,6 @@ static int op_chart(ssp_engine *engine, const char *reader, const reader_scope *
     if (span / q->bucket >= MAX_BUCKETS)
         return ssp_fail(err, SSP_ERR_INPUT, "bucket: at most %d buckets between since and until",
                         MAX_BUCKETS);
-    n_buckets = (size_t)((span + q->bucket - 1) / q->bucket);
     *response = confine(scope, q, &f, &read_schools);
     if (*response != NULL)
         return 0;
@@ -636,10 +390,7 @@ static int op_chart(ssp_engine *engine, const char *reader, const reader_scope *
     json_decref(read_schools);
     if (rc != 0 || ssp_audit_flush(engine, err) != 0)
         return -1;
-    if (engine->pg != NULL)
-        rc = ssp_pgstore_audit_chart(engine, &f, q->bucket, &rows, err);
-    else
-        rc = chart_file(engine, &f, q->bucket, n_buckets, &rows, err);
+    rc = ssp_store_audit_chart(engine, &f, q->bucket, &rows, err);
     if (rc != 0)
         return -1;
     *response = ok(json_pack("{s:I, s:I, s:I, s:o}", "since", (json_int_t)q->since, "until",
@@ -660,18 +411,12 @@ static int op_reads(ssp_engine *engine, const char *reader, const reader_scope *
     if (read_schools == NULL)
         return ssp_fail_nomem(err);
     rc = record_read(engine, reader, scope, "reads", query, read_schools, err);
-    if (rc == 0 && engine->pg != NULL) {
-        char *schools_text = scope->level == ACCESS_SCHOOL_ADMIN
-                                 ? ssp_json_dumps_checked(read_schools) : NULL;
+    if (rc == 0) {
+        ssp_reads_filter rf = {q->since, q->until, q->from, (size_t)q->limit};
 
-        if (scope->level == ACCESS_SCHOOL_ADMIN && schools_text == NULL)
-            rc = ssp_fail_nomem(err);
-        else
-            rc = ssp_pgstore_reads_query(engine, schools_text, q->since, q->until, q->from,
-                                         (size_t)q->limit, &page, err);
-        free(schools_text);
-    } else if (rc == 0) {
-        rc = reads_query_file(engine, scope, q, &page, err);
+        /* a school admin sees the reads confined to one of their schools */
+        rc = ssp_store_reads_query(engine, scope->level == ACCESS_SCHOOL_ADMIN ? read_schools : NULL,
+                                   &rf, &page, err);
     }
     json_decref(read_schools);
     if (rc != 0)

@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "roster_feed.h"
-#include "ssp_private.h"
+#include "util.h"
 
 #define PATH_MAX_LEN 384
 

@@ -2,8 +2,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine.h"
 #include "roster_feed.h"
-#include "ssp_private.h"
+#include "store.h"
 
 void ssp_global_init(void)
 {
@@ -52,20 +53,12 @@ ssp_engine *ssp_engine_new(const char *config_json, size_t len, const char *serv
         ssp_fail(err, SSP_ERR_NOMEM, "cannot create the roster write mutex");
         goto fail;
     }
-    if (pthread_mutex_init(&engine->reads_mutex, NULL) != 0) {
-        pthread_mutex_destroy(&engine->write_mutex);
-        ssp_roster_destroy(&engine->roster);
-        ssp_fail(err, SSP_ERR_NOMEM, "cannot create the read log mutex");
-        goto fail;
-    }
     if (pthread_mutex_init(&engine->expiry_mutex, NULL) != 0) {
-        pthread_mutex_destroy(&engine->reads_mutex);
         pthread_mutex_destroy(&engine->write_mutex);
         ssp_roster_destroy(&engine->roster);
         ssp_fail(err, SSP_ERR_NOMEM, "cannot create the expiry audit mutex");
         goto fail;
     }
-    engine->journal.fd = -1;
     return engine;
 fail:
     ssp_config_destroy(&engine->config);
@@ -88,40 +81,14 @@ static void reset_roster(ssp_engine *engine)
 
 int ssp_engine_open(ssp_engine *engine, ssp_error *err)
 {
-    const char *data_dir = engine->config.data_dir;
-
     if (engine->roster_ready)
         return ssp_fail(err, SSP_ERR_STATE, "the store is already open");
-    if (engine->config.database != NULL) {
-        if (ssp_pgstore_open(engine, err) != 0) {
-            reset_roster(engine);
-            return -1;
-        }
-        engine->roster_ready = true;
-        return 0;
-    }
-    /* The ledger first: roster changes mark it before they are journaled. */
-    if (ssp_ledger_open(&engine->ledger, data_dir, err) != 0)
+    if (ssp_store_open(engine, err) != 0) {
+        reset_roster(engine);
         return -1;
-    engine->ledger_open = true;
-    if (ssp_journal_open(&engine->journal, data_dir, &engine->roster, err) != 0) {
-        reset_roster(engine);
-        goto fail_ledger;
     }
-    engine->journal_open = true;
-    if (ssp_audit_open(&engine->audit, data_dir, engine->worker_name, err) != 0) {
-        ssp_journal_close(&engine->journal);
-        engine->journal_open = false;
-        reset_roster(engine);
-        goto fail_ledger;
-    }
-    engine->audit_open = true;
     engine->roster_ready = true;
     return 0;
-fail_ledger:
-    ssp_ledger_close(&engine->ledger);
-    engine->ledger_open = false;
-    return -1;
 }
 
 void ssp_engine_free(ssp_engine *engine)
@@ -131,18 +98,10 @@ void ssp_engine_free(ssp_engine *engine)
     /* The feed writes through the store: stop it before the store closes. */
     ssp_feed_stop(engine->feed);
     engine->feed = NULL;
-    if (engine->pg != NULL)
-        ssp_pgstore_close(engine); /* also closes the audit queue */
-    if (engine->audit_open)
-        ssp_audit_close(&engine->audit);
-    if (engine->journal_open)
-        ssp_journal_close(&engine->journal);
-    if (engine->ledger_open)
-        ssp_ledger_close(&engine->ledger);
+    ssp_store_close(engine); /* also closes the audit queue */
     ssp_roster_destroy(&engine->roster);
     pthread_mutex_destroy(&engine->write_mutex);
     pthread_mutex_destroy(&engine->expiry_mutex);
-    pthread_mutex_destroy(&engine->reads_mutex);
     ssp_config_destroy(&engine->config);
     free(engine->reconciler_user);
     free(engine->server_name);
@@ -165,27 +124,4 @@ bool ssp_engine_is_local(const ssp_engine *engine, const char *user_id)
     const char *colon = user_id ? strchr(user_id, ':') : NULL;
 
     return colon != NULL && strcmp(colon + 1, engine->server_name) == 0;
-}
-
-void ssp_store_get_status(ssp_engine *engine, ssp_store_status *out)
-{
-    memset(out, 0, sizeof *out);
-    out->roster_skipped = __atomic_load_n(&engine->roster.skipped, __ATOMIC_RELAXED);
-    if (engine->pg != NULL) {
-        ssp_pgstore_get_status(engine->pg, out);
-        return;
-    }
-    out->connected = engine->roster_ready;
-    if (engine->ledger_open)
-        out->reconcile_pending = ssp_ledger_pending(&engine->ledger);
-}
-
-int ssp_audit_purge(ssp_engine *engine, int64_t older_than_ms, uint64_t *deleted, ssp_error *err)
-{
-    *deleted = 0;
-    if (engine->pg == NULL)
-        return ssp_fail(err, SSP_ERR_STATE,
-                        "audit purge needs the PostgreSQL store; the embedded store's "
-                        "audit.jsonl is kept as it is");
-    return ssp_pgstore_audit_purge(engine, older_than_ms, deleted, err);
 }

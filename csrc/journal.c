@@ -14,7 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ssp_private.h"
+#include "files.h"
+#include "util.h"
 
 #define JOURNAL_NAME "roster.jsonl"
 
@@ -129,14 +130,14 @@ static int replay_roster_line(void *ctx, const char *line, size_t len, ssp_error
     if (ssp_roster_check_user_id("user_id", json_string_value(user_id),
                                  json_string_length(user_id), roster->server_name,
                                  &ignored) != 0) {
-        __atomic_fetch_add(&roster->skipped, 1, __ATOMIC_RELAXED);
+        ssp_roster_note_skipped(roster, 1);
         rc = 0;
         goto done;
     }
     if (ssp_roster_parse_entry_lenient(json_string_value(user_id), root, "entry", &dropped, &user,
                                        err) != 0)
         goto done;
-    __atomic_fetch_add(&roster->skipped, dropped, __ATOMIC_RELAXED);
+    ssp_roster_note_skipped(roster, dropped);
     rc = ssp_roster_apply_locked(roster, json_string_value(user_id), user, err);
 done:
     json_decref(root);

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ssp_private.h"
+#include "engine.h"
 
 typedef struct special_room {
     const char *kind;

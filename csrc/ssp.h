@@ -31,7 +31,11 @@ typedef enum {
     SSP_ERR_SYNTAX, /* the caller's input is not well-formed JSON */
     SSP_ERR_NOMEM,  /* an allocation failed */
     SSP_ERR_IO,     /* the store could not be read or written */
-    SSP_ERR_STATE   /* the engine is not in a state that allows the call */
+    SSP_ERR_STATE,  /* the engine is not in a state that allows the call */
+    SSP_ERR_DATABASE,   /* the database answered with an error (SQL, constraint, schema);
+                         * the message is the database's: retrying will not help */
+    SSP_ERR_UNAVAILABLE /* the database cannot be reached (connection refused or lost);
+                         * a retry later can succeed */
 } ssp_error_code;
 
 typedef struct ssp_error {
@@ -454,7 +458,7 @@ typedef struct ssp_audit_stats {
 
 void ssp_audit_get_stats(ssp_engine *engine, ssp_audit_stats *out);
 
-/* ---- store status and maintenance (engine.c, pgstore.c) ---- */
+/* ---- store status and maintenance (store.c: the embedded or PostgreSQL store) ---- */
 
 typedef struct ssp_store_status {
     bool postgres;                  /* false: the embedded store */
@@ -473,11 +477,12 @@ typedef struct ssp_store_status {
 
 void ssp_store_get_status(ssp_engine *engine, ssp_store_status *out);
 
-/* Deletes audit records older than `older_than_ms` (ms since the epoch).
- * PostgreSQL store only; blocks on the database. */
-int ssp_audit_purge(ssp_engine *engine, int64_t older_than_ms, uint64_t *deleted, ssp_error *err);
+/* Deletes the audit records written before `before_ms`, an absolute time
+ * (ms since the epoch, not a duration: a caller with an age computes
+ * now - age). PostgreSQL store only; blocks on the database. */
+int ssp_audit_purge(ssp_engine *engine, int64_t before_ms, uint64_t *deleted, ssp_error *err);
 
-/* ---- reconciliation ledger (reconcile.c; PostgreSQL: pgstore.c) ----
+/* ---- reconciliation ledger (reconcile.c; kept by the store: ledger_file.c or pg_ledger.c) ----
  *
  * Stage 1 of applying the special rooms ("teachers", "announcement"): a
  * roster change marks (school, user) dirty; a reconciler applies the target

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ssp_private.h"
+#include "strmap.h"
 
 /* A slot is empty (key NULL), live, or deleted (key == TOMBSTONE). */
 struct ssp_strmap_slot {

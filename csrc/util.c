@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ssp_private.h"
+#include "util.h"
 
 int ssp_fail(ssp_error *err, ssp_error_code code, const char *fmt, ...)
 {

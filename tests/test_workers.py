@@ -201,6 +201,37 @@ def test_the_reconciler_runs_on_main_only_and_the_worker_reports_its_status(depl
     assert "created the teachers room" not in dep.worker.log_text()
 
 
+def test_an_sql_error_gets_500_with_the_database_message_and_a_lost_database_503(deployment, module_pg):
+    dep = deployment
+    # An SQL error: the audit table is away (renamed) but the database answers.
+    conn = module_pg.connect("school_policy")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("ALTER TABLE school_policy.audit RENAME TO audit_away")
+        try:
+            status, body = dep.api(dep.main, "GET", "/audit", query={"limit": 1})
+        finally:
+            with conn.cursor() as cur:
+                cur.execute("ALTER TABLE school_policy.audit_away RENAME TO audit")
+    finally:
+        conn.close()
+    assert status == 500, body
+    assert 'relation "school_policy.audit" does not exist' in body["error"], body
+    assert dep.api(dep.main, "GET", "/audit", query={"limit": 1})[0] == 200
+    # A lost database: a retry later can succeed.
+    module_pg.pause()
+    try:
+        status, body = dep.api(dep.main, "GET", "/audit", query={"limit": 1})
+    finally:
+        module_pg.resume()
+    assert status == 503, body
+    assert "database" in body["error"], body
+    deadline = time.monotonic() + 30
+    while dep.api(dep.main, "GET", "/audit", query={"limit": 1})[0] != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+
+
 def test_a_worker_without_database_is_refused(synapse_factory, redis, tmp_path):
     extra, listeners = worker_main_config(redis.port, free_port())
     # The main process runs on the embedded store (allowed: it is one process)

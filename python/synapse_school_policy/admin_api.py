@@ -111,8 +111,14 @@ class AdminResource(DirectServeJsonResource):
             raise SynapseError(400, str(exc), Codes.BAD_JSON) from exc
         except _core.InputError as exc:
             raise SynapseError(400, str(exc), Codes.INVALID_PARAM) from exc
+        except _core.DatabaseError as exc:
+            # The database refused the statement (an SQL error): retrying
+            # will not help; the message is the database's.
+            raise SynapseError(500, f"the school policy database failed: {exc}",
+                               Codes.UNKNOWN) from exc
         except _core.StoreError as exc:
-            # The PostgreSQL store is unreachable: a retry later can succeed.
+            # The store cannot be reached (PostgreSQL away, a disk error): a
+            # retry later can succeed.
             raise SynapseError(503, f"the school policy store failed: {exc}", Codes.UNKNOWN) from exc
 
     async def _put_user(self, request: Any, match: Any) -> tuple[int, Any]:

@@ -15,6 +15,7 @@ int main(void)
     run_audit_tests();
     run_store_tests();
     run_pgstore_tests();
+    run_store_layer_tests();
     run_special_rooms_tests();
     run_reconcile_tests();
     run_doors_tests();

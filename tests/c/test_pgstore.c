@@ -87,7 +87,7 @@ out:
     tu_teardown(&fx);
 }
 
-static void pgstore_audit_query_without_database_fails_with_a_clear_error(void)
+static void pgstore_audit_query_without_database_fails_as_unavailable(void)
 {
     tu_fixture fx;
     ssp_audit_filter f;
@@ -98,7 +98,7 @@ static void pgstore_audit_query_without_database_fails_with_a_clear_error(void)
     memset(&f, 0, sizeof f);
     f.limit = 10;
     CHECK_INT_EQ(ssp_audit_query(fx.engine, &f, &text, &fx.err), -1);
-    CHECK_INT_EQ(fx.err.code, SSP_ERR_IO);
+    CHECK_INT_EQ(fx.err.code, SSP_ERR_UNAVAILABLE);
     CHECK_CONTAINS(fx.err.message, "database: cannot connect");
     free(text);
 out:
@@ -109,5 +109,5 @@ void run_pgstore_tests(void)
 {
     RUN(pgstore_unreachable_database_keeps_roster_writes_and_audit_records);
     RUN(pgstore_second_process_on_the_same_worker_files_is_refused);
-    RUN(pgstore_audit_query_without_database_fails_with_a_clear_error);
+    RUN(pgstore_audit_query_without_database_fails_as_unavailable);
 }

@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "roster_feed.h"
+#include "store_embedded.h"
 #include "tests.h"
 #include "testutil.h"
 
@@ -211,6 +212,7 @@ static void feed_bad_message_is_rejected_with_the_post_roster_error(void)
 
 static void feed_store_failure_is_retried_not_rejected(void)
 {
+    ssp_embedded_store *emb;
     tu_fixture fx;
     size_t upserted = 0;
     int ro;
@@ -220,8 +222,9 @@ static void feed_store_failure_is_retried_not_rejected(void)
     /* the ledger's and the journal's files now refuse writes, like a disk gone bad */
     ro = open("/dev/null", O_RDONLY | O_CLOEXEC);
     REQUIRE(ro >= 0);
-    REQUIRE(dup2(ro, fx.engine->ledger.file.fd) >= 0);
-    REQUIRE(dup2(ro, fx.engine->journal.fd) >= 0);
+    emb = (ssp_embedded_store *)fx.engine->store;
+    REQUIRE(dup2(ro, emb->ledger.file.fd) >= 0);
+    REQUIRE(dup2(ro, emb->journal.fd) >= 0);
     close(ro);
     CHECK_INT_EQ(ssp_feed_apply(fx.engine, GOOD_ANNA, strlen(GOOD_ANNA), &upserted, &fx.err),
                  SSP_FEED_RETRY);

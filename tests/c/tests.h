@@ -10,6 +10,7 @@ void run_decide_tests(void);
 void run_audit_tests(void);
 void run_store_tests(void);
 void run_pgstore_tests(void);
+void run_store_layer_tests(void);
 void run_special_rooms_tests(void);
 void run_reconcile_tests(void);
 void run_doors_tests(void);

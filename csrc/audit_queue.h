@@ -1,0 +1,110 @@
+/*
+ * The audit queue (audit.c): decisions queue denial records without waiting
+ * on I/O; the store's writer (the embedded store's file writer or the
+ * PostgreSQL store's thread) consumes them through one function family:
+ *
+ *   ssp_audit_wait_queued   sleep until there is something to take
+ *   ssp_audit_take          take a batch from the front
+ *   ssp_audit_mark_written  the batch is durable (committed or fdatasync'ed):
+ *                           advance last_written_id, wake waiters, free it
+ *   ssp_audit_put_back      the write failed: the batch goes back to the front
+ *
+ * last_written_id only moves in ssp_audit_mark_written, so whoever waits
+ * on written_cond for an id knows its record is durable.
+ *
+ * Also here: an audit record as JSON and the filter test, shared by both
+ * stores' queries.
+ */
+#ifndef SSP_AUDIT_QUEUE_H
+#define SSP_AUDIT_QUEUE_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ssp.h"
+
+typedef struct ssp_audit_record {
+    struct ssp_audit_record *next;
+    int64_t id;
+    int64_t ts;
+    ssp_rule rule;
+    ssp_callback callback;
+    bool enforced;
+    /* NULL when absent; all point into this allocation */
+    const char *actor;
+    const char *target;
+    const char *room_id;
+    const char *event_type;
+    const char *school;
+} ssp_audit_record;
+
+typedef struct ssp_audit_log {
+    pthread_mutex_t mutex;
+    pthread_cond_t wake_writer;  /* a record arrived, or stopping */
+    pthread_cond_t written_cond; /* last_written_id moved */
+    bool stopping;
+    ssp_audit_record *head, *tail; /* queue, oldest first */
+    int64_t next_id;
+    int64_t last_written_id;
+    char *worker;
+    /* where the records go, for error messages: a path or "the database" */
+    char *sink;
+    ssp_audit_stats stats;
+    /* an eventfd (or -1) written when a record arrives on an empty queue,
+     * for a writer that sleeps in poll() (the PostgreSQL store's thread) */
+    int wake_fd;
+} ssp_audit_log;
+
+/* A batch taken from the queue: first..last, count records. Owned by the
+ * writer until it is marked written (freed) or put back. */
+typedef struct ssp_audit_batch {
+    ssp_audit_record *first, *last;
+    size_t count;
+} ssp_audit_batch;
+
+/* The queue alone; ids start after last_id (the store's newest record).
+ * sink is copied. */
+int ssp_audit_open(ssp_audit_log *log, const char *worker, const char *sink, int64_t last_id,
+                   int wake_fd, ssp_error *err);
+/* Frees what is still queued. The writer must have stopped. */
+void ssp_audit_close(ssp_audit_log *log);
+/* Tells the writer to finish: ssp_audit_wait_queued returns false once the
+ * queue is empty. */
+void ssp_audit_stop(ssp_audit_log *log);
+void ssp_audit_free_records(ssp_audit_record *rec);
+/* Copies the strings; never blocks on I/O. Returns -1 only when out of memory. */
+int ssp_audit_submit(ssp_audit_log *log, ssp_rule rule, ssp_callback callback, bool enforced,
+                     const char *actor, const char *target, const char *room_id,
+                     const char *event_type, const char *school);
+
+/* ---- the writers' side ---- */
+
+/* Waits until a record is queued (true), or the queue is stopping and
+ * empty (false); timeout_ms < 0 waits without limit, else false on timeout. */
+bool ssp_audit_wait_queued(ssp_audit_log *log, int64_t timeout_ms);
+/* Takes up to max records (0: all) from the front: group commit, every
+ * record queued so far goes in one write. False when the queue is empty. */
+bool ssp_audit_take(ssp_audit_log *log, size_t max, ssp_audit_batch *batch);
+/* The batch is durable: last_written_id = its last id, waiters woken, the
+ * records freed. */
+void ssp_audit_mark_written(ssp_audit_log *log, ssp_audit_batch *batch);
+/* The write failed: the batch goes back to the front, in order, and the
+ * write error is counted. */
+void ssp_audit_put_back(ssp_audit_log *log, ssp_audit_batch *batch);
+bool ssp_audit_is_empty(ssp_audit_log *log);
+/* After a failed write: true at once when stopping, else waits up to ms
+ * (or until a record arrives or stopping) and returns whether stopping. */
+bool ssp_audit_pause(ssp_audit_log *log, int64_t ms);
+
+/* ---- records as JSON ---- */
+
+json_t *ssp_audit_record_to_json(const ssp_audit_record *rec, const char *worker);
+/* The ssp_audit_query result of both stores: {"records": records (not
+ * stolen), "next": next, or null when next is NULL}. NULL when out of memory. */
+json_t *ssp_audit_page(json_t *records, const char *next);
+/* The filter's test of one parsed audit record. */
+bool ssp_audit_matches(json_t *rec, const ssp_audit_filter *filter);
+
+#endif

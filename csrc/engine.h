@@ -1,0 +1,60 @@
+/*
+ * Engine internals (engine.c): the engine struct the engine's files share,
+ * and the rules' texts (decide.c, rules.c). Not installed, not seen by the
+ * binding. The store's backends never include this: they get
+ * ssp_store_env (store.h).
+ */
+#ifndef SSP_ENGINE_H
+#define SSP_ENGINE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "audit_queue.h"
+#include "config.h"
+#include "roster_index.h"
+#include "ssp.h"
+#include "store.h"
+#include "strmap.h"
+#include "util.h"
+
+#define SSP_EXPIRY_SLOTS 16384
+#define SSP_EXPIRY_AUDIT_MS 60000
+
+struct ssp_engine {
+    ssp_config config;
+    char *server_name;
+    char *worker_name;
+    ssp_roster roster;
+    bool roster_ready;
+    pthread_mutex_t write_mutex; /* serialises store append + roster apply */
+    ssp_audit_log audit;
+    bool audit_open;
+    ssp_store *store; /* NULL until ssp_engine_open; the backend is chosen there */
+    ssp_store_env store_env;
+    /* The roster feed's consumer (roster_feed.c), or NULL; set once by
+     * ssp_roster_feed_start, stopped and freed by ssp_engine_free. */
+    struct ssp_feed *feed;
+    /* @<reconciler.user>:<server_name>; also a key of config.service_user_set */
+    char *reconciler_user;
+    /* is_user_expired runs on every request of a refused user's tokens; its
+     * denials are audited at most once per user per SSP_EXPIRY_AUDIT_MS.
+     * A slot remembers the last audited user by hash; a collision only
+     * costs an extra record, never a missing one. */
+    pthread_mutex_t expiry_mutex;
+    struct ssp_expiry_slot {
+        uint64_t user_hash;
+        int64_t audited_ms;
+    } expiry_audited[SSP_EXPIRY_SLOTS];
+};
+
+bool ssp_engine_is_local(const ssp_engine *engine, const char *user_id);
+
+/* The message a client gets for a rule (decide.c), in English. */
+const char *ssp_rule_message(ssp_rule rule);
+/* The rule's short name and its client message in German (rules.c). */
+const char *ssp_rule_name(ssp_rule rule, bool german);
+const char *ssp_rule_message_de(ssp_rule rule);
+
+#endif

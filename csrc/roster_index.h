@@ -1,0 +1,101 @@
+/*
+ * The roster: its entries, the input rules they obey, and the in-memory
+ * index the rules read under a read lock (roster_index.c). A data
+ * structure with no store behind it: the store loads it (ssp_roster_replace)
+ * and roster writes change it (ssp_roster_apply_locked).
+ */
+#ifndef SSP_ROSTER_INDEX_H
+#define SSP_ROSTER_INDEX_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ssp.h"
+#include "strmap.h"
+
+typedef struct ssp_membership {
+    const char *school; /* points into the owning ssp_roster_user allocation */
+    ssp_role role;
+} ssp_membership;
+
+/* One allocation per user: the struct, the memberships, then the strings. */
+typedef struct ssp_roster_user {
+    const char *user_id;
+    size_t n;
+    ssp_membership memberships[];
+} ssp_roster_user;
+
+typedef struct ssp_roster_change {
+    char *user_id;
+    ssp_roster_user *user; /* NULL or n == 0: remove from every school */
+} ssp_roster_change;
+
+/* Parses {"schools": [...]} for one user. *out is a new allocation. */
+int ssp_roster_parse_entry(const char *user_id, json_t *body, const char *path,
+                           ssp_roster_user **out, ssp_error *err);
+/* The same for stored data (journal replay): a membership whose school id
+ * breaks the rules of ssp_roster_check_school is dropped and counted in
+ * *dropped instead of failing the entry. */
+int ssp_roster_parse_entry_lenient(const char *user_id, json_t *body, const char *path,
+                                   size_t *dropped, ssp_roster_user **out, ssp_error *err);
+/* Parses {"users": [...]} into an array of changes (caller frees with
+ * ssp_roster_changes_free). Every user_id must pass ssp_roster_check_user_id
+ * (server_name NULL: any server) and appear once. */
+int ssp_roster_parse_batch(json_t *body, const char *server_name, ssp_roster_change **changes,
+                           size_t *n, ssp_error *err);
+void ssp_roster_changes_free(ssp_roster_change *changes, size_t n);
+json_t *ssp_roster_user_to_json(const char *user_id, const ssp_roster_user *user);
+/* The roster's input rules, shared by the admin API, the CLI (through the
+ * binding), the journal replay and the PostgreSQL loader. */
+#define SSP_USER_ID_MAX 255
+/* A Matrix user id: "@" localpart ":" server, at most 255 bytes, the
+ * localpart printable ASCII without ":", the server a host name (letters,
+ * digits, ".", "-"), IPv4 or [IPv6] address, optional ":port". */
+bool ssp_user_id_valid(const char *user_id);
+/* The same for len bytes (NUL bytes included, which fail), and, unless
+ * server_name is NULL, a user of that server. Fails with SSP_ERR_INPUT and a
+ * message starting with path. */
+int ssp_roster_check_user_id(const char *path, const char *user_id, size_t len,
+                             const char *server_name, ssp_error *err);
+/* A school id: 1 to SSP_SCHOOL_ID_MAX bytes, no control character (below
+ * 0x20, 0x7f; NUL included) and no space, as in the config. */
+int ssp_roster_check_school(const char *path, const char *school, size_t len, ssp_error *err);
+
+typedef struct ssp_roster {
+    pthread_rwlock_t lock;
+    ssp_strmap users; /* user_id -> ssp_roster_user*, key points into the value */
+    const char *server_name; /* borrowed; NULL: users of any server (replay checks) */
+    uint64_t skipped;        /* stored entries and rows dropped at load: they break the rules */
+} ssp_roster;
+
+int ssp_roster_init(ssp_roster *roster, ssp_error *err);
+void ssp_roster_destroy(ssp_roster *roster);
+/* Applies a change; takes ownership of change->user either way. Caller holds
+ * the write lock. */
+int ssp_roster_apply_locked(ssp_roster *roster, const char *user_id, ssp_roster_user *user,
+                            ssp_error *err);
+
+/* Replaces every entry with those of *users (taken over; left empty and
+ * initialised) under the write lock; the old entries are freed after the
+ * lock is released. */
+void ssp_roster_replace(ssp_roster *roster, ssp_strmap *users);
+/* Applies the loaded entries of the users named in user_ids under one
+ * write lock: a user found in *loaded (taken out of it) replaces the entry,
+ * a user absent from it leaves the roster. Fails with SSP_ERR_NOMEM before
+ * changing anything. */
+int ssp_roster_apply_loaded(ssp_roster *roster, const char *const *user_ids, size_t n,
+                            ssp_strmap *loaded, ssp_error *err);
+/* Counts n stored entries or rows dropped at load (they break the rules). */
+void ssp_roster_note_skipped(ssp_roster *roster, uint64_t n);
+/* Frees every entry of a map of ssp_roster_user* and the map. */
+void ssp_roster_map_free(ssp_strmap *users);
+
+/* Roster entries built from stored rows (roster.c). */
+ssp_roster_user *ssp_roster_user_new(const char *user_id, const char **schools,
+                                     const ssp_role *roles, size_t n);
+/* Returns 0 and sets *role, or -1 for an unknown role name. */
+int ssp_role_from_name(const char *name, ssp_role *role);
+
+#endif

@@ -1,0 +1,262 @@
+/*
+ * The embedded store (no `database:` in the config): one process owns
+ * data_dir. The roster journal (journal.c), the ledger (ledger_file.c) and
+ * the audit files (audit_file.c) behind the store interface (store.h).
+ *
+ * Ownership: the store owns its files and their memory; the roster and the
+ * audit queue are the engine's (borrowed through env and start).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger.h"
+#include "store_embedded.h"
+#include "util.h"
+
+static ssp_embedded_store *embedded(ssp_store *store)
+{
+    return (ssp_embedded_store *)store;
+}
+
+static void embedded_close(ssp_store *store)
+{
+    ssp_embedded_store *emb = embedded(store);
+
+    if (emb == NULL)
+        return;
+    if (emb->audit_open)
+        ssp_audit_file_close(&emb->audit); /* writes what is queued first */
+    if (emb->journal_open)
+        ssp_journal_close(&emb->journal);
+    if (emb->ledger_open)
+        ssp_ledger_close(&emb->ledger);
+    free(emb);
+}
+
+static int embedded_open(const ssp_store_env *env, ssp_store **out, ssp_store_opened *opened,
+                         ssp_error *err)
+{
+    const char *data_dir = env->config->data_dir;
+    ssp_embedded_store *emb = calloc(1, sizeof *emb);
+
+    *out = NULL;
+    if (emb == NULL)
+        return ssp_fail_nomem(err);
+    emb->base.ops = &ssp_embedded_store_ops;
+    emb->env = env;
+    emb->journal.fd = -1;
+    /* The ledger first: roster changes mark it before they are journaled. */
+    if (ssp_ledger_open(&emb->ledger, data_dir, err) != 0)
+        goto fail;
+    emb->ledger_open = true;
+    if (ssp_journal_open(&emb->journal, data_dir, env->roster, err) != 0)
+        goto fail;
+    emb->journal_open = true;
+    if (ssp_audit_file_open(&emb->audit, data_dir, &opened->last_audit_id, err) != 0)
+        goto fail;
+    emb->audit_open = true;
+    snprintf(opened->audit_sink, sizeof opened->audit_sink, "%s", emb->audit.path);
+    opened->audit_wake_fd = -1;
+    *out = &emb->base;
+    return 0;
+fail:
+    embedded_close(&emb->base);
+    return -1;
+}
+
+static int embedded_start(ssp_store *store, ssp_audit_log *log, ssp_error *err)
+{
+    return ssp_audit_file_start(&embedded(store)->audit, log, err);
+}
+
+static void embedded_status(ssp_store *store, ssp_store_status *out)
+{
+    out->connected = true;
+    out->reconcile_pending = ssp_ledger_pending(&embedded(store)->ledger);
+}
+
+static int embedded_roster_append(ssp_store *store, const ssp_roster_change *changes, size_t n,
+                                  ssp_error *err)
+{
+    return ssp_journal_append(&embedded(store)->journal, changes, n, err);
+}
+
+static int embedded_audit_query(ssp_store *store, const ssp_audit_filter *filter,
+                                char **result_json, ssp_error *err)
+{
+    return ssp_audit_file_query(&embedded(store)->audit, filter, result_json, err);
+}
+
+static int embedded_audit_chart(ssp_store *store, const ssp_audit_filter *filter,
+                                int64_t bucket_ms, json_t **rows, ssp_error *err)
+{
+    return ssp_audit_file_chart(&embedded(store)->audit, filter, bucket_ms, rows, err);
+}
+
+static int embedded_audit_purge(ssp_store *store, int64_t before_ms, uint64_t *deleted,
+                                ssp_error *err)
+{
+    (void)store;
+    (void)before_ms;
+    *deleted = 0;
+    return ssp_fail(err, SSP_ERR_STATE,
+                    "audit purge needs the PostgreSQL store; the embedded store's "
+                    "audit.jsonl is kept as it is");
+}
+
+static int embedded_reads_append(ssp_store *store, json_t *record, ssp_error *err)
+{
+    return ssp_audit_file_reads_append(&embedded(store)->audit, record, err);
+}
+
+static int embedded_reads_query(ssp_store *store, json_t *schools, const ssp_reads_filter *filter,
+                                json_t **page, ssp_error *err)
+{
+    return ssp_audit_file_reads_query(&embedded(store)->audit, schools, filter, page, err);
+}
+
+static int embedded_ledger_mark(ssp_store *store, const char *const *schools,
+                                const char *const *user_ids, size_t n, ssp_error *err)
+{
+    return ssp_ledger_mark_pairs(&embedded(store)->ledger, schools, user_ids, n, err);
+}
+
+static int embedded_ledger_due(ssp_store *store, int64_t now_ms, size_t max, char **marks_json,
+                               ssp_error *err)
+{
+    return ssp_ledger_due(&embedded(store)->ledger, now_ms, max, marks_json, err);
+}
+
+static int embedded_ledger_done(ssp_store *store, const char *school, const char *user_id,
+                                int64_t generation, ssp_error *err)
+{
+    return ssp_ledger_done(&embedded(store)->ledger, school, user_id, generation, err);
+}
+
+static int embedded_ledger_failed(ssp_store *store, const char *school, const char *user_id,
+                                  int64_t generation, const char *error, int64_t retry_at_ms,
+                                  ssp_error *err)
+{
+    return ssp_ledger_failed(&embedded(store)->ledger, school, user_id, generation, error,
+                             retry_at_ms, err);
+}
+
+static int embedded_ledger_set_room(ssp_store *store, const char *school, const char *kind,
+                                    const char *room_id, ssp_error *err)
+{
+    return ssp_ledger_set_room(&embedded(store)->ledger, school, kind, room_id, err);
+}
+
+static int embedded_ledger_get_room(ssp_store *store, const char *school, const char *kind,
+                                    char **room_id, ssp_error *err)
+{
+    return ssp_ledger_get_room(&embedded(store)->ledger, school, kind, room_id, err);
+}
+
+typedef struct school_users {
+    const char *school;
+    const char **schools;
+    const char **users;
+    size_t n;
+} school_users;
+
+static int collect_school_user(const char *key, void *value, void *ctx_ptr)
+{
+    school_users *ctx = ctx_ptr;
+    const ssp_roster_user *user = value;
+
+    (void)key;
+    for (size_t i = 0; i < user->n; i++) {
+        if (strcmp(user->memberships[i].school, ctx->school) == 0) {
+            ctx->schools[ctx->n] = ctx->school;
+            ctx->users[ctx->n++] = user->user_id;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* Marks a school whose applied config changed, and every roster user of
+ * it, then stores the new applied string. Under write_mutex the roster
+ * cannot change, so its strings are borrowed. */
+static int sync_school(ssp_embedded_store *emb, const ssp_school *school, const char *applied,
+                       ssp_error *err)
+{
+    const ssp_store_env *env = emb->env;
+    school_users ctx = {school->id, NULL, NULL, 0};
+    size_t cap;
+    int rc = -1;
+
+    pthread_mutex_lock(env->write_mutex);
+    cap = env->roster->users.count + 1;
+    ctx.schools = malloc(cap * sizeof *ctx.schools);
+    ctx.users = malloc(cap * sizeof *ctx.users);
+    if (ctx.schools == NULL || ctx.users == NULL) {
+        ssp_fail_nomem(err);
+        goto done;
+    }
+    ctx.schools[0] = school->id;
+    ctx.users[ctx.n++] = "";
+    pthread_rwlock_rdlock(&env->roster->lock);
+    ssp_strmap_each(&env->roster->users, collect_school_user, &ctx);
+    pthread_rwlock_unlock(&env->roster->lock);
+    /* marks first: a crash before the applied line leaves extra marks only */
+    if (ssp_ledger_mark_pairs(&emb->ledger, ctx.schools, ctx.users, ctx.n, err) != 0)
+        goto done;
+    rc = ssp_ledger_put_applied(&emb->ledger, school->id, applied, err);
+done:
+    pthread_mutex_unlock(env->write_mutex);
+    free(ctx.schools);
+    free(ctx.users);
+    return rc;
+}
+
+static int embedded_ledger_sync_config(ssp_store *store, size_t *schools_changed, ssp_error *err)
+{
+    ssp_embedded_store *emb = embedded(store);
+    const ssp_config *config = emb->env->config;
+
+    for (size_t i = 0; i < config->n_schools; i++) {
+        char applied[96];
+
+        ssp_reconcile_applied_text(&config->schools[i], applied, sizeof applied);
+        if (ssp_ledger_applied_is(&emb->ledger, config->schools[i].id, applied))
+            continue;
+        if (sync_school(emb, &config->schools[i], applied, err) != 0)
+            return -1;
+        (*schools_changed)++;
+    }
+    return 0;
+}
+
+static int embedded_ledger_status(ssp_store *store, char **status_json, ssp_error *err)
+{
+    ssp_embedded_store *emb = embedded(store);
+
+    return ssp_ledger_status_locked(&emb->ledger, emb->env->config, status_json, err);
+}
+
+const ssp_store_ops ssp_embedded_store_ops = {
+    .name = "embedded",
+    .marks_roster_changes = false,
+    .commits_roster_later = false,
+    .open = embedded_open,
+    .start = embedded_start,
+    .close = embedded_close,
+    .status = embedded_status,
+    .roster_append = embedded_roster_append,
+    .audit_query = embedded_audit_query,
+    .audit_chart = embedded_audit_chart,
+    .audit_purge = embedded_audit_purge,
+    .reads_append = embedded_reads_append,
+    .reads_query = embedded_reads_query,
+    .ledger_mark = embedded_ledger_mark,
+    .ledger_due = embedded_ledger_due,
+    .ledger_done = embedded_ledger_done,
+    .ledger_failed = embedded_ledger_failed,
+    .ledger_set_room = embedded_ledger_set_room,
+    .ledger_get_room = embedded_ledger_get_room,
+    .ledger_sync_config = embedded_ledger_sync_config,
+    .ledger_status = embedded_ledger_status,
+    .ledger_status_offline = ssp_ledger_status_offline,
+};

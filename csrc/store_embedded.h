@@ -1,0 +1,135 @@
+/*
+ * The embedded store's parts, seen only by its own files: store_embedded.c
+ * (the backend: roster journal, ledger, glue), audit_file.c (audit.jsonl,
+ * its writer thread and queries, and the read log audit-reads.jsonl) and
+ * ledger_file.c (reconcile.jsonl).
+ */
+#ifndef SSP_STORE_EMBEDDED_H
+#define SSP_STORE_EMBEDDED_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "audit_queue.h"
+#include "files.h"
+#include "config.h"
+#include "ssp.h"
+#include "store.h"
+#include "strmap.h"
+
+typedef struct ssp_audit_file {
+    ssp_audit_log *log; /* the queue the writer drains (borrowed) */
+    char *path;         /* data_dir/audit.jsonl */
+    int fd;
+    bool broken; /* a partial write could not be cut off: writing stopped */
+    pthread_t writer;
+    bool writer_started;
+    /* the read log: appends serialised by reads_mutex */
+    char *reads_path;
+    pthread_mutex_t reads_mutex;
+    bool reads_mutex_ready;
+    int64_t reads_next_id; /* 0: not known yet (read from the file at first use) */
+} ssp_audit_file;
+
+/* Opens data_dir/audit.jsonl, cuts a torn last line off and reads the id
+ * of the newest record into *last_id. */
+int ssp_audit_file_open(ssp_audit_file *file, const char *data_dir, int64_t *last_id,
+                        ssp_error *err);
+/* Starts the writer thread that drains log into the file. */
+int ssp_audit_file_start(ssp_audit_file *file, ssp_audit_log *log, ssp_error *err);
+/* Stops the writer (after it has written what is queued, unless the disk
+ * refuses) and closes the files. */
+void ssp_audit_file_close(ssp_audit_file *file);
+int ssp_audit_file_query(ssp_audit_file *file, const ssp_audit_filter *filter,
+                         char **result_json, ssp_error *err);
+int ssp_audit_file_chart(ssp_audit_file *file, const ssp_audit_filter *filter, int64_t bucket_ms,
+                         json_t **rows, ssp_error *err);
+int ssp_audit_file_reads_append(ssp_audit_file *file, json_t *record, ssp_error *err);
+int ssp_audit_file_reads_query(ssp_audit_file *file, json_t *schools,
+                               const ssp_reads_filter *filter, json_t **page, ssp_error *err);
+
+/* ---- the ledger (ledger_file.c) ---- */
+
+/* One mark. One allocation: the struct, then key, school and user_id. */
+typedef struct ssp_mark {
+    const char *key; /* "<school length>:<school><user_id>": unique per (school, user) */
+    const char *school;
+    const char *user_id; /* "" for the school itself */
+    int64_t generation;
+    int64_t marked_at_ms;
+    int64_t attempts;
+    int64_t next_attempt_ms;
+    int64_t failed_at_ms;
+    char *last_error; /* NULL or its own allocation */
+} ssp_mark;
+
+/* A (school, kind) -> room_id or (school) -> applied config entry. One
+ * allocation: the struct, then key and value. */
+typedef struct ssp_ledger_entry {
+    const char *key; /* rooms: "<kind>:<school>"; applied: the school id */
+    const char *school;
+    const char *value;
+} ssp_ledger_entry;
+
+/* The embedded store's ledger: data_dir/reconcile.jsonl replayed into memory.
+ * `mutex` guards everything here, including appends to the file. */
+typedef struct ssp_ledger {
+    pthread_mutex_t mutex;
+    bool mutex_ready;
+    ssp_journal file;
+    char *data_dir;
+    ssp_strmap marks;   /* key -> ssp_mark* (owned) */
+    ssp_strmap rooms;   /* key -> ssp_ledger_entry* (owned) */
+    ssp_strmap applied; /* school -> ssp_ledger_entry* (owned) */
+    int64_t next_generation;
+} ssp_ledger;
+
+/* Replays data_dir/reconcile.jsonl (cutting a torn last line, compacting
+ * when it has grown well past the live state) and opens it for appends. */
+int ssp_ledger_open(ssp_ledger *ledger, const char *data_dir, ssp_error *err);
+void ssp_ledger_close(ssp_ledger *ledger);
+/* Marks (schools[i], user_ids[i]) for every i in one append + fdatasync.
+ * Duplicate pairs are fine. Nothing is marked when it fails. */
+int ssp_ledger_mark_pairs(ssp_ledger *ledger, const char *const *schools,
+                          const char *const *user_ids, size_t n, ssp_error *err);
+uint64_t ssp_ledger_pending(ssp_ledger *ledger);
+int ssp_ledger_done(ssp_ledger *ledger, const char *school, const char *user_id,
+                    int64_t generation, ssp_error *err);
+int ssp_ledger_failed(ssp_ledger *ledger, const char *school, const char *user_id,
+                      int64_t generation, const char *error, int64_t retry_at_ms,
+                      ssp_error *err);
+int ssp_ledger_due(ssp_ledger *ledger, int64_t now_ms, size_t max, char **marks_json,
+                   ssp_error *err);
+/* room_id NULL: forget the room. */
+int ssp_ledger_set_room(ssp_ledger *ledger, const char *school, const char *kind,
+                        const char *room_id, ssp_error *err);
+/* *room_id: a copy (caller frees) or NULL when none is stored. */
+int ssp_ledger_get_room(ssp_ledger *ledger, const char *school, const char *kind, char **room_id,
+                        ssp_error *err);
+/* Whether the school's stored applied string is `applied`. */
+bool ssp_ledger_applied_is(ssp_ledger *ledger, const char *school, const char *applied);
+int ssp_ledger_put_applied(ssp_ledger *ledger, const char *school, const char *applied,
+                           ssp_error *err);
+/* ssp_ledger_status: caller holds ledger->mutex; _locked takes it. */
+int ssp_ledger_status(ssp_ledger *ledger, const ssp_config *config, char **status_json,
+                      ssp_error *err);
+int ssp_ledger_status_locked(ssp_ledger *ledger, const ssp_config *config, char **status_json,
+                             ssp_error *err);
+/* Reads config->data_dir/reconcile.jsonl without opening the store (the
+ * CLI, while Synapse runs). */
+int ssp_ledger_status_offline(const ssp_config *config, char **status_json, ssp_error *err);
+
+/* ---- the backend (store_embedded.c) ---- */
+
+typedef struct ssp_embedded_store {
+    ssp_store base;
+    const ssp_store_env *env;
+    ssp_ledger ledger; /* opened first: roster changes mark it before the journal */
+    bool ledger_open;
+    ssp_journal journal; /* data_dir/roster.jsonl */
+    bool journal_open;
+    ssp_audit_file audit;
+    bool audit_open;
+} ssp_embedded_store;
+
+#endif
