@@ -30,7 +30,14 @@ class InputError(ValueError): ...
 class JsonSyntaxError(InputError): ...
 class StoreError(OSError): ...
 
-Denial = tuple[str, str, bool, str]  # rule id, message, enforced, school ("" if none)
+class Denial(tuple[str, str, bool, str]):
+    """decide()'s denial: (rule id, message, enforced, school ("" if none))."""
+
+    rule: str
+    message: str
+    enforced: bool
+    school: str
+    audit_id: int  # the queued audit record (for Engine.wait_durable); 0 when none was queued
 # (policy content, policy sender, power levels content, m.room.create content, creator[, policy event id])
 RoomFacts = (
     tuple[Mapping[str, Any] | None, str | None, Mapping[str, Any] | None, Mapping[str, Any] | None, str | None]
@@ -68,6 +75,7 @@ class Engine:
         member_count: int | None,
         redacts: str | None = None,
     ) -> None | int | Denial: ...
+    def wait_durable(self, audit_id: int, timeout_ms: int) -> bool: ...
     def create_room_invitees(self, actor: str, body: Any) -> list[str]: ...
     def power_levels_update(
         self, room_policy: Mapping[str, Any] | None, power_levels: Mapping[str, Any] | None
