@@ -258,9 +258,15 @@ class SchoolPolicy:
         # No refusal is seen before its audit record is durable: the wait
         # blocks (GIL released) in Synapse's thread pool, never the reactor,
         # and concurrent denials share the writer's fdatasync or commit.
-        # Allowed events and report-only denials never wait.
-        if outcome.audit_id and not await self._api.defer_to_thread(
-            self._wait_durable, outcome.audit_id, time.monotonic() + _DURABLE_WAIT_SECONDS
+        # Allowed events and report-only denials never wait, nor does hiding
+        # a user from a directory search: no refusal is shown there, and a
+        # search asks about its results one after another.
+        if (
+            outcome.audit_id
+            and callback != _core.CB_CHECK_USERNAME_FOR_SPAM
+            and not await self._api.defer_to_thread(
+                self._wait_durable, outcome.audit_id, time.monotonic() + _DURABLE_WAIT_SECONDS
+            )
         ):
             # The store is stuck (database and spill file both failing). The
             # denial stands: a refusal is never turned into an allow. The
