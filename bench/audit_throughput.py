@@ -13,16 +13,24 @@ it and measures:
   403 one_way. N denials one after another, then N from --concurrency
   clients at once (p50/p99 per request, denials/s), and a teacher's allowed
   messages for comparison. With PostgreSQL it also counts the module
-  database's commits during the concurrent phase (group commit: fewer
-  commits than denials).
+  database's commits during the concurrent phase;
+- group commit (--waiters T): T threads each decide --per-thread denials and
+  wait for each one's record (Engine.wait_durable, as the adapter does before
+  a 403), on each store; prints denials/s, the wait's p50/p99 and how many
+  fdatasync calls (embedded store, counted by strace attached meanwhile) or
+  commits (PostgreSQL) the records took.
 
     VENV/bin/python bench/audit_throughput.py --records 200000 --roster 1000000
     VENV/bin/python bench/audit_throughput.py --records 0 --denials 400
+    VENV/bin/python bench/audit_throughput.py --records 0 --waiters 32
 """
 import argparse
 import json
 import os
 import resource
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -146,6 +154,63 @@ def denial_latency(pg, store: str, n: int, concurrency: int) -> None:
         server.stop()
 
 
+def group_commit(pg, store: str, threads: int, per_thread: int) -> None:
+    """Concurrent denials, each waiting for its record: how many writes they share."""
+    data_dir = tempfile.mkdtemp(prefix=f"ssp-bench-group-{store}-")
+    config = {"data_dir": data_dir, "schools": {"gym-nord": {"messenger": True}}}
+    dbname = None
+    if store == "postgres":
+        dbname = f"group_{os.getpid()}"
+        pg.create_database(dbname)
+        config["database"] = pg.dsn(dbname)
+    engine = _core.Engine(json.dumps(config), "school.test", "main")
+    engine.open()
+    cb, no = _core.CB_CHECK_LOGIN_FOR_SPAM, _core.FACT_NO
+    waits: list[list[float]] = [[] for _ in range(threads)]
+    not_durable = []
+
+    def worker(k: int) -> None:
+        for j in range(per_thread):
+            outcome = engine.decide(cb, f"@nobody{k}x{j}:school.test", None, None, None, None, None, None,
+                                    no, None, None, None, None)
+            t0 = time.perf_counter()
+            if not engine.wait_durable(outcome.audit_id, 5000):
+                not_durable.append(outcome.audit_id)
+            waits[k].append(time.perf_counter() - t0)
+
+    tracer, trace_file = None, None
+    if store == "embedded" and shutil.which("strace"):
+        trace_file = os.path.join(data_dir, "strace.txt")
+        tracer = subprocess.Popen(["strace", "-f", "-c", "-e", "trace=fdatasync", "-o", trace_file,
+                                   "-p", str(os.getpid())], stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # attached to every thread
+    commits_before = module_commits(pg, dbname) if dbname else 0
+    workers = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    started = time.perf_counter()
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    took = time.perf_counter() - started
+    writes = ""
+    if tracer is not None:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait()
+        with open(trace_file) as f:
+            calls = [line.split() for line in f if line.rstrip().endswith("fdatasync")]
+        writes = f"; {calls[0][3] if calls else 0} fdatasync calls (strace attached: slower)"
+    elif dbname:
+        time.sleep(1.5)
+        writes = f"; {module_commits(pg, dbname) - commits_before} commits in the module's database"
+    flat = [x for xs in waits for x in xs]
+    print(f"group commit [{store}] {threads} threads x {per_thread} denials, each waiting for its record: "
+          f"{len(flat)} in {took:.2f} s ({len(flat) / took:,.0f} denials/s), wait p50 "
+          f"{percentile(flat, 50) * 1000:.2f} ms, p99 {percentile(flat, 99) * 1000:.2f} ms, "
+          f"{len(not_durable)} not durable within 5 s{writes}")
+    del engine
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=200000)
@@ -154,12 +219,19 @@ def main() -> None:
                         help="denied messages through a real Synapse, sequential and concurrent")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--store", choices=("embedded", "postgres", "both"), default="both")
+    parser.add_argument("--waiters", type=int, default=0,
+                        help="threads deciding denials and waiting for each record (group commit)")
+    parser.add_argument("--per-thread", type=int, default=200)
     args = parser.parse_args()
     pg = PostgresCluster().start()
     try:
+        stores = ("embedded", "postgres") if args.store == "both" else (args.store,)
         if args.denials:
-            for store in ("embedded", "postgres") if args.store == "both" else (args.store,):
+            for store in stores:
                 denial_latency(pg, store, args.denials, args.concurrency)
+        if args.waiters:
+            for store in stores:
+                group_commit(pg, store, args.waiters, args.per_thread)
         if not args.records and not args.roster:
             return
         pg.create_database("bench")
