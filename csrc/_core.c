@@ -309,7 +309,7 @@ static PyObject *lookup(PyObject *mapping, PyObject *key)
 {
     PyObject *value;
 
-    if (PyDict_Check(mapping))
+    if (PyDict_CheckExact(mapping)) /* a subclass may define __getitem__ */
         return Py_XNewRef(PyDict_GetItemWithError(mapping, key));
     value = PyObject_GetItem(mapping, key);
     if (value == NULL && PyErr_ExceptionMatches(PyExc_KeyError))
