@@ -4,8 +4,16 @@ Many clients send denied messages at once; the moment the last of the
 wanted number of 403s has arrived, the thread that received it SIGKILLs
 Synapse, with other denied messages still in flight. After a restart every
 403 that a client saw has its audit record, on the embedded store and on
-PostgreSQL."""
+PostgreSQL.
+
+On a fast disk the writer usually wins the race against the 403 anyway, so
+the third case makes the race visible: a transaction of the test holds a
+lock on school_policy.audit that stalls the store's INSERTs for 2 s while
+the burst starts. The 403s must wait for the lock to go (a module that
+answered before the commit would be killed with every record of that
+burst still uncommitted)."""
 import threading
+import time
 import uuid
 from collections import Counter
 
@@ -17,15 +25,17 @@ pytestmark = pytest.mark.integration
 
 CLIENTS = 12
 DENIALS = 300  # 403s to see before the kill
+STALL_DENIALS = 100  # with the commits stalled: fewer than the burst reaches while stalled
+STALL_SECONDS = 2.0  # below the adapter's 5 s wait: the denials wait for the commit
 
 
-@pytest.fixture(params=["embedded", "postgres"])
+@pytest.fixture(params=["embedded", "postgres", "postgres-commit-stalled"])
 def world(request, synapse_factory, postgres, tmp_path):
     overrides = {}
-    if request.param == "postgres":
-        name = f"school_policy_{uuid.uuid4().hex[:8]}"
-        postgres.create_database(name)
-        overrides["database"] = postgres.dsn(name)
+    if request.param.startswith("postgres"):
+        dbname = f"school_policy_{uuid.uuid4().hex[:8]}"
+        postgres.create_database(dbname)
+        overrides["database"] = postgres.dsn(dbname)
     world = School(synapse_factory(base_config(tmp_path / "store", **overrides)))
     world.register("sync")
     world.register("teacher")
@@ -41,11 +51,33 @@ def world(request, synapse_factory, postgres, tmp_path):
     for name in ["teacher", *pupils]:
         status, body = world.users[name].join(room)
         assert status == 200, body
-    return world, room, pupils
+    stall = None
+    if request.param == "postgres-commit-stalled":
+        stall = lambda: postgres.connect(dbname)  # noqa: E731
+    return world, room, pupils, stall
+
+
+def stall_audit_commits(connect, seconds: float, killed: threading.Event) -> threading.Thread:
+    """Holds a lock that makes the store's INSERT into school_policy.audit
+    wait, until `seconds` have passed or Synapse is killed."""
+    conn = connect()
+    conn.autocommit = False
+    with conn.cursor() as cur:
+        cur.execute("LOCK TABLE school_policy.audit IN SHARE MODE")
+
+    def release():
+        killed.wait(seconds)
+        conn.rollback()
+        conn.close()
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    return thread
 
 
 def test_sigkill_right_after_a_burst_of_denials_loses_no_record(world):
-    world, room, pupils = world
+    world, room, pupils, stall = world
+    target = STALL_DENIALS if stall else DENIALS
     seen = Counter()  # 403s received per pupil, before the kill
     lock = threading.Lock()
     killed = threading.Event()
@@ -66,18 +98,23 @@ def test_sigkill_right_after_a_burst_of_denials_loses_no_record(world):
                     killed.set()
                     return
                 seen[name] += 1
-                if sum(seen.values()) == DENIALS:
+                if sum(seen.values()) == target:
                     # Right after the response: no flush, no pause.
                     world.server.kill()
                     killed.set()
 
     threads = [threading.Thread(target=client, args=(name,)) for name in pupils]
+    releaser = stall_audit_commits(stall, STALL_SECONDS, killed) if stall else None
+    started = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=300)
+    took = time.monotonic() - started
+    if releaser is not None:
+        releaser.join()
     assert not failures, failures[:3]
-    assert killed.is_set() and sum(seen.values()) == DENIALS, seen
+    assert killed.is_set() and sum(seen.values()) == target, seen
     assert not world.server.running
 
     world.server.start()
@@ -88,3 +125,6 @@ def test_sigkill_right_after_a_burst_of_denials_loses_no_record(world):
         # the kill may have left one more (decided, never answered).
         assert len(records) >= seen[name], (name, len(records), seen[name])
         assert len({r["id"] for r in records}) == len(records)
+    if stall:
+        # No 403 came back while the records could not be committed.
+        assert took >= STALL_SECONDS, took
