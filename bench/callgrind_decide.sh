@@ -39,6 +39,9 @@ if grep -q 'libpq-fe\.h' $SRCS; then  # the PostgreSQL store, when the engine ha
     CFLAGS="$CFLAGS -I$(pg_config --includedir)"; LIBS="$LIBS -L$(pg_config --libdir) -lpq"
   fi
 fi
+if grep -q 'amqp\.h' $SRCS; then  # the roster feed (rabbitmq-c), when the engine has one
+  CFLAGS="$CFLAGS $(pkg-config --cflags librabbitmq)"; LIBS="$LIBS $(pkg-config --libs librabbitmq)"
+fi
 # shellcheck disable=SC2086
 gcc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-missing-field-initializers -Icsrc \
   $CFLAGS bench/decide_bench.c $SRCS -o "$BUILD/decide_bench" $LIBS -lpthread

@@ -264,22 +264,158 @@ static PyObject *mapping_get(PyObject *mapping, const char *key)
     return value;
 }
 
+/* The keys decide() reads from event contents, as str objects made once at
+ * module init (interned, so their hash is computed once): a lookup then
+ * builds, hashes and frees no string of its own. The module supports one
+ * interpreter (Py_mod_multiple_interpreters), so they are process-wide and
+ * live as long as the process. */
+enum {
+    K_SCHOOL,
+    K_KIND,
+    K_TWO_WAY,
+    K_USERS_DEFAULT,
+    K_EVENTS_DEFAULT,
+    K_STATE_DEFAULT,
+    K_USERS,
+    K_EVENTS,
+    K_ROOM_VERSION,
+    K_ADDITIONAL_CREATORS,
+    K_REDACTS,
+    K_RELATES_TO,
+    K_REL_TYPE,
+    K_KEY,
+    K_EVENT_ID,
+    N_KEYS
+};
+
+static const char *const KEY_NAMES[N_KEYS] = {
+    "school", "kind", "two_way", "users_default", "events_default", "state_default", "users",
+    "events", "room_version", "additional_creators", "redacts", "m.relates_to", "rel_type", "key",
+    "event_id",
+};
+
+static PyObject *keys[N_KEYS];
+
+static int keys_init(void)
+{
+    for (int k = 0; k < N_KEYS; k++) {
+        if (keys[k] == NULL && (keys[k] = PyUnicode_InternFromString(KEY_NAMES[k])) == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+/* mapping[key] as a new reference, or NULL with no exception when absent.
+ * Event contents are dicts in Synapse (frozen Mappings only with
+ * SYNAPSE_USE_FROZEN_DICTS): for a dict this is one hash table probe with
+ * the key's cached hash and no KeyError to raise and clear. */
+static PyObject *lookup(PyObject *mapping, PyObject *key)
+{
+    PyObject *value;
+
+    if (PyDict_CheckExact(mapping)) /* a subclass may define __getitem__ */
+        return Py_XNewRef(PyDict_GetItemWithError(mapping, key));
+    value = PyObject_GetItem(mapping, key);
+    if (value == NULL && PyErr_ExceptionMatches(PyExc_KeyError))
+        PyErr_Clear();
+    return value;
+}
+
+static PyObject *item(PyObject *mapping, int key)
+{
+    return lookup(mapping, keys[key]);
+}
+
+/* decide()'s denial: a tuple (rule, message, enforced, school), plus the
+ * attribute audit_id (not part of the tuple, so unpacking stays as it was).
+ * Made once at module init, like the keys. */
+static PyStructSequence_Field DENIAL_FIELDS[] = {
+    {"rule", "the rule id"},
+    {"message", "the message for the client"},
+    {"enforced", "False: report-only, the action goes through"},
+    {"school", "the school the rule applied for, or \"\""},
+    {"audit_id", "the id of the queued audit record (wait_durable), 0 when none was queued"},
+    {NULL, NULL},
+};
+
+static PyStructSequence_Desc DENIAL_DESC = {
+    "synapse_school_policy._core.Denial",
+    "A denial: (rule, message, enforced, school); audit_id names its audit record.",
+    DENIAL_FIELDS,
+    4,
+};
+
+static PyTypeObject *denial_type;
+
+/* The rule ids as str, made once; and the client messages, which are static
+ * texts of the engine, each made into a str the first time it is used. */
+static PyObject *rule_strs[SSP_RULE__COUNT];
+
+#define MESSAGE_CACHE 48
+
+static struct {
+    const char *text;
+    PyObject *str;
+} message_strs[MESSAGE_CACHE];
+
+static int rule_strs_init(void)
+{
+    for (int r = 0; r < SSP_RULE__COUNT; r++) {
+        if (rule_strs[r] == NULL && (rule_strs[r] = PyUnicode_InternFromString(ssp_rule_id((ssp_rule)r))) == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+/* A new reference to the str of an engine message. */
+static PyObject *message_str(const char *text)
+{
+    int i = 0;
+
+    while (i < MESSAGE_CACHE && message_strs[i].text != NULL && message_strs[i].text != text)
+        i++;
+    if (i < MESSAGE_CACHE && message_strs[i].text == text)
+        return Py_NewRef(message_strs[i].str);
+    if (i == MESSAGE_CACHE)
+        return PyUnicode_FromString(text); /* more texts than the cache holds: not kept */
+    message_strs[i].str = PyUnicode_FromString(text);
+    if (message_strs[i].str == NULL)
+        return NULL;
+    message_strs[i].text = text;
+    return Py_NewRef(message_strs[i].str);
+}
+
 /* Keeps alive the Python objects whose UTF-8 buffers the engine's request
- * borrows, and owns the C arrays built for it. Released once per decide(). */
+ * borrows, and owns the C arrays built for it. Released once per decide().
+ * The first BORROWED_HELD references sit in the struct (on the caller's
+ * stack); a list is made only for more (or when the caller made one). */
+#define BORROWED_HELD 16
+
 typedef struct borrowed {
-    PyObject *objects; /* list */
+    PyObject *objects; /* list, or NULL until `held` is full */
+    PyObject *held[BORROWED_HELD];
+    int n_held;
     void *arrays[8];
     int n_arrays;
 } borrowed;
 
 static int keep(borrowed *b, PyObject *obj)
 {
+    if (b->n_held < BORROWED_HELD) {
+        b->held[b->n_held++] = Py_NewRef(obj);
+        return 0;
+    }
+    if (b->objects == NULL && (b->objects = PyList_New(0)) == NULL)
+        return -1;
     return PyList_Append(b->objects, obj);
 }
 
 static void borrowed_release(borrowed *b)
 {
     Py_CLEAR(b->objects);
+    for (int i = 0; i < b->n_held; i++)
+        Py_DECREF(b->held[i]);
+    b->n_held = 0;
     for (int i = 0; i < b->n_arrays; i++)
         PyMem_Free(b->arrays[i]);
     b->n_arrays = 0;
@@ -317,10 +453,9 @@ static bool not_utf8(void)
 
 /* UTF-8 view of a str value, kept alive by b. NULL (no error) when absent
  * or not a str. */
-static int str_field(PyObject *mapping, const char *key, borrowed *b, const char **out,
-                     size_t *len)
+static int str_field(PyObject *mapping, int key, borrowed *b, const char **out, size_t *len)
 {
-    PyObject *value = mapping_get(mapping, key);
+    PyObject *value = item(mapping, key);
     Py_ssize_t size;
     int rc = 0;
 
@@ -377,11 +512,11 @@ static int policy_from_mapping(PyObject *content, ssp_room_policy *policy, borro
         return -1;
     policy->empty = size == 0;
     policy->n_keys = (size_t)size;
-    if (str_field(content, "school", b, &policy->school, &policy->school_len) != 0 ||
-        str_field(content, "kind", b, &policy->kind_name, &policy->kind_len) != 0)
+    if (str_field(content, K_SCHOOL, b, &policy->school, &policy->school_len) != 0 ||
+        str_field(content, K_KIND, b, &policy->kind_name, &policy->kind_len) != 0)
         return -1;
     policy->kind = kind_from_name(policy->kind_name, policy->kind_len);
-    two_way = mapping_get(content, "two_way");
+    two_way = item(content, K_TWO_WAY);
     if (two_way == NULL && PyErr_Occurred())
         return -1;
     policy->two_way = two_way == Py_True;
@@ -418,9 +553,9 @@ static int level_value(PyObject *value, int64_t *out)
     return 1;
 }
 
-static int level_field(PyObject *mapping, const char *key, int64_t fallback, int64_t *out)
+static int level_field(PyObject *mapping, int key, int64_t fallback, int64_t *out)
 {
-    PyObject *value = mapping_get(mapping, key);
+    PyObject *value = item(mapping, key);
 
     *out = fallback;
     if (value == NULL)
@@ -433,10 +568,10 @@ static int level_field(PyObject *mapping, const char *key, int64_t fallback, int
 
 /* Values that are not levels are kept as INT64_MIN, so that changing them
  * still counts as a change. */
-static int level_map(PyObject *mapping, const char *key, borrowed *b, const ssp_level_entry **out,
+static int level_map(PyObject *mapping, int key, borrowed *b, const ssp_level_entry **out,
                      size_t *n_out)
 {
-    PyObject *map = mapping_get(mapping, key), *items = NULL;
+    PyObject *map = item(mapping, key), *items = NULL;
     ssp_level_entry *entries = NULL;
     Py_ssize_t n;
     int rc = -1;
@@ -482,10 +617,10 @@ done:
     return rc;
 }
 
-/* Extracts an m.room.power_levels content. `actor` gets their own entry
- * looked up; `full` extracts the users and events maps too. */
-static int power_levels_from_mapping(PyObject *content, const char *actor, bool full,
-                                     ssp_power_levels *pl, borrowed *b)
+/* Extracts an m.room.power_levels content. `actor` (a str) gets their own
+ * entry looked up; `full` extracts the users and events maps too. */
+static int power_levels_of(PyObject *content, PyObject *actor, bool full, ssp_power_levels *pl,
+                           borrowed *b)
 {
     PyObject *users, *own;
 
@@ -494,15 +629,20 @@ static int power_levels_from_mapping(PyObject *content, const char *actor, bool 
         PyErr_SetString(PyExc_TypeError, "power levels must be a Mapping or None");
         return -1;
     }
-    if (level_field(content, "users_default", 0, &pl->users_default) != 0 ||
-        level_field(content, "events_default", 0, &pl->events_default) != 0 ||
-        level_field(content, "state_default", 50, &pl->state_default) != 0)
+    /* The rules read events_default only from levels extracted in full
+     * (a power-levels or policy event), and state_default never: a message
+     * pays for the lookups it needs. */
+    pl->events_default = 0;
+    pl->state_default = 50;
+    if (level_field(content, K_USERS_DEFAULT, 0, &pl->users_default) != 0 ||
+        (full && (level_field(content, K_EVENTS_DEFAULT, 0, &pl->events_default) != 0 ||
+                  level_field(content, K_STATE_DEFAULT, 50, &pl->state_default) != 0)))
         return -1;
-    users = mapping_get(content, "users");
+    users = item(content, K_USERS);
     if (users == NULL && PyErr_Occurred())
         return -1;
     if (users != NULL && json_object(users)) {
-        own = mapping_get(users, actor);
+        own = lookup(users, actor);
         if (own == NULL && PyErr_Occurred()) {
             Py_DECREF(users);
             return -1;
@@ -516,10 +656,24 @@ static int power_levels_from_mapping(PyObject *content, const char *actor, bool 
     if (!full)
         return 0;
     pl->full = true;
-    if (level_map(content, "users", b, &pl->users, &pl->n_users) != 0 ||
-        level_map(content, "events", b, &pl->events, &pl->n_events) != 0)
+    if (level_map(content, K_USERS, b, &pl->users, &pl->n_users) != 0 ||
+        level_map(content, K_EVENTS, b, &pl->events, &pl->n_events) != 0)
         return -1;
     return 0;
+}
+
+/* The same with the actor's id as a C string. */
+static int power_levels_from_mapping(PyObject *content, const char *actor, bool full,
+                                     ssp_power_levels *pl, borrowed *b)
+{
+    PyObject *key = PyUnicode_FromString(actor);
+    int rc;
+
+    if (key == NULL)
+        return -1;
+    rc = power_levels_of(content, key, full, pl, b);
+    Py_DECREF(key);
+    return rc;
 }
 
 /* Whether mapping[key] is the str `want`. */
@@ -780,9 +934,9 @@ static int room_create_from(PyObject *content, PyObject *sender, ssp_room_create
         PyErr_SetString(PyExc_TypeError, "the create event's content must be a Mapping or None");
         return -1;
     }
-    if (str_field(content, "room_version", b, &create->room_version, &create->room_version_len) != 0)
+    if (str_field(content, K_ROOM_VERSION, b, &create->room_version, &create->room_version_len) != 0)
         return -1;
-    creators = mapping_get(content, "additional_creators");
+    creators = item(content, K_ADDITIONAL_CREATORS);
     if (creators == NULL)
         return PyErr_Occurred() ? -1 : 0;
     if (PyUnicode_Check(creators) || !PySequence_Check(creators)) {
@@ -826,7 +980,7 @@ static int event_shape_from(PyObject *content, ssp_event_shape *shape, borrowed 
     if (n < 0)
         return -1;
     shape->n_content_keys = (size_t)n;
-    value = mapping_get(content, "redacts");
+    value = item(content, K_REDACTS);
     if (value == NULL && PyErr_Occurred())
         return -1;
     shape->has_redacts = value != NULL;
@@ -838,7 +992,7 @@ static int event_shape_from(PyObject *content, ssp_event_shape *shape, borrowed 
         }
     }
     Py_XDECREF(value);
-    relation = mapping_get(content, "m.relates_to");
+    relation = item(content, K_RELATES_TO);
     if (relation == NULL)
         return PyErr_Occurred() ? -1 : 0;
     if (!json_object(relation) || keep(b, relation) != 0) {
@@ -853,10 +1007,10 @@ static int event_shape_from(PyObject *content, ssp_event_shape *shape, borrowed 
     if (n < 0)
         return -1;
     shape->n_relation_keys = (size_t)n;
-    if (str_field(relation, "rel_type", b, &shape->rel_type, &shape->rel_type_len) != 0 ||
-        str_field(relation, "key", b, &shape->key, &shape->key_len) != 0)
+    if (str_field(relation, K_REL_TYPE, b, &shape->rel_type, &shape->rel_type_len) != 0 ||
+        str_field(relation, K_KEY, b, &shape->key, &shape->key_len) != 0)
         return -1;
-    value = mapping_get(relation, "event_id");
+    value = item(relation, K_EVENT_ID);
     if (value == NULL && PyErr_Occurred())
         return -1;
     shape->relation_event_id = value != NULL && PyUnicode_Check(value);
@@ -940,9 +1094,10 @@ enum {
 };
 
 /* Extracts what the rules read from the event's own content. */
-static int event_content_facts(ssp_request *req, PyObject *content, const char *policy_type,
-                               ssp_room_policy *new_policy, ssp_power_levels *new_pl,
-                               ssp_event_shape *shape, bool *full_levels, borrowed *b)
+static int event_content_facts(ssp_request *req, PyObject *actor, PyObject *content,
+                               const char *policy_type, ssp_room_policy *new_policy,
+                               ssp_power_levels *new_pl, ssp_event_shape *shape, bool *full_levels,
+                               borrowed *b)
 {
     bool differs;
 
@@ -956,7 +1111,7 @@ static int event_content_facts(ssp_request *req, PyObject *content, const char *
             req->new_policy = new_policy;
         } else if (strcmp(req->event_type, "m.room.power_levels") == 0) {
             *full_levels = true;
-            if (power_levels_from_mapping(content, req->actor, true, new_pl, b) != 0)
+            if (power_levels_of(content, actor, true, new_pl, b) != 0)
                 return -1;
             req->new_power_levels = new_pl;
         } else if (strcmp(req->event_type, "m.room.join_rules") == 0) {
@@ -979,6 +1134,32 @@ static int event_content_facts(ssp_request *req, PyObject *content, const char *
     return 0;
 }
 
+static PyObject *denial_result(const ssp_decision *decision)
+{
+    PyObject *result = PyStructSequence_New(denial_type), *value;
+    PyObject *values[5] = {NULL};
+
+    if (result == NULL)
+        return NULL;
+    values[0] = decision->rule < SSP_RULE__COUNT ? Py_NewRef(rule_strs[decision->rule])
+                                                 : PyUnicode_FromString(ssp_rule_id(decision->rule));
+    values[1] = message_str(decision->message);
+    values[2] = Py_NewRef(decision->enforced ? Py_True : Py_False);
+    values[3] = PyUnicode_FromString(decision->school);
+    values[4] = PyLong_FromLongLong(decision->audit_id);
+    for (int i = 0; i < 5; i++) {
+        value = values[i];
+        if (value == NULL) {
+            for (int j = i + 1; j < 5; j++)
+                Py_XDECREF(values[j]);
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyStructSequence_SetItem(result, i, value); /* steals value */
+    }
+    return result;
+}
+
 /* decide(callback, actor, target, room_id, event_type, state_key, content,
  *        room, actor_admin, is_invited, shared_rooms, actor_membership,
  *        member_count)
@@ -997,9 +1178,10 @@ static int event_content_facts(ssp_request *req, PyObject *content, const char *
  * m.room.redaction redacts, and the room tuple may end with the policy
  * event's id: with both, redacting the policy event is refused.
  * Returns None to allow; a NEED_* constant to ask for a fact and call again;
- * SYNC_POWER_LEVELS to allow and then align the room's power levels; or
- * (rule_id, message, enforced, school) for a denial, which the engine has
- * already queued for the audit log. Called with the GIL. */
+ * SYNC_POWER_LEVELS to allow and then align the room's power levels; or a
+ * Denial (rule_id, message, enforced, school) whose audit record the engine
+ * has already queued (Denial.audit_id, for wait_durable). Called with the
+ * GIL; the roster is read under one read lock. */
 static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     ssp_request req = {0};
@@ -1054,14 +1236,11 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
     }
     if (nargs == N_DECIDE_ARGS && optional_str(args[ARG_REDACTS], "redacts", &req.redacts) != 0)
         return NULL;
-    b.objects = PyList_New(0);
-    if (b.objects == NULL)
-        return NULL;
 
     if (req.callback == SSP_CB_CHECK_EVENT_FOR_SPAM && args[ARG_CONTENT] != Py_None &&
         req.event_type != NULL) {
-        if (event_content_facts(&req, args[ARG_CONTENT], policy_type, &new_policy, &new_pl, &shape,
-                                &full_levels, &b) != 0)
+        if (event_content_facts(&req, args[ARG_ACTOR], args[ARG_CONTENT], policy_type, &new_policy,
+                                &new_pl, &shape, &full_levels, &b) != 0)
             goto done;
     } else if (req.callback == SSP_CB_USER_MAY_CREATE_ROOM && args[ARG_CONTENT] != Py_None) {
         if (create_room_from_mapping(args[ARG_CONTENT], args[ARG_ACTOR], policy_type, &create) != 0)
@@ -1122,7 +1301,7 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
             req.room = &room_policy;
         }
         if (power_levels != Py_None) {
-            if (power_levels_from_mapping(power_levels, req.actor, full_levels, &room_pl, &b) != 0)
+            if (power_levels_of(power_levels, args[ARG_ACTOR], full_levels, &room_pl, &b) != 0)
                 goto done;
             req.room_power_levels = &room_pl;
         }
@@ -1142,8 +1321,7 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
         result = PyLong_FromLong((long)decision.verdict);
         break;
     case SSP_VERDICT_DENY:
-        result = Py_BuildValue("(ssOs)", ssp_rule_id(decision.rule), decision.message,
-                               decision.enforced ? Py_True : Py_False, decision.school);
+        result = denial_result(&decision);
         break;
     }
 done:
@@ -1381,6 +1559,23 @@ static PyObject *Engine_audit_flush(EngineObject *self, PyObject *Py_UNUSED(igno
     if (rc != 0)
         return raise_engine_error(Py_TYPE(self), &err);
     Py_RETURN_NONE;
+}
+
+/* wait_durable(audit_id, timeout_ms) -> bool: waits, without the GIL, until
+ * a denial's audit record (Denial.audit_id) is written, at most timeout_ms.
+ * True once it is (and for audit_id 0), False on timeout. Run it in a thread:
+ * it blocks until the store's writer has done the next fdatasync or commit. */
+static PyObject *Engine_wait_durable(EngineObject *self, PyObject *args)
+{
+    long long audit_id, timeout_ms;
+    bool durable;
+
+    if (!PyArg_ParseTuple(args, "LL:wait_durable", &audit_id, &timeout_ms))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    durable = ssp_decision_wait_durable(self->engine, (int64_t)audit_id, (int64_t)timeout_ms);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(durable);
 }
 
 static PyObject *Engine_audit_stats(EngineObject *self, PyObject *Py_UNUSED(ignored))
@@ -1703,6 +1898,9 @@ static PyMethodDef Engine_methods[] = {
      "audit_query(*, since, until, rule, school, user, limit, before) -> result JSON."},
     {"audit_flush", (PyCFunction)Engine_audit_flush, METH_NOARGS,
      "Wait until every queued audit record is written."},
+    {"wait_durable", (PyCFunction)Engine_wait_durable, METH_VARARGS,
+     "wait_durable(audit_id, timeout_ms) -> bool: wait (without the GIL) until a denial's "
+     "audit record is written; False on timeout."},
     {"audit_stats", (PyCFunction)Engine_audit_stats, METH_NOARGS, "Audit queue counters."},
     {"store_status", (PyCFunction)Engine_store_status, METH_NOARGS,
      "The store's state: postgres, connected, audit_spilled_total, audit_spill_pending, "
@@ -1943,6 +2141,10 @@ static int core_exec(PyObject *module)
     int rc = -1;
 
     ssp_global_init();
+    if (keys_init() != 0 || rule_strs_init() != 0)
+        goto done;
+    if (denial_type == NULL && (denial_type = PyStructSequence_NewType(&DENIAL_DESC)) == NULL)
+        goto done;
     st->engine_type =
         (PyTypeObject *)PyType_FromModuleAndSpec(module, &Engine_spec, NULL);
     if (st->engine_type == NULL)
@@ -1978,6 +2180,7 @@ static int core_exec(PyObject *module)
         PyModule_AddObjectRef(module, "JsonSyntaxError", st->syntax_error) < 0 ||
         PyModule_AddObjectRef(module, "StoreError", st->store_error) < 0 ||
         PyModule_AddObjectRef(module, "DatabaseError", st->database_error) < 0 ||
+        PyModule_AddObjectRef(module, "Denial", (PyObject *)denial_type) < 0 ||
         PyModule_AddObjectRef(module, "RULE_IDS", ids) < 0 ||
         PyModule_AddObjectRef(module, "CALLBACK_NAMES", callbacks) < 0)
         goto done;

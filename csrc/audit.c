@@ -108,14 +108,15 @@ static const char *opt_copy(char **cursor, const char *s)
     return dest;
 }
 
-int ssp_audit_submit(ssp_audit_log *log, ssp_rule rule, ssp_callback callback, bool enforced,
-                     const char *actor, const char *target, const char *room_id,
-                     const char *event_type, const char *school)
+int64_t ssp_audit_submit(ssp_audit_log *log, ssp_rule rule, ssp_callback callback, bool enforced,
+                         const char *actor, const char *target, const char *room_id,
+                         const char *event_type, const char *school)
 {
     size_t size = sizeof(ssp_audit_record) + opt_len(actor) + opt_len(target) +
                   opt_len(room_id) + opt_len(event_type) + opt_len(school);
     ssp_audit_record *rec = malloc(size);
     char *cursor;
+    int64_t id;
 
     if (rec == NULL)
         return -1;
@@ -132,7 +133,7 @@ int ssp_audit_submit(ssp_audit_log *log, ssp_rule rule, ssp_callback callback, b
     rec->school = opt_copy(&cursor, school);
 
     pthread_mutex_lock(&log->mutex);
-    rec->id = log->next_id++;
+    rec->id = id = log->next_id++;
     if (log->tail != NULL) {
         log->tail->next = rec;
     } else {
@@ -153,7 +154,7 @@ int ssp_audit_submit(ssp_audit_log *log, ssp_rule rule, ssp_callback callback, b
     log->stats.queue_depth++;
     pthread_cond_signal(&log->wake_writer);
     pthread_mutex_unlock(&log->mutex);
-    return 0;
+    return id;
 }
 
 /* ---- the writers' side ---- */
@@ -269,6 +270,26 @@ int ssp_audit_flush(ssp_engine *engine, ssp_error *err)
             rc = ssp_fail(err, SSP_ERR_IO, "audit records are not being written to %s (%llu "
                           "write errors so far)", log->sink,
                           (unsigned long long)log->stats.write_errors);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&log->mutex);
+    return rc;
+}
+
+int ssp_audit_wait_written(ssp_audit_log *log, int64_t id, int64_t timeout_ms)
+{
+    struct timespec deadline;
+    int rc = 0;
+
+    deadline_after_ms(&deadline, timeout_ms > 0 ? timeout_ms : 0);
+    pthread_mutex_lock(&log->mutex);
+    /* Both writers write in id order and broadcast after each batch, so
+     * every waiter whose record was in the batch wakes at once: concurrent
+     * denials share one fdatasync or one commit. */
+    while (log->last_written_id < id) {
+        if (pthread_cond_timedwait(&log->written_cond, &log->mutex, &deadline) == ETIMEDOUT) {
+            rc = log->last_written_id < id ? -1 : 0;
             break;
         }
     }

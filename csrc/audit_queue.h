@@ -74,10 +74,15 @@ void ssp_audit_close(ssp_audit_log *log);
  * queue is empty. */
 void ssp_audit_stop(ssp_audit_log *log);
 void ssp_audit_free_records(ssp_audit_record *rec);
-/* Copies the strings; never blocks on I/O. Returns -1 only when out of memory. */
-int ssp_audit_submit(ssp_audit_log *log, ssp_rule rule, ssp_callback callback, bool enforced,
-                     const char *actor, const char *target, const char *room_id,
-                     const char *event_type, const char *school);
+/* Copies the strings; never blocks on I/O. Returns the record's id (> 0),
+ * or -1 only when out of memory. */
+int64_t ssp_audit_submit(ssp_audit_log *log, ssp_rule rule, ssp_callback callback, bool enforced,
+                         const char *actor, const char *target, const char *room_id,
+                         const char *event_type, const char *school);
+/* Waits until the record `id` is written (file store: fdatasync'ed;
+ * PostgreSQL: committed, or fdatasync'ed in the spill file), at most
+ * timeout_ms. 0 once written, -1 on timeout. Blocks: never on the reactor. */
+int ssp_audit_wait_written(ssp_audit_log *log, int64_t id, int64_t timeout_ms);
 
 /* ---- the writers' side ---- */
 

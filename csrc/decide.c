@@ -4,6 +4,12 @@
  * its read lock. Facts that live in Synapse (is the actor a server admin,
  * what is the room's state) are asked for with a NEED_* verdict and
  * supplied by the caller, who then asks again.
+ *
+ * Locking rule: ssp_decide takes the roster's read lock once and holds it
+ * while the rules run, so that one decision sees one roster (a write
+ * between two lookups cannot make it judge the actor by one version and the
+ * target by another). Every function below that reads engine->roster
+ * expects that lock held and takes no lock of its own.
  */
 #include <string.h>
 
@@ -51,7 +57,7 @@ static void copy_school(char *dest, const char *school, size_t len)
 }
 
 /* Rule 1 for one user: fills *out and returns true when the user may not use
- * the messenger. */
+ * the messenger. Roster read lock held. */
 static bool standing_denies(ssp_engine *engine, const char *user_id, denial *out)
 {
     const ssp_config *config = &engine->config;
@@ -60,7 +66,6 @@ static bool standing_denies(ssp_engine *engine, const char *user_id, denial *out
 
     out->about_target = false;
     out->message = NULL;
-    pthread_rwlock_rdlock(&engine->roster.lock);
     user = ssp_strmap_get(&engine->roster.users, user_id);
     if (user == NULL) {
         if (!config->unlisted_allow) {
@@ -69,13 +74,13 @@ static bool standing_denies(ssp_engine *engine, const char *user_id, denial *out
             out->school[0] = '\0';
             denied = true;
         }
-        goto done;
+        return denied;
     }
     for (size_t i = 0; i < user->n; i++) {
         const ssp_school *school = ssp_strmap_get(&config->school_by_id, user->memberships[i].school);
 
         if (school != NULL && school->messenger)
-            goto done;
+            return false;
     }
     /* None of the user's schools has opted in. The denial is enforced if any
      * of them enforces; the audit names the first that does. */
@@ -90,10 +95,7 @@ static bool standing_denies(ssp_engine *engine, const char *user_id, denial *out
             out->enforced = enforced;
         }
     }
-    denied = true;
-done:
-    pthread_rwlock_unlock(&engine->roster.lock);
-    return denied;
+    return true;
 }
 
 static const char *message_for(ssp_rule rule, bool about_target)
@@ -437,7 +439,6 @@ static void actor_context(ssp_engine *engine, const char *actor, bool actor_loca
     d->school[0] = '\0';
     if (!actor_local)
         return;
-    pthread_rwlock_rdlock(&engine->roster.lock);
     user = ssp_strmap_get(&engine->roster.users, actor);
     for (size_t i = 0; user != NULL && i < user->n; i++) {
         const char *id = user->memberships[i].school;
@@ -449,7 +450,6 @@ static void actor_context(ssp_engine *engine, const char *actor, bool actor_loca
             break;
         }
     }
-    pthread_rwlock_unlock(&engine->roster.lock);
 }
 
 static bool deny_as_actor(ssp_engine *engine, const ssp_request *req, bool actor_local, ssp_rule rule,
@@ -503,7 +503,6 @@ static bool may_create_group_rooms(ssp_engine *engine, const char *actor)
     const ssp_roster_user *user;
     bool allowed = false;
 
-    pthread_rwlock_rdlock(&engine->roster.lock);
     user = ssp_strmap_get(&engine->roster.users, actor);
     for (size_t i = 0; user != NULL && i < user->n && !allowed; i++) {
         const ssp_school *school = ssp_strmap_get(&config->school_by_id, user->memberships[i].school);
@@ -514,7 +513,6 @@ static bool may_create_group_rooms(ssp_engine *engine, const char *actor)
                   (school->room_creation == SSP_CREATE_TEACHERS &&
                    user->memberships[i].role != SSP_ROLE_STUDENT);
     }
-    pthread_rwlock_unlock(&engine->roster.lock);
     return allowed;
 }
 
@@ -527,14 +525,12 @@ static bool role_in_school(ssp_engine *engine, const char *user_id, const char *
 
     if (school == NULL)
         return false;
-    pthread_rwlock_rdlock(&engine->roster.lock);
     user = ssp_strmap_get(&engine->roster.users, user_id);
     for (size_t i = 0; user != NULL && i < user->n && !found; i++) {
         found = same_text(user->memberships[i].school, strlen(user->memberships[i].school), school, len);
         if (found)
             *role = user->memberships[i].role;
     }
-    pthread_rwlock_unlock(&engine->roster.lock);
     return found;
 }
 
@@ -837,6 +833,7 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
     bool actor_local = ssp_engine_is_local(engine, req->actor);
     needs need = {0};
     denial d = {0};
+    bool denied;
 
     memset(out, 0, sizeof *out);
     out->verdict = SSP_VERDICT_ALLOW;
@@ -852,7 +849,10 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
         }
         return;
     }
-    if (!evaluate(engine, req, actor_local, &need, &d)) {
+    pthread_rwlock_rdlock(&engine->roster.lock);
+    denied = evaluate(engine, req, actor_local, &need, &d);
+    pthread_rwlock_unlock(&engine->roster.lock);
+    if (!denied) {
         if (need.room)
             out->verdict = SSP_VERDICT_NEED_ROOM;
         else if (need.shared)
@@ -880,8 +880,18 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
         return;
     /* Out of memory while queueing the record is reported by the stats; the
      * decision itself must not change because the audit queue is full. */
-    if (engine->audit_open)
-        (void)ssp_audit_submit(&engine->audit, out->rule, req->callback, out->enforced, req->actor,
-                               req->target, req->room_id, req->event_type,
-                               out->school[0] ? out->school : NULL);
+    if (engine->audit_open) {
+        int64_t id = ssp_audit_submit(&engine->audit, out->rule, req->callback, out->enforced,
+                                      req->actor, req->target, req->room_id, req->event_type,
+                                      out->school[0] ? out->school : NULL);
+
+        out->audit_id = id > 0 ? id : 0;
+    }
+}
+
+bool ssp_decision_wait_durable(ssp_engine *engine, int64_t audit_id, int64_t timeout_ms)
+{
+    if (audit_id <= 0 || !engine->audit_open)
+        return true;
+    return ssp_audit_wait_written(&engine->audit, audit_id, timeout_ms) == 0;
 }

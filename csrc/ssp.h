@@ -247,6 +247,10 @@ typedef struct ssp_decision {
     bool enforced;           /* false: report-only, the caller lets the action through */
     const char *message;     /* static text for the client, set when DENY */
     char school[SSP_SCHOOL_ID_MAX + 1]; /* school the rule applied for, or "" */
+    /* DENY: the id of the audit record queued for it, to wait for with
+     * ssp_decision_wait_durable; 0 when none was queued (is_user_expired's
+     * repeats, an engine without a store, out of memory). */
+    int64_t audit_id;
 } ssp_decision;
 
 typedef struct ssp_engine ssp_engine;
@@ -317,8 +321,17 @@ bool ssp_emoji_key(const char *key, size_t len);
 /* ---- decisions (decide.c) ---- */
 
 /* Decides one request from memory without blocking on I/O. On a final
- * denial it queues the audit record. */
+ * denial it queues the audit record (out->audit_id). The roster is read
+ * under one read lock for the whole decision: one snapshot. */
 void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *out);
+
+/* Waits until the audit record of a denial (ssp_decision.audit_id) is
+ * durable: fdatasync'ed in audit.jsonl, or committed in PostgreSQL (or
+ * fdatasync'ed in the spill file while the database is away), at most
+ * timeout_ms. Returns true once it is (also for audit_id <= 0: nothing to
+ * wait for), false on timeout. Blocks: call it off the reactor, without
+ * the GIL. Concurrent waiters share the writer's batches. */
+bool ssp_decision_wait_durable(ssp_engine *engine, int64_t audit_id, int64_t timeout_ms);
 
 /* What a managed room's power levels must say so that clients show the
  * composer as the policy wants it: while one-way, events_default is the

@@ -33,6 +33,7 @@ class FakeApi:
         self.admins = set(admins)
         self.lookups = []
         self.background = []
+        self.threads = []
         self._hs = SimpleNamespace(config=SimpleNamespace(
             userdirectory=SimpleNamespace(user_directory_search_all_users=False),
             server=SimpleNamespace(limit_profile_requests_to_users_who_share_rooms=True,
@@ -83,6 +84,12 @@ class FakeApi:
     def looping_background_call(self, f, msec, *args, **kwargs):
         pass
 
+    async def defer_to_thread(self, f, *args):
+        """A denial waits here for its audit record (a real thread in Synapse)."""
+        result = f(*args)
+        self.threads.append((f.__name__, result))
+        return result
+
     def run_as_background_process(self, desc, func, *args):
         self.background.append((desc, args))
 
@@ -105,6 +112,21 @@ def make_policy(tmp_path):
         policy._engine.roster_put("@teacher:school.test", json.dumps({"schools": [{"school": "gym-nord", "role": "teacher"}]}))
         return policy
     return make
+
+
+def test_an_enforced_denial_waits_for_its_audit_record_and_nothing_else_does(make_policy):
+    api = FakeApi()
+    policy = make_policy(api, schools={"gym-nord": {"messenger": True}, "rs-ost": {"messenger": False, "enforce": False}})
+    policy._engine.roster_put("@dora:school.test", json.dumps({"schools": [{"school": "rs-ost", "role": "student"}]}))
+    assert run(policy.check_login_for_spam("@pupil:school.test", None, None, [], None)) is NOT_SPAM
+    assert run(policy.check_login_for_spam("@dora:school.test", None, None, [], None)) is NOT_SPAM  # report-only
+    assert api.threads == []
+    code, fields = run(policy.check_login_for_spam("@nobody:school.test", None, None, [], None))
+    assert fields["school_policy"] == {"rule": "not_on_roster"}
+    # One wait, in a thread, and it returned with the record written.
+    assert api.threads == [("_wait_durable", True)]
+    records = json.loads(policy._engine.audit_query(user="@nobody:school.test"))["records"]
+    assert [r["rule"] for r in records] == ["not_on_roster"]
 
 
 def test_allowed_login_asks_synapse_nothing(make_policy):
@@ -164,6 +186,7 @@ def test_directory_hides_users_without_a_shared_room(make_policy):
     policy = make_policy(api)
     hidden = run(policy.check_username_for_spam({"user_id": "@pupil:school.test"}, "@teacher:school.test"))
     assert hidden is True
+    assert api.threads == []  # no refusal is shown: no wait for the record
 
 
 def test_on_create_room_closes_guest_access_and_federation_of_managed_rooms(make_policy):

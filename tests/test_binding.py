@@ -126,13 +126,62 @@ def test_bad_arguments_raise_instead_of_crashing(engine):
 def test_decide_does_not_leak_references(engine):
     actor = "@t:school.test"
     room = FrozenMapping({"school": "gs-sued", "kind": "course"})
+    levels = {"users": {actor: 50}, "users_default": 0}  # the actor's level: looked up by the actor's str
     before = (sys.getrefcount(actor), sys.getrefcount(room), sys.getrefcount(None))
     for _ in range(10_000):
         decide(engine, actor, room, True, _core.FACT_NO)
         decide(engine, actor)
+        engine.decide(_core.CB_CHECK_EVENT_FOR_SPAM, actor, None, "!r:school.test", "m.room.message", None, None,
+                      (room, "@sync:school.test", levels, CREATE, "@sync:school.test"), _core.FACT_NO, None, None,
+                      None, None)
     after = (sys.getrefcount(actor), sys.getrefcount(room), sys.getrefcount(None))
     assert after[:2] == before[:2]
     assert abs(after[2] - before[2]) < 10
+
+
+def test_a_denial_names_its_audit_record_and_can_wait_for_it(engine):
+    room = FrozenMapping({"school": "gs-sued", "kind": "course", "two_way": False})
+    first = decide(engine, "@t:school.test", room, True, _core.FACT_NO)
+    rule, _message, enforced, school = first  # still a 4-tuple
+    assert isinstance(first, _core.Denial) and first == (first.rule, first.message, first.enforced, first.school)
+    assert (first.rule, first.enforced, first.school) == ("room_school_not_enabled", True, "gs-sued")
+    second = decide(engine, "@off:school.test", None, False, _core.FACT_NO, cb=_core.CB_CHECK_LOGIN_FOR_SPAM)
+    assert first.audit_id > 0 and second.audit_id == first.audit_id + 1
+    assert engine.wait_durable(second.audit_id, 5000) is True
+    assert engine.wait_durable(0, 0) is True  # nothing queued: nothing to wait for
+    # Written means readable: the records are in the audit with those ids.
+    records = json.loads(engine.audit_query())["records"]
+    assert [r["id"] for r in records[:2]] == [second.audit_id, first.audit_id]
+    with pytest.raises(TypeError):
+        engine.wait_durable("1", 10)
+
+
+@pytest.mark.parametrize("kind", [dict, FrozenMapping, type("DictSubclass", (dict,), {})])
+def test_contents_decide_alike_as_dict_mapping_or_dict_subclass(tmp_path, kind):
+    """decide() reads dicts with one probe and other Mappings through
+    __getitem__: the answers are the same."""
+    config = {"data_dir": str(tmp_path / "store"), "service_users": ["@sync:school.test"],
+              "schools": {"gym-nord": {"messenger": True}}, "one_way_allowed_events": ["m.reaction"]}
+    engine = _core.Engine(json.dumps(config), SERVER, "main")
+    engine.open()
+    engine.roster_put("@t:school.test", json.dumps({"schools": [{"school": "gym-nord", "role": "teacher"}]}))
+    engine.roster_put("@p:school.test", json.dumps({"schools": [{"school": "gym-nord", "role": "student"}]}))
+    one_way = kind({"school": "gym-nord", "kind": "course", "two_way": False})
+    levels = kind({"users": kind({"@t:school.test": 50}), "users_default": 0, "events_default": 50})
+
+    def send(actor, event_type="m.room.message", state_key=None, content=None):
+        facts = (one_way, "@sync:school.test", levels, CREATE, "@sync:school.test")
+        return engine.decide(_core.CB_CHECK_EVENT_FOR_SPAM, actor, None, "!r:school.test", event_type, state_key,
+                             content, facts, _core.FACT_NO, None, None, None, None)
+
+    assert send("@t:school.test") is None  # a moderator by the users map
+    assert send("@p:school.test")[0] == "one_way"
+    reaction = kind({"m.relates_to": kind({"rel_type": "m.annotation", "event_id": "$e", "key": "👍"})})
+    assert send("@p:school.test", "m.reaction", None, reaction) is None
+    text = kind({"m.relates_to": kind({"rel_type": "m.annotation", "event_id": "$e", "key": "ja"})})
+    assert send("@p:school.test", "m.reaction", None, text)[0] == "one_way"
+    lowered = kind({"users": kind({"@t:school.test": 50}), "users_default": 0, "events_default": 0})
+    assert send("@t:school.test", "m.room.power_levels", "", lowered)[0] == "power_levels_locked"
 
 
 def test_repeated_calls_do_not_grow_memory(engine):

@@ -31,7 +31,14 @@ class JsonSyntaxError(InputError): ...
 class StoreError(OSError): ...
 class DatabaseError(StoreError): ...  # the database refused a statement (SQL error)
 
-Denial = tuple[str, str, bool, str]  # rule id, message, enforced, school ("" if none)
+class Denial(tuple[str, str, bool, str]):
+    """decide()'s denial: (rule id, message, enforced, school ("" if none))."""
+
+    rule: str
+    message: str
+    enforced: bool
+    school: str
+    audit_id: int  # the queued audit record (for Engine.wait_durable); 0 when none was queued
 # (policy content, policy sender, power levels content, m.room.create content, creator[, policy event id])
 RoomFacts = (
     tuple[Mapping[str, Any] | None, str | None, Mapping[str, Any] | None, Mapping[str, Any] | None, str | None]
@@ -69,6 +76,7 @@ class Engine:
         member_count: int | None,
         redacts: str | None = None,
     ) -> None | int | Denial: ...
+    def wait_durable(self, audit_id: int, timeout_ms: int) -> bool: ...
     def create_room_invitees(self, actor: str, body: Any) -> list[str]: ...
     def power_levels_update(
         self, room_policy: Mapping[str, Any] | None, power_levels: Mapping[str, Any] | None

@@ -32,6 +32,12 @@ DECISIONS = _counter(
     ["callback", "rule", "outcome"],
 )
 AUDIT_QUEUE_DEPTH = _gauge("audit_queue_depth", "Audit records waiting to be written.")
+DENIALS_NOT_DURABLE = _counter(
+    "denials_not_durable",
+    "Enforced denials answered (still as denials) before their audit record was written: the "
+    "store did not confirm the fdatasync or commit in time. The record stays queued.",
+    [],
+)
 ROSTER_ENTRIES = _gauge("roster_entries", "Users on the roster held in memory.")
 AUDIT_SPILLED_TOTAL = _gauge(
     "audit_spilled_total",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any, Collection, Mapping
 
 from synapse.module_api import NOT_SPAM, ModuleApi
@@ -19,7 +20,12 @@ from synapse_school_policy import _core, homeserver_check, roster_feed, synapse_
 from synapse_school_policy.admin_api import ADMIN_API_PREFIX, AdminResource
 from synapse_school_policy.config import PolicyConfig, parse_config
 from synapse_school_policy.page import PAGE_PREFIX, PageResource
-from synapse_school_policy.metrics import DECISIONS, bind_engine_gauges, bind_store_gauges
+from synapse_school_policy.metrics import (
+    DECISIONS,
+    DENIALS_NOT_DURABLE,
+    bind_engine_gauges,
+    bind_store_gauges,
+)
 from synapse_school_policy.reconciler import POLL_MS as RECONCILE_POLL_MS
 from synapse_school_policy.reconciler import Reconciler
 from synapse_school_policy.store import STATUS_POLL_MS, StoreMonitor, check_worker_config
@@ -30,6 +36,13 @@ logger = logging.getLogger(__name__)
 # before aligning the power levels with it.
 _SYNC_WAIT_STEPS = 100
 _SYNC_WAIT_SECONDS = 0.1
+
+# How long an enforced denial's answer waits for its audit record to be
+# written (normally one fdatasync or one commit, a few milliseconds), counted
+# from the decision. Longer than the PostgreSQL store's connect timeout (3 s),
+# after which a database that went away gives way to the spill file. Past it
+# the answer is still the denial (docs/workers.md, "Crash guarantee").
+_DURABLE_WAIT_SECONDS = 5.0
 
 _CALLBACK_NAMES = dict(enumerate(_core.CALLBACK_NAMES))
 _POWER_LEVELS_KEY = ("m.room.power_levels", "")
@@ -231,9 +244,9 @@ class SchoolPolicy:
                 self._allowed_counters[callback].inc()
                 return _AllowThenSync
             else:
-                return self._denial(callback, outcome)
+                return await self._denial(callback, outcome)
 
-    def _denial(self, callback: int, outcome: tuple[str, str, bool, str]) -> Any:
+    async def _denial(self, callback: int, outcome: _core.Denial) -> Any:
         rule, message, enforced, _school = outcome
         DECISIONS.labels(
             callback=_CALLBACK_NAMES[callback],
@@ -242,9 +255,38 @@ class SchoolPolicy:
         ).inc()
         if not enforced:
             return NOT_SPAM
+        # No refusal is seen before its audit record is durable: the wait
+        # blocks (GIL released) in Synapse's thread pool, never the reactor,
+        # and concurrent denials share the writer's fdatasync or commit.
+        # Allowed events and report-only denials never wait, nor does hiding
+        # a user from a directory search: no refusal is shown there, and a
+        # search asks about its results one after another.
+        if (
+            outcome.audit_id
+            and callback != _core.CB_CHECK_USERNAME_FOR_SPAM
+            and not await self._api.defer_to_thread(
+                self._wait_durable, outcome.audit_id, time.monotonic() + _DURABLE_WAIT_SECONDS
+            )
+        ):
+            # The store is stuck (database and spill file both failing). The
+            # denial stands: a refusal is never turned into an allow. The
+            # record stays queued and is written once the store recovers.
+            DENIALS_NOT_DURABLE.inc()
+            logger.warning(
+                "synapse_school_policy: audit record %d (%s, %s) not written after %.0f s; "
+                "answering the denial anyway",
+                outcome.audit_id, rule, _CALLBACK_NAMES[callback], _DURABLE_WAIT_SECONDS,
+            )
         # Synapse merges this dict into the error body; "error" replaces its
         # generic message so the user learns why.
         return Codes.FORBIDDEN, {"error": message, "school_policy": {"rule": rule}}
+
+    def _wait_durable(self, audit_id: int, deadline: float) -> bool:
+        """[thread pool] Waits for the audit record until `deadline` (a
+        time.monotonic() value): a wait that queued behind others in the
+        pool does not get a fresh timeout."""
+        remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
+        return self._engine.wait_durable(audit_id, remaining_ms)
 
     # ---- keeping power levels in line with the policy event ---------------------
 

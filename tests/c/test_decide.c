@@ -1,4 +1,6 @@
-/* Rule 1 (school opt-in) decisions through the public API (decide.c). */
+/* Rule 1 (school opt-in) decisions through the public API (decide.c), and
+ * the wait for a denial's audit record (durable before the 403). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -715,6 +717,195 @@ out:
     tu_teardown(&fx);
 }
 
+
+/* ---- a denial is durable before its answer ---- */
+
+/* The id of the last whole record of a jsonl file, or 0. */
+static int64_t last_record_id(const char *path)
+{
+    char *text = tu_read_file(path, NULL), *line;
+    int64_t id = 0;
+    json_t *rec;
+
+    if (text == NULL || text[0] == '\0') {
+        free(text);
+        return 0;
+    }
+    text[strlen(text) - 1] = '\0'; /* the last newline */
+    line = strrchr(text, '\n');
+    rec = tu_json(line ? line + 1 : text);
+    id = (int64_t)json_integer_value(json_object_get(rec, "id"));
+    json_decref(rec);
+    free(text);
+    return id;
+}
+
+static void decide_denial_reports_its_record_and_waits_until_it_is_on_disk(void)
+{
+    tu_fixture fx;
+    ssp_decision d;
+    char *path = NULL;
+
+    if (!setup(&fx, NULL))
+        goto out;
+    login(&fx, ANNA, SSP_FACT_UNKNOWN, &d);
+    CHECK_ALLOW(d);
+    CHECK_INT_EQ(d.audit_id, 0);
+    login(&fx, ZOE, SSP_FACT_UNKNOWN, &d); /* NEED_ADMIN: nothing queued yet */
+    CHECK_INT_EQ(d.verdict, SSP_VERDICT_NEED_ADMIN);
+    CHECK_INT_EQ(d.audit_id, 0);
+    login(&fx, ZOE, SSP_FACT_NO, &d);
+    CHECK_DENY(d, SSP_RULE_NOT_ON_ROSTER, true, "");
+    CHECK(d.audit_id > 0);
+    CHECK(ssp_decision_wait_durable(fx.engine, d.audit_id, 5000));
+    /* Written means in the file, not only out of the queue. */
+    path = tu_path(fx.dir, "audit.jsonl");
+    CHECK_INT_EQ(last_record_id(path), d.audit_id);
+    /* The next denial gets the next id; nothing to wait for is no wait. */
+    {
+        int64_t first = d.audit_id;
+
+        login(&fx, BEN, SSP_FACT_NO, &d);
+        CHECK_INT_EQ(d.audit_id, first + 1);
+        CHECK(ssp_decision_wait_durable(fx.engine, d.audit_id, 5000));
+        CHECK_INT_EQ(last_record_id(path), first + 1);
+        CHECK(ssp_decision_wait_durable(fx.engine, 0, 0));
+    }
+out:
+    free(path);
+    tu_teardown(&fx);
+}
+
+#define WAITERS 16
+
+typedef struct waiter {
+    ssp_engine *engine;
+    int64_t audit_id;
+    bool durable;
+} waiter;
+
+static void *deny_and_wait(void *arg)
+{
+    waiter *w = arg;
+    ssp_request req;
+    ssp_decision d;
+
+    memset(&req, 0, sizeof req);
+    req.callback = SSP_CB_CHECK_LOGIN_FOR_SPAM;
+    req.actor = BEN;
+    req.actor_is_admin = SSP_FACT_NO;
+    ssp_decide(w->engine, &req, &d);
+    w->audit_id = d.audit_id;
+    w->durable = ssp_decision_wait_durable(w->engine, d.audit_id, 10000);
+    return NULL;
+}
+
+static void decide_concurrent_denials_each_wait_for_their_own_record(void)
+{
+    tu_fixture fx;
+    pthread_t threads[WAITERS];
+    waiter waiters[WAITERS];
+    int started = 0;
+    ssp_audit_stats stats;
+
+    if (!setup(&fx, NULL))
+        goto out;
+    for (int i = 0; i < WAITERS; i++) {
+        waiters[i] = (waiter){fx.engine, 0, false};
+        if (pthread_create(&threads[i], NULL, deny_and_wait, &waiters[i]) != 0) {
+            CHECK_FAIL("pthread_create failed");
+            break;
+        }
+        started++;
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    for (int i = 0; i < started; i++) {
+        CHECK(waiters[i].audit_id > 0);
+        CHECK(waiters[i].durable);
+        for (int j = 0; j < i; j++)
+            CHECK(waiters[i].audit_id != waiters[j].audit_id);
+    }
+    /* Each returned only once its record was written; all are. */
+    ssp_audit_get_stats(fx.engine, &stats);
+    CHECK_INT_EQ(stats.written, started);
+out:
+    tu_teardown(&fx);
+}
+
+typedef struct late_writer {
+    ssp_audit_log *log;
+    int64_t id;
+} late_writer;
+
+/* Plays the writer: marks the record written after a while. */
+static void *write_later(void *arg)
+{
+    late_writer *w = arg;
+    struct timespec pause = {0, 50 * 1000 * 1000};
+
+    nanosleep(&pause, NULL);
+    pthread_mutex_lock(&w->log->mutex);
+    w->log->last_written_id = w->id;
+    pthread_cond_broadcast(&w->log->written_cond);
+    pthread_mutex_unlock(&w->log->mutex);
+    return NULL;
+}
+
+static void audit_wait_written_times_out_while_nothing_writes(void)
+{
+    /* The queue of the PostgreSQL store without its thread: nothing writes. */
+    ssp_audit_log log;
+    ssp_error err = {0};
+    struct timespec before, after;
+    int64_t id, waited_ms;
+    late_writer writer;
+    pthread_t thread;
+
+    if (ssp_audit_open(&log, "main", "nowhere", 0, -1, &err) != 0) {
+        CHECK_FAIL("cannot open the queue: %s", err.message);
+        return;
+    }
+    id = ssp_audit_submit(&log, SSP_RULE_ONE_WAY, SSP_CB_CHECK_EVENT_FOR_SPAM, true, ANNA, NULL,
+                          ROOM, "m.room.message", "gym-nord");
+    CHECK_INT_EQ(id, 1);
+    clock_gettime(CLOCK_MONOTONIC, &before);
+    CHECK_INT_EQ(ssp_audit_wait_written(&log, id, 100), -1);
+    clock_gettime(CLOCK_MONOTONIC, &after);
+    waited_ms = (after.tv_sec - before.tv_sec) * 1000 + (after.tv_nsec - before.tv_nsec) / 1000000;
+    CHECK(waited_ms >= 90);
+    /* A writer that gets there within the timeout ends the wait. */
+    writer = (late_writer){&log, id};
+    if (pthread_create(&thread, NULL, write_later, &writer) != 0) {
+        CHECK_FAIL("pthread_create failed");
+    } else {
+        CHECK_INT_EQ(ssp_audit_wait_written(&log, id, 10000), 0);
+        pthread_join(thread, NULL);
+    }
+    CHECK_INT_EQ(ssp_audit_wait_written(&log, id, 0), 0);
+    ssp_audit_close(&log);
+}
+
+static void decide_denial_is_durable_in_the_spill_file_while_the_database_is_away(void)
+{
+    tu_fixture fx;
+    ssp_decision d;
+    char *spill = NULL;
+
+    /* Port 1 on loopback: nothing listens, connect() is refused at once. */
+    if (!setup(&fx, "\"database\": \"host=127.0.0.1 port=1 dbname=x user=x\""))
+        goto out;
+    login(&fx, ZOE, SSP_FACT_NO, &d);
+    CHECK_DENY(d, SSP_RULE_NOT_ON_ROSTER, true, "");
+    CHECK(d.audit_id > 0);
+    CHECK(ssp_decision_wait_durable(fx.engine, d.audit_id, 10000));
+    spill = tu_path(fx.dir, "main.audit-spill.jsonl");
+    CHECK_INT_EQ(last_record_id(spill), d.audit_id);
+out:
+    free(spill);
+    tu_teardown(&fx);
+}
+
 void run_decide_tests(void)
 {
     RUN(decide_service_users_are_exempt);
@@ -742,4 +933,8 @@ void run_decide_tests(void)
     RUN(decide_works_before_the_store_is_open);
     RUN(decide_school_of_a_long_room_school_is_valid_utf8);
     RUN(audit_writer_keeps_writing_after_a_denial_for_a_long_room_school);
+    RUN(decide_denial_reports_its_record_and_waits_until_it_is_on_disk);
+    RUN(decide_concurrent_denials_each_wait_for_their_own_record);
+    RUN(audit_wait_written_times_out_while_nothing_writes);
+    RUN(decide_denial_is_durable_in_the_spill_file_while_the_database_is_away);
 }
