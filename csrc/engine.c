@@ -1,6 +1,11 @@
 /* Engine lifecycle: config, store, roster and audit writer together. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "roster_feed.h"
 #include "ssp_private.h"
@@ -86,12 +91,142 @@ static void reset_roster(ssp_engine *engine)
     engine->roster.server_name = engine->server_name;
 }
 
+/* ---- the offline open of the embedded store (see ssp_open_options) ---- */
+
+/* Copies the whole lines of data_dir/name into dir/name: what Synapse may be
+ * appending right now (a line without its newline yet) stays behind. A
+ * missing file copies as nothing. */
+static int copy_whole_lines(const char *data_dir, const char *dir, const char *name,
+                            ssp_error *err)
+{
+    char *from = ssp_path_join(data_dir, name), *to = ssp_path_join(dir, name), *data = NULL;
+    char *last_nl;
+    size_t len = 0;
+    int fd = -1, rc = -1;
+
+    if (from == NULL || to == NULL) {
+        ssp_fail_nomem(err);
+        goto done;
+    }
+    if (ssp_read_file(from, &data, &len, err) != 0)
+        goto done;
+    last_nl = len > 0 ? memrchr(data, '\n', len) : NULL;
+    len = last_nl != NULL ? (size_t)(last_nl - data) + 1 : 0;
+    fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || ssp_write_all(fd, data, len) != 0) {
+        ssp_fail(err, SSP_ERR_IO, "cannot write %s: %s", to, strerror(errno));
+        goto done;
+    }
+    rc = 0;
+done:
+    if (fd >= 0)
+        close(fd);
+    free(data);
+    free(from);
+    free(to);
+    return rc;
+}
+
+/* Removes the private copy: the files in dir (no subdirectories), then dir.
+ * What is still open (the ledger's file) lives on until it is closed. */
+static void remove_copy(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *entry;
+
+    if (d != NULL) {
+        while ((entry = readdir(d)) != NULL) {
+            if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
+                (void)unlinkat(dirfd(d), entry->d_name, 0);
+        }
+        closedir(d);
+    }
+    (void)rmdir(dir);
+}
+
+/* Loads the roster and the ledger through their own replay code, from a
+ * private copy, so that nothing in data_dir is cut, compacted or appended
+ * to; the roster journal is closed again (writes fail with SSP_ERR_STATE).
+ * The audit queue has no writer: queries read data_dir/audit.jsonl. */
+static int open_embedded_offline(ssp_engine *engine, ssp_error *err)
+{
+    const char *tmp = getenv("TMPDIR");
+    char dir[4096];
+    int rc = -1;
+
+    if (snprintf(dir, sizeof dir, "%s/ssp-offline-XXXXXX", tmp && *tmp ? tmp : "/tmp") >=
+        (int)sizeof dir)
+        return ssp_fail(err, SSP_ERR_IO, "TMPDIR: path too long");
+    if (mkdtemp(dir) == NULL)
+        return ssp_fail(err, SSP_ERR_IO, "cannot create a directory in %s: %s",
+                        tmp && *tmp ? tmp : "/tmp", strerror(errno));
+    if (copy_whole_lines(engine->config.data_dir, dir, "roster.jsonl", err) != 0 ||
+        copy_whole_lines(engine->config.data_dir, dir, "reconcile.jsonl", err) != 0)
+        goto done;
+    if (ssp_ledger_open(&engine->ledger, dir, err) != 0)
+        goto done;
+    engine->ledger_open = true;
+    if (ssp_journal_open(&engine->journal, dir, &engine->roster, err) != 0) {
+        reset_roster(engine);
+        goto done;
+    }
+    ssp_journal_close(&engine->journal);
+    if (ssp_audit_open_external(&engine->audit, engine->worker_name, -1, err) != 0) {
+        reset_roster(engine);
+        goto done;
+    }
+    engine->audit.path = ssp_path_join(engine->config.data_dir, "audit.jsonl");
+    if (engine->audit.path == NULL) {
+        ssp_audit_close(&engine->audit);
+        reset_roster(engine);
+        ssp_fail_nomem(err);
+        goto done;
+    }
+    engine->audit_open = true;
+    engine->roster_ready = true;
+    rc = 0;
+done:
+    if (rc != 0 && engine->ledger_open) {
+        ssp_ledger_close(&engine->ledger);
+        engine->ledger_open = false;
+    }
+    remove_copy(dir);
+    return rc;
+}
+
+/* PostgreSQL: the ordinary open, refused when it fell back to the local
+ * roster cache: a command must not act on a roster the database may have
+ * moved past, nor leave its writes in an outbox nobody pushes. */
+static int open_postgres_offline(ssp_engine *engine, ssp_error *err)
+{
+    ssp_store_status status;
+
+    if (ssp_engine_open_with(engine, NULL, err) != 0)
+        return -1;
+    ssp_store_get_status(engine, &status);
+    if (status.connected)
+        return 0;
+    ssp_pgstore_close(engine);
+    engine->roster_ready = false;
+    reset_roster(engine);
+    return ssp_fail(err, SSP_ERR_IO, "%s", status.last_error[0] ? status.last_error
+                                                                : "database: not reachable");
+}
+
 int ssp_engine_open(ssp_engine *engine, ssp_error *err)
+{
+    return ssp_engine_open_with(engine, NULL, err);
+}
+
+int ssp_engine_open_with(ssp_engine *engine, const ssp_open_options *options, ssp_error *err)
 {
     const char *data_dir = engine->config.data_dir;
 
     if (engine->roster_ready)
         return ssp_fail(err, SSP_ERR_STATE, "the store is already open");
+    if (options != NULL && options->offline)
+        return engine->config.database != NULL ? open_postgres_offline(engine, err)
+                                               : open_embedded_offline(engine, err);
     if (engine->config.database != NULL) {
         if (ssp_pgstore_open(engine, err) != 0) {
             reset_roster(engine);
@@ -180,12 +315,12 @@ void ssp_store_get_status(ssp_engine *engine, ssp_store_status *out)
         out->reconcile_pending = ssp_ledger_pending(&engine->ledger);
 }
 
-int ssp_audit_purge(ssp_engine *engine, int64_t older_than_ms, uint64_t *deleted, ssp_error *err)
+int ssp_audit_purge(ssp_engine *engine, int64_t before_ms, uint64_t *deleted, ssp_error *err)
 {
     *deleted = 0;
     if (engine->pg == NULL)
         return ssp_fail(err, SSP_ERR_STATE,
                         "audit purge needs the PostgreSQL store; the embedded store's "
                         "audit.jsonl is kept as it is");
-    return ssp_pgstore_audit_purge(engine, older_than_ms, deleted, err);
+    return ssp_pgstore_audit_purge(engine, before_ms, deleted, err);
 }

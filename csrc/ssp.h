@@ -286,6 +286,37 @@ ssp_engine *ssp_engine_new(const char *config_json, size_t len, const char *serv
  * starts the audit writer thread. May block on disk I/O. */
 int ssp_engine_open(ssp_engine *engine, ssp_error *err);
 
+/* How to open the store (ssp_engine_open_with). Zeroed: as ssp_engine_open. */
+typedef struct ssp_open_options {
+    /* The command line's open (offline.c), beside a Synapse that may be
+     * running:
+     * - PostgreSQL: the store opens as a worker does (with the engine's
+     *   worker_name for its files in data_dir), but only with the database
+     *   reachable (else SSP_ERR_IO with the database's message); its thread
+     *   pushes roster writes through the same statement and trigger as the
+     *   admin API's and stops on ssp_engine_free, after pushing.
+     * - Embedded store: read only, since data_dir belongs to the running
+     *   Synapse. roster.jsonl and reconcile.jsonl are read (whole lines
+     *   only: a line Synapse is appending is not there yet) into a private
+     *   copy and replayed from it; nothing in data_dir is compacted, cut or
+     *   rewritten; audit queries read audit.jsonl. Roster writes fail with
+     *   SSP_ERR_STATE; the ledger's writers change the private copy only,
+     *   which is gone on ssp_engine_free: do not call them.
+     * Reads of the audit through ssp_audit_view are recorded in the read log
+     * as the admin API's are (both stores). */
+    bool offline;
+} ssp_open_options;
+
+/* ssp_engine_open with options (NULL: the defaults). */
+int ssp_engine_open_with(ssp_engine *engine, const ssp_open_options *options, ssp_error *err);
+
+/* Waits up to timeout_ms until every roster change and audit record this
+ * engine wrote is in the store itself (PostgreSQL: pushed to the database,
+ * not only in the local outbox or spill file; the embedded store writes
+ * through at once). Fails with SSP_ERR_IO and the store's last error when
+ * it is not there in time. (offline.c) */
+int ssp_store_sync(ssp_engine *engine, int64_t timeout_ms, ssp_error *err);
+
 /* Flushes pending audit records, stops the writer thread and frees
  * everything. Accepts NULL. */
 void ssp_engine_free(ssp_engine *engine);
@@ -473,9 +504,10 @@ typedef struct ssp_store_status {
 
 void ssp_store_get_status(ssp_engine *engine, ssp_store_status *out);
 
-/* Deletes audit records older than `older_than_ms` (ms since the epoch).
- * PostgreSQL store only; blocks on the database. */
-int ssp_audit_purge(ssp_engine *engine, int64_t older_than_ms, uint64_t *deleted, ssp_error *err);
+/* Deletes audit records with a timestamp before `before_ms` (ms since the
+ * epoch: an absolute time, not a duration). PostgreSQL store only; blocks
+ * on the database. */
+int ssp_audit_purge(ssp_engine *engine, int64_t before_ms, uint64_t *deleted, ssp_error *err);
 
 /* ---- reconciliation ledger (reconcile.c; PostgreSQL: pgstore.c) ----
  *
