@@ -303,7 +303,8 @@ typedef struct ssp_open_options {
      *   SSP_ERR_STATE; the ledger's writers change the private copy only,
      *   which is gone on ssp_engine_free: do not call them.
      * Reads of the audit through ssp_audit_view are recorded in the read log
-     * as the admin API's are (both stores). */
+     * as the admin API's are (both stores). An offline engine makes no
+     * decisions: on the embedded store nothing would write their records. */
     bool offline;
 } ssp_open_options;
 
