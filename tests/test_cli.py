@@ -391,3 +391,30 @@ def test_an_offline_engine_on_the_embedded_store_refuses_roster_writes(embedded)
     with pytest.raises(_core.StoreError):
         offline.roster_put(f"@a:{SERVER}", json.dumps({"schools": []}))
     del offline
+
+
+def test_reads_beside_a_running_synapse_on_the_embedded_store(synapse_factory, tmp_path):
+    """Synapse holds data_dir; the CLI reads it and Synapse goes on writing
+    where it left off."""
+    from support import School, base_config, uid
+
+    server = synapse_factory(base_config(tmp_path / "store"))
+    world = School(server)
+    world.register("sync")
+    world.put_roster("anna", {"school": "gym-nord", "role": "teacher"})
+    shown = run_cli(server.config_path, "roster", "show", uid("anna"))
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["schools"] == [{"school": "gym-nord", "role": "teacher"}]
+    audit = run_cli(server.config_path, "audit", "--json")
+    assert audit.returncode == 0, audit.stderr
+    path = tmp_path / "r.csv"
+    path.write_text(f"{uid('ben')},gym-nord,student\n")
+    refused = run_cli(server.config_path, "roster", "import", str(path))
+    assert refused.returncode == 2 and "POST the file's users to its admin API" in refused.stderr
+    world.put_roster("ben", {"school": "gs-sued", "role": "student"})
+    assert world.admin_api("GET", f"/users/{uid('ben')}")[0] == 200
+    status, body = world.admin_api("GET", "/audit/reads")
+    assert status == 200, body
+    assert any(r["worker"] == "cli" and r["op"] == "audit" for r in body["records"]), body
+    again = run_cli(server.config_path, "roster", "show", uid("ben"))
+    assert json.loads(again.stdout)["schools"] == [{"school": "gs-sued", "role": "student"}]
