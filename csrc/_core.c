@@ -230,13 +230,21 @@ static void Engine_dealloc(EngineObject *self)
     Py_DECREF(type);
 }
 
-static PyObject *Engine_open(EngineObject *self, PyObject *Py_UNUSED(ignored))
+/* open(*, offline=False): offline is the command line's open beside a
+ * running Synapse (ssp_open_options in ssp.h). */
+static PyObject *Engine_open(EngineObject *self, PyObject *args, PyObject *kwds)
 {
+    static char *kwlist[] = {"offline", NULL};
+    ssp_open_options options = {0};
+    int offline = 0;
     ssp_error err = {0};
     int rc;
 
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$p:open", kwlist, &offline))
+        return NULL;
+    options.offline = offline != 0;
     Py_BEGIN_ALLOW_THREADS
-    rc = ssp_engine_open(self->engine, &err);
+    rc = ssp_engine_open_with(self->engine, &options, &err);
     Py_END_ALLOW_THREADS
     if (rc != 0)
         return raise_engine_error(Py_TYPE(self), &err);
@@ -1607,24 +1615,44 @@ static PyObject *Engine_store_status(EngineObject *self, PyObject *Py_UNUSED(ign
                          "roster_skipped", (unsigned long long)st.roster_skipped);
 }
 
-/* audit_purge(before_ms) -> number of records deleted (before_ms: ms since
- * the epoch, an absolute time). Waits on the database, so the GIL is
- * released. */
-static PyObject *Engine_audit_purge(EngineObject *self, PyObject *args)
+/* audit_purge(before_ms) -> number of records deleted: those with a
+ * timestamp before before_ms (ms since the epoch, not a duration). Waits
+ * on the database, so the GIL is released. */
+static PyObject *Engine_audit_purge(EngineObject *self, PyObject *args, PyObject *kwds)
 {
-    long long before_ms = 0;
+    static char *kwlist[] = {"before_ms", NULL};
+    long long before = 0;
     uint64_t deleted = 0;
     ssp_error err = {0};
     int rc;
 
-    if (!PyArg_ParseTuple(args, "L:audit_purge", &before_ms))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "L:audit_purge", kwlist, &before))
         return NULL;
     Py_BEGIN_ALLOW_THREADS
-    rc = ssp_audit_purge(self->engine, before_ms, &deleted, &err);
+    rc = ssp_audit_purge(self->engine, before, &deleted, &err);
     Py_END_ALLOW_THREADS
     if (rc != 0)
         return raise_engine_error(Py_TYPE(self), &err);
     return PyLong_FromUnsignedLongLong(deleted);
+}
+
+/* store_sync(timeout_ms=10000) -> None: waits until this engine's writes
+ * are in the store itself (ssp_store_sync); StoreError when not in time. */
+static PyObject *Engine_store_sync(EngineObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"timeout_ms", NULL};
+    long long timeout = 10000;
+    ssp_error err = {0};
+    int rc;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|L:store_sync", kwlist, &timeout))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ssp_store_sync(self->engine, timeout, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    Py_RETURN_NONE;
 }
 
 /* ---- reconciliation ledger: every call may wait on disk or the database,
@@ -1873,8 +1901,9 @@ static PyObject *Engine_get_policy_event_type(EngineObject *self, void *Py_UNUSE
 static PyMethodDef Engine_methods[] = {
     {"create_room_invitees", (PyCFunction)Engine_create_room_invitees, METH_VARARGS,
      "create_room_invitees(actor, body) -> the users a createRoom body puts into the room."},
-    {"open", (PyCFunction)Engine_open, METH_NOARGS,
-     "Open the store and load the roster. Blocks on disk I/O."},
+    {"open", (PyCFunction)(void (*)(void))Engine_open, METH_VARARGS | METH_KEYWORDS,
+     "open(*, offline=False): open the store and load the roster. Blocks on disk I/O. "
+     "offline: the command line's open beside a running Synapse."},
     {"decide", (PyCFunction)(void (*)(void))Engine_decide, METH_FASTCALL,
      "decide(callback, actor, target, room_id, event_type, state_key, content, room, "
      "actor_admin, is_invited, shared_rooms, actor_membership, member_count, redacts)"},
@@ -1906,9 +1935,11 @@ static PyMethodDef Engine_methods[] = {
      "The store's state: postgres, connected, audit_spilled_total, audit_spill_pending, "
      "roster_outbox_pending, connects, roster_version, reconcile_pending, last_error, "
      "roster_skipped."},
-    {"audit_purge", (PyCFunction)Engine_audit_purge, METH_VARARGS,
-     "audit_purge(before_ms) -> records deleted (PostgreSQL store); before_ms is a time "
-     "(ms since the epoch), not an age."},
+    {"audit_purge", (PyCFunction)(void (*)(void))Engine_audit_purge, METH_VARARGS | METH_KEYWORDS,
+     "audit_purge(before_ms) -> records deleted: those with a timestamp before before_ms, "
+     "ms since the epoch (PostgreSQL store)."},
+    {"store_sync", (PyCFunction)(void (*)(void))Engine_store_sync, METH_VARARGS | METH_KEYWORDS,
+     "store_sync(timeout_ms=10000): wait until this engine's writes are in the store itself."},
     {"reconcile_mark", (PyCFunction)Engine_reconcile_mark, METH_VARARGS,
      "reconcile_mark(school, user_ids) -> None. \"\" marks the school itself. Durable."},
     {"reconcile_due", (PyCFunction)Engine_reconcile_due, METH_VARARGS,

@@ -222,6 +222,22 @@ fail:
     return -1;
 }
 
+int ssp_audit_file_open_readonly(ssp_audit_file *file, const char *data_dir, ssp_error *err)
+{
+    memset(file, 0, sizeof *file);
+    file->fd = -1;
+    if (pthread_mutex_init(&file->reads_mutex, NULL) != 0)
+        return ssp_fail(err, SSP_ERR_NOMEM, "cannot create the read log mutex");
+    file->reads_mutex_ready = true;
+    file->path = ssp_path_join(data_dir, AUDIT_NAME);
+    file->reads_path = ssp_path_join(data_dir, READS_NAME);
+    if (file->path == NULL || file->reads_path == NULL) {
+        ssp_audit_file_close(file);
+        return ssp_fail_nomem(err);
+    }
+    return 0;
+}
+
 int ssp_audit_file_start(ssp_audit_file *file, ssp_audit_log *log, ssp_error *err)
 {
     file->log = log;

@@ -81,9 +81,14 @@ static void reset_roster(ssp_engine *engine)
 
 int ssp_engine_open(ssp_engine *engine, ssp_error *err)
 {
+    return ssp_engine_open_with(engine, NULL, err);
+}
+
+int ssp_engine_open_with(ssp_engine *engine, const ssp_open_options *options, ssp_error *err)
+{
     if (engine->roster_ready)
         return ssp_fail(err, SSP_ERR_STATE, "the store is already open");
-    if (ssp_store_open(engine, err) != 0) {
+    if (ssp_store_open(engine, options != NULL && options->offline, err) != 0) {
         reset_roster(engine);
         return -1;
     }

@@ -294,6 +294,38 @@ ssp_engine *ssp_engine_new(const char *config_json, size_t len, const char *serv
  * starts the audit writer thread. May block on disk I/O. */
 int ssp_engine_open(ssp_engine *engine, ssp_error *err);
 
+/* How to open the store (ssp_engine_open_with). Zeroed: as ssp_engine_open. */
+typedef struct ssp_open_options {
+    /* The command line's open (offline.c), beside a Synapse that may be
+     * running:
+     * - PostgreSQL: the store opens as a worker does (with the engine's
+     *   worker_name for its files in data_dir), but only with the database
+     *   reachable (else SSP_ERR_UNAVAILABLE with the database's message); its thread
+     *   pushes roster writes through the same statement and trigger as the
+     *   admin API's and stops on ssp_engine_free, after pushing.
+     * - Embedded store: read only, since data_dir belongs to the running
+     *   Synapse. roster.jsonl and reconcile.jsonl are read (whole lines
+     *   only: a line Synapse is appending is not there yet) into a private
+     *   copy and replayed from it; nothing in data_dir is compacted, cut or
+     *   rewritten; audit queries read audit.jsonl. Roster writes fail with
+     *   SSP_ERR_STATE; the ledger's writers change the private copy only,
+     *   which is gone on ssp_engine_free: do not call them.
+     * Reads of the audit through ssp_audit_view are recorded in the read log
+     * as the admin API's are (both stores). An offline engine makes no
+     * decisions: on the embedded store nothing would write their records. */
+    bool offline;
+} ssp_open_options;
+
+/* ssp_engine_open with options (NULL: the defaults). */
+int ssp_engine_open_with(ssp_engine *engine, const ssp_open_options *options, ssp_error *err);
+
+/* Waits up to timeout_ms until every roster change and audit record this
+ * engine wrote is in the store itself (PostgreSQL: pushed to the database,
+ * not only in the local outbox or spill file; the embedded store writes
+ * through at once). Fails with SSP_ERR_IO and the store's last error when
+ * it is not there in time. (offline.c) */
+int ssp_store_sync(ssp_engine *engine, int64_t timeout_ms, ssp_error *err);
+
 /* Flushes pending audit records, stops the writer thread and frees
  * everything. Accepts NULL. */
 void ssp_engine_free(ssp_engine *engine);

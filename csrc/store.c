@@ -17,7 +17,22 @@ static const ssp_store_ops *backend_for(const ssp_config *config)
     return config->database != NULL ? &ssp_pg_store_ops : &ssp_embedded_store_ops;
 }
 
-int ssp_store_open(ssp_engine *engine, ssp_error *err)
+/* An offline open that could not reach the shared store fails: a command
+ * must not act on a roster the database may have moved past, nor leave its
+ * writes in an outbox nobody pushes. */
+static int require_connected(ssp_store *store, ssp_error *err)
+{
+    ssp_store_status status;
+
+    memset(&status, 0, sizeof status);
+    store->ops->status(store, &status);
+    if (status.connected)
+        return 0;
+    return ssp_fail(err, SSP_ERR_UNAVAILABLE, "%s",
+                    status.last_error[0] ? status.last_error : "database: not reachable");
+}
+
+int ssp_store_open(ssp_engine *engine, bool offline, ssp_error *err)
 {
     const ssp_store_ops *ops = backend_for(&engine->config);
     ssp_store_opened opened = {0, "", -1};
@@ -28,6 +43,7 @@ int ssp_store_open(ssp_engine *engine, ssp_error *err)
     engine->store_env.worker_name = engine->worker_name;
     engine->store_env.roster = &engine->roster;
     engine->store_env.write_mutex = &engine->write_mutex;
+    engine->store_env.offline = offline;
     if (ops->open(&engine->store_env, &store, &opened, err) != 0)
         return -1;
     if (ssp_audit_open(&engine->audit, engine->worker_name, opened.audit_sink,
@@ -36,7 +52,8 @@ int ssp_store_open(ssp_engine *engine, ssp_error *err)
         return -1;
     }
     engine->audit_open = true;
-    if (ops->start(store, &engine->audit, err) != 0) {
+    if (ops->start(store, &engine->audit, err) != 0 ||
+        (offline && require_connected(store, err) != 0)) {
         ops->close(store);
         ssp_audit_close(&engine->audit);
         engine->audit_open = false;

@@ -46,6 +46,10 @@ typedef struct ssp_store_env {
     const char *worker_name;
     ssp_roster *roster;           /* filled by open; the PostgreSQL store keeps it in sync */
     pthread_mutex_t *write_mutex; /* serialises roster writers (held around roster_append) */
+    /* The command line's open (ssp_open_options.offline): the embedded
+     * store reads a private copy and writes nothing of Synapse's; the
+     * PostgreSQL store opens only with the database reachable. */
+    bool offline;
 } ssp_store_env;
 
 /* A backend's handle starts with this. */
@@ -122,8 +126,8 @@ extern const ssp_store_ops ssp_pg_store_ops;
 
 struct ssp_engine;
 /* Opens the config's backend, loads the roster, opens the audit queue and
- * starts its writer. */
-int ssp_store_open(struct ssp_engine *engine, ssp_error *err);
+ * starts its writer. offline: see ssp_store_env. */
+int ssp_store_open(struct ssp_engine *engine, bool offline, ssp_error *err);
 /* Closes the store (after its writer has written or spilled the queue)
  * and then the audit queue. */
 void ssp_store_close(struct ssp_engine *engine);

@@ -6,8 +6,13 @@
  * Ownership: the store owns its files and their memory; the roster and the
  * audit queue are the engine's (borrowed through env and start).
  */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ledger.h"
 #include "store_embedded.h"
@@ -33,6 +38,106 @@ static void embedded_close(ssp_store *store)
     free(emb);
 }
 
+/* ---- the command line's open (env->offline) ---- */
+
+/* Copies the whole lines of data_dir/name into dir/name: what Synapse may be
+ * appending right now (a line without its newline yet) stays behind. A
+ * missing file copies as nothing. */
+static int copy_whole_lines(const char *data_dir, const char *dir, const char *name,
+                            ssp_error *err)
+{
+    char *from = ssp_path_join(data_dir, name), *to = ssp_path_join(dir, name), *data = NULL;
+    char *last_nl;
+    size_t len = 0;
+    int fd = -1, rc = -1;
+
+    if (from == NULL || to == NULL) {
+        ssp_fail_nomem(err);
+        goto done;
+    }
+    if (ssp_read_file(from, &data, &len, err) != 0)
+        goto done;
+    last_nl = len > 0 ? memrchr(data, '\n', len) : NULL;
+    len = last_nl != NULL ? (size_t)(last_nl - data) + 1 : 0;
+    fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || ssp_write_all(fd, data, len) != 0) {
+        ssp_fail(err, SSP_ERR_IO, "cannot write %s: %s", to, strerror(errno));
+        goto done;
+    }
+    rc = 0;
+done:
+    if (fd >= 0)
+        close(fd);
+    free(data);
+    free(from);
+    free(to);
+    return rc;
+}
+
+/* Removes the private copy: the files in dir (no subdirectories), then dir.
+ * What is still open (the ledger's file) lives on until it is closed. */
+static void remove_copy(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *entry;
+
+    if (d != NULL) {
+        while ((entry = readdir(d)) != NULL) {
+            if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0)
+                (void)unlinkat(dirfd(d), entry->d_name, 0);
+        }
+        closedir(d);
+    }
+    (void)rmdir(dir);
+}
+
+/* data_dir belongs to the running Synapse: the roster and the ledger are
+ * replayed by their own code from a private copy, so nothing in data_dir is
+ * cut, compacted or appended to; the roster journal is closed again. */
+static int embedded_open_offline(ssp_embedded_store *emb, const ssp_store_env *env,
+                                 ssp_store_opened *opened, ssp_error *err)
+{
+    const char *data_dir = env->config->data_dir;
+    const char *tmp = getenv("TMPDIR");
+    char dir[4096];
+    int rc = -1;
+
+    if (tmp == NULL || *tmp == '\0')
+        tmp = "/tmp";
+    if (snprintf(dir, sizeof dir, "%s/ssp-offline-XXXXXX", tmp) >= (int)sizeof dir)
+        return ssp_fail(err, SSP_ERR_IO, "TMPDIR: path too long");
+    if (mkdtemp(dir) == NULL)
+        return ssp_fail(err, SSP_ERR_IO, "cannot create a directory in %s: %s", tmp,
+                        strerror(errno));
+    if (copy_whole_lines(data_dir, dir, "roster.jsonl", err) != 0 ||
+        copy_whole_lines(data_dir, dir, "reconcile.jsonl", err) != 0)
+        goto done;
+    if (ssp_ledger_open(&emb->ledger, dir, err) != 0)
+        goto done;
+    emb->ledger_open = true;
+    if (ssp_journal_open(&emb->journal, dir, env->roster, err) != 0)
+        goto done;
+    ssp_journal_close(&emb->journal);
+    if (ssp_audit_file_open_readonly(&emb->audit, data_dir, err) != 0)
+        goto done;
+    emb->audit_open = true;
+    snprintf(opened->audit_sink, sizeof opened->audit_sink, "%s", emb->audit.path);
+    opened->audit_wake_fd = -1;
+    rc = 0;
+done:
+    remove_copy(dir);
+    return rc;
+}
+
+static int refuse_offline(const ssp_embedded_store *emb, ssp_error *err)
+{
+    if (!emb->offline)
+        return 0;
+    return ssp_fail(err, SSP_ERR_STATE,
+                    "the command line does not write to the embedded store while Synapse "
+                    "owns data_dir; use the admin API");
+}
+
 static int embedded_open(const ssp_store_env *env, ssp_store **out, ssp_store_opened *opened,
                          ssp_error *err)
 {
@@ -45,6 +150,13 @@ static int embedded_open(const ssp_store_env *env, ssp_store **out, ssp_store_op
     emb->base.ops = &ssp_embedded_store_ops;
     emb->env = env;
     emb->journal.fd = -1;
+    emb->offline = env->offline;
+    if (emb->offline) {
+        if (embedded_open_offline(emb, env, opened, err) != 0)
+            goto fail;
+        *out = &emb->base;
+        return 0;
+    }
     /* The ledger first: roster changes mark it before they are journaled. */
     if (ssp_ledger_open(&emb->ledger, data_dir, err) != 0)
         goto fail;
@@ -66,6 +178,9 @@ fail:
 
 static int embedded_start(ssp_store *store, ssp_audit_log *log, ssp_error *err)
 {
+    /* Offline: no decisions, so no records; nothing may write audit.jsonl. */
+    if (embedded(store)->offline)
+        return 0;
     return ssp_audit_file_start(&embedded(store)->audit, log, err);
 }
 
@@ -78,6 +193,8 @@ static void embedded_status(ssp_store *store, ssp_store_status *out)
 static int embedded_roster_append(ssp_store *store, const ssp_roster_change *changes, size_t n,
                                   ssp_error *err)
 {
+    if (refuse_offline(embedded(store), err) != 0)
+        return -1;
     return ssp_journal_append(&embedded(store)->journal, changes, n, err);
 }
 
@@ -118,6 +235,8 @@ static int embedded_reads_query(ssp_store *store, json_t *schools, const ssp_rea
 static int embedded_ledger_mark(ssp_store *store, const char *const *schools,
                                 const char *const *user_ids, size_t n, ssp_error *err)
 {
+    if (refuse_offline(embedded(store), err) != 0)
+        return -1;
     return ssp_ledger_mark_pairs(&embedded(store)->ledger, schools, user_ids, n, err);
 }
 
@@ -130,6 +249,8 @@ static int embedded_ledger_due(ssp_store *store, int64_t now_ms, size_t max, cha
 static int embedded_ledger_done(ssp_store *store, const char *school, const char *user_id,
                                 int64_t generation, ssp_error *err)
 {
+    if (refuse_offline(embedded(store), err) != 0)
+        return -1;
     return ssp_ledger_done(&embedded(store)->ledger, school, user_id, generation, err);
 }
 
@@ -137,6 +258,8 @@ static int embedded_ledger_failed(ssp_store *store, const char *school, const ch
                                   int64_t generation, const char *error, int64_t retry_at_ms,
                                   ssp_error *err)
 {
+    if (refuse_offline(embedded(store), err) != 0)
+        return -1;
     return ssp_ledger_failed(&embedded(store)->ledger, school, user_id, generation, error,
                              retry_at_ms, err);
 }
@@ -144,6 +267,8 @@ static int embedded_ledger_failed(ssp_store *store, const char *school, const ch
 static int embedded_ledger_set_room(ssp_store *store, const char *school, const char *kind,
                                     const char *room_id, ssp_error *err)
 {
+    if (refuse_offline(embedded(store), err) != 0)
+        return -1;
     return ssp_ledger_set_room(&embedded(store)->ledger, school, kind, room_id, err);
 }
 
@@ -216,6 +341,8 @@ static int embedded_ledger_sync_config(ssp_store *store, size_t *schools_changed
     ssp_embedded_store *emb = embedded(store);
     const ssp_config *config = emb->env->config;
 
+    if (refuse_offline(emb, err) != 0)
+        return -1;
     for (size_t i = 0; i < config->n_schools; i++) {
         char applied[96];
 

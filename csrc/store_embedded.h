@@ -36,6 +36,10 @@ typedef struct ssp_audit_file {
 int ssp_audit_file_open(ssp_audit_file *file, const char *data_dir, int64_t *last_id,
                         ssp_error *err);
 /* Starts the writer thread that drains log into the file. */
+/* The command line's open beside a running Synapse: queries read
+ * data_dir/audit.jsonl as it is (no tail recovery, no writer, no fd), the
+ * read log is appended to as by any reader. */
+int ssp_audit_file_open_readonly(ssp_audit_file *file, const char *data_dir, ssp_error *err);
 int ssp_audit_file_start(ssp_audit_file *file, ssp_audit_log *log, ssp_error *err);
 /* Stops the writer (after it has written what is queued, unless the disk
  * refuses) and closes the files. */
@@ -130,6 +134,9 @@ typedef struct ssp_embedded_store {
     bool journal_open;
     ssp_audit_file audit;
     bool audit_open;
+    /* env->offline: the roster and ledger were replayed from a private copy
+     * (gone after open); every write but the read log is refused. */
+    bool offline;
 } ssp_embedded_store;
 
 #endif

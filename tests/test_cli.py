@@ -1,6 +1,10 @@
-"""The synapse-school-policy CLI on the PostgreSQL store: roster import
-(CSV and JSON, 10,000 rows, idempotent, seen by a running engine through
-NOTIFY), roster show, audit queries and purge."""
+"""The synapse-school-policy CLI, a client of the engine's offline open.
+
+PostgreSQL store: roster import (CSV and JSON, 10,000 rows, idempotent,
+seen by a running engine and a running Synapse through the engine's own
+push), roster show, audit queries (recorded in the read log) and purge.
+Embedded store: reads beside a running engine leave its files alone; the
+writing commands refuse."""
 import json
 import subprocess
 import sys
@@ -59,12 +63,12 @@ def test_roster_import_of_10000_csv_rows_is_fast_idempotent_and_reaches_a_runnin
     res = run_cli(hs, "roster", "import", str(csv_path))
     elapsed = time.monotonic() - started
     assert res.returncode == 0, res.stderr
-    assert "imported 10000 users (10000 rows changed)" in res.stdout
+    assert "imported 10000 users (10000 changed)" in res.stdout
     print(f"\nroster import of 10,000 CSV rows: {elapsed:.2f} s including interpreter start")
     assert elapsed < 10
     wait_until(lambda: engine.roster_size() == 10000)
     again = run_cli(hs, "roster", "import", str(csv_path))
-    assert again.returncode == 0 and "(0 rows changed)" in again.stdout, again.stdout + again.stderr
+    assert again.returncode == 0 and "(0 changed)" in again.stdout, again.stdout + again.stderr
 
 
 def test_roster_import_json_and_show(store):
@@ -146,13 +150,14 @@ def test_audit_filters_json_and_table_output_and_purge(store):
     assert records[0]["worker"] == "main" and records[0]["enforced"] is True
     table = run_cli(hs, "audit")
     assert "not_on_roster" in table.stdout and table.stdout.splitlines()[0].startswith("id")
-    assert run_cli(hs, "audit", "--rule", "nope").returncode == 2
+    bad = run_cli(hs, "audit", "--rule", "nope")
+    assert bad.returncode == 2 and '--rule: unknown rule id "nope"' in bad.stderr, bad.stderr
     kept = run_cli(hs, "audit", "purge", "--older-than", "1d")
     assert "deleted 0 audit records" in kept.stdout
     time.sleep(0.01)
     purged = run_cli(hs, "audit", "purge", "--older-than", "0s")
     assert "deleted 2 audit records" in purged.stdout, purged.stdout + purged.stderr
-    assert engine.audit_purge(int(time.time() * 1000)) == 0
+    assert engine.audit_purge(before_ms=int(time.time() * 1000)) == 0
 
 
 def test_rows_written_by_hand_that_break_the_input_rules_are_skipped_at_load(store):
@@ -180,3 +185,236 @@ def test_rows_written_by_hand_that_break_the_input_rules_are_skipped_at_load(sto
     assert fresh.roster_size() == 1
     assert fresh.store_status()["roster_skipped"] == 3
     del fresh
+
+
+def _deny_login(engine, *actors):
+    for actor in actors:
+        engine.decide(_core.CB_CHECK_LOGIN_FOR_SPAM, actor, None, None, None, None, None,
+                      None, _core.FACT_NO, None, None, None, None)
+    engine.audit_flush()
+
+
+def test_audit_purge_older_than_removes_exactly_the_older_records(store):
+    """--older-than is a duration back from now; the engine gets the point
+    in time and deletes the records before it, no more, no less."""
+    import psycopg2
+
+    engine, hs, _ = store
+    ages = {"@d10:school.test": "10 days", "@d2:school.test": "2 days",
+            "@h23:school.test": "23 hours", "@now:school.test": "0 seconds"}
+    _deny_login(engine, *ages)
+    conn = psycopg2.connect(json.loads(hs.read_text())["modules"][0]["config"]["database"])
+    with conn, conn.cursor() as cur:
+        for actor, age in ages.items():
+            cur.execute("UPDATE school_policy.audit SET ts = now() - %s::interval WHERE actor = %s",
+                        (age, actor))
+    purged = run_cli(hs, "audit", "purge", "--older-than", "1d")
+    assert purged.returncode == 0, purged.stderr
+    assert "deleted 2 audit records older than 1d" in purged.stdout
+    with conn.cursor() as cur:
+        cur.execute("SELECT actor FROM school_policy.audit ORDER BY actor")
+        assert [r[0] for r in cur.fetchall()] == ["@h23:school.test", "@now:school.test"]
+    conn.close()
+
+
+def test_cli_reads_of_the_audit_are_in_the_read_log(store):
+    engine, hs, _ = store
+    _deny_login(engine, "@x:school.test")
+    res = run_cli(hs, "audit", "--rule", "not_on_roster", "--json")
+    assert res.returncode == 0, res.stderr
+    reads = json.loads(engine.audit_view(json.dumps(
+        {"op": "reads", "reader": "@root:school.test", "server_admin": True, "query": {}})))
+    cli_reads = [r for r in reads["body"]["records"] if r["worker"] == "cli"]
+    assert len(cli_reads) == 1, reads
+    assert cli_reads[0]["op"] == "audit" and cli_reads[0]["access"] == "operator"
+    assert cli_reads[0]["reader"] == f"@school-policy:{SERVER}"
+    assert cli_reads[0]["query"] == {"rule": "not_on_roster", "limit": 100}
+    # A refused query reads nothing, so it is not in the log.
+    assert run_cli(hs, "audit", "--rule", "nope").returncode == 2
+    again = json.loads(engine.audit_view(json.dumps(
+        {"op": "reads", "reader": "@root:school.test", "server_admin": True, "query": {}})))
+    assert len([r for r in again["body"]["records"] if r["worker"] == "cli" and r["op"] == "audit"]) == 1
+
+
+def test_audit_limit_past_one_page_reads_page_by_page(store):
+    engine, hs, _ = store
+    _deny_login(engine, *(f"@p{i}:school.test" for i in range(1005)))
+    res = run_cli(hs, "audit", "--limit", "1003", "--json")
+    assert res.returncode == 0, res.stderr
+    ids = [json.loads(line)["id"] for line in res.stdout.splitlines()]
+    assert len(ids) == 1003 and len(set(ids)) == 1003 and ids == sorted(ids, reverse=True)
+
+
+@pytest.mark.parametrize(
+    "user_id, message",
+    [
+        ("@" + "a" * 250 + f":{SERVER}", "users[0].user_id: "),
+        (f"@a b:{SERVER}", "users[0].user_id: "),
+        (f"@a:{SERVER}:x", "users[0].user_id: "),
+    ],
+)
+def test_a_user_id_the_engine_rejects_is_refused_naming_the_entry_not_skipped_at_load(
+        store, user_id, message):
+    """The CLI writes through the engine's POST /roster path: what the engine
+    would skip at load never gets into the table."""
+    engine, hs, tmp = store
+    path = tmp / "bad.json"
+    path.write_text(json.dumps({"users": [{"user_id": user_id, "schools": [
+        {"school": "gym-nord", "role": "student"}]}]}))
+    res = run_cli(hs, "roster", "import", str(path))
+    assert res.returncode == 2, res.stdout
+    assert f"{path}: {message}" in res.stderr, res.stderr
+    config = json.loads(hs.read_text())["modules"][0]["config"]
+    fresh = _core.Engine(json.dumps(dict(config, data_dir=str(tmp / "fresh"))), SERVER, "fresh")
+    fresh.open()
+    assert fresh.store_status()["roster_skipped"] == 0 and fresh.roster_size() == 0
+    del fresh
+
+
+def test_a_second_command_at_the_same_time_is_told_so(store):
+    """The PostgreSQL store's files of worker "cli" in data_dir are locked
+    while a command runs."""
+    _, hs, _ = store
+    config = json.loads(hs.read_text())["modules"][0]["config"]
+    holder = _core.Engine(json.dumps(config), SERVER, "cli")
+    holder.open(offline=True)
+    res = run_cli(hs, "roster", "show", f"@a:{SERVER}")
+    assert res.returncode == 2 and "another synapse-school-policy command is using the store" in res.stderr
+    del holder
+
+
+def test_an_unreachable_database_fails_the_command_instead_of_using_the_cache(store, tmp_path):
+    _, hs, _ = store
+    doc = json.loads(hs.read_text())
+    doc["modules"][0]["config"]["database"] = "postgresql://nobody@127.0.0.1:1/none"
+    hs.write_text(json.dumps(doc))
+    res = run_cli(hs, "roster", "show", f"@a:{SERVER}")
+    assert res.returncode == 2 and "database" in res.stderr, res.stderr
+
+
+# ---- beside a running Synapse ------------------------------------------------
+
+def test_import_while_synapse_runs_on_postgresql_is_seen_by_synapse(synapse_factory, postgres, tmp_path):
+    from support import School, base_config, uid
+
+    name = f"cli_live_{time.monotonic_ns()}"
+    postgres.create_database(name)
+    server = synapse_factory(base_config(tmp_path / "store", database=postgres.dsn(name)))
+    world = School(server)
+    world.register("sync")
+    path = tmp_path / "roster.csv"
+    path.write_text(f"{uid('anna')},gym-nord,teacher\n{uid('ben')},gs-sued,student\n")
+    res = run_cli(server.config_path, "roster", "import", str(path))
+    assert res.returncode == 0, res.stderr
+    assert "imported 2 users (2 changed)" in res.stdout
+
+    def seen():
+        status, body = world.admin_api("GET", f"/users/{uid('anna')}")
+        return status == 200 and body["schools"] == [{"school": "gym-nord", "role": "teacher"}]
+
+    wait_until(seen, timeout=15)
+    # and the other way round: what Synapse writes, the CLI shows
+    world.put_roster("cleo", {"school": "gs-sued", "role": "admin"})
+    shown = run_cli(server.config_path, "roster", "show", uid("cleo"))
+    assert shown.returncode == 0 and json.loads(shown.stdout)["schools"] == [
+        {"school": "gs-sued", "role": "admin"}]
+
+
+@pytest.fixture
+def embedded(tmp_path):
+    """An engine on the embedded store, open as Synapse holds it while it runs."""
+    config = {"data_dir": str(tmp_path / "store"),
+              "schools": {"gym-nord": {"messenger": True}, "gs-sued": {"messenger": False}}}
+    engine = _core.Engine(json.dumps(config), SERVER, "main")
+    engine.open()
+    hs = tmp_path / "homeserver.yaml"
+    hs.write_text(json.dumps({"server_name": SERVER,
+                              "modules": [{"module": "synapse_school_policy.SchoolPolicy",
+                                           "config": config}]}))
+    yield engine, hs, tmp_path
+    del engine
+
+
+def _store_files(data_dir):
+    return {p.name: p.read_bytes() for p in sorted(data_dir.iterdir()) if p.is_file()}
+
+
+def test_embedded_store_reads_beside_a_running_engine_change_none_of_its_files(embedded):
+    engine, hs, tmp = embedded
+    data_dir = tmp / "store"
+    engine.roster_put(f"@anna:{SERVER}", json.dumps({"schools": [
+        {"school": "gym-nord", "role": "teacher"}, {"school": "gs-sued", "role": "admin"}]}))
+    _deny_login(engine, "@x:school.test", "@y:school.test")
+    # A line Synapse is in the middle of appending: not whole, so not read,
+    # and left exactly where it is.
+    with open(data_dir / "roster.jsonl", "ab") as f:
+        f.write(b'{"user_id": "@half')
+    before = _store_files(data_dir)
+
+    shown = run_cli(hs, "roster", "show", f"@anna:{SERVER}")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["schools"] == [
+        {"school": "gs-sued", "role": "admin"}, {"school": "gym-nord", "role": "teacher"}]
+    res = run_cli(hs, "audit", "--user", "@x:school.test", "--json")
+    assert res.returncode == 0, res.stderr
+    assert [json.loads(line)["actor"] for line in res.stdout.splitlines()] == ["@x:school.test"]
+    assert run_cli(hs, "status", "--json").returncode == 0
+
+    after = _store_files(data_dir)
+    reads = after.pop("audit-reads.jsonl")
+    assert after == before, "the store's files are as the running engine left them"
+    record = json.loads(reads.splitlines()[-1])
+    assert (record["worker"], record["op"], record["access"]) == ("cli", "audit", "operator")
+    assert record["query"] == {"user": "@x:school.test", "limit": 100}
+    # the running engine still appends where it left off
+    (data_dir / "roster.jsonl").write_bytes(before["roster.jsonl"][: -len(b'{"user_id": "@half')])
+    engine.roster_put(f"@ben:{SERVER}", json.dumps({"schools": [{"school": "gym-nord", "role": "student"}]}))
+    assert run_cli(hs, "roster", "show", f"@ben:{SERVER}").returncode == 0
+
+
+def test_embedded_store_writing_commands_refuse_with_the_reason(embedded):
+    engine, hs, tmp = embedded
+    path = tmp / "ok.csv"
+    path.write_text(f"@a:{SERVER},gym-nord,student\n")
+    res = run_cli(hs, "roster", "import", str(path))
+    assert res.returncode == 2 and "admin API" in res.stderr, res.stderr
+    assert engine.roster_get(f"@a:{SERVER}") is None
+    purge = run_cli(hs, "audit", "purge", "--older-than", "1d")
+    assert purge.returncode == 2 and "audit purge needs the PostgreSQL store" in purge.stderr
+
+
+def test_an_offline_engine_on_the_embedded_store_refuses_roster_writes(embedded):
+    _, hs, tmp = embedded
+    config = json.loads(hs.read_text())["modules"][0]["config"]
+    offline = _core.Engine(json.dumps(config), SERVER, "cli")
+    offline.open(offline=True)
+    with pytest.raises(_core.StoreError):
+        offline.roster_put(f"@a:{SERVER}", json.dumps({"schools": []}))
+    del offline
+
+
+def test_reads_beside_a_running_synapse_on_the_embedded_store(synapse_factory, tmp_path):
+    """Synapse holds data_dir; the CLI reads it and Synapse goes on writing
+    where it left off."""
+    from support import School, base_config, uid
+
+    server = synapse_factory(base_config(tmp_path / "store"))
+    world = School(server)
+    world.register("sync")
+    world.put_roster("anna", {"school": "gym-nord", "role": "teacher"})
+    shown = run_cli(server.config_path, "roster", "show", uid("anna"))
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["schools"] == [{"school": "gym-nord", "role": "teacher"}]
+    audit = run_cli(server.config_path, "audit", "--json")
+    assert audit.returncode == 0, audit.stderr
+    path = tmp_path / "r.csv"
+    path.write_text(f"{uid('ben')},gym-nord,student\n")
+    refused = run_cli(server.config_path, "roster", "import", str(path))
+    assert refused.returncode == 2 and "POST the file's users to its admin API" in refused.stderr
+    world.put_roster("ben", {"school": "gs-sued", "role": "student"})
+    assert world.admin_api("GET", f"/users/{uid('ben')}")[0] == 200
+    status, body = world.admin_api("GET", "/audit/reads")
+    assert status == 200, body
+    assert any(r["worker"] == "cli" and r["op"] == "audit" for r in body["records"]), body
+    again = run_cli(server.config_path, "roster", "show", uid("ben"))
+    assert json.loads(again.stdout)["schools"] == [{"school": "gs-sued", "role": "student"}]

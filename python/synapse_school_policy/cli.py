@@ -1,48 +1,43 @@
 """The `synapse-school-policy` command line.
 
-It reads the module config from homeserver.yaml (--config) and works on the
-module's store directly:
+It reads the module config from homeserver.yaml (--config) and is a client
+of the engine: every command that touches the store opens it with the
+engine's offline open (`Engine.open(offline=True)`, ssp_open_options in
+csrc/ssp.h), so the parsing, the input rules and the store code are the
+ones behind the admin API. No SQL and no reading of store files here.
 
-- with `database:` (PostgreSQL), every command, through the documented
-  tables of schema school_policy (docs/schema.md); roster writes fire the
-  same trigger as the admin API, so every running worker picks them up;
-- with the embedded store, the read-only commands (`roster show`, `audit`)
-  read data_dir's files; writes go through the running Synapse's admin API.
+- PostgreSQL (`database:`): the store opens as a worker does (files named
+  after the worker "cli" in data_dir), only with the database reachable.
+  Roster writes go through the engine's own roster push, the statement and
+  trigger of POST /roster, so every running worker picks them up; a command
+  returns once they are in the database.
+- Embedded store: data_dir belongs to the running Synapse, so the offline
+  open reads a private copy and never writes to data_dir's store files; the
+  commands that write refuse and point at the admin API.
+- Reads of the audit go through the engine's audit view, like GET /audit,
+  and are recorded in the read log (reader: the module's own user, access
+  "operator", worker "cli").
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
-import os
 import re
 import sys
 import time
-from typing import Any, Iterable
+from typing import Any, Callable
 
 MODULE = "synapse_school_policy.SchoolPolicy"
 
-# The same statement the engine's store thread runs for the admin API
-# (csrc/pgstore.c ROSTER_PUSH_SQL): the last entry of a user wins, rows that
-# do not change are left alone, so a repeated import notifies nobody.
-ROSTER_PUSH_SQL = """
-WITH input AS (
-  SELECT t.ord, t.e->>'user_id' AS user_id, t.e->'schools' AS schools
-  FROM json_array_elements(%s::json) WITH ORDINALITY AS t(e, ord)),
- latest AS (SELECT DISTINCT ON (user_id) user_id, schools FROM input ORDER BY user_id, ord DESC),
- wanted AS (SELECT l.user_id, s->>'school' AS school, s->>'role' AS role
-  FROM latest l, json_array_elements(l.schools) s),
- removed AS (DELETE FROM school_policy.roster r USING latest l
-  WHERE r.user_id = l.user_id AND NOT EXISTS (SELECT 1 FROM wanted w
-   WHERE w.user_id = r.user_id AND w.school = r.school))
-INSERT INTO school_policy.roster AS r (user_id, school, role)
-SELECT user_id, school, role FROM wanted
-ON CONFLICT (user_id, school) DO UPDATE SET role = EXCLUDED.role
-WHERE r.role IS DISTINCT FROM EXCLUDED.role
-"""
+# The engine's worker name for the command line: the read log and the
+# PostgreSQL store's files in data_dir (cli.lock: one command at a time).
+CLI_WORKER = "cli"
 
-AUDIT_FIELDS = ("id", "ts", "rule", "callback", "enforced", "actor", "target", "room_id",
-                "event_type", "school", "worker")
+# A page of the audit view holds at most this many records.
+AUDIT_PAGE_MAX = 1000
+
+SYNC_TIMEOUT_MS = 30_000
 
 
 class CliError(Exception):
@@ -75,6 +70,14 @@ def load_module_config(path: str) -> dict:
     raise CliError(f"{path} has no modules entry for {MODULE}")
 
 
+def load_server_name(path: str) -> str:
+    """homeserver.yaml's server_name: the roster holds users of this server only."""
+    name = read_homeserver_yaml(path).get("server_name")
+    if not isinstance(name, str) or not name:
+        raise CliError(f"{path}: server_name: missing; the roster holds users of this server only")
+    return name
+
+
 def parse_duration_ms(text: str) -> int:
     """'90d', '12h', '30m', '45s' -> milliseconds."""
     match = re.fullmatch(r"(\d+)\s*([smhdw])", text.strip())
@@ -91,29 +94,69 @@ def parse_since_ms(text: str) -> int:
     return int(time.time() * 1000) - parse_duration_ms(text)
 
 
-# ---- roster files ----------------------------------------------------------
-
-def load_server_name(path: str) -> str:
-    """homeserver.yaml's server_name: the roster holds users of this server only."""
-    name = read_homeserver_yaml(path).get("server_name")
-    if not isinstance(name, str) or not name:
-        raise CliError(f"{path}: server_name: missing; the roster holds users of this server only")
-    return name
+def _obj(value: Any) -> Any:
+    """A binding result as a Python object (some methods still hand JSON text)."""
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
-def read_roster_file(path: str, server_name: str) -> list[dict]:
+# ---- the engine -------------------------------------------------------------
+
+class OfflineEngine:
+    """The engine opened offline on the store of homeserver.yaml's module config."""
+
+    def __init__(self, config_path: str):
+        from synapse_school_policy import _core
+
+        self.core = _core
+        self.config = load_module_config(config_path)
+        self.server_name = load_server_name(config_path)
+        self.postgres = bool(self.config.get("database"))
+        try:
+            self.engine = _core.Engine(json.dumps(self.config), self.server_name, CLI_WORKER)
+            self.engine.open(offline=True)
+        except (_core.InputError, _core.StoreError) as exc:
+            raise CliError(self._store_message(str(exc))) from exc
+
+    def _store_message(self, message: str) -> str:
+        if "is in use by another process" in message:
+            return f"another synapse-school-policy command is using the store ({message})"
+        return message
+
+    def call(self, fn: Callable[..., Any], *args: Any, where: Callable[[str], str] = str,
+             **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except self.core.InputError as exc:  # JsonSyntaxError included
+            raise CliError(where(str(exc))) from exc
+        except self.core.StoreError as exc:
+            raise CliError(str(exc)) from exc
+
+    def close(self) -> None:
+        """Frees the engine: on PostgreSQL its thread stops after pushing."""
+        self.engine = None
+
+
+# ---- roster files -----------------------------------------------------------
+
+def read_roster_file(path: str) -> tuple[bytes, Callable[[str], str], int]:
     """CSV (user_id,school,role; a header line is optional) or JSON in the
-    POST /roster shape. Returns [{"user_id", "schools": [...]}], one per user.
+    POST /roster shape -> (a POST /roster body, a function that names the
+    file's line or field in the engine's messages, the number of users).
 
-    Both go through the engine's own validator (_core.roster_check), the one
-    behind POST /roster, so the rules and messages are the same."""
+    The CSV is only turned into that body here; parsing the body and every
+    input rule are the engine's, as for POST /roster."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc}") from exc
     if data.lstrip().startswith(b"{"):
-        return _check(data, server_name, lambda message: f"{path}: {message}")
+        try:
+            users = json.loads(data).get("users")
+            count = len(users) if isinstance(users, list) else 0
+        except (ValueError, AttributeError):
+            count = 0  # the engine names what is wrong
+        return data, lambda message: f"{path}: {message}", count
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -142,125 +185,98 @@ def read_roster_file(path: str, server_name: str) -> list[dict]:
 
         return re.sub(r"^users\[(\d+)\](?:\.schools\[(\d+)\])?(\.user_id)?", rename, message)
 
-    return _check(json.dumps({"users": entries}), server_name, where)
+    return json.dumps({"users": entries}).encode(), where, len(entries)
 
 
-def _check(body: bytes | str, server_name: str, where) -> list[dict]:
-    from synapse_school_policy import _core
+def _memberships(schools: Any) -> set[tuple[str, str]]:
+    return {(m.get("school"), m.get("role")) for m in schools or () if isinstance(m, dict)}
 
+
+def import_roster(store: OfflineEngine, path: str) -> str:
+    if not store.postgres:
+        raise CliError("roster import needs the PostgreSQL store (database:): the embedded store "
+                       "belongs to the running Synapse; POST the file's users to its admin API "
+                       "(/_synapse/client/school_policy/v1/roster) instead")
+    started = time.monotonic()
+    body, where, count = read_roster_file(path)
+    # Which users the import changes, against the roster the engine loaded
+    # at open (for the summary only: the whole file is written, and the
+    # engine's push leaves rows that do not change alone).
     try:
-        return json.loads(_core.roster_check(body, server_name))
-    except _core.InputError as exc:  # JsonSyntaxError included
-        raise CliError(where(str(exc))) from exc
+        users = json.loads(body).get("users")
+    except (ValueError, AttributeError):
+        users = None
+    before = {}
+    if isinstance(users, list):
+        for u in users:
+            uid = u.get("user_id") if isinstance(u, dict) else None
+            if isinstance(uid, str) and "\0" not in uid:
+                entry = store.call(store.engine.roster_get, uid)
+                before[uid] = _memberships(_obj(entry)["schools"]) if entry is not None else set()
+    upserted = store.call(store.engine.roster_upsert, body, where=where)
+    store.call(store.engine.store_sync, timeout_ms=SYNC_TIMEOUT_MS)
+    changed = sum(1 for u in users if before.get(u["user_id"]) != _memberships(u.get("schools"))) \
+        if isinstance(users, list) else upserted
+    return (f"imported {upserted if upserted is not None else count} users ({changed} changed) "
+            f"in {time.monotonic() - started:.2f} s")
 
 
-# ---- stores ----------------------------------------------------------------
-
-class PostgresStore:
-    def __init__(self, dsn: str):
-        try:
-            import psycopg2
-        except ImportError as exc:  # pragma: no cover - Synapse on PostgreSQL has it
-            raise CliError("psycopg2 is needed for the PostgreSQL store (pip install psycopg2)") from exc
-        try:
-            self.conn = psycopg2.connect(dsn)
-        except psycopg2.Error as exc:
-            raise CliError(f"database: cannot connect: {exc}".strip()) from exc
-        with self.conn.cursor() as cur:
-            cur.execute("SELECT to_regclass('school_policy.roster')")
-            if cur.fetchone()[0] is None:
-                raise CliError("database: schema school_policy does not exist yet; start Synapse "
-                               "with the module once to create it")
-
-    def import_roster(self, entries: list[dict]) -> int:
-        with self.conn, self.conn.cursor() as cur:
-            cur.execute(ROSTER_PUSH_SQL, (json.dumps(entries),))
-            return cur.rowcount
-
-    def show(self, user_id: str) -> list[dict] | None:
-        with self.conn.cursor() as cur:
-            cur.execute("SELECT school, role FROM school_policy.roster WHERE user_id = %s "
-                        "ORDER BY school", (user_id,))
-            rows = cur.fetchall()
-        return [{"school": s, "role": r} for s, r in rows] or None
-
-    def audit(self, since: int, rule: str | None, school: str | None, user: str | None,
-              limit: int) -> list[dict]:
-        sql = ("SELECT id, (extract(epoch FROM ts) * 1000)::bigint, rule, callback, enforced, "
-               "actor, target, room_id, event_type, school, worker FROM school_policy.audit WHERE true")
-        args: list[Any] = []
-        if since:
-            sql += " AND ts >= timestamptz 'epoch' + %s * interval '1 ms'"
-            args.append(since)
-        for column, value in (("rule", rule), ("school", school)):
-            if value is not None:
-                sql += f" AND {column} = %s"
-                args.append(value)
-        if user is not None:
-            sql += " AND (actor = %s OR target = %s)"
-            args += [user, user]
-        sql += " ORDER BY id DESC LIMIT %s"
-        args.append(limit)
-        with self.conn.cursor() as cur:
-            cur.execute(sql, args)
-            return [dict(zip(AUDIT_FIELDS, row)) for row in cur.fetchall()]
-
-    def purge(self, older_than_ms: int) -> int:
-        with self.conn, self.conn.cursor() as cur:
-            cur.execute("DELETE FROM school_policy.audit WHERE ts < now() - %s * interval '1 ms'",
-                        (older_than_ms,))
-            return cur.rowcount
+def show_user(store: OfflineEngine, user_id: str) -> dict | None:
+    entry = store.call(store.engine.roster_get, user_id)
+    if entry is None:
+        return None
+    entry = _obj(entry)
+    entry["schools"] = sorted(entry["schools"], key=lambda m: m["school"])
+    return entry
 
 
-class EmbeddedStore:
-    """Read-only access to the embedded store's files."""
+# ---- the audit ---------------------------------------------------------------
 
-    def __init__(self, data_dir: str):
-        self.data_dir = data_dir
-
-    def _lines(self, name: str) -> Iterable[dict]:
-        path = os.path.join(self.data_dir, name)
-        try:
-            with open(path) as f:
-                for line in f:
-                    try:
-                        yield json.loads(line)
-                    except ValueError:
-                        continue
-        except FileNotFoundError:
-            return
-
-    def import_roster(self, entries: list[dict]) -> int:
-        raise CliError("roster import needs the PostgreSQL store (database:); with the embedded "
-                       "store, POST the file's users to the running Synapse's admin API "
-                       "(/_synapse/client/school_policy/v1/roster)")
-
-    def show(self, user_id: str) -> list[dict] | None:
-        schools = None
-        for entry in self._lines("roster.jsonl"):
-            if entry.get("user_id") == user_id:
-                schools = entry.get("schools") or None
-        return schools
-
-    def audit(self, since: int, rule: str | None, school: str | None, user: str | None,
-              limit: int) -> list[dict]:
-        matches = [
-            r for r in self._lines("audit.jsonl")
-            if (not since or r.get("ts", 0) >= since)
-            and (rule is None or r.get("rule") == rule)
-            and (school is None or r.get("school") == school)
-            and (user is None or user in (r.get("actor"), r.get("target")))
-        ]
-        return list(reversed(matches[-limit:]))
-
-    def purge(self, older_than_ms: int) -> int:
-        raise CliError("audit purge needs the PostgreSQL store (database:)")
+AUDIT_OPTIONS = ("since", "rule", "school", "user", "limit")
 
 
-def open_store(config: dict) -> PostgresStore | EmbeddedStore:
-    if config.get("database"):
-        return PostgresStore(config["database"])
-    return EmbeddedStore(config["data_dir"])
+def _option_message(message: str) -> str:
+    """The engine names the query field; the command line's option is --field."""
+    for name in AUDIT_OPTIONS:
+        if message.startswith(f"{name}:"):
+            return f"--{message}"
+    return message
+
+
+def audit_view(store: OfflineEngine, op: str, query: dict) -> dict:
+    """One request to the engine's audit view, as the admin API makes it,
+    by the module's own user (a service user: access "operator")."""
+    request = {"op": op, "reader": store.engine.reconciler_user, "server_admin": False,
+               "query": query}
+    response = _obj(store.call(store.engine.audit_view, json.dumps(request), where=_option_message))
+    if response.get("status") != 200:
+        raise CliError(response.get("error") or f"audit view answered {response.get('status')}")
+    return response["body"]
+
+
+def query_audit(store: OfflineEngine, since: int | None, rule: str | None, school: str | None,
+                user: str | None, limit: int) -> list[dict]:
+    """Newest first; more than a page is read page by page (each page a read
+    in the read log)."""
+    if limit < 1:
+        raise CliError("--limit: expected a positive integer")
+    query: dict[str, Any] = {k: v for k, v in (("since", since), ("rule", rule), ("school", school),
+                                               ("user", user)) if v is not None}
+    records: list[dict] = []
+    while len(records) < limit:
+        query["limit"] = min(AUDIT_PAGE_MAX, limit - len(records))
+        page = audit_view(store, "audit", query)
+        records += page["records"]
+        if not page.get("next"):
+            break
+        query["from"] = int(page["next"])
+    return records
+
+
+def purge_audit(store: OfflineEngine, older_than: str) -> int:
+    # The engine takes a point in time: the duration ends now.
+    before_ms = int(time.time() * 1000) - parse_duration_ms(older_than)
+    return store.call(store.engine.audit_purge, before_ms=before_ms)
 
 
 # ---- commands --------------------------------------------------------------
@@ -271,7 +287,7 @@ def _print_table(records: list[dict]) -> None:
     rows = []
     for r in records:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["ts"] / 1000))
-        rows.append([str(r["id"]), when] + ["" if r.get(c) is None else str(r.get(c)) for c in columns[2:]])
+        rows.append([str(r.get("id", "")), when] + ["" if r.get(c) is None else str(r.get(c)) for c in columns[2:]])
     _print_columns(columns, rows)
 
 
@@ -368,36 +384,30 @@ def main(argv: list[str] | None = None) -> int:
     doc.add_argument("homeserver_yaml", nargs="?", help="path of homeserver.yaml (default: --config)")
     args = parser.parse_args(argv)
 
+    store = None
     try:
         if args.command == "doctor":
             return doctor(args.homeserver_yaml or args.config)
-        config = load_module_config(args.config)
         if args.command == "status":
-            return show_status(config, args.json)
-        store = open_store(config)
+            return show_status(load_module_config(args.config), args.json)
+        if args.command == "audit" and args.audit_command is None and args.since:
+            since = parse_since_ms(args.since)  # a bad --since fails before the store opens
+        else:
+            since = None
+        store = OfflineEngine(args.config)
         if args.command == "roster" and args.roster_command == "import":
-            started = time.monotonic()
-            entries = read_roster_file(args.file, load_server_name(args.config))
-            changed = store.import_roster(entries)
-            print(f"imported {len(entries)} users ({changed} rows changed) in "
-                  f"{time.monotonic() - started:.2f} s")
+            print(import_roster(store, args.file))
         elif args.command == "roster":
-            schools = store.show(args.user)
-            if schools is None:
+            entry = show_user(store, args.user)
+            if entry is None:
                 print(f"{args.user} is not on the roster", file=sys.stderr)
                 return 1
-            print(json.dumps({"user_id": args.user, "schools": schools}))
+            print(json.dumps(entry))
         elif args.audit_command == "purge":
-            deleted = store.purge(parse_duration_ms(args.older_than))
+            deleted = purge_audit(store, args.older_than)
             print(f"deleted {deleted} audit records older than {args.older_than}")
         else:
-            if args.rule is not None:
-                from synapse_school_policy import _core
-
-                if args.rule not in _core.RULE_IDS:
-                    raise CliError(f"--rule: unknown rule id {args.rule!r}")
-            records = store.audit(parse_since_ms(args.since) if args.since else 0, args.rule,
-                                  args.school, args.user, max(1, args.limit))
+            records = query_audit(store, since, args.rule, args.school, args.user, args.limit)
             if args.json:
                 for r in records:
                     print(json.dumps(r))
@@ -406,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"synapse-school-policy: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if store is not None:
+            store.close()
     return 0
 
 

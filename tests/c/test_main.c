@@ -21,5 +21,6 @@ int main(void)
     run_doors_tests();
     run_roster_feed_tests();
     run_audit_view_tests();
+    run_offline_tests();
     return check_finish();
 }

@@ -16,5 +16,6 @@ void run_reconcile_tests(void);
 void run_doors_tests(void);
 void run_roster_feed_tests(void);
 void run_audit_view_tests(void);
+void run_offline_tests(void);
 
 #endif
