@@ -16,6 +16,9 @@
 #include <limits.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "room_shape.h"
 #include "ssp.h"
 
 typedef struct {
@@ -170,11 +173,233 @@ static int ms_arg(PyObject *self, PyObject *obj, const char *name, long long *ou
     return 0;
 }
 
+/* A plain string of the engine's (a room id): becomes a str; freed. */
 static PyObject *take_engine_string(char *text)
 {
     PyObject *result = PyUnicode_FromString(text);
 
     free(text);
+    return result;
+}
+
+/* ---- results: the one way structured data crosses the binding ----
+ *
+ * Every method that returns structured data returns Python objects (dict,
+ * list, str, int, float, bool, None), built here from the engine's JSON by
+ * py_from_json: from a json_t the engine or the binding built, or from the
+ * JSON text (char *) an engine function hands out, parsed by
+ * py_from_json_text. Only Engine.decide answers differently (None, a NEED_*
+ * constant or a denial tuple), on the hot path. */
+
+/* A new reference to the Python value of `value`, or NULL with an exception
+ * set. Strings are UTF-8 (jansson checks it) and may hold NUL characters. */
+static PyObject *py_from_json(const json_t *value)
+{
+    PyObject *result = NULL;
+
+    switch (json_typeof(value)) {
+    case JSON_NULL:
+        return Py_NewRef(Py_None);
+    case JSON_TRUE:
+        return Py_NewRef(Py_True);
+    case JSON_FALSE:
+        return Py_NewRef(Py_False);
+    case JSON_INTEGER:
+        return PyLong_FromLongLong(json_integer_value(value));
+    case JSON_REAL:
+        return PyFloat_FromDouble(json_real_value(value));
+    case JSON_STRING:
+        return PyUnicode_DecodeUTF8(json_string_value(value),
+                                    (Py_ssize_t)json_string_length(value), "strict");
+    case JSON_ARRAY:
+        if (Py_EnterRecursiveCall(" converting the engine's JSON") != 0)
+            return NULL;
+        result = PyList_New((Py_ssize_t)json_array_size(value));
+        for (size_t i = 0; result != NULL && i < json_array_size(value); i++) {
+            PyObject *item = py_from_json(json_array_get(value, i));
+
+            /* PyList_SetItem steals item, also on failure. */
+            if (item == NULL || PyList_SetItem(result, (Py_ssize_t)i, item) != 0)
+                Py_CLEAR(result);
+        }
+        Py_LeaveRecursiveCall();
+        return result;
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *member;
+
+        if (Py_EnterRecursiveCall(" converting the engine's JSON") != 0)
+            return NULL;
+        result = PyDict_New();
+        json_object_foreach((json_t *)value, key, member) {
+            PyObject *name, *item;
+            int rc;
+
+            if (result == NULL)
+                break;
+            name = PyUnicode_DecodeUTF8(
+                key, (Py_ssize_t)json_object_iter_key_len(json_object_key_to_iter(key)), "strict");
+            item = name != NULL ? py_from_json(member) : NULL;
+            rc = item != NULL ? PyDict_SetItem(result, name, item) : -1;
+            Py_XDECREF(name);
+            Py_XDECREF(item);
+            if (rc != 0)
+                Py_CLEAR(result);
+        }
+        Py_LeaveRecursiveCall();
+        return result;
+    }
+    }
+    PyErr_SetString(PyExc_SystemError, "the engine returned a JSON value of no known type");
+    return NULL;
+}
+
+/* Takes the engine's JSON text (caller-owned, freed here whatever happens)
+ * and returns its Python value. */
+static PyObject *py_from_json_text(char *text)
+{
+    json_error_t error;
+    json_t *value = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
+    PyObject *result;
+
+    free(text);
+    if (value == NULL) {
+        /* The engine writes what jansson reads: only memory can fail here. */
+        if (json_error_code(&error) == json_error_out_of_memory)
+            return PyErr_NoMemory();
+        PyErr_Format(PyExc_SystemError, "the engine returned JSON that cannot be read: %s",
+                     error.text);
+        return NULL;
+    }
+    result = py_from_json(value);
+    json_decref(value);
+    return result;
+}
+
+/* Takes a json_t the binding built (NULL: out of memory) and returns its
+ * Python value. */
+static PyObject *py_from_new_json(json_t *value)
+{
+    PyObject *result;
+
+    if (value == NULL)
+        return PyErr_NoMemory();
+    result = py_from_json(value);
+    json_decref(value);
+    return result;
+}
+
+/* ---- arguments given as JSON values (room_shape) ----
+ *
+ * The engine reads the shape of such a value: types, strings compared with
+ * its own, integers as levels, the keys of objects. The conversion keeps
+ * all of that and nothing more: a str with a lone surrogate (JSON allows
+ * it, UTF-8 cannot hold it) keeps its bytes as "surrogatepass" writes them,
+ * which equal no valid string; a non-str key becomes its str(); an int
+ * beyond int64 and a float jansson cannot hold (nan, inf) become some real,
+ * which is no level. Values that are no JSON at all raise TypeError, like
+ * json.dumps; nesting beyond Python's recursion limit raises RecursionError.
+ * Returns a new reference, or NULL with an exception set. */
+static bool is_json_object(PyObject *obj);
+
+static json_t *py_to_json(PyObject *obj)
+{
+    json_t *result = NULL;
+
+    if (obj == Py_None)
+        return json_null();
+    if (PyBool_Check(obj))
+        return json_boolean(obj == Py_True);
+    if (PyLong_Check(obj)) {
+        int overflow = 0;
+        long long n = PyLong_AsLongLongAndOverflow(obj, &overflow);
+
+        if (n == -1 && PyErr_Occurred())
+            return NULL;
+        if (overflow != 0)
+            result = json_real(overflow > 0 ? 1e300 : -1e300);
+        else
+            result = json_integer(n);
+    } else if (PyFloat_Check(obj)) {
+        double d = PyFloat_AsDouble(obj);
+
+        result = json_real(d);
+        if (result == NULL) /* nan or inf */
+            result = json_real(0.0);
+    } else if (PyUnicode_Check(obj)) {
+        PyObject *bytes = PyUnicode_AsEncodedString(obj, "utf-8", "surrogatepass");
+        char *data;
+        Py_ssize_t len;
+
+        if (bytes == NULL || PyBytes_AsStringAndSize(bytes, &data, &len) != 0) {
+            Py_XDECREF(bytes);
+            return NULL;
+        }
+        result = json_stringn_nocheck(data, (size_t)len);
+        Py_DECREF(bytes);
+    } else if (PyList_Check(obj) || PyTuple_Check(obj)) {
+        if (Py_EnterRecursiveCall(" converting to JSON") != 0)
+            return NULL;
+        result = json_array();
+        for (Py_ssize_t i = 0; result != NULL && i < PySequence_Size(obj); i++) {
+            PyObject *item = PySequence_GetItem(obj, i);
+            json_t *converted = item != NULL ? py_to_json(item) : NULL;
+
+            Py_XDECREF(item);
+            if (converted == NULL || json_array_append_new(result, converted) != 0) {
+                if (converted == NULL && !PyErr_Occurred())
+                    PyErr_NoMemory();
+                json_decref(result);
+                result = NULL;
+            }
+        }
+        Py_LeaveRecursiveCall();
+        return result;
+    } else if (is_json_object(obj)) {
+        PyObject *items;
+
+        if (Py_EnterRecursiveCall(" converting to JSON") != 0)
+            return NULL;
+        items = PyMapping_Items(obj);
+        result = items != NULL ? json_object() : NULL;
+        if (items != NULL && result == NULL)
+            PyErr_NoMemory();
+        for (Py_ssize_t i = 0; result != NULL && i < PyList_Size(items); i++) {
+            PyObject *pair = PyList_GetItem(items, i), *key = PyTuple_GetItem(pair, 0);
+            PyObject *name = PyUnicode_Check(key) ? Py_NewRef(key) : PyObject_Str(key);
+            PyObject *bytes = name != NULL ? PyUnicode_AsEncodedString(name, "utf-8", "surrogatepass") : NULL;
+            json_t *converted = bytes != NULL ? py_to_json(PyTuple_GetItem(pair, 1)) : NULL;
+            char *data;
+            Py_ssize_t len;
+            int rc = -1;
+
+            if (converted != NULL && PyBytes_AsStringAndSize(bytes, &data, &len) == 0) {
+                rc = json_object_setn_new_nocheck(result, data, (size_t)len, converted);
+                converted = NULL; /* stolen, also on failure */
+                if (rc != 0)
+                    PyErr_NoMemory();
+            }
+            json_decref(converted);
+            Py_XDECREF(bytes);
+            Py_XDECREF(name);
+            if (rc != 0) {
+                json_decref(result);
+                result = NULL;
+            }
+        }
+        Py_XDECREF(items);
+        Py_LeaveRecursiveCall();
+        return result;
+    } else {
+        PyObject *name = PyObject_GetAttrString((PyObject *)Py_TYPE(obj), "__qualname__");
+
+        if (name != NULL)
+            PyErr_Format(PyExc_TypeError, "a %U is not JSON", name);
+        Py_XDECREF(name);
+        return NULL;
+    }
+    if (result == NULL)
+        PyErr_NoMemory();
     return result;
 }
 
@@ -243,7 +468,7 @@ static PyObject *Engine_open(EngineObject *self, PyObject *Py_UNUSED(ignored))
  * read-only Mapping (not a dict); str and list also support subscripting,
  * so PyMapping_Check alone would take them for objects, and looking a key
  * up in them raises TypeError. */
-static bool json_object(PyObject *obj)
+static bool is_json_object(PyObject *obj)
 {
     return PyDict_Check(obj) || (PyMapping_Check(obj) && !PyUnicode_Check(obj) && !PyBytes_Check(obj) &&
                                  !PyList_Check(obj) && !PyTuple_Check(obj));
@@ -364,7 +589,7 @@ static int policy_from_mapping(PyObject *content, ssp_room_policy *policy, borro
     Py_ssize_t size;
 
     memset(policy, 0, sizeof *policy);
-    if (!json_object(content)) {
+    if (!is_json_object(content)) {
         PyErr_SetString(PyExc_TypeError, "policy content must be a Mapping or None");
         return -1;
     }
@@ -441,7 +666,7 @@ static int level_map(PyObject *mapping, const char *key, borrowed *b, const ssp_
     *n_out = 0;
     if (map == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    if (!json_object(map)) {
+    if (!is_json_object(map)) {
         Py_DECREF(map);
         return 0;
     }
@@ -486,7 +711,7 @@ static int power_levels_from_mapping(PyObject *content, const char *actor, bool 
     PyObject *users, *own;
 
     memset(pl, 0, sizeof *pl);
-    if (!json_object(content)) {
+    if (!is_json_object(content)) {
         PyErr_SetString(PyExc_TypeError, "power levels must be a Mapping or None");
         return -1;
     }
@@ -497,7 +722,7 @@ static int power_levels_from_mapping(PyObject *content, const char *actor, bool 
     users = mapping_get(content, "users");
     if (users == NULL && PyErr_Occurred())
         return -1;
-    if (users != NULL && json_object(users)) {
+    if (users != NULL && is_json_object(users)) {
         own = mapping_get(users, actor);
         if (own == NULL && PyErr_Occurred()) {
             Py_DECREF(users);
@@ -583,7 +808,7 @@ static PyObject *create_room_invitees(PyObject *config, PyObject *actor)
 
     if (list == NULL || seen == NULL || PySet_Add(seen, actor) != 0)
         goto error;
-    if (!json_object(config))
+    if (!is_json_object(config))
         goto done;
     for (size_t s = 0; s < sizeof sources / sizeof sources[0]; s++) {
         bool initial_state = s == 1;
@@ -608,7 +833,7 @@ static PyObject *create_room_invitees(PyObject *config, PyObject *actor)
                     goto error;
                 continue;
             }
-            if (!json_object(item))
+            if (!is_json_object(item))
                 continue;
             if (str_equals(item, "type", "m.room.member", &is_member) != 0)
                 goto error;
@@ -644,7 +869,7 @@ static int str_differs(PyObject *content, const char *key, const char *want, boo
 {
     bool same;
 
-    if (!json_object(content)) {
+    if (!is_json_object(content)) {
         *out = true;
         return 0;
     }
@@ -664,7 +889,7 @@ static int create_room_from_mapping(PyObject *config, PyObject *actor, const cha
     int rc = -1;
 
     memset(create, 0, sizeof *create);
-    if (!json_object(config))
+    if (!is_json_object(config))
         return 0;
     invitees = create_room_invitees(config, actor);
     if (invitees == NULL)
@@ -704,7 +929,7 @@ static int create_room_from_mapping(PyObject *config, PyObject *actor, const cha
         PyObject *item = fast_item(seq, i), *content;
         bool is_policy, is_join_rules, is_history, is_guest_access, is_3pid, flag = false;
 
-        if (!json_object(item))
+        if (!is_json_object(item))
             continue;
         if (str_equals(item, "type", policy_type, &is_policy) != 0 ||
             str_equals(item, "type", "m.room.join_rules", &is_join_rules) != 0 ||
@@ -737,7 +962,7 @@ static int create_room_from_mapping(PyObject *config, PyObject *actor, const cha
             else if (str_differs(content, "join_rule", "invite", &flag) != 0)
                 goto content_error;
             create->open_join_rule |= flag;
-        } else if (content != NULL && json_object(content)) {
+        } else if (content != NULL && is_json_object(content)) {
             if (is_history ? str_equals(content, "history_visibility", "world_readable", &flag)
                            : str_equals(content, "guest_access", "can_join", &flag))
                 goto content_error;
@@ -772,7 +997,7 @@ static int room_create_from(PyObject *content, PyObject *sender, ssp_room_create
         return -1;
     if (content == Py_None)
         return 0;
-    if (!json_object(content)) {
+    if (!is_json_object(content)) {
         PyErr_SetString(PyExc_TypeError, "the create event's content must be a Mapping or None");
         return -1;
     }
@@ -837,7 +1062,7 @@ static int event_shape_from(PyObject *content, ssp_event_shape *shape, borrowed 
     relation = mapping_get(content, "m.relates_to");
     if (relation == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    if (!json_object(relation) || keep(b, relation) != 0) {
+    if (!is_json_object(relation) || keep(b, relation) != 0) {
         int failed = PyErr_Occurred() != NULL;
 
         Py_DECREF(relation);
@@ -942,7 +1167,7 @@ static int event_content_facts(ssp_request *req, PyObject *content, const char *
 {
     bool differs;
 
-    if (!json_object(content))
+    if (!is_json_object(content))
         return 0; /* no event has such content; the rules fail closed on what they miss */
     if (req->state_key != NULL && req->state_key[0] == '\0') {
         if (strcmp(req->event_type, policy_type) == 0) {
@@ -1166,7 +1391,7 @@ static PyObject *Engine_create_room_invitees(EngineObject *Py_UNUSED(self), PyOb
  * with only the keys that change, or None when nothing is to change. */
 static PyObject *Engine_power_levels_update(EngineObject *self, PyObject *args)
 {
-    PyObject *policy_obj, *pl_obj, *patch_obj = NULL, *events = NULL, *result = NULL;
+    PyObject *policy_obj, *pl_obj, *result = NULL;
     ssp_room_policy policy;
     ssp_power_levels pl;
     ssp_power_levels_patch patch;
@@ -1186,38 +1411,29 @@ static PyObject *Engine_power_levels_update(EngineObject *self, PyObject *args)
         result = Py_NewRef(Py_None);
         goto done;
     }
-    patch_obj = PyDict_New();
-    if (patch_obj == NULL)
-        goto done;
-    if (patch.set_events_default) {
-        PyObject *level = PyLong_FromLongLong(patch.events_default);
-
-        if (level == NULL || PyDict_SetItemString(patch_obj, "events_default", level) != 0) {
-            Py_XDECREF(level);
-            goto done;
-        }
-        Py_DECREF(level);
-    }
-    if (patch.n_open_events > 0) {
-        events = PyDict_New();
-        if (events == NULL || PyDict_SetItemString(patch_obj, "events", events) != 0)
-            goto done;
-        for (size_t i = 0; i < patch.n_open_events; i++) {
-            PyObject *zero = PyLong_FromLong(0);
-
-            if (zero == NULL || PyDict_SetItemString(events, patch.open_events[i], zero) != 0) {
-                Py_XDECREF(zero);
-                goto done;
-            }
-            Py_DECREF(zero);
-        }
-    }
-    result = Py_NewRef(patch_obj);
+    result = py_from_new_json(ssp_power_levels_patch_json(&patch));
 done:
-    Py_XDECREF(events);
-    Py_XDECREF(patch_obj);
     borrowed_release(&b);
     return result;
+}
+
+/* room_shape(request) -> list of JSON Patch "add" operations
+ *
+ * What on_create_room changes in a createRoom request (ssp_room_shape).
+ * Memory only (the config): keeps the GIL. */
+static PyObject *Engine_room_shape(EngineObject *self, PyObject *request)
+{
+    json_t *value = py_to_json(request), *changes = NULL;
+    ssp_error err = {0};
+    int rc;
+
+    if (value == NULL)
+        return NULL;
+    rc = ssp_room_shape(self->engine, value, &changes, &err);
+    json_decref(value);
+    if (rc != 0)
+        return raise_engine_error(Py_TYPE(self), &err);
+    return py_from_new_json(changes);
 }
 
 static PyObject *Engine_reconcile_plan(EngineObject *self, PyObject *args)
@@ -1231,7 +1447,7 @@ static PyObject *Engine_reconcile_plan(EngineObject *self, PyObject *args)
     /* Memory only (config and roster under its read lock): keep the GIL. */
     if (ssp_reconcile_plan(self->engine, school, user_id, &plan, &err) != 0)
         return raise_engine_error(Py_TYPE(self), &err);
-    return take_engine_string(plan);
+    return py_from_json_text(plan);
 }
 
 static PyObject *Engine_reconciler_settings(EngineObject *self, PyObject *Py_UNUSED(ignored))
@@ -1239,10 +1455,10 @@ static PyObject *Engine_reconciler_settings(EngineObject *self, PyObject *Py_UNU
     ssp_reconciler_settings settings;
 
     ssp_engine_reconciler_settings(self->engine, &settings);
-    return Py_BuildValue("{s:L, s:L, s:L}", "actions_per_second",
-                         (long long)settings.actions_per_second, "batch_size",
-                         (long long)settings.batch_size, "retry_max_seconds",
-                         (long long)settings.retry_max_seconds);
+    return py_from_new_json(json_pack("{s:I, s:I, s:I}", "actions_per_second",
+                                      (json_int_t)settings.actions_per_second, "batch_size",
+                                      (json_int_t)settings.batch_size, "retry_max_seconds",
+                                      (json_int_t)settings.retry_max_seconds));
 }
 
 static PyObject *Engine_roster_put(EngineObject *self, PyObject *args)
@@ -1263,7 +1479,7 @@ static PyObject *Engine_roster_put(EngineObject *self, PyObject *args)
     Py_END_ALLOW_THREADS
     if (rc != 0)
         return raise_engine_error(Py_TYPE(self), &err);
-    return take_engine_string(entry);
+    return py_from_json_text(entry);
 }
 
 static PyObject *Engine_roster_upsert(EngineObject *self, PyObject *body_obj)
@@ -1318,7 +1534,7 @@ static PyObject *Engine_roster_get(EngineObject *self, PyObject *args)
         return raise_engine_error(Py_TYPE(self), &err);
     if (entry == NULL)
         Py_RETURN_NONE;
-    return take_engine_string(entry);
+    return py_from_json_text(entry);
 }
 
 static PyObject *Engine_roster_size(EngineObject *self, PyObject *Py_UNUSED(ignored))
@@ -1363,7 +1579,7 @@ static PyObject *Engine_audit_query(EngineObject *self, PyObject *args, PyObject
     Py_END_ALLOW_THREADS
     if (rc != 0)
         return raise_engine_error(Py_TYPE(self), &err);
-    return take_engine_string(result);
+    return py_from_json_text(result);
 }
 
 static PyObject *Engine_audit_flush(EngineObject *self, PyObject *Py_UNUSED(ignored))
@@ -1384,10 +1600,10 @@ static PyObject *Engine_audit_stats(EngineObject *self, PyObject *Py_UNUSED(igno
     ssp_audit_stats stats;
 
     ssp_audit_get_stats(self->engine, &stats);
-    return Py_BuildValue("{sKsKsKsK}", "queued", (unsigned long long)stats.queued, "written",
-                         (unsigned long long)stats.written, "queue_depth",
-                         (unsigned long long)stats.queue_depth, "write_errors",
-                         (unsigned long long)stats.write_errors);
+    return py_from_new_json(json_pack("{s:I, s:I, s:I, s:I}", "queued", (json_int_t)stats.queued,
+                                      "written", (json_int_t)stats.written, "queue_depth",
+                                      (json_int_t)stats.queue_depth, "write_errors",
+                                      (json_int_t)stats.write_errors));
 }
 
 /* store_status() -> dict. Reads counters under the store's mutex: no I/O,
@@ -1397,15 +1613,13 @@ static PyObject *Engine_store_status(EngineObject *self, PyObject *Py_UNUSED(ign
     ssp_store_status st;
 
     ssp_store_get_status(self->engine, &st);
-    return Py_BuildValue("{sOsOsKsKsKsKsLsKsssK}", "postgres", st.postgres ? Py_True : Py_False,
-                         "connected", st.connected ? Py_True : Py_False, "audit_spilled_total",
-                         (unsigned long long)st.audit_spilled_total, "audit_spill_pending",
-                         (unsigned long long)st.audit_spill_pending, "roster_outbox_pending",
-                         (unsigned long long)st.roster_outbox_pending, "connects",
-                         (unsigned long long)st.connects, "roster_version",
-                         (long long)st.roster_version, "reconcile_pending",
-                         (unsigned long long)st.reconcile_pending, "last_error", st.last_error,
-                         "roster_skipped", (unsigned long long)st.roster_skipped);
+    return py_from_new_json(json_pack(
+        "{s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I}", "postgres", st.postgres, "connected",
+        st.connected, "audit_spilled_total", (json_int_t)st.audit_spilled_total,
+        "audit_spill_pending", (json_int_t)st.audit_spill_pending, "roster_outbox_pending",
+        (json_int_t)st.roster_outbox_pending, "connects", (json_int_t)st.connects, "roster_version",
+        (json_int_t)st.roster_version, "reconcile_pending", (json_int_t)st.reconcile_pending,
+        "last_error", st.last_error, "roster_skipped", (json_int_t)st.roster_skipped));
 }
 
 /* audit_purge(older_than_ms) -> number of records deleted. Waits on the
@@ -1482,7 +1696,7 @@ done:
     return result;
 }
 
-/* reconcile_due(now_ms, max) -> JSON text of the due marks. */
+/* reconcile_due(now_ms, max) -> list of the due marks. */
 static PyObject *Engine_reconcile_due(EngineObject *self, PyObject *args)
 {
     long long now_ms;
@@ -1503,7 +1717,7 @@ static PyObject *Engine_reconcile_due(EngineObject *self, PyObject *args)
     Py_END_ALLOW_THREADS
     if (rc != 0)
         return raise_engine_error(Py_TYPE(self), &err);
-    return take_engine_string(marks);
+    return py_from_json_text(marks);
 }
 
 /* reconcile_done(school, user_id, generation) -> None. */
@@ -1597,7 +1811,7 @@ static PyObject *Engine_reconcile_sync_config(EngineObject *self, PyObject *Py_U
     return PyLong_FromSize_t(changed);
 }
 
-/* reconcile_status() -> JSON text. */
+/* reconcile_status() -> dict. */
 static PyObject *Engine_reconcile_status(EngineObject *self, PyObject *Py_UNUSED(ignored))
 {
     char *status = NULL;
@@ -1609,7 +1823,7 @@ static PyObject *Engine_reconcile_status(EngineObject *self, PyObject *Py_UNUSED
     Py_END_ALLOW_THREADS
     if (rc != 0)
         return raise_engine_error(Py_TYPE(self), &err);
-    return take_engine_string(status);
+    return py_from_json_text(status);
 }
 
 /* roster_feed_start() -> None. Called with the GIL; releases it while the
@@ -1628,7 +1842,7 @@ static PyObject *Engine_roster_feed_start(EngineObject *self, PyObject *Py_UNUSE
     Py_RETURN_NONE;
 }
 
-/* roster_feed_status() -> JSON text ("null" without roster_feed). Reads
+/* roster_feed_status() -> dict (None without roster_feed). Reads
  * memory under the feed's mutex only: keeps the GIL. */
 static PyObject *Engine_roster_feed_status(EngineObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -1637,10 +1851,10 @@ static PyObject *Engine_roster_feed_status(EngineObject *self, PyObject *Py_UNUS
 
     if (ssp_roster_feed_status(self->engine, &status, &err) != 0)
         return raise_engine_error(Py_TYPE(self), &err);
-    return take_engine_string(status);
+    return py_from_json_text(status);
 }
 
-/* audit_view(request_json) -> response JSON text (ssp_audit_view). Called
+/* audit_view(request_json) -> response dict (ssp_audit_view). Called
  * with the GIL; released around the engine call, which reads the store. */
 static PyObject *Engine_audit_view(EngineObject *self, PyObject *arg)
 {
@@ -1662,7 +1876,7 @@ static PyObject *Engine_audit_view(EngineObject *self, PyObject *arg)
     Py_END_ALLOW_THREADS
     if (rc != 0)
         return raise_engine_error(Py_TYPE(self), &err);
-    return take_engine_string(response);
+    return py_from_json_text(response);
 }
 
 static PyObject *Engine_get_policy_event_type(EngineObject *self, void *Py_UNUSED(closure))
@@ -1680,22 +1894,26 @@ static PyMethodDef Engine_methods[] = {
      "actor_admin, is_invited, shared_rooms, actor_membership, member_count, redacts)"},
     {"power_levels_update", (PyCFunction)Engine_power_levels_update, METH_VARARGS,
      "power_levels_update(room_policy, power_levels) -> changes to make, or None."},
+    {"room_shape", (PyCFunction)Engine_room_shape, METH_O,
+     "room_shape(request) -> the JSON Patch \"add\" operations on_create_room applies to a "
+     "createRoom request: guest access closed, no federation and policy power levels for "
+     "rooms created with the policy event."},
     {"roster_put", (PyCFunction)Engine_roster_put, METH_VARARGS,
-     "roster_put(user_id, body) -> stored entry JSON. Durable before it returns."},
+     "roster_put(user_id, body) -> the stored entry (dict). Durable before it returns."},
     {"roster_upsert", (PyCFunction)Engine_roster_upsert, METH_O,
      "roster_upsert(body) -> number of users written."},
     {"roster_delete", (PyCFunction)Engine_roster_delete, METH_VARARGS,
      "roster_delete(user_id) -> whether the user was on the roster."},
     {"reconcile_plan", (PyCFunction)Engine_reconcile_plan, METH_VARARGS,
-     "reconcile_plan(school, user_id) -> JSON text: the special rooms' targets for the user "
+     "reconcile_plan(school, user_id) -> dict: the special rooms' targets for the user "
      "(\"\" for the school itself)."},
     {"reconciler_settings", (PyCFunction)Engine_reconciler_settings, METH_NOARGS,
      "The reconciler's rate, batch size and backoff cap, from the config."},
     {"roster_get", (PyCFunction)Engine_roster_get, METH_VARARGS,
-     "roster_get(user_id) -> entry JSON or None."},
+     "roster_get(user_id) -> the entry (dict) or None."},
     {"roster_size", (PyCFunction)Engine_roster_size, METH_NOARGS, "Users on the roster."},
     {"audit_query", (PyCFunction)(void (*)(void))Engine_audit_query, METH_VARARGS | METH_KEYWORDS,
-     "audit_query(*, since, until, rule, school, user, limit, before) -> result JSON."},
+     "audit_query(*, since, until, rule, school, user, limit, before) -> {records, next}."},
     {"audit_flush", (PyCFunction)Engine_audit_flush, METH_NOARGS,
      "Wait until every queued audit record is written."},
     {"audit_stats", (PyCFunction)Engine_audit_stats, METH_NOARGS, "Audit queue counters."},
@@ -1708,7 +1926,7 @@ static PyMethodDef Engine_methods[] = {
     {"reconcile_mark", (PyCFunction)Engine_reconcile_mark, METH_VARARGS,
      "reconcile_mark(school, user_ids) -> None. \"\" marks the school itself. Durable."},
     {"reconcile_due", (PyCFunction)Engine_reconcile_due, METH_VARARGS,
-     "reconcile_due(now_ms, max) -> JSON list of {school, user_id, generation, attempts}."},
+     "reconcile_due(now_ms, max) -> list of {school, user_id, generation, attempts}."},
     {"reconcile_done", (PyCFunction)Engine_reconcile_done, METH_VARARGS,
      "reconcile_done(school, user_id, generation) -> None; a renewed mark stays."},
     {"reconcile_failed", (PyCFunction)Engine_reconcile_failed, METH_VARARGS,
@@ -1720,13 +1938,13 @@ static PyMethodDef Engine_methods[] = {
     {"reconcile_sync_config", (PyCFunction)Engine_reconcile_sync_config, METH_NOARGS,
      "reconcile_sync_config() -> number of schools whose applied config changed (marked)."},
     {"audit_view", (PyCFunction)Engine_audit_view, METH_O,
-     "audit_view(request_json) -> JSON {\"status\": 200, \"body\": ...} or {\"status\": 403, ...}."},
+     "audit_view(request_json) -> {\"status\": 200, \"body\": ...} or {\"status\": 403, ...}."},
     {"reconcile_status", (PyCFunction)Engine_reconcile_status, METH_NOARGS,
-     "reconcile_status() -> JSON {\"schools\": {...}}."},
+     "reconcile_status() -> {\"schools\": {...}}."},
     {"roster_feed_start", (PyCFunction)Engine_roster_feed_start, METH_NOARGS,
      "roster_feed_start() -> None: starts the roster_feed consumer thread."},
     {"roster_feed_status", (PyCFunction)Engine_roster_feed_status, METH_NOARGS,
-     "roster_feed_status() -> JSON of the roster feed's state, \"null\" when not configured."},
+     "roster_feed_status() -> the roster feed's state (dict), None when not configured."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1791,7 +2009,7 @@ static PyObject *core_check_config(PyObject *module, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-/* roster_check(body, server_name) -> the users as a JSON list; raises
+/* roster_check(body, server_name) -> the users as a list of entries; raises
  * InputError / JsonSyntaxError as POST /roster answers 400. */
 static PyObject *core_roster_check(PyObject *module, PyObject *args)
 {
@@ -1816,7 +2034,7 @@ static PyObject *core_roster_check(PyObject *module, PyObject *args)
                         err.message);
         return NULL;
     }
-    return take_engine_string(users);
+    return py_from_json_text(users);
 }
 
 static PyObject *core_check_homeserver(PyObject *module, PyObject *arg)
@@ -1839,10 +2057,10 @@ static PyObject *core_check_homeserver(PyObject *module, PyObject *arg)
         PyErr_SetString(state_of_module(module)->input_error, err.message);
         return NULL;
     }
-    return take_engine_string(findings);
+    return py_from_json_text(findings);
 }
 
-/* reconcile_status_offline(config_json) -> JSON text, without an engine:
+/* reconcile_status_offline(config_json) -> dict, without an engine:
  * reads data_dir/reconcile.jsonl or queries the database. */
 static PyObject *core_reconcile_status_offline(PyObject *module, PyObject *arg)
 {
@@ -1865,17 +2083,17 @@ static PyObject *core_reconcile_status_offline(PyObject *module, PyObject *arg)
     Py_END_ALLOW_THREADS
     if (rc != 0)
         return raise_engine_error(state_of_module(module)->engine_type, &err);
-    return take_engine_string(status);
+    return py_from_json_text(status);
 }
 
 static PyMethodDef core_methods[] = {
     {"reconcile_status_offline", core_reconcile_status_offline, METH_O,
-     "reconcile_status_offline(config_json) -> JSON status of the reconciliation ledger, "
+     "reconcile_status_offline(config_json) -> status (dict) of the reconciliation ledger, "
      "read without a running engine."},
     {"check_homeserver", core_check_homeserver, METH_O,
-     "check_homeserver(settings_json) -> JSON list of {setting, problem}."},
+     "check_homeserver(settings_json) -> list of {setting, problem}."},
     {"roster_check", core_roster_check, METH_VARARGS,
-     "roster_check(body, server_name) -> the users of a POST /roster body as a JSON list; "
+     "roster_check(body, server_name) -> the users of a POST /roster body as a list; "
      "raises InputError naming the bad field, as the admin API does."},
     {"check_config", core_check_config, METH_O,
      "check_config(json) -> None; raises InputError naming the bad key."},
