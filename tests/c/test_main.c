@@ -20,5 +20,6 @@ int main(void)
     run_doors_tests();
     run_roster_feed_tests();
     run_audit_view_tests();
+    run_room_shape_tests();
     return check_finish();
 }
