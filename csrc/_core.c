@@ -341,6 +341,8 @@ static json_t *py_to_json(PyObject *obj)
         if (Py_EnterRecursiveCall(" converting to JSON") != 0)
             return NULL;
         result = json_array();
+        if (result == NULL)
+            PyErr_NoMemory();
         for (Py_ssize_t i = 0; result != NULL && i < PySequence_Size(obj); i++) {
             PyObject *item = PySequence_GetItem(obj, i);
             json_t *converted = item != NULL ? py_to_json(item) : NULL;
@@ -365,13 +367,24 @@ static json_t *py_to_json(PyObject *obj)
         if (items != NULL && result == NULL)
             PyErr_NoMemory();
         for (Py_ssize_t i = 0; result != NULL && i < PyList_Size(items); i++) {
-            PyObject *pair = PyList_GetItem(items, i), *key = PyTuple_GetItem(pair, 0);
-            PyObject *name = PyUnicode_Check(key) ? Py_NewRef(key) : PyObject_Str(key);
-            PyObject *bytes = name != NULL ? PyUnicode_AsEncodedString(name, "utf-8", "surrogatepass") : NULL;
-            json_t *converted = bytes != NULL ? py_to_json(PyTuple_GetItem(pair, 1)) : NULL;
+            PyObject *pair = PyList_GetItem(items, i), *key, *name;
+            PyObject *bytes = NULL;
+            json_t *converted = NULL;
             char *data;
             Py_ssize_t len;
             int rc = -1;
+
+            /* A Mapping of our own kind may answer items() with anything. */
+            if (!PyTuple_Check(pair) || PyTuple_Size(pair) != 2) {
+                PyErr_SetString(PyExc_TypeError, "items() of a Mapping must give (key, value) pairs");
+                json_decref(result);
+                result = NULL;
+                break;
+            }
+            key = PyTuple_GetItem(pair, 0);
+            name = PyUnicode_Check(key) ? Py_NewRef(key) : PyObject_Str(key);
+            bytes = name != NULL ? PyUnicode_AsEncodedString(name, "utf-8", "surrogatepass") : NULL;
+            converted = bytes != NULL ? py_to_json(PyTuple_GetItem(pair, 1)) : NULL;
 
             if (converted != NULL && PyBytes_AsStringAndSize(bytes, &data, &len) == 0) {
                 rc = json_object_setn_new_nocheck(result, data, (size_t)len, converted);

@@ -25,6 +25,10 @@ with the callback given by name and ``actor_admin`` as None / False / True
 
 Answers: ALLOW (None), one of the NEED_* strings, SYNC_POWER_LEVELS, or a
 denial (rule, enforced, school) with school None when there is none.
+
+room_shape(request) mirrors ``Engine.room_shape``: the JSON Patch "add"
+operations on_create_room applies to a createRoom request (docs/rules.md,
+"How new rooms are shaped").
 """
 from __future__ import annotations
 
