@@ -149,7 +149,7 @@ def _check(body: bytes | str, server_name: str, where) -> list[dict]:
     from synapse_school_policy import _core
 
     try:
-        return json.loads(_core.roster_check(body, server_name))
+        return _core.roster_check(body, server_name)
     except _core.InputError as exc:  # JsonSyntaxError included
         raise CliError(where(str(exc))) from exc
 
@@ -326,7 +326,7 @@ def show_status(config: dict, as_json: bool) -> int:
     from synapse_school_policy import _core
 
     try:
-        status = json.loads(_core.reconcile_status_offline(json.dumps(config)))
+        status = _core.reconcile_status_offline(json.dumps(config))
     except (_core.InputError, _core.StoreError) as exc:
         raise CliError(str(exc)) from exc
     if as_json:
