@@ -230,7 +230,11 @@ def test_structured_results_are_python_objects(engine):
     assert engine.audit_view(json.dumps({"op": "rules", "reader": "@sync:school.test", "server_admin": False,
                                          "query": {}}))["status"] == 200
     assert isinstance(engine.reconcile_due(0, 10), list)
-    (finding,) = _core.check_homeserver(json.dumps({"allow_guest_access": True}))
+    from synapse_school_policy.homeserver_check import settings_from_yaml
+
+    settings = settings_from_yaml({"allow_guest_access": True, "limit_profile_requests_to_users_who_share_rooms": True,
+                                   "require_auth_for_profile_requests": True})
+    (finding,) = _core.check_homeserver(json.dumps(settings))
     assert finding["setting"] == "allow_guest_access" and isinstance(finding["problem"], str)
     status = engine.store_status()
     assert status["postgres"] is False and status["last_error"] == "" and isinstance(status["connects"], int)
