@@ -410,8 +410,10 @@ int ssp_room_shape(const ssp_engine *engine, const json_t *request, json_t **cha
         goto nomem;
     policy = last_entry(entries, ssp_engine_policy_event_type(engine), &index);
     if (policy != NULL) {
+        const json_t *content = json_object_get(policy, "content");
+
         if (close_federation(ops, request) != 0 ||
-            align_power_levels(engine, ops, request, entries, json_object_get(policy, "content")) != 0)
+            align_power_levels(engine, ops, request, entries, content) != 0)
             goto nomem;
     }
     *changes = ops;
