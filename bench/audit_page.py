@@ -196,7 +196,7 @@ def bench_embedded(n: int) -> None:
     engine.open()
 
     def view(op, **query):
-        answer = json.loads(engine.audit_view(json.dumps(
+        answer = (engine.audit_view(json.dumps(
             {"op": op, "reader": "@dpo:school.test", "server_admin": False, "query": query})))
         assert answer["status"] == 200, answer
         return answer["body"]

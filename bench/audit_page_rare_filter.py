@@ -13,5 +13,5 @@ with open(os.path.join(d, "audit.jsonl"), "w") as f:
         f.write(json.dumps({"id": i, "ts": ts, "rule": rule, "callback": "check_event_for_spam", "enforced": True, "actor": actor, "target": None, "room_id": "!r:school.test", "event_type": et, "school": school, "worker": "main"}, separators=(",", ":")) + "\n")
 e = _core.Engine(json.dumps({"data_dir": d, "audit": {"readers": ["@dpo:school.test"]}, "schools": {}}), "school.test", "main"); e.open()
 for label, q in [("user with no records (whole file)", {"user": "@nobody:school.test", "limit": 50}), ("user with 50 records", {"user": "@u7:school.test", "limit": 50})]:
-    t = time.monotonic(); r = json.loads(e.audit_view(json.dumps({"op": "audit", "reader": "@dpo:school.test", "server_admin": False, "query": q}))); 
+    t = time.monotonic(); r = (e.audit_view(json.dumps({"op": "audit", "reader": "@dpo:school.test", "server_admin": False, "query": q}))); 
     print(f"embedded    audit, {label}: {(time.monotonic()-t)*1000:.0f} ms, {len(r['body']['records'])} records")

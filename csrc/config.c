@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "roster_feed.h"
+#include "roster_index.h"
 #include "util.h"
 
 #define PATH_MAX_LEN 384

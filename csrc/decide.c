@@ -13,7 +13,7 @@
  */
 #include <string.h>
 
-#include "ssp_private.h"
+#include "engine.h"
 
 #define POWER_LEVELS_TYPE "m.room.power_levels"
 #define REDACTION_TYPE "m.room.redaction"

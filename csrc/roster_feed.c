@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine.h"
+#include "files.h"
 #include "roster_feed.h"
 
 #define CH_CONSUME 1

@@ -20,7 +20,8 @@
 #ifndef SSP_ROSTER_FEED_H
 #define SSP_ROSTER_FEED_H
 
-#include "ssp_private.h"
+#include "config.h"
+#include "ssp.h"
 
 /* Larger messages are dead-lettered without being parsed. */
 #define SSP_FEED_MAX_BODY (64u * 1024u * 1024u)

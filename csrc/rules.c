@@ -1,7 +1,7 @@
 /* The stable rule ids and callback names: the one place they are spelled. */
 #include <string.h>
 
-#include "ssp_private.h"
+#include "engine.h"
 
 static const char *const RULE_IDS[SSP_RULE__COUNT] = {
     [SSP_RULE_NONE] = "",

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ssp_private.h"
+#include "engine.h"
 
 typedef struct setting_rule {
     const char *setting;  /* key in the settings JSON: the homeserver.yaml path */

@@ -1,7 +1,7 @@
 /*
- * Every engine-internal header at once, for the files that use most of
- * them (decide.c, rules.c, selfcheck.c, roster_feed.h). A file that
- * needs less includes the per-concern headers instead:
+ * Every engine-internal header at once, for the C tests and fuzz targets
+ * (tests/c), which reach into most of them. The engine's own files include
+ * only the per-concern headers they use:
  *
  *   util.h          errors and small helpers (util.c)
  *   strmap.h        string hash map (strmap.c)

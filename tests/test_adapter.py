@@ -232,3 +232,56 @@ def test_a_joined_members_profile_change_reads_their_membership_only_then(make_p
     code, fields = run(policy.user_may_join_room("@pupil:school.test", "!r", False))
     assert fields["school_policy"] == {"rule": "join_forbidden"}
     assert api.lookups[:2] == [("room_state", "!r"), ("room_state", "!r")]
+
+
+MANAGED = {"type": POLICY_TYPE, "state_key": "", "content": {"school": "gym-nord", "kind": "course", "two_way": False}}
+GUEST_FORBIDDEN = {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}}
+
+
+def test_on_create_room_closes_federation_even_when_asked_to_open_it(make_policy):
+    policy = make_policy(FakeApi())
+    body = {"initial_state": [MANAGED], "creation_content": {"m.federate": True, "type": "x"}}
+    run(policy.on_create_room(None, body, False))
+    assert body["creation_content"] == {"m.federate": False, "type": "x"}
+    body = {"initial_state": [MANAGED], "creation_content": ["not", "an", "object"]}
+    run(policy.on_create_room(None, body, False))
+    assert body["creation_content"] == {"m.federate": False}
+
+
+def test_on_create_room_aligns_the_power_levels_synapse_uses(make_policy):
+    """An m.room.power_levels entry in initial_state replaces Synapse's
+    defaults and its power_level_content_override: the patch goes there."""
+    policy = make_policy(FakeApi())
+    levels = {"users": {"@sync:school.test": 100}, "events": {"m.room.name": 50}}
+    body = {"initial_state": [MANAGED, {"type": "m.room.power_levels", "content": levels}],
+            "power_level_content_override": {"events_default": 0}}
+    run(policy.on_create_room(None, body, False))
+    assert body["initial_state"][1]["content"] == {
+        "users": {"@sync:school.test": 100}, "events": {"m.room.name": 50, "m.room.redaction": 0}, "events_default": 50}
+    assert body["power_level_content_override"] == {"events_default": 0}
+    assert levels == {"users": {"@sync:school.test": 100}, "events": {"m.room.name": 50}}, "the caller's map is copied"
+    # An override whose events is not a map is mended, not a crash.
+    body = {"initial_state": [MANAGED], "power_level_content_override": {"events": [1]}}
+    run(policy.on_create_room(None, body, False))
+    assert body["power_level_content_override"] == {"events": {"m.room.redaction": 0}, "events_default": 50}
+
+
+@pytest.mark.parametrize("initial_state, expected", [
+    ({}, [GUEST_FORBIDDEN]),  # Synapse reads {} and "" as no state: the preset would open guest access
+    ("", [GUEST_FORBIDDEN]),
+    (None, [GUEST_FORBIDDEN]),
+    ((), [GUEST_FORBIDDEN]),  # ModuleApi.create_room callers may pass a tuple
+    ([{"type": "m.room.guest_access", "state_key": "x", "content": {"guest_access": "can_join"}}],
+     [{"type": "m.room.guest_access", "state_key": "x", "content": {"guest_access": "can_join"}}, GUEST_FORBIDDEN]),
+    ([{"type": "m.room.guest_access", "content": "can_join"}],
+     [{"type": "m.room.guest_access", "content": "can_join"}, GUEST_FORBIDDEN]),
+    ([{"type": "m.room.guest_access", "content": {}}], [{"type": "m.room.guest_access", "content": {}}]),
+    (["not an event", 5], ["not an event", 5, GUEST_FORBIDDEN]),
+    ("not a list", "not a list"),  # Synapse refuses it itself
+])
+def test_on_create_room_closes_guest_access_whatever_the_initial_state(make_policy, initial_state, expected):
+    policy = make_policy(FakeApi())
+    body = {"preset": "private_chat", "initial_state": initial_state}
+    run(policy.on_create_room(None, body, False))
+    assert body["initial_state"] == expected
+    assert "creation_content" not in body and "power_level_content_override" not in body

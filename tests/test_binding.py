@@ -221,7 +221,7 @@ def test_engine_can_be_collected_and_flushes_its_audit(tmp_path):
     gc.collect()
     reopened = _core.Engine(config, SERVER, "w1")
     reopened.open()
-    records = json.loads(reopened.audit_query(limit=10))["records"]
+    records = reopened.audit_query(limit=10)["records"]
     assert [(r["rule"], r["worker"]) for r in records] == [("not_on_roster", "w1")]
 
 
@@ -252,12 +252,12 @@ def test_roster_and_audit_arguments_the_engine_cannot_take_are_input_errors(engi
 
 
 def test_audit_query_takes_the_largest_int64(engine):
-    assert json.loads(engine.audit_query(since=0, until=2**63 - 1, before=2**63 - 1, limit=1000))["records"] == []
+    assert engine.audit_query(since=0, until=2**63 - 1, before=2**63 - 1, limit=1000)["records"] == []
 
 
 def test_roster_check_is_the_admin_apis_validator():
     body = {"users": [{"user_id": "@a:school.test", "schools": [{"school": "gym-nord", "role": "teacher"}]}]}
-    assert json.loads(_core.roster_check(json.dumps(body), SERVER)) == body["users"]
+    assert _core.roster_check(json.dumps(body), SERVER) == body["users"]
     body["users"].append(body["users"][0])
     with pytest.raises(_core.InputError, match=r"^users\[1\]\.user_id: duplicate of users\[0\]$"):
         _core.roster_check(json.dumps(body), SERVER)
@@ -265,3 +265,72 @@ def test_roster_check_is_the_admin_apis_validator():
         _core.roster_check(json.dumps({"users": [body["users"][0]]}), "other.test")
     with pytest.raises(_core.JsonSyntaxError):
         _core.roster_check(b"{\xff", SERVER)
+
+
+def test_structured_results_are_python_objects(engine):
+    """One convention across the binding: no JSON text for the caller to parse."""
+    assert engine.roster_get("@t:school.test") == {"user_id": "@t:school.test",
+                                                   "schools": [{"school": "gym-nord", "role": "teacher"}]}
+    assert isinstance(engine.roster_put("@n:school.test", b'{"schools": []}'), dict)
+    assert engine.audit_query(limit=1) == {"records": [], "next": None}
+    assert isinstance(engine.reconcile_plan("gym-nord", "@t:school.test")["rooms"], list)
+    assert engine.roster_feed_status() is None
+    assert engine.reconcile_status()["schools"]["gym-nord"]["messenger"] is True
+    assert engine.audit_view(json.dumps({"op": "rules", "reader": "@sync:school.test", "server_admin": False,
+                                         "query": {}}))["status"] == 200
+    assert isinstance(engine.reconcile_due(0, 10), list)
+    from synapse_school_policy.homeserver_check import settings_from_yaml
+
+    settings = settings_from_yaml({"allow_guest_access": True, "limit_profile_requests_to_users_who_share_rooms": True,
+                                   "require_auth_for_profile_requests": True})
+    (finding,) = _core.check_homeserver(json.dumps(settings))
+    assert finding["setting"] == "allow_guest_access" and isinstance(finding["problem"], str)
+    status = engine.store_status()
+    assert status["postgres"] is False and status["last_error"] == "" and isinstance(status["connects"], int)
+    assert set(engine.audit_stats()) == {"queued", "written", "queue_depth", "write_errors"}
+    assert engine.power_levels_update({"school": "gym-nord", "kind": "course"}, {"events_default": 50}) == {
+        "events": {"m.room.redaction": 0}}
+
+
+def test_room_shape_takes_any_json_value_and_refuses_what_is_no_json(engine):
+    guest = {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}}
+    assert engine.room_shape({}) == [{"op": "add", "path": "/initial_state", "value": [guest]}]
+    assert engine.room_shape([]) == [] and engine.room_shape(None) == [] and engine.room_shape("x") == []
+    # Read-only Mappings, tuples, lone surrogates, NUL characters, ints beyond int64, nan: read as JSON.
+    odd = FrozenMapping({"initial_state": ({"type": "m.room.guest_access", "state_key": "\ud800", "content": {}},
+                                           {"type": "m.room.guest_access\0", "content": {}}),
+                         "x": [2**80, float("nan"), {1: "one"}]})
+    assert engine.room_shape(odd) == [{"op": "add", "path": "/initial_state/-", "value": guest}]
+    with pytest.raises(TypeError, match="is not JSON"):
+        engine.room_shape({"initial_state": {1, 2}})
+    loop: dict = {}
+    loop["loop"] = loop
+    with pytest.raises(RecursionError):
+        engine.room_shape(loop)
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def test_room_shape_and_json_results_do_not_leak(engine):
+    """Python references (the argument, the results) and the C side's JSON."""
+    body = {"initial_state": [{"type": "org.synapse_school_policy.room", "content": {"school": "gym-nord"}},
+                              {"type": "m.room.power_levels", "content": {"events": [1]}}],
+            "creation_content": {"m.federate": True}, "power_level_content_override": {"x": "\ud800"}}
+
+    def churn(n):
+        for _ in range(n):
+            engine.room_shape(body)
+            engine.reconcile_status()
+            engine.roster_get("@t:school.test")
+
+    churn(2_000)
+    gc.collect()
+    refs, objects, rss = sys.getrefcount(body), len(gc.get_objects()), _rss_bytes()
+    churn(20_000)
+    gc.collect()
+    assert sys.getrefcount(body) == refs
+    assert len(gc.get_objects()) - objects < 100
+    assert _rss_bytes() - rss < 4 * 1024 * 1024, "60,000 calls grew the process by 4 MB or more"

@@ -179,7 +179,7 @@ def test_rows_written_by_hand_that_break_the_input_rules_are_skipped_at_load(sto
     conn.close()
     fresh = _core.Engine(json.dumps(dict(config, data_dir=str(tmp / "fresh"))), SERVER, "fresh")
     fresh.open()
-    assert json.loads(fresh.roster_get(f"@ok:{SERVER}"))["schools"] == [{"school": "gs-sued", "role": "teacher"}]
+    assert fresh.roster_get(f"@ok:{SERVER}")["schools"] == [{"school": "gs-sued", "role": "teacher"}]
     assert fresh.roster_get("@eve:evil.example") is None
     assert fresh.roster_get(f"@caf\u00e9:{SERVER}") is None
     assert fresh.roster_size() == 1

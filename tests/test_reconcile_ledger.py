@@ -67,19 +67,19 @@ def engine(config):
 
 def due(engine, now=FAR_FUTURE, limit=1000):
     return [
-        (m["school"], m["user_id"], m["attempts"]) for m in json.loads(engine.reconcile_due(now, limit))
+        (m["school"], m["user_id"], m["attempts"]) for m in engine.reconcile_due(now, limit)
     ]
 
 
 def generation(engine, school, user_id):
-    for m in json.loads(engine.reconcile_due(FAR_FUTURE, 1000)):
+    for m in engine.reconcile_due(FAR_FUTURE, 1000):
         if (m["school"], m["user_id"]) == (school, user_id):
             return m["generation"]
     return None
 
 
 def done_all(engine):
-    for m in json.loads(engine.reconcile_due(FAR_FUTURE, 1000)):
+    for m in engine.reconcile_due(FAR_FUTURE, 1000):
         engine.reconcile_done(m["school"], m["user_id"], m["generation"])
     assert due(engine) == []
 
@@ -145,7 +145,7 @@ def test_failed_marks_back_off_and_a_remark_makes_them_due(engine):
     assert due(engine, now + 120_000)[1] == ("gym-nord", ANNA, 2)
     engine.reconcile_mark("gym-nord", [ANNA])
     assert due(engine, now) == [("gym-nord", BEN, 0), ("gym-nord", ANNA, 0)]
-    status = json.loads(engine.reconcile_status())
+    status = engine.reconcile_status()
     assert status["schools"]["gym-nord"]["last_error"] == "again"
 
 
@@ -195,10 +195,10 @@ def test_status_online_and_offline_and_the_rooms(engine, config):
                        "pending": 0, "last_error": None},
         }
     }
-    text = engine.reconcile_status()
-    assert json.loads(text) == expected
-    assert list(json.loads(text)["schools"]) == ["gym-nord", "rs-ost"]
-    assert json.loads(_core.reconcile_status_offline(json.dumps(config))) == expected
+    status = engine.reconcile_status()
+    assert status == expected
+    assert list(status["schools"]) == ["gym-nord", "rs-ost"]
+    assert _core.reconcile_status_offline(json.dumps(config)) == expected
     deadline = time.monotonic() + 10
     while engine.store_status()["reconcile_pending"] != 3:
         assert time.monotonic() < deadline, engine.store_status()
@@ -247,10 +247,10 @@ def test_a_version_1_schema_is_migrated(config, db):
 
 def test_embedded_store_status_offline_reads_the_file(tmp_path):
     config = {"data_dir": str(tmp_path / "store"), "schools": SCHOOLS}
-    assert json.loads(_core.reconcile_status_offline(json.dumps(config)))["schools"]["gym-nord"]["pending"] == 0
+    assert _core.reconcile_status_offline(json.dumps(config))["schools"]["gym-nord"]["pending"] == 0
     engine = open_engine(config)
     engine.roster_put(ANNA, json.dumps({"schools": [{"school": "gym-nord", "role": "student"}]}))
     assert engine.store_status()["reconcile_pending"] == 1
-    status = json.loads(_core.reconcile_status_offline(json.dumps(config)))
-    assert status == json.loads(engine.reconcile_status())
+    status = _core.reconcile_status_offline(json.dumps(config))
+    assert status == engine.reconcile_status()
     assert status["schools"]["gym-nord"]["pending"] == 1

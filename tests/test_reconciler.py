@@ -118,7 +118,7 @@ def members(synapse, room_id):
 
 
 def status(engine):
-    return json.loads(engine.reconcile_status())["schools"]["gym-nord"]
+    return engine.reconcile_status()["schools"]["gym-nord"]
 
 
 def test_rooms_are_created_once_and_filled_and_a_second_round_does_nothing(tmp_path):
@@ -164,8 +164,8 @@ def test_a_refused_action_is_retried_with_backoff_and_reported(tmp_path):
     # Not due again before its backoff (1 s after the first failure).
     import time
     now_ms = int(time.time() * 1000)
-    assert json.loads(engine.reconcile_due(now_ms, 10)) == []
-    due = json.loads(engine.reconcile_due(now_ms + 1500, 10))
+    assert engine.reconcile_due(now_ms, 10) == []
+    due = engine.reconcile_due(now_ms + 1500, 10)
     assert [(m["user_id"], m["attempts"]) for m in due] == [(uid("tina"), 1)]
     synapse.refuse.clear()
     engine.reconcile_mark("gym-nord", [uid("tina")])  # a new mark is due at once

@@ -99,7 +99,7 @@ class AdminResource(DirectServeJsonResource):
         request = json.dumps(
             {"op": op, "reader": reader, "server_admin": bool(server_admin), "query": query}
         )
-        answer = json.loads(await self._in_thread(self._engine.audit_view, request))
+        answer = await self._in_thread(self._engine.audit_view, request)
         if answer["status"] != 200:
             raise SynapseError(answer["status"], answer["error"], Codes.FORBIDDEN)
         return answer["body"]
@@ -124,8 +124,7 @@ class AdminResource(DirectServeJsonResource):
     async def _put_user(self, request: Any, match: Any) -> tuple[int, Any]:
         user_id = _path_user_id(match)
         body = request.content.read()
-        entry = await self._in_thread(self._engine.roster_put, user_id, body)
-        return 200, json.loads(entry)
+        return 200, await self._in_thread(self._engine.roster_put, user_id, body)
 
     async def _get_user(self, request: Any, match: Any) -> tuple[int, Any]:
         user_id = _path_user_id(match)
@@ -136,7 +135,7 @@ class AdminResource(DirectServeJsonResource):
             raise SynapseError(400, str(exc), Codes.INVALID_PARAM) from exc
         if entry is None:
             raise SynapseError(404, f"{user_id} is not on the roster", Codes.NOT_FOUND)
-        return 200, json.loads(entry)
+        return 200, entry
 
     async def _delete_user(self, request: Any, match: Any) -> tuple[int, Any]:
         user_id = _path_user_id(match)

@@ -342,7 +342,7 @@ def show_status(config: dict, as_json: bool) -> int:
     from synapse_school_policy import _core
 
     try:
-        status = json.loads(_core.reconcile_status_offline(json.dumps(config)))
+        status = _core.reconcile_status_offline(json.dumps(config))
     except (_core.InputError, _core.StoreError) as exc:
         raise CliError(str(exc)) from exc
     if as_json:

@@ -40,7 +40,7 @@ def settings_from_synapse(hs_config: Any) -> dict[str, bool]:
 
 def findings(settings: Mapping[str, bool]) -> list[dict[str, str]]:
     """[{"setting": ..., "problem": ...}] for every setting that breaks the rules."""
-    return json.loads(_core.check_homeserver(json.dumps(settings)))
+    return _core.check_homeserver(json.dumps(settings))
 
 
 def describe(found: list[dict[str, str]]) -> str:

@@ -7,7 +7,6 @@ engine's verdict into what Synapse expects back.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any, Collection, Mapping
@@ -333,32 +332,11 @@ class SchoolPolicy:
         )
 
     async def on_create_room(self, requester: Any, request_content: dict, is_requester_admin: bool) -> None:
-        """Shapes new rooms before Synapse creates them: guest access closed
-        (Synapse's private_chat preset opens it), and a room created with
-        the policy event gets power levels that match the policy and no
-        federation."""
-        initial_state = request_content.get("initial_state")
-        if isinstance(initial_state, list) and _initial_state_content(request_content, "m.room.guest_access") is None:
-            request_content["initial_state"] = [
-                *initial_state,
-                {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
-            ]
-        elif initial_state is None:
-            request_content["initial_state"] = [
-                {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}}
-            ]
-        policy = _initial_state_content(request_content, self._policy_key[0])
-        if policy is not None:
-            creation_content = request_content.get("creation_content")
-            creation_content = dict(creation_content) if isinstance(creation_content, Mapping) else {}
-            creation_content.setdefault("m.federate", False)
-            request_content["creation_content"] = creation_content
-        override = request_content.get("power_level_content_override")
-        patch = self._engine.power_levels_update(policy, override if isinstance(override, dict) else {})
-        if patch is not None:
-            override = dict(override) if isinstance(override, dict) else {}
-            _apply_power_levels_patch(override, patch)
-            request_content["power_level_content_override"] = override
+        """Shapes new rooms before Synapse creates them, as the engine
+        decides (docs/rules.md, "How new rooms are shaped"): guest access
+        closed, and a room created with the policy event gets no federation
+        and power levels that match the policy."""
+        _apply_patch(request_content, self._engine.room_shape(request_content))
 
     async def on_user_registration(self, user_id: str) -> None:
         """A roster entry can come before the account: the special rooms get
@@ -366,7 +344,7 @@ class SchoolPolicy:
         entry = self._engine.roster_get(user_id)
         if entry is None:
             return
-        for membership in json.loads(entry)["schools"]:
+        for membership in entry["schools"]:
             await self._api.defer_to_thread(self._engine.reconcile_mark, membership["school"], [user_id])
 
     # ---- Synapse callbacks ---------------------------------------------------
@@ -456,17 +434,35 @@ class SchoolPolicy:
 
 
 def _apply_power_levels_patch(content: dict, patch: dict) -> None:
-    """Merges the engine's patch: top-level keys replace, the `events` map merges."""
+    """Merges the engine's patch: top-level keys replace, the `events` map
+    merges (an `events` that is not a map is replaced)."""
     for key, value in patch.items():
-        content[key] = {**(content.get(key) or {}), **value} if isinstance(value, dict) else value
+        current = content.get(key)
+        if isinstance(value, dict) and isinstance(current, Mapping):
+            value = {**current, **value}
+        content[key] = value
 
 
-def _initial_state_content(request_content: Mapping[str, Any], event_type: str) -> Any:
-    for event in request_content.get("initial_state") or ():
-        if isinstance(event, Mapping) and event.get("type") == event_type and event.get("state_key", "") == "":
-            content = event.get("content")
-            return content if isinstance(content, Mapping) else None
-    return None
+def _apply_patch(document: dict, operations: list[dict]) -> None:
+    """Applies the engine's JSON Patch (RFC 6902) "add" operations in order.
+    The document itself changes; every list or map on the way to a change
+    is copied first, as the caller may share it (ModuleApi.create_room's
+    config)."""
+    for operation in operations:
+        tokens = [t.replace("~1", "/").replace("~0", "~") for t in operation["path"].split("/")[1:]]
+        parent: Any = document
+        for token in tokens[:-1]:
+            key = int(token) if isinstance(parent, list) else token
+            child = parent[key]
+            child = list(child) if isinstance(child, (list, tuple)) else dict(child)
+            parent[key] = child
+            parent = child
+        if isinstance(parent, list):
+            if tokens[-1] != "-":
+                raise ValueError(f"unexpected operation {operation!r}")
+            parent.append(operation["value"])
+        else:
+            parent[tokens[-1]] = operation["value"]
 
 
 class _AllowThenSync:

@@ -16,7 +16,6 @@ engine (`reconcile_plan`); this module only compares and acts.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -77,9 +76,7 @@ class Reconciler:
                 await self._start()
                 self._started = True
             while True:
-                marks = json.loads(
-                    await self._in_thread(self._engine.reconcile_due, _now_ms(), self._batch_size)
-                )
+                marks = await self._in_thread(self._engine.reconcile_due, _now_ms(), self._batch_size)
                 if not marks:
                     return
                 await self._reconcile_batch(marks)
@@ -169,7 +166,7 @@ class Reconciler:
     async def _ensure_rooms(self, school: str) -> dict[str, str | None]:
         """Creates the school's enabled rooms where missing; returns every
         kind's room id (None: none recorded). Nothing for a frozen school."""
-        plan = json.loads(self._engine.reconcile_plan(school, ""))
+        plan = self._engine.reconcile_plan(school, "")
         if not plan["messenger"]:
             return {}
         return {
@@ -184,7 +181,7 @@ class Reconciler:
         """Brings the user's memberships in line with the school's rooms
         (`room_ids`, from _ensure_rooms); returns the power levels they
         should have, as (room id, user id, level or None)."""
-        plan = json.loads(self._engine.reconcile_plan(school, user_id))
+        plan = self._engine.reconcile_plan(school, user_id)
         if not plan["messenger"]:
             return []  # rule 1 freezes the rooms of a school that has not opted in
         if user_id and await self._api.check_user_exists(user_id) is None:

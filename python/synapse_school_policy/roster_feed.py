@@ -7,7 +7,6 @@ once a second, like the store's, and its transitions go to the log.
 """
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -22,7 +21,7 @@ POLL_MS = 1000
 
 def status_of(engine: Any) -> dict[str, Any] | None:
     """The feed's state as GET /status shows it; None without roster_feed."""
-    return json.loads(engine.roster_feed_status())
+    return engine.roster_feed_status()
 
 
 class FeedMonitor:
@@ -75,7 +74,7 @@ def start(api: ModuleApi, engine: Any) -> FeedMonitor | None:
     background tasks (the main process unless run_background_tasks_on names
     a worker): one consumer per deployment. Raises the engine's InputError
     when url_file or url_env cannot be resolved."""
-    if json.loads(engine.roster_feed_status()) is None or not api.should_run_background_tasks():
+    if engine.roster_feed_status() is None or not api.should_run_background_tasks():
         return None
     engine.roster_feed_start()
     bind_roster_feed_gauges(lambda: status_of(engine) or {})

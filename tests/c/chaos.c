@@ -26,6 +26,7 @@
 
 #include "check.h"
 #include "ssp_private.h"
+#include "room_shape.h"
 #include "testutil.h"
 
 /* ---- the allocation hooks ---- */
@@ -1309,6 +1310,47 @@ out:
     tu_teardown(&fx);
 }
 
+static void chaos_room_shape_fails_cleanly_at_every_allocation(void)
+{
+    static const char REQUEST[] =
+        "{\"initial_state\": [{\"type\": \"org.synapse_school_policy.room\", \"content\": "
+        "{\"school\": \"gym-nord\", \"kind\": \"course\"}}, {\"type\": \"m.room.power_levels\", "
+        "\"content\": {\"events\": {\"m.sticker\": 1}}}], \"creation_content\": {\"m.federate\": true}}";
+    tu_fixture fx;
+    outcomes o;
+    json_t *request = NULL;
+    long n;
+
+    memset(&o, 0, sizeof o);
+    if (!tu_setup(&fx, "\"one_way_allowed_events\": [\"m.reaction\", \"a/b\"]"))
+        goto out;
+    request = tu_json(REQUEST);
+    for (n = 1; n <= MAX_RUNS; n++) {
+        json_t *changes = json_null();
+        int rc;
+
+        memset(&fx.err, 0, sizeof fx.err);
+        arm(n);
+        rc = ssp_room_shape(fx.engine, request, &changes, &fx.err);
+        disarm();
+        CHECK(rc == 0 ? json_is_array(changes) : changes == NULL);
+        /* Every failure is reported as such: the adapter never applies half a shape. */
+        CHECK(rc == 0 || fx.err.code == SSP_ERR_NOMEM);
+        json_decref(changes);
+        if (chaos_hit == HIT_NONE) {
+            CHECK_INT_EQ(rc, 0);
+            break;
+        }
+        judge(&o, n, rc, &fx.err);
+    }
+    o.runs = n - 1;
+    CHECK(n > 1 && n <= MAX_RUNS);
+    report("ssp_room_shape", &o);
+out:
+    json_decref(request);
+    tu_teardown(&fx);
+}
+
 int main(void)
 {
     json_set_alloc_funcs(json_malloc_hook, json_free_hook);
@@ -1335,5 +1377,6 @@ int main(void)
     RUN(chaos_jansson_running_out_of_memory_is_reported_as_nomem);
     RUN(chaos_reconcile_mark_fails_cleanly_and_marks_nothing);
     RUN(chaos_reconcile_replay_reports_nomem_not_corruption);
+    RUN(chaos_room_shape_fails_cleanly_at_every_allocation);
     return check_finish();
 }

@@ -22,5 +22,6 @@ int main(void)
     run_roster_feed_tests();
     run_audit_view_tests();
     run_offline_tests();
+    run_room_shape_tests();
     return check_finish();
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "engine.h"
 #include "roster_feed.h"
 #include "store_embedded.h"
 #include "tests.h"
