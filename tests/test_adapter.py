@@ -125,7 +125,7 @@ def test_an_enforced_denial_waits_for_its_audit_record_and_nothing_else_does(mak
     assert fields["school_policy"] == {"rule": "not_on_roster"}
     # One wait, in a thread, and it returned with the record written.
     assert api.threads == [("_wait_durable", True)]
-    records = json.loads(policy._engine.audit_query(user="@nobody:school.test"))["records"]
+    records = policy._engine.audit_query(user="@nobody:school.test")["records"]
     assert [r["rule"] for r in records] == ["not_on_roster"]
 
 

@@ -222,8 +222,8 @@ def test_cli_reads_of_the_audit_are_in_the_read_log(store):
     _deny_login(engine, "@x:school.test")
     res = run_cli(hs, "audit", "--rule", "not_on_roster", "--json")
     assert res.returncode == 0, res.stderr
-    reads = json.loads(engine.audit_view(json.dumps(
-        {"op": "reads", "reader": "@root:school.test", "server_admin": True, "query": {}})))
+    reads = engine.audit_view(json.dumps(
+        {"op": "reads", "reader": "@root:school.test", "server_admin": True, "query": {}}))
     cli_reads = [r for r in reads["body"]["records"] if r["worker"] == "cli"]
     assert len(cli_reads) == 1, reads
     assert cli_reads[0]["op"] == "audit" and cli_reads[0]["access"] == "operator"
@@ -231,8 +231,8 @@ def test_cli_reads_of_the_audit_are_in_the_read_log(store):
     assert cli_reads[0]["query"] == {"rule": "not_on_roster", "limit": 100}
     # A refused query reads nothing, so it is not in the log.
     assert run_cli(hs, "audit", "--rule", "nope").returncode == 2
-    again = json.loads(engine.audit_view(json.dumps(
-        {"op": "reads", "reader": "@root:school.test", "server_admin": True, "query": {}})))
+    again = engine.audit_view(json.dumps(
+        {"op": "reads", "reader": "@root:school.test", "server_admin": True, "query": {}}))
     assert len([r for r in again["body"]["records"] if r["worker"] == "cli" and r["op"] == "audit"]) == 1
 
 

@@ -94,11 +94,6 @@ def parse_since_ms(text: str) -> int:
     return int(time.time() * 1000) - parse_duration_ms(text)
 
 
-def _obj(value: Any) -> Any:
-    """A binding result as a Python object (some methods still hand JSON text)."""
-    return json.loads(value) if isinstance(value, (str, bytes)) else value
-
-
 # ---- the engine -------------------------------------------------------------
 
 class OfflineEngine:
@@ -212,7 +207,7 @@ def import_roster(store: OfflineEngine, path: str) -> str:
             uid = u.get("user_id") if isinstance(u, dict) else None
             if isinstance(uid, str) and "\0" not in uid:
                 entry = store.call(store.engine.roster_get, uid)
-                before[uid] = _memberships(_obj(entry)["schools"]) if entry is not None else set()
+                before[uid] = _memberships(entry["schools"]) if entry is not None else set()
     upserted = store.call(store.engine.roster_upsert, body, where=where)
     store.call(store.engine.store_sync, timeout_ms=SYNC_TIMEOUT_MS)
     changed = sum(1 for u in users if before.get(u["user_id"]) != _memberships(u.get("schools"))) \
@@ -225,7 +220,6 @@ def show_user(store: OfflineEngine, user_id: str) -> dict | None:
     entry = store.call(store.engine.roster_get, user_id)
     if entry is None:
         return None
-    entry = _obj(entry)
     entry["schools"] = sorted(entry["schools"], key=lambda m: m["school"])
     return entry
 
@@ -248,7 +242,7 @@ def audit_view(store: OfflineEngine, op: str, query: dict) -> dict:
     by the module's own user (a service user: access "operator")."""
     request = {"op": op, "reader": store.engine.reconciler_user, "server_admin": False,
                "query": query}
-    response = _obj(store.call(store.engine.audit_view, json.dumps(request), where=_option_message))
+    response = store.call(store.engine.audit_view, json.dumps(request), where=_option_message)
     if response.get("status") != 200:
         raise CliError(response.get("error") or f"audit view answered {response.get('status')}")
     return response["body"]
