@@ -442,11 +442,44 @@ static bool line_may_match(const char *line, size_t len, const ssp_audit_filter 
     return true;
 }
 
-typedef struct page_scan {
-    const ssp_audit_filter *filter;
+/* A page being collected newest first: up to limit records, and the id
+ * to continue before when there are more. Shared by the audit log's and
+ * the read log's scans. */
+typedef struct page_collect {
     json_t *records;
     size_t found;
     int64_t next_id;
+} page_collect;
+
+/* Takes rec (stolen). 1 when the page is full and one more match was seen
+ * (next_id is set: stop scanning), 0 to go on, -1 out of memory. */
+static int page_take(page_collect *page, size_t limit, json_t *rec, ssp_error *err)
+{
+    if (page->found == limit) {
+        page->next_id = (int64_t)json_integer_value(
+            json_object_get(json_array_get(page->records, page->found - 1), "id"));
+        json_decref(rec);
+        return 1;
+    }
+    if (json_array_append_new(page->records, rec) != 0)
+        return ssp_fail_nomem(err);
+    page->found++;
+    return 0;
+}
+
+/* The collected page as ssp_audit_page builds it; NULL when out of memory. */
+static json_t *page_result(const page_collect *page)
+{
+    char next[32];
+
+    if (page->next_id > 0)
+        snprintf(next, sizeof next, "%lld", (long long)page->next_id);
+    return ssp_audit_page(page->records, page->next_id > 0 ? next : NULL);
+}
+
+typedef struct page_scan {
+    const ssp_audit_filter *filter;
+    page_collect page;
     const char *path;
 } page_scan;
 
@@ -490,17 +523,7 @@ static int page_visit(const char *line, size_t len, void *ctx, ssp_error *err)
         json_decref(rec);
         return 0;
     }
-    if (scan->found == scan->filter->limit) {
-        /* One more match than the page holds: there is a next page. */
-        scan->next_id = (int64_t)json_integer_value(
-            json_object_get(json_array_get(scan->records, scan->found - 1), "id"));
-        json_decref(rec);
-        return 1;
-    }
-    if (json_array_append_new(scan->records, rec) != 0)
-        return ssp_fail_nomem(err);
-    scan->found++;
-    return 0;
+    return page_take(&scan->page, scan->filter->limit, rec, err);
 }
 
 /* Scans audit.jsonl backwards from the newest record (or from where
@@ -528,9 +551,8 @@ static int audit_scan(ssp_audit_file *file, const ssp_audit_filter *filter, ssp_
 int ssp_audit_file_query(ssp_audit_file *file, const ssp_audit_filter *filter,
                          char **result_json, ssp_error *err)
 {
-    page_scan scan = {filter, NULL, 0, 0, NULL};
+    page_scan scan = {filter, {NULL, 0, 0}, NULL};
     json_t *result = NULL;
-    char next[32];
     int rc = -1;
 
     *result_json = NULL;
@@ -538,21 +560,19 @@ int ssp_audit_file_query(ssp_audit_file *file, const ssp_audit_filter *filter,
      * page's start, found by bisection), and stopping one match past the
      * page: a page costs what it reads, not the size of the log. */
     scan.path = file->path;
-    scan.records = json_array();
-    if (scan.records == NULL)
+    scan.page.records = json_array();
+    if (scan.page.records == NULL)
         return ssp_fail_nomem(err);
     if (audit_scan(file, filter, page_visit, &scan, err) != 0)
         goto done;
-    if (scan.next_id > 0)
-        snprintf(next, sizeof next, "%lld", (long long)scan.next_id);
-    result = ssp_audit_page(scan.records, scan.next_id > 0 ? next : NULL);
+    result = page_result(&scan.page);
     if (result == NULL) {
         ssp_fail_nomem(err);
         goto done;
     }
     rc = ssp_json_dump_to(result, result_json, err);
 done:
-    json_decref(scan.records);
+    json_decref(scan.page.records);
     json_decref(result);
     return rc;
 }
@@ -715,9 +735,7 @@ int ssp_audit_file_reads_append(ssp_audit_file *file, json_t *record, ssp_error 
 typedef struct reads_scan {
     json_t *schools; /* NULL: every record */
     const ssp_reads_filter *q;
-    json_t *records;
-    size_t found;
-    int64_t next_id;
+    page_collect page;
 } reads_scan;
 
 /* With `schools` (a school admin's), a read is visible when it was
@@ -762,29 +780,19 @@ static int reads_visit(const char *line, size_t len, void *ctx, ssp_error *err)
         json_decref(rec);
         return 0;
     }
-    if (scan->found == scan->q->limit) {
-        scan->next_id = (int64_t)json_integer_value(
-            json_object_get(json_array_get(scan->records, scan->found - 1), "id"));
-        json_decref(rec);
-        return 1;
-    }
-    if (json_array_append_new(scan->records, rec) != 0)
-        return ssp_fail_nomem(err);
-    scan->found++;
-    return 0;
+    return page_take(&scan->page, scan->q->limit, rec, err);
 }
 
 int ssp_audit_file_reads_query(ssp_audit_file *file, json_t *schools,
                                const ssp_reads_filter *q, json_t **page, ssp_error *err)
 {
-    reads_scan scan = {schools, q, json_array(), 0, 0};
+    reads_scan scan = {schools, q, {json_array(), 0, 0}};
     const char *path = file->reads_path;
-    char next[32];
     int fd = -1, rc = -1;
     off_t size;
 
     *page = NULL;
-    if (scan.records == NULL) {
+    if (scan.page.records == NULL) {
         ssp_fail_nomem(err);
         goto done;
     }
@@ -796,14 +804,12 @@ int ssp_audit_file_reads_query(ssp_audit_file *file, json_t *schools,
     /* The read log holds what people read by hand: small enough to scan. */
     if (ssp_scan_lines_backwards(fd, size, reads_visit, &scan, err) != 0)
         goto done;
-    if (scan.next_id > 0)
-        snprintf(next, sizeof next, "%lld", (long long)scan.next_id);
-    *page = ssp_audit_page(scan.records, scan.next_id > 0 ? next : NULL);
+    *page = page_result(&scan.page);
     rc = *page != NULL ? 0 : ssp_fail_nomem(err);
 done:
     if (fd >= 0)
         close(fd);
-    json_decref(scan.records);
+    json_decref(scan.page.records);
     return rc;
 }
 
