@@ -9,15 +9,20 @@ export SSP_EXTRA_CFLAGS="-Werror ${SSP_EXTRA_CFLAGS:-}"
 
 step() { echo; echo "==== $* ==== (${SECONDS}s into the run)"; }
 
+# Builds use both cores; the tests themselves run one binary at a time.
+JOBS=$(nproc 2>/dev/null || echo 2)
 step "C unit tests"
+make -s -j"$JOBS" -C tests/c build-test
 make -s -C tests/c test
 step "C unit tests under ASan+UBSan"
+make -s -j"$JOBS" -C tests/c build-asan
 make -s -C tests/c asan
 step "C unit tests under valgrind"
 make -s -C tests/c valgrind
 # 5 s per target keeps CI under 20 minutes with every target run; a longer
 # search is `make -C tests/c fuzz` (20 s each) or FUZZ_SECONDS=600 make test.
 step "fuzz targets (${FUZZ_SECONDS:-5}s each)"
+make -s -j"$JOBS" -C tests/c build-fuzz
 make -s -C tests/c fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-5}"
 
 step "build and install the module into $VENV"
