@@ -45,6 +45,9 @@ int ssp_fsync_dir(const char *dir);
 /* Reads a whole file; *data is NUL-terminated (caller frees). A missing
  * file reads as empty. */
 int ssp_read_file(const char *path, char **data, size_t *len, ssp_error *err);
+/* Reads bytes [from, to) of fd into a new NUL-terminated buffer (caller
+ * frees); NULL on a read error, a short file or no memory. */
+char *ssp_read_range(int fd, off_t from, off_t to);
 /* Calls apply for every complete line of data[0..len). Stops at a torn last
  * line (no newline): *good_end is where the whole lines end, *lines their
  * number. A line apply rejects fails the replay with "<path> line N is

@@ -59,6 +59,28 @@ int ssp_fsync_dir(const char *dir)
 }
 
 /* Reads a whole file; *data is NUL-terminated. A missing file reads as empty. */
+char *ssp_read_range(int fd, off_t from, off_t to)
+{
+    size_t len = (size_t)(to - from), done = 0;
+    char *buf = malloc(len + 1);
+
+    if (buf == NULL)
+        return NULL;
+    while (done < len) {
+        ssize_t n = pread(fd, buf + done, len - done, from + (off_t)done);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            free(buf);
+            return NULL;
+        }
+        done += (size_t)n;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
 int ssp_read_file(const char *path, char **data, size_t *len, ssp_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -140,11 +140,11 @@ typedef struct ssp_pgstore {
     ssp_pg_session queries; /* [caller thread] */
 } ssp_pgstore;
 
-/* pg_store.c */
+/* pg_state.c: what the thread and the callers share */
+/* Sets last_error (shown by status), without its trailing newlines. */
 void ssp_pg_set_error(ssp_pgstore *pg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Wakes the store thread (an eventfd write; never blocks). */
 void ssp_pg_wake(ssp_pgstore *pg);
-/* Reads bytes [from, to) of fd into a new NUL-terminated buffer. */
-char *ssp_pg_read_range(int fd, off_t from, off_t to);
 
 /* pg_roster.c */
 /* [open] or [store thread]: the whole roster into *map (initialised by the

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "pg.h"
 #include "util.h"
 
@@ -168,7 +169,7 @@ int ssp_pg_audit_drain_spill(ssp_pgstore *pg, ssp_error *err)
             pg->spill_drained = 0;
         return 0;
     }
-    data = ssp_pg_read_range(pg->spill_fd, pg->spill_drained, size);
+    data = ssp_read_range(pg->spill_fd, pg->spill_drained, size);
     if (data == NULL)
         return ssp_fail(err, SSP_ERR_IO, "cannot read %s: %s", pg->spill_path, strerror(errno));
     cursor = data;
@@ -243,7 +244,7 @@ int ssp_pg_audit_open_spill(ssp_pgstore *pg, ssp_error *err)
     size = lseek(pg->spill_fd, 0, SEEK_END);
     if (size <= 0)
         return 0;
-    data = ssp_pg_read_range(pg->spill_fd, 0, size);
+    data = ssp_read_range(pg->spill_fd, 0, size);
     if (data == NULL)
         return ssp_fail(err, SSP_ERR_IO, "cannot read %s: %s", pg->spill_path, strerror(errno));
     {

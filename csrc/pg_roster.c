@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "pg.h"
 #include "util.h"
 
@@ -455,7 +456,7 @@ int ssp_pg_roster_push_outbox(ssp_pgstore *pg, ssp_error *err)
     {
         int fd = open(pg->outbox.path, O_RDONLY | O_CLOEXEC);
 
-        data = fd >= 0 ? ssp_pg_read_range(fd, from, to) : NULL;
+        data = fd >= 0 ? ssp_read_range(fd, from, to) : NULL;
         if (fd >= 0)
             close(fd);
         if (data == NULL)

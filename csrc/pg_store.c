@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,21 +42,6 @@
 #define PENDING_COUNT_MS 1000 /* refresh of the cached reconcile_pending count */
 
 /* ---- small helpers ---- */
-
-void ssp_pg_set_error(ssp_pgstore *pg, const char *fmt, ...)
-{
-    va_list ap;
-    char *nl;
-
-    pthread_mutex_lock(&pg->mutex);
-    va_start(ap, fmt);
-    vsnprintf(pg->last_error, sizeof pg->last_error, fmt, ap);
-    va_end(ap);
-    /* libpq messages end in a newline */
-    while ((nl = strrchr(pg->last_error, '\n')) != NULL && nl[1] == '\0')
-        *nl = '\0';
-    pthread_mutex_unlock(&pg->mutex);
-}
 
 static void set_connected(ssp_pgstore *pg, bool connected)
 {
@@ -78,37 +62,6 @@ static bool is_stopping(ssp_pgstore *pg)
     stopping = pg->stopping;
     pthread_mutex_unlock(&pg->mutex);
     return stopping;
-}
-
-void ssp_pg_wake(ssp_pgstore *pg)
-{
-    uint64_t one = 1;
-
-    if (write(pg->wake_fd, &one, sizeof one) < 0) {
-        /* EAGAIN: already signalled */
-    }
-}
-
-char *ssp_pg_read_range(int fd, off_t from, off_t to)
-{
-    size_t len = (size_t)(to - from), done = 0;
-    char *buf = malloc(len + 1);
-
-    if (buf == NULL)
-        return NULL;
-    while (done < len) {
-        ssize_t n = pread(fd, buf + done, len - done, from + (off_t)done);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            free(buf);
-            return NULL;
-        }
-        done += (size_t)n;
-    }
-    buf[len] = '\0';
-    return buf;
 }
 
 /* File names carry the worker name; keep them to a safe alphabet. */
