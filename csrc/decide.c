@@ -56,17 +56,23 @@ static void copy_school(char *dest, const char *school, size_t len)
     dest[len] = '\0';
 }
 
-/* Rule 1 for one user: fills *out and returns true when the user may not use
- * the messenger. Roster read lock held. */
-static bool standing_denies(ssp_engine *engine, const char *user_id, denial *out)
+/* A user's roster entry, or NULL. Roster read lock held; the entry stays
+ * valid while it is. */
+static const ssp_roster_user *roster_entry(ssp_engine *engine, const char *user_id)
+{
+    return ssp_strmap_get(&engine->roster.users, user_id);
+}
+
+/* Rule 1 for one user, given their roster entry (NULL: not on the roster):
+ * fills *out and returns true when the user may not use the messenger.
+ * Roster read lock held. */
+static bool standing_denies(ssp_engine *engine, const ssp_roster_user *user, denial *out)
 {
     const ssp_config *config = &engine->config;
-    const ssp_roster_user *user;
     bool denied = false;
 
     out->about_target = false;
     out->message = NULL;
-    user = ssp_strmap_get(&engine->roster.users, user_id);
     if (user == NULL) {
         if (!config->unlisted_allow) {
             out->rule = SSP_RULE_NOT_ON_ROSTER;
@@ -77,7 +83,7 @@ static bool standing_denies(ssp_engine *engine, const char *user_id, denial *out
         return denied;
     }
     for (size_t i = 0; i < user->n; i++) {
-        const ssp_school *school = ssp_strmap_get(&config->school_by_id, user->memberships[i].school);
+        const ssp_school *school = user->memberships[i].config;
 
         if (school != NULL && school->messenger)
             return false;
@@ -88,7 +94,7 @@ static bool standing_denies(ssp_engine *engine, const char *user_id, denial *out
     out->enforced = false;
     for (size_t i = 0; i < user->n; i++) {
         const char *id = user->memberships[i].school;
-        bool enforced = school_enforced(config, ssp_strmap_get(&config->school_by_id, id));
+        bool enforced = school_enforced(config, user->memberships[i].config);
 
         if (i == 0 || (enforced && !out->enforced)) {
             copy_school(out->school, id, strlen(id));
@@ -439,10 +445,10 @@ static void actor_context(ssp_engine *engine, const char *actor, bool actor_loca
     d->school[0] = '\0';
     if (!actor_local)
         return;
-    user = ssp_strmap_get(&engine->roster.users, actor);
+    user = roster_entry(engine, actor);
     for (size_t i = 0; user != NULL && i < user->n; i++) {
         const char *id = user->memberships[i].school;
-        const ssp_school *school = ssp_strmap_get(&config->school_by_id, id);
+        const ssp_school *school = user->memberships[i].config;
 
         if (school != NULL && school->messenger) {
             copy_school(d->school, id, strlen(id));
@@ -499,13 +505,12 @@ static bool shared_room_denies(ssp_engine *engine, const ssp_request *req, bool 
  * schools' room_creation settings. */
 static bool may_create_group_rooms(ssp_engine *engine, const char *actor)
 {
-    const ssp_config *config = &engine->config;
     const ssp_roster_user *user;
     bool allowed = false;
 
-    user = ssp_strmap_get(&engine->roster.users, actor);
+    user = roster_entry(engine, actor);
     for (size_t i = 0; user != NULL && i < user->n && !allowed; i++) {
-        const ssp_school *school = ssp_strmap_get(&config->school_by_id, user->memberships[i].school);
+        const ssp_school *school = user->memberships[i].config;
 
         if (school == NULL || !school->messenger)
             continue;
@@ -525,7 +530,7 @@ static bool role_in_school(ssp_engine *engine, const char *user_id, const char *
 
     if (school == NULL)
         return false;
-    user = ssp_strmap_get(&engine->roster.users, user_id);
+    user = roster_entry(engine, user_id);
     for (size_t i = 0; user != NULL && i < user->n && !found; i++) {
         found = same_text(user->memberships[i].school, strlen(user->memberships[i].school), school, len);
         if (found)
@@ -656,13 +661,16 @@ static bool managed_join_denies(ssp_engine *engine, const ssp_request *req, bool
 }
 
 /* Fills *d with the first rule the request breaks. Returns true on a
- * denial; sets a flag in *need instead when a fact is needed first. */
-static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_local, needs *need, denial *d)
+ * denial; sets a flag in *need instead when a fact is needed first.
+ * actor_entry is the local actor's roster entry (NULL: not on the roster). */
+static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_local,
+                     const ssp_roster_user *actor_entry, needs *need, denial *d)
 {
-    if (actor_local && standing_denies(engine, req->actor, d))
+    if (actor_local && standing_denies(engine, actor_entry, d))
         return true;
     if (req->target != NULL && ssp_engine_is_local(engine, req->target) &&
-        !is_service_user(engine, req->target) && standing_denies(engine, req->target, d)) {
+        !is_service_user(engine, req->target) &&
+        standing_denies(engine, roster_entry(engine, req->target), d)) {
         d->about_target = true;
         return true;
     }
@@ -831,13 +839,23 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
     ssp_request copy;
     const ssp_request *req = trusted_view(engine, request, &copy);
     bool actor_local = ssp_engine_is_local(engine, req->actor);
+    size_t actor_len = 0;
+    uint64_t actor_hash = 0;
     needs need = {0};
     denial d = {0};
     bool denied;
 
     memset(out, 0, sizeof *out);
     out->verdict = SSP_VERDICT_ALLOW;
-    if (actor_local && (is_service_user(engine, req->actor) || req->actor_is_admin == SSP_FACT_YES)) {
+    if (actor_local) {
+        /* A local actor is looked up in the service users and the roster:
+         * one hash for both. */
+        actor_len = strlen(req->actor);
+        actor_hash = ssp_strmap_hash(req->actor, actor_len);
+    }
+    if (actor_local &&
+        (ssp_strmap_get_hashed(&engine->config.service_user_set, req->actor, actor_len, actor_hash) != NULL ||
+         req->actor_is_admin == SSP_FACT_YES)) {
         /* Exempt, but a policy event they send may still require the power
          * levels to follow it. */
         if (req->callback == SSP_CB_CHECK_EVENT_FOR_SPAM &&
@@ -850,7 +868,11 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
         return;
     }
     pthread_rwlock_rdlock(&engine->roster.lock);
-    denied = evaluate(engine, req, actor_local, &need, &d);
+    denied = evaluate(engine, req, actor_local,
+                      actor_local ? ssp_strmap_get_hashed(&engine->roster.users, req->actor, actor_len,
+                                                          actor_hash)
+                                  : NULL,
+                      &need, &d);
     pthread_rwlock_unlock(&engine->roster.lock);
     if (!denied) {
         if (need.room)

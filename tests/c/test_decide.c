@@ -906,8 +906,45 @@ out:
     tu_teardown(&fx);
 }
 
+/* Roster memberships are linked to their schools' config entries when they
+ * enter the roster: by a batch, by one put (which replaces the entry), and
+ * by the replay of the store when the engine is opened again. Every path
+ * decides as before: an opted-in school among several allows, a school the
+ * config does not list counts as not enabled. */
+static void decide_memberships_find_their_school_on_every_roster_path(void)
+{
+    tu_fixture fx;
+    ssp_decision d;
+
+    if (!setup(&fx, NULL))
+        goto out;
+    for (int round = 0; round < 2; round++) {
+        login(&fx, ANNA, SSP_FACT_NO, &d);
+        CHECK_ALLOW(d);
+        login(&fx, CARL, SSP_FACT_NO, &d); /* gym-sued first, gym-nord second */
+        CHECK_ALLOW(d);
+        login(&fx, FINN, SSP_FACT_NO, &d);
+        CHECK_DENY(d, SSP_RULE_SCHOOL_NOT_ENABLED, true, "atlantis");
+        login(&fx, EMIL, SSP_FACT_NO, &d); /* rs-ost does not enforce, gym-sued does */
+        CHECK_DENY(d, SSP_RULE_SCHOOL_NOT_ENABLED, true, "gym-sued");
+        if (round == 0 &&
+            (tu_put(&fx, FINN, "{\"schools\": [{\"school\": \"atlantis\", \"role\": \"student\"}]}") != 0 ||
+             tu_put(&fx, ANNA, "{\"schools\": [{\"school\": \"rs-ost\", \"role\": \"student\"}, "
+                               "{\"school\": \"gym-nord\", \"role\": \"student\"}]}") != 0 ||
+             !tu_reopen(&fx)))
+            goto out;
+    }
+    /* a put that moves a user to an enabled school takes effect at once */
+    REQUIRE_INT_EQ(tu_put(&fx, FINN, "{\"schools\": [{\"school\": \"gym-nord\", \"role\": \"student\"}]}"), 0);
+    login(&fx, FINN, SSP_FACT_NO, &d);
+    CHECK_ALLOW(d);
+out:
+    tu_teardown(&fx);
+}
+
 void run_decide_tests(void)
 {
+    RUN(decide_memberships_find_their_school_on_every_roster_path);
     RUN(decide_service_users_are_exempt);
     RUN(decide_asks_whether_the_actor_is_admin_before_denying_a_local_user);
     RUN(decide_server_admins_are_exempt);
