@@ -211,6 +211,19 @@ static bool policy_is_one_way(const ssp_room_policy *policy)
     return policy->kind != SSP_KIND_TEACHERS && !policy->two_way;
 }
 
+/* The room's power levels and create content, when the caller left them
+ * to be read on first use: read now, once (see ssp_room_details). Every
+ * rule that reads them calls this first. */
+static void read_room_details(const ssp_request *req)
+{
+    ssp_room_details *details = req->room_details;
+
+    if (details != NULL && !details->loaded) {
+        details->loaded = true;
+        details->failed = details->load(details) != 0;
+    }
+}
+
 static bool same_text(const char *a, size_t a_len, const char *b, size_t b_len);
 static bool deny_as_actor(ssp_engine *engine, const ssp_request *req, bool actor_local, ssp_rule rule,
                           denial *d);
@@ -222,6 +235,7 @@ static bool actor_is_powerful_creator(const ssp_request *req)
     const ssp_room_create *create = req->room_create;
     size_t actor_len;
 
+    read_room_details(req);
     if (create == NULL || create->sender == NULL ||
         !ssp_room_version_creators_have_power(create->room_version, create->room_version_len))
         return false;
@@ -241,6 +255,7 @@ static int64_t actor_level(const ssp_request *req)
 {
     const ssp_power_levels *pl = req->room_power_levels;
 
+    read_room_details(req);
     if (actor_is_powerful_creator(req))
         return INT64_MAX;
     if (pl == NULL)
@@ -297,6 +312,7 @@ static bool power_levels_change_denied(const ssp_engine *engine, const ssp_reque
 {
     const ssp_power_levels *cur = req->room_power_levels, *next = req->new_power_levels;
 
+    read_room_details(req);
     if (next == NULL || !next->full)
         return true; /* content the caller could not read: fail closed */
     if (cur == NULL || !cur->full) {
@@ -786,9 +802,11 @@ static bool policy_event_needs_sync(const ssp_engine *engine, const ssp_request 
 {
     ssp_power_levels_patch unused;
 
-    return req->callback == SSP_CB_CHECK_EVENT_FOR_SPAM &&
-           is_state_event(req, engine->config.policy_event_type) && req->new_policy != NULL &&
-           ssp_power_levels_update(engine, req->new_policy, req->room_power_levels, &unused);
+    if (req->callback != SSP_CB_CHECK_EVENT_FOR_SPAM ||
+        !is_state_event(req, engine->config.policy_event_type) || req->new_policy == NULL)
+        return false;
+    read_room_details(req);
+    return ssp_power_levels_update(engine, req->new_policy, req->room_power_levels, &unused);
 }
 
 /* FNV-1a: the expiry slots only need a spread, not a secret. */
@@ -874,6 +892,8 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
                                   : NULL,
                       &need, &d);
     pthread_rwlock_unlock(&engine->roster.lock);
+    if (req->room_details != NULL && req->room_details->failed)
+        return; /* void: the caller reports why; nothing is audited */
     if (!denied) {
         if (need.room)
             out->verdict = SSP_VERDICT_NEED_ROOM;

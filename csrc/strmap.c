@@ -14,14 +14,23 @@ struct ssp_strmap_slot {
 
 static const char TOMBSTONE[1];
 
+#define FNV_PRIME 1099511628211ULL
+#define FNV_STEP(h, ch) (((h) ^ (unsigned char)(ch)) * FNV_PRIME)
+
+/* FNV-1a, four bytes per round: the same hash with fewer loop
+ * instructions (every lookup of a decision hashes a user id). The hash
+ * places entries, so it decides the order ssp_strmap_each visits them in;
+ * it is kept as it was. */
 uint64_t ssp_strmap_hash(const char *key, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    const unsigned char *p = (const unsigned char *)key;
+    uint64_t h = 1469598103934665603ULL;
+    size_t i = 0;
 
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)key[i];
-        h *= 1099511628211ULL;
-    }
+    for (; i + 4 <= len; i += 4)
+        h = FNV_STEP(FNV_STEP(FNV_STEP(FNV_STEP(h, p[i]), p[i + 1]), p[i + 2]), p[i + 3]);
+    for (; i < len; i++)
+        h = FNV_STEP(h, p[i]);
     return h;
 }
 
