@@ -860,11 +860,22 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
     size_t actor_len = 0;
     uint64_t actor_hash = 0;
     needs need = {0};
-    denial d = {0};
+    denial d;
     bool denied;
 
-    memset(out, 0, sizeof *out);
+    /* Field by field, not memset: the school buffers (256 bytes each) would
+     * be a tenth of a login's decision. The school is a C string. */
     out->verdict = SSP_VERDICT_ALLOW;
+    out->rule = SSP_RULE_NONE;
+    out->enforced = false;
+    out->message = NULL;
+    out->school[0] = '\0';
+    out->audit_id = 0;
+    d.rule = SSP_RULE_NONE;
+    d.enforced = false;
+    d.about_target = false;
+    d.message = NULL;
+    d.school[0] = '\0';
     if (actor_local) {
         /* A local actor is looked up in the service users and the roster:
          * one hash for both. */
@@ -917,7 +928,7 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
     out->rule = d.rule;
     out->enforced = d.enforced;
     out->message = d.message != NULL ? d.message : message_for(d.rule, d.about_target);
-    memcpy(out->school, d.school, sizeof out->school);
+    memcpy(out->school, d.school, strlen(d.school) + 1);
     if (req->callback == SSP_CB_IS_USER_EXPIRED && !expiry_audit_due(engine, req->actor))
         return;
     /* Out of memory while queueing the record is reported by the stats; the
