@@ -1403,12 +1403,15 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
     ssp_event_shape shape;
     ssp_create_room create;
     room_details details = {{room_details_load, false, false}, NULL, NULL, NULL, false, NULL, NULL, NULL};
-    borrowed b = {0};
+    borrowed b; /* the counters only: the arrays are written before they are read */
     const char *policy_type = ssp_engine_policy_event_type(self->engine);
     PyObject *result = NULL, *room;
     long callback, admin;
     bool full_levels = false; /* the room's levels maps are compared only for these two events */
 
+    b.objects = NULL;
+    b.n_held = 0;
+    b.n_arrays = 0;
     if (nargs != N_DECIDE_ARGS && nargs != N_DECIDE_ARGS - 1) {
         PyErr_Format(PyExc_TypeError, "decide() takes %d or %d arguments", N_DECIDE_ARGS - 1, N_DECIDE_ARGS);
         return NULL;
