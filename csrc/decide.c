@@ -859,6 +859,7 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
     bool actor_local = ssp_engine_is_local(engine, req->actor);
     size_t actor_len = 0;
     uint64_t actor_hash = 0;
+    const ssp_roster_user *actor_entry; /* valid while the read lock is held */
     needs need = {0};
     denial d;
     bool denied;
@@ -897,11 +898,9 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
         return;
     }
     pthread_rwlock_rdlock(&engine->roster.lock);
-    denied = evaluate(engine, req, actor_local,
-                      actor_local ? ssp_strmap_get_hashed(&engine->roster.users, req->actor, actor_len,
-                                                          actor_hash)
-                                  : NULL,
-                      &need, &d);
+    actor_entry = actor_local ? ssp_strmap_get_hashed(&engine->roster.users, req->actor, actor_len, actor_hash)
+                              : NULL;
+    denied = evaluate(engine, req, actor_local, actor_entry, &need, &d);
     pthread_rwlock_unlock(&engine->roster.lock);
     if (req->room_details != NULL && req->room_details->failed)
         return; /* void: the caller reports why; nothing is audited */
