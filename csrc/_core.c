@@ -90,6 +90,14 @@ static PyObject *raise_engine_error(PyTypeObject *type, const ssp_error *err)
     }
 }
 
+/* PyUnicode_Check, with the exact type tested first: under the stable ABI
+ * PyUnicode_Check is a function call (PyType_GetFlags), and decide() tests
+ * a dozen values per call, nearly all of them exact str. */
+static int is_str(PyObject *obj)
+{
+    return PyUnicode_CheckExact(obj) || PyUnicode_Check(obj);
+}
+
 /* Optional str argument: None becomes NULL. Returns -1 with an exception set. */
 static int optional_str(PyObject *obj, const char *name, const char **out)
 {
@@ -97,7 +105,7 @@ static int optional_str(PyObject *obj, const char *name, const char **out)
         *out = NULL;
         return 0;
     }
-    if (!PyUnicode_Check(obj)) {
+    if (!is_str(obj)) {
         PyErr_Format(PyExc_TypeError, "%s must be str or None", name);
         return -1;
     }
@@ -438,8 +446,10 @@ static PyObject *Engine_open(EngineObject *self, PyObject *args, PyObject *kwds)
  * up in them raises TypeError. */
 static bool is_json_object(PyObject *obj)
 {
-    return PyDict_Check(obj) || (PyMapping_Check(obj) && !PyUnicode_Check(obj) && !PyBytes_Check(obj) &&
-                                 !PyList_Check(obj) && !PyTuple_Check(obj));
+    /* The exact dict first: PyDict_Check is a function call under the stable ABI. */
+    return PyDict_CheckExact(obj) || PyDict_Check(obj) ||
+           (PyMapping_Check(obj) && !PyUnicode_Check(obj) && !PyBytes_Check(obj) && !PyList_Check(obj) &&
+            !PyTuple_Check(obj));
 }
 
 /* Looks up key in a Mapping (event.content is a read-only Mapping, not a
@@ -652,7 +662,7 @@ static int str_field(PyObject *mapping, int key, borrowed *b, const char **out, 
     *len = 0;
     if (value == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    if (PyUnicode_Check(value)) {
+    if (is_str(value)) {
         *out = PyUnicode_AsUTF8AndSize(value, &size);
         if (*out == NULL && not_utf8()) {
             size = 0; /* no string the rules know: as good as absent */
@@ -1425,7 +1435,7 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
         return NULL;
     }
     req.callback = (ssp_callback)callback;
-    if (!PyUnicode_Check(args[ARG_ACTOR])) {
+    if (!is_str(args[ARG_ACTOR])) {
         PyErr_SetString(PyExc_TypeError, "actor must be str");
         return NULL;
     }
