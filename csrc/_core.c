@@ -90,6 +90,14 @@ static PyObject *raise_engine_error(PyTypeObject *type, const ssp_error *err)
     }
 }
 
+/* PyUnicode_Check, with the exact type tested first: under the stable ABI
+ * PyUnicode_Check is a function call (PyType_GetFlags), and decide() tests
+ * a dozen values per call, nearly all of them exact str. */
+static int is_str(PyObject *obj)
+{
+    return PyUnicode_CheckExact(obj) || PyUnicode_Check(obj);
+}
+
 /* Optional str argument: None becomes NULL. Returns -1 with an exception set. */
 static int optional_str(PyObject *obj, const char *name, const char **out)
 {
@@ -97,7 +105,7 @@ static int optional_str(PyObject *obj, const char *name, const char **out)
         *out = NULL;
         return 0;
     }
-    if (!PyUnicode_Check(obj)) {
+    if (!is_str(obj)) {
         PyErr_Format(PyExc_TypeError, "%s must be str or None", name);
         return -1;
     }
@@ -438,8 +446,10 @@ static PyObject *Engine_open(EngineObject *self, PyObject *args, PyObject *kwds)
  * up in them raises TypeError. */
 static bool is_json_object(PyObject *obj)
 {
-    return PyDict_Check(obj) || (PyMapping_Check(obj) && !PyUnicode_Check(obj) && !PyBytes_Check(obj) &&
-                                 !PyList_Check(obj) && !PyTuple_Check(obj));
+    /* The exact dict first: PyDict_Check is a function call under the stable ABI. */
+    return PyDict_CheckExact(obj) || PyDict_Check(obj) ||
+           (PyMapping_Check(obj) && !PyUnicode_Check(obj) && !PyBytes_Check(obj) && !PyList_Check(obj) &&
+            !PyTuple_Check(obj));
 }
 
 /* Looks up key in a Mapping (event.content is a read-only Mapping, not a
@@ -652,7 +662,7 @@ static int str_field(PyObject *mapping, int key, borrowed *b, const char **out, 
     *len = 0;
     if (value == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    if (PyUnicode_Check(value)) {
+    if (is_str(value)) {
         *out = PyUnicode_AsUTF8AndSize(value, &size);
         if (*out == NULL && not_utf8()) {
             size = 0; /* no string the rules know: as good as absent */
@@ -1106,23 +1116,14 @@ done:
     return rc;
 }
 
-/* The room's create event: its sender, content.room_version and
- * content.additional_creators. */
-static int room_create_from(PyObject *content, PyObject *sender, ssp_room_create *create, borrowed *b)
+/* The room's create event's content.room_version and
+ * content.additional_creators (a Mapping: checked by the caller). */
+static int room_create_content(PyObject *content, ssp_room_create *create, borrowed *b)
 {
     PyObject *creators = NULL, *seq = NULL;
     ssp_text *texts;
     Py_ssize_t n;
 
-    memset(create, 0, sizeof *create);
-    if (optional_str(sender, "the create event's sender", &create->sender) != 0)
-        return -1;
-    if (content == Py_None)
-        return 0;
-    if (!is_json_object(content)) {
-        PyErr_SetString(PyExc_TypeError, "the create event's content must be a Mapping or None");
-        return -1;
-    }
     if (str_field(content, K_ROOM_VERSION, b, &create->room_version, &create->room_version_len) != 0)
         return -1;
     creators = item(content, K_ADDITIONAL_CREATORS);
@@ -1155,6 +1156,35 @@ static int room_create_from(PyObject *content, PyObject *sender, ssp_room_create
         texts[create->n_additional_creators++].len = (size_t)len;
     }
     create->additional_creators = texts;
+    return 0;
+}
+
+/* The room's power levels and create content, read when a rule first needs
+ * them (ssp_room_details): most messages are in two-way or unmanaged rooms,
+ * whose rules read neither. The objects are borrowed from decide()'s
+ * arguments, which live until it returns. */
+typedef struct room_details {
+    ssp_room_details base; /* first: load() gets &base */
+    PyObject *actor;
+    PyObject *power_levels; /* None or a Mapping */
+    PyObject *create_content; /* None or a Mapping */
+    bool full_levels;
+    ssp_power_levels *pl;
+    ssp_room_create *create;
+    borrowed *b;
+} room_details;
+
+static int room_details_load(ssp_room_details *base)
+{
+    room_details *details = (room_details *)base;
+
+    if (details->power_levels != Py_None &&
+        power_levels_of(details->power_levels, details->actor, details->full_levels, details->pl,
+                        details->b) != 0)
+        return -1;
+    if (details->create_content != Py_None &&
+        room_create_content(details->create_content, details->create, details->b) != 0)
+        return -1;
     return 0;
 }
 
@@ -1370,7 +1400,9 @@ static PyObject *denial_result(const ssp_decision *decision)
  * SYNC_POWER_LEVELS to allow and then align the room's power levels; or a
  * Denial (rule_id, message, enforced, school) whose audit record the engine
  * has already queued (Denial.audit_id, for wait_durable). Called with the
- * GIL; the roster is read under one read lock. */
+ * GIL; the roster is read under one read lock. The room's power levels and
+ * create content, when they are dicts, are read only if a rule needs them
+ * (ssp_room_details); an error reading them is raised then. */
 static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     ssp_request req = {0};
@@ -1380,12 +1412,16 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
     ssp_room_create room_create;
     ssp_event_shape shape;
     ssp_create_room create;
-    borrowed b = {0};
+    room_details details = {{room_details_load, false, false}, NULL, NULL, NULL, false, NULL, NULL, NULL};
+    borrowed b; /* the counters only: the arrays are written before they are read */
     const char *policy_type = ssp_engine_policy_event_type(self->engine);
     PyObject *result = NULL, *room;
     long callback, admin;
     bool full_levels = false; /* the room's levels maps are compared only for these two events */
 
+    b.objects = NULL;
+    b.n_held = 0;
+    b.n_arrays = 0;
     if (nargs != N_DECIDE_ARGS && nargs != N_DECIDE_ARGS - 1) {
         PyErr_Format(PyExc_TypeError, "decide() takes %d or %d arguments", N_DECIDE_ARGS - 1, N_DECIDE_ARGS);
         return NULL;
@@ -1399,7 +1435,7 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
         return NULL;
     }
     req.callback = (ssp_callback)callback;
-    if (!PyUnicode_Check(args[ARG_ACTOR])) {
+    if (!is_str(args[ARG_ACTOR])) {
         PyErr_SetString(PyExc_TypeError, "actor must be str");
         return NULL;
     }
@@ -1469,10 +1505,38 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
     } else {
         PyObject *policy = PyTuple_GetItem(room, ROOM_POLICY);
         PyObject *power_levels = PyTuple_GetItem(room, ROOM_POWER_LEVELS);
+        PyObject *create_content = PyTuple_GetItem(room, ROOM_CREATE);
 
-        if (room_create_from(PyTuple_GetItem(room, ROOM_CREATE), PyTuple_GetItem(room, ROOM_CREATOR),
-                             &room_create, &b) != 0)
+        memset(&room_create, 0, sizeof room_create);
+        memset(&room_pl, 0, sizeof room_pl);
+        if (optional_str(PyTuple_GetItem(room, ROOM_CREATOR), "the create event's sender",
+                         &room_create.sender) != 0)
             goto done;
+        if (create_content != Py_None && !is_json_object(create_content)) {
+            PyErr_SetString(PyExc_TypeError, "the create event's content must be a Mapping or None");
+            goto done;
+        }
+        if (power_levels != Py_None && !is_json_object(power_levels)) {
+            PyErr_SetString(PyExc_TypeError, "power levels must be a Mapping or None");
+            goto done;
+        }
+        details.actor = args[ARG_ACTOR];
+        details.power_levels = power_levels;
+        details.create_content = create_content;
+        details.full_levels = full_levels;
+        details.pl = &room_pl;
+        details.create = &room_create;
+        details.b = &b;
+        /* Read on first use only from dicts, whose reading runs no Python
+         * code (Synapse's event contents are dicts throughout, or frozen
+         * Mappings throughout, which are read below, before deciding): the
+         * engine calls load() with the roster's read lock held. A Mapping
+         * nested in a dict would run its own code under that lock; that
+         * cannot deadlock another thread, because every roster write here
+         * releases the GIL before it waits for the write lock. */
+        if ((power_levels == Py_None || PyDict_CheckExact(power_levels)) &&
+            (create_content == Py_None || PyDict_CheckExact(create_content)))
+            req.room_details = &details.base;
         req.room_create = &room_create;
         if (policy == Py_None) {
             req.room_managed = SSP_FACT_NO;
@@ -1489,14 +1553,15 @@ static PyObject *Engine_decide(EngineObject *self, PyObject *const *args, Py_ssi
             req.room_managed = SSP_FACT_YES;
             req.room = &room_policy;
         }
-        if (power_levels != Py_None) {
-            if (power_levels_of(power_levels, args[ARG_ACTOR], full_levels, &room_pl, &b) != 0)
-                goto done;
+        if (power_levels != Py_None)
             req.room_power_levels = &room_pl;
-        }
+        if (req.room_details == NULL && room_details_load(&details.base) != 0)
+            goto done;
     }
 
     ssp_decide(self->engine, &req, &decision);
+    if (details.base.failed)
+        goto done; /* the exception load() raised */
     switch (decision.verdict) {
     case SSP_VERDICT_ALLOW:
         result = Py_NewRef(Py_None);

@@ -56,17 +56,23 @@ static void copy_school(char *dest, const char *school, size_t len)
     dest[len] = '\0';
 }
 
-/* Rule 1 for one user: fills *out and returns true when the user may not use
- * the messenger. Roster read lock held. */
-static bool standing_denies(ssp_engine *engine, const char *user_id, denial *out)
+/* A user's roster entry, or NULL. Roster read lock held; the entry stays
+ * valid while it is. */
+static const ssp_roster_user *roster_entry(ssp_engine *engine, const char *user_id)
+{
+    return ssp_strmap_get(&engine->roster.users, user_id);
+}
+
+/* Rule 1 for one user, given their roster entry (NULL: not on the roster):
+ * fills *out and returns true when the user may not use the messenger.
+ * Roster read lock held. */
+static bool standing_denies(ssp_engine *engine, const ssp_roster_user *user, denial *out)
 {
     const ssp_config *config = &engine->config;
-    const ssp_roster_user *user;
     bool denied = false;
 
     out->about_target = false;
     out->message = NULL;
-    user = ssp_strmap_get(&engine->roster.users, user_id);
     if (user == NULL) {
         if (!config->unlisted_allow) {
             out->rule = SSP_RULE_NOT_ON_ROSTER;
@@ -77,7 +83,7 @@ static bool standing_denies(ssp_engine *engine, const char *user_id, denial *out
         return denied;
     }
     for (size_t i = 0; i < user->n; i++) {
-        const ssp_school *school = ssp_strmap_get(&config->school_by_id, user->memberships[i].school);
+        const ssp_school *school = user->memberships[i].config;
 
         if (school != NULL && school->messenger)
             return false;
@@ -88,7 +94,7 @@ static bool standing_denies(ssp_engine *engine, const char *user_id, denial *out
     out->enforced = false;
     for (size_t i = 0; i < user->n; i++) {
         const char *id = user->memberships[i].school;
-        bool enforced = school_enforced(config, ssp_strmap_get(&config->school_by_id, id));
+        bool enforced = school_enforced(config, user->memberships[i].config);
 
         if (i == 0 || (enforced && !out->enforced)) {
             copy_school(out->school, id, strlen(id));
@@ -205,6 +211,19 @@ static bool policy_is_one_way(const ssp_room_policy *policy)
     return policy->kind != SSP_KIND_TEACHERS && !policy->two_way;
 }
 
+/* The room's power levels and create content, when the caller left them
+ * to be read on first use: read now, once (see ssp_room_details). Every
+ * rule that reads them calls this first. */
+static void read_room_details(const ssp_request *req)
+{
+    ssp_room_details *details = req->room_details;
+
+    if (details != NULL && !details->loaded) {
+        details->loaded = true;
+        details->failed = details->load(details) != 0;
+    }
+}
+
 static bool same_text(const char *a, size_t a_len, const char *b, size_t b_len);
 static bool deny_as_actor(ssp_engine *engine, const ssp_request *req, bool actor_local, ssp_rule rule,
                           denial *d);
@@ -216,6 +235,7 @@ static bool actor_is_powerful_creator(const ssp_request *req)
     const ssp_room_create *create = req->room_create;
     size_t actor_len;
 
+    read_room_details(req);
     if (create == NULL || create->sender == NULL ||
         !ssp_room_version_creators_have_power(create->room_version, create->room_version_len))
         return false;
@@ -235,6 +255,7 @@ static int64_t actor_level(const ssp_request *req)
 {
     const ssp_power_levels *pl = req->room_power_levels;
 
+    read_room_details(req);
     if (actor_is_powerful_creator(req))
         return INT64_MAX;
     if (pl == NULL)
@@ -291,6 +312,7 @@ static bool power_levels_change_denied(const ssp_engine *engine, const ssp_reque
 {
     const ssp_power_levels *cur = req->room_power_levels, *next = req->new_power_levels;
 
+    read_room_details(req);
     if (next == NULL || !next->full)
         return true; /* content the caller could not read: fail closed */
     if (cur == NULL || !cur->full) {
@@ -439,10 +461,10 @@ static void actor_context(ssp_engine *engine, const char *actor, bool actor_loca
     d->school[0] = '\0';
     if (!actor_local)
         return;
-    user = ssp_strmap_get(&engine->roster.users, actor);
+    user = roster_entry(engine, actor);
     for (size_t i = 0; user != NULL && i < user->n; i++) {
         const char *id = user->memberships[i].school;
-        const ssp_school *school = ssp_strmap_get(&config->school_by_id, id);
+        const ssp_school *school = user->memberships[i].config;
 
         if (school != NULL && school->messenger) {
             copy_school(d->school, id, strlen(id));
@@ -499,13 +521,12 @@ static bool shared_room_denies(ssp_engine *engine, const ssp_request *req, bool 
  * schools' room_creation settings. */
 static bool may_create_group_rooms(ssp_engine *engine, const char *actor)
 {
-    const ssp_config *config = &engine->config;
     const ssp_roster_user *user;
     bool allowed = false;
 
-    user = ssp_strmap_get(&engine->roster.users, actor);
+    user = roster_entry(engine, actor);
     for (size_t i = 0; user != NULL && i < user->n && !allowed; i++) {
-        const ssp_school *school = ssp_strmap_get(&config->school_by_id, user->memberships[i].school);
+        const ssp_school *school = user->memberships[i].config;
 
         if (school == NULL || !school->messenger)
             continue;
@@ -525,7 +546,7 @@ static bool role_in_school(ssp_engine *engine, const char *user_id, const char *
 
     if (school == NULL)
         return false;
-    user = ssp_strmap_get(&engine->roster.users, user_id);
+    user = roster_entry(engine, user_id);
     for (size_t i = 0; user != NULL && i < user->n && !found; i++) {
         found = same_text(user->memberships[i].school, strlen(user->memberships[i].school), school, len);
         if (found)
@@ -656,13 +677,16 @@ static bool managed_join_denies(ssp_engine *engine, const ssp_request *req, bool
 }
 
 /* Fills *d with the first rule the request breaks. Returns true on a
- * denial; sets a flag in *need instead when a fact is needed first. */
-static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_local, needs *need, denial *d)
+ * denial; sets a flag in *need instead when a fact is needed first.
+ * actor_entry is the local actor's roster entry (NULL: not on the roster). */
+static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_local,
+                     const ssp_roster_user *actor_entry, needs *need, denial *d)
 {
-    if (actor_local && standing_denies(engine, req->actor, d))
+    if (actor_local && standing_denies(engine, actor_entry, d))
         return true;
     if (req->target != NULL && ssp_engine_is_local(engine, req->target) &&
-        !is_service_user(engine, req->target) && standing_denies(engine, req->target, d)) {
+        !is_service_user(engine, req->target) &&
+        standing_denies(engine, roster_entry(engine, req->target), d)) {
         d->about_target = true;
         return true;
     }
@@ -778,9 +802,11 @@ static bool policy_event_needs_sync(const ssp_engine *engine, const ssp_request 
 {
     ssp_power_levels_patch unused;
 
-    return req->callback == SSP_CB_CHECK_EVENT_FOR_SPAM &&
-           is_state_event(req, engine->config.policy_event_type) && req->new_policy != NULL &&
-           ssp_power_levels_update(engine, req->new_policy, req->room_power_levels, &unused);
+    if (req->callback != SSP_CB_CHECK_EVENT_FOR_SPAM ||
+        !is_state_event(req, engine->config.policy_event_type) || req->new_policy == NULL)
+        return false;
+    read_room_details(req);
+    return ssp_power_levels_update(engine, req->new_policy, req->room_power_levels, &unused);
 }
 
 /* FNV-1a: the expiry slots only need a spread, not a secret. */
@@ -831,13 +857,35 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
     ssp_request copy;
     const ssp_request *req = trusted_view(engine, request, &copy);
     bool actor_local = ssp_engine_is_local(engine, req->actor);
+    size_t actor_len = 0;
+    uint64_t actor_hash = 0;
+    const ssp_roster_user *actor_entry; /* valid while the read lock is held */
     needs need = {0};
-    denial d = {0};
+    denial d;
     bool denied;
 
-    memset(out, 0, sizeof *out);
+    /* Field by field, not memset: the school buffers (256 bytes each) would
+     * be a tenth of a login's decision. The school is a C string. */
     out->verdict = SSP_VERDICT_ALLOW;
-    if (actor_local && (is_service_user(engine, req->actor) || req->actor_is_admin == SSP_FACT_YES)) {
+    out->rule = SSP_RULE_NONE;
+    out->enforced = false;
+    out->message = NULL;
+    out->school[0] = '\0';
+    out->audit_id = 0;
+    d.rule = SSP_RULE_NONE;
+    d.enforced = false;
+    d.about_target = false;
+    d.message = NULL;
+    d.school[0] = '\0';
+    if (actor_local) {
+        /* A local actor is looked up in the service users and the roster:
+         * one hash for both. */
+        actor_len = strlen(req->actor);
+        actor_hash = ssp_strmap_hash(req->actor, actor_len);
+    }
+    if (actor_local &&
+        (ssp_strmap_get_hashed(&engine->config.service_user_set, req->actor, actor_len, actor_hash) != NULL ||
+         req->actor_is_admin == SSP_FACT_YES)) {
         /* Exempt, but a policy event they send may still require the power
          * levels to follow it. */
         if (req->callback == SSP_CB_CHECK_EVENT_FOR_SPAM &&
@@ -850,8 +898,12 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
         return;
     }
     pthread_rwlock_rdlock(&engine->roster.lock);
-    denied = evaluate(engine, req, actor_local, &need, &d);
+    actor_entry = actor_local ? ssp_strmap_get_hashed(&engine->roster.users, req->actor, actor_len, actor_hash)
+                              : NULL;
+    denied = evaluate(engine, req, actor_local, actor_entry, &need, &d);
     pthread_rwlock_unlock(&engine->roster.lock);
+    if (req->room_details != NULL && req->room_details->failed)
+        return; /* void: the caller reports why; nothing is audited */
     if (!denied) {
         if (need.room)
             out->verdict = SSP_VERDICT_NEED_ROOM;
@@ -875,7 +927,7 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
     out->rule = d.rule;
     out->enforced = d.enforced;
     out->message = d.message != NULL ? d.message : message_for(d.rule, d.about_target);
-    memcpy(out->school, d.school, sizeof out->school);
+    memcpy(out->school, d.school, strlen(d.school) + 1);
     if (req->callback == SSP_CB_IS_USER_EXPIRED && !expiry_audit_due(engine, req->actor))
         return;
     /* Out of memory while queueing the record is reported by the stats; the

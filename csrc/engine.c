@@ -47,6 +47,7 @@ ssp_engine *ssp_engine_new(const char *config_json, size_t len, const char *serv
     if (ssp_roster_init(&engine->roster, err) != 0)
         goto fail;
     engine->roster.server_name = engine->server_name;
+    engine->roster.schools = &engine->config.school_by_id;
     engine->roster_ready = false;
     if (pthread_mutex_init(&engine->write_mutex, NULL) != 0) {
         ssp_roster_destroy(&engine->roster);
@@ -77,6 +78,7 @@ static void reset_roster(ssp_engine *engine)
     ssp_roster_destroy(&engine->roster);
     (void)ssp_roster_init(&engine->roster, &ignored);
     engine->roster.server_name = engine->server_name;
+    engine->roster.schools = &engine->config.school_by_id;
 }
 
 int ssp_engine_open(ssp_engine *engine, ssp_error *err)

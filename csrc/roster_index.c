@@ -117,6 +117,7 @@ static ssp_roster_user *user_alloc(const char *user_id, const char **schools, co
     for (size_t i = 0; i < n; i++) {
         user->memberships[i].school = strings;
         user->memberships[i].role = roles[i];
+        user->memberships[i].config = NULL;
         strcpy(strings, schools[i]);
         strings += strlen(schools[i]) + 1;
     }
@@ -361,6 +362,7 @@ int ssp_roster_init(ssp_roster *roster, ssp_error *err)
 {
     ssp_strmap_init(&roster->users);
     roster->server_name = NULL;
+    roster->schools = NULL;
     roster->skipped = 0;
     if (pthread_rwlock_init(&roster->lock, NULL) != 0)
         return ssp_fail(err, SSP_ERR_NOMEM, "cannot create the roster lock");
@@ -374,6 +376,22 @@ void ssp_roster_destroy(ssp_roster *roster)
     pthread_rwlock_destroy(&roster->lock);
 }
 
+/* Links each membership of an entry entering the roster to its school's
+ * config entry (see ssp_membership.config). */
+static void link_schools(const ssp_roster *roster, ssp_roster_user *user)
+{
+    for (size_t i = 0; i < user->n; i++)
+        user->memberships[i].config =
+            roster->schools ? ssp_strmap_get(roster->schools, user->memberships[i].school) : NULL;
+}
+
+static int link_entry(const char *key, void *value, void *ctx)
+{
+    (void)key;
+    link_schools(ctx, value);
+    return 0;
+}
+
 int ssp_roster_apply_locked(ssp_roster *roster, const char *user_id, ssp_roster_user *user,
                             ssp_error *err)
 {
@@ -384,6 +402,7 @@ int ssp_roster_apply_locked(ssp_roster *roster, const char *user_id, ssp_roster_
         free(ssp_strmap_remove(&roster->users, user_id));
         return 0;
     }
+    link_schools(roster, user);
     /* The key is the user's own copy of the id, so it lives exactly as long
      * as the entry. */
     if (ssp_strmap_put(&roster->users, user->user_id, user, &previous) != 0) {
@@ -409,6 +428,8 @@ void ssp_roster_replace(ssp_roster *roster, ssp_strmap *users)
 {
     ssp_strmap old;
 
+    /* The new entries are nobody else's yet: linked before the lock. */
+    ssp_strmap_each(users, link_entry, roster);
     pthread_rwlock_wrlock(&roster->lock);
     old = roster->users;
     roster->users = *users;

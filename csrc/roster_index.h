@@ -15,9 +15,20 @@
 #include "ssp.h"
 #include "strmap.h"
 
+struct ssp_school;
+
 typedef struct ssp_membership {
     const char *school; /* points into the owning ssp_roster_user allocation */
     ssp_role role;
+    /* The config's entry for the school, or NULL when the config has none
+     * (such memberships are kept and count as a school that has not opted
+     * in). Set when the entry enters an ssp_roster (ssp_roster_apply_locked,
+     * ssp_roster_replace) from roster->schools, so that a decision does not
+     * look the school up by its id. Borrowed from the engine's config,
+     * which is immutable for the engine's life and outlives the roster
+     * (ssp_engine_free destroys the roster first): the pointer stays valid
+     * as long as the entry. Entries outside an ssp_roster leave it NULL. */
+    const struct ssp_school *config;
 } ssp_membership;
 
 /* One allocation per user: the struct, the memberships, then the strings. */
@@ -67,6 +78,10 @@ typedef struct ssp_roster {
     pthread_rwlock_t lock;
     ssp_strmap users; /* user_id -> ssp_roster_user*, key points into the value */
     const char *server_name; /* borrowed; NULL: users of any server (replay checks) */
+    /* Borrowed: config.school_by_id (id -> ssp_school*), whose entries the
+     * memberships link to; NULL links none (a scratch roster no decision
+     * reads). Set once, before the first entry comes in. */
+    const ssp_strmap *schools;
     uint64_t skipped;        /* stored entries and rows dropped at load: they break the rules */
 } ssp_roster;
 

@@ -152,6 +152,27 @@ typedef struct ssp_room_create {
     size_t n_additional_creators;
 } ssp_room_create;
 
+/* The parts of a room's state that only some rules read: the power-levels
+ * content (the actor's level, which one-way rooms, invites and changes to
+ * the policy or the power levels ask for) and the create event's content
+ * (room_version, additional_creators). A caller for whom reading them
+ * costs (the CPython binding) may leave them unread and set
+ * ssp_request.room_details. It still points room_power_levels and
+ * room_create at its own structs whenever the room has those events (NULL
+ * keeps meaning "none") and fills room_create->sender; the engine calls
+ * load() at most once per decision, the first time a rule reads the other
+ * fields, and load() fills them in the caller's structs.
+ *
+ * load() runs during ssp_decide with the roster's read lock held: it must
+ * not call into the engine. It returns 0, or -1 when it cannot read the
+ * facts; the decision is then void: ssp_decide queues no audit record,
+ * sets `failed`, and the caller must not act on its verdict. */
+typedef struct ssp_room_details {
+    int (*load)(struct ssp_room_details *details);
+    bool loaded; /* set by the engine once load() has been called */
+    bool failed; /* set by the engine: load() returned -1 */
+} ssp_room_details;
+
 /* What a createRoom body asks for, extracted by the caller. */
 typedef struct ssp_create_room {
     bool is_direct;
@@ -203,6 +224,9 @@ typedef struct ssp_request {
     const ssp_room_policy *room;
     const ssp_power_levels *room_power_levels;
     const ssp_room_create *room_create;
+    /* NULL: room_power_levels and room_create are complete. Otherwise
+     * their contents are read on first use (see ssp_room_details). */
+    ssp_room_details *room_details;
     /* check_event_for_spam of m.room.join_rules / m.room.history_visibility /
      * m.room.guest_access: the event sets a join rule other than invite /
      * world_readable history / guest access. */
@@ -354,7 +378,9 @@ bool ssp_emoji_key(const char *key, size_t len);
 
 /* Decides one request from memory without blocking on I/O. On a final
  * denial it queues the audit record (out->audit_id). The roster is read
- * under one read lock for the whole decision: one snapshot. */
+ * under one read lock for the whole decision: one snapshot. When the
+ * request's room_details could not be loaded (room_details->failed), the
+ * decision is void and nothing was audited. */
 void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *out);
 
 /* Waits until the audit record of a denial (ssp_decision.audit_id) is

@@ -14,14 +14,23 @@ struct ssp_strmap_slot {
 
 static const char TOMBSTONE[1];
 
-static uint64_t hash_bytes(const char *key, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+#define FNV_PRIME 1099511628211ULL
+#define FNV_STEP(h, ch) (((h) ^ (unsigned char)(ch)) * FNV_PRIME)
 
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)key[i];
-        h *= 1099511628211ULL;
-    }
+/* FNV-1a, four bytes per round: the same hash with fewer loop
+ * instructions (every lookup of a decision hashes a user id). The hash
+ * places entries, so it decides the order ssp_strmap_each visits them in;
+ * it is kept as it was. */
+uint64_t ssp_strmap_hash(const char *key, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)key;
+    uint64_t h = 1469598103934665603ULL;
+    size_t i = 0;
+
+    for (; i + 4 <= len; i += 4)
+        h = FNV_STEP(FNV_STEP(FNV_STEP(FNV_STEP(h, p[i]), p[i + 1]), p[i + 2]), p[i + 3]);
+    for (; i < len; i++)
+        h = FNV_STEP(h, p[i]);
     return h;
 }
 
@@ -57,7 +66,14 @@ static struct ssp_strmap_slot *find_slot(const ssp_strmap *map, const char *key,
 
 void *ssp_strmap_getn(const ssp_strmap *map, const char *key, size_t len)
 {
-    struct ssp_strmap_slot *slot = find_slot(map, key, len, hash_bytes(key, len));
+    struct ssp_strmap_slot *slot = find_slot(map, key, len, ssp_strmap_hash(key, len));
+
+    return slot ? slot->value : NULL;
+}
+
+void *ssp_strmap_get_hashed(const ssp_strmap *map, const char *key, size_t len, uint64_t hash)
+{
+    struct ssp_strmap_slot *slot = find_slot(map, key, len, hash);
 
     return slot ? slot->value : NULL;
 }
@@ -103,7 +119,7 @@ static int rehash(ssp_strmap *map, size_t room_for)
 int ssp_strmap_put(ssp_strmap *map, const char *key, void *value, void **previous)
 {
     size_t len = strlen(key);
-    uint64_t hash = hash_bytes(key, len);
+    uint64_t hash = ssp_strmap_hash(key, len);
     struct ssp_strmap_slot *slot = find_slot(map, key, len, hash);
     struct ssp_strmap_slot entry = {key, value, hash};
 
@@ -135,7 +151,7 @@ int ssp_strmap_reserve(ssp_strmap *map, size_t n)
 void *ssp_strmap_remove(ssp_strmap *map, const char *key)
 {
     size_t len = strlen(key);
-    struct ssp_strmap_slot *slot = find_slot(map, key, len, hash_bytes(key, len));
+    struct ssp_strmap_slot *slot = find_slot(map, key, len, ssp_strmap_hash(key, len));
     void *value;
 
     if (slot == NULL)

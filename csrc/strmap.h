@@ -7,6 +7,7 @@
 #define SSP_STRMAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct ssp_strmap {
     struct ssp_strmap_slot *slots;
@@ -19,6 +20,11 @@ void ssp_strmap_init(ssp_strmap *map);
 void ssp_strmap_destroy(ssp_strmap *map);
 void *ssp_strmap_get(const ssp_strmap *map, const char *key);
 void *ssp_strmap_getn(const ssp_strmap *map, const char *key, size_t len);
+/* The hash every map uses for a key of len bytes. A caller that looks one
+ * key up in several maps hashes it once and passes the hash to
+ * ssp_strmap_get_hashed, which equals ssp_strmap_getn(map, key, len). */
+uint64_t ssp_strmap_hash(const char *key, size_t len);
+void *ssp_strmap_get_hashed(const ssp_strmap *map, const char *key, size_t len, uint64_t hash);
 /* Inserts or replaces. *previous receives the replaced value or NULL.
  * Returns -1 only when growing the table fails (map unchanged). */
 int ssp_strmap_put(ssp_strmap *map, const char *key, void *value, void **previous);

@@ -184,6 +184,54 @@ def test_contents_decide_alike_as_dict_mapping_or_dict_subclass(tmp_path, kind):
     assert send("@t:school.test", "m.room.power_levels", "", lowered)[0] == "power_levels_locked"
 
 
+class Exploding(collections.abc.Mapping):
+    """A Mapping whose every read raises, nested in a dict content."""
+
+    def __getitem__(self, key):
+        raise RuntimeError("unreadable")
+
+    def __iter__(self):
+        return iter(())
+
+    def __len__(self):
+        return 0
+
+
+def test_power_levels_and_create_content_are_read_when_a_rule_needs_them(engine):
+    """A dict room's power levels and create content are read by the engine
+    on first use: a message in a two-way room reads neither, a message in a
+    one-way room reads the actor's level. An error while reading them is
+    raised, and the decision it interrupted queues no audit record."""
+    two_way = {"school": "gym-nord", "kind": "course", "two_way": True}
+    one_way = {"school": "gym-nord", "kind": "course", "two_way": False}
+    unreadable = {"users": Exploding(), "users_default": 0}
+    create = {"room_version": "10"}
+
+    def send(policy, levels, actor="@t:school.test", create_content=create):
+        facts = (policy, "@sync:school.test", levels, create_content, "@sync:school.test")
+        return engine.decide(_core.CB_CHECK_EVENT_FOR_SPAM, actor, None, "!r:school.test", "m.room.message", None,
+                             None, facts, _core.FACT_NO, None, None, None, None)
+
+    assert send(two_way, unreadable) is None  # the rules of a two-way room read no level
+    queued = engine.audit_stats()["queued"]
+    with pytest.raises(RuntimeError, match="unreadable"):
+        send(one_way, unreadable)  # the actor's level is read, and reading it fails
+    assert engine.audit_stats()["queued"] == queued  # nothing audited for the void decision
+    # Read in full when needed: the teacher is a moderator by the users map.
+    assert send(one_way, {"users": {"@t:school.test": 50}, "users_default": 0}) is None
+    assert send(one_way, {"users": {}, "users_default": 0})[0] == "one_way"
+    # An additional creator has power in room version 12, read from the create content.
+    v12 = {"room_version": "12", "additional_creators": ["@t:school.test"]}
+    assert send(one_way, {"users": {}, "users_default": 0}, create_content=v12) is None
+    assert send(one_way, {"users": {}, "users_default": 0}, create_content={"room_version": "10",
+                "additional_creators": ["@t:school.test"]})[0] == "one_way"
+    # Not dicts: read before deciding, as before.
+    with pytest.raises(RuntimeError, match="unreadable"):
+        send(two_way, FrozenMapping({"users": Exploding(), "users_default": 0}))
+    with pytest.raises(TypeError):  # no Mapping: refused before deciding, needed or not
+        send(two_way, {"users": {}}, create_content=5)
+
+
 def test_repeated_calls_do_not_grow_memory(engine):
     room = FrozenMapping({"school": "gym-nord", "kind": "course"})
     body = json.dumps({"schools": [{"school": "gym-nord", "role": "student"}]})

@@ -906,8 +906,134 @@ out:
     tu_teardown(&fx);
 }
 
+/* Roster memberships are linked to their schools' config entries when they
+ * enter the roster: by a batch, by one put (which replaces the entry), and
+ * by the replay of the store when the engine is opened again. Every path
+ * decides as before: an opted-in school among several allows, a school the
+ * config does not list counts as not enabled. */
+static void decide_memberships_find_their_school_on_every_roster_path(void)
+{
+    tu_fixture fx;
+    ssp_decision d;
+
+    if (!setup(&fx, NULL))
+        goto out;
+    for (int round = 0; round < 2; round++) {
+        login(&fx, ANNA, SSP_FACT_NO, &d);
+        CHECK_ALLOW(d);
+        login(&fx, CARL, SSP_FACT_NO, &d); /* gym-sued first, gym-nord second */
+        CHECK_ALLOW(d);
+        login(&fx, FINN, SSP_FACT_NO, &d);
+        CHECK_DENY(d, SSP_RULE_SCHOOL_NOT_ENABLED, true, "atlantis");
+        login(&fx, EMIL, SSP_FACT_NO, &d); /* rs-ost does not enforce, gym-sued does */
+        CHECK_DENY(d, SSP_RULE_SCHOOL_NOT_ENABLED, true, "gym-sued");
+        if (round == 0 &&
+            (tu_put(&fx, FINN, "{\"schools\": [{\"school\": \"atlantis\", \"role\": \"student\"}]}") != 0 ||
+             tu_put(&fx, ANNA, "{\"schools\": [{\"school\": \"rs-ost\", \"role\": \"student\"}, "
+                               "{\"school\": \"gym-nord\", \"role\": \"student\"}]}") != 0 ||
+             !tu_reopen(&fx)))
+            goto out;
+    }
+    /* a put that moves a user to an enabled school takes effect at once */
+    REQUIRE_INT_EQ(tu_put(&fx, FINN, "{\"schools\": [{\"school\": \"gym-nord\", \"role\": \"student\"}]}"), 0);
+    login(&fx, FINN, SSP_FACT_NO, &d);
+    CHECK_ALLOW(d);
+out:
+    tu_teardown(&fx);
+}
+
+/* A caller that leaves the room's power levels and create content to be
+ * read on first use (ssp_room_details). */
+typedef struct lazy_room {
+    ssp_room_details base;
+    int calls;
+    bool fail;
+    int64_t actor_level;
+    ssp_power_levels *pl;
+    ssp_room_create *create;
+} lazy_room;
+
+static int lazy_room_load(ssp_room_details *base)
+{
+    lazy_room *lazy = (lazy_room *)base;
+
+    lazy->calls++;
+    if (lazy->fail)
+        return -1;
+    lazy->pl->actor_listed = true;
+    lazy->pl->actor_level = lazy->actor_level;
+    lazy->create->room_version = "10";
+    lazy->create->room_version_len = 2;
+    return 0;
+}
+
+static void lazy_send(tu_fixture *fx, const char *actor, bool two_way, lazy_room *lazy, ssp_decision *out)
+{
+    ssp_room_policy room = policy_of("gym-nord");
+    ssp_power_levels pl;
+    ssp_room_create create;
+    ssp_request req;
+
+    memset(&pl, 0, sizeof pl);
+    memset(&create, 0, sizeof create);
+    create.sender = BOT;
+    room.two_way = two_way;
+    lazy->base = (ssp_room_details){lazy_room_load, false, false};
+    lazy->pl = &pl;
+    lazy->create = &create;
+    memset(&req, 0, sizeof req);
+    req.callback = SSP_CB_CHECK_EVENT_FOR_SPAM;
+    req.actor = actor;
+    req.room_id = ROOM;
+    req.event_type = "m.room.message";
+    req.room_managed = SSP_FACT_YES;
+    req.room = &room;
+    req.room_power_levels = &pl;
+    req.room_create = &create;
+    req.room_details = &lazy->base;
+    req.actor_is_admin = SSP_FACT_NO;
+    ssp_decide(fx->engine, &req, out);
+}
+
+/* The details are read once, and only when a rule reads them: a two-way
+ * room's message reads no level, a one-way room's does. A failed read
+ * voids the decision: nothing is audited. */
+static void decide_reads_room_details_only_when_a_rule_needs_them(void)
+{
+    tu_fixture fx;
+    ssp_decision d;
+    lazy_room lazy = {.actor_level = 0};
+
+    if (!setup(&fx, NULL))
+        goto out;
+    lazy_send(&fx, ANNA, true, &lazy, &d);
+    CHECK_ALLOW(d);
+    CHECK_INT_EQ(lazy.calls, 0);
+    lazy_send(&fx, ANNA, false, &lazy, &d);
+    CHECK_DENY(d, SSP_RULE_ONE_WAY, true, "gym-nord");
+    CHECK_INT_EQ(lazy.calls, 1);
+    CHECK(lazy.base.loaded && !lazy.base.failed);
+    CHECK_INT_EQ(queued(&fx), 1);
+    lazy.calls = 0;
+    lazy.actor_level = 50; /* a moderator by the users map */
+    lazy_send(&fx, ANNA, false, &lazy, &d);
+    CHECK_ALLOW(d);
+    CHECK_INT_EQ(lazy.calls, 1);
+    lazy.calls = 0;
+    lazy.actor_level = 0;
+    lazy.fail = true;
+    lazy_send(&fx, ANNA, false, &lazy, &d);
+    CHECK(lazy.base.failed);
+    CHECK_INT_EQ(lazy.calls, 1);
+    CHECK_INT_EQ(queued(&fx), 1); /* the void decision queued nothing */
+out:
+    tu_teardown(&fx);
+}
+
 void run_decide_tests(void)
 {
+    RUN(decide_reads_room_details_only_when_a_rule_needs_them);
+    RUN(decide_memberships_find_their_school_on_every_roster_path);
     RUN(decide_service_users_are_exempt);
     RUN(decide_asks_whether_the_actor_is_admin_before_denying_a_local_user);
     RUN(decide_server_admins_are_exempt);

@@ -295,8 +295,28 @@ static void strmap_each_stops_when_the_callback_returns_non_zero(void)
     ssp_strmap_destroy(&map);
 }
 
+static void strmap_get_hashed_finds_what_getn_finds(void)
+{
+    ssp_strmap map;
+    int a = 1, b = 2;
+    static const char text[] = "alphabet";
+
+    ssp_strmap_init(&map);
+    CHECK(ssp_strmap_get_hashed(&map, "alpha", 5, ssp_strmap_hash("alpha", 5)) == NULL);
+    REQUIRE_INT_EQ(ssp_strmap_put(&map, "alpha", &a, NULL), 0);
+    REQUIRE_INT_EQ(ssp_strmap_put(&map, "beta", &b, NULL), 0);
+    CHECK(ssp_strmap_get_hashed(&map, "alpha", 5, ssp_strmap_hash("alpha", 5)) == &a);
+    CHECK(ssp_strmap_get_hashed(&map, "beta", 4, ssp_strmap_hash("beta", 4)) == &b);
+    /* a prefix of a longer text, as getn takes it */
+    CHECK(ssp_strmap_get_hashed(&map, text, 5, ssp_strmap_hash(text, 5)) == &a);
+    CHECK(ssp_strmap_get_hashed(&map, text, 8, ssp_strmap_hash(text, 8)) == NULL);
+    CHECK(ssp_strmap_hash("alpha", 5) != ssp_strmap_hash("beta", 4));
+    ssp_strmap_destroy(&map);
+}
+
 void run_strmap_tests(void)
 {
+    RUN(strmap_get_hashed_finds_what_getn_finds);
     RUN(strmap_empty_map_finds_nothing);
     RUN(strmap_put_then_get_returns_the_value);
     RUN(strmap_put_existing_key_replaces_and_returns_the_previous_value);
