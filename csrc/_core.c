@@ -675,25 +675,6 @@ static int str_field(PyObject *mapping, int key, borrowed *b, const char **out, 
     return rc;
 }
 
-static ssp_room_kind kind_from_name(const char *kind, size_t len)
-{
-    static const struct {
-        const char *name;
-        ssp_room_kind kind;
-    } kinds[] = {
-        {"course", SSP_KIND_COURSE},
-        {"team", SSP_KIND_TEAM},
-        {"teachers", SSP_KIND_TEACHERS},
-        {"announcement", SSP_KIND_ANNOUNCEMENT},
-    };
-
-    for (size_t i = 0; kind != NULL && i < sizeof kinds / sizeof kinds[0]; i++) {
-        if (strlen(kinds[i].name) == len && memcmp(kind, kinds[i].name, len) == 0)
-            return kinds[i].kind;
-    }
-    return SSP_KIND_UNKNOWN;
-}
-
 /* Extracts the policy event's content. Values of the wrong type count as
  * absent; the engine fails closed on them. */
 static int policy_from_mapping(PyObject *content, ssp_room_policy *policy, borrowed *b)
@@ -714,7 +695,7 @@ static int policy_from_mapping(PyObject *content, ssp_room_policy *policy, borro
     if (str_field(content, K_SCHOOL, b, &policy->school, &policy->school_len) != 0 ||
         str_field(content, K_KIND, b, &policy->kind_name, &policy->kind_len) != 0)
         return -1;
-    policy->kind = kind_from_name(policy->kind_name, policy->kind_len);
+    policy->kind = ssp_room_kind_from_name(policy->kind_name, policy->kind_len);
     two_way = item(content, K_TWO_WAY);
     if (two_way == NULL && PyErr_Occurred())
         return -1;
