@@ -195,33 +195,6 @@ static int recover_tail(int fd, const char *path, int64_t *last_id, ssp_error *e
     return 0;
 }
 
-int ssp_audit_file_open(ssp_audit_file *file, const char *data_dir, int64_t *last_id,
-                        ssp_error *err)
-{
-    memset(file, 0, sizeof *file);
-    file->fd = -1;
-    if (pthread_mutex_init(&file->reads_mutex, NULL) != 0)
-        return ssp_fail(err, SSP_ERR_NOMEM, "cannot create the read log mutex");
-    file->reads_mutex_ready = true;
-    file->path = ssp_path_join(data_dir, AUDIT_NAME);
-    file->reads_path = ssp_path_join(data_dir, READS_NAME);
-    if (file->path == NULL || file->reads_path == NULL) {
-        ssp_fail_nomem(err);
-        goto fail;
-    }
-    file->fd = open(file->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (file->fd < 0) {
-        ssp_fail(err, SSP_ERR_IO, "cannot open %s: %s", file->path, strerror(errno));
-        goto fail;
-    }
-    if (recover_tail(file->fd, file->path, last_id, err) != 0)
-        goto fail;
-    return 0;
-fail:
-    ssp_audit_file_close(file);
-    return -1;
-}
-
 int ssp_audit_file_open_readonly(ssp_audit_file *file, const char *data_dir, ssp_error *err)
 {
     memset(file, 0, sizeof *file);
@@ -236,6 +209,24 @@ int ssp_audit_file_open_readonly(ssp_audit_file *file, const char *data_dir, ssp
         return ssp_fail_nomem(err);
     }
     return 0;
+}
+
+int ssp_audit_file_open(ssp_audit_file *file, const char *data_dir, int64_t *last_id,
+                        ssp_error *err)
+{
+    if (ssp_audit_file_open_readonly(file, data_dir, err) != 0)
+        return -1;
+    file->fd = open(file->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (file->fd < 0) {
+        ssp_fail(err, SSP_ERR_IO, "cannot open %s: %s", file->path, strerror(errno));
+        goto fail;
+    }
+    if (recover_tail(file->fd, file->path, last_id, err) != 0)
+        goto fail;
+    return 0;
+fail:
+    ssp_audit_file_close(file);
+    return -1;
 }
 
 int ssp_audit_file_start(ssp_audit_file *file, ssp_audit_log *log, ssp_error *err)
