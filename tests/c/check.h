@@ -18,6 +18,9 @@
  * until the bug is fixed), its name is printed with a "[csrc bug]" tag, and
  * setting SSP_SKIP_KNOWN_BUGS=1 in the environment skips it.
  * SSP_TEST_FILTER=substring runs only the tests whose names contain it.
+ * SSP_TEST_SHARD=i/n runs only every n-th of them, starting with the i-th
+ * (0-based): n processes with i = 0..n-1 run each test once between them
+ * (the valgrind run uses both cores this way).
  *
  * Everything is static so that the header can be included by several
  * translation units of one binary: each file gets its own copy of the
@@ -38,6 +41,7 @@ typedef struct check_counters {
     int passed;
     int failed;
     int skipped;
+    int seen;             /* tests that passed the filter, for SSP_TEST_SHARD */
     int current_failures; /* failures recorded in the running test */
     const char *current;  /* name of the running test */
 } check_counters;
@@ -144,7 +148,13 @@ __attribute__((unused)) static void check_run(const char *name, check_fn fn, boo
 
     const char *only = getenv("SSP_TEST_FILTER");
 
+    const char *shard = getenv("SSP_TEST_SHARD");
+    int shard_index, shard_count;
+
     if (only != NULL && only[0] != '\0' && strstr(name, only) == NULL)
+        return;
+    if (shard != NULL && sscanf(shard, "%d/%d", &shard_index, &shard_count) == 2 &&
+        shard_count > 0 && st->seen++ % shard_count != shard_index)
         return;
     if (known_bug && skip != NULL && strcmp(skip, "1") == 0) {
         st->skipped++;
