@@ -474,7 +474,7 @@ int ssp_pg_reads_query(ssp_store *store, json_t *schools, const ssp_reads_filter
     res = ssp_pg_session_query(&((ssp_pgstore *)store)->queries,
                        "SELECT json_build_object('id', id, 'ts', (extract(epoch FROM ts) * 1000)::bigint,"
                        " 'reader', reader, 'access', access, 'op', op, 'query', query,"
-                       " 'schools', schools, 'worker', worker)::text"
+                       " 'schools', schools, 'worker', worker)::text, id"
                        " FROM school_policy.audit_reads"
                        " WHERE ($1::bigint = 0 OR ts >= timestamptz 'epoch' + $1::bigint * interval '1 ms')"
                        " AND ($2::bigint = 0 OR ts < timestamptz 'epoch' + $2::bigint * interval '1 ms')"
@@ -495,14 +495,10 @@ int ssp_pg_reads_query(ssp_store *store, json_t *schools, const ssp_reads_filter
         if (rec == NULL || json_array_append_new(records, rec) != 0)
             goto oom;
     }
-    {
-        char next[32];
-
-        if ((size_t)rows > limit)
-            snprintf(next, sizeof next, "%lld", (long long)json_integer_value(json_object_get(
-                                                     json_array_get(records, limit - 1), "id")));
-        *page = ssp_audit_page(records, (size_t)rows > limit ? next : NULL);
-    }
+    /* The id column of the page's last row is where the next page starts,
+     * as in ssp_pg_audit_query. */
+    *page = ssp_audit_page(records, (size_t)rows > limit ? ssp_pg_value(res, (int)limit - 1, 1)
+                                                         : NULL);
     if (*page == NULL)
         goto oom;
     rc = 0;
