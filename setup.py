@@ -85,9 +85,20 @@ include_dirs, extra_cflags = split_flags(jansson_cflags + libpq_cflags + rabbitm
 library_dirs = [f[2:] for f in jansson_libs + libpq_libs + rabbitmq_libs if f.startswith("-L")]
 libraries = [f[2:] for f in jansson_libs + libpq_libs + rabbitmq_libs if f.startswith("-l")]
 
-sources = sorted(
-    os.path.join("csrc", name) for name in os.listdir("csrc") if name.endswith(".c")
-)
+
+
+def files_under(top, suffix):
+    """Every file below top (sub-folders included) whose name ends in suffix."""
+    return sorted(
+        os.path.join(folder, name)
+        for folder, _, names in os.walk(top)
+        for name in names
+        if name.endswith(suffix)
+    )
+
+
+# The engine (csrc/ and its sub-folders) and the binding (csrc/py/).
+sources = files_under("csrc", ".c")
 warning_flags = ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Wshadow", "-Wno-missing-field-initializers"]
 extra_env_flags = shlex.split(os.environ.get("SSP_EXTRA_CFLAGS", ""))
 # The stable ABI: 0x030A0000 is Python 3.10; the wheel is tagged cp310-abi3.
@@ -103,9 +114,7 @@ setup(
             libraries=libraries + ["pthread"],
             extra_compile_args=warning_flags + extra_cflags + extra_env_flags,
             extra_link_args=shlex.split(os.environ.get("SSP_EXTRA_LDFLAGS", "")),
-            depends=sorted(
-                os.path.join("csrc", name) for name in os.listdir("csrc") if name.endswith(".h")
-            ),
+            depends=files_under("csrc", ".h"),
             define_macros=[LIMITED_API],
             py_limited_api=True,
         )

@@ -3,7 +3,7 @@
 #
 # Usage: bench/callgrind_decide.sh [ITERATIONS [USERS]]     (defaults 100000 100000; ~1 minute)
 #
-# Builds the engine (csrc/*.c without the CPython binding _core.c) and
+# Builds the engine (csrc/ and its sub-folders, without the CPython binding) and
 # bench/decide_bench.c with gcc -O2, loads a roster of USERS users through
 # ssp_roster_upsert_batch into a temporary data_dir, and calls ssp_decide
 # ITERATIONS times on one fixed request, once natively (ns per decision, noisy)
@@ -29,7 +29,7 @@ CASES="message need-room login token denied"
 
 BUILD=$(mktemp -d /tmp/ssp-bench-callgrind-XXXXXX)
 trap 'rm -rf "$BUILD"' EXIT
-SRCS=$(ls csrc/*.c | grep -v '/_core\.c$')
+SRCS=$(find csrc -name '*.c' -not -path 'csrc/py/*' -not -name _core.c | sort)
 CFLAGS="$(pkg-config --cflags jansson)"
 LIBS="$(pkg-config --libs jansson)"
 if grep -q 'libpq-fe\.h' $SRCS; then  # the PostgreSQL store, when the engine has one
