@@ -38,10 +38,11 @@ PyObject *Engine_reconciler_settings(EngineObject *self, PyObject *Py_UNUSED(ign
                          (long long)settings.retry_max_seconds);
 }
 
-/* ---- the ledger: called with the GIL, released around the engine ---- */
+/* ---- the ledger: on disk or in the database ---- */
 
-/* reconcile_mark(school, user_ids) -> None. The list's UTF-8 buffers live
- * as long as the tuple of strings kept here. */
+/* reconcile_mark(school, user_ids) -> None, durable. The list's UTF-8
+ * buffers live as long as the tuple of strings kept here. Called with the
+ * GIL; released around the durable write. */
 PyObject *Engine_reconcile_mark(EngineObject *self, PyObject *args)
 {
     const char *school;
@@ -91,7 +92,8 @@ done:
     return result;
 }
 
-/* reconcile_due(now_ms, max) -> list of the due marks. */
+/* reconcile_due(now_ms, max) -> list of the due marks. Called with the GIL;
+ * released around the read. */
 PyObject *Engine_reconcile_due(EngineObject *self, PyObject *args)
 {
     long long now_ms;
@@ -115,7 +117,8 @@ PyObject *Engine_reconcile_due(EngineObject *self, PyObject *args)
     return py_from_json_text(st, marks);
 }
 
-/* reconcile_done(school, user_id, generation) -> None. */
+/* reconcile_done(school, user_id, generation) -> None. Called with the
+ * GIL; released around the durable write. */
 PyObject *Engine_reconcile_done(EngineObject *self, PyObject *args)
 {
     const char *school, *user_id;
@@ -133,7 +136,8 @@ PyObject *Engine_reconcile_done(EngineObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* reconcile_failed(school, user_id, generation, error, retry_at_ms) -> None. */
+/* reconcile_failed(school, user_id, generation, error, retry_at_ms) -> None.
+ * Called with the GIL; released around the durable write. */
 PyObject *Engine_reconcile_failed(EngineObject *self, PyObject *args)
 {
     const char *school, *user_id, *error;
@@ -152,7 +156,8 @@ PyObject *Engine_reconcile_failed(EngineObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* reconcile_set_room(school, kind, room_id or None) -> None. */
+/* reconcile_set_room(school, kind, room_id or None) -> None. Called with
+ * the GIL; released around the durable write. */
 PyObject *Engine_reconcile_set_room(EngineObject *self, PyObject *args)
 {
     const char *school, *kind, *room_id;
@@ -171,7 +176,8 @@ PyObject *Engine_reconcile_set_room(EngineObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* reconcile_get_room(school, kind) -> room id or None. */
+/* reconcile_get_room(school, kind) -> room id or None. Called with the
+ * GIL; released around the read. */
 PyObject *Engine_reconcile_get_room(EngineObject *self, PyObject *args)
 {
     const char *school, *kind;
@@ -191,7 +197,9 @@ PyObject *Engine_reconcile_get_room(EngineObject *self, PyObject *args)
     return take_engine_string(room_id);
 }
 
-/* reconcile_sync_config() -> number of schools whose applied config changed. */
+/* reconcile_sync_config() -> number of schools whose applied config changed
+ * (and are marked). Called with the GIL; released around the ledger's
+ * reads and writes. */
 PyObject *Engine_reconcile_sync_config(EngineObject *self, PyObject *Py_UNUSED(ignored))
 {
     size_t changed = 0;
@@ -206,7 +214,7 @@ PyObject *Engine_reconcile_sync_config(EngineObject *self, PyObject *Py_UNUSED(i
     return PyLong_FromSize_t(changed);
 }
 
-/* reconcile_status() -> dict. */
+/* reconcile_status() -> dict. Called with the GIL; released around the read. */
 PyObject *Engine_reconcile_status(EngineObject *self, PyObject *Py_UNUSED(ignored))
 {
     char *status = NULL;
