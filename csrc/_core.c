@@ -2454,6 +2454,8 @@ static int core_exec(PyObject *module)
         add_int(module, "CB_USER_MAY_SEND_3PID_INVITE", SSP_CB_USER_MAY_SEND_3PID_INVITE) < 0 ||
         add_int(module, "CB_CHECK_USERNAME_FOR_SPAM", SSP_CB_CHECK_USERNAME_FOR_SPAM) < 0 ||
         add_int(module, "CB_IS_USER_EXPIRED", SSP_CB_IS_USER_EXPIRED) < 0 ||
+        add_int(module, "CB_ON_USER_LOGIN", SSP_CB_ON_USER_LOGIN) < 0 ||
+        add_int(module, "CB_CHECK_REGISTRATION_FOR_SPAM", SSP_CB_CHECK_REGISTRATION_FOR_SPAM) < 0 ||
         add_int(module, "NEED_MEMBERSHIP", SSP_VERDICT_NEED_MEMBERSHIP) < 0 ||
         add_int(module, "NEED_MEMBER_COUNT", SSP_VERDICT_NEED_MEMBER_COUNT) < 0 ||
         add_int(module, "NEED_SHARED_ROOMS", SSP_VERDICT_NEED_SHARED_ROOMS) < 0 ||
