@@ -79,6 +79,13 @@ typedef enum {
     SSP_CB_USER_MAY_SEND_3PID_INVITE,
     SSP_CB_CHECK_USERNAME_FOR_SPAM,
     SSP_CB_IS_USER_EXPIRED, /* account validity: refuses every request of the user's tokens */
+    /* account validity, after single sign-on and before the browser gets its
+     * one-time login token: refuses at the end of the SSO flow */
+    SSP_CB_ON_USER_LOGIN,
+    /* an account that single sign-on is about to create (Synapse's
+     * auth_provider_id set); without a provider it is the school cloud's
+     * own registration, allowed */
+    SSP_CB_CHECK_REGISTRATION_FOR_SPAM,
     SSP_CB__COUNT
 } ssp_callback;
 
@@ -208,7 +215,11 @@ typedef struct ssp_event_shape {
 typedef struct ssp_request {
     ssp_callback callback;
     const char *actor;      /* user id doing the action; required */
-    const char *target;     /* invitee, or NULL */
+    /* invitee, or NULL. For the callbacks of signing in (check_login_for_spam,
+     * on_user_login, check_registration_for_spam, is_user_expired): the
+     * identity provider's id as Synapse names it ("oidc-school-cloud"), or
+     * NULL; recorded as the audit record's target, never judged as a user. */
+    const char *target;
     const char *room_id;    /* or NULL */
     const char *event_type; /* or NULL */
     const char *state_key;  /* NULL unless the event is a state event */

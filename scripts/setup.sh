@@ -144,6 +144,27 @@ if [ ! -f "$JS_DIR/.complete" ]; then
 fi
 # ---- end of the real-client block -------------------------------------------
 
+# ---- Sign-in tests (tests/system/test_sign_in.py) ---------------------------
+# The school cloud's OpenID Connect provider, oidc-provider under Node
+# (tests/oidc; 8.x, as 9.x wants Node 22): node_modules in the cache, keyed
+# by the lock file, like tests/js (tests/harness/oidc.py finds it there, or
+# through SSP_OIDC_MODULES). authlib, which Synapse's OIDC and JWT logins
+# need, comes with the Synapse pin's oidc and jwt extras.
+OIDC_DIR=$CACHE/oidc-$(sha256sum tests/oidc/package-lock.json | cut -c1-16)
+if [ ! -f "$OIDC_DIR/.complete" ]; then
+  log "installing tests/oidc (oidc-provider) into $OIDC_DIR"
+  rm -rf "$OIDC_DIR"
+  mkdir -p "$OIDC_DIR"
+  cp tests/oidc/package.json tests/oidc/package-lock.json "$OIDC_DIR/"
+  if ! (cd "$OIDC_DIR" && npm ci --no-audit --no-fund --ignore-scripts) >"$CACHE/npm-oidc-install.log" 2>&1; then
+    tail -n 30 "$CACHE/npm-oidc-install.log" >&2
+    log "npm ci failed; the full log is $CACHE/npm-oidc-install.log"
+    exit 1
+  fi
+  touch "$OIDC_DIR/.complete"
+fi
+# ---- end of the sign-in block ------------------------------------------------
+
 # ---- Roster feed tests (tests/test_roster_feed.py, bench/roster_feed_import.py)
 # They publish with pika; a venv made before this block gets it added too.
 FEED_PIP=("pika==1.4.4")

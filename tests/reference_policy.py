@@ -54,6 +54,9 @@ REDACTION = "m.room.redaction"
 REACTION = "m.reaction"
 
 ROOM_CALLBACKS = {"user_may_join_room", "user_may_invite", "check_event_for_spam"}
+# Signing in and using a token (docs/sign-in.md): their target is the
+# identity provider's id or None, never a user; audit readers pass rule 1 here.
+SIGN_IN_CALLBACKS = {"check_login_for_spam", "on_user_login", "check_registration_for_spam", "is_user_expired"}
 
 # D11: the room versions in which the power levels' users map alone decides
 # (a missing room_version means "1"). In every other version the creator and
@@ -198,6 +201,7 @@ class ReferencePolicy:
     policy_event_type: str = "org.synapse_school_policy.room"
     moderator_level: int = 50
     one_way_allowed_events: frozenset[str] = frozenset()
+    audit_readers: frozenset[str] = frozenset()
     # The special rooms' owner; exempt like a service user. None = the default
     # "@school-policy:<server_name>".
     reconciler_user: str | None = None
@@ -491,12 +495,18 @@ class ReferencePolicy:
 
         def denial_or_need():
             """Steps 2 to 6: (denial, None), (None, NEED_*), or (None, None) to allow."""
-            # 2. Rule 1: the actor, then a local target who is no service user.
-            if actor_local:
+            signs_in = callback in SIGN_IN_CALLBACKS
+            # An account that no identity provider asked for (the admin API,
+            # JWT): the roster may come before or after it.
+            if callback == "check_registration_for_spam" and target is None:
+                return None, None
+            # 2. Rule 1: the actor (but an audit reader signing in), then a
+            # local target who is no service user (a sign-in has none).
+            if actor_local and not (signs_in and actor in self.audit_readers):
                 denial = self._standing(actor)
                 if denial is not None:
                     return denial, None
-            if target is not None and self._is_local(target) and not self._is_service(target):
+            if not signs_in and target is not None and self._is_local(target) and not self._is_service(target):
                 denial = self._standing(target)
                 if denial is not None:
                     return denial, None

@@ -85,7 +85,11 @@ configs = st.fixed_dictionaries(
         "schools": st.dictionaries(st.sampled_from(SCHOOLS), school_settings, max_size=3),
         "service_users": st.lists(st.sampled_from(LOCAL_USERS), max_size=2, unique=True),
     },
-    optional={"unlisted_users": st.sampled_from(["deny", "allow"]), "enforce": st.booleans()},
+    optional={
+        "unlisted_users": st.sampled_from(["deny", "allow"]),
+        "enforce": st.booleans(),
+        "audit": st.fixed_dictionaries({"readers": st.lists(st.sampled_from(LOCAL_USERS), max_size=2, unique=True)}),
+    },
 )
 rosters = st.one_of(
     st.dictionaries(
@@ -333,6 +337,8 @@ state_keys = st.sampled_from([None, None, "", "", "x"])
 # ---- requests --------------------------------------------------------------------------
 
 WITH_TARGET = {"user_may_invite", "check_username_for_spam", "federated_user_may_invite"}
+# Sign-in callbacks: the identity provider's id, none, or (never judged) a user's id.
+WITH_PROVIDER = {"check_login_for_spam", "on_user_login", "check_registration_for_spam", "is_user_expired"}
 WITH_ROOM = {"user_may_join_room", "user_may_invite", "check_event_for_spam", "federated_user_may_invite",
              "user_may_publish_room", "user_may_send_3pid_invite"}
 ROOM_DOORS = ["user_may_join_room", "user_may_invite", "user_may_create_room", "check_event_for_spam"]
@@ -346,6 +352,8 @@ def requests(draw, callbacks):
            "state_key": None, "content": None, "is_invited": None}
     if callback in WITH_TARGET:
         req["target"] = draw(st.sampled_from(ACTORS))
+    if callback in WITH_PROVIDER:
+        req["target"] = draw(st.sampled_from([None, None, "oidc-school-cloud", *ACTORS]))
     if callback in WITH_ROOM:
         req["room_id"] = ROOM_ID
     if callback == "user_may_create_room_alias":
@@ -401,6 +409,7 @@ def engine_and_reference(config, roster, data_dir):
         roster={user: list(m) for user, m in roster.items()},
         moderator_level=config.get("moderator_level", 50),
         one_way_allowed_events=frozenset(config.get("one_way_allowed_events", ())),
+        audit_readers=frozenset(config.get("audit", {}).get("readers", ())),
     )
     assert engine.reconciler_user == reference.reconciler_user
     return engine, reference
