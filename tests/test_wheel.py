@@ -18,25 +18,19 @@ import os
 import re
 import subprocess
 import sys
-import sysconfig
 import zipfile
 
 import pytest
 
 from harness.client import register_user, request
 from harness.synapse import SynapseServer
+from harness.venvs import fresh_venv, run
 from support import ADMIN_API, PASSWORD
 
 pytestmark = pytest.mark.integration
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HIDDEN = ("libjansson.so", "libpq.so")
-
-
-def run(cmd, **kwargs):
-    result = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
-    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def system_libraries(extension: str) -> list[str]:
@@ -49,19 +43,6 @@ def system_libraries(extension: str) -> list[str]:
             found.append(os.path.realpath(match.group(2)))
     assert len(found) == 2, f"ldd did not name jansson and libpq for {extension}"
     return found
-
-
-def fresh_venv(path: str, wheel: str) -> str:
-    """A new virtualenv with only the wheel installed; Synapse and the other
-    dependencies come from this test's virtualenv (a .pth file)."""
-    run([sys.executable, "-m", "venv", "--without-pip", path])
-    python = os.path.join(path, "bin", "python")
-    run([sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-index",
-         "--disable-pip-version-check", wheel])
-    purelib = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
-    with open(os.path.join(purelib, "zz_synapse_packages.pth"), "w") as f:
-        f.write(sysconfig.get_paths()["purelib"] + "\n")
-    return python
 
 
 def hidden_libs_python(path: str, python: str, libraries: list[str]) -> str:
