@@ -23,5 +23,6 @@ int main(void)
     run_audit_view_tests();
     run_offline_tests();
     run_room_shape_tests();
+    run_selfcheck_hardening_tests();
     return check_finish();
 }

@@ -18,5 +18,6 @@ void run_roster_feed_tests(void);
 void run_audit_view_tests(void);
 void run_offline_tests(void);
 void run_room_shape_tests(void);
+void run_selfcheck_hardening_tests(void);
 
 #endif
