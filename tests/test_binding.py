@@ -331,8 +331,10 @@ def test_structured_results_are_python_objects(engine):
 
     settings = settings_from_yaml({"allow_guest_access": True, "limit_profile_requests_to_users_who_share_rooms": True,
                                    "require_auth_for_profile_requests": True})
-    (finding,) = _core.check_homeserver(json.dumps(settings))
-    assert finding["setting"] == "allow_guest_access" and isinstance(finding["problem"], str)
+    result = _core.check_homeserver(json.dumps(settings))
+    finding = result["findings"][0]
+    assert finding["setting"] == "allow_guest_access" and finding["verdict"] == "refuse"
+    assert isinstance(finding["problem"], str) and isinstance(result["hardened_block"], str)
     status = engine.store_status()
     assert status["postgres"] is False and status["last_error"] == "" and isinstance(status["connects"], int)
     assert set(engine.audit_stats()) == {"queued", "written", "queue_depth", "write_errors"}

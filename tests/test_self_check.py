@@ -54,6 +54,7 @@ def test_doctor_finds_nothing_in_a_good_config(tmp_path):
     path.write_text(yaml.safe_dump({
         "limit_profile_requests_to_users_who_share_rooms": True,
         "require_auth_for_profile_requests": True,
+        "allow_profile_lookup_over_federation": False,
         "modules": [{"module": "synapse_school_policy.SchoolPolicy", "config": base_config(tmp_path / "store")}],
     }))
     result = run_doctor(path)

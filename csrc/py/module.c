@@ -115,7 +115,8 @@ static PyMethodDef core_methods[] = {
      "reconcile_status_offline(config_json) -> status (dict) of the reconciliation ledger, "
      "read without a running engine."},
     {"check_homeserver", core_check_homeserver, METH_O,
-     "check_homeserver(settings_json) -> list of {setting, problem}."},
+     "check_homeserver(settings_json) -> {findings: [{setting, verdict, problem}], "
+     "hardened_block: str}."},
     {"roster_check", core_roster_check, METH_VARARGS,
      "roster_check(body, server_name) -> the users of a POST /roster body as a list; "
      "raises InputError naming the bad field, as the admin API does."},

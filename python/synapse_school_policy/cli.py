@@ -334,7 +334,9 @@ def _print_json(value: Any) -> None:
 
 
 def doctor(path: str) -> int:
-    """Checks homeserver.yaml: the self-check's Synapse settings and the module config."""
+    """Checks homeserver.yaml: the self-check's Synapse settings and the
+    module config. Refusals and config errors are problems (exit 1);
+    warnings and notes are printed, and the hardened block with them."""
     import yaml
 
     from synapse_school_policy import _core, homeserver_check
@@ -348,14 +350,15 @@ def doctor(path: str) -> int:
         raise CliError(f"{path} is not valid YAML: {yaml_problem(exc)}") from exc
     if not isinstance(homeserver, dict):
         raise CliError(f"{path} does not hold a YAML mapping")
-    problems = [
-        f"{f['setting']}: {f['problem']}"
-        for f in homeserver_check.findings(homeserver_check.settings_from_yaml(homeserver))
-    ]
     module_config = next(
         (e.get("config") or {} for e in homeserver.get("modules") or () if isinstance(e, dict) and e.get("module") == MODULE),
         None,
     )
+    result = homeserver_check.check(
+        homeserver_check.settings_from_yaml(homeserver, _announcement_rooms(module_config))
+    )
+    found = result["findings"]
+    problems = [f"{f['setting']}: {f['problem']}" for f in found if f["verdict"] == "refuse"]
     if module_config is None:
         problems.append(f"modules: {MODULE} is not configured")
     else:
@@ -365,11 +368,23 @@ def doctor(path: str) -> int:
             problems.append(f"modules.{MODULE}.config.{exc}")
     for problem in problems:
         print(f"problem: {escape(problem)}")
-    if problems:
-        print(f"{escape(path)}: {len(problems)} problem(s)")
-        return 1
-    print(f"{escape(path)}: no problems found")
-    return 0
+    for label, verdict in (("warning", "warn"), ("note", "report")):
+        for f in found:
+            if f["verdict"] == verdict:
+                print(f"{label}: {escape(f['setting'])}: {escape(f['problem'])}")
+    warnings = sum(f["verdict"] == "warn" for f in found)
+    notes = sum(f["verdict"] == "report" for f in found)
+    summary = f"{len(problems)} problem(s)" if problems else "no problems found"
+    if warnings or notes:
+        summary += f", {warnings} warning(s), {notes} note(s)"
+    print(f"{escape(path)}: {summary}")
+    if found:
+        print()
+        # Line by line: the block's line breaks are its own, anything else
+        # (a server name or room id from the config) is escaped.
+        for line in result["hardened_block"].splitlines():
+            print(escape(line))
+    return 1 if problems else 0
 
 
 def show_status(config: dict, as_json: bool) -> int:
@@ -416,7 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     purge.add_argument("--older-than", required=True, help="e.g. 90d")
     status = sub.add_parser("status", help="each school's opt-in, special rooms and pending reconciliation")
     status.add_argument("--json", action="store_true", help="the GET /status body instead of a table")
-    doc = sub.add_parser("doctor", help="check homeserver.yaml for settings that break the school rules")
+    doc = sub.add_parser(
+        "doctor", help="check homeserver.yaml for settings that weaken the school rules; print the hardened settings"
+    )
     doc.add_argument("homeserver_yaml", nargs="?", help="path of homeserver.yaml (default: --config)")
     args = parser.parse_args(argv)
 

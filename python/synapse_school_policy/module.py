@@ -149,18 +149,48 @@ class SchoolPolicy:
         return parse_config(config)
 
     def _check_homeserver_config(self, api: ModuleApi) -> None:
+        """The start-up self-check: refusals stop Synapse (strict) or warn;
+        warnings warn; reports are logged for information
+        (docs/configuration.md, "The homeserver.yaml self-check")."""
         # Synapse's parsed config is not part of the module API (synapse_compat).
-        found = homeserver_check.findings(
-            homeserver_check.settings_from_synapse(synapse_compat.homeserver_config(api))
-        )
+        found = homeserver_check.check(
+            homeserver_check.settings_from_synapse(
+                synapse_compat.homeserver_config(api), self._announcement_rooms()
+            )
+        )["findings"]
+        by_verdict = {v: [f for f in found if f["verdict"] == v] for v in ("refuse", "warn", "report")}
+        if by_verdict["report"]:
+            logger.info(
+                "synapse_school_policy: homeserver.yaml, worth knowing: %s",
+                homeserver_check.describe(by_verdict["report"]),
+            )
+        if by_verdict["warn"]:
+            logger.warning(
+                "synapse_school_policy: homeserver.yaml weakens the school rules: %s",
+                homeserver_check.describe(by_verdict["warn"]),
+            )
         if not found:
+            logger.info("synapse_school_policy: homeserver.yaml self-check: clean")
+        if not by_verdict["refuse"]:
             return
-        message = "synapse_school_policy: homeserver.yaml undermines the school rules: " + homeserver_check.describe(found)
+        message = "synapse_school_policy: homeserver.yaml undermines the school rules: " + (
+            homeserver_check.describe(by_verdict["refuse"])
+        )
         if self._engine.strict_homeserver_config:
             from synapse.module_api.errors import ConfigError
 
             raise ConfigError(message + " (set strict_homeserver_config: false to only warn)")
         logger.warning("%s", message)
+
+    def _announcement_rooms(self) -> list[str] | None:
+        """The announcement rooms the reconciler keeps (for
+        exclude_rooms_from_presence), or None when the store cannot say now
+        (PostgreSQL away at start-up): that setting is then not judged."""
+        try:
+            return homeserver_check.announcement_rooms(self._engine.reconcile_status())
+        except _core.StoreError as exc:
+            logger.info("synapse_school_policy: the self-check skips exclude_rooms_from_presence: %s", exc)
+            return None
 
     def _flush_audit(self) -> None:
         try:

@@ -24,5 +24,6 @@ int main(void)
     run_offline_tests();
     run_room_shape_tests();
     run_sign_in_tests();
+    run_selfcheck_hardening_tests();
     return check_finish();
 }

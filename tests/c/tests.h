@@ -19,5 +19,6 @@ void run_audit_view_tests(void);
 void run_offline_tests(void);
 void run_room_shape_tests(void);
 void run_sign_in_tests(void);
+void run_selfcheck_hardening_tests(void);
 
 #endif
