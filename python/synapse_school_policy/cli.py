@@ -387,6 +387,19 @@ def doctor(path: str) -> int:
     return 1 if problems else 0
 
 
+def _announcement_rooms(module_config: dict | None) -> list[str] | None:
+    """The announcement rooms in the module's store, read as `status` reads
+    them; None when they cannot be read (no valid config, store away)."""
+    from synapse_school_policy import _core, homeserver_check
+
+    if module_config is None:
+        return None
+    try:
+        return homeserver_check.announcement_rooms(_core.reconcile_status_offline(json.dumps(module_config)))
+    except (_core.InputError, _core.StoreError):
+        return None
+
+
 def show_status(config: dict, as_json: bool) -> int:
     """Reads the store as the running module does (the engine's own code),
     without opening it for writing, so it works while Synapse runs."""
