@@ -21,6 +21,7 @@ from support import (
     MODERATOR_LEVEL,
     PASSWORD,
     POLICY_EVENT_TYPE,
+    REPO_ROOT,
     School,
     assert_denied,
     base_config,
@@ -30,7 +31,7 @@ from support import (
 
 pytestmark = pytest.mark.integration
 
-JS_DIR = pathlib.Path(__file__).parent / "js"
+JS_DIR = REPO_ROOT / "tests" / "js"
 TEACHERS_ROOM_NAME = "Teachers' room (gym-nord)"
 ANNOUNCEMENT_ROOM_NAME = "Announcements (gym-nord)"
 TEXT = {"msgtype": "m.text", "body": "hello"}

@@ -1,9 +1,10 @@
 """The Synapse compatibility window and the private members the module uses
 (synapse_compat.py). The integration suite runs against both ends of the
-window (scripts/test.sh); these tests check the window itself and the
-start-up refusal, through the installed package and a real Synapse."""
+window (scripts/test.sh); these tests check the window itself through the
+installed package, and the start-up check of the private members on a fake
+ModuleApi. A real Synapse outside the window refusing to load the module is
+in tests/system/test_synapse_compat.py."""
 import os
-import sys
 import tomllib
 from types import SimpleNamespace
 
@@ -11,13 +12,13 @@ import pytest
 import synapse
 from synapse.module_api.errors import ConfigError
 
+from support import REPO_ROOT
 from synapse_school_policy import synapse_compat
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def pyproject_pins():
-    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+    with open(os.path.join(REPO_ROOT, "pyproject.toml"), "rb") as f:
         extras = tomllib.load(f)["project"]["optional-dependencies"]
     return tuple(extras[name][0].split("==")[1] for name in ("synapse-oldest", "synapse"))
 
@@ -75,25 +76,3 @@ def test_start_up_check_names_each_missing_private_member():
     assert "ModuleApi._store.get_mutual_rooms_between_users" in message
     assert "homeserver config server.require_auth_for_profile_requests" in message
     assert "get_rooms_for_user" not in message
-
-
-@pytest.mark.integration
-def test_synapse_outside_the_window_refuses_to_load_the_module(synapse_factory, tmp_path):
-    """A real Synapse that reports a version below the window (a
-    sitecustomize sets synapse.__version__ before the homeserver starts)
-    stops at start-up with the module's message."""
-    oldest, newest = synapse_compat.supported_window()
-    major, minor, _ = (int(p) for p in oldest.split("."))
-    too_old = f"{major}.{minor - 1}.0"
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(f"import synapse\nsynapse.__version__ = {too_old!r}\n")
-    pythonpath = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
-    server = synapse_factory(
-        {"service_users": ["@sync:school.test"], "schools": {"gym-nord": {"messenger": True}},
-         "data_dir": str(tmp_path / "store")},
-        start=False, env={"PYTHONPATH": pythonpath}, python=sys.executable,
-    )
-    code, text = server.start_expect_failure()
-    assert code != 0
-    assert f"supports {synapse_compat.window_text(oldest, newest)}; this is Synapse {too_old}" in text

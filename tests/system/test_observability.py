@@ -10,7 +10,6 @@ the metrics the module exports.
 - a real Synapse with the module serves those metrics on its metrics
   listener."""
 import json
-import pathlib
 import re
 import shutil
 import subprocess
@@ -21,13 +20,12 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from harness.ports import free_port
-from support import School, assert_token_refused, base_config
+from support import REPO_ROOT, School, assert_token_refused, base_config
 from synapse_school_policy import metrics
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-ALERTS = ROOT / "contrib" / "prometheus" / "alerts.yml"
-ALERT_TESTS = ROOT / "tests" / "prometheus" / "alerts_test.yml"
-DASHBOARD = ROOT / "contrib" / "grafana" / "dashboard.json"
+ALERTS = REPO_ROOT / "contrib" / "prometheus" / "alerts.yml"
+ALERT_TESTS = REPO_ROOT / "tests" / "prometheus" / "alerts_test.yml"
+DASHBOARD = REPO_ROOT / "contrib" / "grafana" / "dashboard.json"
 
 METRIC = re.compile(r"\b(synapse_school_policy_[a-z0-9_]+)\b")
 SELECTOR = re.compile(r"\b(synapse_school_policy_[a-z0-9_]+)\{([^}]*)\}")
@@ -46,7 +44,7 @@ def promtool() -> str:
     return path
 
 
-def run_promtool(*args, cwd=ROOT):
+def run_promtool(*args, cwd=REPO_ROOT):
     result = subprocess.run([promtool(), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout

@@ -271,7 +271,7 @@ EMOJI_KEYS = [
     "\U0001f1e9\U0001f1ea\U0001f1e9", "👍👍", "👍\U0001f3fd", "\U0001f3fd", "👍\u200d", "\u200d👍",
     "👍" + "\u200d👍" * 8, "👍" + "\u200d👍" * 9,
 ]
-# Code points at and around the edges of D7's ranges.
+# Code points at and around the edges of the ranges a reaction key may use.
 BOUNDARY_CODE_POINTS = [
     0xA8, 0xA9, 0xAA, 0xAD, 0xAE, 0xAF, 0x203B, 0x203C, 0x203D, 0x2048, 0x2049, 0x204A, 0x2121, 0x2122, 0x2123,
     0x2138, 0x2139, 0x213A, 0x2193, 0x2194, 0x2199, 0x219A, 0x21A8, 0x21A9, 0x21AA, 0x21AB, 0x2319, 0x231A, 0x23FF,
@@ -436,7 +436,7 @@ def run_request(engine, reference, req, context):
         room = known["room"]
         if expected is None and room is not None and reference._is_creator(room[3], room[4], req["actor"]) \
                 and room[0] and reference._one_way(room[0]) and req["event_type"] == "m.room.message":
-            event("D11: a creator posts in a one-way room")
+            event("a creator posts in a one-way room")
         if expected not in NEED_TO_FACT:
             asked = "".join(f" after {step}" for step in steps[:-1] if step in (NEED_MEMBERSHIP, NEED_MEMBER_COUNT))
             what = req["callback"] if req["event_type"] is None else f"{req['event_type']} (state_key {req['state_key']!r})"
@@ -535,7 +535,7 @@ def _invitees_engine(tmp_path_factory):
 
 
 def test_foreign_room_join_message(tmp_path):
-    """D9's denial carries its own message."""
+    """A join of a room of another server is denied with its own message."""
     config = {"data_dir": str(tmp_path), "schools": {"gym-nord": {"messenger": True}}, "service_users": []}
     engine = _core.Engine(json.dumps(config), SERVER, "main")
     engine.open()
@@ -553,7 +553,7 @@ def test_foreign_room_join_message(tmp_path):
 # above, fixed in the engine by 30cc006): kept as regression examples.
 ENGINE_REGRESSIONS = [
     pytest.param(
-        # D1 b counts only an initial_state m.room.join_rules with state_key "";
+        # A createRoom body's join rule is only an initial_state m.room.join_rules with state_key "";
         # with state_key "x" (no effect on the room's join rule) this body is a
         # group room, which a user of no opted-in school may not create. The
         # engine answered public_room_forbidden.
@@ -563,14 +563,14 @@ ENGINE_REGRESSIONS = [
          "content": {"initial_state": [{"type": "m.room.join_rules", "state_key": "x",
                                         "content": {"join_rule": "public"}}]}},
         ("room_creation_forbidden", True, None),
-        id="D1b-join-rules-with-a-state-key",
+        id="join-rules-with-a-state-key",
     ),
 ]
 UNMANAGED_ROOM = (None, None, None, {"room_version": "10"}, "@u1:school.test")
 ONE_WAY_ROOM = ({"school": "gym-nord", "kind": "course"}, RECONCILER, None, {"room_version": "10"}, RECONCILER)
 ENGINE_REGRESSIONS += [
     pytest.param(
-        # D7 d: a reaction whose m.relates_to is no object is not the allowed
+        # A reaction whose m.relates_to is no object is not the allowed
         # shape: one_way in a one-way room. The binding raised TypeError
         # ("string indices must be integers") instead, for str and list values,
         # in every room and before the room was known.
@@ -580,7 +580,7 @@ ENGINE_REGRESSIONS += [
          "event_type": event_type, "state_key": None, "is_invited": None, "content": {"m.relates_to": relates_to},
          "room": room},
         expected,
-        id=f"D7-{event_type}-m.relates_to-{type(relates_to).__name__}-{name}",
+        id=f"{event_type}-m.relates_to-{type(relates_to).__name__}-{name}",
     )
     for event_type in ("m.reaction", "m.room.redaction")
     for relates_to in ("x", ["$event"])
@@ -643,7 +643,8 @@ def test_engine_agrees_with_reference_model_in_one_school(fixed_school, req):
 
 ONE_WAY_COURSE = ({"school": "gym-nord", "kind": "course"}, RECONCILER, {"users": {LOCAL_USERS[0]: 50}},
                   {"room_version": "10"}, RECONCILER)
-# Keys made of the code points D7 allows (and its modifiers and keycap bases), near the 64-byte limit too.
+# Keys made of the code points a reaction key may use (and their modifiers and keycap bases), near the
+# 64-byte limit too.
 emoji_alphabet = st.one_of(
     *[st.integers(lo, hi).map(chr) for lo, hi in
       [(0xA9, 0xA9), (0xAE, 0xAE), (0x203C, 0x203C), (0x2049, 0x2049), (0x2122, 0x2122), (0x2139, 0x2139),
@@ -668,7 +669,7 @@ wide_keys = st.one_of(
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(key=wide_keys)
 def test_emoji_keys_agree(fixed_school, key):
-    """D7 d in a one-way course: a pupil's reaction goes through only with an emoji key."""
+    """In a one-way course a pupil's reaction goes through only with an emoji key."""
     engine, reference = fixed_school
     content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$event", "key": key}}
     req = {"callback": "check_event_for_spam", "actor": LOCAL_USERS[1], "target": None, "room_id": ROOM_ID,

