@@ -137,7 +137,6 @@ class OfflineEngine:
         self.core = _core
         self.config = load_module_config(config_path)
         self.server_name = load_server_name(config_path)
-        self.postgres = bool(self.config.get("database"))
         try:
             self.engine = _core.Engine(json.dumps(self.config), self.server_name, CLI_WORKER)
             self.engine.open(offline=True)
@@ -188,19 +187,22 @@ def read_roster_file(path: str) -> tuple[bytes, Callable[[str], str], int]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CliError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
-    by_user: dict[str, dict[str, tuple[str, int]]] = {}
+    # Every row goes to the engine as it is, in the file's order (a user's
+    # rows gathered into one entry): a (user, school) pair given twice is
+    # the engine's "listed twice" error, named by its line, as in POST /roster.
+    by_user: dict[str, list[tuple[str, str, int]]] = {}
     for line_no, row in enumerate(csv.reader(text.splitlines()), 1):
         if not row or (line_no == 1 and row[0].strip() == "user_id"):
             continue
         if len(row) != 3:
             raise CliError(f"{path}:{line_no}: expected user_id,school,role")
         user_id, school, role = (c.strip() for c in row)
-        by_user.setdefault(user_id, {})[school] = (role, line_no)
+        by_user.setdefault(user_id, []).append((school, role, line_no))
     entries = [
-        {"user_id": u, "schools": [{"school": s, "role": r} for s, (r, _) in schools.items()]}
-        for u, schools in by_user.items()
+        {"user_id": u, "schools": [{"school": s, "role": r} for s, r, _ in rows]}
+        for u, rows in by_user.items()
     ]
-    lines = [[n for _, n in schools.values()] for schools in by_user.values()]
+    lines = [[n for _, _, n in rows] for rows in by_user.values()]
 
     def where(message: str) -> str:
         # users[i].schools[j].role -> line N.role; users[i].user_id -> line N: user_id
@@ -220,10 +222,6 @@ def _memberships(schools: Any) -> set[tuple[str, str]]:
 
 
 def import_roster(store: OfflineEngine, path: str) -> str:
-    if not store.postgres:
-        raise CliError("roster import needs the PostgreSQL store (database:): the embedded store "
-                       "belongs to the running Synapse; POST the file's users to its admin API "
-                       "(/_synapse/client/school_policy/v1/roster) instead")
     started = time.monotonic()
     body, where, count = read_roster_file(path)
     # Which users the import changes, against the roster the engine loaded

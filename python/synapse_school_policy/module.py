@@ -28,6 +28,7 @@ from synapse_school_policy.metrics import (
 )
 from synapse_school_policy.reconciler import POLL_MS as RECONCILE_POLL_MS
 from synapse_school_policy.reconciler import Reconciler
+from synapse_school_policy.room_state import is_member, merged_power_levels
 from synapse_school_policy.store import STATUS_POLL_MS, StoreMonitor, check_worker_config
 
 logger = logging.getLogger(__name__)
@@ -244,7 +245,7 @@ class SchoolPolicy:
     async def _member_count(self, room_id: str) -> int:
         """Users joined to or invited into the room."""
         state = await self._api.get_room_state(room_id, [("m.room.member", None)])
-        return sum(1 for event in state.values() if event.content.get("membership") in ("join", "invite"))
+        return sum(1 for event in state.values() if is_member(event))
 
     async def _decide(
         self,
@@ -351,8 +352,9 @@ class SchoolPolicy:
         )
         if patch is None:
             return
-        content = unfreeze(power_levels.content) if power_levels is not None else {}
-        _apply_power_levels_patch(content, patch)
+        content = merged_power_levels(
+            unfreeze(power_levels.content) if power_levels is not None else None, patch
+        )
         create = state.get(("m.room.create", ""))
         candidates = ([create.sender] if create is not None else []) + sorted(self._service_users)
         for sender in dict.fromkeys(candidates):
@@ -523,16 +525,6 @@ def _refusal(denial: tuple[Any, dict]) -> SynapseError:
     return SynapseError(
         403, fields["error"], errcode, additional_fields={"school_policy": fields["school_policy"]}
     )
-
-
-def _apply_power_levels_patch(content: dict, patch: dict) -> None:
-    """Merges the engine's patch: top-level keys replace, the `events` map
-    merges (an `events` that is not a map is replaced)."""
-    for key, value in patch.items():
-        current = content.get(key)
-        if isinstance(value, dict) and isinstance(current, Mapping):
-            value = {**current, **value}
-        content[key] = value
 
 
 def _apply_patch(document: dict, operations: list[dict]) -> None:

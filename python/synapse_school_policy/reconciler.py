@@ -26,6 +26,7 @@ from synapse.util.frozenutils import unfreeze
 
 from synapse_school_policy import _core, synapse_compat
 from synapse_school_policy.metrics import RECONCILE_FAILURES
+from synapse_school_policy.room_state import is_member, merged_power_levels
 
 logger = logging.getLogger("synapse_school_policy.reconciler")
 
@@ -252,7 +253,7 @@ class Reconciler:
         state = await self._api.get_room_state(room_id, [(_MEMBER, None)])
         members = sorted(
             key[1] for key, event in state.items()
-            if event.content.get("membership") in ("join", "invite") and key[1] != self._owner
+            if is_member(event) and key[1] != self._owner
         )
         if members:
             await self._in_thread(self._engine.reconcile_mark, school, members)
@@ -283,20 +284,10 @@ class Reconciler:
         """One power-levels event for every change the batch needs in the room."""
         state = await self._api.get_room_state(room_id, [_POWER_LEVELS])
         event = state.get(_POWER_LEVELS)
-        content = unfreeze(event.content) if event is not None else {}
-        users = content.get("users") if isinstance(content.get("users"), dict) else {}
-        changed = False
-        for user_id, level in wanted.items():
-            if users.get(user_id) == level:
-                continue
-            if level is None:
-                users.pop(user_id)
-            else:
-                users[user_id] = level
-            changed = True
-        if not changed:
+        current = unfreeze(event.content) if event is not None else {}
+        content = merged_power_levels(current, {"users": wanted})
+        if content == current:
             return
-        content["users"] = users
         await self._turn()
         await self._api.create_and_send_event_into_room(
             {"type": _POWER_LEVELS[0], "state_key": "", "room_id": room_id, "sender": self._owner,

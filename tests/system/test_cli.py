@@ -92,6 +92,10 @@ def test_roster_import_names_the_bad_line(store):
     [
         (f"@a:{SERVER},gym\tnord,student\n", "line 1.school: contains a control character"),
         (f"@a:{SERVER},gym-nord,student\n@b:{SERVER},gym nord,student\n", "line 2.school: contains a space"),
+        # A (user, school) pair on two lines is the engine's "listed twice",
+        # whichever role each line gives: no line silently wins.
+        (f"@a:{SERVER},gym-nord,student\n@c:{SERVER},gym-nord,student\n@a:{SERVER},gym-nord,teacher\n",
+         "line 3.school: gym-nord is listed twice; give one role per school"),
         ("@eve:evil.example,gym-nord,student\n",
          f"line 1: user_id: @eve:evil.example is a user of another server; the roster holds users of {SERVER} only"),
         (f"@caf\u00e9:{SERVER},gym-nord,student\n", "line 1: user_id: expected a Matrix user id (@user:server)"),
