@@ -264,8 +264,8 @@ static json_t *op_rules(void)
         json_t *item = json_pack("{s:s, s:{s:s, s:s}, s:{s:s, s:s}}", "id", ssp_rule_id((ssp_rule)r),
                                  "name", "en", ssp_rule_name((ssp_rule)r, false), "de",
                                  ssp_rule_name((ssp_rule)r, true), "message", "en",
-                                 ssp_rule_message((ssp_rule)r), "de",
-                                 ssp_rule_message_de((ssp_rule)r));
+                                 ssp_rule_message((ssp_rule)r, SSP_SAY_USUAL, false), "de",
+                                 ssp_rule_message((ssp_rule)r, SSP_SAY_USUAL, true));
 
         if (json_array_append_new(rules, item) != 0) {
             json_decref(rules);

@@ -22,8 +22,7 @@
 typedef struct denial {
     ssp_rule rule;
     bool enforced;
-    bool about_target;
-    const char *message; /* NULL: the rule's usual message */
+    ssp_rule_situation say; /* which of the rule's messages the client gets */
     char school[SSP_SCHOOL_ID_MAX + 1];
 } denial;
 
@@ -71,8 +70,7 @@ static bool standing_denies(ssp_engine *engine, const ssp_roster_user *user, den
     const ssp_config *config = &engine->config;
     bool denied = false;
 
-    out->about_target = false;
-    out->message = NULL;
+    out->say = SSP_SAY_USUAL;
     if (user == NULL) {
         if (!config->unlisted_allow) {
             out->rule = SSP_RULE_NOT_ON_ROSTER;
@@ -102,54 +100,6 @@ static bool standing_denies(ssp_engine *engine, const ssp_roster_user *user, den
         }
     }
     return true;
-}
-
-static const char *message_for(ssp_rule rule, bool about_target)
-{
-    switch (rule) {
-    case SSP_RULE_NOT_ON_ROSTER:
-        return about_target ? "The invited user is not on a school roster."
-                            : "You are not on a school roster, so you cannot use the messenger.";
-    case SSP_RULE_SCHOOL_NOT_ENABLED:
-        return about_target ? "The messenger is not enabled for the invited user's school."
-                            : "The messenger is not enabled for your school.";
-    case SSP_RULE_ROOM_SCHOOL_NOT_ENABLED:
-        return "This room belongs to a school whose messenger is not enabled.";
-    case SSP_RULE_ONE_WAY:
-        return "Only teachers can post in this channel.";
-    case SSP_RULE_POWER_LEVELS_LOCKED:
-        return "Power levels in school rooms are managed by the school.";
-    case SSP_RULE_POLICY_EVENT_LOCKED:
-        return "This room's school settings are managed by the school.";
-    case SSP_RULE_NO_SHARED_ROOM:
-        return "You can only contact people you share a class or team with.";
-    case SSP_RULE_ROOM_CREATION_FORBIDDEN:
-        return "You cannot create group rooms at your school; direct chats are possible.";
-    case SSP_RULE_PUBLIC_ROOM_FORBIDDEN:
-        return "Rooms cannot be made public.";
-    case SSP_RULE_GUEST_ACCESS_FORBIDDEN:
-        return "Rooms cannot be opened to guests.";
-    case SSP_RULE_PUBLISH_FORBIDDEN:
-        return "Rooms cannot be published in the room directory.";
-    case SSP_RULE_ALIAS_FORBIDDEN:
-        return "Room addresses (aliases) cannot be created.";
-    case SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN:
-        return "Invitations by email or phone number are not possible.";
-    case SSP_RULE_JOIN_FORBIDDEN:
-        return "You can only join your school's rooms when you are invited.";
-    case SSP_RULE_FEDERATION_FORBIDDEN:
-        return "Users of other servers cannot contact users here.";
-    case SSP_RULE_STAFF_ONLY:
-        return about_target ? "Only the school's teachers and admins can be in the teachers' room."
-                            : "The teachers' room is only for the school's teachers and admins.";
-    default:
-        return "This action is not allowed by the school policy.";
-    }
-}
-
-const char *ssp_rule_message(ssp_rule rule)
-{
-    return message_for(rule, false);
 }
 
 static bool callback_touches_room(ssp_callback cb)
@@ -379,8 +329,7 @@ static bool deny(denial *d, ssp_rule rule, bool enforced, const char *school, si
 {
     d->rule = rule;
     d->enforced = enforced;
-    d->about_target = false;
-    d->message = NULL;
+    d->say = SSP_SAY_USUAL;
     copy_school(d->school, school, school_len);
     return true;
 }
@@ -412,7 +361,7 @@ static bool room_rules_deny(ssp_engine *engine, const ssp_request *req, bool act
     }
     if (req->callback == SSP_CB_USER_MAY_JOIN_ROOM && actor_local && room_is_foreign(engine, req)) {
         deny_as_actor(engine, req, actor_local, SSP_RULE_FEDERATION_FORBIDDEN, d);
-        d->message = "You cannot join rooms of other servers.";
+        d->say = SSP_SAY_OTHER_SERVER;
         return true;
     }
     if (!room_is_managed(req)) {
@@ -444,7 +393,7 @@ static bool room_rules_deny(ssp_engine *engine, const ssp_request *req, bool act
         one_way_denies(engine, req)) {
         deny(d, SSP_RULE_ONE_WAY, enforced, room->school, room->school_len);
         if (strcmp(req->event_type, REACTION_TYPE) == 0 && req->state_key == NULL)
-            d->message = "Only emoji reactions are possible in this channel.";
+            d->say = SSP_SAY_REACTION;
         return true;
     }
     return false;
@@ -479,8 +428,7 @@ static bool deny_as_actor(ssp_engine *engine, const ssp_request *req, bool actor
 {
     actor_context(engine, req->actor, actor_local, d);
     d->rule = rule;
-    d->about_target = false;
-    d->message = NULL;
+    d->say = SSP_SAY_USUAL;
     return true;
 }
 
@@ -589,7 +537,8 @@ static bool teachers_room_denies(ssp_engine *engine, const ssp_request *req, den
     if (staff_of_school(engine, who, room->school, room->school_len))
         return false;
     deny_in_room(engine, req, SSP_RULE_STAFF_ONLY, d);
-    d->about_target = who != req->actor;
+    if (who != req->actor)
+        d->say = SSP_SAY_ABOUT_TARGET;
     return true;
 }
 
@@ -642,7 +591,7 @@ static bool direct_chat_full(ssp_engine *engine, const ssp_request *req, bool ac
     if (req->member_count < DIRECT_CHAT_MEMBERS)
         return false;
     deny_as_actor(engine, req, actor_local, SSP_RULE_ROOM_CREATION_FORBIDDEN, d);
-    d->message = "A direct chat is for two people; a teacher can create a group room.";
+    d->say = SSP_SAY_DIRECT_CHAT;
     return true;
 }
 
@@ -687,7 +636,7 @@ static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_loca
     if (req->target != NULL && ssp_engine_is_local(engine, req->target) &&
         !is_service_user(engine, req->target) &&
         standing_denies(engine, roster_entry(engine, req->target), d)) {
-        d->about_target = true;
+        d->say = SSP_SAY_ABOUT_TARGET;
         return true;
     }
     switch (req->callback) {
@@ -739,7 +688,7 @@ static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_loca
         if (req->callback == SSP_CB_USER_MAY_INVITE && policy_is_one_way(req->room) &&
             actor_level(req) < engine->config.moderator_level) {
             deny_in_room(engine, req, SSP_RULE_ONE_WAY, d);
-            d->message = "Only teachers can invite people into this channel.";
+            d->say = SSP_SAY_INVITE;
             return true;
         }
     }
@@ -874,8 +823,7 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
     out->audit_id = 0;
     d.rule = SSP_RULE_NONE;
     d.enforced = false;
-    d.about_target = false;
-    d.message = NULL;
+    d.say = SSP_SAY_USUAL;
     d.school[0] = '\0';
     if (actor_local) {
         /* A local actor is looked up in the service users and the roster:
@@ -926,7 +874,7 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
     out->verdict = SSP_VERDICT_DENY;
     out->rule = d.rule;
     out->enforced = d.enforced;
-    out->message = d.message != NULL ? d.message : message_for(d.rule, d.about_target);
+    out->message = ssp_rule_message(d.rule, d.say, false);
     memcpy(out->school, d.school, strlen(d.school) + 1);
     if (req->callback == SSP_CB_IS_USER_EXPIRED && !expiry_audit_due(engine, req->actor))
         return;

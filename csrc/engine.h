@@ -1,6 +1,6 @@
 /*
  * Engine internals (engine.c): the engine struct the engine's files share,
- * and the rules' texts (decide.c, rules.c). Not installed, not seen by the
+ * and the rules' texts (rules.c). Not installed, not seen by the
  * binding. The store's backends never include this: they get
  * ssp_store_env (store.h).
  */
@@ -51,10 +51,22 @@ struct ssp_engine {
 
 bool ssp_engine_is_local(const ssp_engine *engine, const char *user_id);
 
-/* The message a client gets for a rule (decide.c), in English. */
-const char *ssp_rule_message(ssp_rule rule);
-/* The rule's short name and its client message in German (rules.c). */
+/* When a denial tells the client more than the rule's usual message
+ * (rules.c: the rules' texts). */
+typedef enum {
+    SSP_SAY_USUAL = 0,
+    SSP_SAY_ABOUT_TARGET, /* the invitee, not the actor, breaks the rule */
+    SSP_SAY_REACTION,     /* one_way: a reaction that is not an emoji on an event */
+    SSP_SAY_INVITE,       /* one_way: an invite into the channel */
+    SSP_SAY_OTHER_SERVER, /* federation_forbidden: joining a room of another server */
+    SSP_SAY_DIRECT_CHAT,  /* room_creation_forbidden: a third person in a direct chat */
+    SSP_SAY__COUNT
+} ssp_rule_situation;
+
+/* The rule's name on the audit page (rules.c). */
 const char *ssp_rule_name(ssp_rule rule, bool german);
-const char *ssp_rule_message_de(ssp_rule rule);
+/* What a client is told when the rule denies in `situation`: the rule's
+ * usual message where it has none for the situation. */
+const char *ssp_rule_message(ssp_rule rule, ssp_rule_situation situation, bool german);
 
 #endif

@@ -1,27 +1,142 @@
-/* The stable rule ids and callback names: the one place they are spelled. */
+/*
+ * The rules' texts, spelled once: for each rule its stable id, its name on
+ * the audit page and what a client is told, in English and German; and the
+ * Synapse callbacks' names. Index: ssp_rule (ssp_callback).
+ *
+ * A rule has a usual message and, for some, messages for situations where
+ * the usual one would mislead (ssp_rule_situation): an invitee who breaks
+ * the rule, a reaction in a one-way channel. A situation a rule has no
+ * message for gets the usual one. Clients get the English message; the
+ * audit page shows the names and usual messages in both languages.
+ */
 #include <string.h>
 
 #include "engine.h"
 
-static const char *const RULE_IDS[SSP_RULE__COUNT] = {
-    [SSP_RULE_NONE] = "",
-    [SSP_RULE_NOT_ON_ROSTER] = "not_on_roster",
-    [SSP_RULE_SCHOOL_NOT_ENABLED] = "school_not_enabled",
-    [SSP_RULE_ROOM_SCHOOL_NOT_ENABLED] = "room_school_not_enabled",
-    [SSP_RULE_ONE_WAY] = "one_way",
-    [SSP_RULE_POWER_LEVELS_LOCKED] = "power_levels_locked",
-    [SSP_RULE_POLICY_EVENT_LOCKED] = "policy_event_locked",
-    [SSP_RULE_NO_SHARED_ROOM] = "no_shared_room",
-    [SSP_RULE_ROOM_CREATION_FORBIDDEN] = "room_creation_forbidden",
-    [SSP_RULE_PUBLIC_ROOM_FORBIDDEN] = "public_room_forbidden",
-    [SSP_RULE_GUEST_ACCESS_FORBIDDEN] = "guest_access_forbidden",
-    [SSP_RULE_PUBLISH_FORBIDDEN] = "publish_forbidden",
-    [SSP_RULE_ALIAS_FORBIDDEN] = "alias_forbidden",
-    [SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN] = "third_party_invite_forbidden",
-    [SSP_RULE_JOIN_FORBIDDEN] = "join_forbidden",
-    [SSP_RULE_FEDERATION_FORBIDDEN] = "federation_forbidden",
-    [SSP_RULE_STAFF_ONLY] = "staff_only",
+typedef struct rule_text {
+    const char *en;
+    const char *de;
+} rule_text;
+
+typedef struct rule_info {
+    const char *id; /* stable: audit records, the client's error, docs/rules.md */
+    rule_text name;
+    rule_text says[SSP_SAY__COUNT]; /* [SSP_SAY_USUAL] always; others when they differ */
+} rule_info;
+
+static const rule_info RULES[SSP_RULE__COUNT] = {
+    [SSP_RULE_NONE] = {"", {"", ""}, {[SSP_SAY_USUAL] = {"", ""}}},
+    [SSP_RULE_NOT_ON_ROSTER] =
+        {"not_on_roster",
+         {"Not on the school roster", "Nicht im Schulverzeichnis"},
+         {[SSP_SAY_USUAL] = {"You are not on a school roster, so you cannot use the messenger.",
+                             "Du stehst in keinem Schulverzeichnis und kannst den Messenger daher "
+                             "nicht nutzen."},
+          [SSP_SAY_ABOUT_TARGET] = {"The invited user is not on a school roster.",
+                                    "Die eingeladene Person steht in keinem Schulverzeichnis."}}},
+    [SSP_RULE_SCHOOL_NOT_ENABLED] =
+        {"school_not_enabled",
+         {"School has not enabled the messenger", "Messenger für die Schule nicht freigeschaltet"},
+         {[SSP_SAY_USUAL] = {"The messenger is not enabled for your school.",
+                             "Der Messenger ist für deine Schule nicht freigeschaltet."},
+          [SSP_SAY_ABOUT_TARGET] = {"The messenger is not enabled for the invited user's school.",
+                                    "Der Messenger ist für die Schule der eingeladenen Person "
+                                    "nicht freigeschaltet."}}},
+    [SSP_RULE_ROOM_SCHOOL_NOT_ENABLED] =
+        {"room_school_not_enabled",
+         {"Room of a school without the messenger", "Raum einer Schule ohne Messenger"},
+         {[SSP_SAY_USUAL] = {"This room belongs to a school whose messenger is not enabled.",
+                             "Dieser Raum gehört zu einer Schule, deren Messenger nicht "
+                             "freigeschaltet ist."}}},
+    [SSP_RULE_ONE_WAY] =
+        {"one_way",
+         {"One-way channel", "Einweg-Kanal"},
+         {[SSP_SAY_USUAL] = {"Only teachers can post in this channel.",
+                             "In diesem Kanal können nur Lehrkräfte schreiben."},
+          [SSP_SAY_REACTION] = {"Only emoji reactions are possible in this channel.",
+                                "In diesem Kanal sind nur Emoji-Reaktionen möglich."},
+          [SSP_SAY_INVITE] = {"Only teachers can invite people into this channel.",
+                              "Nur Lehrkräfte können Personen in diesen Kanal einladen."}}},
+    [SSP_RULE_POWER_LEVELS_LOCKED] =
+        {"power_levels_locked",
+         {"Power levels are managed", "Berechtigungen werden verwaltet"},
+         {[SSP_SAY_USUAL] = {"Power levels in school rooms are managed by the school.",
+                             "Die Berechtigungen in Schulräumen verwaltet die Schule."}}},
+    [SSP_RULE_POLICY_EVENT_LOCKED] =
+        {"policy_event_locked",
+         {"Room settings are managed", "Raumeinstellungen werden verwaltet"},
+         {[SSP_SAY_USUAL] = {"This room's school settings are managed by the school.",
+                             "Die Schuleinstellungen dieses Raums verwaltet die Schule."}}},
+    [SSP_RULE_NO_SHARED_ROOM] =
+        {"no_shared_room",
+         {"No shared class or team", "Keine gemeinsame Klasse oder Gruppe"},
+         {[SSP_SAY_USUAL] = {"You can only contact people you share a class or team with.",
+                             "Du kannst nur Personen erreichen, mit denen du eine Klasse oder "
+                             "Gruppe teilst."}}},
+    [SSP_RULE_ROOM_CREATION_FORBIDDEN] =
+        {"room_creation_forbidden",
+         {"Group room creation not allowed", "Gruppenraum anlegen nicht erlaubt"},
+         {[SSP_SAY_USUAL] = {"You cannot create group rooms at your school; direct chats are "
+                             "possible.",
+                             "An deiner Schule kannst du keine Gruppenräume anlegen; Direktchats "
+                             "sind möglich."},
+          [SSP_SAY_DIRECT_CHAT] = {"A direct chat is for two people; a teacher can create a group "
+                                   "room.",
+                                   "Ein Direktchat ist für zwei Personen; eine Lehrkraft kann "
+                                   "einen Gruppenraum anlegen."}}},
+    [SSP_RULE_PUBLIC_ROOM_FORBIDDEN] =
+        {"public_room_forbidden",
+         {"Public room not allowed", "Öffentlicher Raum nicht erlaubt"},
+         {[SSP_SAY_USUAL] = {"Rooms cannot be made public.",
+                             "Räume können nicht öffentlich gemacht werden."}}},
+    [SSP_RULE_GUEST_ACCESS_FORBIDDEN] =
+        {"guest_access_forbidden",
+         {"Guest access not allowed", "Gastzugang nicht erlaubt"},
+         {[SSP_SAY_USUAL] = {"Rooms cannot be opened to guests.",
+                             "Räume können nicht für Gäste geöffnet werden."}}},
+    [SSP_RULE_PUBLISH_FORBIDDEN] =
+        {"publish_forbidden",
+         {"Room directory not allowed", "Raumverzeichnis nicht erlaubt"},
+         {[SSP_SAY_USUAL] = {"Rooms cannot be published in the room directory.",
+                             "Räume können nicht im Raumverzeichnis veröffentlicht werden."}}},
+    [SSP_RULE_ALIAS_FORBIDDEN] =
+        {"alias_forbidden",
+         {"Room address not allowed", "Raumadresse nicht erlaubt"},
+         {[SSP_SAY_USUAL] = {"Room addresses (aliases) cannot be created.",
+                             "Raumadressen (Aliase) können nicht angelegt werden."}}},
+    [SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN] =
+        {"third_party_invite_forbidden",
+         {"Email or phone invite not allowed", "Einladung per E-Mail oder Telefon nicht erlaubt"},
+         {[SSP_SAY_USUAL] = {"Invitations by email or phone number are not possible.",
+                             "Einladungen per E-Mail oder Telefonnummer sind nicht möglich."}}},
+    [SSP_RULE_JOIN_FORBIDDEN] =
+        {"join_forbidden",
+         {"Join without invite not allowed", "Beitritt ohne Einladung nicht erlaubt"},
+         {[SSP_SAY_USUAL] = {"You can only join your school's rooms when you are invited.",
+                             "Den Räumen deiner Schule kannst du nur mit einer Einladung "
+                             "beitreten."}}},
+    [SSP_RULE_FEDERATION_FORBIDDEN] =
+        {"federation_forbidden",
+         {"Other servers not allowed", "Andere Server nicht erlaubt"},
+         {[SSP_SAY_USUAL] = {"Users of other servers cannot contact users here.",
+                             "Nutzer anderer Server können hier niemanden erreichen."},
+          [SSP_SAY_OTHER_SERVER] = {"You cannot join rooms of other servers.",
+                                    "Räumen anderer Server kannst du nicht beitreten."}}},
+    [SSP_RULE_STAFF_ONLY] =
+        {"staff_only",
+         {"Teachers' room is staff only", "Lehrerzimmer nur für Lehrkräfte"},
+         {[SSP_SAY_USUAL] = {"The teachers' room is only for the school's teachers and admins.",
+                             "Das Lehrerzimmer ist nur für Lehrkräfte und Schulleitung der "
+                             "Schule."},
+          [SSP_SAY_ABOUT_TARGET] = {"Only the school's teachers and admins can be in the teachers' "
+                                    "room.",
+                                    "Im Lehrerzimmer können nur Lehrkräfte und Schulleitung der "
+                                    "Schule sein."}}},
 };
+
+/* For a rule id out of range; no decision denies without a rule. */
+static const rule_text UNKNOWN_RULE = {"This action is not allowed by the school policy.",
+                                       "Diese Aktion erlaubt die Schulrichtlinie nicht."};
 
 static const char *const CALLBACK_NAMES[SSP_CB__COUNT] = {
     [SSP_CB_CHECK_LOGIN_FOR_SPAM] = "check_login_for_spam",
@@ -41,13 +156,13 @@ const char *ssp_rule_id(ssp_rule rule)
 {
     if ((unsigned)rule >= SSP_RULE__COUNT)
         return "";
-    return RULE_IDS[rule];
+    return RULES[rule].id;
 }
 
 ssp_rule ssp_rule_from_id(const char *id)
 {
     for (int r = 1; r < SSP_RULE__COUNT; r++) {
-        if (strcmp(RULE_IDS[r], id) == 0)
+        if (strcmp(RULES[r].id, id) == 0)
             return (ssp_rule)r;
     }
     return SSP_RULE_NONE;
@@ -60,85 +175,21 @@ const char *ssp_callback_name(ssp_callback cb)
     return CALLBACK_NAMES[cb];
 }
 
-/* Plain-language names of the rules for the audit page, and the German
- * version of the message a client gets (decide.c holds the English one).
- * Index: ssp_rule. */
-static const char *const RULE_NAMES_EN[SSP_RULE__COUNT] = {
-    [SSP_RULE_NONE] = "",
-    [SSP_RULE_NOT_ON_ROSTER] = "Not on the school roster",
-    [SSP_RULE_SCHOOL_NOT_ENABLED] = "School has not enabled the messenger",
-    [SSP_RULE_ROOM_SCHOOL_NOT_ENABLED] = "Room of a school without the messenger",
-    [SSP_RULE_ONE_WAY] = "One-way channel",
-    [SSP_RULE_POWER_LEVELS_LOCKED] = "Power levels are managed",
-    [SSP_RULE_POLICY_EVENT_LOCKED] = "Room settings are managed",
-    [SSP_RULE_NO_SHARED_ROOM] = "No shared class or team",
-    [SSP_RULE_ROOM_CREATION_FORBIDDEN] = "Group room creation not allowed",
-    [SSP_RULE_PUBLIC_ROOM_FORBIDDEN] = "Public room not allowed",
-    [SSP_RULE_GUEST_ACCESS_FORBIDDEN] = "Guest access not allowed",
-    [SSP_RULE_PUBLISH_FORBIDDEN] = "Room directory not allowed",
-    [SSP_RULE_ALIAS_FORBIDDEN] = "Room address not allowed",
-    [SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN] = "Email or phone invite not allowed",
-    [SSP_RULE_JOIN_FORBIDDEN] = "Join without invite not allowed",
-    [SSP_RULE_FEDERATION_FORBIDDEN] = "Other servers not allowed",
-    [SSP_RULE_STAFF_ONLY] = "Teachers' room is staff only",
-};
-
-static const char *const RULE_NAMES_DE[SSP_RULE__COUNT] = {
-    [SSP_RULE_NONE] = "",
-    [SSP_RULE_NOT_ON_ROSTER] = "Nicht im Schulverzeichnis",
-    [SSP_RULE_SCHOOL_NOT_ENABLED] = "Messenger für die Schule nicht freigeschaltet",
-    [SSP_RULE_ROOM_SCHOOL_NOT_ENABLED] = "Raum einer Schule ohne Messenger",
-    [SSP_RULE_ONE_WAY] = "Einweg-Kanal",
-    [SSP_RULE_POWER_LEVELS_LOCKED] = "Berechtigungen werden verwaltet",
-    [SSP_RULE_POLICY_EVENT_LOCKED] = "Raumeinstellungen werden verwaltet",
-    [SSP_RULE_NO_SHARED_ROOM] = "Keine gemeinsame Klasse oder Gruppe",
-    [SSP_RULE_ROOM_CREATION_FORBIDDEN] = "Gruppenraum anlegen nicht erlaubt",
-    [SSP_RULE_PUBLIC_ROOM_FORBIDDEN] = "Öffentlicher Raum nicht erlaubt",
-    [SSP_RULE_GUEST_ACCESS_FORBIDDEN] = "Gastzugang nicht erlaubt",
-    [SSP_RULE_PUBLISH_FORBIDDEN] = "Raumverzeichnis nicht erlaubt",
-    [SSP_RULE_ALIAS_FORBIDDEN] = "Raumadresse nicht erlaubt",
-    [SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN] = "Einladung per E-Mail oder Telefon nicht erlaubt",
-    [SSP_RULE_JOIN_FORBIDDEN] = "Beitritt ohne Einladung nicht erlaubt",
-    [SSP_RULE_FEDERATION_FORBIDDEN] = "Andere Server nicht erlaubt",
-    [SSP_RULE_STAFF_ONLY] = "Lehrerzimmer nur für Lehrkräfte",
-};
-
-static const char *const RULE_MESSAGES_DE[SSP_RULE__COUNT] = {
-    [SSP_RULE_NONE] = "",
-    [SSP_RULE_NOT_ON_ROSTER] =
-        "Du stehst in keinem Schulverzeichnis und kannst den Messenger daher nicht nutzen.",
-    [SSP_RULE_SCHOOL_NOT_ENABLED] = "Der Messenger ist für deine Schule nicht freigeschaltet.",
-    [SSP_RULE_ROOM_SCHOOL_NOT_ENABLED] =
-        "Dieser Raum gehört zu einer Schule, deren Messenger nicht freigeschaltet ist.",
-    [SSP_RULE_ONE_WAY] = "In diesem Kanal können nur Lehrkräfte schreiben.",
-    [SSP_RULE_POWER_LEVELS_LOCKED] = "Die Berechtigungen in Schulräumen verwaltet die Schule.",
-    [SSP_RULE_POLICY_EVENT_LOCKED] = "Die Schuleinstellungen dieses Raums verwaltet die Schule.",
-    [SSP_RULE_NO_SHARED_ROOM] =
-        "Du kannst nur Personen erreichen, mit denen du eine Klasse oder Gruppe teilst.",
-    [SSP_RULE_ROOM_CREATION_FORBIDDEN] =
-        "An deiner Schule kannst du keine Gruppenräume anlegen; Direktchats sind möglich.",
-    [SSP_RULE_PUBLIC_ROOM_FORBIDDEN] = "Räume können nicht öffentlich gemacht werden.",
-    [SSP_RULE_GUEST_ACCESS_FORBIDDEN] = "Räume können nicht für Gäste geöffnet werden.",
-    [SSP_RULE_PUBLISH_FORBIDDEN] = "Räume können nicht im Raumverzeichnis veröffentlicht werden.",
-    [SSP_RULE_ALIAS_FORBIDDEN] = "Raumadressen (Aliase) können nicht angelegt werden.",
-    [SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN] =
-        "Einladungen per E-Mail oder Telefonnummer sind nicht möglich.",
-    [SSP_RULE_JOIN_FORBIDDEN] =
-        "Den Räumen deiner Schule kannst du nur mit einer Einladung beitreten.",
-    [SSP_RULE_FEDERATION_FORBIDDEN] = "Nutzer anderer Server können hier niemanden erreichen.",
-    [SSP_RULE_STAFF_ONLY] = "Das Lehrerzimmer ist nur für Lehrkräfte und Schulleitung der Schule.",
-};
-
 const char *ssp_rule_name(ssp_rule rule, bool german)
 {
     if ((unsigned)rule >= SSP_RULE__COUNT)
         return "";
-    return german ? RULE_NAMES_DE[rule] : RULE_NAMES_EN[rule];
+    return german ? RULES[rule].name.de : RULES[rule].name.en;
 }
 
-const char *ssp_rule_message_de(ssp_rule rule)
+const char *ssp_rule_message(ssp_rule rule, ssp_rule_situation situation, bool german)
 {
-    if ((unsigned)rule >= SSP_RULE__COUNT)
-        return "";
-    return RULE_MESSAGES_DE[rule];
+    const rule_text *text = &UNKNOWN_RULE;
+
+    if (rule > SSP_RULE_NONE && (unsigned)rule < SSP_RULE__COUNT) {
+        text = &RULES[rule].says[SSP_SAY_USUAL];
+        if ((unsigned)situation < SSP_SAY__COUNT && RULES[rule].says[situation].en != NULL)
+            text = &RULES[rule].says[situation];
+    }
+    return german ? text->de : text->en;
 }
