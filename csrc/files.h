@@ -1,6 +1,6 @@
 /*
  * The store's local files (journal.c): the roster journal and the jsonl
- * helpers shared by every file of the store (the ledger's reconcile.jsonl,
+ * helpers shared by every file of the store (reconcile.jsonl,
  * the audit files, the PostgreSQL store's outbox and spill file), and the
  * backwards line scanner of the audit files (audit_file.c).
  */

@@ -5,14 +5,14 @@
  *   pg_migrations.c  the schema, one SQL text per migration
  *   pg_roster.c      roster load (COPY text), NOTIFY sync, the roster outbox
  *   pg_audit.c       audit batches, the spill file, the audit and read-log queries
- *   pg_ledger.c      the reconciliation ledger's SQL
+ *   pg_reconcile.c      the reconcile state's SQL
  *   pg_store.c       the store thread, open/close, the ops table (store.h)
  *
  * Threads and connections
  * - `conn` belongs to the store thread (store_main, pg_store.c). Only
  *   open touches it before that thread starts, and close after it has been
  *   joined. Functions that use it are marked [store thread] (or [open]).
- * - `queries` serves audit queries, purges and the ledger for callers
+ * - `queries` serves audit queries, purges and the reconcile state for callers
  *   (Synapse's thread pool, the CLI), one at a time under its own mutex
  *   (pg_conn.c); marked [caller thread]. The binding calls these without
  *   the GIL.
@@ -183,24 +183,24 @@ int ssp_pg_reads_append(ssp_store *store, json_t *record, ssp_error *err);
 int ssp_pg_reads_query(ssp_store *store, json_t *schools, const ssp_reads_filter *filter,
                        json_t **page, ssp_error *err);
 
-/* pg_ledger.c */
-int ssp_pg_ledger_mark(ssp_store *store, const char *const *schools, const char *const *user_ids,
+/* pg_reconcile.c */
+int ssp_pg_reconcile_mark(ssp_store *store, const char *const *schools, const char *const *user_ids,
                        size_t n, ssp_error *err);
-int ssp_pg_ledger_due(ssp_store *store, int64_t now_ms, size_t max, char **marks_json,
+int ssp_pg_reconcile_due(ssp_store *store, int64_t now_ms, size_t max, char **marks_json,
                       ssp_error *err);
-int ssp_pg_ledger_done(ssp_store *store, const char *school, const char *user_id,
+int ssp_pg_reconcile_done(ssp_store *store, const char *school, const char *user_id,
                        int64_t generation, ssp_error *err);
-int ssp_pg_ledger_failed(ssp_store *store, const char *school, const char *user_id,
+int ssp_pg_reconcile_failed(ssp_store *store, const char *school, const char *user_id,
                          int64_t generation, const char *error, int64_t retry_at_ms,
                          ssp_error *err);
-int ssp_pg_ledger_set_room(ssp_store *store, const char *school, const char *kind,
+int ssp_pg_reconcile_set_room(ssp_store *store, const char *school, const char *kind,
                            const char *room_id, ssp_error *err);
-int ssp_pg_ledger_get_room(ssp_store *store, const char *school, const char *kind,
+int ssp_pg_reconcile_get_room(ssp_store *store, const char *school, const char *kind,
                            char **room_id, ssp_error *err);
-int ssp_pg_ledger_sync_config(ssp_store *store, size_t *schools_changed, ssp_error *err);
-int ssp_pg_ledger_status(ssp_store *store, char **status_json, ssp_error *err);
-int ssp_pg_ledger_status_offline(const ssp_config *config, char **status_json, ssp_error *err);
+int ssp_pg_reconcile_sync_config(ssp_store *store, size_t *schools_changed, ssp_error *err);
+int ssp_pg_reconcile_status(ssp_store *store, char **status_json, ssp_error *err);
+int ssp_pg_reconcile_status_offline(const ssp_config *config, char **status_json, ssp_error *err);
 /* [store thread] Refreshes the cached number of marks. */
-int ssp_pg_ledger_count_pending(ssp_pgstore *pg, ssp_error *err);
+int ssp_pg_reconcile_count_pending(ssp_pgstore *pg, ssp_error *err);
 
 #endif

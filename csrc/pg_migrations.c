@@ -69,7 +69,7 @@ static const char MIGRATION_1_SQL[] =
     "CREATE INDEX audit_target ON school_policy.audit (target, id) WHERE target IS NOT NULL;"
     "CREATE INDEX audit_school ON school_policy.audit (school, id);";
 
-/* 2: the reconciliation ledger: marks (kept by a trigger on the roster),
+/* 2: the reconcile state: marks (kept by a trigger on the roster),
      * special rooms, applied school config */
 static const char MIGRATION_2_SQL[] =
     "CREATE SEQUENCE school_policy.reconcile_generation;"

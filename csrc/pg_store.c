@@ -1,6 +1,6 @@
 /*
  * The PostgreSQL store (config key `database`): roster, audit log, read log
- * and reconciliation ledger in PostgreSQL, shared by every Synapse process.
+ * and reconcile state in PostgreSQL, shared by every Synapse process.
  * This file: the store thread, open and close, and the ops table
  * (store.h); the parts are listed in pg.h with the threading rules.
  *
@@ -195,7 +195,7 @@ static void *store_main(void *arg)
         if (ssp_now_ms() - pg->last_maintenance_ms >= MAINTENANCE_MS)
             maintenance(pg);
         if (ssp_now_ms() - pg->last_pending_count_ms >= PENDING_COUNT_MS &&
-            ssp_pg_ledger_count_pending(pg, &err) != 0) {
+            ssp_pg_reconcile_count_pending(pg, &err) != 0) {
             disconnect(pg, err.message);
             continue;
         }
@@ -457,13 +457,13 @@ const ssp_store_ops ssp_pg_store_ops = {
     .audit_purge = ssp_pg_audit_purge,
     .reads_append = ssp_pg_reads_append,
     .reads_query = ssp_pg_reads_query,
-    .ledger_mark = ssp_pg_ledger_mark,
-    .ledger_due = ssp_pg_ledger_due,
-    .ledger_done = ssp_pg_ledger_done,
-    .ledger_failed = ssp_pg_ledger_failed,
-    .ledger_set_room = ssp_pg_ledger_set_room,
-    .ledger_get_room = ssp_pg_ledger_get_room,
-    .ledger_sync_config = ssp_pg_ledger_sync_config,
-    .ledger_status = ssp_pg_ledger_status,
-    .ledger_status_offline = ssp_pg_ledger_status_offline,
+    .reconcile_mark = ssp_pg_reconcile_mark,
+    .reconcile_due = ssp_pg_reconcile_due,
+    .reconcile_done = ssp_pg_reconcile_done,
+    .reconcile_failed = ssp_pg_reconcile_failed,
+    .reconcile_set_room = ssp_pg_reconcile_set_room,
+    .reconcile_get_room = ssp_pg_reconcile_get_room,
+    .reconcile_sync_config = ssp_pg_reconcile_sync_config,
+    .reconcile_status = ssp_pg_reconcile_status,
+    .reconcile_status_offline = ssp_pg_reconcile_status_offline,
 };

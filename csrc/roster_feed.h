@@ -9,7 +9,7 @@
  * - embedded store: when ssp_roster_upsert_batch returns (roster.jsonl and
  *   reconcile.jsonl fsynced);
  * - PostgreSQL: when the local outbox holding it has been committed to the
- *   database (the trigger marks the reconciliation ledger in the same
+ *   database (the trigger marks the reconcile state in the same
  *   transaction).
  * A message that does not parse or validate is published to the dead-letter
  * queue with the error in its headers and acknowledged once the broker has

@@ -332,7 +332,7 @@ typedef struct ssp_open_options {
      *   only: a line Synapse is appending is not there yet) into a private
      *   copy and replayed from it; nothing in data_dir is compacted, cut or
      *   rewritten; audit queries read audit.jsonl. Roster writes fail with
-     *   SSP_ERR_STATE; the ledger's writers change the private copy only,
+     *   SSP_ERR_STATE; the reconcile state's writers change the private copy only,
      *   which is gone on ssp_engine_free: do not call them.
      * Reads of the audit through ssp_audit_view are recorded in the read log
      * as the admin API's are (both stores). An offline engine makes no
@@ -539,7 +539,7 @@ typedef struct ssp_store_status {
     uint64_t roster_outbox_pending; /* roster changes not yet in the database */
     uint64_t connects;              /* successful (re)connections since start */
     int64_t roster_version;         /* last roster change version applied */
-    uint64_t reconcile_pending;     /* marks in the reconciliation ledger (PostgreSQL: a
+    uint64_t reconcile_pending;     /* marks in the reconcile state (PostgreSQL: a
                                      * count the store thread refreshes about once a second) */
     char last_error[SSP_ERROR_MESSAGE_MAX]; /* the last database error, or "" */
     uint64_t roster_skipped;        /* stored roster entries and rows skipped at load since start:
@@ -553,7 +553,7 @@ void ssp_store_get_status(ssp_engine *engine, ssp_store_status *out);
  * now - age). PostgreSQL store only; blocks on the database. */
 int ssp_audit_purge(ssp_engine *engine, int64_t before_ms, uint64_t *deleted, ssp_error *err);
 
-/* ---- reconciliation ledger (reconcile.c; kept by the store: ledger_file.c or pg_ledger.c) ----
+/* ---- reconcile state (reconcile.c; kept by the store: reconcile_file.c or pg_reconcile.c) ----
  *
  * Stage 1 of applying the special rooms ("teachers", "announcement"): a
  * roster change marks (school, user) dirty; a reconciler applies the target
@@ -619,7 +619,7 @@ int ssp_reconcile_status(ssp_engine *engine, char **status_json, ssp_error *err)
 
 /* The same JSON without an engine, for the CLI while Synapse runs. The
  * embedded store's data_dir/reconcile.jsonl is only read (a missing file is
- * an empty ledger); with `database` set, connects and queries. */
+ * an empty reconcile state); with `database` set, connects and queries. */
 int ssp_reconcile_status_offline(const char *config_json, size_t len, char **status_json,
                                  ssp_error *err);
 

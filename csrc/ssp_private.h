@@ -8,7 +8,7 @@
  *   config.h        the validated config (config.c)
  *   roster_index.h  roster entries, input rules, the index (roster_index.c)
  *   audit_queue.h   the audit queue and its writers' side (audit.c)
- *   ledger.h        the ledger's shared checks and texts (ledger_common.c)
+ *   reconcile_common.h        the reconcile state's shared checks and texts (reconcile_common.c)
  *   store.h         the store interface and its router (store.c)
  *   files.h         jsonl files and the roster journal (journal.c, audit_file.c)
  *   engine.h        the engine struct (engine.c), the rules' texts
@@ -20,7 +20,7 @@
 #include "config.h"
 #include "engine.h"
 #include "files.h"
-#include "ledger.h"
+#include "reconcile_common.h"
 #include "roster_index.h"
 #include "ssp.h"
 #include "store.h"

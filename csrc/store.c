@@ -77,7 +77,7 @@ void ssp_store_close(ssp_engine *engine)
 }
 
 /* Marks (school, user) for every school the user is in now or will be in
- * after the change, in one ledger append. Caller holds write_mutex, so the
+ * after the change, in one call of the backend. Caller holds write_mutex, so the
  * roster's strings stay put. */
 static int mark_changed_memberships(ssp_engine *engine, const ssp_roster_change *changes,
                                     size_t n, ssp_error *err)
@@ -116,7 +116,7 @@ static int mark_changed_memberships(ssp_engine *engine, const ssp_roster_change 
     pthread_rwlock_unlock(&engine->roster.lock);
     /* A school in both lists is marked twice in the batch: harmless. */
     rc = used == 0 ? 0
-                   : engine->store->ops->ledger_mark(engine->store, schools, users, used, err);
+                   : engine->store->ops->reconcile_mark(engine->store, schools, users, used, err);
     free(schools);
     free(users);
     return rc;
@@ -158,58 +158,58 @@ int ssp_store_reads_query(ssp_engine *engine, json_t *schools, const ssp_reads_f
     return engine->store->ops->reads_query(engine->store, schools, filter, page, err);
 }
 
-int ssp_store_ledger_mark(ssp_engine *engine, const char *const *schools,
+int ssp_store_reconcile_mark(ssp_engine *engine, const char *const *schools,
                           const char *const *user_ids, size_t n, ssp_error *err)
 {
-    return engine->store->ops->ledger_mark(engine->store, schools, user_ids, n, err);
+    return engine->store->ops->reconcile_mark(engine->store, schools, user_ids, n, err);
 }
 
-int ssp_store_ledger_due(ssp_engine *engine, int64_t now_ms, size_t max, char **marks_json,
+int ssp_store_reconcile_due(ssp_engine *engine, int64_t now_ms, size_t max, char **marks_json,
                          ssp_error *err)
 {
-    return engine->store->ops->ledger_due(engine->store, now_ms, max, marks_json, err);
+    return engine->store->ops->reconcile_due(engine->store, now_ms, max, marks_json, err);
 }
 
-int ssp_store_ledger_done(ssp_engine *engine, const char *school, const char *user_id,
+int ssp_store_reconcile_done(ssp_engine *engine, const char *school, const char *user_id,
                           int64_t generation, ssp_error *err)
 {
-    return engine->store->ops->ledger_done(engine->store, school, user_id, generation, err);
+    return engine->store->ops->reconcile_done(engine->store, school, user_id, generation, err);
 }
 
-int ssp_store_ledger_failed(ssp_engine *engine, const char *school, const char *user_id,
+int ssp_store_reconcile_failed(ssp_engine *engine, const char *school, const char *user_id,
                             int64_t generation, const char *error, int64_t retry_at_ms,
                             ssp_error *err)
 {
-    return engine->store->ops->ledger_failed(engine->store, school, user_id, generation, error,
+    return engine->store->ops->reconcile_failed(engine->store, school, user_id, generation, error,
                                              retry_at_ms, err);
 }
 
-int ssp_store_ledger_set_room(ssp_engine *engine, const char *school, const char *kind,
+int ssp_store_reconcile_set_room(ssp_engine *engine, const char *school, const char *kind,
                               const char *room_id, ssp_error *err)
 {
-    return engine->store->ops->ledger_set_room(engine->store, school, kind, room_id, err);
+    return engine->store->ops->reconcile_set_room(engine->store, school, kind, room_id, err);
 }
 
-int ssp_store_ledger_get_room(ssp_engine *engine, const char *school, const char *kind,
+int ssp_store_reconcile_get_room(ssp_engine *engine, const char *school, const char *kind,
                               char **room_id, ssp_error *err)
 {
-    return engine->store->ops->ledger_get_room(engine->store, school, kind, room_id, err);
+    return engine->store->ops->reconcile_get_room(engine->store, school, kind, room_id, err);
 }
 
-int ssp_store_ledger_sync_config(ssp_engine *engine, size_t *schools_changed, ssp_error *err)
+int ssp_store_reconcile_sync_config(ssp_engine *engine, size_t *schools_changed, ssp_error *err)
 {
-    return engine->store->ops->ledger_sync_config(engine->store, schools_changed, err);
+    return engine->store->ops->reconcile_sync_config(engine->store, schools_changed, err);
 }
 
-int ssp_store_ledger_status(ssp_engine *engine, char **status_json, ssp_error *err)
+int ssp_store_reconcile_status(ssp_engine *engine, char **status_json, ssp_error *err)
 {
-    return engine->store->ops->ledger_status(engine->store, status_json, err);
+    return engine->store->ops->reconcile_status(engine->store, status_json, err);
 }
 
-int ssp_store_ledger_status_offline(const ssp_config *config, char **status_json,
+int ssp_store_reconcile_status_offline(const ssp_config *config, char **status_json,
                                     ssp_error *err)
 {
-    return backend_for(config)->ledger_status_offline(config, status_json, err);
+    return backend_for(config)->reconcile_status_offline(config, status_json, err);
 }
 
 /* ---- public API calls that are store calls ---- */

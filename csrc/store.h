@@ -1,6 +1,6 @@
 /*
  * The store interface: where the roster, the audit log, the read log and
- * the reconciliation ledger are kept. Two backends implement the table of
+ * the reconcile state are kept. Two backends implement the table of
  * operations below, chosen once at open from the config:
  *
  *   store_embedded.c  one process: data_dir/roster.jsonl, audit.jsonl,
@@ -66,7 +66,7 @@ typedef struct ssp_store_opened {
 
 typedef struct ssp_store_ops {
     const char *name;
-    /* The backend marks the ledger itself when a roster change reaches it
+    /* The backend marks the reconcile state itself when a roster change reaches it
      * (PostgreSQL: a trigger); otherwise the router marks before appending. */
     bool marks_roster_changes;
     /* Roster writes are durable locally at once and reach the shared store
@@ -100,23 +100,23 @@ typedef struct ssp_store_ops {
                        json_t **page, ssp_error *err);
 
     /* Marks (schools[i], user_ids[i]) for every i, durable on return. */
-    int (*ledger_mark)(ssp_store *store, const char *const *schools, const char *const *user_ids,
+    int (*reconcile_mark)(ssp_store *store, const char *const *schools, const char *const *user_ids,
                        size_t n, ssp_error *err);
-    int (*ledger_due)(ssp_store *store, int64_t now_ms, size_t max, char **marks_json,
+    int (*reconcile_due)(ssp_store *store, int64_t now_ms, size_t max, char **marks_json,
                       ssp_error *err);
-    int (*ledger_done)(ssp_store *store, const char *school, const char *user_id,
+    int (*reconcile_done)(ssp_store *store, const char *school, const char *user_id,
                        int64_t generation, ssp_error *err);
-    int (*ledger_failed)(ssp_store *store, const char *school, const char *user_id,
+    int (*reconcile_failed)(ssp_store *store, const char *school, const char *user_id,
                          int64_t generation, const char *error, int64_t retry_at_ms,
                          ssp_error *err);
-    int (*ledger_set_room)(ssp_store *store, const char *school, const char *kind,
+    int (*reconcile_set_room)(ssp_store *store, const char *school, const char *kind,
                            const char *room_id, ssp_error *err);
-    int (*ledger_get_room)(ssp_store *store, const char *school, const char *kind,
+    int (*reconcile_get_room)(ssp_store *store, const char *school, const char *kind,
                            char **room_id, ssp_error *err);
-    int (*ledger_sync_config)(ssp_store *store, size_t *schools_changed, ssp_error *err);
-    int (*ledger_status)(ssp_store *store, char **status_json, ssp_error *err);
+    int (*reconcile_sync_config)(ssp_store *store, size_t *schools_changed, ssp_error *err);
+    int (*reconcile_status)(ssp_store *store, char **status_json, ssp_error *err);
     /* Without an open store (the CLI while Synapse runs). */
-    int (*ledger_status_offline)(const ssp_config *config, char **status_json, ssp_error *err);
+    int (*reconcile_status_offline)(const ssp_config *config, char **status_json, ssp_error *err);
 } ssp_store_ops;
 
 extern const ssp_store_ops ssp_embedded_store_ops;
@@ -131,7 +131,7 @@ int ssp_store_open(struct ssp_engine *engine, bool offline, ssp_error *err);
 /* Closes the store (after its writer has written or spilled the queue)
  * and then the audit queue. */
 void ssp_store_close(struct ssp_engine *engine);
-/* Marks the ledger for the changed memberships (unless the backend does),
+/* Marks the reconcile state for the changed memberships (unless the backend does),
  * then appends the changes durably. Caller holds engine->write_mutex. */
 int ssp_store_roster_append(struct ssp_engine *engine, const ssp_roster_change *changes,
                             size_t n, ssp_error *err);
@@ -141,23 +141,23 @@ int ssp_store_audit_chart(struct ssp_engine *engine, const ssp_audit_filter *fil
 int ssp_store_reads_append(struct ssp_engine *engine, json_t *record, ssp_error *err);
 int ssp_store_reads_query(struct ssp_engine *engine, json_t *schools,
                           const ssp_reads_filter *filter, json_t **page, ssp_error *err);
-int ssp_store_ledger_mark(struct ssp_engine *engine, const char *const *schools,
+int ssp_store_reconcile_mark(struct ssp_engine *engine, const char *const *schools,
                           const char *const *user_ids, size_t n, ssp_error *err);
-int ssp_store_ledger_due(struct ssp_engine *engine, int64_t now_ms, size_t max,
+int ssp_store_reconcile_due(struct ssp_engine *engine, int64_t now_ms, size_t max,
                          char **marks_json, ssp_error *err);
-int ssp_store_ledger_done(struct ssp_engine *engine, const char *school, const char *user_id,
+int ssp_store_reconcile_done(struct ssp_engine *engine, const char *school, const char *user_id,
                           int64_t generation, ssp_error *err);
-int ssp_store_ledger_failed(struct ssp_engine *engine, const char *school, const char *user_id,
+int ssp_store_reconcile_failed(struct ssp_engine *engine, const char *school, const char *user_id,
                             int64_t generation, const char *error, int64_t retry_at_ms,
                             ssp_error *err);
-int ssp_store_ledger_set_room(struct ssp_engine *engine, const char *school, const char *kind,
+int ssp_store_reconcile_set_room(struct ssp_engine *engine, const char *school, const char *kind,
                               const char *room_id, ssp_error *err);
-int ssp_store_ledger_get_room(struct ssp_engine *engine, const char *school, const char *kind,
+int ssp_store_reconcile_get_room(struct ssp_engine *engine, const char *school, const char *kind,
                               char **room_id, ssp_error *err);
-int ssp_store_ledger_sync_config(struct ssp_engine *engine, size_t *schools_changed,
+int ssp_store_reconcile_sync_config(struct ssp_engine *engine, size_t *schools_changed,
                                  ssp_error *err);
-int ssp_store_ledger_status(struct ssp_engine *engine, char **status_json, ssp_error *err);
-int ssp_store_ledger_status_offline(const ssp_config *config, char **status_json,
+int ssp_store_reconcile_status(struct ssp_engine *engine, char **status_json, ssp_error *err);
+int ssp_store_reconcile_status_offline(const ssp_config *config, char **status_json,
                                     ssp_error *err);
 
 #endif

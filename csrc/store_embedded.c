@@ -1,6 +1,6 @@
 /*
  * The embedded store (no `database:` in the config): one process owns
- * data_dir. The roster journal (journal.c), the ledger (ledger_file.c) and
+ * data_dir. The roster journal (journal.c), the reconcile state (reconcile_file.c) and
  * the audit files (audit_file.c) behind the store interface (store.h).
  *
  * Ownership: the store owns its files and their memory; the roster and the
@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ledger.h"
+#include "reconcile_common.h"
 #include "store_embedded.h"
 #include "util.h"
 
@@ -33,8 +33,8 @@ static void embedded_close(ssp_store *store)
         ssp_audit_file_close(&emb->audit); /* writes what is queued first */
     if (emb->journal_open)
         ssp_journal_close(&emb->journal);
-    if (emb->ledger_open)
-        ssp_ledger_close(&emb->ledger);
+    if (emb->reconcile_open)
+        ssp_reconcile_file_close(&emb->reconcile);
     free(emb);
 }
 
@@ -75,7 +75,7 @@ done:
 }
 
 /* Removes the private copy: the files in dir (no subdirectories), then dir.
- * What is still open (the ledger's file) lives on until it is closed. */
+ * What is still open (the reconcile state's file) lives on until it is closed. */
 static void remove_copy(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -91,7 +91,7 @@ static void remove_copy(const char *dir)
     (void)rmdir(dir);
 }
 
-/* data_dir belongs to the running Synapse: the roster and the ledger are
+/* data_dir belongs to the running Synapse: the roster and the reconcile state are
  * replayed by their own code from a private copy, so nothing in data_dir is
  * cut, compacted or appended to; the roster journal is closed again. */
 static int embedded_open_offline(ssp_embedded_store *emb, const ssp_store_env *env,
@@ -112,9 +112,9 @@ static int embedded_open_offline(ssp_embedded_store *emb, const ssp_store_env *e
     if (copy_whole_lines(data_dir, dir, "roster.jsonl", err) != 0 ||
         copy_whole_lines(data_dir, dir, "reconcile.jsonl", err) != 0)
         goto done;
-    if (ssp_ledger_open(&emb->ledger, dir, err) != 0)
+    if (ssp_reconcile_file_open(&emb->reconcile, dir, err) != 0)
         goto done;
-    emb->ledger_open = true;
+    emb->reconcile_open = true;
     if (ssp_journal_open(&emb->journal, dir, env->roster, err) != 0)
         goto done;
     ssp_journal_close(&emb->journal);
@@ -157,10 +157,10 @@ static int embedded_open(const ssp_store_env *env, ssp_store **out, ssp_store_op
         *out = &emb->base;
         return 0;
     }
-    /* The ledger first: roster changes mark it before they are journaled. */
-    if (ssp_ledger_open(&emb->ledger, data_dir, err) != 0)
+    /* The reconcile state first: roster changes mark it before they are journaled. */
+    if (ssp_reconcile_file_open(&emb->reconcile, data_dir, err) != 0)
         goto fail;
-    emb->ledger_open = true;
+    emb->reconcile_open = true;
     if (ssp_journal_open(&emb->journal, data_dir, env->roster, err) != 0)
         goto fail;
     emb->journal_open = true;
@@ -187,7 +187,7 @@ static int embedded_start(ssp_store *store, ssp_audit_log *log, ssp_error *err)
 static void embedded_status(ssp_store *store, ssp_store_status *out)
 {
     out->connected = true;
-    out->reconcile_pending = ssp_ledger_pending(&embedded(store)->ledger);
+    out->reconcile_pending = ssp_reconcile_file_pending(&embedded(store)->reconcile);
 }
 
 static int embedded_roster_append(ssp_store *store, const ssp_roster_change *changes, size_t n,
@@ -232,50 +232,50 @@ static int embedded_reads_query(ssp_store *store, json_t *schools, const ssp_rea
     return ssp_audit_file_reads_query(&embedded(store)->audit, schools, filter, page, err);
 }
 
-static int embedded_ledger_mark(ssp_store *store, const char *const *schools,
+static int embedded_reconcile_mark(ssp_store *store, const char *const *schools,
                                 const char *const *user_ids, size_t n, ssp_error *err)
 {
     if (refuse_offline(embedded(store), err) != 0)
         return -1;
-    return ssp_ledger_mark_pairs(&embedded(store)->ledger, schools, user_ids, n, err);
+    return ssp_reconcile_file_mark_pairs(&embedded(store)->reconcile, schools, user_ids, n, err);
 }
 
-static int embedded_ledger_due(ssp_store *store, int64_t now_ms, size_t max, char **marks_json,
+static int embedded_reconcile_due(ssp_store *store, int64_t now_ms, size_t max, char **marks_json,
                                ssp_error *err)
 {
-    return ssp_ledger_due(&embedded(store)->ledger, now_ms, max, marks_json, err);
+    return ssp_reconcile_file_due(&embedded(store)->reconcile, now_ms, max, marks_json, err);
 }
 
-static int embedded_ledger_done(ssp_store *store, const char *school, const char *user_id,
+static int embedded_reconcile_done(ssp_store *store, const char *school, const char *user_id,
                                 int64_t generation, ssp_error *err)
 {
     if (refuse_offline(embedded(store), err) != 0)
         return -1;
-    return ssp_ledger_done(&embedded(store)->ledger, school, user_id, generation, err);
+    return ssp_reconcile_file_done(&embedded(store)->reconcile, school, user_id, generation, err);
 }
 
-static int embedded_ledger_failed(ssp_store *store, const char *school, const char *user_id,
+static int embedded_reconcile_failed(ssp_store *store, const char *school, const char *user_id,
                                   int64_t generation, const char *error, int64_t retry_at_ms,
                                   ssp_error *err)
 {
     if (refuse_offline(embedded(store), err) != 0)
         return -1;
-    return ssp_ledger_failed(&embedded(store)->ledger, school, user_id, generation, error,
+    return ssp_reconcile_file_failed(&embedded(store)->reconcile, school, user_id, generation, error,
                              retry_at_ms, err);
 }
 
-static int embedded_ledger_set_room(ssp_store *store, const char *school, const char *kind,
+static int embedded_reconcile_set_room(ssp_store *store, const char *school, const char *kind,
                                     const char *room_id, ssp_error *err)
 {
     if (refuse_offline(embedded(store), err) != 0)
         return -1;
-    return ssp_ledger_set_room(&embedded(store)->ledger, school, kind, room_id, err);
+    return ssp_reconcile_file_set_room(&embedded(store)->reconcile, school, kind, room_id, err);
 }
 
-static int embedded_ledger_get_room(ssp_store *store, const char *school, const char *kind,
+static int embedded_reconcile_get_room(ssp_store *store, const char *school, const char *kind,
                                     char **room_id, ssp_error *err)
 {
-    return ssp_ledger_get_room(&embedded(store)->ledger, school, kind, room_id, err);
+    return ssp_reconcile_file_get_room(&embedded(store)->reconcile, school, kind, room_id, err);
 }
 
 typedef struct school_users {
@@ -326,9 +326,9 @@ static int sync_school(ssp_embedded_store *emb, const ssp_school *school, const 
     ssp_strmap_each(&env->roster->users, collect_school_user, &ctx);
     pthread_rwlock_unlock(&env->roster->lock);
     /* marks first: a crash before the applied line leaves extra marks only */
-    if (ssp_ledger_mark_pairs(&emb->ledger, ctx.schools, ctx.users, ctx.n, err) != 0)
+    if (ssp_reconcile_file_mark_pairs(&emb->reconcile, ctx.schools, ctx.users, ctx.n, err) != 0)
         goto done;
-    rc = ssp_ledger_put_applied(&emb->ledger, school->id, applied, err);
+    rc = ssp_reconcile_file_put_applied(&emb->reconcile, school->id, applied, err);
 done:
     pthread_mutex_unlock(env->write_mutex);
     free(ctx.schools);
@@ -336,7 +336,7 @@ done:
     return rc;
 }
 
-static int embedded_ledger_sync_config(ssp_store *store, size_t *schools_changed, ssp_error *err)
+static int embedded_reconcile_sync_config(ssp_store *store, size_t *schools_changed, ssp_error *err)
 {
     ssp_embedded_store *emb = embedded(store);
     const ssp_config *config = emb->env->config;
@@ -347,7 +347,7 @@ static int embedded_ledger_sync_config(ssp_store *store, size_t *schools_changed
         char applied[96];
 
         ssp_reconcile_applied_text(&config->schools[i], applied, sizeof applied);
-        if (ssp_ledger_applied_is(&emb->ledger, config->schools[i].id, applied))
+        if (ssp_reconcile_file_applied_is(&emb->reconcile, config->schools[i].id, applied))
             continue;
         if (sync_school(emb, &config->schools[i], applied, err) != 0)
             return -1;
@@ -356,11 +356,11 @@ static int embedded_ledger_sync_config(ssp_store *store, size_t *schools_changed
     return 0;
 }
 
-static int embedded_ledger_status(ssp_store *store, char **status_json, ssp_error *err)
+static int embedded_reconcile_status(ssp_store *store, char **status_json, ssp_error *err)
 {
     ssp_embedded_store *emb = embedded(store);
 
-    return ssp_ledger_status_locked(&emb->ledger, emb->env->config, status_json, err);
+    return ssp_reconcile_file_status_locked(&emb->reconcile, emb->env->config, status_json, err);
 }
 
 const ssp_store_ops ssp_embedded_store_ops = {
@@ -377,13 +377,13 @@ const ssp_store_ops ssp_embedded_store_ops = {
     .audit_purge = embedded_audit_purge,
     .reads_append = embedded_reads_append,
     .reads_query = embedded_reads_query,
-    .ledger_mark = embedded_ledger_mark,
-    .ledger_due = embedded_ledger_due,
-    .ledger_done = embedded_ledger_done,
-    .ledger_failed = embedded_ledger_failed,
-    .ledger_set_room = embedded_ledger_set_room,
-    .ledger_get_room = embedded_ledger_get_room,
-    .ledger_sync_config = embedded_ledger_sync_config,
-    .ledger_status = embedded_ledger_status,
-    .ledger_status_offline = ssp_ledger_status_offline,
+    .reconcile_mark = embedded_reconcile_mark,
+    .reconcile_due = embedded_reconcile_due,
+    .reconcile_done = embedded_reconcile_done,
+    .reconcile_failed = embedded_reconcile_failed,
+    .reconcile_set_room = embedded_reconcile_set_room,
+    .reconcile_get_room = embedded_reconcile_get_room,
+    .reconcile_sync_config = embedded_reconcile_sync_config,
+    .reconcile_status = embedded_reconcile_status,
+    .reconcile_status_offline = ssp_reconcile_file_status_offline,
 };

@@ -1197,7 +1197,7 @@ out:
     tu_teardown(&fx);
 }
 
-/* ---- reconciliation ledger ---- */
+/* ---- reconcile state ---- */
 
 static size_t due_count(tu_fixture *fx)
 {

@@ -220,11 +220,11 @@ static void feed_store_failure_is_retried_not_rejected(void)
 
     if (!tu_setup(&fx, NULL))
         return;
-    /* the ledger's and the journal's files now refuse writes, like a disk gone bad */
+    /* the reconcile state's and the journal's files now refuse writes, like a disk gone bad */
     ro = open("/dev/null", O_RDONLY | O_CLOEXEC);
     REQUIRE(ro >= 0);
     emb = (ssp_embedded_store *)fx.engine->store;
-    REQUIRE(dup2(ro, emb->ledger.file.fd) >= 0);
+    REQUIRE(dup2(ro, emb->reconcile.file.fd) >= 0);
     REQUIRE(dup2(ro, emb->journal.fd) >= 0);
     close(ro);
     CHECK_INT_EQ(ssp_feed_apply(fx.engine, GOOD_ANNA, strlen(GOOD_ANNA), &upserted, &fx.err),

@@ -1,15 +1,15 @@
-/* The ledger's input checks and result texts, shared by reconcile.c and
- * both stores' ledgers (ledger.h). */
+/* The reconcile state's input checks and result texts, shared by reconcile.c and
+ * both stores' reconcile state (reconcile_common.h). */
 #include <stdio.h>
 #include <string.h>
 
-#include "ledger.h"
+#include "reconcile_common.h"
 #include "roster_index.h"
 #include "util.h"
 
 static const char *const ROOM_KINDS[] = {"teachers", "announcement", NULL};
 
-bool ssp_ledger_text_ok(const char *s, size_t max)
+bool ssp_reconcile_text_ok(const char *s, size_t max)
 {
     size_t len;
 
@@ -21,7 +21,7 @@ bool ssp_ledger_text_ok(const char *s, size_t max)
 
 int ssp_reconcile_check_key(const char *school, const char *user_id, ssp_error *err)
 {
-    if (school == NULL || school[0] == '\0' || !ssp_ledger_text_ok(school, SSP_SCHOOL_ID_MAX))
+    if (school == NULL || school[0] == '\0' || !ssp_reconcile_text_ok(school, SSP_SCHOOL_ID_MAX))
         return ssp_fail(err, SSP_ERR_INPUT, "school: expected a school id of 1 to %d characters",
                         SSP_SCHOOL_ID_MAX);
     if (user_id == NULL || (user_id[0] != '\0' && !ssp_user_id_valid(user_id)))

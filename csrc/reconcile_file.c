@@ -1,5 +1,5 @@
 /*
- * The embedded store's reconciliation ledger: data_dir/reconcile.jsonl,
+ * The embedded store's reconcile state: data_dir/reconcile.jsonl,
  * replayed into memory at open. Each line is one operation:
  *   {"op":"mark","school":s,"user":u,"gen":g,"at":ms}
  *   {"op":"done","school":s,"user":u,"gen":g}
@@ -14,7 +14,7 @@
  * the file has grown well past the live state, it is rewritten (at open and
  * after appends).
  *
- * Ownership: the ledger owns its marks and entries (one allocation each,
+ * Ownership: the reconcile state owns its marks and entries (one allocation each,
  * plus a mark's last_error); strings passed in are copied.
  */
 #include <errno.h>
@@ -23,7 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ledger.h"
+#include "reconcile_common.h"
 #include "store_embedded.h"
 #include "util.h"
 
@@ -35,7 +35,7 @@
  * corrupt, and the bound keeps next_generation + n from overflowing. */
 #define GENERATION_MAX (INT64_MAX / 2)
 
-/* ---- the embedded ledger: memory ---- */
+/* ---- the embedded reconcile state: memory ---- */
 
 static void mark_key(char *key, const char *school, const char *user_id)
 {
@@ -49,7 +49,7 @@ static void room_key(char *key, const char *school, const char *kind)
 
 /* One zeroed allocation of node_size bytes followed by copies of the three
  * strings, which *copy_a, *copy_b and *copy_c are pointed at. NULL when out
- * of memory. (Marks and ledger entries are each one allocation.) */
+ * of memory. (Marks and reconcile entries are each one allocation.) */
 static void *node_with_strings(size_t node_size, const char *a, const char *b, const char *c,
                                const char **copy_a, const char **copy_b, const char **copy_c)
 {
@@ -91,9 +91,9 @@ static void mark_free(ssp_mark *mark)
     free(mark);
 }
 
-static ssp_ledger_entry *entry_new(const char *key, const char *school, const char *value)
+static ssp_reconcile_entry *entry_new(const char *key, const char *school, const char *value)
 {
-    ssp_ledger_entry fields, *entry;
+    ssp_reconcile_entry fields, *entry;
 
     entry = node_with_strings(sizeof *entry, key, school, value, &fields.key, &fields.school,
                               &fields.value);
@@ -110,42 +110,42 @@ static int free_mark_cb(const char *key, void *value, void *ctx)
     return 0;
 }
 
-static void ledger_state_init(ssp_ledger *ledger)
+static void reconcile_state_init(ssp_reconcile_file *rf)
 {
-    ssp_strmap_init(&ledger->marks);
-    ssp_strmap_init(&ledger->rooms);
-    ssp_strmap_init(&ledger->applied);
-    ledger->next_generation = 1;
+    ssp_strmap_init(&rf->marks);
+    ssp_strmap_init(&rf->rooms);
+    ssp_strmap_init(&rf->applied);
+    rf->next_generation = 1;
 }
 
-static void ledger_state_destroy(ssp_ledger *ledger)
+static void reconcile_state_destroy(ssp_reconcile_file *rf)
 {
-    ssp_strmap_each(&ledger->marks, free_mark_cb, NULL);
-    ssp_strmap_destroy(&ledger->marks);
-    ssp_strmap_each(&ledger->rooms, ssp_strmap_free_value, NULL);
-    ssp_strmap_destroy(&ledger->rooms);
-    ssp_strmap_each(&ledger->applied, ssp_strmap_free_value, NULL);
-    ssp_strmap_destroy(&ledger->applied);
+    ssp_strmap_each(&rf->marks, free_mark_cb, NULL);
+    ssp_strmap_destroy(&rf->marks);
+    ssp_strmap_each(&rf->rooms, ssp_strmap_free_value, NULL);
+    ssp_strmap_destroy(&rf->rooms);
+    ssp_strmap_each(&rf->applied, ssp_strmap_free_value, NULL);
+    ssp_strmap_destroy(&rf->applied);
 }
 
-static void note_generation(ssp_ledger *ledger, int64_t generation)
+static void note_generation(ssp_reconcile_file *rf, int64_t generation)
 {
-    if (generation >= ledger->next_generation)
-        ledger->next_generation = generation + 1;
+    if (generation >= rf->next_generation)
+        rf->next_generation = generation + 1;
 }
 
 /* A (re)mark in memory. `fresh` is a node prepared for the key (or NULL when
  * the key is known to exist); it is used or freed. Cannot fail when the map
  * has room for one more entry. */
-static int remark(ssp_ledger *ledger, ssp_mark *fresh, const char *key, int64_t generation,
+static int remark(ssp_reconcile_file *rf, ssp_mark *fresh, const char *key, int64_t generation,
                   int64_t at_ms)
 {
-    ssp_mark *mark = ssp_strmap_get(&ledger->marks, key);
+    ssp_mark *mark = ssp_strmap_get(&rf->marks, key);
 
     if (mark != NULL) {
         mark_free(fresh);
     } else {
-        if (fresh == NULL || ssp_strmap_put(&ledger->marks, fresh->key, fresh, NULL) != 0) {
+        if (fresh == NULL || ssp_strmap_put(&rf->marks, fresh->key, fresh, NULL) != 0) {
             mark_free(fresh);
             return -1;
         }
@@ -156,13 +156,13 @@ static int remark(ssp_ledger *ledger, ssp_mark *fresh, const char *key, int64_t 
     mark->marked_at_ms = at_ms;
     mark->attempts = 0;
     mark->next_attempt_ms = 0;
-    note_generation(ledger, generation);
+    note_generation(rf, generation);
     return 0;
 }
 
 /* Puts or (value NULL) removes an entry of map; `fresh` is prepared by the
  * caller for value != NULL. Cannot fail when the map has room for one more. */
-static int put_entry(ssp_strmap *map, ssp_ledger_entry *fresh, const char *key)
+static int put_entry(ssp_strmap *map, ssp_reconcile_entry *fresh, const char *key)
 {
     void *previous = NULL;
 
@@ -178,7 +178,7 @@ static int put_entry(ssp_strmap *map, ssp_ledger_entry *fresh, const char *key)
     return 0;
 }
 
-/* ---- the embedded ledger: replay ---- */
+/* ---- the embedded reconcile state: replay ---- */
 
 static const char *string_member(json_t *root, const char *name)
 {
@@ -197,15 +197,15 @@ static bool int_member(json_t *root, const char *name, int64_t *out)
     return true;
 }
 
-/* A "gen" the ledger could have written: at most GENERATION_MAX. */
+/* A "gen" the reconcile state could have written: at most GENERATION_MAX. */
 static bool generation_member(json_t *root, int64_t *out)
 {
     return int_member(root, "gen", out) && *out <= GENERATION_MAX;
 }
 
-static int replay_ledger_line(void *ctx, const char *line, size_t len, ssp_error *err)
+static int replay_reconcile_line(void *ctx, const char *line, size_t len, ssp_error *err)
 {
-    ssp_ledger *ledger = ctx;
+    ssp_reconcile_file *rf = ctx;
     json_error_t json_err;
     json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &json_err);
     const char *op, *school, *user;
@@ -224,7 +224,7 @@ static int replay_ledger_line(void *ctx, const char *line, size_t len, ssp_error
             ssp_fail(err, SSP_ERR_INPUT, "next_gen: expected gen");
             goto done;
         }
-        note_generation(ledger, gen - 1);
+        note_generation(rf, gen - 1);
         rc = 0;
         goto done;
     }
@@ -244,21 +244,21 @@ static int replay_ledger_line(void *ctx, const char *line, size_t len, ssp_error
             goto done;
         }
         mark_key(key, school, user);
-        mark = ssp_strmap_get(&ledger->marks, key);
+        mark = ssp_strmap_get(&rf->marks, key);
         if (strcmp(op, "mark") == 0) {
             if (!int_member(root, "at", &at)) {
                 ssp_fail(err, SSP_ERR_INPUT, "mark: expected at");
                 goto done;
             }
-            if (ssp_strmap_reserve(&ledger->marks, 1) != 0 ||
-                remark(ledger, mark ? NULL : mark_new(school, user), key, gen, at) != 0) {
+            if (ssp_strmap_reserve(&rf->marks, 1) != 0 ||
+                remark(rf, mark ? NULL : mark_new(school, user), key, gen, at) != 0) {
                 ssp_fail_nomem(err);
                 goto done;
             }
         } else if (strcmp(op, "done") == 0) {
             if (mark != NULL && mark->generation == gen)
-                mark_free(ssp_strmap_remove(&ledger->marks, key));
-            note_generation(ledger, gen);
+                mark_free(ssp_strmap_remove(&rf->marks, key));
+            note_generation(rf, gen);
         } else {
             json_t *error = json_object_get(root, "error");
             int64_t attempts, retry_at;
@@ -283,12 +283,12 @@ static int replay_ledger_line(void *ctx, const char *line, size_t len, ssp_error
                 mark->next_attempt_ms = retry_at;
                 mark->failed_at_ms = at;
             }
-            note_generation(ledger, gen);
+            note_generation(rf, gen);
         }
     } else if (strcmp(op, "room") == 0) {
         const char *kind = string_member(root, "kind");
         json_t *room_id = json_object_get(root, "room_id");
-        ssp_ledger_entry *fresh = NULL;
+        ssp_reconcile_entry *fresh = NULL;
 
         if (ssp_reconcile_check_kind(kind, err) != 0 ||
             !(json_is_string(room_id) || json_is_null(room_id))) {
@@ -303,20 +303,20 @@ static int replay_ledger_line(void *ctx, const char *line, size_t len, ssp_error
                 goto done;
             }
         }
-        if (put_entry(&ledger->rooms, fresh, key) != 0) {
+        if (put_entry(&rf->rooms, fresh, key) != 0) {
             ssp_fail_nomem(err);
             goto done;
         }
     } else if (strcmp(op, "applied") == 0) {
         const char *config = string_member(root, "config");
-        ssp_ledger_entry *fresh;
+        ssp_reconcile_entry *fresh;
 
         if (config == NULL) {
             ssp_fail(err, SSP_ERR_INPUT, "applied: expected config");
             goto done;
         }
         fresh = entry_new(school, school, config);
-        if (fresh == NULL || put_entry(&ledger->applied, fresh, school) != 0) {
+        if (fresh == NULL || put_entry(&rf->applied, fresh, school) != 0) {
             ssp_fail_nomem(err);
             goto done;
         }
@@ -331,8 +331,8 @@ done:
 }
 
 /* Reads and replays the file at path into the (initialised) state of
- * ledger. *good_end and *lines describe the whole lines. */
-static int replay_file(ssp_ledger *ledger, const char *path, size_t *len, size_t *good_end,
+ * rf. *good_end and *lines describe the whole lines. */
+static int replay_file(ssp_reconcile_file *rf, const char *path, size_t *len, size_t *good_end,
                        size_t *lines, ssp_error *err)
 {
     char *data = NULL;
@@ -340,12 +340,12 @@ static int replay_file(ssp_ledger *ledger, const char *path, size_t *len, size_t
 
     if (ssp_read_file(path, &data, len, err) != 0)
         return -1;
-    rc = ssp_jsonl_replay(path, data, *len, replay_ledger_line, ledger, lines, good_end, err);
+    rc = ssp_jsonl_replay(path, data, *len, replay_reconcile_line, rf, lines, good_end, err);
     free(data);
     return rc;
 }
 
-/* ---- the embedded ledger: writing ---- */
+/* ---- the embedded reconcile state: writing ---- */
 
 /* Lines to append, built before anything is written. */
 typedef struct line_buf {
@@ -442,7 +442,7 @@ static int snapshot_mark(const char *key, void *value, void *ctx)
 
 static int snapshot_room(const char *key, void *value, void *ctx)
 {
-    const ssp_ledger_entry *entry = value;
+    const ssp_reconcile_entry *entry = value;
 
     /* the key is "<kind>:<school>" */
     char kind[16];
@@ -455,23 +455,23 @@ static int snapshot_room(const char *key, void *value, void *ctx)
 
 static int snapshot_applied(const char *key, void *value, void *ctx)
 {
-    const ssp_ledger_entry *entry = value;
+    const ssp_reconcile_entry *entry = value;
 
     (void)key;
     return snapshot_add(ctx, applied_line(entry->school, entry->value)) != 0;
 }
 
-static int write_snapshot(int fd, void *ledger_ptr)
+static int write_snapshot(int fd, void *rf_ptr)
 {
-    ssp_ledger *ledger = ledger_ptr;
+    ssp_reconcile_file *rf = rf_ptr;
     snapshot snap = {{NULL, 0, 0, 0}, fd, 0};
     int rc = 0;
 
     if (snapshot_add(&snap, json_pack("{s:s, s:I}", "op", "next_gen", "gen",
-                                      (json_int_t)ledger->next_generation)) != 0 ||
-        ssp_strmap_each(&ledger->marks, snapshot_mark, &snap) != 0 ||
-        ssp_strmap_each(&ledger->rooms, snapshot_room, &snap) != 0 ||
-        ssp_strmap_each(&ledger->applied, snapshot_applied, &snap) != 0 ||
+                                      (json_int_t)rf->next_generation)) != 0 ||
+        ssp_strmap_each(&rf->marks, snapshot_mark, &snap) != 0 ||
+        ssp_strmap_each(&rf->rooms, snapshot_room, &snap) != 0 ||
+        ssp_strmap_each(&rf->applied, snapshot_applied, &snap) != 0 ||
         snapshot_flush(&snap, true) != 0) {
         errno = snap.failed_errno;
         rc = -1;
@@ -480,121 +480,121 @@ static int write_snapshot(int fd, void *ledger_ptr)
     return rc;
 }
 
-static size_t live_lines(const ssp_ledger *ledger)
+static size_t live_lines(const ssp_reconcile_file *rf)
 {
-    return 1 + 2 * ledger->marks.count + ledger->rooms.count + ledger->applied.count;
+    return 1 + 2 * rf->marks.count + rf->rooms.count + rf->applied.count;
 }
 
-static bool worth_compacting(const ssp_ledger *ledger)
+static bool worth_compacting(const ssp_reconcile_file *rf)
 {
-    return ledger->file.lines > 2 * live_lines(ledger) + 1024;
+    return rf->file.lines > 2 * live_lines(rf) + 1024;
 }
 
 /* Rewrites the file from memory. The fd is reopened on the new file; when
- * that fails the ledger refuses further appends rather than write into the
+ * that fails the reconcile state refuses further appends rather than write into the
  * replaced file. Caller holds the mutex (or is the opener). */
-static int compact(ssp_ledger *ledger, ssp_error *err)
+static int compact(ssp_reconcile_file *rf, ssp_error *err)
 {
     int fd;
 
-    if (ssp_file_rewrite(ledger->data_dir, ledger->file.path, write_snapshot, ledger, err) != 0)
+    if (ssp_file_rewrite(rf->data_dir, rf->file.path, write_snapshot, rf, err) != 0)
         return -1;
-    fd = open(ledger->file.path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    fd = open(rf->file.path, O_WRONLY | O_APPEND | O_CLOEXEC);
     if (fd < 0) {
-        if (ledger->file.fd >= 0)
-            ledger->file.fd_broken = true;
-        return ssp_fail(err, SSP_ERR_IO, "cannot open %s: %s", ledger->file.path,
+        if (rf->file.fd >= 0)
+            rf->file.fd_broken = true;
+        return ssp_fail(err, SSP_ERR_IO, "cannot open %s: %s", rf->file.path,
                         strerror(errno));
     }
-    if (ledger->file.fd >= 0)
-        close(ledger->file.fd);
-    ledger->file.fd = fd;
-    ledger->file.size = lseek(fd, 0, SEEK_END);
-    ledger->file.lines = live_lines(ledger); /* an upper bound; only a heuristic */
+    if (rf->file.fd >= 0)
+        close(rf->file.fd);
+    rf->file.fd = fd;
+    rf->file.size = lseek(fd, 0, SEEK_END);
+    rf->file.lines = live_lines(rf); /* an upper bound; only a heuristic */
     return 0;
 }
 
-static int append(ssp_ledger *ledger, const line_buf *buf, ssp_error *err)
+static int append(ssp_reconcile_file *rf, const line_buf *buf, ssp_error *err)
 {
-    return ssp_journal_write(&ledger->file, buf->data, buf->used, buf->lines, err);
+    return ssp_journal_write(&rf->file, buf->data, buf->used, buf->lines, err);
 }
 
 /* After an append: a failed compaction leaves the appended state intact,
  * so it is not the caller's failure; the next append tries again. */
-static void compact_if_worthwhile(ssp_ledger *ledger)
+static void compact_if_worthwhile(ssp_reconcile_file *rf)
 {
     ssp_error ignored;
 
-    if (worth_compacting(ledger))
-        (void)compact(ledger, &ignored);
+    if (worth_compacting(rf))
+        (void)compact(rf, &ignored);
 }
 
-/* ---- the embedded ledger: operations ---- */
+/* ---- the embedded reconcile state: operations ---- */
 
-int ssp_ledger_open(ssp_ledger *ledger, const char *data_dir, ssp_error *err)
+int ssp_reconcile_file_open(ssp_reconcile_file *rf, const char *data_dir, ssp_error *err)
 {
     size_t len = 0, good_end = 0, lines = 0;
 
-    memset(ledger, 0, sizeof *ledger);
-    ledger->file.fd = -1;
-    ledger_state_init(ledger);
-    if (pthread_mutex_init(&ledger->mutex, NULL) != 0)
-        return ssp_fail(err, SSP_ERR_NOMEM, "cannot create the ledger mutex");
-    ledger->mutex_ready = true;
+    memset(rf, 0, sizeof *rf);
+    rf->file.fd = -1;
+    reconcile_state_init(rf);
+    if (pthread_mutex_init(&rf->mutex, NULL) != 0)
+        return ssp_fail(err, SSP_ERR_NOMEM, "cannot create the reconcile mutex");
+    rf->mutex_ready = true;
     if (ssp_make_dirs(data_dir, err) != 0)
         goto fail;
-    ledger->data_dir = ssp_strdup(data_dir);
-    ledger->file.path = ssp_path_join(data_dir, LEDGER_NAME);
-    if (ledger->data_dir == NULL || ledger->file.path == NULL) {
+    rf->data_dir = ssp_strdup(data_dir);
+    rf->file.path = ssp_path_join(data_dir, LEDGER_NAME);
+    if (rf->data_dir == NULL || rf->file.path == NULL) {
         ssp_fail_nomem(err);
         goto fail;
     }
-    if (replay_file(ledger, ledger->file.path, &len, &good_end, &lines, err) != 0)
+    if (replay_file(rf, rf->file.path, &len, &good_end, &lines, err) != 0)
         goto fail;
-    ledger->file.lines = lines;
-    if (good_end < len && truncate(ledger->file.path, (off_t)good_end) != 0) {
-        ssp_fail(err, SSP_ERR_IO, "cannot truncate %s: %s", ledger->file.path, strerror(errno));
+    rf->file.lines = lines;
+    if (good_end < len && truncate(rf->file.path, (off_t)good_end) != 0) {
+        ssp_fail(err, SSP_ERR_IO, "cannot truncate %s: %s", rf->file.path, strerror(errno));
         goto fail;
     }
-    if (worth_compacting(ledger) && compact(ledger, err) != 0)
+    if (worth_compacting(rf) && compact(rf, err) != 0)
         goto fail;
-    if (ledger->file.fd < 0) {
-        ledger->file.fd =
-            open(ledger->file.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (ledger->file.fd < 0) {
-            ssp_fail(err, SSP_ERR_IO, "cannot open %s: %s", ledger->file.path, strerror(errno));
+    if (rf->file.fd < 0) {
+        rf->file.fd =
+            open(rf->file.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (rf->file.fd < 0) {
+            ssp_fail(err, SSP_ERR_IO, "cannot open %s: %s", rf->file.path, strerror(errno));
             goto fail;
         }
-        ledger->file.size = lseek(ledger->file.fd, 0, SEEK_END);
+        rf->file.size = lseek(rf->file.fd, 0, SEEK_END);
     }
     return 0;
 fail:
-    ssp_ledger_close(ledger);
+    ssp_reconcile_file_close(rf);
     return -1;
 }
 
-void ssp_ledger_close(ssp_ledger *ledger)
+void ssp_reconcile_file_close(ssp_reconcile_file *rf)
 {
-    ssp_journal_close(&ledger->file);
-    ledger_state_destroy(ledger);
-    free(ledger->data_dir);
-    ledger->data_dir = NULL;
-    if (ledger->mutex_ready)
-        pthread_mutex_destroy(&ledger->mutex);
-    ledger->mutex_ready = false;
+    ssp_journal_close(&rf->file);
+    reconcile_state_destroy(rf);
+    free(rf->data_dir);
+    rf->data_dir = NULL;
+    if (rf->mutex_ready)
+        pthread_mutex_destroy(&rf->mutex);
+    rf->mutex_ready = false;
 }
 
-uint64_t ssp_ledger_pending(ssp_ledger *ledger)
+uint64_t ssp_reconcile_file_pending(ssp_reconcile_file *rf)
 {
     uint64_t n;
 
-    pthread_mutex_lock(&ledger->mutex);
-    n = ledger->marks.count;
-    pthread_mutex_unlock(&ledger->mutex);
+    pthread_mutex_lock(&rf->mutex);
+    n = rf->marks.count;
+    pthread_mutex_unlock(&rf->mutex);
     return n;
 }
 
-int ssp_ledger_mark_pairs(ssp_ledger *ledger, const char *const *schools,
+int ssp_reconcile_file_mark_pairs(ssp_reconcile_file *rf, const char *const *schools,
                           const char *const *user_ids, size_t n, ssp_error *err)
 {
     line_buf buf = {NULL, 0, 0, 0};
@@ -608,13 +608,13 @@ int ssp_ledger_mark_pairs(ssp_ledger *ledger, const char *const *schools,
     fresh = calloc(n, sizeof *fresh);
     if (fresh == NULL)
         return ssp_fail_nomem(err);
-    pthread_mutex_lock(&ledger->mutex);
+    pthread_mutex_lock(&rf->mutex);
     for (size_t i = 0; i < n; i++) {
         char key[MARK_KEY_MAX];
-        int64_t gen = ledger->next_generation + (int64_t)i;
+        int64_t gen = rf->next_generation + (int64_t)i;
 
         mark_key(key, schools[i], user_ids[i]);
-        if (ssp_strmap_get(&ledger->marks, key) == NULL) {
+        if (ssp_strmap_get(&rf->marks, key) == NULL) {
             fresh[i] = mark_new(schools[i], user_ids[i]);
             if (fresh[i] == NULL)
                 goto oom;
@@ -627,9 +627,9 @@ int ssp_ledger_mark_pairs(ssp_ledger *ledger, const char *const *schools,
     }
     /* Room for every new key first: once the file has the marks, memory
      * must take them without failing. */
-    if (ssp_strmap_reserve(&ledger->marks, n_fresh) != 0)
+    if (ssp_strmap_reserve(&rf->marks, n_fresh) != 0)
         goto oom;
-    if (append(ledger, &buf, err) != 0)
+    if (append(rf, &buf, err) != 0)
         goto done;
     for (size_t i = 0; i < n; i++) {
         char key[MARK_KEY_MAX];
@@ -637,16 +637,16 @@ int ssp_ledger_mark_pairs(ssp_ledger *ledger, const char *const *schools,
         mark_key(key, schools[i], user_ids[i]);
         /* cannot fail: room was reserved, and a duplicate pair finds the
          * node its first occurrence put */
-        (void)remark(ledger, fresh[i], key, ledger->next_generation, now);
+        (void)remark(rf, fresh[i], key, rf->next_generation, now);
         fresh[i] = NULL;
     }
-    compact_if_worthwhile(ledger);
+    compact_if_worthwhile(rf);
     rc = 0;
     goto done;
 oom:
     ssp_fail_nomem(err);
 done:
-    pthread_mutex_unlock(&ledger->mutex);
+    pthread_mutex_unlock(&rf->mutex);
     for (size_t i = 0; i < n; i++)
         mark_free(fresh[i]);
     free(fresh);
@@ -654,7 +654,7 @@ done:
     return rc;
 }
 
-int ssp_ledger_done(ssp_ledger *ledger, const char *school, const char *user_id,
+int ssp_reconcile_file_done(ssp_reconcile_file *rf, const char *school, const char *user_id,
                        int64_t generation, ssp_error *err)
 {
     line_buf buf = {NULL, 0, 0, 0};
@@ -663,23 +663,23 @@ int ssp_ledger_done(ssp_ledger *ledger, const char *school, const char *user_id,
     int rc = 0;
 
     mark_key(key, school, user_id);
-    pthread_mutex_lock(&ledger->mutex);
-    mark = ssp_strmap_get(&ledger->marks, key);
+    pthread_mutex_lock(&rf->mutex);
+    mark = ssp_strmap_get(&rf->marks, key);
     if (mark != NULL && mark->generation == generation) {
         if (add_line(&buf, json_pack("{s:s, s:s, s:s, s:I}", "op", "done", "school", school,
                                      "user", user_id, "gen", (json_int_t)generation)) != 0)
             rc = ssp_fail_nomem(err);
-        else if ((rc = append(ledger, &buf, err)) == 0) {
-            mark_free(ssp_strmap_remove(&ledger->marks, key));
-            compact_if_worthwhile(ledger);
+        else if ((rc = append(rf, &buf, err)) == 0) {
+            mark_free(ssp_strmap_remove(&rf->marks, key));
+            compact_if_worthwhile(rf);
         }
     }
-    pthread_mutex_unlock(&ledger->mutex);
+    pthread_mutex_unlock(&rf->mutex);
     free(buf.data);
     return rc;
 }
 
-int ssp_ledger_failed(ssp_ledger *ledger, const char *school, const char *user_id,
+int ssp_reconcile_file_failed(ssp_reconcile_file *rf, const char *school, const char *user_id,
                          int64_t generation, const char *error, int64_t retry_at_ms,
                          ssp_error *err)
 {
@@ -690,8 +690,8 @@ int ssp_ledger_failed(ssp_ledger *ledger, const char *school, const char *user_i
     int rc = 0;
 
     mark_key(key, school, user_id);
-    pthread_mutex_lock(&ledger->mutex);
-    mark = ssp_strmap_get(&ledger->marks, key);
+    pthread_mutex_lock(&rf->mutex);
+    mark = ssp_strmap_get(&rf->marks, key);
     if (mark == NULL || mark->generation != generation)
         goto done;
     if (error != NULL && (error_copy = ssp_strdup(error)) == NULL) {
@@ -707,24 +707,24 @@ int ssp_ledger_failed(ssp_ledger *ledger, const char *school, const char *user_i
         rc = ssp_fail_nomem(err);
         goto done;
     }
-    if ((rc = append(ledger, &buf, err)) != 0)
+    if ((rc = append(rf, &buf, err)) != 0)
         goto done;
     free(mark->last_error);
     *mark = updated;
     error_copy = NULL;
 done:
-    pthread_mutex_unlock(&ledger->mutex);
+    pthread_mutex_unlock(&rf->mutex);
     free(error_copy);
     free(buf.data);
     return rc;
 }
 
 /* Sets (value non-NULL) or removes an entry of map and logs it as line. */
-static int ledger_put(ssp_ledger *ledger, ssp_strmap *map, const char *key, const char *school,
+static int reconcile_put(ssp_reconcile_file *rf, ssp_strmap *map, const char *key, const char *school,
                       const char *value, json_t *line, ssp_error *err)
 {
     line_buf buf = {NULL, 0, 0, 0};
-    ssp_ledger_entry *fresh = NULL;
+    ssp_reconcile_entry *fresh = NULL;
     int rc = -1;
 
     if (add_line(&buf, line) != 0)
@@ -733,16 +733,16 @@ static int ledger_put(ssp_ledger *ledger, ssp_strmap *map, const char *key, cons
         free(buf.data);
         return ssp_fail_nomem(err);
     }
-    pthread_mutex_lock(&ledger->mutex);
+    pthread_mutex_lock(&rf->mutex);
     if (ssp_strmap_reserve(map, 1) != 0) {
         ssp_fail_nomem(err);
-    } else if (append(ledger, &buf, err) == 0) {
+    } else if (append(rf, &buf, err) == 0) {
         (void)put_entry(map, fresh, key); /* cannot fail: room was reserved */
         fresh = NULL;
-        compact_if_worthwhile(ledger);
+        compact_if_worthwhile(rf);
         rc = 0;
     }
-    pthread_mutex_unlock(&ledger->mutex);
+    pthread_mutex_unlock(&rf->mutex);
     free(fresh);
     free(buf.data);
     return rc;
@@ -776,7 +776,7 @@ static int due_order(const void *a_ptr, const void *b_ptr)
     return a->generation < b->generation ? -1 : a->generation > b->generation;
 }
 
-int ssp_ledger_due(ssp_ledger *ledger, int64_t now_ms, size_t max, char **marks_json,
+int ssp_reconcile_file_due(ssp_reconcile_file *rf, int64_t now_ms, size_t max, char **marks_json,
                       ssp_error *err)
 {
     due_ctx ctx = {now_ms, NULL, 0};
@@ -785,11 +785,11 @@ int ssp_ledger_due(ssp_ledger *ledger, int64_t now_ms, size_t max, char **marks_
 
     if (list == NULL)
         return ssp_fail_nomem(err);
-    pthread_mutex_lock(&ledger->mutex);
-    ctx.marks = malloc((ledger->marks.count ? ledger->marks.count : 1) * sizeof *ctx.marks);
+    pthread_mutex_lock(&rf->mutex);
+    ctx.marks = malloc((rf->marks.count ? rf->marks.count : 1) * sizeof *ctx.marks);
     if (ctx.marks == NULL)
         goto oom;
-    ssp_strmap_each(&ledger->marks, collect_due, &ctx);
+    ssp_strmap_each(&rf->marks, collect_due, &ctx);
     qsort(ctx.marks, ctx.n, sizeof *ctx.marks, due_order);
     for (size_t i = 0; i < ctx.n && i < max; i++) {
         const ssp_mark *mark = ctx.marks[i];
@@ -804,7 +804,7 @@ int ssp_ledger_due(ssp_ledger *ledger, int64_t now_ms, size_t max, char **marks_
 oom:
     ssp_fail_nomem(err);
 done:
-    pthread_mutex_unlock(&ledger->mutex);
+    pthread_mutex_unlock(&rf->mutex);
     free(ctx.marks);
     json_decref(list);
     return rc;
@@ -843,7 +843,7 @@ static int count_mark(const char *key, void *value, void *ctx)
 
 static int note_room(const char *key, void *value, void *ctx)
 {
-    const ssp_ledger_entry *entry = value;
+    const ssp_reconcile_entry *entry = value;
     ssp_school_reconcile *slot = school_slot(ctx, entry->school);
 
     if (slot == NULL)
@@ -855,8 +855,8 @@ static int note_room(const char *key, void *value, void *ctx)
     return 0;
 }
 
-/* Caller holds the ledger's mutex, or owns the ledger alone. */
-int ssp_ledger_status(ssp_ledger *ledger, const ssp_config *config, char **status_json,
+/* Caller holds the reconcile state's mutex, or owns the reconcile state alone. */
+int ssp_reconcile_file_status(ssp_reconcile_file *rf, const ssp_config *config, char **status_json,
                          ssp_error *err)
 {
     status_ctx ctx = {config, calloc(config->n_schools ? config->n_schools : 1,
@@ -865,8 +865,8 @@ int ssp_ledger_status(ssp_ledger *ledger, const ssp_config *config, char **statu
 
     if (ctx.per_school == NULL)
         return ssp_fail_nomem(err);
-    ssp_strmap_each(&ledger->marks, count_mark, &ctx);
-    ssp_strmap_each(&ledger->rooms, note_room, &ctx);
+    ssp_strmap_each(&rf->marks, count_mark, &ctx);
+    ssp_strmap_each(&rf->rooms, note_room, &ctx);
     rc = ssp_reconcile_status_text(config, ctx.per_school, status_json, err);
     free(ctx.per_school);
     return rc;
@@ -875,79 +875,79 @@ int ssp_ledger_status(ssp_ledger *ledger, const ssp_config *config, char **statu
 
 /* ---- what the embedded store's ops call besides the above ---- */
 
-int ssp_ledger_set_room(ssp_ledger *ledger, const char *school, const char *kind,
+int ssp_reconcile_file_set_room(ssp_reconcile_file *rf, const char *school, const char *kind,
                         const char *room_id, ssp_error *err)
 {
     char key[ROOM_KEY_MAX];
 
     room_key(key, school, kind);
-    return ledger_put(ledger, &ledger->rooms, key, school, room_id,
+    return reconcile_put(rf, &rf->rooms, key, school, room_id,
                       room_line(school, kind, room_id), err);
 }
 
-int ssp_ledger_get_room(ssp_ledger *ledger, const char *school, const char *kind, char **room_id,
+int ssp_reconcile_file_get_room(ssp_reconcile_file *rf, const char *school, const char *kind, char **room_id,
                         ssp_error *err)
 {
     char key[ROOM_KEY_MAX];
-    const ssp_ledger_entry *entry;
+    const ssp_reconcile_entry *entry;
     int rc = 0;
 
     room_key(key, school, kind);
-    pthread_mutex_lock(&ledger->mutex);
-    entry = ssp_strmap_get(&ledger->rooms, key);
+    pthread_mutex_lock(&rf->mutex);
+    entry = ssp_strmap_get(&rf->rooms, key);
     if (entry != NULL && (*room_id = ssp_strdup(entry->value)) == NULL)
         rc = ssp_fail_nomem(err);
-    pthread_mutex_unlock(&ledger->mutex);
+    pthread_mutex_unlock(&rf->mutex);
     return rc;
 }
 
-bool ssp_ledger_applied_is(ssp_ledger *ledger, const char *school, const char *applied)
+bool ssp_reconcile_file_applied_is(ssp_reconcile_file *rf, const char *school, const char *applied)
 {
-    const ssp_ledger_entry *stored;
+    const ssp_reconcile_entry *stored;
     bool same;
 
-    pthread_mutex_lock(&ledger->mutex);
-    stored = ssp_strmap_get(&ledger->applied, school);
+    pthread_mutex_lock(&rf->mutex);
+    stored = ssp_strmap_get(&rf->applied, school);
     same = stored != NULL && strcmp(stored->value, applied) == 0;
-    pthread_mutex_unlock(&ledger->mutex);
+    pthread_mutex_unlock(&rf->mutex);
     return same;
 }
 
-int ssp_ledger_put_applied(ssp_ledger *ledger, const char *school, const char *applied,
+int ssp_reconcile_file_put_applied(ssp_reconcile_file *rf, const char *school, const char *applied,
                            ssp_error *err)
 {
-    return ledger_put(ledger, &ledger->applied, school, school, applied,
+    return reconcile_put(rf, &rf->applied, school, school, applied,
                       applied_line(school, applied), err);
 }
 
-int ssp_ledger_status_locked(ssp_ledger *ledger, const ssp_config *config, char **status_json,
+int ssp_reconcile_file_status_locked(ssp_reconcile_file *rf, const ssp_config *config, char **status_json,
                              ssp_error *err)
 {
     int rc;
 
-    pthread_mutex_lock(&ledger->mutex);
-    rc = ssp_ledger_status(ledger, config, status_json, err);
-    pthread_mutex_unlock(&ledger->mutex);
+    pthread_mutex_lock(&rf->mutex);
+    rc = ssp_reconcile_file_status(rf, config, status_json, err);
+    pthread_mutex_unlock(&rf->mutex);
     return rc;
 }
 
-int ssp_ledger_status_offline(const ssp_config *config, char **status_json, ssp_error *err)
+int ssp_reconcile_file_status_offline(const ssp_config *config, char **status_json, ssp_error *err)
 {
-    ssp_ledger ledger;
+    ssp_reconcile_file rf;
     char *path;
     size_t file_len = 0, good_end = 0, lines = 0;
     int rc = -1;
 
     /* Read only: Synapse may have the file open; a torn last line is
      * ignored, not cut off. */
-    memset(&ledger, 0, sizeof ledger);
-    ledger_state_init(&ledger);
+    memset(&rf, 0, sizeof rf);
+    reconcile_state_init(&rf);
     path = ssp_path_join(config->data_dir, LEDGER_NAME);
     if (path == NULL)
         ssp_fail_nomem(err);
-    else if (replay_file(&ledger, path, &file_len, &good_end, &lines, err) == 0)
-        rc = ssp_ledger_status(&ledger, config, status_json, err);
+    else if (replay_file(&rf, path, &file_len, &good_end, &lines, err) == 0)
+        rc = ssp_reconcile_file_status(&rf, config, status_json, err);
     free(path);
-    ledger_state_destroy(&ledger);
+    reconcile_state_destroy(&rf);
     return rc;
 }

@@ -1,5 +1,5 @@
 /*
- * The PostgreSQL store's reconciliation ledger (ssp_reconcile_*): marks,
+ * The PostgreSQL store's reconcile state (ssp_reconcile_*): marks,
  * special rooms and the applied school config in school_policy's tables
  * (migration 2), where a trigger on the roster marks every changed
  * membership. Every call runs on the callers' session [caller thread].
@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ledger.h"
+#include "reconcile_common.h"
 #include "pg.h"
 #include "util.h"
 
 /* Marks every (schools[i], user_ids[i]) in one statement. */
-int ssp_pg_ledger_mark(ssp_store *store, const char *const *schools, const char *const *user_ids,
+int ssp_pg_reconcile_mark(ssp_store *store, const char *const *schools, const char *const *user_ids,
                        size_t n, ssp_error *err)
 {
     json_t *pairs = json_array();
@@ -46,7 +46,7 @@ done:
     return rc;
 }
 
-int ssp_pg_ledger_due(ssp_store *store, int64_t now_ms, size_t max, char **marks_json,
+int ssp_pg_reconcile_due(ssp_store *store, int64_t now_ms, size_t max, char **marks_json,
                               ssp_error *err)
 {
     char now[32], limit[32];
@@ -85,7 +85,7 @@ done:
     return rc;
 }
 
-int ssp_pg_ledger_done(ssp_store *store, const char *school, const char *user_id,
+int ssp_pg_reconcile_done(ssp_store *store, const char *school, const char *user_id,
                                int64_t generation, ssp_error *err)
 {
     char gen[32];
@@ -98,7 +98,7 @@ int ssp_pg_ledger_done(ssp_store *store, const char *school, const char *user_id
                        3, params, false, err);
 }
 
-int ssp_pg_ledger_failed(ssp_store *store, const char *school, const char *user_id,
+int ssp_pg_reconcile_failed(ssp_store *store, const char *school, const char *user_id,
                                  int64_t generation, const char *error, int64_t retry_at_ms,
                                  ssp_error *err)
 {
@@ -115,7 +115,7 @@ int ssp_pg_ledger_failed(ssp_store *store, const char *school, const char *user_
                        6, params, false, err);
 }
 
-int ssp_pg_ledger_set_room(ssp_store *store, const char *school, const char *kind,
+int ssp_pg_reconcile_set_room(ssp_store *store, const char *school, const char *kind,
                                    const char *room_id, ssp_error *err)
 {
     const char *params[3] = {school, kind, room_id};
@@ -131,7 +131,7 @@ int ssp_pg_ledger_set_room(ssp_store *store, const char *school, const char *kin
                        3, params, false, err);
 }
 
-int ssp_pg_ledger_get_room(ssp_store *store, const char *school, const char *kind,
+int ssp_pg_reconcile_get_room(ssp_store *store, const char *school, const char *kind,
                                    char **room_id, ssp_error *err)
 {
     const char *params[2] = {school, kind};
@@ -149,7 +149,7 @@ int ssp_pg_ledger_get_room(ssp_store *store, const char *school, const char *kin
     return rc;
 }
 
-int ssp_pg_ledger_sync_config(ssp_store *store, size_t *schools_changed,
+int ssp_pg_reconcile_sync_config(ssp_store *store, size_t *schools_changed,
                                       ssp_error *err)
 {
     const ssp_config *config = ((ssp_pgstore *)store)->env->config;
@@ -246,7 +246,7 @@ static int status_from_rows(const ssp_config *config, const ssp_pg_rows *res, ch
     return rc;
 }
 
-int ssp_pg_ledger_status(ssp_store *store, char **status_json, ssp_error *err)
+int ssp_pg_reconcile_status(ssp_store *store, char **status_json, ssp_error *err)
 {
     const ssp_config *config = ((ssp_pgstore *)store)->env->config;
     char *ids = school_ids_json(config);
@@ -265,7 +265,7 @@ int ssp_pg_ledger_status(ssp_store *store, char **status_json, ssp_error *err)
     return rc;
 }
 
-int ssp_pg_ledger_status_offline(const ssp_config *config, char **status_json,
+int ssp_pg_reconcile_status_offline(const ssp_config *config, char **status_json,
                                  ssp_error *err)
 {
     char *ids = school_ids_json(config);
@@ -294,7 +294,7 @@ int ssp_pg_ledger_status_offline(const ssp_config *config, char **status_json,
 
 /* [store thread] Refreshes the cached number of marks for
  * ssp_store_get_status, so that reading it never waits on the database. */
-int ssp_pg_ledger_count_pending(ssp_pgstore *pg, ssp_error *err)
+int ssp_pg_reconcile_count_pending(ssp_pgstore *pg, ssp_error *err)
 {
     ssp_pg_rows *res = ssp_pg_query(pg->conn, "SELECT count(*) FROM school_policy.reconcile_marks",
                                     0, NULL, true, NULL, err);

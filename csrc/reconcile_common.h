@@ -1,11 +1,11 @@
 /*
- * The reconciliation ledger's shared parts (ledger_common.c): the input
- * checks and the result texts that reconcile.c (the ledger logic) and both
- * stores' ledgers (ledger_file.c, pg_ledger.c) use, so that both stores
+ * The reconcile state's shared parts (reconcile_common.c): the input
+ * checks and the result texts that reconcile.c (the reconcile logic) and both
+ * stores' reconcile state (reconcile_file.c, pg_reconcile.c) use, so that both stores
  * answer alike.
  */
-#ifndef SSP_LEDGER_H
-#define SSP_LEDGER_H
+#ifndef SSP_RECONCILE_COMMON_H
+#define SSP_RECONCILE_COMMON_H
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -15,8 +15,8 @@
 #include "config.h"
 #include "ssp.h"
 
-#define SSP_LEDGER_ROOM_ID_MAX 255
-#define SSP_LEDGER_ERROR_TEXT_MAX 4096
+#define SSP_RECONCILE_ROOM_ID_MAX 255
+#define SSP_RECONCILE_ERROR_TEXT_MAX 4096
 
 /* What a school's status shows besides its config; strings borrowed. */
 typedef struct ssp_school_reconcile {
@@ -28,7 +28,7 @@ typedef struct ssp_school_reconcile {
 } ssp_school_reconcile;
 
 /* s is UTF-8 of at most max bytes. */
-bool ssp_ledger_text_ok(const char *s, size_t max);
+bool ssp_reconcile_text_ok(const char *s, size_t max);
 int ssp_reconcile_check_key(const char *school, const char *user_id, ssp_error *err);
 int ssp_reconcile_check_kind(const char *kind, ssp_error *err);
 /* One item of the ssp_reconcile_due list: {"school", "user_id",
