@@ -3,9 +3,9 @@
  * the reconcile state are kept. Two backends implement the table of
  * operations below, chosen once at open from the config:
  *
- *   store_embedded.c  one process: data_dir/roster.jsonl, audit.jsonl,
+ *   embedded/         one process: data_dir/roster.jsonl, audit.jsonl,
  *                     audit-reads.jsonl, reconcile.jsonl
- *   pg_store.c        PostgreSQL, shared by Synapse's workers (pg_*.c)
+ *   pg/               PostgreSQL, shared by Synapse's workers (pg_*.c)
  *
  * The engine's files (roster.c, reconcile.c, audit_view.c, engine.c) call
  * the ssp_store_* router functions at the bottom (store.c), never a

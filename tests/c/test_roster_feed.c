@@ -11,7 +11,7 @@
 #include "check.h"
 #include "engine.h"
 #include "roster_feed.h"
-#include "store_embedded.h"
+#include "embedded/embedded_store.h"
 #include "tests.h"
 #include "testutil.h"
 

@@ -6,7 +6,7 @@
 
 #include "check.h"
 #include "ssp_private.h"
-#include "store_embedded.h"
+#include "embedded/embedded_store.h"
 #include "tests.h"
 #include "testutil.h"
 

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store_embedded.h"
+#include "embedded/embedded_store.h"
 #include "util.h"
 
 #define AUDIT_NAME "audit.jsonl"

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "files.h"
-#include "pg.h"
+#include "pg/pg.h"
 #include "util.h"
 
 #define INCREMENTAL_MAX 20000 /* more changed users than this: reload everything */

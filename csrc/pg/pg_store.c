@@ -33,7 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pg.h"
+#include "pg/pg.h"
 #include "util.h"
 
 #define RECONNECT_MS 1000

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "reconcile_common.h"
-#include "store_embedded.h"
+#include "embedded/embedded_store.h"
 #include "util.h"
 
 static ssp_embedded_store *embedded(ssp_store *store)

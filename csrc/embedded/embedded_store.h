@@ -1,5 +1,5 @@
 /*
- * The embedded store's parts, seen only by its own files: store_embedded.c
+ * The embedded store's parts, seen only by its own files: embedded_store.c
  * (the backend: roster journal, rf, glue), audit_file.c (audit.jsonl,
  * its writer thread and queries, and the read log audit-reads.jsonl) and
  * reconcile_file.c (reconcile.jsonl).
@@ -123,7 +123,7 @@ int ssp_reconcile_file_status_locked(ssp_reconcile_file *rf, const ssp_config *c
  * CLI, while Synapse runs). */
 int ssp_reconcile_file_status_offline(const ssp_config *config, char **status_json, ssp_error *err);
 
-/* ---- the backend (store_embedded.c) ---- */
+/* ---- the backend (embedded_store.c) ---- */
 
 typedef struct ssp_embedded_store {
     ssp_store base;

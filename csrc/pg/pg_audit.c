@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "files.h"
-#include "pg.h"
+#include "pg/pg.h"
 #include "util.h"
 
 #define AUDIT_BATCH_MAX 2000

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pg.h"
+#include "pg/pg.h"
 #include "util.h"
 
 #define CONNECT_TIMEOUT_S "3"

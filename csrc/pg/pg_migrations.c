@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "pg.h"
+#include "pg/pg.h"
 #include "util.h"
 
 #define SCHEMA_VERSION 3

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "reconcile_common.h"
-#include "store_embedded.h"
+#include "embedded/embedded_store.h"
 #include "util.h"
 
 #define LEDGER_NAME "reconcile.jsonl"

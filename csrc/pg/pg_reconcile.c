@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "reconcile_common.h"
-#include "pg.h"
+#include "pg/pg.h"
 #include "util.h"
 
 /* Marks every (schools[i], user_ids[i]) in one statement. */
