@@ -10,7 +10,8 @@
  *   audit_queue.h   the audit queue and its writers' side (audit.c)
  *   reconcile_common.h        the reconcile state's shared checks and texts (reconcile_common.c)
  *   store.h         the store interface and its router (store.c)
- *   files.h         jsonl files and the roster journal (journal.c, audit_file.c)
+ *   files.h         file helpers (files.c)
+ *   journal.h       the roster journal (journal.c)
  *   engine.h        the engine struct (engine.c), the rules' texts
  */
 #ifndef SSP_PRIVATE_H
@@ -20,6 +21,7 @@
 #include "config.h"
 #include "engine.h"
 #include "files.h"
+#include "journal.h"
 #include "reconcile_common.h"
 #include "roster_index.h"
 #include "ssp.h"

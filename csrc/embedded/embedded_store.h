@@ -12,6 +12,7 @@
 
 #include "audit_queue.h"
 #include "files.h"
+#include "journal.h"
 #include "config.h"
 #include "ssp.h"
 #include "store.h"
@@ -51,6 +52,12 @@ int ssp_audit_file_chart(ssp_audit_file *file, const ssp_audit_filter *filter, i
 int ssp_audit_file_reads_append(ssp_audit_file *file, json_t *record, ssp_error *err);
 int ssp_audit_file_reads_query(ssp_audit_file *file, json_t *schools,
                                const ssp_reads_filter *filter, json_t **page, ssp_error *err);
+/* Whole lines of fd in [0, end), last first, each without its newline; an
+ * unterminated tail is passed over. visit returns 0 to go on, 1 to stop, -1
+ * to fail (with err set). Returns -1 on failure, else 0. */
+typedef int (*ssp_line_visitor)(const char *line, size_t len, void *ctx, ssp_error *err);
+int ssp_scan_lines_backwards(int fd, off_t end, ssp_line_visitor visit, void *ctx,
+                             ssp_error *err);
 
 /* ---- the reconcile state (reconcile_file.c) ---- */
 

@@ -27,7 +27,7 @@
 #include <sys/types.h>
 
 #include "audit_queue.h"
-#include "files.h"
+#include "journal.h"
 #include "store.h"
 
 /* ---- pg_conn.c: connections and queries ---- */
