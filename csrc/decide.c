@@ -888,10 +888,3 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
         out->audit_id = id > 0 ? id : 0;
     }
 }
-
-bool ssp_decision_wait_durable(ssp_engine *engine, int64_t audit_id, int64_t timeout_ms)
-{
-    if (audit_id <= 0 || !engine->audit_open)
-        return true;
-    return ssp_audit_wait_written(&engine->audit, audit_id, timeout_ms) == 0;
-}

@@ -29,7 +29,7 @@ struct ssp_engine {
     ssp_roster roster;
     bool roster_ready;
     pthread_mutex_t write_mutex; /* serialises store append + roster apply */
-    ssp_audit_log audit;
+    ssp_audit_queue audit;
     bool audit_open;
     ssp_store *store; /* NULL until ssp_engine_open; the backend is chosen there */
     ssp_store_env store_env;

@@ -481,7 +481,7 @@ int ssp_roster_feed_start(ssp_engine *engine, ssp_error *err);
  * queue names while it runs on another process. */
 int ssp_roster_feed_status(ssp_engine *engine, char **status_json, ssp_error *err);
 
-/* ---- audit (audit.c) ---- */
+/* ---- audit (audit.c; the queue: audit_queue.c) ---- */
 
 typedef struct ssp_audit_filter {
     int64_t since_ms;   /* 0: no lower bound */

@@ -7,7 +7,7 @@
  *   strmap.h        string hash map (strmap.c)
  *   config.h        the validated config (config.c)
  *   roster_index.h  roster entries, input rules, the index (roster_index.c)
- *   audit_queue.h   the audit queue and its writers' side (audit.c)
+ *   audit_queue.h   the audit queue and its writers' side (audit_queue.c)
  *   reconcile_common.h        the reconcile state's shared checks and texts (reconcile_common.c)
  *   store.h         the store interface and its router (store.c)
  *   files.h         file helpers (files.c)

@@ -3,8 +3,8 @@
  * files call these functions; each checks nothing of the caller's input
  * (the callers did) and passes the call to the backend chosen at open.
  *
- * Also here: the public API calls that are store calls and nothing else
- * (ssp_audit_query, ssp_audit_purge, ssp_store_get_status).
+ * Also here: ssp_store_get_status, the public call that is a store call and
+ * nothing else.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -212,29 +212,7 @@ int ssp_store_reconcile_status_offline(const ssp_config *config, char **status_j
     return backend_for(config)->reconcile_status_offline(config, status_json, err);
 }
 
-/* ---- public API calls that are store calls ---- */
-
-int ssp_audit_query(ssp_engine *engine, const ssp_audit_filter *filter, char **result_json,
-                    ssp_error *err)
-{
-    *result_json = NULL;
-    if (filter->limit == 0 || filter->limit > 1000)
-        return ssp_fail(err, SSP_ERR_INPUT, "limit: expected an integer from 1 to 1000");
-    /* What was decided before the query is in its answer. */
-    if (ssp_audit_flush(engine, err) != 0)
-        return -1;
-    return engine->store->ops->audit_query(engine->store, filter, result_json, err);
-}
-
-int ssp_audit_purge(ssp_engine *engine, int64_t before_ms, uint64_t *deleted, ssp_error *err)
-{
-    *deleted = 0;
-    if (engine->store == NULL)
-        return engine->config.database == NULL
-                   ? ssp_embedded_store_ops.audit_purge(NULL, before_ms, deleted, err)
-                   : ssp_fail(err, SSP_ERR_STATE, "the store is not open");
-    return engine->store->ops->audit_purge(engine->store, before_ms, deleted, err);
-}
+/* ---- the public API call that is a store call ---- */
 
 void ssp_store_get_status(ssp_engine *engine, ssp_store_status *out)
 {

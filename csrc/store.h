@@ -77,7 +77,7 @@ typedef struct ssp_store_ops {
     int (*open)(const ssp_store_env *env, ssp_store **out, ssp_store_opened *opened,
                 ssp_error *err);
     /* Starts draining the audit queue (the queue outlives the store). */
-    int (*start)(ssp_store *store, ssp_audit_log *log, ssp_error *err);
+    int (*start)(ssp_store *store, ssp_audit_queue *queue, ssp_error *err);
     /* Writes what is queued (or spills it), stops the threads, frees. */
     void (*close)(ssp_store *store);
     void (*status)(ssp_store *store, ssp_store_status *out);

@@ -65,19 +65,19 @@ oom:
 static void *writer_main(void *arg)
 {
     ssp_audit_file *file = arg;
-    ssp_audit_log *log = file->log;
+    ssp_audit_queue *queue = file->queue;
 
-    while (ssp_audit_wait_queued(log, -1)) {
+    while (ssp_audit_wait_queued(queue, -1)) {
         ssp_audit_batch batch;
         char *buf;
         size_t len = 0;
         off_t size_before;
         bool ok;
 
-        if (!ssp_audit_take(log, 0, &batch))
+        if (!ssp_audit_take(queue, 0, &batch))
             continue;
         size_before = lseek(file->fd, 0, SEEK_END);
-        buf = serialise(batch.first, log->worker, &len);
+        buf = serialise(batch.first, queue->worker, &len);
         ok = !file->broken && buf != NULL && ssp_write_all(file->fd, buf, len) == 0 &&
              fdatasync(file->fd) == 0;
         free(buf);
@@ -87,13 +87,13 @@ static void *writer_main(void *arg)
         if (!ok && !file->broken && (size_before < 0 || ftruncate(file->fd, size_before) != 0))
             file->broken = true;
         if (ok) {
-            ssp_audit_mark_written(log, &batch);
+            ssp_audit_mark_written(queue, &batch);
             continue;
         }
-        ssp_audit_put_back(log, &batch);
+        ssp_audit_put_back(queue, &batch);
         /* Shutting down and the disk refuses: give up, records stay queued.
          * Otherwise retry after a pause (or when a new record arrives). */
-        if (ssp_audit_pause(log, RETRY_DELAY_MS))
+        if (ssp_audit_pause(queue, RETRY_DELAY_MS))
             break;
     }
     return NULL;
@@ -229,9 +229,9 @@ fail:
     return -1;
 }
 
-int ssp_audit_file_start(ssp_audit_file *file, ssp_audit_log *log, ssp_error *err)
+int ssp_audit_file_start(ssp_audit_file *file, ssp_audit_queue *queue, ssp_error *err)
 {
-    file->log = log;
+    file->queue = queue;
     if (pthread_create(&file->writer, NULL, writer_main, file) != 0)
         return ssp_fail(err, SSP_ERR_NOMEM, "cannot start the audit writer thread");
     file->writer_started = true;
@@ -241,7 +241,7 @@ int ssp_audit_file_start(ssp_audit_file *file, ssp_audit_log *log, ssp_error *er
 void ssp_audit_file_close(ssp_audit_file *file)
 {
     if (file->writer_started) {
-        ssp_audit_stop(file->log);
+        ssp_audit_stop(file->queue);
         pthread_join(file->writer, NULL);
         file->writer_started = false;
     }

@@ -176,12 +176,12 @@ fail:
     return -1;
 }
 
-static int embedded_start(ssp_store *store, ssp_audit_log *log, ssp_error *err)
+static int embedded_start(ssp_store *store, ssp_audit_queue *queue, ssp_error *err)
 {
     /* Offline: no decisions, so no records; nothing may write audit.jsonl. */
     if (embedded(store)->offline)
         return 0;
-    return ssp_audit_file_start(&embedded(store)->audit, log, err);
+    return ssp_audit_file_start(&embedded(store)->audit, queue, err);
 }
 
 static void embedded_status(ssp_store *store, ssp_store_status *out)

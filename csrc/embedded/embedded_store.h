@@ -19,7 +19,7 @@
 #include "strmap.h"
 
 typedef struct ssp_audit_file {
-    ssp_audit_log *log; /* the queue the writer drains (borrowed) */
+    ssp_audit_queue *queue; /* what the writer drains (borrowed) */
     char *path;         /* data_dir/audit.jsonl */
     int fd;
     bool broken; /* a partial write could not be cut off: writing stopped */
@@ -41,7 +41,7 @@ int ssp_audit_file_open(ssp_audit_file *file, const char *data_dir, int64_t *las
  * data_dir/audit.jsonl as it is (no tail recovery, no writer, no fd), the
  * read log is appended to as by any reader. */
 int ssp_audit_file_open_readonly(ssp_audit_file *file, const char *data_dir, ssp_error *err);
-int ssp_audit_file_start(ssp_audit_file *file, ssp_audit_log *log, ssp_error *err);
+int ssp_audit_file_start(ssp_audit_file *file, ssp_audit_queue *queue, ssp_error *err);
 /* Stops the writer (after it has written what is queued, unless the disk
  * refuses) and closes the files. */
 void ssp_audit_file_close(ssp_audit_file *file);

@@ -105,7 +105,7 @@ int ssp_pg_migrate(ssp_pg_conn *conn, ssp_error *err);
 typedef struct ssp_pgstore {
     ssp_store base;
     const ssp_store_env *env; /* config, roster, write_mutex */
-    ssp_audit_log *audit;     /* the queue the thread drains (from start) */
+    ssp_audit_queue *audit;     /* the queue the thread drains (from start) */
     char *conninfo;
     char *origin; /* "<worker>/<boot id>": audit records' origin */
     char *spill_path;

@@ -97,27 +97,27 @@ oom:
  * are back in the queue. */
 int ssp_pg_audit_write_queue(ssp_pgstore *pg, ssp_error *err)
 {
-    ssp_audit_log *log = pg->audit;
+    ssp_audit_queue *queue = pg->audit;
     ssp_audit_batch batch;
 
-    while (ssp_audit_take(log, AUDIT_BATCH_MAX, &batch)) {
+    while (ssp_audit_take(queue, AUDIT_BATCH_MAX, &batch)) {
         size_t len = 0;
         char *payload = serialise_records(pg, batch.first, true, &len);
         const char *params[1] = {payload};
         int rc;
 
         if (payload == NULL) {
-            ssp_audit_put_back(log, &batch);
+            ssp_audit_put_back(queue, &batch);
             return ssp_fail_nomem(err);
         }
         rc = ssp_pg_exec(pg->conn, AUDIT_INSERT_SQL, 1, params, false, "audit insert", err);
         free(payload);
         if (rc != 0) {
-            ssp_audit_put_back(log, &batch);
+            ssp_audit_put_back(queue, &batch);
             return -1;
         }
         /* committed (autocommit): now the records are durable */
-        ssp_audit_mark_written(log, &batch);
+        ssp_audit_mark_written(queue, &batch);
     }
     return 0;
 }
@@ -127,10 +127,10 @@ int ssp_pg_audit_write_queue(ssp_pgstore *pg, ssp_error *err)
  * memory and are retried. */
 void ssp_pg_audit_spill_queue(ssp_pgstore *pg)
 {
-    ssp_audit_log *log = pg->audit;
+    ssp_audit_queue *queue = pg->audit;
     ssp_audit_batch batch;
 
-    while (ssp_audit_take(log, AUDIT_BATCH_MAX, &batch)) {
+    while (ssp_audit_take(queue, AUDIT_BATCH_MAX, &batch)) {
         size_t len = 0;
         char *lines = serialise_records(pg, batch.first, false, &len);
         off_t size_before = lseek(pg->spill_fd, 0, SEEK_END);
@@ -144,7 +144,7 @@ void ssp_pg_audit_spill_queue(ssp_pgstore *pg)
             }
             ssp_pg_set_error(pg, "cannot write the audit spill file %s: %s", pg->spill_path,
                              strerror(errno));
-            ssp_audit_put_back(log, &batch);
+            ssp_audit_put_back(queue, &batch);
             return;
         }
         pthread_mutex_lock(&pg->mutex);
@@ -152,7 +152,7 @@ void ssp_pg_audit_spill_queue(ssp_pgstore *pg)
         pg->audit_spill_pending += batch.count;
         pthread_mutex_unlock(&pg->mutex);
         /* fdatasync'ed: now the records are durable */
-        ssp_audit_mark_written(log, &batch);
+        ssp_audit_mark_written(queue, &batch);
     }
 }
 

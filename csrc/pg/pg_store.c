@@ -415,11 +415,11 @@ fail:
     return -1;
 }
 
-static int pg_start(ssp_store *store, ssp_audit_log *log, ssp_error *err)
+static int pg_start(ssp_store *store, ssp_audit_queue *queue, ssp_error *err)
 {
     ssp_pgstore *pg = (ssp_pgstore *)store;
 
-    pg->audit = log;
+    pg->audit = queue;
     if (pthread_create(&pg->thread, NULL, store_main, pg) != 0)
         return ssp_fail(err, SSP_ERR_NOMEM, "cannot start the PostgreSQL store thread");
     pg->thread_started = true;

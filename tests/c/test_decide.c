@@ -834,7 +834,7 @@ out:
 }
 
 typedef struct late_writer {
-    ssp_audit_log *log;
+    ssp_audit_queue *log;
     int64_t id;
 } late_writer;
 
@@ -855,7 +855,7 @@ static void *write_later(void *arg)
 static void audit_wait_written_times_out_while_nothing_writes(void)
 {
     /* The queue of the PostgreSQL store without its thread: nothing writes. */
-    ssp_audit_log log;
+    ssp_audit_queue log;
     ssp_error err = {0};
     struct timespec before, after;
     int64_t id, waited_ms;

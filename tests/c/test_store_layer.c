@@ -10,7 +10,7 @@
 #include "tests.h"
 #include "testutil.h"
 
-static void submit(ssp_audit_log *log, const char *actor)
+static void submit(ssp_audit_queue *log, const char *actor)
 {
     REQUIRE(ssp_audit_submit(log, SSP_RULE_NOT_ON_ROSTER, SSP_CB_CHECK_LOGIN_FOR_SPAM, true,
                              actor, NULL, NULL, NULL, NULL) > 0);
@@ -18,7 +18,7 @@ static void submit(ssp_audit_log *log, const char *actor)
 
 static void audit_queue_take_put_back_and_mark_written_keep_order_and_ids(void)
 {
-    ssp_audit_log log;
+    ssp_audit_queue log;
     ssp_audit_batch batch;
     ssp_error err = {0};
 
