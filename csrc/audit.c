@@ -1,6 +1,7 @@
 /*
- * The engine's audit API: the wait for a denial's record, the flush and the
- * counters the binding reads, and the queries and purges that go to the
+ * The engine's audit API: a denial's record (queued by ssp_decide; refused
+ * tokens' repeats throttled), the wait for it, the flush and the counters
+ * the binding reads, and the queries and purges that go to the
  * store. The queue itself is audit_queue.c; the readers' view of the audit
  * (who may read what, the read log) is audit_view.c.
  */
@@ -10,6 +11,24 @@
 
 /* How long a flush waits for the writer before it reports the sink stuck. */
 #define FLUSH_TIMEOUT_MS 10000
+
+int64_t ssp_audit_denial(ssp_engine *engine, ssp_callback callback, ssp_rule rule, bool enforced,
+                         const char *actor, const char *target, const char *room_id,
+                         const char *event_type, const char *school)
+{
+    int64_t id;
+
+    if (callback == SSP_CB_IS_USER_EXPIRED &&
+        !ssp_audit_throttle_due(&engine->expiry_throttle, actor, ssp_now_ms()))
+        return 0;
+    if (!engine->audit_open)
+        return 0;
+    /* Out of memory is counted by the queue's stats; the decision must not
+     * change because its record could not be queued. */
+    id = ssp_audit_submit(&engine->audit, rule, callback, enforced, actor, target, room_id,
+                          event_type, school);
+    return id > 0 ? id : 0;
+}
 
 bool ssp_decision_wait_durable(ssp_engine *engine, int64_t audit_id, int64_t timeout_ms)
 {

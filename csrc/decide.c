@@ -758,36 +758,6 @@ static bool policy_event_needs_sync(const ssp_engine *engine, const ssp_request 
     return ssp_power_levels_update(engine, req->new_policy, req->room_power_levels, &unused);
 }
 
-/* FNV-1a: the expiry slots only need a spread, not a secret. */
-static uint64_t user_hash(const char *user_id)
-{
-    uint64_t h = 14695981039346656037ull;
-
-    for (const unsigned char *p = (const unsigned char *)user_id; *p != '\0'; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    return h;
-}
-
-/* Whether a refused token's request should be audited now: once per user
- * per SSP_EXPIRY_AUDIT_MS, since clients retry every request they make. */
-static bool expiry_audit_due(ssp_engine *engine, const char *user_id)
-{
-    uint64_t hash = user_hash(user_id);
-    struct ssp_expiry_slot *slot = &engine->expiry_audited[hash % SSP_EXPIRY_SLOTS];
-    int64_t now = ssp_now_ms();
-    bool due;
-
-    pthread_mutex_lock(&engine->expiry_mutex);
-    due = slot->user_hash != hash || slot->audited_ms == 0 || now - slot->audited_ms >= SSP_EXPIRY_AUDIT_MS ||
-          now < slot->audited_ms;
-    if (due) {
-        slot->user_hash = hash;
-        slot->audited_ms = now;
-    }
-    pthread_mutex_unlock(&engine->expiry_mutex);
-    return due;
-}
-
 /* The request as the rules read it: a room whose policy event cannot be
  * trusted is a room without one. Judged once per decision, not per rule. */
 static const ssp_request *trusted_view(const ssp_engine *engine, const ssp_request *req, ssp_request *copy)
@@ -876,15 +846,7 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
     out->enforced = d.enforced;
     out->message = ssp_rule_message(d.rule, d.say, false);
     memcpy(out->school, d.school, strlen(d.school) + 1);
-    if (req->callback == SSP_CB_IS_USER_EXPIRED && !expiry_audit_due(engine, req->actor))
-        return;
-    /* Out of memory while queueing the record is reported by the stats; the
-     * decision itself must not change because the audit queue is full. */
-    if (engine->audit_open) {
-        int64_t id = ssp_audit_submit(&engine->audit, out->rule, req->callback, out->enforced,
-                                      req->actor, req->target, req->room_id, req->event_type,
-                                      out->school[0] ? out->school : NULL);
-
-        out->audit_id = id > 0 ? id : 0;
-    }
+    out->audit_id = ssp_audit_denial(engine, req->callback, out->rule, out->enforced, req->actor,
+                                     req->target, req->room_id, req->event_type,
+                                     out->school[0] ? out->school : NULL);
 }

@@ -54,10 +54,9 @@ ssp_engine *ssp_engine_new(const char *config_json, size_t len, const char *serv
         ssp_fail(err, SSP_ERR_NOMEM, "cannot create the roster write mutex");
         goto fail;
     }
-    if (pthread_mutex_init(&engine->expiry_mutex, NULL) != 0) {
+    if (ssp_audit_throttle_init(&engine->expiry_throttle, err) != 0) {
         pthread_mutex_destroy(&engine->write_mutex);
         ssp_roster_destroy(&engine->roster);
-        ssp_fail(err, SSP_ERR_NOMEM, "cannot create the expiry audit mutex");
         goto fail;
     }
     return engine;
@@ -108,7 +107,7 @@ void ssp_engine_free(ssp_engine *engine)
     ssp_store_close(engine); /* also closes the audit queue */
     ssp_roster_destroy(&engine->roster);
     pthread_mutex_destroy(&engine->write_mutex);
-    pthread_mutex_destroy(&engine->expiry_mutex);
+    ssp_audit_throttle_destroy(&engine->expiry_throttle);
     ssp_config_destroy(&engine->config);
     free(engine->reconciler_user);
     free(engine->server_name);

@@ -12,15 +12,13 @@
 #include <stdint.h>
 
 #include "audit_queue.h"
+#include "audit_throttle.h"
 #include "config.h"
 #include "roster_index.h"
 #include "ssp.h"
 #include "store.h"
 #include "strmap.h"
 #include "util.h"
-
-#define SSP_EXPIRY_SLOTS 16384
-#define SSP_EXPIRY_AUDIT_MS 60000
 
 struct ssp_engine {
     ssp_config config;
@@ -38,18 +36,17 @@ struct ssp_engine {
     struct ssp_feed *feed;
     /* @<reconciler.user>:<server_name>; also a key of config.service_user_set */
     char *reconciler_user;
-    /* is_user_expired runs on every request of a refused user's tokens; its
-     * denials are audited at most once per user per SSP_EXPIRY_AUDIT_MS.
-     * A slot remembers the last audited user by hash; a collision only
-     * costs an extra record, never a missing one. */
-    pthread_mutex_t expiry_mutex;
-    struct ssp_expiry_slot {
-        uint64_t user_hash;
-        int64_t audited_ms;
-    } expiry_audited[SSP_EXPIRY_SLOTS];
+    ssp_audit_throttle expiry_throttle; /* is_user_expired's denials: once a minute */
 };
 
 bool ssp_engine_is_local(const ssp_engine *engine, const char *user_id);
+
+/* Queues the audit record of a denial (audit.c): its id, or 0 when none was
+ * queued (a refused token's repeat within the throttle's minute, an engine
+ * without a store, out of memory). Never blocks on I/O. */
+int64_t ssp_audit_denial(ssp_engine *engine, ssp_callback callback, ssp_rule rule, bool enforced,
+                         const char *actor, const char *target, const char *room_id,
+                         const char *event_type, const char *school);
 
 /* When a denial tells the client more than the rule's usual message
  * (rules.c: the rules' texts). */
