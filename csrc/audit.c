@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "store.h"
 
 /* How long a flush waits for the writer before it reports the sink stuck. */
 #define FLUSH_TIMEOUT_MS 10000
@@ -62,15 +63,13 @@ int ssp_audit_query(ssp_engine *engine, const ssp_audit_filter *filter, char **r
     /* What was decided before the query is in its answer. */
     if (ssp_audit_flush(engine, err) != 0)
         return -1;
-    return engine->store->ops->audit_query(engine->store, filter, result_json, err);
+    return ssp_store_audit_query(engine->store, filter, result_json, err);
 }
 
 int ssp_audit_purge(ssp_engine *engine, int64_t before_ms, uint64_t *deleted, ssp_error *err)
 {
     *deleted = 0;
     if (engine->store == NULL)
-        return engine->config.database == NULL
-                   ? ssp_embedded_store_ops.audit_purge(NULL, before_ms, deleted, err)
-                   : ssp_fail(err, SSP_ERR_STATE, "the store is not open");
-    return engine->store->ops->audit_purge(engine->store, before_ms, deleted, err);
+        return ssp_store_audit_purge_closed(&engine->config, before_ms, deleted, err);
+    return ssp_store_audit_purge(engine->store, before_ms, deleted, err);
 }

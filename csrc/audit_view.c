@@ -238,7 +238,7 @@ static int record_read(ssp_engine *engine, const char *reader, const reader_scop
                        engine->worker_name);
     if (record == NULL)
         return ssp_fail_nomem(err);
-    rc = ssp_store_reads_append(engine, record, err);
+    rc = ssp_store_reads_append(engine->store, record, err);
     json_decref(record);
     return rc;
 }
@@ -390,7 +390,7 @@ static int op_chart(ssp_engine *engine, const char *reader, const reader_scope *
     json_decref(read_schools);
     if (rc != 0 || ssp_audit_flush(engine, err) != 0)
         return -1;
-    rc = ssp_store_audit_chart(engine, &f, q->bucket, &rows, err);
+    rc = ssp_store_audit_chart(engine->store, &f, q->bucket, &rows, err);
     if (rc != 0)
         return -1;
     *response = ok(json_pack("{s:I, s:I, s:I, s:o}", "since", (json_int_t)q->since, "until",
@@ -415,7 +415,7 @@ static int op_reads(ssp_engine *engine, const char *reader, const reader_scope *
         ssp_reads_filter rf = {q->since, q->until, q->from, (size_t)q->limit};
 
         /* a school admin sees the reads confined to one of their schools */
-        rc = ssp_store_reads_query(engine, scope->level == ACCESS_SCHOOL_ADMIN ? read_schools : NULL,
+        rc = ssp_store_reads_query(engine->store, scope->level == ACCESS_SCHOOL_ADMIN ? read_schools : NULL,
                                    &rf, &page, err);
     }
     json_decref(read_schools);

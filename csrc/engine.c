@@ -89,10 +89,17 @@ int ssp_engine_open_with(ssp_engine *engine, const ssp_open_options *options, ss
 {
     if (engine->roster_ready)
         return ssp_fail(err, SSP_ERR_STATE, "the store is already open");
-    if (ssp_store_open(engine, options != NULL && options->offline, err) != 0) {
+    engine->store_env.config = &engine->config;
+    engine->store_env.server_name = engine->server_name;
+    engine->store_env.worker_name = engine->worker_name;
+    engine->store_env.roster = &engine->roster;
+    engine->store_env.write_mutex = &engine->write_mutex;
+    engine->store_env.offline = options != NULL && options->offline;
+    if (ssp_store_open(&engine->store_env, &engine->audit, &engine->store, err) != 0) {
         reset_roster(engine);
         return -1;
     }
+    engine->audit_open = true;
     engine->roster_ready = true;
     return 0;
 }
@@ -104,7 +111,11 @@ void ssp_engine_free(ssp_engine *engine)
     /* The feed writes through the store: stop it before the store closes. */
     ssp_feed_stop(engine->feed);
     engine->feed = NULL;
-    ssp_store_close(engine); /* also closes the audit queue */
+    if (engine->store != NULL) {
+        ssp_store_close(engine->store, &engine->audit); /* and the audit queue */
+        engine->store = NULL;
+        engine->audit_open = false;
+    }
     ssp_roster_destroy(&engine->roster);
     pthread_mutex_destroy(&engine->write_mutex);
     ssp_audit_throttle_destroy(&engine->expiry_throttle);
@@ -130,4 +141,12 @@ bool ssp_engine_is_local(const ssp_engine *engine, const char *user_id)
     const char *colon = user_id ? strchr(user_id, ':') : NULL;
 
     return colon != NULL && strcmp(colon + 1, engine->server_name) == 0;
+}
+
+void ssp_store_get_status(ssp_engine *engine, ssp_store_status *out)
+{
+    memset(out, 0, sizeof *out);
+    if (engine->store != NULL)
+        ssp_store_read_status(engine->store, out);
+    out->roster_skipped = __atomic_load_n(&engine->roster.skipped, __ATOMIC_RELAXED);
 }

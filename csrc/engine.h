@@ -16,7 +16,7 @@
 #include "config.h"
 #include "roster_index.h"
 #include "ssp.h"
-#include "store.h"
+#include "store_ops.h"
 #include "strmap.h"
 #include "util.h"
 

@@ -46,7 +46,7 @@ int ssp_reconcile_mark(ssp_engine *engine, const char *school, const char *const
         return ssp_fail_nomem(err);
     for (size_t i = 0; i < n; i++)
         schools[i] = school;
-    rc = ssp_store_reconcile_mark(engine, schools, user_ids, n, err);
+    rc = ssp_store_reconcile_mark(engine->store, schools, user_ids, n, err);
     free(schools);
     return rc;
 }
@@ -57,7 +57,7 @@ int ssp_reconcile_due(ssp_engine *engine, int64_t now_ms, size_t max, char **mar
     *marks_json = NULL;
     if (require_open(engine, err) != 0)
         return -1;
-    return ssp_store_reconcile_due(engine, now_ms, max, marks_json, err);
+    return ssp_store_reconcile_due(engine->store, now_ms, max, marks_json, err);
 }
 
 int ssp_reconcile_done(ssp_engine *engine, const char *school, const char *user_id,
@@ -65,7 +65,7 @@ int ssp_reconcile_done(ssp_engine *engine, const char *school, const char *user_
 {
     if (require_open(engine, err) != 0 || ssp_reconcile_check_key(school, user_id, err) != 0)
         return -1;
-    return ssp_store_reconcile_done(engine, school, user_id, generation, err);
+    return ssp_store_reconcile_done(engine->store, school, user_id, generation, err);
 }
 
 int ssp_reconcile_failed(ssp_engine *engine, const char *school, const char *user_id,
@@ -77,7 +77,7 @@ int ssp_reconcile_failed(ssp_engine *engine, const char *school, const char *use
     if (error != NULL && !ssp_reconcile_text_ok(error, SSP_RECONCILE_ERROR_TEXT_MAX))
         return ssp_fail(err, SSP_ERR_INPUT, "error: expected UTF-8 text of at most %d bytes",
                         SSP_RECONCILE_ERROR_TEXT_MAX);
-    return ssp_store_reconcile_failed(engine, school, user_id, generation, error, retry_at_ms, err);
+    return ssp_store_reconcile_failed(engine->store, school, user_id, generation, error, retry_at_ms, err);
 }
 
 int ssp_reconcile_set_room(ssp_engine *engine, const char *school, const char *kind,
@@ -90,7 +90,7 @@ int ssp_reconcile_set_room(ssp_engine *engine, const char *school, const char *k
         return ssp_fail(err, SSP_ERR_INPUT,
                         "room_id: expected a Matrix room id (!room:server) or null, got %s",
                         room_id);
-    return ssp_store_reconcile_set_room(engine, school, kind, room_id, err);
+    return ssp_store_reconcile_set_room(engine->store, school, kind, room_id, err);
 }
 
 int ssp_reconcile_get_room(ssp_engine *engine, const char *school, const char *kind,
@@ -100,7 +100,7 @@ int ssp_reconcile_get_room(ssp_engine *engine, const char *school, const char *k
     if (require_open(engine, err) != 0 || ssp_reconcile_check_key(school, "", err) != 0 ||
         ssp_reconcile_check_kind(kind, err) != 0)
         return -1;
-    return ssp_store_reconcile_get_room(engine, school, kind, room_id, err);
+    return ssp_store_reconcile_get_room(engine->store, school, kind, room_id, err);
 }
 
 int ssp_reconcile_sync_config(ssp_engine *engine, size_t *schools_changed, ssp_error *err)
@@ -108,7 +108,7 @@ int ssp_reconcile_sync_config(ssp_engine *engine, size_t *schools_changed, ssp_e
     *schools_changed = 0;
     if (require_open(engine, err) != 0)
         return -1;
-    return ssp_store_reconcile_sync_config(engine, schools_changed, err);
+    return ssp_store_reconcile_sync_config(engine->store, schools_changed, err);
 }
 
 int ssp_reconcile_status(ssp_engine *engine, char **status_json, ssp_error *err)
@@ -116,7 +116,7 @@ int ssp_reconcile_status(ssp_engine *engine, char **status_json, ssp_error *err)
     *status_json = NULL;
     if (require_open(engine, err) != 0)
         return -1;
-    return ssp_store_reconcile_status(engine, status_json, err);
+    return ssp_store_reconcile_status(engine->store, status_json, err);
 }
 
 int ssp_reconcile_status_offline(const char *config_json, size_t len, char **status_json,

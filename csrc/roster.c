@@ -39,7 +39,7 @@ static int commit_changes(ssp_engine *engine, ssp_roster_change *changes, size_t
     }
     /* Durable before it is applied: the store marks the reconcile state and writes
      * the change (the embedded journal, or PostgreSQL's local outbox). */
-    if (ssp_store_roster_append(engine, changes, n, err) != 0) {
+    if (ssp_store_roster_append(engine->store, &engine->roster, changes, n, err) != 0) {
         pthread_mutex_unlock(&engine->write_mutex);
         return -1;
     }

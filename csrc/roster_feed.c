@@ -25,6 +25,7 @@
 #include "engine.h"
 #include "files.h"
 #include "roster_feed.h"
+#include "store.h"
 
 #define CH_CONSUME 1
 #define CH_DEAD 2
@@ -530,7 +531,7 @@ static int handle(ssp_feed *f, const amqp_envelope_t *env, ssp_error *err)
     f->users += upserted;
     f->last_applied_ms = ssp_now_ms();
     pthread_mutex_unlock(&f->mutex);
-    if (ssp_store_commits_roster_later(f->engine)) {
+    if (ssp_store_commits_roster_later(f->engine->store)) {
         f->pending[f->n_pending].delivery_tag = env->delivery_tag;
         f->pending[f->n_pending++].seq = 0;
         publish_unacked(f);
@@ -611,7 +612,7 @@ static int consume(ssp_feed *f, ssp_error *err)
         struct timeval tv = {0, 0};
         int rc;
 
-        if (ssp_store_commits_roster_later(f->engine) && ack_committed(f, err) != 0)
+        if (ssp_store_commits_roster_later(f->engine->store) && ack_committed(f, err) != 0)
             return -1;
         if (poll_lag(f, err) != 0)
             return -1;
@@ -794,7 +795,7 @@ int ssp_roster_feed_status(ssp_engine *engine, char **status_json, ssp_error *er
         ssp_store_get_status(engine, &store);
         pthread_mutex_lock(&f->mutex);
         state = STATE_NAMES[f->state];
-        if (f->state == FEED_CONSUMING && ssp_store_commits_roster_later(engine) && !store.connected)
+        if (f->state == FEED_CONSUMING && ssp_store_commits_roster_later(engine->store) && !store.connected)
             state = STATE_NAMES[FEED_STORE_PAUSED];
         root = json_pack(
             "{s:b, s:b, s:s, s:b, s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I},"

@@ -529,7 +529,7 @@ typedef struct ssp_audit_stats {
 
 void ssp_audit_get_stats(ssp_engine *engine, ssp_audit_stats *out);
 
-/* ---- store status and maintenance (store.c: the embedded or PostgreSQL store) ---- */
+/* ---- store status (engine.c; ssp_audit_purge: audit.c) ---- */
 
 typedef struct ssp_store_status {
     bool postgres;                  /* false: the embedded store */

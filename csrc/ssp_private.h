@@ -9,7 +9,8 @@
  *   roster_index.h  roster entries, input rules, the index (roster_index.c)
  *   audit_queue.h   the audit queue and its writers' side (audit_queue.c)
  *   reconcile_common.h        the reconcile state's shared checks and texts (reconcile_common.c)
- *   store.h         the store interface and its router (store.c)
+ *   store_ops.h     the store interface: the backends' table of operations
+ *   store.h         the store router (store.c)
  *   files.h         file helpers (files.c)
  *   journal.h       the roster journal (journal.c)
  *   engine.h        the engine struct (engine.c), the rules' texts
@@ -26,6 +27,7 @@
 #include "roster_index.h"
 #include "ssp.h"
 #include "store.h"
+#include "store_ops.h"
 #include "strmap.h"
 #include "util.h"
 

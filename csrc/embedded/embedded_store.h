@@ -15,7 +15,7 @@
 #include "journal.h"
 #include "config.h"
 #include "ssp.h"
-#include "store.h"
+#include "store_ops.h"
 #include "strmap.h"
 
 typedef struct ssp_audit_file {
@@ -131,6 +131,8 @@ int ssp_reconcile_file_status_locked(ssp_reconcile_file *rf, const ssp_config *c
 int ssp_reconcile_file_status_offline(const ssp_config *config, char **status_json, ssp_error *err);
 
 /* ---- the backend (embedded_store.c) ---- */
+
+extern const ssp_store_ops ssp_embedded_store_ops;
 
 typedef struct ssp_embedded_store {
     ssp_store base;

@@ -6,7 +6,7 @@
  *   pg_roster.c      roster load (COPY text), NOTIFY sync, the roster outbox
  *   pg_audit.c       audit batches, the spill file, the audit and read-log queries
  *   pg_reconcile.c      the reconcile state's SQL
- *   pg_store.c       the store thread, open/close, the ops table (store.h)
+ *   pg_store.c       the store thread, open/close, the ops table (store_ops.h)
  *
  * Threads and connections
  * - `conn` belongs to the store thread (store_main, pg_store.c). Only
@@ -28,7 +28,7 @@
 
 #include "audit_queue.h"
 #include "journal.h"
-#include "store.h"
+#include "store_ops.h"
 
 /* ---- pg_conn.c: connections and queries ---- */
 
@@ -100,7 +100,9 @@ int ssp_pg_session_exec(ssp_pg_session *session, const char *sql, int n,
 /* [open] or [store thread]: creates or upgrades the schema. */
 int ssp_pg_migrate(ssp_pg_conn *conn, ssp_error *err);
 
-/* ---- the store ---- */
+/* ---- the store (pg_store.c) ---- */
+
+extern const ssp_store_ops ssp_pg_store_ops;
 
 typedef struct ssp_pgstore {
     ssp_store base;

@@ -111,7 +111,7 @@ static void router_opens_the_embedded_store_without_database(void)
         return;
     REQUIRE(fx.engine->store != NULL);
     CHECK(fx.engine->store->ops == &ssp_embedded_store_ops);
-    CHECK(!ssp_store_commits_roster_later(fx.engine));
+    CHECK(!ssp_store_commits_roster_later(fx.engine->store));
     ssp_store_get_status(fx.engine, &st);
     CHECK(!st.postgres);
     CHECK(st.connected);
