@@ -1,6 +1,14 @@
-/* Engine lifecycle: config, store, roster and audit writer together. */
+/*
+ * The engine's lifecycle: config, store, roster and audit writer together;
+ * the open of the command line (ssp_open_options.offline) and its sync, the
+ * wait that makes a command's writes reach the store itself before the
+ * command says they are done; the store's status and the engine's settings.
+ */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine.h"
 #include "roster_feed.h"
@@ -126,6 +134,18 @@ void ssp_engine_free(ssp_engine *engine)
     free(engine);
 }
 
+const char *ssp_engine_reconciler_user(const ssp_engine *engine)
+{
+    return engine->reconciler_user;
+}
+
+void ssp_engine_reconciler_settings(const ssp_engine *engine, ssp_reconciler_settings *out)
+{
+    out->actions_per_second = engine->config.reconciler_actions_per_second;
+    out->batch_size = engine->config.reconciler_batch_size;
+    out->retry_max_seconds = engine->config.reconciler_retry_max_seconds;
+}
+
 bool ssp_engine_strict_homeserver_config(const ssp_engine *engine)
 {
     return engine->config.strict_homeserver_config;
@@ -149,4 +169,59 @@ void ssp_store_get_status(ssp_engine *engine, ssp_store_status *out)
     if (engine->store != NULL)
         ssp_store_read_status(engine->store, out);
     out->roster_skipped = __atomic_load_n(&engine->roster.skipped, __ATOMIC_RELAXED);
+}
+
+/* ---- the command line's sync ---- */
+
+#define SYNC_POLL_MS 5
+
+static int sync_fail(ssp_error *err, const char *message, const char *detail)
+{
+    err->code = SSP_ERR_IO;
+    /* The store's last error is cut to fit after the explanation. */
+    snprintf(err->message, sizeof err->message, "%.200s%s%.300s", message,
+             detail[0] ? ": " : "", detail);
+    return -1;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Only public calls: the wait watches the same counters the metrics show. */
+int ssp_store_sync(ssp_engine *engine, int64_t timeout_ms, ssp_error *err)
+{
+    ssp_store_status status;
+    ssp_audit_stats stats;
+    int64_t waited = 0;
+
+    /* Queued audit records first: on PostgreSQL this returns once they are
+     * in the database or in the spill file; the loop below tells the two
+     * apart. */
+    if (ssp_audit_flush(engine, err) != 0)
+        return -1;
+    for (;;) {
+        ssp_store_get_status(engine, &status);
+        ssp_audit_get_stats(engine, &stats);
+        if (!status.postgres)
+            return 0; /* the embedded store wrote through before returning */
+        if (status.connected && status.roster_outbox_pending == 0 &&
+            status.audit_spill_pending == 0 && stats.queue_depth == 0)
+            return 0;
+        if (waited >= timeout_ms)
+            return sync_fail(err,
+                             status.roster_outbox_pending > 0
+                                 ? "database: roster changes not pushed in time (they stay in "
+                                   "the outbox in data_dir and are pushed when this store "
+                                   "opens next)"
+                                 : "database: audit records not written in time (they stay in "
+                                   "the spill file in data_dir)",
+                             status.last_error);
+        sleep_ms(SYNC_POLL_MS);
+        waited += SYNC_POLL_MS;
+    }
 }

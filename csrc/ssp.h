@@ -320,7 +320,7 @@ int ssp_engine_open(ssp_engine *engine, ssp_error *err);
 
 /* How to open the store (ssp_engine_open_with). Zeroed: as ssp_engine_open. */
 typedef struct ssp_open_options {
-    /* The command line's open (offline.c), beside a Synapse that may be
+    /* The command line's open, beside a Synapse that may be
      * running:
      * - PostgreSQL: the store opens as a worker does (with the engine's
      *   worker_name for its files in data_dir), but only with the database
@@ -347,7 +347,7 @@ int ssp_engine_open_with(ssp_engine *engine, const ssp_open_options *options, ss
  * engine wrote is in the store itself (PostgreSQL: pushed to the database,
  * not only in the local outbox or spill file; the embedded store writes
  * through at once). Fails with SSP_ERR_IO and the store's last error when
- * it is not there in time. (offline.c) */
+ * it is not there in time. (engine.c) */
 int ssp_store_sync(ssp_engine *engine, int64_t timeout_ms, ssp_error *err);
 
 /* Flushes pending audit records, stops the writer thread and frees
@@ -410,7 +410,7 @@ typedef struct ssp_power_levels_patch {
 bool ssp_power_levels_update(const ssp_engine *engine, const ssp_room_policy *policy,
                              const ssp_power_levels *current, ssp_power_levels_patch *patch);
 
-/* ---- special rooms' targets (reconcile_plan.c) ---- */
+/* ---- special rooms' targets (reconcile_plan.c; the settings: engine.c) ---- */
 
 /* What the special rooms of `school` should look like for `user_id` ("":
  * the school itself, a member of nothing). *plan_json receives (caller frees)
