@@ -36,17 +36,6 @@ void ssp_audit_free_records(ssp_audit_record *rec)
     }
 }
 
-static void deadline_after_ms(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000;
-    if (ts->tv_nsec >= 1000000000) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000;
-    }
-}
-
 int ssp_audit_open(ssp_audit_queue *queue, const char *worker, const char *sink, int64_t last_id,
                    int wake_fd, ssp_error *err)
 {
@@ -162,7 +151,7 @@ bool ssp_audit_wait_queued(ssp_audit_queue *queue, int64_t timeout_ms)
     bool queued;
 
     if (timeout_ms >= 0)
-        deadline_after_ms(&deadline, timeout_ms);
+        ssp_deadline_after_ms(&deadline, timeout_ms);
     pthread_mutex_lock(&queue->mutex);
     while (queue->head == NULL && !queue->stopping) {
         if (timeout_ms < 0)
@@ -241,7 +230,7 @@ bool ssp_audit_pause(ssp_audit_queue *queue, int64_t ms)
     struct timespec deadline;
     bool stopping;
 
-    deadline_after_ms(&deadline, ms);
+    ssp_deadline_after_ms(&deadline, ms);
     pthread_mutex_lock(&queue->mutex);
     if (!queue->stopping)
         pthread_cond_timedwait(&queue->wake_writer, &queue->mutex, &deadline);
@@ -256,7 +245,7 @@ int ssp_audit_wait_flushed(ssp_audit_queue *queue, int64_t timeout_ms, ssp_error
     int64_t target;
     int rc = 0;
 
-    deadline_after_ms(&deadline, timeout_ms > 0 ? timeout_ms : 0);
+    ssp_deadline_after_ms(&deadline, timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&queue->mutex);
     target = queue->next_id - 1;
     while (queue->last_written_id < target) {
@@ -276,7 +265,7 @@ int ssp_audit_wait_written(ssp_audit_queue *queue, int64_t id, int64_t timeout_m
     struct timespec deadline;
     int rc = 0;
 
-    deadline_after_ms(&deadline, timeout_ms > 0 ? timeout_ms : 0);
+    ssp_deadline_after_ms(&deadline, timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&queue->mutex);
     /* Both writers write in id order and broadcast after each batch, so
      * every waiter whose record was in the batch wakes at once: concurrent

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "ssp.h"
 
@@ -20,6 +21,8 @@ int ssp_fail_nomem(ssp_error *err);
 char *ssp_strdup(const char *s);
 char *ssp_strndup(const char *s, size_t n);
 int64_t ssp_now_ms(void);
+/* The CLOCK_REALTIME time ms from now: a deadline for pthread_cond_timedwait. */
+void ssp_deadline_after_ms(struct timespec *deadline, int64_t ms);
 /* write(2) until everything is written; -1 with errno on failure. */
 int ssp_write_all(int fd, const char *buf, size_t len);
 /* Makes *buf (*cap bytes; NULL when 0) hold at least need bytes: when it
