@@ -24,6 +24,8 @@
 #include "files.h"
 #include "journal.h"
 #include "reconcile_common.h"
+#include "roster_feed.h"
+#include "roster_feed_api.h"
 #include "roster_index.h"
 #include "ssp.h"
 #include "store.h"

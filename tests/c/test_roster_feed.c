@@ -11,6 +11,7 @@
 #include "check.h"
 #include "engine.h"
 #include "roster_feed.h"
+#include "roster_feed_api.h"
 #include "embedded/embedded_store.h"
 #include "tests.h"
 #include "testutil.h"
