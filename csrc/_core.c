@@ -18,7 +18,7 @@
 
 #include <jansson.h>
 
-#include "room_shape.h"
+#include "rules/room_shape.h"
 #include "ssp.h"
 
 typedef struct {

@@ -26,7 +26,7 @@
 
 #include "check.h"
 #include "ssp_private.h"
-#include "room_shape.h"
+#include "rules/room_shape.h"
 #include "testutil.h"
 
 /* ---- the allocation hooks ---- */

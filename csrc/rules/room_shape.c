@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "room_shape.h"
+#include "rules/room_shape.h"
 #include "util.h"
 
 #define GUEST_ACCESS_TYPE "m.room.guest_access"
