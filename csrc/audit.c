@@ -7,8 +7,10 @@
  */
 #include <string.h>
 
-#include "engine.h"
+#include "audit.h"
+#include "engine_state.h"
 #include "store.h"
+#include "util.h"
 
 /* How long a flush waits for the writer before it reports the sink stuck. */
 #define FLUSH_TIMEOUT_MS 10000

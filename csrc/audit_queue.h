@@ -23,7 +23,29 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ssp.h"
+#include "error.h"
+#include "rules/rules.h"
+
+typedef struct ssp_audit_filter {
+    int64_t since_ms;   /* 0: no lower bound */
+    int64_t until_ms;   /* 0: no upper bound */
+    const char *rule;   /* NULL: any */
+    const char *school; /* NULL: any */
+    const char *user;   /* NULL: any; matches actor or target */
+    size_t limit;       /* 1..1000 */
+    int64_t before_id;  /* 0: from the newest; otherwise records with a smaller id */
+    /* NULL: any school; otherwise only records of one of these n_schools
+     * schools (a school admin's scope, forced by audit_view.c) */
+    const char *const *schools;
+    size_t n_schools;
+} ssp_audit_filter;
+
+typedef struct ssp_audit_stats {
+    uint64_t queued;      /* records submitted since start */
+    uint64_t written;     /* records durably written since start */
+    uint64_t queue_depth; /* waiting to be written */
+    uint64_t write_errors;
+} ssp_audit_stats;
 
 typedef struct ssp_audit_record {
     struct ssp_audit_record *next;

@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "audit_throttle.h"
-#include "util.h"
+#include "error.h"
 
 /* FNV-1a: the slots only need a spread, not a secret. */
 static uint64_t user_hash(const char *user_id)

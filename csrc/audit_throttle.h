@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ssp.h"
+#include "error.h"
 
 #define SSP_AUDIT_THROTTLE_SLOTS 16384
 #define SSP_AUDIT_THROTTLE_MS 60000

@@ -22,8 +22,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "audit.h"
+#include "audit_view.h"
+#include "engine_state.h"
+#include "ids.h"
+#include "reconcile.h"
+#include "roster_feed_api.h"
+#include "rules/rules.h"
 #include "store.h"
+#include "util.h"
 
 #define MAX_BUCKETS 2000
 #define DEFAULT_LIMIT 100

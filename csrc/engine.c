@@ -10,9 +10,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit.h"
 #include "engine.h"
+#include "engine_state.h"
 #include "roster_feed.h"
 #include "store.h"
+#include "util.h"
 
 void ssp_global_init(void)
 {
@@ -154,13 +157,6 @@ bool ssp_engine_strict_homeserver_config(const ssp_engine *engine)
 const char *ssp_engine_policy_event_type(const ssp_engine *engine)
 {
     return engine->config.policy_event_type;
-}
-
-bool ssp_engine_is_local(const ssp_engine *engine, const char *user_id)
-{
-    const char *colon = user_id ? strchr(user_id, ':') : NULL;
-
-    return colon != NULL && strcmp(colon + 1, engine->server_name) == 0;
 }
 
 void ssp_store_get_status(ssp_engine *engine, ssp_store_status *out)

@@ -1,69 +1,88 @@
 /*
- * Engine internals (engine.c): the engine struct the engine's files share,
- * and the rules' texts (rules.c). Not installed, not seen by the
- * binding. The store's backends never include this: they get
- * ssp_store_env (store.h).
+ * The engine's lifecycle (engine.c): making, opening and freeing an engine,
+ * the command line's open and sync, the store's status and the engine's
+ * settings.
  */
 #ifndef SSP_ENGINE_H
 #define SSP_ENGINE_H
 
-#include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "audit_queue.h"
-#include "audit_throttle.h"
-#include "config.h"
-#include "roster_index.h"
-#include "ssp.h"
+#include "error.h"
 #include "store_ops.h"
-#include "strmap.h"
-#include "util.h"
 
-struct ssp_engine {
-    ssp_config config;
-    char *server_name;
-    char *worker_name;
-    ssp_roster roster;
-    bool roster_ready;
-    pthread_mutex_t write_mutex; /* serialises store append + roster apply */
-    ssp_audit_queue audit;
-    bool audit_open;
-    ssp_store *store; /* NULL until ssp_engine_open; the backend is chosen there */
-    ssp_store_env store_env;
-    /* The roster feed's consumer (roster_feed.c), or NULL; set once by
-     * ssp_roster_feed_start, stopped and freed by ssp_engine_free. */
-    struct ssp_feed *feed;
-    /* @<reconciler.user>:<server_name>; also a key of config.service_user_set */
-    char *reconciler_user;
-    ssp_audit_throttle expiry_throttle; /* is_user_expired's denials: once a minute */
-};
+typedef struct ssp_engine ssp_engine;
 
-bool ssp_engine_is_local(const ssp_engine *engine, const char *user_id);
+/* Seeds jansson's hash function. Call once per process before any thread
+ * uses the engine. */
+void ssp_global_init(void);
 
-/* Queues the audit record of a denial (audit.c): its id, or 0 when none was
- * queued (a refused token's repeat within the throttle's minute, an engine
- * without a store, out of memory). Never blocks on I/O. */
-int64_t ssp_audit_denial(ssp_engine *engine, ssp_callback callback, ssp_rule rule, bool enforced,
-                         const char *actor, const char *target, const char *room_id,
-                         const char *event_type, const char *school);
+/* Creates an engine from config JSON. `server_name` decides which users are
+ * local; `worker_name` is written into audit records. Returns NULL on
+ * failure. The store is not opened yet. */
+ssp_engine *ssp_engine_new(const char *config_json, size_t len, const char *server_name,
+                           const char *worker_name, ssp_error *err);
 
-/* When a denial tells the client more than the rule's usual message
- * (rules.c: the rules' texts). */
-typedef enum {
-    SSP_SAY_USUAL = 0,
-    SSP_SAY_ABOUT_TARGET, /* the invitee, not the actor, breaks the rule */
-    SSP_SAY_REACTION,     /* one_way: a reaction that is not an emoji on an event */
-    SSP_SAY_INVITE,       /* one_way: an invite into the channel */
-    SSP_SAY_OTHER_SERVER, /* federation_forbidden: joining a room of another server */
-    SSP_SAY_DIRECT_CHAT,  /* room_creation_forbidden: a third person in a direct chat */
-    SSP_SAY__COUNT
-} ssp_rule_situation;
+/* Opens the store named by the config, loads the roster into memory and
+ * starts the audit writer thread. May block on disk I/O. */
+int ssp_engine_open(ssp_engine *engine, ssp_error *err);
 
-/* The rule's name on the audit page (rules.c). */
-const char *ssp_rule_name(ssp_rule rule, bool german);
-/* What a client is told when the rule denies in `situation`: the rule's
- * usual message where it has none for the situation. */
-const char *ssp_rule_message(ssp_rule rule, ssp_rule_situation situation, bool german);
+/* How to open the store (ssp_engine_open_with). Zeroed: as ssp_engine_open. */
+typedef struct ssp_open_options {
+    /* The command line's open, beside a Synapse that may be
+     * running:
+     * - PostgreSQL: the store opens as a worker does (with the engine's
+     *   worker_name for its files in data_dir), but only with the database
+     *   reachable (else SSP_ERR_UNAVAILABLE with the database's message); its thread
+     *   pushes roster writes through the same statement and trigger as the
+     *   admin API's and stops on ssp_engine_free, after pushing.
+     * - Embedded store: read only, since data_dir belongs to the running
+     *   Synapse. roster.jsonl and reconcile.jsonl are read (whole lines
+     *   only: a line Synapse is appending is not there yet) into a private
+     *   copy and replayed from it; nothing in data_dir is compacted, cut or
+     *   rewritten; audit queries read audit.jsonl. Roster writes fail with
+     *   SSP_ERR_STATE; the reconcile state's writers change the private copy only,
+     *   which is gone on ssp_engine_free: do not call them.
+     * Reads of the audit through ssp_audit_view are recorded in the read log
+     * as the admin API's are (both stores). An offline engine makes no
+     * decisions: on the embedded store nothing would write their records. */
+    bool offline;
+} ssp_open_options;
+
+/* ssp_engine_open with options (NULL: the defaults). */
+int ssp_engine_open_with(ssp_engine *engine, const ssp_open_options *options, ssp_error *err);
+
+/* Waits up to timeout_ms until every roster change and audit record this
+ * engine wrote is in the store itself (PostgreSQL: pushed to the database,
+ * not only in the local outbox or spill file; the embedded store writes
+ * through at once). Fails with SSP_ERR_IO and the store's last error when
+ * it is not there in time. */
+int ssp_store_sync(ssp_engine *engine, int64_t timeout_ms, ssp_error *err);
+
+/* Flushes pending audit records, stops the writer thread and frees
+ * everything. Accepts NULL. */
+void ssp_engine_free(ssp_engine *engine);
+
+/* Whether a failed self-check stops Synapse (strict_homeserver_config). */
+bool ssp_engine_strict_homeserver_config(const ssp_engine *engine);
+
+/* The configured policy event type; owned by the engine. */
+const char *ssp_engine_policy_event_type(const ssp_engine *engine);
+
+/* The user that owns the special rooms, @<reconciler.user>:<server_name>;
+ * owned by the engine. The rules exempt it like a service user. */
+const char *ssp_engine_reconciler_user(const ssp_engine *engine);
+
+typedef struct ssp_reconciler_settings {
+    int64_t actions_per_second; /* room changes per second, at most */
+    int64_t batch_size;         /* marks taken per round */
+    int64_t retry_max_seconds;  /* cap of the backoff after Synapse refuses */
+} ssp_reconciler_settings;
+
+void ssp_engine_reconciler_settings(const ssp_engine *engine, ssp_reconciler_settings *out);
+
+void ssp_store_get_status(ssp_engine *engine, ssp_store_status *out);
 
 #endif

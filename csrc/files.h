@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "ssp.h"
+#include "error.h"
 
 int ssp_make_dirs(const char *dir, ssp_error *err);
 int ssp_fsync_dir(const char *dir);

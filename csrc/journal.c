@@ -15,8 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "journal.h"
 #include "files.h"
+#include "ids.h"
+#include "journal.h"
 #include "util.h"
 
 #define JOURNAL_NAME "roster.jsonl"
@@ -45,7 +46,7 @@ static int replay_roster_line(void *ctx, const char *line, size_t len, ssp_error
         ssp_fail(err, SSP_ERR_INPUT, "user_id: expected a Matrix user id");
         goto done;
     }
-    if (ssp_roster_check_user_id("user_id", json_string_value(user_id),
+    if (ssp_check_user_id("user_id", json_string_value(user_id),
                                  json_string_length(user_id), roster->server_name,
                                  &ignored) != 0) {
         ssp_roster_note_skipped(roster, 1);

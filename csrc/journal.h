@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "error.h"
 #include "roster_index.h"
-#include "ssp.h"
 
 typedef struct ssp_journal {
     char *path;

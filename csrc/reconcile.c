@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "engine_state.h"
+#include "error.h"
+#include "reconcile.h"
 #include "reconcile_common.h"
 #include "store.h"
 

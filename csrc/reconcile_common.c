@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ids.h"
 #include "reconcile_common.h"
-#include "roster_index.h"
 #include "util.h"
 
 static const char *const ROOM_KINDS[] = {"teachers", "announcement", NULL};

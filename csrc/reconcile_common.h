@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "ssp.h"
+#include "error.h"
 
 #define SSP_RECONCILE_ROOM_ID_MAX 255
 #define SSP_RECONCILE_ERROR_TEXT_MAX 4096

@@ -7,7 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "engine_state.h"
+#include "ids.h"
+#include "reconcile_plan.h"
+#include "rules/room_state.h"
+#include "util.h"
 
 typedef struct special_room {
     const char *kind;

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ssp.h"
+#include "error.h"
 
 /* Larger messages are dead-lettered without being parsed. */
 #define SSP_FEED_MAX_BODY (64u * 1024u * 1024u)

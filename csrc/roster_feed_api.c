@@ -12,10 +12,13 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "engine_state.h"
 #include "files.h"
+#include "roster.h"
 #include "roster_feed.h"
 #include "roster_feed_api.h"
 #include "store.h"
+#include "util.h"
 
 static char *trimmed_copy(const char *s, size_t len)
 {

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "selfcheck.h"
+#include "util.h"
 
 typedef struct setting_rule {
     const char *setting;  /* key in the settings JSON: the homeserver.yaml path */

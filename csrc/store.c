@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "embedded/embedded_store.h"
+#include "error.h"
 #include "pg/pg.h"
 #include "store.h"
-#include "util.h"
 
 static const ssp_store_ops *backend_for(const ssp_config *config)
 {

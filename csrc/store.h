@@ -23,8 +23,8 @@
 
 #include "audit_queue.h"
 #include "config.h"
+#include "error.h"
 #include "roster_index.h"
-#include "ssp.h"
 #include "store_ops.h"
 
 /* Opens the backend env->config names, loads the roster into env->roster,

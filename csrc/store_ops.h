@@ -25,7 +25,22 @@
 #include "audit_queue.h"
 #include "config.h"
 #include "roster_index.h"
-#include "ssp.h"
+#include "error.h"
+
+typedef struct ssp_store_status {
+    bool postgres;                  /* false: the embedded store */
+    bool connected;                 /* PostgreSQL reachable (always true for the embedded store) */
+    uint64_t audit_spilled_total;   /* records written to the spill file since start */
+    uint64_t audit_spill_pending;   /* records in the spill file, waiting for the database */
+    uint64_t roster_outbox_pending; /* roster changes not yet in the database */
+    uint64_t connects;              /* successful (re)connections since start */
+    int64_t roster_version;         /* last roster change version applied */
+    uint64_t reconcile_pending;     /* marks in the reconcile state (PostgreSQL: a
+                                     * count the store thread refreshes about once a second) */
+    char last_error[SSP_ERROR_MESSAGE_MAX]; /* the last database error, or "" */
+    uint64_t roster_skipped;        /* stored roster entries and rows skipped at load since start:
+                                     * they break the input rules (docs/admin-api.md) */
+} ssp_store_status;
 
 /* A page of the read log: since/until in ms (0: open), before_id (0: the
  * newest), at most limit records. */

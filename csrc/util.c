@@ -1,31 +1,12 @@
-/* Error reporting and small string/time helpers shared by the engine. */
+/* Small string, time and JSON helpers shared by the engine. */
 #include <errno.h>
 #include <stdint.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "util.h"
-
-int ssp_fail(ssp_error *err, ssp_error_code code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL)
-        return -1;
-    err->code = code;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-int ssp_fail_nomem(ssp_error *err)
-{
-    return ssp_fail(err, SSP_ERR_NOMEM, "out of memory");
-}
 
 char *ssp_strndup(const char *s, size_t n)
 {

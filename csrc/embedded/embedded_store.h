@@ -11,10 +11,10 @@
 #include <stdbool.h>
 
 #include "audit_queue.h"
+#include "config.h"
+#include "error.h"
 #include "files.h"
 #include "journal.h"
-#include "config.h"
-#include "ssp.h"
 #include "store_ops.h"
 #include "strmap.h"
 

@@ -23,8 +23,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "reconcile_common.h"
 #include "embedded/embedded_store.h"
+#include "ids.h"
+#include "reconcile_common.h"
 #include "util.h"
 
 #define LEDGER_NAME "reconcile.jsonl"

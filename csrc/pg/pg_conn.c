@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "pg/pg.h"
-#include "util.h"
 
 #define CONNECT_TIMEOUT_S "3"
 

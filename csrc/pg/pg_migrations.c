@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "error.h"
 #include "pg/pg.h"
-#include "util.h"
 
 #define SCHEMA_VERSION 3
 

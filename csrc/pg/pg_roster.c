@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "ids.h"
 #include "pg/pg.h"
 #include "util.h"
 
@@ -113,9 +114,9 @@ static int loader_row(loader *ld, const char *user_id, const char *school, const
 
     if (ssp_role_from_name(role_name, &role) != 0)
         return 0;
-    if (ssp_roster_check_user_id("user_id", user_id, strlen(user_id), ld->roster->server_name,
+    if (ssp_check_user_id("user_id", user_id, strlen(user_id), ld->roster->server_name,
                                  &ignored) != 0 ||
-        ssp_roster_check_school("school", school, strlen(school), &ignored) != 0) {
+        ssp_check_school_id("school", school, strlen(school), &ignored) != 0) {
         ssp_roster_note_skipped(ld->roster, 1);
         return 0;
     }

@@ -13,7 +13,14 @@
  */
 #include <string.h>
 
-#include "engine.h"
+#include "audit.h"
+#include "engine_state.h"
+#include "ids.h"
+#include "rules/decide.h"
+#include "rules/matrix.h"
+#include "rules/power_levels.h"
+#include "rules/rules.h"
+#include "util.h"
 
 #define POWER_LEVELS_TYPE "m.room.power_levels"
 #define REDACTION_TYPE "m.room.redaction"

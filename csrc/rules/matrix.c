@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include "ssp.h"
+#include "rules/matrix.h"
 
 /* Room versions in which power comes from m.room.power_levels alone: "1"
  * to "11" and these two experimental ones. Every other version (12,

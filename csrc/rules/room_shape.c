@@ -26,8 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine.h"
+#include "error.h"
+#include "rules/power_levels.h"
 #include "rules/room_shape.h"
-#include "util.h"
 
 #define GUEST_ACCESS_TYPE "m.room.guest_access"
 #define POWER_LEVELS_TYPE "m.room.power_levels"

@@ -13,7 +13,11 @@
 
 #include <jansson.h>
 
-#include "ssp.h"
+#include "error.h"
+#include "rules/power_levels.h"
+#include "rules/room_state.h"
+
+typedef struct ssp_engine ssp_engine;
 
 /* What Synapse's on_create_room hook changes in a createRoom request, read
  * the way Synapse reads the request (docs/rules.md, "How new rooms are

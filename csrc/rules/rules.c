@@ -11,7 +11,7 @@
  */
 #include <string.h>
 
-#include "engine.h"
+#include "rules/rules.h"
 
 typedef struct rule_text {
     const char *en;

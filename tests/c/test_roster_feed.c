@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "engine.h"
+#include "engine_state.h"
 #include "roster_feed.h"
 #include "roster_feed_api.h"
 #include "embedded/embedded_store.h"
