@@ -8,7 +8,7 @@
 
 #include "embedded/embedded_store.h"
 #include "error.h"
-#include "pg/pg.h"
+#include "pg/pg_store.h"
 #include "store.h"
 
 static const ssp_store_ops *backend_for(const ssp_config *config)

@@ -22,7 +22,9 @@
 #include <unistd.h>
 
 #include "files.h"
-#include "pg/pg.h"
+#include "pg/pg_audit.h"
+#include "pg/pg_conn.h"
+#include "pg/pg_state.h"
 #include "util.h"
 
 #define AUDIT_BATCH_MAX 2000

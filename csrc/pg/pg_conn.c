@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "error.h"
-#include "pg/pg.h"
+#include "pg/pg_conn.h"
 
 #define CONNECT_TIMEOUT_S "3"
 

@@ -9,7 +9,8 @@
 #include <stdlib.h>
 
 #include "error.h"
-#include "pg/pg.h"
+#include "pg/pg_conn.h"
+#include "pg/pg_migrations.h"
 
 #define SCHEMA_VERSION 3
 

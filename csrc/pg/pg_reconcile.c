@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pg/pg_conn.h"
+#include "pg/pg_reconcile.h"
+#include "pg/pg_state.h"
 #include "reconcile_common.h"
-#include "pg/pg.h"
 #include "util.h"
 
 /* Marks every (schools[i], user_ids[i]) in one statement. */

@@ -21,7 +21,10 @@
 
 #include "files.h"
 #include "ids.h"
-#include "pg/pg.h"
+#include "journal.h"
+#include "pg/pg_conn.h"
+#include "pg/pg_roster.h"
+#include "pg/pg_state.h"
 #include "util.h"
 
 #define INCREMENTAL_MAX 20000 /* more changed users than this: reload everything */

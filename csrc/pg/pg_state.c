@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "pg/pg.h"
+#include "pg/pg_state.h"
 
 void ssp_pg_set_error(ssp_pgstore *pg, const char *fmt, ...)
 {

@@ -2,7 +2,9 @@
  * The PostgreSQL store (config key `database`): roster, audit log, read log
  * and reconcile state in PostgreSQL, shared by every Synapse process.
  * This file: the store thread, open and close, and the ops table
- * (store.h); the parts are listed in pg.h with the threading rules.
+ * (store_ops.h). Its parts: pg_conn.c (the only libpq caller),
+ * pg_migrations.c, pg_roster.c, pg_audit.c, pg_reconcile.c, and
+ * pg_state.c (the state they share, with the threading rules).
  *
  * What the store thread does, in a loop
  * 1. While disconnected: try to connect every RECONNECT_MS, and write every
@@ -33,7 +35,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pg/pg.h"
+#include "pg/pg_audit.h"
+#include "pg/pg_conn.h"
+#include "pg/pg_migrations.h"
+#include "pg/pg_reconcile.h"
+#include "pg/pg_roster.h"
+#include "pg/pg_state.h"
+#include "pg/pg_store.h"
 #include "util.h"
 
 #define RECONNECT_MS 1000
