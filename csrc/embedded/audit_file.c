@@ -1,12 +1,10 @@
 /*
- * The embedded store's audit files:
- * - data_dir/audit.jsonl, one record a line, ids ascending, written by a
- *   thread that drains the audit queue (audit_queue.h), and read backwards
- *   for the pages and the chart;
- * - data_dir/audit-reads.jsonl, the read log, appended (fdatasync) before
- *   every read of audit data.
+ * The embedded store's audit log, data_dir/audit.jsonl: one record a line,
+ * ids ascending, written by a thread that drains the audit queue
+ * (audit_queue.h), and read backwards for the pages and the chart. (The
+ * read log, audit-reads.jsonl, is reads_file.c.)
  *
- * Ownership: the file owns its paths and fds; records taken from the queue
+ * Ownership: the file owns its path and fd; records taken from the queue
  * belong to the writer until they are marked written or put back.
  */
 #include <errno.h>
@@ -17,11 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "embedded/embedded_store.h"
+#include "audit_queue.h"
+#include "embedded/audit_file.h"
+#include "embedded/audit_scan.h"
 #include "util.h"
 
 #define AUDIT_NAME "audit.jsonl"
-#define READS_NAME "audit-reads.jsonl"
 #define TAIL_CHUNK 65536
 #define RETRY_DELAY_MS 1000
 
@@ -199,16 +198,8 @@ int ssp_audit_file_open_readonly(ssp_audit_file *file, const char *data_dir, ssp
 {
     memset(file, 0, sizeof *file);
     file->fd = -1;
-    if (pthread_mutex_init(&file->reads_mutex, NULL) != 0)
-        return ssp_fail(err, SSP_ERR_NOMEM, "cannot create the read log mutex");
-    file->reads_mutex_ready = true;
     file->path = ssp_path_join(data_dir, AUDIT_NAME);
-    file->reads_path = ssp_path_join(data_dir, READS_NAME);
-    if (file->path == NULL || file->reads_path == NULL) {
-        ssp_audit_file_close(file);
-        return ssp_fail_nomem(err);
-    }
-    return 0;
+    return file->path != NULL ? 0 : ssp_fail_nomem(err);
 }
 
 int ssp_audit_file_open(ssp_audit_file *file, const char *data_dir, int64_t *last_id,
@@ -249,76 +240,10 @@ void ssp_audit_file_close(ssp_audit_file *file)
         close(file->fd);
     file->fd = -1;
     free(file->path);
-    free(file->reads_path);
-    file->path = file->reads_path = NULL;
-    if (file->reads_mutex_ready)
-        pthread_mutex_destroy(&file->reads_mutex);
-    file->reads_mutex_ready = false;
+    file->path = NULL;
 }
 
 /* ---- reading audit.jsonl ---- */
-
-int ssp_scan_lines_backwards(int fd, off_t end, ssp_line_visitor visit, void *ctx,
-                             ssp_error *err)
-{
-    char *buf = NULL;
-    size_t cap = 0, have = 0; /* buf[0..have): the head of a line whose start is further back */
-    off_t pos = end;
-    bool tail_found = false; /* the end of the last whole line has been seen */
-    int rc = 0;
-
-    while (rc == 0) {
-        size_t chunk = pos > TAIL_CHUNK ? TAIL_CHUNK : (size_t)pos, total, j;
-        char *nl;
-
-        if (chunk == 0) {
-            /* The file's first line. */
-            if (tail_found && have > 0)
-                rc = visit(buf, have, ctx, err);
-            break;
-        }
-        if (ssp_buf_reserve(&buf, &cap, chunk + have + 1) != 0) {
-            rc = ssp_fail_nomem(err);
-            break;
-        }
-        memmove(buf + chunk, buf, have);
-        for (size_t done = 0; done < chunk;) {
-            ssize_t n = pread(fd, buf + done, chunk - done, pos - (off_t)chunk + (off_t)done);
-
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0) {
-                rc = ssp_fail(err, SSP_ERR_IO, "cannot read the audit log: %s",
-                              n < 0 ? strerror(errno) : "file shrank");
-                goto done;
-            }
-            done += (size_t)n;
-        }
-        pos -= (off_t)chunk;
-        total = chunk + have;
-        if (!tail_found) {
-            /* A batch being appended right now may show as a torn tail. */
-            nl = memrchr(buf, '\n', total);
-            if (nl == NULL) {
-                have = total;
-                continue;
-            }
-            total = (size_t)(nl - buf);
-            tail_found = true;
-        }
-        j = total;
-        while (rc == 0 && (nl = memrchr(buf, '\n', j)) != NULL) {
-            size_t from = (size_t)(nl - buf) + 1;
-
-            rc = visit(buf + from, j - from, ctx, err);
-            j = (size_t)(nl - buf);
-        }
-        have = j;
-    }
-done:
-    free(buf);
-    return rc < 0 ? -1 : 0;
-}
 
 /* The id of the first whole line at or after byte `from`, and where that
  * line starts; 0 when none parses within a chunk (end of file, damage). */
@@ -387,11 +312,6 @@ static off_t offset_before_id(int fd, off_t size, int64_t before_id)
     return hi;
 }
 
-/* Records are written in id order with the time of the decision, so once
- * a scan backwards has passed `since` by this much, nothing older can
- * match (a wall clock set back by more than this could hide records). */
-#define SINCE_SLACK_MS (10 * 60 * 1000)
-
 /* Whether `value`, quoted, occurs in the line: a test that cannot fail for
  * a matching record when the value's JSON form is the value itself
  * (printable ASCII without '"' and '\\'); other values always pass here
@@ -433,65 +353,11 @@ static bool line_may_match(const char *line, size_t len, const ssp_audit_filter 
     return true;
 }
 
-/* A page being collected newest first: up to limit records, and the id
- * to continue before when there are more. Shared by the audit log's and
- * the read log's scans. */
-typedef struct page_collect {
-    json_t *records;
-    size_t found;
-    int64_t next_id;
-} page_collect;
-
-/* Takes rec (stolen). 1 when the page is full and one more match was seen
- * (next_id is set: stop scanning), 0 to go on, -1 out of memory. */
-static int page_take(page_collect *page, size_t limit, json_t *rec, ssp_error *err)
-{
-    if (page->found == limit) {
-        page->next_id = (int64_t)json_integer_value(
-            json_object_get(json_array_get(page->records, page->found - 1), "id"));
-        json_decref(rec);
-        return 1;
-    }
-    if (json_array_append_new(page->records, rec) != 0)
-        return ssp_fail_nomem(err);
-    page->found++;
-    return 0;
-}
-
-/* The collected page as ssp_audit_page builds it; NULL when out of memory. */
-static json_t *page_result(const page_collect *page)
-{
-    char next[32];
-
-    if (page->next_id > 0)
-        snprintf(next, sizeof next, "%lld", (long long)page->next_id);
-    return ssp_audit_page(page->records, page->next_id > 0 ? next : NULL);
-}
-
 typedef struct page_scan {
     const ssp_audit_filter *filter;
-    page_collect page;
+    ssp_page_collect page;
     const char *path;
 } page_scan;
-
-/* Loads one line; a line that does not load is either damaged on disk
- * (passed over: NULL, *damaged) or was hit by a failed allocation, which
- * must not silently drop a record (-1 with err). */
-static int load_line(const char *line, size_t len, const char *path, json_t **out,
-                        ssp_error *err)
-{
-    json_error_t json_err;
-
-    *out = NULL;
-    if (len == 0)
-        return 0;
-    *out = json_loadb(line, len, 0, &json_err);
-    if (*out == NULL)
-        *out = json_loadb(line, len, 0, &json_err);
-    if (*out == NULL && ssp_json_error_is_oom(&json_err))
-        return ssp_fail(err, SSP_ERR_NOMEM, "out of memory while reading %s", path);
-    return 0;
-}
 
 static int page_visit(const char *line, size_t len, void *ctx, ssp_error *err)
 {
@@ -501,12 +367,12 @@ static int page_visit(const char *line, size_t len, void *ctx, ssp_error *err)
     /* Parsing is the cost of a scan: pass over lines that cannot match. */
     if (!line_may_match(line, len, scan->filter))
         return 0;
-    if (load_line(line, len, scan->path, &rec, err) != 0)
+    if (ssp_load_line(line, len, scan->path, &rec, err) != 0)
         return -1;
     if (rec == NULL)
         return 0;
     if (scan->filter->since_ms > 0 &&
-        (int64_t)json_integer_value(json_object_get(rec, "ts")) < scan->filter->since_ms - SINCE_SLACK_MS) {
+        (int64_t)json_integer_value(json_object_get(rec, "ts")) < scan->filter->since_ms - SSP_SINCE_SLACK_MS) {
         json_decref(rec);
         return 1;
     }
@@ -514,7 +380,7 @@ static int page_visit(const char *line, size_t len, void *ctx, ssp_error *err)
         json_decref(rec);
         return 0;
     }
-    return page_take(&scan->page, scan->filter->limit, rec, err);
+    return ssp_page_take(&scan->page, scan->filter->limit, rec, err);
 }
 
 /* Scans audit.jsonl backwards from the newest record (or from where
@@ -556,7 +422,7 @@ int ssp_audit_file_query(ssp_audit_file *file, const ssp_audit_filter *filter,
         return ssp_fail_nomem(err);
     if (audit_scan(file, filter, page_visit, &scan, err) != 0)
         goto done;
-    result = page_result(&scan.page);
+    result = ssp_page_result(&scan.page);
     if (result == NULL) {
         ssp_fail_nomem(err);
         goto done;
@@ -589,12 +455,12 @@ static int chart_visit(const char *line, size_t len, void *ctx, ssp_error *err)
      * stops at the first parsed record older than since. */
     if (!line_may_match(line, len, scan->filter))
         return 0;
-    if (load_line(line, len, scan->path, &rec, err) != 0)
+    if (ssp_load_line(line, len, scan->path, &rec, err) != 0)
         return -1;
     if (rec == NULL)
         return 0;
     ts = (int64_t)json_integer_value(json_object_get(rec, "ts"));
-    if (ts < scan->filter->since_ms - SINCE_SLACK_MS) {
+    if (ts < scan->filter->since_ms - SSP_SINCE_SLACK_MS) {
         json_decref(rec);
         return 1;
     }
@@ -649,158 +515,3 @@ done:
     }
     return rc;
 }
-
-/* ---- the read log ---- */
-
-static int last_id_visit(const char *line, size_t len, void *ctx, ssp_error *err)
-{
-    int64_t *last = ctx;
-    json_t *rec;
-
-    if (load_line(line, len, READS_NAME, &rec, err) != 0)
-        return -1;
-    *last = rec ? (int64_t)json_integer_value(json_object_get(rec, "id")) : 0;
-    json_decref(rec);
-    return *last > 0 ? 1 : 0;
-}
-
-/* Appends one record to data_dir/audit-reads.jsonl, fdatasync'ed; on a
- * failed write cuts the file back so it holds whole lines only. Called
- * with file->reads_mutex held. */
-static int reads_append_locked(ssp_audit_file *file, json_t *record, ssp_error *err)
-{
-    const char *path = file->reads_path;
-    char *line = NULL;
-    int fd = -1, rc = -1;
-    off_t size;
-
-    fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        ssp_fail(err, SSP_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-        goto done;
-    }
-    size = lseek(fd, 0, SEEK_END);
-    if (size < 0) {
-        ssp_fail(err, SSP_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-        goto done;
-    }
-    if (file->reads_next_id == 0) {
-        int64_t last = 0;
-
-        if (ssp_scan_lines_backwards(fd, size, last_id_visit, &last, err) != 0)
-            goto done;
-        file->reads_next_id = last + 1;
-    }
-    if (json_object_set_new(record, "id", json_integer(file->reads_next_id)) != 0 ||
-        (line = ssp_json_dumps_checked(record)) == NULL) {
-        ssp_fail_nomem(err);
-        goto done;
-    }
-    if (ssp_write_all(fd, line, strlen(line)) != 0 || ssp_write_all(fd, "\n", 1) != 0 ||
-        fdatasync(fd) != 0) {
-        ssp_fail(err, SSP_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-        if (ftruncate(fd, size) != 0) {
-            /* the torn line is passed over by every reader */
-        }
-        goto done;
-    }
-    file->reads_next_id++;
-    rc = 0;
-done:
-    if (fd >= 0)
-        close(fd);
-    free(line);
-    return rc;
-}
-
-int ssp_audit_file_reads_append(ssp_audit_file *file, json_t *record, ssp_error *err)
-{
-    int rc;
-
-    pthread_mutex_lock(&file->reads_mutex);
-    rc = reads_append_locked(file, record, err);
-    pthread_mutex_unlock(&file->reads_mutex);
-    return rc;
-}
-
-typedef struct reads_scan {
-    json_t *schools; /* NULL: every record */
-    const ssp_reads_filter *q;
-    page_collect page;
-} reads_scan;
-
-/* With `schools` (a school admin's), a read is visible when it was
- * confined to one of them; a read of every school (null) is not. */
-static bool read_visible(json_t *schools, json_t *rec)
-{
-    json_t *rec_schools = json_object_get(rec, "schools");
-    size_t i, k;
-    json_t *school, *mine;
-
-    if (schools == NULL)
-        return true;
-    json_array_foreach(rec_schools, i, school) {
-        if (!json_is_string(school))
-            continue;
-        json_array_foreach(schools, k, mine) {
-            if (json_equal(school, mine))
-                return true;
-        }
-    }
-    return false;
-}
-
-static int reads_visit(const char *line, size_t len, void *ctx, ssp_error *err)
-{
-    reads_scan *scan = ctx;
-    json_t *rec;
-    int64_t id, ts;
-
-    if (load_line(line, len, READS_NAME, &rec, err) != 0)
-        return -1;
-    if (rec == NULL)
-        return 0;
-    id = (int64_t)json_integer_value(json_object_get(rec, "id"));
-    ts = (int64_t)json_integer_value(json_object_get(rec, "ts"));
-    if (scan->q->since_ms > 0 && ts < scan->q->since_ms - SINCE_SLACK_MS) {
-        json_decref(rec);
-        return 1;
-    }
-    if ((scan->q->before_id > 0 && id >= scan->q->before_id) || (scan->q->since_ms > 0 && ts < scan->q->since_ms) ||
-        (scan->q->until_ms > 0 && ts >= scan->q->until_ms) || !read_visible(scan->schools, rec)) {
-        json_decref(rec);
-        return 0;
-    }
-    return page_take(&scan->page, scan->q->limit, rec, err);
-}
-
-int ssp_audit_file_reads_query(ssp_audit_file *file, json_t *schools,
-                               const ssp_reads_filter *q, json_t **page, ssp_error *err)
-{
-    reads_scan scan = {schools, q, {json_array(), 0, 0}};
-    const char *path = file->reads_path;
-    int fd = -1, rc = -1;
-    off_t size;
-
-    *page = NULL;
-    if (scan.page.records == NULL) {
-        ssp_fail_nomem(err);
-        goto done;
-    }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || (size = lseek(fd, 0, SEEK_END)) < 0) {
-        ssp_fail(err, SSP_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-        goto done;
-    }
-    /* The read log holds what people read by hand: small enough to scan. */
-    if (ssp_scan_lines_backwards(fd, size, reads_visit, &scan, err) != 0)
-        goto done;
-    *page = page_result(&scan.page);
-    rc = *page != NULL ? 0 : ssp_fail_nomem(err);
-done:
-    if (fd >= 0)
-        close(fd);
-    json_decref(scan.page.records);
-    return rc;
-}
-

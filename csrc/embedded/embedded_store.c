@@ -1,7 +1,8 @@
 /*
  * The embedded store (no `database:` in the config): one process owns
- * data_dir. The roster journal (journal.c), the reconcile state (reconcile_file.c) and
- * the audit files (audit_file.c) behind the store interface (store.h).
+ * data_dir. The roster journal (journal.c), the reconcile state
+ * (reconcile_file.c), the audit log (audit_file.c) and the read log
+ * (reads_file.c) behind the store interface (store_ops.h).
  *
  * Ownership: the store owns its files and their memory; the roster and the
  * audit queue are the engine's (borrowed through env and start).
@@ -31,6 +32,8 @@ static void embedded_close(ssp_store *store)
         return;
     if (emb->audit_open)
         ssp_audit_file_close(&emb->audit); /* writes what is queued first */
+    if (emb->reads_open)
+        ssp_reads_file_close(&emb->reads);
     if (emb->journal_open)
         ssp_journal_close(&emb->journal);
     if (emb->reconcile_open)
@@ -121,6 +124,10 @@ static int embedded_open_offline(ssp_embedded_store *emb, const ssp_store_env *e
     if (ssp_audit_file_open_readonly(&emb->audit, data_dir, err) != 0)
         goto done;
     emb->audit_open = true;
+    /* Reads from the command line are logged as any other. */
+    if (ssp_reads_file_open(&emb->reads, data_dir, err) != 0)
+        goto done;
+    emb->reads_open = true;
     snprintf(opened->audit_sink, sizeof opened->audit_sink, "%s", emb->audit.path);
     opened->audit_wake_fd = -1;
     rc = 0;
@@ -167,6 +174,9 @@ static int embedded_open(const ssp_store_env *env, ssp_store **out, ssp_store_op
     if (ssp_audit_file_open(&emb->audit, data_dir, &opened->last_audit_id, err) != 0)
         goto fail;
     emb->audit_open = true;
+    if (ssp_reads_file_open(&emb->reads, data_dir, err) != 0)
+        goto fail;
+    emb->reads_open = true;
     snprintf(opened->audit_sink, sizeof opened->audit_sink, "%s", emb->audit.path);
     opened->audit_wake_fd = -1;
     *out = &emb->base;
@@ -223,13 +233,13 @@ static int embedded_audit_purge(ssp_store *store, int64_t before_ms, uint64_t *d
 
 static int embedded_reads_append(ssp_store *store, json_t *record, ssp_error *err)
 {
-    return ssp_audit_file_reads_append(&embedded(store)->audit, record, err);
+    return ssp_reads_file_append(&embedded(store)->reads, record, err);
 }
 
 static int embedded_reads_query(ssp_store *store, json_t *schools, const ssp_reads_filter *filter,
                                 json_t **page, ssp_error *err)
 {
-    return ssp_audit_file_reads_query(&embedded(store)->audit, schools, filter, page, err);
+    return ssp_reads_file_query(&embedded(store)->reads, schools, filter, page, err);
 }
 
 static int embedded_reconcile_mark(ssp_store *store, const char *const *schools,

@@ -10,54 +10,14 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-#include "audit_queue.h"
+#include "embedded/audit_file.h"
+#include "embedded/reads_file.h"
 #include "config.h"
 #include "error.h"
 #include "files.h"
 #include "journal.h"
 #include "store_ops.h"
 #include "strmap.h"
-
-typedef struct ssp_audit_file {
-    ssp_audit_queue *queue; /* what the writer drains (borrowed) */
-    char *path;         /* data_dir/audit.jsonl */
-    int fd;
-    bool broken; /* a partial write could not be cut off: writing stopped */
-    pthread_t writer;
-    bool writer_started;
-    /* the read log: appends serialised by reads_mutex */
-    char *reads_path;
-    pthread_mutex_t reads_mutex;
-    bool reads_mutex_ready;
-    int64_t reads_next_id; /* 0: not known yet (read from the file at first use) */
-} ssp_audit_file;
-
-/* Opens data_dir/audit.jsonl, cuts a torn last line off and reads the id
- * of the newest record into *last_id. */
-int ssp_audit_file_open(ssp_audit_file *file, const char *data_dir, int64_t *last_id,
-                        ssp_error *err);
-/* Starts the writer thread that drains log into the file. */
-/* The command line's open beside a running Synapse: queries read
- * data_dir/audit.jsonl as it is (no tail recovery, no writer, no fd), the
- * read log is appended to as by any reader. */
-int ssp_audit_file_open_readonly(ssp_audit_file *file, const char *data_dir, ssp_error *err);
-int ssp_audit_file_start(ssp_audit_file *file, ssp_audit_queue *queue, ssp_error *err);
-/* Stops the writer (after it has written what is queued, unless the disk
- * refuses) and closes the files. */
-void ssp_audit_file_close(ssp_audit_file *file);
-int ssp_audit_file_query(ssp_audit_file *file, const ssp_audit_filter *filter,
-                         char **result_json, ssp_error *err);
-int ssp_audit_file_chart(ssp_audit_file *file, const ssp_audit_filter *filter, int64_t bucket_ms,
-                         json_t **rows, ssp_error *err);
-int ssp_audit_file_reads_append(ssp_audit_file *file, json_t *record, ssp_error *err);
-int ssp_audit_file_reads_query(ssp_audit_file *file, json_t *schools,
-                               const ssp_reads_filter *filter, json_t **page, ssp_error *err);
-/* Whole lines of fd in [0, end), last first, each without its newline; an
- * unterminated tail is passed over. visit returns 0 to go on, 1 to stop, -1
- * to fail (with err set). Returns -1 on failure, else 0. */
-typedef int (*ssp_line_visitor)(const char *line, size_t len, void *ctx, ssp_error *err);
-int ssp_scan_lines_backwards(int fd, off_t end, ssp_line_visitor visit, void *ctx,
-                             ssp_error *err);
 
 /* ---- the reconcile state (reconcile_file.c) ---- */
 
@@ -143,6 +103,8 @@ typedef struct ssp_embedded_store {
     bool journal_open;
     ssp_audit_file audit;
     bool audit_open;
+    ssp_reads_file reads;
+    bool reads_open;
     /* env->offline: the roster and reconcile state were replayed from a private copy
      * (gone after open); every write but the read log is refused. */
     bool offline;
