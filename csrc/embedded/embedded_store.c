@@ -15,8 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "reconcile_common.h"
 #include "embedded/embedded_store.h"
+#include "files.h"
+#include "reconcile_common.h"
 #include "util.h"
 
 static ssp_embedded_store *embedded(ssp_store *store)
@@ -370,7 +371,7 @@ static int embedded_reconcile_status(ssp_store *store, char **status_json, ssp_e
 {
     ssp_embedded_store *emb = embedded(store);
 
-    return ssp_reconcile_file_status_locked(&emb->reconcile, emb->env->config, status_json, err);
+    return ssp_reconcile_file_status(&emb->reconcile, emb->env->config, status_json, err);
 }
 
 const ssp_store_ops ssp_embedded_store_ops = {
