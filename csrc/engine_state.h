@@ -19,6 +19,8 @@
 #include "roster_index.h"
 #include "store_ops.h"
 
+typedef struct ssp_engine ssp_engine;
+
 struct ssp_engine {
     ssp_config config;
     char *server_name;
