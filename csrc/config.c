@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "config.h"
-#include "roster_feed.h"
 #include "ids.h"
+#include "roster_feed.h"
 #include "util.h"
 
 #define PATH_MAX_LEN 384

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine.h"
 #include "engine_state.h"
 #include "files.h"
 #include "roster.h"
@@ -107,9 +106,11 @@ static ssp_feed_outcome apply_message(void *ctx, const char *body, size_t len, s
  * change applied before this call is in the database. */
 static bool outbox_empty(void *ctx)
 {
+    ssp_engine *engine = ctx;
     ssp_store_status status;
 
-    ssp_store_get_status(ctx, &status);
+    memset(&status, 0, sizeof status);
+    ssp_store_read_status(engine->store, &status);
     return status.roster_outbox_pending == 0;
 }
 
@@ -163,7 +164,8 @@ int ssp_roster_feed_status(ssp_engine *engine, char **status_json, ssp_error *er
         /* PostgreSQL away: changes wait in the outbox, unacknowledged, and
          * the broker stops delivering at prefetch; say so. Read before
          * taking the feed's lock: the store has locks of its own. */
-        ssp_store_get_status(engine, &store);
+        memset(&store, 0, sizeof store);
+        ssp_store_read_status(engine->store, &store);
         ssp_feed_read_state(f, &st);
         state = st.state;
         if (st.consuming && ssp_store_commits_roster_later(engine->store) && !store.connected)

@@ -24,8 +24,8 @@
 
 #include "audit_queue.h"
 #include "config.h"
-#include "roster_index.h"
 #include "error.h"
+#include "roster_index.h"
 
 typedef struct ssp_store_status {
     bool postgres;                  /* false: the embedded store */

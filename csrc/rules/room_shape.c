@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "engine_state.h"
 #include "error.h"
 #include "rules/power_levels.h"
 #include "rules/room_shape.h"
@@ -410,7 +410,7 @@ int ssp_room_shape(const ssp_engine *engine, const json_t *request, json_t **cha
     }
     if (close_guest_access(ops, request) != 0)
         goto nomem;
-    policy = last_entry(entries, ssp_engine_policy_event_type(engine), &index);
+    policy = last_entry(entries, engine->config.policy_event_type, &index);
     if (policy != NULL) {
         const json_t *content = json_object_get(policy, "content");
 

@@ -9,10 +9,10 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "embedded/embedded_store.h"
 #include "engine_state.h"
 #include "roster_feed.h"
 #include "roster_feed_api.h"
-#include "embedded/embedded_store.h"
 #include "tests.h"
 #include "testutil.h"
 

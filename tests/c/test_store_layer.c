@@ -1,12 +1,12 @@
 /* The storage layer's own parts: the audit queue's writers' side shared by
- * both stores (audit.c), the roster index's load functions the stores use
+ * both stores (audit_queue.c), the roster index's load functions the stores use
  * (roster_index.c), and the router's choice of backend (store.c). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
-#include "ssp_private.h"
 #include "embedded/embedded_store.h"
+#include "ssp_private.h"
 #include "tests.h"
 #include "testutil.h"
 
