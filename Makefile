@@ -1,5 +1,6 @@
-# The two commands of the README, and the pieces they are made of.
-.PHONY: demo test ctest fuzz bench setup
+# The two commands of the README, the quick one for the inner loop, and the
+# pieces they are made of.
+.PHONY: demo test check ctest fuzz bench setup
 
 # Starts a local Synapse with the module and a sample school (SQLite, embedded store).
 demo:
@@ -8,6 +9,11 @@ demo:
 # Runs every test: C (plain, sanitizers, valgrind, fuzz) and Python (binding, integration).
 test:
 	scripts/test.sh
+
+# The inner loop, under 3 minutes and without Synapse or PostgreSQL: the C
+# unit tests and tests/unit against the module built from this checkout.
+check:
+	scripts/check.sh
 
 setup:
 	scripts/setup.sh

@@ -256,6 +256,8 @@ def main() -> None:
             print(f"roster: {engine.roster_size()} entries loaded at start-up in {took:.2f} s, "
                   f"resident memory +{rss_mb() - before:.0f} MB "
                   f"(peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+        if not args.records:
+            return
         decide = engine.decide
         cb = _core.CB_CHECK_LOGIN_FOR_SPAM
         no = _core.FACT_NO

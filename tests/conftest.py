@@ -1,16 +1,26 @@
-import itertools
+"""Fixtures for every folder of tests/, and the import path they share.
+
+- tests/unit: starts no process (unit/conftest.py refuses the fixtures
+  below); `make check`.
+- tests/rules: a rule family per file, on a real Synapse; rules/conftest.py
+  holds the worlds the files share.
+- tests/system: workers, PostgreSQL, the roster feed, real clients, the
+  wheel, the audit page, the admin API and the command line.
+
+support.py (the school world and the assertions), harness/ (the processes)
+and reference_policy.py stay at the top of tests/, importable from every
+folder."""
 import os
 import sys
-import uuid
 
 import pytest
 
-# Make `harness` importable whether or not tests/ is a package (pytest's rootdir
-# insertion differs between the two layouts).
+# Make harness, support and reference_policy importable from every folder
+# (unit, rules and system are packages; tests/ itself is not).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness.postgres import PostgresCluster, find_pg_bindir  # noqa: E402
-from harness.synapse import SynapseServer, start_servers  # noqa: E402
+from harness.factory import SynapseFactory  # noqa: E402
 
 
 def pytest_configure(config):
@@ -32,62 +42,6 @@ def postgres():
         yield cluster
     finally:
         cluster.stop()
-
-
-_db_counter = itertools.count()
-
-
-class SynapseFactory:
-    """Callable that builds (and by default starts) a SynapseServer on a fresh database.
-
-    Every server created is stopped in close(), even if the test failed or the
-    server never came up.
-    """
-
-    def __init__(self, postgres, tmp_path_factory):
-        self._postgres = postgres
-        self._tmp = tmp_path_factory
-        self.servers: list[SynapseServer] = []
-
-    def __call__(self, module_config=None, *, start=True, **kwargs) -> SynapseServer:
-        n = next(_db_counter)
-        if "database" not in kwargs:
-            kwargs["database"] = self._postgres.create_database(
-                f"synapse_{n}_{uuid.uuid4().hex[:8]}"
-            )
-        server = SynapseServer(
-            self._tmp.mktemp(f"synapse{n}"), module_config=module_config, **kwargs
-        )
-        self.servers.append(server)  # register before start so a failed start is cleaned up
-        if start:
-            server.start()
-        return server
-
-    def federation_pair(
-        self, module_config=None, *, start=True, **kwargs
-    ) -> tuple[SynapseServer, SynapseServer]:
-        """Two federation-capable servers (SynapseServer(federation=True)), each on
-        its own database, started concurrently. The first gets `module_config`, the
-        second runs vanilla Synapse; extra kwargs (e.g. extra_config) go to both."""
-        servers = tuple(
-            self(config, start=False, federation=True, **kwargs)
-            for config in (module_config, None)
-        )
-        if start:
-            start_servers(servers)
-        return servers
-
-    def close(self):
-        # Stop every server even if one of them misbehaves; report the first error.
-        errors = []
-        for server in reversed(self.servers):
-            try:
-                server.stop()
-            except Exception as e:
-                errors.append(e)
-                server.kill()
-        if errors:
-            raise errors[0]
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
 """A pure-Python reference model of the engine's decisions.
 
-It is written from docs/rules.md, docs/special-rooms.md and the design of
-issue 10 "Every door closed" (D1..D11), not from the C code, so that the
-differential tests compare two independent readings of the rules. It also
-serves as the "equivalent pure-Python policy" the benchmarks race the C
-engine against. Nothing in the module imports it.
+It is written from docs/rules.md, docs/special-rooms.md and
+docs/threat-model.md (every door and its guard), not from the C code, so
+that the differential tests compare two independent readings of the rules.
+It also serves as the "equivalent pure-Python policy" the benchmarks race
+the C engine against. Nothing in the module imports it.
 
 decide() mirrors the binding's ``Engine.decide``:
 
@@ -54,8 +54,11 @@ REDACTION = "m.room.redaction"
 REACTION = "m.reaction"
 
 ROOM_CALLBACKS = {"user_may_join_room", "user_may_invite", "check_event_for_spam"}
+# Signing in and using a token (docs/sign-in.md): their target is the
+# identity provider's id or None, never a user; audit readers pass rule 1 here.
+SIGN_IN_CALLBACKS = {"check_login_for_spam", "on_user_login", "check_registration_for_spam", "is_user_expired"}
 
-# D11: the room versions in which the power levels' users map alone decides
+# Power as Synapse sees it: the room versions in which the power levels' users map alone decides
 # (a missing room_version means "1"). In every other version the creator and
 # the additional creators hold unlimited power.
 LEGACY_ROOM_VERSIONS = frozenset(
@@ -64,7 +67,7 @@ LEGACY_ROOM_VERSIONS = frozenset(
 CREATOR_POWER = math.inf
 
 
-# ---- D7: the emoji key of a reaction ------------------------------------------------
+# ---- the emoji key of a reaction (one-way rooms) ------------------------------------------------
 
 # Emoji that stand on their own. Letters and digits in disguise are not
 # among them: the enclosed alphanumerics (but for the blood types, the
@@ -94,7 +97,7 @@ def _is_base(cp: int) -> bool:
 
 
 def is_emoji_key(key) -> bool:
-    """D7: a reaction key is one emoji, in 1..64 bytes of valid UTF-8: a flag
+    """A reaction key is one emoji, in 1..64 bytes of valid UTF-8: a flag
     (two regional indicators), a keycap ([0-9#*], U+FE0F optional, U+20E3), a
     tag flag (U+1F3F4, tags, U+E007F), or emoji joined by U+200D, each
     followed by presentation selectors or skin tones. Anything else, two
@@ -133,7 +136,7 @@ def _split(items: list[int], separator: int) -> list[list[int]]:
 
 
 def is_emoji_reaction(content) -> bool:
-    """D7 d: exactly {"m.relates_to": {"rel_type": "m.annotation",
+    """An allowed reaction in a one-way room: exactly {"m.relates_to": {"rel_type": "m.annotation",
     "event_id": <str>, "key": <emoji key>}}, no other keys at either level."""
     if not isinstance(content, Mapping) or set(content) != {"m.relates_to"}:
         return False
@@ -148,7 +151,7 @@ def is_emoji_reaction(content) -> bool:
     )
 
 
-# ---- D1: a createRoom body ----------------------------------------------------------
+# ---- a createRoom body ----------------------------------------------------------
 
 def _initial_state(body: Mapping) -> list[Mapping]:
     events = body.get("initial_state")
@@ -165,7 +168,7 @@ def _state_key_is_empty(event: Mapping) -> bool:
 
 
 def create_room_invitees(body, creator: str | None = None) -> list[str]:
-    """D1 g: the unique strings among ``invite``, then the state_key (a str) of
+    """The invitees of a createRoom body: the unique strings among ``invite``, then the state_key (a str) of
     every initial_state m.room.member event, without the creator; in the order
     of first appearance."""
     if not isinstance(body, Mapping):
@@ -198,6 +201,7 @@ class ReferencePolicy:
     policy_event_type: str = "org.synapse_school_policy.room"
     moderator_level: int = 50
     one_way_allowed_events: frozenset[str] = frozenset()
+    audit_readers: frozenset[str] = frozenset()
     # The special rooms' owner; exempt like a service user. None = the default
     # "@school-policy:<server_name>".
     reconciler_user: str | None = None
@@ -257,7 +261,7 @@ class ReferencePolicy:
                 return True
         return False
 
-    # ---- power levels (D11)
+    # ---- power levels, as Synapse reads them in each room version
 
     @staticmethod
     def _level(value, default):
@@ -274,7 +278,7 @@ class ReferencePolicy:
 
     @staticmethod
     def _is_creator(create_content, create_sender, user) -> bool:
-        """D11: in room versions other than the legacy ones the creator and the
+        """In room versions other than the legacy ones the creator and the
         additional creators hold unlimited power."""
         if not isinstance(create_content, Mapping):
             return False
@@ -304,10 +308,10 @@ class ReferencePolicy:
             return {}
         return {k: self._level(v, "not a level") for k, v in users.items() if isinstance(k, str)}
 
-    # ---- managed rooms (D8)
+    # ---- managed rooms: which policy event counts
 
     def _trusted(self, policy_sender, create_sender) -> bool:
-        """D8: a policy event counts when its sender is local and either it or
+        """A policy event counts when its sender is local and either it or
         the room's creator is a service user (or the reconciler user)."""
         return self._is_local(policy_sender) and (self._is_service(policy_sender) or self._is_service(create_sender))
 
@@ -343,7 +347,7 @@ class ReferencePolicy:
             return True
         if self._actor_level(power_levels, actor, create_content, create_sender) < self.moderator_level:
             return True
-        # D8: moderators flip two_way only in rooms a service user created.
+        # Moderators flip two_way only in rooms a service user created.
         return not self._is_service(create_sender)
 
     def _power_levels_change_denied(self, room_policy, current, new) -> bool:
@@ -354,7 +358,7 @@ class ReferencePolicy:
         return self._one_way(room_policy) and self._level(new.get("events_default"), 0) < self.moderator_level
 
     def _one_way_denied(self, event_type, state_key, content, redacts) -> bool:
-        """D7, for a sender below the moderator level in a one-way room."""
+        """Redactions and reactions with text, for a sender below the moderator level in a one-way room."""
         if event_type != REDACTION and event_type not in self.one_way_allowed_events:
             return True  # a
         if state_key is not None:
@@ -386,10 +390,10 @@ class ReferencePolicy:
                     return True
         return False
 
-    # ---- D1 a..e: the closed doors of a createRoom body
+    # ---- the closed doors of a createRoom body
 
     def _create_room_door(self, body: Mapping):
-        """The rule a createRoom body breaks by itself (D1 a..e), or None."""
+        """The rule a createRoom body breaks by itself, or None."""
         initial = _initial_state(body)
 
         def has(event_type, test=lambda e: True):
@@ -418,7 +422,7 @@ class ReferencePolicy:
             return "third_party_invite_forbidden"
         return None
 
-    # ---- D2, D3, guest access, third-party invites: state events that open a room
+    # ---- join rules, world-readable history, guest access, third-party invites: state events that open a room
 
     @staticmethod
     def _opening_event(event_type, state_key, content):
@@ -430,9 +434,9 @@ class ReferencePolicy:
             return None
         content = content if isinstance(content, Mapping) else {}
         if event_type == JOIN_RULES and content.get("join_rule") != "invite":
-            return "public_room_forbidden"  # D2
+            return "public_room_forbidden"  # a join rule other than invite
         if event_type == HISTORY_VISIBILITY and content.get("history_visibility") == "world_readable":
-            return "public_room_forbidden"  # D3
+            return "public_room_forbidden"  # world-readable history
         if event_type == GUEST_ACCESS and content.get("guest_access") == "can_join":
             return "guest_access_forbidden"
         return None
@@ -491,12 +495,18 @@ class ReferencePolicy:
 
         def denial_or_need():
             """Steps 2 to 6: (denial, None), (None, NEED_*), or (None, None) to allow."""
-            # 2. Rule 1: the actor, then a local target who is no service user.
-            if actor_local:
+            signs_in = callback in SIGN_IN_CALLBACKS
+            # An account that no identity provider asked for (the admin API,
+            # JWT): the roster may come before or after it.
+            if callback == "check_registration_for_spam" and target is None:
+                return None, None
+            # 2. Rule 1: the actor (but an audit reader signing in), then a
+            # local target who is no service user (a sign-in has none).
+            if actor_local and not (signs_in and actor in self.audit_readers):
                 denial = self._standing(actor)
                 if denial is not None:
                     return denial, None
-            if target is not None and self._is_local(target) and not self._is_service(target):
+            if not signs_in and target is not None and self._is_local(target) and not self._is_service(target):
                 denial = self._standing(target)
                 if denial is not None:
                     return denial, None
@@ -522,14 +532,14 @@ class ReferencePolicy:
             if callback == "user_may_create_room":
                 if not isinstance(content, Mapping):
                     return None, None
-                rule = self._create_room_door(content)  # D1 a..e
+                rule = self._create_room_door(content)  # the closed doors
                 if rule == "policy_event_locked":
                     return (rule, self.enforce, None), None
                 if rule is not None:
                     return as_actor(rule), None
-                if target is not None:  # D1 f: asked once per invitee
+                if target is not None:  # asked once per invitee
                     return shared_room_check()
-                invitees = create_room_invitees(content, actor)  # D1 g
+                invitees = create_room_invitees(content, actor)
                 direct = content.get("is_direct") is True and len(invitees) == 1
                 if not direct and not self._may_create_group_rooms(actor):
                     return as_actor("room_creation_forbidden"), None
@@ -549,7 +559,7 @@ class ReferencePolicy:
                 if room is None:
                     return None, NEED_ROOM
                 if callback == "user_may_join_room" and actor_local and not self._is_local(create_sender):
-                    return as_actor("federation_forbidden"), None  # D9
+                    return as_actor("federation_forbidden"), None  # a room of another server
                 managed = self._managed_policy(policy, policy_sender, create_sender)
                 if managed is None and is_policy_event:
                     return ("policy_event_locked", self.enforce, None), None
@@ -561,14 +571,14 @@ class ReferencePolicy:
                     )
                     if room_denial is not None:
                         if callback == "user_may_join_room" and room_denial[0] in ("join_forbidden", "staff_only"):
-                            # D10: a join -> join (profile change) goes through.
+                            # A join -> join (profile change) goes through.
                             if actor_membership is None:
                                 return None, NEED_MEMBERSHIP
                             if actor_membership == "join":
                                 return None, None
                         return room_denial, None
 
-            # 6. Invites by a local actor: rule 3, then D4.
+            # 6. Invites by a local actor: rule 3, then "a direct chat holds two".
             if callback == "user_may_invite" and actor_local:
                 denial, need = shared_room_check()
                 if denial is not None or need is not None:

@@ -29,6 +29,25 @@
 #include "rules/special_rooms.h"
 #include "rules/visibility.h"
 
+/* Signing in and using a token: Synapse's login check, the end of single
+ * sign-on, an account single sign-on creates, and every request of a
+ * token. Their target is an identity provider's id, not a user. */
+static bool callback_signs_in(ssp_callback cb)
+{
+    return cb == SSP_CB_CHECK_LOGIN_FOR_SPAM || cb == SSP_CB_ON_USER_LOGIN ||
+           cb == SSP_CB_CHECK_REGISTRATION_FOR_SPAM || cb == SSP_CB_IS_USER_EXPIRED;
+}
+
+/* audit.readers sign in and keep a working token whatever rule 1 says of
+ * them: the audit page and the admin API's reads are for them, and a
+ * data-protection officer is usually on no school's roster. Everything else
+ * they do (join, invite, create, send) follows rule 1 like anyone's. */
+static bool reader_signing_in(const ssp_engine *engine, const ssp_request *req)
+{
+    return callback_signs_in(req->callback) &&
+           ssp_strmap_get(&engine->config.audit_reader_set, req->actor) != NULL;
+}
+
 static bool callback_touches_room(ssp_callback cb)
 {
     return cb == SSP_CB_USER_MAY_JOIN_ROOM || cb == SSP_CB_USER_MAY_INVITE ||
@@ -72,9 +91,16 @@ static bool room_rules_deny(ssp_engine *engine, const ssp_request *req, bool act
 static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_local,
                      const ssp_roster_user *actor_entry, ssp_needs *need, ssp_denial *d)
 {
-    if (actor_local && ssp_opt_in_user_denies(engine, actor_entry, d))
+    /* An account that no identity provider asked for is the school cloud's
+     * own (Synapse's admin API) or a JWT login's: the roster entry may come
+     * before or after it. */
+    if (req->callback == SSP_CB_CHECK_REGISTRATION_FOR_SPAM && req->target == NULL)
+        return false;
+    if (actor_local && !reader_signing_in(engine, req) &&
+        ssp_opt_in_user_denies(engine, actor_entry, d))
         return true;
-    if (req->target != NULL && ssp_engine_is_local(engine, req->target) &&
+    if (req->target != NULL && !callback_signs_in(req->callback) &&
+        ssp_engine_is_local(engine, req->target) &&
         !ssp_is_service_user(engine, req->target) &&
         ssp_opt_in_user_denies(engine, ssp_roster_entry(engine, req->target), d)) {
         d->say = SSP_SAY_ABOUT_TARGET;

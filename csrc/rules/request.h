@@ -72,7 +72,11 @@ typedef struct ssp_event_shape {
 typedef struct ssp_request {
     ssp_callback callback;
     const char *actor;      /* user id doing the action; required */
-    const char *target;     /* invitee, or NULL */
+    /* invitee, or NULL. For the callbacks of signing in (check_login_for_spam,
+     * on_user_login, check_registration_for_spam, is_user_expired): the
+     * identity provider's id as Synapse names it ("oidc-school-cloud"), or
+     * NULL; recorded as the audit record's target, never judged as a user. */
+    const char *target;
     const char *room_id;    /* or NULL */
     const char *event_type; /* or NULL */
     const char *state_key;  /* NULL unless the event is a state event */

@@ -44,6 +44,13 @@ typedef enum {
     SSP_CB_USER_MAY_SEND_3PID_INVITE,
     SSP_CB_CHECK_USERNAME_FOR_SPAM,
     SSP_CB_IS_USER_EXPIRED, /* account validity: refuses every request of the user's tokens */
+    /* account validity, after single sign-on and before the browser gets its
+     * one-time login token: refuses at the end of the SSO flow */
+    SSP_CB_ON_USER_LOGIN,
+    /* an account that single sign-on is about to create (Synapse's
+     * auth_provider_id set); without a provider it is the school cloud's
+     * own registration, allowed */
+    SSP_CB_CHECK_REGISTRATION_FOR_SPAM,
     SSP_CB__COUNT
 } ssp_callback;
 

@@ -19,6 +19,8 @@ CB_USER_MAY_CREATE_ROOM_ALIAS: int
 CB_USER_MAY_SEND_3PID_INVITE: int
 CB_CHECK_USERNAME_FOR_SPAM: int
 CB_IS_USER_EXPIRED: int
+CB_ON_USER_LOGIN: int
+CB_CHECK_REGISTRATION_FOR_SPAM: int
 
 NEED_ROOM: int
 NEED_ADMIN: int
@@ -52,7 +54,7 @@ RoomFacts = (
 SharedRoom = tuple[Mapping[str, Any] | None, str | None, str | None]
 
 def check_config(config_json: str) -> None: ...
-def check_homeserver(settings_json: str) -> list[dict[str, str]]: ...
+def check_homeserver(settings_json: str) -> dict[str, Any]: ...  # {findings: [{setting, verdict, problem}], hardened_block}
 def reconcile_status_offline(config_json: str) -> dict[str, Any]: ...
 def roster_check(body: bytes | str, server_name: str) -> list[dict[str, Any]]: ...
 

@@ -59,6 +59,15 @@ class AdminResource(DirectServeJsonResource):
             self._get_rules, self._get_me,
         }
 
+    def render(self, request: Any) -> Any:
+        # Before any handler runs, so that every answer carries it: success,
+        # the 401 of get_user_by_req, Synapse's 405 for a method it has no
+        # handler for, and every error (Synapse's error path only adds
+        # headers). Browsers must take the JSON as JSON, never sniff it as
+        # HTML: an answer can echo what a user wrote (an event type, a user id).
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        return super().render(request)
+
     async def _async_render_GET(self, request: Any) -> tuple[int, Any]:
         return await self._route(request, "GET")
 

@@ -17,6 +17,9 @@ ones behind the admin API. No SQL and no reading of store files here.
 - Reads of the audit go through the engine's audit view, like GET /audit,
   and are recorded in the read log (reader: the module's own user, access
   "operator", worker "cli").
+- Everything printed as text goes through terminal.escape (table cells,
+  messages, argparse's errors): pupils choose event types, and the terminal
+  must only show them. JSON output is ASCII (json.dumps escapes the rest).
 """
 from __future__ import annotations
 
@@ -26,7 +29,9 @@ import json
 import re
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
+
+from synapse_school_policy.terminal import escape
 
 MODULE = "synapse_school_policy.SchoolPolicy"
 
@@ -44,6 +49,31 @@ class CliError(Exception):
     pass
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's own errors echo the arguments given (an unrecognized one
+    as it is): escaped like every other message. Its subparsers are of this
+    class too (add_subparsers makes them of the parser's class)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(escape(message))
+
+
+def yaml_problem(exc: Exception) -> str:
+    """A YAML error in one line: what is wrong and where (PyYAML's own
+    message spans lines and quotes the file)."""
+    import yaml
+
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem and mark is not None:
+        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    if isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.character, int):
+        # A character YAML refuses (a control character, say).
+        return (f"unacceptable character #x{exc.character:04x}: {exc.reason} "
+                f"(character {exc.position})")
+    lines = str(exc).splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def read_homeserver_yaml(path: str) -> dict:
     import yaml
 
@@ -52,6 +82,8 @@ def read_homeserver_yaml(path: str) -> dict:
             hs = yaml.safe_load(f) or {}
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise CliError(f"{path} is not valid YAML: {yaml_problem(exc)}") from exc
     return hs if isinstance(hs, dict) else {}
 
 
@@ -82,14 +114,14 @@ def parse_duration_ms(text: str) -> int:
     """'90d', '12h', '30m', '45s' -> milliseconds."""
     match = re.fullmatch(r"(\d+)\s*([smhdw])", text.strip())
     if not match:
-        raise CliError(f"expected a duration such as 30m, 12h or 90d, got {text!r}")
+        raise CliError(f'expected a duration such as 30m, 12h or 90d, got "{text}"')
     unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[match.group(2)]
     return int(match.group(1)) * unit * 1000
 
 
 def parse_since_ms(text: str) -> int:
     """A duration back from now (1h, 7d), or ms since the epoch."""
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # isdigit alone also takes "²", which int() refuses
         return int(text)
     return int(time.time() * 1000) - parse_duration_ms(text)
 
@@ -286,13 +318,25 @@ def _print_table(records: list[dict]) -> None:
 
 
 def _print_columns(columns: tuple[str, ...], rows: list) -> None:
-    widths = [max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(columns)]
-    for row in (columns, *rows):
+    """Every table the command prints: each cell escaped (so a row is one
+    line and its cells are what they show), then aligned."""
+    cells = [[escape(v) for v in row] for row in (columns, *rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for row in cells:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
 
 
+def _print_json(value: Any) -> None:
+    # ensure_ascii (json.dumps' default, spelled out because it is what keeps
+    # a control character or a bidi override out of the terminal): every
+    # character outside printable ASCII is written as a \u escape.
+    print(json.dumps(value, ensure_ascii=True))
+
+
 def doctor(path: str) -> int:
-    """Checks homeserver.yaml: the self-check's Synapse settings and the module config."""
+    """Checks homeserver.yaml: the self-check's Synapse settings and the
+    module config. Refusals and config errors are problems (exit 1);
+    warnings and notes are printed, and the hardened block with them."""
     import yaml
 
     from synapse_school_policy import _core, homeserver_check
@@ -303,17 +347,18 @@ def doctor(path: str) -> int:
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise CliError(f"{path} is not valid YAML: {exc}") from exc
+        raise CliError(f"{path} is not valid YAML: {yaml_problem(exc)}") from exc
     if not isinstance(homeserver, dict):
         raise CliError(f"{path} does not hold a YAML mapping")
-    problems = [
-        f"{f['setting']}: {f['problem']}"
-        for f in homeserver_check.findings(homeserver_check.settings_from_yaml(homeserver))
-    ]
     module_config = next(
         (e.get("config") or {} for e in homeserver.get("modules") or () if isinstance(e, dict) and e.get("module") == MODULE),
         None,
     )
+    result = homeserver_check.check(
+        homeserver_check.settings_from_yaml(homeserver, _announcement_rooms(module_config))
+    )
+    found = result["findings"]
+    problems = [f"{f['setting']}: {f['problem']}" for f in found if f["verdict"] == "refuse"]
     if module_config is None:
         problems.append(f"modules: {MODULE} is not configured")
     else:
@@ -322,12 +367,37 @@ def doctor(path: str) -> int:
         except _core.InputError as exc:
             problems.append(f"modules.{MODULE}.config.{exc}")
     for problem in problems:
-        print(f"problem: {problem}")
-    if problems:
-        print(f"{path}: {len(problems)} problem(s)")
-        return 1
-    print(f"{path}: no problems found")
-    return 0
+        print(f"problem: {escape(problem)}")
+    for label, verdict in (("warning", "warn"), ("note", "report")):
+        for f in found:
+            if f["verdict"] == verdict:
+                print(f"{label}: {escape(f['setting'])}: {escape(f['problem'])}")
+    warnings = sum(f["verdict"] == "warn" for f in found)
+    notes = sum(f["verdict"] == "report" for f in found)
+    summary = f"{len(problems)} problem(s)" if problems else "no problems found"
+    if warnings or notes:
+        summary += f", {warnings} warning(s), {notes} note(s)"
+    print(f"{escape(path)}: {summary}")
+    if found:
+        print()
+        # Line by line: the block's line breaks are its own, anything else
+        # (a server name or room id from the config) is escaped.
+        for line in result["hardened_block"].splitlines():
+            print(escape(line))
+    return 1 if problems else 0
+
+
+def _announcement_rooms(module_config: dict | None) -> list[str] | None:
+    """The announcement rooms in the module's store, read as `status` reads
+    them; None when they cannot be read (no valid config, store away)."""
+    from synapse_school_policy import _core, homeserver_check
+
+    if module_config is None:
+        return None
+    try:
+        return homeserver_check.announcement_rooms(_core.reconcile_status_offline(json.dumps(module_config)))
+    except (_core.InputError, _core.StoreError):
+        return None
 
 
 def show_status(config: dict, as_json: bool) -> int:
@@ -340,7 +410,7 @@ def show_status(config: dict, as_json: bool) -> int:
     except (_core.InputError, _core.StoreError) as exc:
         raise CliError(str(exc)) from exc
     if as_json:
-        print(json.dumps(status))
+        _print_json(status)
         return 0
     columns = ("school", "messenger", "teachers_room", "announcement_room", "pending", "last_error")
     rows = [
@@ -353,7 +423,7 @@ def show_status(config: dict, as_json: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="synapse-school-policy")
+    parser = ArgumentParser(prog="synapse-school-policy")
     parser.add_argument("--config", "-c", default="homeserver.yaml",
                         help="homeserver.yaml holding the module config")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -374,7 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     purge.add_argument("--older-than", required=True, help="e.g. 90d")
     status = sub.add_parser("status", help="each school's opt-in, special rooms and pending reconciliation")
     status.add_argument("--json", action="store_true", help="the GET /status body instead of a table")
-    doc = sub.add_parser("doctor", help="check homeserver.yaml for settings that break the school rules")
+    doc = sub.add_parser(
+        "doctor", help="check homeserver.yaml for settings that weaken the school rules; print the hardened settings"
+    )
     doc.add_argument("homeserver_yaml", nargs="?", help="path of homeserver.yaml (default: --config)")
     args = parser.parse_args(argv)
 
@@ -394,21 +466,21 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "roster":
             entry = show_user(store, args.user)
             if entry is None:
-                print(f"{args.user} is not on the roster", file=sys.stderr)
+                print(f"{escape(args.user)} is not on the roster", file=sys.stderr)
                 return 1
-            print(json.dumps(entry))
+            _print_json(entry)
         elif args.audit_command == "purge":
             deleted = purge_audit(store, args.older_than)
-            print(f"deleted {deleted} audit records older than {args.older_than}")
+            print(f"deleted {deleted} audit records older than {escape(args.older_than)}")
         else:
             records = query_audit(store, since, args.rule, args.school, args.user, args.limit)
             if args.json:
                 for r in records:
-                    print(json.dumps(r))
+                    _print_json(r)
             else:
                 _print_table(records)
     except CliError as exc:
-        print(f"synapse-school-policy: {exc}", file=sys.stderr)
+        print(f"synapse-school-policy: {escape(str(exc))}", file=sys.stderr)
         return 2
     finally:
         if store is not None:

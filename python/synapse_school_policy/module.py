@@ -12,7 +12,8 @@ import time
 from typing import Any, Collection, Mapping
 
 from synapse.module_api import NOT_SPAM, ModuleApi
-from synapse.module_api.errors import Codes
+from synapse.module_api.errors import Codes, SynapseError
+from synapse.spam_checker_api import RegistrationBehaviour
 from synapse.util.frozenutils import unfreeze
 
 from synapse_school_policy import _core, homeserver_check, roster_feed, synapse_compat
@@ -44,6 +45,8 @@ _SYNC_WAIT_SECONDS = 0.1
 _DURABLE_WAIT_SECONDS = 5.0
 
 _CALLBACK_NAMES = dict(enumerate(_core.CALLBACK_NAMES))
+# Synapse's login type of single sign-on (synapse.api.constants.LoginType.SSO).
+_SSO_LOGIN_TYPE = "m.login.sso"
 _POWER_LEVELS_KEY = ("m.room.power_levels", "")
 _CREATE_KEY = ("m.room.create", "")
 
@@ -101,8 +104,14 @@ class SchoolPolicy:
         # is_user_expired closes every door at once for a user rule 1 refuses:
         # Synapse asks it on every request of every token (typing, presence,
         # profile, to-device, media, reading rooms), not only on login.
+        # on_user_login is the one hook on the single sign-on path after the
+        # identity provider and before the browser gets its login token: a
+        # refusal there shows the module's message on the page the browser
+        # lands on (docs/sign-in.md).
         api.register_account_validity_callbacks(
-            is_user_expired=self.is_user_expired, on_user_registration=self.on_user_registration
+            is_user_expired=self.is_user_expired,
+            on_user_registration=self.on_user_registration,
+            on_user_login=self.on_user_login,
         )
 
         api.register_spam_checker_callbacks(
@@ -116,6 +125,7 @@ class SchoolPolicy:
             user_may_create_room_alias=self.user_may_create_room_alias,
             user_may_send_3pid_invite=self.user_may_send_3pid_invite,
             check_username_for_spam=self.check_username_for_spam,
+            check_registration_for_spam=self.check_registration_for_spam,
         )
         # on_create_room is the one third-party-rules callback used: unlike
         # check_event_allowed it makes Synapse load no room state.
@@ -139,18 +149,48 @@ class SchoolPolicy:
         return parse_config(config)
 
     def _check_homeserver_config(self, api: ModuleApi) -> None:
+        """The start-up self-check: refusals stop Synapse (strict) or warn;
+        warnings warn; reports are logged for information
+        (docs/configuration.md, "The homeserver.yaml self-check")."""
         # Synapse's parsed config is not part of the module API (synapse_compat).
-        found = homeserver_check.findings(
-            homeserver_check.settings_from_synapse(synapse_compat.homeserver_config(api))
-        )
+        found = homeserver_check.check(
+            homeserver_check.settings_from_synapse(
+                synapse_compat.homeserver_config(api), self._announcement_rooms()
+            )
+        )["findings"]
+        by_verdict = {v: [f for f in found if f["verdict"] == v] for v in ("refuse", "warn", "report")}
+        if by_verdict["report"]:
+            logger.info(
+                "synapse_school_policy: homeserver.yaml, worth knowing: %s",
+                homeserver_check.describe(by_verdict["report"]),
+            )
+        if by_verdict["warn"]:
+            logger.warning(
+                "synapse_school_policy: homeserver.yaml weakens the school rules: %s",
+                homeserver_check.describe(by_verdict["warn"]),
+            )
         if not found:
+            logger.info("synapse_school_policy: homeserver.yaml self-check: clean")
+        if not by_verdict["refuse"]:
             return
-        message = "synapse_school_policy: homeserver.yaml undermines the school rules: " + homeserver_check.describe(found)
+        message = "synapse_school_policy: homeserver.yaml undermines the school rules: " + (
+            homeserver_check.describe(by_verdict["refuse"])
+        )
         if self._engine.strict_homeserver_config:
             from synapse.module_api.errors import ConfigError
 
             raise ConfigError(message + " (set strict_homeserver_config: false to only warn)")
         logger.warning("%s", message)
+
+    def _announcement_rooms(self) -> list[str] | None:
+        """The announcement rooms the reconciler keeps (for
+        exclude_rooms_from_presence), or None when the store cannot say now
+        (PostgreSQL away at start-up): that setting is then not judged."""
+        try:
+            return homeserver_check.announcement_rooms(self._engine.reconcile_status())
+        except _core.StoreError as exc:
+            logger.info("synapse_school_policy: the self-check skips exclude_rooms_from_presence: %s", exc)
+            return None
 
     def _flush_audit(self) -> None:
         try:
@@ -357,7 +397,48 @@ class SchoolPolicy:
         request_info: Collection[tuple[str | None, str]],
         auth_provider_id: str | None = None,
     ) -> Any:
-        return await self._decide(_core.CB_CHECK_LOGIN_FOR_SPAM, user_id)
+        # The identity provider (SSO's "oidc-…"; None for a password or JWT
+        # login) goes into the audit record as its target.
+        return await self._decide(_core.CB_CHECK_LOGIN_FOR_SPAM, user_id, target=auth_provider_id)
+
+    async def on_user_login(
+        self, user_id: str, auth_provider_type: str | None, auth_provider_id: str | None
+    ) -> None:
+        """The end of single sign-on: Synapse has made the one-time login
+        token and is about to send the browser back to the client with it.
+        A refusal raised here makes Synapse answer that request with an
+        error page that carries the module's message (403), and the token
+        never leaves the server. Other login types reached
+        check_login_for_spam before any token existed."""
+        if auth_provider_type != _SSO_LOGIN_TYPE:
+            return
+        result = await self._decide(_core.CB_ON_USER_LOGIN, user_id, target=auth_provider_id)
+        if result is not NOT_SPAM:
+            raise _refusal(result)
+
+    async def check_registration_for_spam(
+        self,
+        email_threepid: dict | None,
+        username: str | None,
+        request_info: Collection[tuple[str, str]],
+        auth_provider_id: str | None = None,
+    ) -> RegistrationBehaviour:
+        """An account about to be created. Single sign-on names its identity
+        provider, and the engine refuses whom rule 1 would refuse, so a
+        refused sign-in creates no account; the school cloud's own
+        registrations (admin API) and JWT logins name none and pass.
+        A refusal is raised rather than answered with DENY, which Synapse
+        disguises as "429 Rate limited": this way the browser's page (SSO)
+        shows the module's message."""
+        if username is None:
+            return RegistrationBehaviour.ALLOW  # a generated name: no SSO account (Synapse's guests)
+        user_id = f"@{username}:{self._api.server_name}"
+        result = await self._decide(
+            _core.CB_CHECK_REGISTRATION_FOR_SPAM, user_id, target=auth_provider_id
+        )
+        if result is not NOT_SPAM:
+            raise _refusal(result)
+        return RegistrationBehaviour.ALLOW
 
     async def is_user_expired(self, user_id: str) -> bool | None:
         """True refuses every request of the user's access tokens; None
@@ -431,6 +512,17 @@ class SchoolPolicy:
             target=event.get_state_key(),
             room_id=event.room_id,
         )
+
+
+def _refusal(denial: tuple[Any, dict]) -> SynapseError:
+    """A denial as an exception, for the callbacks whose return value cannot
+    refuse with a message: Synapse answers it as it answers a spam
+    checker's refusal (403, errcode, the module's message, school_policy),
+    as JSON to a client and as an HTML page to a browser."""
+    errcode, fields = denial
+    return SynapseError(
+        403, fields["error"], errcode, additional_fields={"school_policy": fields["school_policy"]}
+    )
 
 
 def _apply_power_levels_patch(content: dict, patch: dict) -> None:

@@ -39,6 +39,16 @@ class PageResource(Resource):
         super().__init__()
         self._files = _load()
 
+    def render(self, request: Any) -> Any:
+        # Before the method is dispatched, so that Twisted's own answers (405
+        # for a method other than GET and HEAD, 500 if rendering fails) carry
+        # them as well as the files and the 404.
+        request.setHeader(b"Content-Security-Policy", CONTENT_SECURITY_POLICY.encode())
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        request.setHeader(b"Referrer-Policy", b"no-referrer")
+        request.setHeader(b"X-Frame-Options", b"DENY")
+        return super().render(request)
+
     def render_GET(self, request: Any) -> bytes:
         path = request.path.decode("utf-8", "replace")[len(PAGE_PREFIX):]
         if path in ("", "/"):
@@ -51,10 +61,6 @@ class PageResource(Resource):
         else:
             name = path.lstrip("/")
         body = self._files.get(name)
-        request.setHeader(b"Content-Security-Policy", CONTENT_SECURITY_POLICY.encode())
-        request.setHeader(b"X-Content-Type-Options", b"nosniff")
-        request.setHeader(b"Referrer-Policy", b"no-referrer")
-        request.setHeader(b"X-Frame-Options", b"DENY")
         request.setHeader(b"Cache-Control", b"no-cache")
         if body is None:
             request.setResponseCode(404)

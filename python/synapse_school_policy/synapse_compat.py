@@ -120,6 +120,20 @@ def homeserver_config(api: Any) -> Any:
     return api._hs.config  # noqa: SLF001
 
 
+# What homeserver_setting answers for a setting this Synapse does not have.
+ABSENT: Any = object()
+
+
+def homeserver_setting(config: Any, section: str, attribute: str) -> Any:
+    """One parsed setting, `config.<section>.<attribute>`, or ABSENT when
+    this Synapse has no such setting. The hardening settings of the
+    self-check are read this way: some are newer than the oldest supported
+    Synapse (exclude_rooms_from_presence, include_profile_updates_in_sync
+    are not in 1.140.0), so a missing one is skipped, not an error; the ones
+    in _HOMESERVER_SETTINGS are required by check_synapse."""
+    return getattr(getattr(config, section, None), attribute, ABSENT)
+
+
 async def mutual_rooms(api: Any, user_a: str, user_b: str) -> Collection[str]:
     """The ids of the rooms both users are joined to (private:
     `api._store.get_mutual_rooms_between_users`, cached by Synapse)."""

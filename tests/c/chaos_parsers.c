@@ -1,7 +1,7 @@
 /*
- * Allocation failures in the parsers: the config, roster bodies and
- * entries, the string map, and the createRoom request as room shaping
- * reads it.
+ * Allocation failures in the parsers: the config, the homeserver.yaml
+ * self-check, roster bodies and entries, the string map, and the
+ * createRoom request as room shaping reads it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +37,45 @@ static void chaos_config_check_fails_cleanly_at_every_allocation(void)
     CHECK(n > 1 && n <= MAX_RUNS);
     report("ssp_config_check", &o);
     free(config);
+}
+
+/* Findings of every verdict, a finding with a detail, lists in the block. */
+static const char HOMESERVER_SETTINGS[] =
+    "{\"user_directory.search_all_users\": true,"
+    " \"limit_profile_requests_to_users_who_share_rooms\": true,"
+    " \"require_auth_for_profile_requests\": true, \"allow_guest_access\": false,"
+    " \"enable_registration\": true, \"registration_requires_token\": true,"
+    " \"presence.enabled\": true, \"exclude_rooms_from_presence\": [\"!a:x\"],"
+    " \"announcement_rooms\": [\"!a:x\", \"!b:x\"], \"federation_domain_whitelist\": [\"s.x\"],"
+    " \"include_profile_data_on_invite\": true, \"auto_join_rooms\": [\"#l:x\"]}";
+
+static void chaos_homeserver_check_fails_cleanly_at_every_allocation(void)
+{
+    outcomes o;
+    long n;
+
+    memset(&o, 0, sizeof o);
+    for (n = 1; n <= MAX_RUNS; n++) {
+        ssp_error err;
+        char *result = NULL;
+        int rc;
+
+        memset(&err, 0, sizeof err);
+        arm(n);
+        rc = ssp_homeserver_check(HOMESERVER_SETTINGS, strlen(HOMESERVER_SETTINGS), &result, &err);
+        disarm();
+        if (rc != 0 && result != NULL)
+            COMPLAIN(&o, "N=%ld: failed, yet left a result", n);
+        free(result);
+        if (chaos_hit == HIT_NONE) {
+            CHECK_OK(rc, err);
+            break;
+        }
+        judge(&o, n, rc, &err);
+    }
+    o.runs = n - 1;
+    CHECK(n > 1 && n <= MAX_RUNS);
+    report("ssp_homeserver_check", &o);
 }
 
 static const char ENTRY[] =
@@ -224,6 +263,7 @@ out:
 void run_chaos_parsers_tests(void)
 {
     RUN(chaos_config_check_fails_cleanly_at_every_allocation);
+    RUN(chaos_homeserver_check_fails_cleanly_at_every_allocation);
     RUN(chaos_roster_parse_batch_fails_cleanly_at_every_allocation);
     RUN(chaos_roster_check_batch_fails_cleanly_at_every_allocation);
     RUN(chaos_roster_parse_entry_and_to_json_fail_cleanly_at_every_allocation);

@@ -1,7 +1,8 @@
 /*
  * libFuzzer target: the homeserver.yaml self-check's settings parser
  * (selfcheck.c). Any input either fails with a code and a message or yields
- * a JSON list of findings, and nothing leaks.
+ * the findings (each with a setting, a verdict and a problem) and the
+ * hardened block, and nothing leaks.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,17 +30,25 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     ssp_error err = {0};
-    char *findings = NULL;
-    json_t *parsed;
+    char *result = NULL;
+    json_t *parsed, *findings, *finding;
+    size_t i;
 
-    if (ssp_homeserver_check((const char *)data, size, &findings, &err) != 0) {
-        REQUIRE(findings == NULL);
+    if (ssp_homeserver_check((const char *)data, size, &result, &err) != 0) {
+        REQUIRE(result == NULL);
         REQUIRE(err.code != SSP_OK && err.message[0] != '\0');
         return 0;
     }
-    parsed = json_loads(findings, 0, NULL);
-    REQUIRE(json_is_array(parsed) && json_array_size(parsed) <= 5);
+    parsed = json_loads(result, 0, NULL);
+    findings = json_object_get(parsed, "findings");
+    REQUIRE(json_is_array(findings) && json_array_size(findings) <= 32);
+    json_array_foreach(findings, i, finding) {
+        REQUIRE(json_is_string(json_object_get(finding, "setting")) &&
+                json_is_string(json_object_get(finding, "verdict")) &&
+                json_is_string(json_object_get(finding, "problem")));
+    }
+    REQUIRE(json_is_string(json_object_get(parsed, "hardened_block")));
     json_decref(parsed);
-    free(findings);
+    free(result);
     return 0;
 }

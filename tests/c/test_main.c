@@ -8,11 +8,13 @@ int main(void)
 {
     ssp_global_init();
     run_config_tests();
+    run_selfcheck_hardening_tests();
     run_strmap_tests();
     run_roster_parse_tests();
     run_roster_api_tests();
     run_decide_tests();
     run_rule_opt_in_tests();
+    run_sign_in_tests();
     run_rule_one_way_tests();
     run_rule_locks_tests();
     run_rule_visibility_tests();

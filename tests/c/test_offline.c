@@ -3,7 +3,7 @@
  * changing any of its store files, and no roster writes. PostgreSQL
  * without a server: the offline open fails instead of starting from the
  * cache, and a sync reports the changes that did not reach the database.
- * The tests with a server are in tests/test_cli.py. */
+ * The tests with a server are in tests/system/test_cli.py. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* The PostgreSQL store without a server (pg/pg_store.c): a database that is
  * unreachable at start-up. Decisions go on from the local roster cache and
  * outbox; roster writes are kept in the outbox, audit records in the spill
- * file, across a restart. The tests with a server are in tests/test_workers.py. */
+ * file, across a restart. The tests with a server are in tests/system/test_workers.py. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

@@ -1,7 +1,7 @@
 /* The reconcile state on the embedded store (reconcile.c): marks,
  * generations, failures and backoff, special rooms, applied config, the
  * reconcile.jsonl file across restarts, and the marks roster changes make.
- * The PostgreSQL side is tested in tests/test_reconcile_ledger.py. */
+ * The PostgreSQL side is tested in tests/system/test_reconcile_ledger.py. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* The roster feed without a broker (roster_feed.c, config.c): its config
  * keys, the broker URL's sources, what happens to a message, and the
  * thread's life against a broker that is not there. The broker itself is
- * covered by tests/test_roster_feed.py. */
+ * covered by tests/system/test_roster_feed.py. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>

@@ -5,11 +5,13 @@
 #define SSP_TESTS_H
 
 void run_config_tests(void);
+void run_selfcheck_hardening_tests(void);
 void run_strmap_tests(void);
 void run_roster_parse_tests(void);
 void run_roster_api_tests(void);
 void run_decide_tests(void);
 void run_rule_opt_in_tests(void);
+void run_sign_in_tests(void);
 void run_rule_one_way_tests(void);
 void run_rule_locks_tests(void);
 void run_rule_visibility_tests(void);

@@ -66,6 +66,9 @@ MODULE_SAFE_SETTINGS = {
     "user_directory": {"enabled": True, "search_all_users": False},
     "limit_profile_requests_to_users_who_share_rooms": True,
     "require_auth_for_profile_requests": True,
+    # Refused at start-up while federation is open; the self-check's warnings
+    # keep Synapse's defaults here.
+    "allow_profile_lookup_over_federation": False,
 }
 
 

@@ -1,5 +1,5 @@
 // A real matrix-js-sdk client, driven over stdin/stdout by
-// tests/test_real_clients_js.py.
+// tests/system/test_real_clients_js.py.
 //
 // It logs in with a password, runs the SDK's own sync loop, and answers with
 // what the SDK itself concludes from the state it synced: Room.maySendMessage()

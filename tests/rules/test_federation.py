@@ -1,0 +1,140 @@
+"""Federation: a second homeserver, started by the test, tries to reach a
+local pupil, and a pupil tries to reach the other server's rooms. Managed
+rooms do not federate; a remote invite and a join of a remote room are
+refused (federation_forbidden) and audited; a knock on a remote room is a
+residual risk, shown open by a strict xfail."""
+import pytest
+
+from harness.client import q, register_user, request, wait_for
+from harness.synapse import start_servers
+from support import (
+    ADMIN_API,
+    GYM,
+    PASSWORD,
+    POLICY_EVENT_TYPE,
+    assert_denied,
+    base_config,
+    joined_rooms,
+    knock,
+    membership,
+    policy_event,
+)
+
+pytestmark = pytest.mark.integration
+
+
+# ---- a remote user and a local pupil -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def servers(module_synapse_factory, tmp_path_factory):
+    school_server, remote = module_synapse_factory.federation_pair(start=False)
+    config = base_config(tmp_path_factory.mktemp("policy") / "store")
+    config["service_users"] = [school_server.user_id("sync")]
+    school_server.module_config = config
+    start_servers((school_server, remote))
+    return school_server, remote
+
+
+def test_remote_user_cannot_invite_a_local_pupil(servers):
+    school_server, remote = servers
+    sync = register_user(school_server, "sync", PASSWORD)
+    pupil = register_user(school_server, "pupil", PASSWORD)
+    from harness.client import request
+
+    status, body = request(
+        school_server.base_url, "PUT", f"{ADMIN_API}/users/{pupil.user_id}",
+        {"schools": [{"school": "gym-nord", "role": "student"}]}, token=sync.token,
+    )
+    assert status == 200, body
+    stranger = register_user(remote, "stranger", PASSWORD)
+    status, body = stranger.create_room(preset="private_chat")
+    assert status == 200, body
+    status, body = stranger.invite(body["room_id"], pupil.user_id)
+    assert status == 403, body  # the school's server refused the invite
+    # The refusal is audited on the school's server.
+    def audited():
+        status, result = request(
+            school_server.base_url, "GET", f"{ADMIN_API}/audit",
+            query={"rule": "federation_forbidden"}, token=sync.token,
+        )
+        return [r for r in result.get("records", []) if r["actor"] == stranger.user_id and r["target"] == pupil.user_id]
+
+    records = wait_for(audited, timeout=10, what="federation_forbidden audit record")
+    assert records[0]["callback"] == "federated_user_may_invite"
+    # A local invite between people who share a room still works.
+    status, body = sync.create_room(
+        preset="private_chat", invite=[pupil.user_id],
+        initial_state=[{"type": POLICY_EVENT_TYPE, "state_key": "", "content": {"school": "gym-nord", "kind": "course", "two_way": True}}],
+    )
+    assert status == 200, body
+    assert pupil.join(body["room_id"])[0] == 200
+
+
+# ---- a pupil and the rooms of the other server -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def federated(module_synapse_factory, tmp_path_factory):
+    school_server, remote = module_synapse_factory.federation_pair(start=False)
+    config = base_config(tmp_path_factory.mktemp("policy-fed") / "store")
+    config["service_users"] = [school_server.user_id("sync")]
+    config["schools"][GYM]["teachers_room"] = False
+    school_server.module_config = config
+    start_servers((school_server, remote))
+    sync = register_user(school_server, "sync", PASSWORD)
+    pupil = register_user(school_server, "pupil", PASSWORD)
+    status, body = request(
+        school_server.base_url, "PUT", f"{ADMIN_API}/users/{q(pupil.user_id)}",
+        {"schools": [membership(GYM, "student")]}, token=sync.token,
+    )
+    assert status == 200, body
+    stranger = register_user(remote, "stranger", PASSWORD)
+    return school_server, remote, sync, pupil, stranger
+
+
+def federated_audit(server, sync, **query):
+    status, body = request(server.base_url, "GET", f"{ADMIN_API}/audit", query=query, token=sync.token)
+    assert status == 200, body
+    return body["records"]
+
+
+def test_pupil_cannot_join_a_room_of_another_server(federated):
+    school_server, remote, sync, pupil, stranger = federated
+    status, body = stranger.create_room(preset="public_chat", name="Open to all", room_alias_name="hangout")
+    assert status == 200, body
+    room_id = body["room_id"]
+    alias = f"#hangout:{remote.server_name}"
+    for target, servers in ((room_id, [remote.server_name]), (alias, [])):
+        response = pupil.join_via(target, servers) if servers else pupil.join(target)
+        body = assert_denied(response, "federation_forbidden")
+        assert body["error"] == "You cannot join rooms of other servers.", body
+    records = wait_for(
+        lambda: [r for r in federated_audit(school_server, sync, rule="federation_forbidden")
+                 if r["actor"] == pupil.user_id and r["room_id"] == room_id] or None,
+        10, "federation_forbidden audit record",
+    )
+    assert records[0]["callback"] == "user_may_join_room"
+    assert room_id not in joined_rooms(pupil)
+    status, body = stranger.members(room_id)
+    assert pupil.user_id not in {e["state_key"] for e in body["chunk"]}
+    # A local room still works.
+    status, body = sync.create_room(preset="private_chat", invite=[pupil.user_id], initial_state=[policy_event(GYM, "course", True)])
+    assert status == 200, body
+    assert pupil.join(body["room_id"])[0] == 200
+
+
+@pytest.mark.xfail(strict=True, reason="door not covered by the design: the federation rule covers joins; a knock "
+                   "on a remote room reaches no module callback and carries a free-text reason to the other server")
+def test_pupil_cannot_knock_on_a_room_of_another_server(federated):
+    school_server, remote, sync, pupil, stranger = federated
+    status, body = stranger.create_room(
+        preset="private_chat", name="Knock here",
+        initial_state=[{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}],
+    )
+    assert status == 200, body
+    room_id = body["room_id"]
+    status, body = knock(pupil, room_id, reason="Hi, I'm 12, at gym-nord", servers=[remote.server_name])
+    assert status == 403, body
+    status, body = stranger.get_state(room_id, "m.room.member", pupil.user_id)
+    assert status == 404, body

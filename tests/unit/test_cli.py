@@ -1,0 +1,84 @@
+"""The synapse-school-policy CLI on the embedded store, beside a running
+engine (no Synapse, no PostgreSQL): reads leave the store's files alone;
+the writing commands refuse. The PostgreSQL store and the commands beside a
+running Synapse are in tests/system/test_cli.py."""
+import json
+
+import pytest
+
+from support import SERVER_NAME as SERVER
+from support import deny_login, run_cli
+from synapse_school_policy import _core
+
+
+@pytest.fixture
+def embedded(tmp_path):
+    """An engine on the embedded store, open as Synapse holds it while it runs."""
+    config = {"data_dir": str(tmp_path / "store"),
+              "schools": {"gym-nord": {"messenger": True}, "gs-sued": {"messenger": False}}}
+    engine = _core.Engine(json.dumps(config), SERVER, "main")
+    engine.open()
+    hs = tmp_path / "homeserver.yaml"
+    hs.write_text(json.dumps({"server_name": SERVER,
+                              "modules": [{"module": "synapse_school_policy.SchoolPolicy",
+                                           "config": config}]}))
+    yield engine, hs, tmp_path
+    del engine
+
+
+def _store_files(data_dir):
+    return {p.name: p.read_bytes() for p in sorted(data_dir.iterdir()) if p.is_file()}
+
+
+def test_embedded_store_reads_beside_a_running_engine_change_none_of_its_files(embedded):
+    engine, hs, tmp = embedded
+    data_dir = tmp / "store"
+    engine.roster_put(f"@anna:{SERVER}", json.dumps({"schools": [
+        {"school": "gym-nord", "role": "teacher"}, {"school": "gs-sued", "role": "admin"}]}))
+    deny_login(engine, "@x:school.test", "@y:school.test")
+    # A line Synapse is in the middle of appending: not whole, so not read,
+    # and left exactly where it is.
+    with open(data_dir / "roster.jsonl", "ab") as f:
+        f.write(b'{"user_id": "@half')
+    before = _store_files(data_dir)
+
+    shown = run_cli(hs, "roster", "show", f"@anna:{SERVER}")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["schools"] == [
+        {"school": "gs-sued", "role": "admin"}, {"school": "gym-nord", "role": "teacher"}]
+    res = run_cli(hs, "audit", "--user", "@x:school.test", "--json")
+    assert res.returncode == 0, res.stderr
+    assert [json.loads(line)["actor"] for line in res.stdout.splitlines()] == ["@x:school.test"]
+    assert run_cli(hs, "status", "--json").returncode == 0
+
+    after = _store_files(data_dir)
+    reads = after.pop("audit-reads.jsonl")
+    assert after == before, "the store's files are as the running engine left them"
+    record = json.loads(reads.splitlines()[-1])
+    assert (record["worker"], record["op"], record["access"]) == ("cli", "audit", "operator")
+    assert record["query"] == {"user": "@x:school.test", "limit": 100}
+    # the running engine still appends where it left off
+    (data_dir / "roster.jsonl").write_bytes(before["roster.jsonl"][: -len(b'{"user_id": "@half')])
+    engine.roster_put(f"@ben:{SERVER}", json.dumps({"schools": [{"school": "gym-nord", "role": "student"}]}))
+    assert run_cli(hs, "roster", "show", f"@ben:{SERVER}").returncode == 0
+
+
+def test_embedded_store_writing_commands_refuse_with_the_reason(embedded):
+    engine, hs, tmp = embedded
+    path = tmp / "ok.csv"
+    path.write_text(f"@a:{SERVER},gym-nord,student\n")
+    res = run_cli(hs, "roster", "import", str(path))
+    assert res.returncode == 2 and "admin API" in res.stderr, res.stderr
+    assert engine.roster_get(f"@a:{SERVER}") is None
+    purge = run_cli(hs, "audit", "purge", "--older-than", "1d")
+    assert purge.returncode == 2 and "audit purge needs the PostgreSQL store" in purge.stderr
+
+
+def test_an_offline_engine_on_the_embedded_store_refuses_roster_writes(embedded):
+    _, hs, tmp = embedded
+    config = json.loads(hs.read_text())["modules"][0]["config"]
+    offline = _core.Engine(json.dumps(config), SERVER, "cli")
+    offline.open(offline=True)
+    with pytest.raises(_core.StoreError):
+        offline.roster_put(f"@a:{SERVER}", json.dumps({"schools": []}))
+    del offline
