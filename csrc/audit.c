@@ -1,300 +1,50 @@
 /*
- * The audit queue. Decisions run on Synapse's reactor thread and must not
- * wait for the disk or the database, so ssp_audit_submit only queues the
- * record. The store's writer (the embedded store's file writer, or the
- * PostgreSQL store's thread) consumes the queue in batches through
- * ssp_audit_take / ssp_audit_mark_written / ssp_audit_put_back: a batch
- * whose write fails goes back to the front, so records are neither lost
- * nor reordered while the process lives, and last_written_id moves only
- * once a batch is durable.
+ * The engine's audit API: a denial's record (queued by ssp_decide; refused
+ * tokens' repeats throttled), the wait for it, the flush and the counters
+ * the binding reads, and the queries and purges that go to the
+ * store. The queue itself is audit_queue.c; the readers' view of the audit
+ * (who may read what, the read log) is audit_view.c.
  */
-#include <errno.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "audit_queue.h"
-#include "engine.h"
+#include "audit.h"
+#include "engine_state.h"
+#include "store.h"
 #include "util.h"
 
+/* How long a flush waits for the writer before it reports the sink stuck. */
 #define FLUSH_TIMEOUT_MS 10000
 
-json_t *ssp_audit_record_to_json(const ssp_audit_record *rec, const char *worker)
-{
-    return json_pack("{s:I, s:I, s:s, s:s, s:b, s:s?, s:s?, s:s?, s:s?, s:s?, s:s}", "id",
-                     (json_int_t)rec->id, "ts", (json_int_t)rec->ts, "rule", ssp_rule_id(rec->rule),
-                     "callback", ssp_callback_name(rec->callback), "enforced", rec->enforced,
-                     "actor", rec->actor, "target", rec->target, "room_id", rec->room_id,
-                     "event_type", rec->event_type, "school", rec->school, "worker", worker);
-}
-
-void ssp_audit_free_records(ssp_audit_record *rec)
-{
-    while (rec != NULL) {
-        ssp_audit_record *next = rec->next;
-
-        free(rec);
-        rec = next;
-    }
-}
-
-static void deadline_after_ms(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000;
-    if (ts->tv_nsec >= 1000000000) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000;
-    }
-}
-
-int ssp_audit_open(ssp_audit_log *log, const char *worker, const char *sink, int64_t last_id,
-                   int wake_fd, ssp_error *err)
-{
-    memset(log, 0, sizeof *log);
-    log->wake_fd = wake_fd;
-    if (pthread_mutex_init(&log->mutex, NULL) != 0)
-        return ssp_fail(err, SSP_ERR_NOMEM, "cannot create the audit mutex");
-    pthread_cond_init(&log->wake_writer, NULL);
-    pthread_cond_init(&log->written_cond, NULL);
-    log->worker = ssp_strdup(worker);
-    log->sink = ssp_strdup(sink);
-    if (log->worker == NULL || log->sink == NULL) {
-        ssp_audit_close(log);
-        return ssp_fail_nomem(err);
-    }
-    log->next_id = last_id + 1;
-    log->last_written_id = last_id;
-    return 0;
-}
-
-void ssp_audit_stop(ssp_audit_log *log)
-{
-    pthread_mutex_lock(&log->mutex);
-    log->stopping = true;
-    pthread_cond_broadcast(&log->wake_writer);
-    pthread_mutex_unlock(&log->mutex);
-}
-
-void ssp_audit_close(ssp_audit_log *log)
-{
-    ssp_audit_free_records(log->head);
-    log->head = log->tail = NULL;
-    free(log->worker);
-    free(log->sink);
-    log->worker = log->sink = NULL;
-    pthread_cond_destroy(&log->wake_writer);
-    pthread_cond_destroy(&log->written_cond);
-    pthread_mutex_destroy(&log->mutex);
-}
-
-static size_t opt_len(const char *s)
-{
-    return s ? strlen(s) + 1 : 0;
-}
-
-static const char *opt_copy(char **cursor, const char *s)
-{
-    char *dest = *cursor;
-
-    if (s == NULL)
-        return NULL;
-    strcpy(dest, s);
-    /* A record that jansson refused to serialise would block the queue. */
-    ssp_utf8_scrub(dest);
-    *cursor += strlen(s) + 1;
-    return dest;
-}
-
-int64_t ssp_audit_submit(ssp_audit_log *log, ssp_rule rule, ssp_callback callback, bool enforced,
+int64_t ssp_audit_denial(ssp_engine *engine, ssp_callback callback, ssp_rule rule, bool enforced,
                          const char *actor, const char *target, const char *room_id,
                          const char *event_type, const char *school)
 {
-    size_t size = sizeof(ssp_audit_record) + opt_len(actor) + opt_len(target) +
-                  opt_len(room_id) + opt_len(event_type) + opt_len(school);
-    ssp_audit_record *rec = malloc(size);
-    char *cursor;
     int64_t id;
 
-    if (rec == NULL)
-        return -1;
-    cursor = (char *)(rec + 1);
-    rec->next = NULL;
-    rec->ts = ssp_now_ms();
-    rec->rule = rule;
-    rec->callback = callback;
-    rec->enforced = enforced;
-    rec->actor = opt_copy(&cursor, actor);
-    rec->target = opt_copy(&cursor, target);
-    rec->room_id = opt_copy(&cursor, room_id);
-    rec->event_type = opt_copy(&cursor, event_type);
-    rec->school = opt_copy(&cursor, school);
-
-    pthread_mutex_lock(&log->mutex);
-    rec->id = id = log->next_id++;
-    if (log->tail != NULL) {
-        log->tail->next = rec;
-    } else {
-        log->head = rec;
-        /* A writer that sleeps in poll() (the PostgreSQL store's thread):
-         * wake it when the queue stops being empty. An eventfd write does
-         * not block. */
-        if (log->wake_fd >= 0) {
-            uint64_t one = 1;
-
-            if (write(log->wake_fd, &one, sizeof one) < 0) {
-                /* EAGAIN: the counter is already set, the thread will wake */
-            }
-        }
-    }
-    log->tail = rec;
-    log->stats.queued++;
-    log->stats.queue_depth++;
-    pthread_cond_signal(&log->wake_writer);
-    pthread_mutex_unlock(&log->mutex);
-    return id;
+    if (callback == SSP_CB_IS_USER_EXPIRED &&
+        !ssp_audit_throttle_due(&engine->expiry_throttle, actor, ssp_now_ms()))
+        return 0;
+    if (!engine->audit_open)
+        return 0;
+    /* Out of memory is counted by the queue's stats; the decision must not
+     * change because its record could not be queued. */
+    id = ssp_audit_submit(&engine->audit, rule, callback, enforced, actor, target, room_id,
+                          event_type, school);
+    return id > 0 ? id : 0;
 }
 
-/* ---- the writers' side ---- */
-
-bool ssp_audit_wait_queued(ssp_audit_log *log, int64_t timeout_ms)
+bool ssp_decision_wait_durable(ssp_engine *engine, int64_t audit_id, int64_t timeout_ms)
 {
-    struct timespec deadline;
-    bool queued;
-
-    if (timeout_ms >= 0)
-        deadline_after_ms(&deadline, timeout_ms);
-    pthread_mutex_lock(&log->mutex);
-    while (log->head == NULL && !log->stopping) {
-        if (timeout_ms < 0)
-            pthread_cond_wait(&log->wake_writer, &log->mutex);
-        else if (pthread_cond_timedwait(&log->wake_writer, &log->mutex, &deadline) == ETIMEDOUT)
-            break;
-    }
-    queued = log->head != NULL;
-    pthread_mutex_unlock(&log->mutex);
-    return queued;
-}
-
-bool ssp_audit_take(ssp_audit_log *log, size_t max, ssp_audit_batch *batch)
-{
-    ssp_audit_record *rec;
-    size_t n = 1;
-
-    pthread_mutex_lock(&log->mutex);
-    batch->first = log->head;
-    if (batch->first == NULL) {
-        pthread_mutex_unlock(&log->mutex);
-        batch->last = NULL;
-        batch->count = 0;
-        return false;
-    }
-    for (rec = batch->first; rec->next != NULL && (max == 0 || n < max); rec = rec->next)
-        n++;
-    log->head = rec->next;
-    if (log->head == NULL)
-        log->tail = NULL;
-    rec->next = NULL;
-    pthread_mutex_unlock(&log->mutex);
-    batch->last = rec;
-    batch->count = n;
-    return true;
-}
-
-void ssp_audit_mark_written(ssp_audit_log *log, ssp_audit_batch *batch)
-{
-    pthread_mutex_lock(&log->mutex);
-    log->last_written_id = batch->last->id;
-    log->stats.written += batch->count;
-    log->stats.queue_depth -= batch->count;
-    pthread_cond_broadcast(&log->written_cond);
-    pthread_mutex_unlock(&log->mutex);
-    ssp_audit_free_records(batch->first);
-    batch->first = batch->last = NULL;
-    batch->count = 0;
-}
-
-void ssp_audit_put_back(ssp_audit_log *log, ssp_audit_batch *batch)
-{
-    pthread_mutex_lock(&log->mutex);
-    batch->last->next = log->head;
-    log->head = batch->first;
-    if (log->tail == NULL)
-        log->tail = batch->last;
-    log->stats.write_errors++;
-    pthread_mutex_unlock(&log->mutex);
-    batch->first = batch->last = NULL;
-    batch->count = 0;
-}
-
-bool ssp_audit_is_empty(ssp_audit_log *log)
-{
-    bool empty;
-
-    pthread_mutex_lock(&log->mutex);
-    empty = log->head == NULL;
-    pthread_mutex_unlock(&log->mutex);
-    return empty;
-}
-
-bool ssp_audit_pause(ssp_audit_log *log, int64_t ms)
-{
-    struct timespec deadline;
-    bool stopping;
-
-    deadline_after_ms(&deadline, ms);
-    pthread_mutex_lock(&log->mutex);
-    if (!log->stopping)
-        pthread_cond_timedwait(&log->wake_writer, &log->mutex, &deadline);
-    stopping = log->stopping;
-    pthread_mutex_unlock(&log->mutex);
-    return stopping;
+    if (audit_id <= 0 || !engine->audit_open)
+        return true;
+    return ssp_audit_wait_written(&engine->audit, audit_id, timeout_ms) == 0;
 }
 
 int ssp_audit_flush(ssp_engine *engine, ssp_error *err)
 {
-    ssp_audit_log *log = &engine->audit;
-    struct timespec deadline;
-    int64_t target;
-    int rc = 0;
-
     if (!engine->audit_open)
         return ssp_fail(err, SSP_ERR_STATE, "the store is not open");
-    deadline_after_ms(&deadline, FLUSH_TIMEOUT_MS);
-    pthread_mutex_lock(&log->mutex);
-    target = log->next_id - 1;
-    while (log->last_written_id < target) {
-        if (pthread_cond_timedwait(&log->written_cond, &log->mutex, &deadline) == ETIMEDOUT) {
-            rc = ssp_fail(err, SSP_ERR_IO, "audit records are not being written to %s (%llu "
-                          "write errors so far)", log->sink,
-                          (unsigned long long)log->stats.write_errors);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&log->mutex);
-    return rc;
-}
-
-int ssp_audit_wait_written(ssp_audit_log *log, int64_t id, int64_t timeout_ms)
-{
-    struct timespec deadline;
-    int rc = 0;
-
-    deadline_after_ms(&deadline, timeout_ms > 0 ? timeout_ms : 0);
-    pthread_mutex_lock(&log->mutex);
-    /* Both writers write in id order and broadcast after each batch, so
-     * every waiter whose record was in the batch wakes at once: concurrent
-     * denials share one fdatasync or one commit. */
-    while (log->last_written_id < id) {
-        if (pthread_cond_timedwait(&log->written_cond, &log->mutex, &deadline) == ETIMEDOUT) {
-            rc = log->last_written_id < id ? -1 : 0;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&log->mutex);
-    return rc;
+    return ssp_audit_wait_flushed(&engine->audit, FLUSH_TIMEOUT_MS, err);
 }
 
 void ssp_audit_get_stats(ssp_engine *engine, ssp_audit_stats *out)
@@ -303,50 +53,25 @@ void ssp_audit_get_stats(ssp_engine *engine, ssp_audit_stats *out)
         memset(out, 0, sizeof *out);
         return;
     }
-    pthread_mutex_lock(&engine->audit.mutex);
-    *out = engine->audit.stats;
-    pthread_mutex_unlock(&engine->audit.mutex);
+    ssp_audit_queue_stats(&engine->audit, out);
 }
 
-static bool string_field_is(json_t *rec, const char *key, const char *want)
+int ssp_audit_query(ssp_engine *engine, const ssp_audit_filter *filter, char **result_json,
+                    ssp_error *err)
 {
-    const char *value = json_string_value(json_object_get(rec, key));
-
-    return value != NULL && strcmp(value, want) == 0;
+    *result_json = NULL;
+    if (filter->limit == 0 || filter->limit > 1000)
+        return ssp_fail(err, SSP_ERR_INPUT, "limit: expected an integer from 1 to 1000");
+    /* What was decided before the query is in its answer. */
+    if (ssp_audit_flush(engine, err) != 0)
+        return -1;
+    return ssp_store_audit_query(engine->store, filter, result_json, err);
 }
 
-json_t *ssp_audit_page(json_t *records, const char *next)
+int ssp_audit_purge(ssp_engine *engine, int64_t before_ms, uint64_t *deleted, ssp_error *err)
 {
-    if (next != NULL)
-        return json_pack("{s:O, s:s}", "records", records, "next", next);
-    return json_pack("{s:O, s:n}", "records", records, "next");
-}
-
-bool ssp_audit_matches(json_t *rec, const ssp_audit_filter *f)
-{
-    int64_t id = (int64_t)json_integer_value(json_object_get(rec, "id"));
-    int64_t ts = (int64_t)json_integer_value(json_object_get(rec, "ts"));
-
-    if (f->before_id > 0 && id >= f->before_id)
-        return false;
-    if (f->since_ms > 0 && ts < f->since_ms)
-        return false;
-    if (f->until_ms > 0 && ts >= f->until_ms)
-        return false;
-    if (f->rule != NULL && !string_field_is(rec, "rule", f->rule))
-        return false;
-    if (f->school != NULL && !string_field_is(rec, "school", f->school))
-        return false;
-    if (f->schools != NULL) {
-        size_t i = 0;
-
-        while (i < f->n_schools && !string_field_is(rec, "school", f->schools[i]))
-            i++;
-        if (i == f->n_schools)
-            return false;
-    }
-    if (f->user != NULL && !string_field_is(rec, "actor", f->user) &&
-        !string_field_is(rec, "target", f->user))
-        return false;
-    return true;
+    *deleted = 0;
+    if (engine->store == NULL)
+        return ssp_store_audit_purge_closed(&engine->config, before_ms, deleted, err);
+    return ssp_store_audit_purge(engine->store, before_ms, deleted, err);
 }

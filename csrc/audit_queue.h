@@ -1,5 +1,5 @@
 /*
- * The audit queue (audit.c): decisions queue denial records without waiting
+ * The audit queue (audit_queue.c): decisions queue denial records without waiting
  * on I/O; the store's writer (the embedded store's file writer or the
  * PostgreSQL store's thread) consumes them through one function family:
  *
@@ -23,7 +23,29 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ssp.h"
+#include "error.h"
+#include "rules/rules.h"
+
+typedef struct ssp_audit_filter {
+    int64_t since_ms;   /* 0: no lower bound */
+    int64_t until_ms;   /* 0: no upper bound */
+    const char *rule;   /* NULL: any */
+    const char *school; /* NULL: any */
+    const char *user;   /* NULL: any; matches actor or target */
+    size_t limit;       /* 1..1000 */
+    int64_t before_id;  /* 0: from the newest; otherwise records with a smaller id */
+    /* NULL: any school; otherwise only records of one of these n_schools
+     * schools (a school admin's scope, forced by audit_view.c) */
+    const char *const *schools;
+    size_t n_schools;
+} ssp_audit_filter;
+
+typedef struct ssp_audit_stats {
+    uint64_t queued;      /* records submitted since start */
+    uint64_t written;     /* records durably written since start */
+    uint64_t queue_depth; /* waiting to be written */
+    uint64_t write_errors;
+} ssp_audit_stats;
 
 typedef struct ssp_audit_record {
     struct ssp_audit_record *next;
@@ -40,7 +62,7 @@ typedef struct ssp_audit_record {
     const char *school;
 } ssp_audit_record;
 
-typedef struct ssp_audit_log {
+typedef struct ssp_audit_queue {
     pthread_mutex_t mutex;
     pthread_cond_t wake_writer;  /* a record arrived, or stopping */
     pthread_cond_t written_cond; /* last_written_id moved */
@@ -55,7 +77,7 @@ typedef struct ssp_audit_log {
     /* an eventfd (or -1) written when a record arrives on an empty queue,
      * for a writer that sleeps in poll() (the PostgreSQL store's thread) */
     int wake_fd;
-} ssp_audit_log;
+} ssp_audit_queue;
 
 /* A batch taken from the queue: first..last, count records. Owned by the
  * writer until it is marked written (freed) or put back. */
@@ -66,42 +88,47 @@ typedef struct ssp_audit_batch {
 
 /* The queue alone; ids start after last_id (the store's newest record).
  * sink is copied. */
-int ssp_audit_open(ssp_audit_log *log, const char *worker, const char *sink, int64_t last_id,
+int ssp_audit_open(ssp_audit_queue *queue, const char *worker, const char *sink, int64_t last_id,
                    int wake_fd, ssp_error *err);
 /* Frees what is still queued. The writer must have stopped. */
-void ssp_audit_close(ssp_audit_log *log);
+void ssp_audit_close(ssp_audit_queue *queue);
 /* Tells the writer to finish: ssp_audit_wait_queued returns false once the
  * queue is empty. */
-void ssp_audit_stop(ssp_audit_log *log);
+void ssp_audit_stop(ssp_audit_queue *queue);
 void ssp_audit_free_records(ssp_audit_record *rec);
 /* Copies the strings; never blocks on I/O. Returns the record's id (> 0),
  * or -1 only when out of memory. */
-int64_t ssp_audit_submit(ssp_audit_log *log, ssp_rule rule, ssp_callback callback, bool enforced,
+int64_t ssp_audit_submit(ssp_audit_queue *queue, ssp_rule rule, ssp_callback callback, bool enforced,
                          const char *actor, const char *target, const char *room_id,
                          const char *event_type, const char *school);
 /* Waits until the record `id` is written (file store: fdatasync'ed;
  * PostgreSQL: committed, or fdatasync'ed in the spill file), at most
  * timeout_ms. 0 once written, -1 on timeout. Blocks: never on the reactor. */
-int ssp_audit_wait_written(ssp_audit_log *log, int64_t id, int64_t timeout_ms);
+int ssp_audit_wait_written(ssp_audit_queue *queue, int64_t id, int64_t timeout_ms);
+/* Waits until every record queued so far is written, at most timeout_ms:
+ * 0, or -1 with SSP_ERR_IO naming where they should go. Blocks. */
+int ssp_audit_wait_flushed(ssp_audit_queue *queue, int64_t timeout_ms, ssp_error *err);
+/* The counters of ssp_audit_stats, read under the queue's mutex. */
+void ssp_audit_queue_stats(ssp_audit_queue *queue, ssp_audit_stats *out);
 
 /* ---- the writers' side ---- */
 
 /* Waits until a record is queued (true), or the queue is stopping and
  * empty (false); timeout_ms < 0 waits without limit, else false on timeout. */
-bool ssp_audit_wait_queued(ssp_audit_log *log, int64_t timeout_ms);
+bool ssp_audit_wait_queued(ssp_audit_queue *queue, int64_t timeout_ms);
 /* Takes up to max records (0: all) from the front: group commit, every
  * record queued so far goes in one write. False when the queue is empty. */
-bool ssp_audit_take(ssp_audit_log *log, size_t max, ssp_audit_batch *batch);
+bool ssp_audit_take(ssp_audit_queue *queue, size_t max, ssp_audit_batch *batch);
 /* The batch is durable: last_written_id = its last id, waiters woken, the
  * records freed. */
-void ssp_audit_mark_written(ssp_audit_log *log, ssp_audit_batch *batch);
+void ssp_audit_mark_written(ssp_audit_queue *queue, ssp_audit_batch *batch);
 /* The write failed: the batch goes back to the front, in order, and the
  * write error is counted. */
-void ssp_audit_put_back(ssp_audit_log *log, ssp_audit_batch *batch);
-bool ssp_audit_is_empty(ssp_audit_log *log);
+void ssp_audit_put_back(ssp_audit_queue *queue, ssp_audit_batch *batch);
+bool ssp_audit_is_empty(ssp_audit_queue *queue);
 /* After a failed write: true at once when stopping, else waits up to ms
  * (or until a record arrives or stopping) and returns whether stopping. */
-bool ssp_audit_pause(ssp_audit_log *log, int64_t ms);
+bool ssp_audit_pause(ssp_audit_queue *queue, int64_t ms);
 
 /* ---- records as JSON ---- */
 

@@ -22,8 +22,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "audit.h"
+#include "audit_view.h"
+#include "engine_state.h"
+#include "ids.h"
+#include "reconcile.h"
+#include "roster_feed_api.h"
+#include "rules/rules.h"
 #include "store.h"
+#include "util.h"
 
 #define MAX_BUCKETS 2000
 #define DEFAULT_LIMIT 100
@@ -238,7 +245,7 @@ static int record_read(ssp_engine *engine, const char *reader, const reader_scop
                        engine->worker_name);
     if (record == NULL)
         return ssp_fail_nomem(err);
-    rc = ssp_store_reads_append(engine, record, err);
+    rc = ssp_store_reads_append(engine->store, record, err);
     json_decref(record);
     return rc;
 }
@@ -264,8 +271,8 @@ static json_t *op_rules(void)
         json_t *item = json_pack("{s:s, s:{s:s, s:s}, s:{s:s, s:s}}", "id", ssp_rule_id((ssp_rule)r),
                                  "name", "en", ssp_rule_name((ssp_rule)r, false), "de",
                                  ssp_rule_name((ssp_rule)r, true), "message", "en",
-                                 ssp_rule_message((ssp_rule)r), "de",
-                                 ssp_rule_message_de((ssp_rule)r));
+                                 ssp_rule_message((ssp_rule)r, SSP_SAY_USUAL, false), "de",
+                                 ssp_rule_message((ssp_rule)r, SSP_SAY_USUAL, true));
 
         if (json_array_append_new(rules, item) != 0) {
             json_decref(rules);
@@ -390,7 +397,7 @@ static int op_chart(ssp_engine *engine, const char *reader, const reader_scope *
     json_decref(read_schools);
     if (rc != 0 || ssp_audit_flush(engine, err) != 0)
         return -1;
-    rc = ssp_store_audit_chart(engine, &f, q->bucket, &rows, err);
+    rc = ssp_store_audit_chart(engine->store, &f, q->bucket, &rows, err);
     if (rc != 0)
         return -1;
     *response = ok(json_pack("{s:I, s:I, s:I, s:o}", "since", (json_int_t)q->since, "until",
@@ -415,7 +422,7 @@ static int op_reads(ssp_engine *engine, const char *reader, const reader_scope *
         ssp_reads_filter rf = {q->since, q->until, q->from, (size_t)q->limit};
 
         /* a school admin sees the reads confined to one of their schools */
-        rc = ssp_store_reads_query(engine, scope->level == ACCESS_SCHOOL_ADMIN ? read_schools : NULL,
+        rc = ssp_store_reads_query(engine->store, scope->level == ACCESS_SCHOOL_ADMIN ? read_schools : NULL,
                                    &rf, &page, err);
     }
     json_decref(read_schools);

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "config.h"
+#include "ids.h"
 #include "roster_feed.h"
-#include "roster_index.h"
 #include "util.h"
 
 #define PATH_MAX_LEN 384
@@ -294,21 +294,6 @@ static const key_spec SCHOOL_KEYS[] = {
     {NULL, NULL},
 };
 
-static bool school_id_valid(const char *id)
-{
-    size_t len = strlen(id);
-
-    if (len == 0 || len > SSP_SCHOOL_ID_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)id[i];
-
-        if (ch <= ' ' || ch == 0x7f)
-            return false;
-    }
-    return true;
-}
-
 static int on_schools(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
     const char *id;
@@ -327,7 +312,7 @@ static int on_schools(ssp_config *c, json_t *v, const char *path, ssp_error *err
         ssp_school *school = &c->schools[c->n_schools];
 
         snprintf(school_path, sizeof school_path, "%s.%s", path, id);
-        if (!school_id_valid(id))
+        if (ssp_check_school_id(school_path, id, strlen(id), NULL) != 0)
             return ssp_fail(err, SSP_ERR_INPUT,
                             "%s: a school id must be 1 to %d characters without spaces",
                             school_path, SSP_SCHOOL_ID_MAX);

@@ -9,8 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ssp.h"
+#include "error.h"
 #include "strmap.h"
+
+#define SSP_MAX_ONE_WAY_ALLOWED_EVENTS 63
 
 typedef enum {
     SSP_CREATE_SERVICE_USERS = 0,
@@ -73,6 +75,10 @@ typedef struct ssp_config {
 #define SSP_DEFAULT_RECONCILER_LOCALPART "school-policy"
 #define SSP_DEFAULT_FEED_QUEUE "school-policy.roster"
 #define SSP_FEED_DLQ_SUFFIX ".dead-letter"
+
+/* Validates a module config given as JSON text. Returns 0 or -1 with the
+ * offending key's path in err->message. */
+int ssp_config_check(const char *json_text, size_t len, ssp_error *err);
 
 /* Parses and validates; on success *out is filled and owns its memory. */
 int ssp_config_parse(const char *json_text, size_t len, ssp_config *out, ssp_error *err);

@@ -1,60 +1,88 @@
 /*
- * Engine internals (engine.c): the engine struct the engine's files share,
- * and the rules' texts (decide.c, rules.c). Not installed, not seen by the
- * binding. The store's backends never include this: they get
- * ssp_store_env (store.h).
+ * The engine's lifecycle (engine.c): making, opening and freeing an engine,
+ * the command line's open and sync, the store's status and the engine's
+ * settings.
  */
 #ifndef SSP_ENGINE_H
 #define SSP_ENGINE_H
 
-#include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "audit_queue.h"
-#include "config.h"
-#include "roster_index.h"
-#include "ssp.h"
-#include "store.h"
-#include "strmap.h"
-#include "util.h"
+#include "error.h"
+#include "store_ops.h"
 
-#define SSP_EXPIRY_SLOTS 16384
-#define SSP_EXPIRY_AUDIT_MS 60000
+typedef struct ssp_engine ssp_engine;
 
-struct ssp_engine {
-    ssp_config config;
-    char *server_name;
-    char *worker_name;
-    ssp_roster roster;
-    bool roster_ready;
-    pthread_mutex_t write_mutex; /* serialises store append + roster apply */
-    ssp_audit_log audit;
-    bool audit_open;
-    ssp_store *store; /* NULL until ssp_engine_open; the backend is chosen there */
-    ssp_store_env store_env;
-    /* The roster feed's consumer (roster_feed.c), or NULL; set once by
-     * ssp_roster_feed_start, stopped and freed by ssp_engine_free. */
-    struct ssp_feed *feed;
-    /* @<reconciler.user>:<server_name>; also a key of config.service_user_set */
-    char *reconciler_user;
-    /* is_user_expired runs on every request of a refused user's tokens; its
-     * denials are audited at most once per user per SSP_EXPIRY_AUDIT_MS.
-     * A slot remembers the last audited user by hash; a collision only
-     * costs an extra record, never a missing one. */
-    pthread_mutex_t expiry_mutex;
-    struct ssp_expiry_slot {
-        uint64_t user_hash;
-        int64_t audited_ms;
-    } expiry_audited[SSP_EXPIRY_SLOTS];
-};
+/* Seeds jansson's hash function. Call once per process before any thread
+ * uses the engine. */
+void ssp_global_init(void);
 
-bool ssp_engine_is_local(const ssp_engine *engine, const char *user_id);
+/* Creates an engine from config JSON. `server_name` decides which users are
+ * local; `worker_name` is written into audit records. Returns NULL on
+ * failure. The store is not opened yet. */
+ssp_engine *ssp_engine_new(const char *config_json, size_t len, const char *server_name,
+                           const char *worker_name, ssp_error *err);
 
-/* The message a client gets for a rule (decide.c), in English. */
-const char *ssp_rule_message(ssp_rule rule);
-/* The rule's short name and its client message in German (rules.c). */
-const char *ssp_rule_name(ssp_rule rule, bool german);
-const char *ssp_rule_message_de(ssp_rule rule);
+/* Opens the store named by the config, loads the roster into memory and
+ * starts the audit writer thread. May block on disk I/O. */
+int ssp_engine_open(ssp_engine *engine, ssp_error *err);
+
+/* How to open the store (ssp_engine_open_with). Zeroed: as ssp_engine_open. */
+typedef struct ssp_open_options {
+    /* The command line's open, beside a Synapse that may be
+     * running:
+     * - PostgreSQL: the store opens as a worker does (with the engine's
+     *   worker_name for its files in data_dir), but only with the database
+     *   reachable (else SSP_ERR_UNAVAILABLE with the database's message); its thread
+     *   pushes roster writes through the same statement and trigger as the
+     *   admin API's and stops on ssp_engine_free, after pushing.
+     * - Embedded store: read only, since data_dir belongs to the running
+     *   Synapse. roster.jsonl and reconcile.jsonl are read (whole lines
+     *   only: a line Synapse is appending is not there yet) into a private
+     *   copy and replayed from it; nothing in data_dir is compacted, cut or
+     *   rewritten; audit queries read audit.jsonl. Roster writes fail with
+     *   SSP_ERR_STATE; the reconcile state's writers change the private copy only,
+     *   which is gone on ssp_engine_free: do not call them.
+     * Reads of the audit through ssp_audit_view are recorded in the read log
+     * as the admin API's are (both stores). An offline engine makes no
+     * decisions: on the embedded store nothing would write their records. */
+    bool offline;
+} ssp_open_options;
+
+/* ssp_engine_open with options (NULL: the defaults). */
+int ssp_engine_open_with(ssp_engine *engine, const ssp_open_options *options, ssp_error *err);
+
+/* Waits up to timeout_ms until every roster change and audit record this
+ * engine wrote is in the store itself (PostgreSQL: pushed to the database,
+ * not only in the local outbox or spill file; the embedded store writes
+ * through at once). Fails with SSP_ERR_IO and the store's last error when
+ * it is not there in time. */
+int ssp_store_sync(ssp_engine *engine, int64_t timeout_ms, ssp_error *err);
+
+/* Flushes pending audit records, stops the writer thread and frees
+ * everything. Accepts NULL. */
+void ssp_engine_free(ssp_engine *engine);
+
+/* Whether a failed self-check stops Synapse (strict_homeserver_config). */
+bool ssp_engine_strict_homeserver_config(const ssp_engine *engine);
+
+/* The configured policy event type; owned by the engine. */
+const char *ssp_engine_policy_event_type(const ssp_engine *engine);
+
+/* The user that owns the special rooms, @<reconciler.user>:<server_name>;
+ * owned by the engine. The rules exempt it like a service user. */
+const char *ssp_engine_reconciler_user(const ssp_engine *engine);
+
+typedef struct ssp_reconciler_settings {
+    int64_t actions_per_second; /* room changes per second, at most */
+    int64_t batch_size;         /* marks taken per round */
+    int64_t retry_max_seconds;  /* cap of the backoff after Synapse refuses */
+} ssp_reconciler_settings;
+
+void ssp_engine_reconciler_settings(const ssp_engine *engine, ssp_reconciler_settings *out);
+
+void ssp_store_get_status(ssp_engine *engine, ssp_store_status *out);
 
 #endif

@@ -1,17 +1,19 @@
 /*
- * The reconciliation ledger's logic, stage 1 ("mark"): which (school, user)
+ * The reconcile state's logic, stage 1 ("mark"): which (school, user)
  * pairs need their special-room memberships applied, which special rooms
  * exist, and which school config the reconciler last acted on.
  *
  * The public ssp_reconcile_* functions check their input here and call the
- * store (store.h), which keeps the ledger: reconcile.jsonl in the embedded
- * store (ledger_file.c), tables in PostgreSQL (pg_ledger.c).
+ * store (store.h), which keeps the reconcile state: reconcile.jsonl in the embedded
+ * store (reconcile_file.c), tables in PostgreSQL (pg_reconcile.c).
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
-#include "ledger.h"
+#include "engine_state.h"
+#include "error.h"
+#include "reconcile.h"
+#include "reconcile_common.h"
 #include "store.h"
 
 /* ---- the public API ---- */
@@ -46,7 +48,7 @@ int ssp_reconcile_mark(ssp_engine *engine, const char *school, const char *const
         return ssp_fail_nomem(err);
     for (size_t i = 0; i < n; i++)
         schools[i] = school;
-    rc = ssp_store_ledger_mark(engine, schools, user_ids, n, err);
+    rc = ssp_store_reconcile_mark(engine->store, schools, user_ids, n, err);
     free(schools);
     return rc;
 }
@@ -57,7 +59,7 @@ int ssp_reconcile_due(ssp_engine *engine, int64_t now_ms, size_t max, char **mar
     *marks_json = NULL;
     if (require_open(engine, err) != 0)
         return -1;
-    return ssp_store_ledger_due(engine, now_ms, max, marks_json, err);
+    return ssp_store_reconcile_due(engine->store, now_ms, max, marks_json, err);
 }
 
 int ssp_reconcile_done(ssp_engine *engine, const char *school, const char *user_id,
@@ -65,7 +67,7 @@ int ssp_reconcile_done(ssp_engine *engine, const char *school, const char *user_
 {
     if (require_open(engine, err) != 0 || ssp_reconcile_check_key(school, user_id, err) != 0)
         return -1;
-    return ssp_store_ledger_done(engine, school, user_id, generation, err);
+    return ssp_store_reconcile_done(engine->store, school, user_id, generation, err);
 }
 
 int ssp_reconcile_failed(ssp_engine *engine, const char *school, const char *user_id,
@@ -74,10 +76,10 @@ int ssp_reconcile_failed(ssp_engine *engine, const char *school, const char *use
 {
     if (require_open(engine, err) != 0 || ssp_reconcile_check_key(school, user_id, err) != 0)
         return -1;
-    if (error != NULL && !ssp_ledger_text_ok(error, SSP_LEDGER_ERROR_TEXT_MAX))
+    if (error != NULL && !ssp_reconcile_text_ok(error, SSP_RECONCILE_ERROR_TEXT_MAX))
         return ssp_fail(err, SSP_ERR_INPUT, "error: expected UTF-8 text of at most %d bytes",
-                        SSP_LEDGER_ERROR_TEXT_MAX);
-    return ssp_store_ledger_failed(engine, school, user_id, generation, error, retry_at_ms, err);
+                        SSP_RECONCILE_ERROR_TEXT_MAX);
+    return ssp_store_reconcile_failed(engine->store, school, user_id, generation, error, retry_at_ms, err);
 }
 
 int ssp_reconcile_set_room(ssp_engine *engine, const char *school, const char *kind,
@@ -86,11 +88,11 @@ int ssp_reconcile_set_room(ssp_engine *engine, const char *school, const char *k
     if (require_open(engine, err) != 0 || ssp_reconcile_check_key(school, "", err) != 0 ||
         ssp_reconcile_check_kind(kind, err) != 0)
         return -1;
-    if (room_id != NULL && (room_id[0] != '!' || !ssp_ledger_text_ok(room_id, SSP_LEDGER_ROOM_ID_MAX)))
+    if (room_id != NULL && (room_id[0] != '!' || !ssp_reconcile_text_ok(room_id, SSP_RECONCILE_ROOM_ID_MAX)))
         return ssp_fail(err, SSP_ERR_INPUT,
                         "room_id: expected a Matrix room id (!room:server) or null, got %s",
                         room_id);
-    return ssp_store_ledger_set_room(engine, school, kind, room_id, err);
+    return ssp_store_reconcile_set_room(engine->store, school, kind, room_id, err);
 }
 
 int ssp_reconcile_get_room(ssp_engine *engine, const char *school, const char *kind,
@@ -100,7 +102,7 @@ int ssp_reconcile_get_room(ssp_engine *engine, const char *school, const char *k
     if (require_open(engine, err) != 0 || ssp_reconcile_check_key(school, "", err) != 0 ||
         ssp_reconcile_check_kind(kind, err) != 0)
         return -1;
-    return ssp_store_ledger_get_room(engine, school, kind, room_id, err);
+    return ssp_store_reconcile_get_room(engine->store, school, kind, room_id, err);
 }
 
 int ssp_reconcile_sync_config(ssp_engine *engine, size_t *schools_changed, ssp_error *err)
@@ -108,7 +110,7 @@ int ssp_reconcile_sync_config(ssp_engine *engine, size_t *schools_changed, ssp_e
     *schools_changed = 0;
     if (require_open(engine, err) != 0)
         return -1;
-    return ssp_store_ledger_sync_config(engine, schools_changed, err);
+    return ssp_store_reconcile_sync_config(engine->store, schools_changed, err);
 }
 
 int ssp_reconcile_status(ssp_engine *engine, char **status_json, ssp_error *err)
@@ -116,7 +118,7 @@ int ssp_reconcile_status(ssp_engine *engine, char **status_json, ssp_error *err)
     *status_json = NULL;
     if (require_open(engine, err) != 0)
         return -1;
-    return ssp_store_ledger_status(engine, status_json, err);
+    return ssp_store_reconcile_status(engine->store, status_json, err);
 }
 
 int ssp_reconcile_status_offline(const char *config_json, size_t len, char **status_json,
@@ -128,7 +130,7 @@ int ssp_reconcile_status_offline(const char *config_json, size_t len, char **sta
     *status_json = NULL;
     if (ssp_config_parse(config_json, len, &config, err) != 0)
         return -1;
-    rc = ssp_store_ledger_status_offline(&config, status_json, err);
+    rc = ssp_store_reconcile_status_offline(&config, status_json, err);
     ssp_config_destroy(&config);
     return rc;
 }

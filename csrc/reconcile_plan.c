@@ -7,7 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "engine_state.h"
+#include "ids.h"
+#include "reconcile_plan.h"
+#include "rules/room_state.h"
+#include "util.h"
 
 typedef struct special_room {
     const char *kind;
@@ -106,16 +110,4 @@ int ssp_reconcile_plan(ssp_engine *engine, const char *school_id, const char *us
     *plan_json = plan ? ssp_json_dumps_checked(plan) : NULL;
     json_decref(plan);
     return *plan_json ? 0 : ssp_fail_nomem(err);
-}
-
-const char *ssp_engine_reconciler_user(const ssp_engine *engine)
-{
-    return engine->reconciler_user;
-}
-
-void ssp_engine_reconciler_settings(const ssp_engine *engine, ssp_reconciler_settings *out)
-{
-    out->actions_per_second = engine->config.reconciler_actions_per_second;
-    out->batch_size = engine->config.reconciler_batch_size;
-    out->retry_max_seconds = engine->config.reconciler_retry_max_seconds;
 }

@@ -7,8 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "engine_state.h"
+#include "ids.h"
+#include "roster.h"
 #include "store.h"
+#include "util.h"
 
 /* ---- the engine's roster API ---- */
 
@@ -37,9 +40,9 @@ static int commit_changes(ssp_engine *engine, ssp_roster_change *changes, size_t
         pthread_mutex_unlock(&engine->write_mutex);
         return ssp_fail_nomem(err);
     }
-    /* Durable before it is applied: the store marks the ledger and writes
+    /* Durable before it is applied: the store marks the reconcile state and writes
      * the change (the embedded journal, or PostgreSQL's local outbox). */
-    if (ssp_store_roster_append(engine, changes, n, err) != 0) {
+    if (ssp_store_roster_append(engine->store, &engine->roster, changes, n, err) != 0) {
         pthread_mutex_unlock(&engine->write_mutex);
         return -1;
     }
@@ -78,7 +81,7 @@ int ssp_roster_put(ssp_engine *engine, const char *user_id, const char *body, si
     *entry_json = NULL;
     if (require_open(engine, err) != 0)
         return -1;
-    if (ssp_roster_check_user_id("user_id", user_id, strlen(user_id), engine->server_name, err) !=
+    if (ssp_check_user_id("user_id", user_id, strlen(user_id), engine->server_name, err) !=
         0)
         return -1;
     root = parse_body(body, len, err);
@@ -171,7 +174,7 @@ int ssp_roster_delete(ssp_engine *engine, const char *user_id, bool *existed, ss
         return -1;
     /* Syntax only: a remote user is never on the roster, and deleting one
      * is harmless, but entries stored before the server check can go. */
-    if (ssp_roster_check_user_id("user_id", user_id, strlen(user_id), NULL, err) != 0)
+    if (ssp_check_user_id("user_id", user_id, strlen(user_id), NULL, err) != 0)
         return -1;
     pthread_rwlock_rdlock(&engine->roster.lock);
     *existed = ssp_strmap_get(&engine->roster.users, user_id) != NULL;

@@ -1,9 +1,12 @@
 /*
- * The roster feed's consumer thread (see roster_feed.h for the contract).
+ * The roster feed's consumer thread (see roster_feed.h for the contract):
+ * the one file that speaks AMQP (rabbitmq-c).
  *
- * One thread per engine, started by ssp_roster_feed_start on the process
- * that runs Synapse's background tasks. It never touches Python: the
- * adapter reads its state with ssp_roster_feed_status and logs changes.
+ * One thread per engine, started through ssp_roster_feed_start
+ * (roster_feed_api.c) on the process that runs Synapse's background tasks.
+ * It knows nothing of the engine: messages go to its sink, which applies
+ * them through the roster API. It never touches Python: the adapter reads
+ * its state with ssp_roster_feed_status and logs changes.
  *
  * Per connection: channel 1 consumes (basic.qos prefetch, manual acks),
  * channel 2 publishes dead letters in confirm mode, channel 3 asks the queue
@@ -14,17 +17,15 @@
  */
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
-#include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "engine.h"
-#include "files.h"
 #include "roster_feed.h"
+#include "util.h"
 
 #define CH_CONSUME 1
 #define CH_DEAD 2
@@ -43,7 +44,7 @@ typedef enum {
 } feed_state;
 
 static const char *const STATE_NAMES[] = {"stopped", "connecting", "consuming", "disconnected",
-                                          "store_unavailable"};
+                                          SSP_FEED_STORE_UNAVAILABLE};
 
 /* A delivery waiting for something before it may be acknowledged: the
  * broker's confirm of its dead letter (seq > 0) or PostgreSQL (seq == 0). */
@@ -53,23 +54,21 @@ typedef struct pending_ack {
 } pending_ack;
 
 struct ssp_feed {
-    ssp_engine *engine; /* borrowed: the engine stops the feed before it closes the store */
+    ssp_feed_settings settings; /* borrowed strings: the config outlives the feed */
+    ssp_feed_sink sink;         /* the engine stops the feed before it closes the store */
     char *url;          /* owned; amqp_parse_url cuts it into info's strings */
     struct amqp_connection_info info;
-    char broker[320]; /* host:port/vhost: no credentials, for status and logs */
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t mutex; /* guards everything below up to the thread's own fields */
     pthread_cond_t wake;
+    bool sync_ready; /* mutex and wake initialised */
     bool stopping;
     feed_state state;
-    uint64_t applied, dead_lettered, retried, users, connects;
-    int64_t lag; /* messages ready in the queue; -1 unknown */
-    uint64_t unacked; /* delivered, not yet acknowledged: mirrors n_pending */
-    int64_t last_applied_ms, last_error_ms;
-    int64_t connected_ms; /* when the current (or last) connection started consuming */
-    char last_error[SSP_ERROR_MESSAGE_MAX];       /* broker or store */
-    char last_dead_letter[SSP_ERROR_MESSAGE_MAX]; /* why the last bad message was rejected */
+    /* what ssp_feed_read_state copies; its state name and consuming are set
+     * there, unacked mirrors n_pending, connected_ms is when the current
+     * (or last) connection started consuming */
+    ssp_feed_state shown;
     /* the thread's own, per connection */
     amqp_connection_state_t conn;
     uint64_t publish_seq;
@@ -85,102 +84,24 @@ int ssp_feed_check_url(const char *path, const char *url, ssp_error *err)
     struct amqp_connection_info info;
     char *copy = ssp_strdup(url);
     int status;
+    bool tls;
 
     if (copy == NULL)
         return ssp_fail_nomem(err);
     status = amqp_parse_url(copy, &info);
-    if (status != AMQP_STATUS_OK) {
-        free(copy);
+    tls = status == AMQP_STATUS_OK && info.ssl;
+    free(copy);
+    if (status != AMQP_STATUS_OK)
         return ssp_fail(err, SSP_ERR_INPUT,
                         "%s: expected an amqp://user:password@host:port/vhost URL (the value is "
                         "not repeated here: it may hold a password)",
                         path);
-    }
-    if (info.ssl) {
-        free(copy);
+    if (tls)
         return ssp_fail(err, SSP_ERR_INPUT,
                         "%s: amqps:// (TLS) is not supported; use amqp:// on a trusted network "
                         "or a local TLS tunnel (docs/roster-feed.md)",
                         path);
-    }
-    free(copy);
     return 0;
-}
-
-static char *trimmed_copy(const char *s, size_t len)
-{
-    while (len > 0 && isspace((unsigned char)s[0])) {
-        s++;
-        len--;
-    }
-    while (len > 0 && isspace((unsigned char)s[len - 1]))
-        len--;
-    return ssp_strndup(s, len);
-}
-
-int ssp_feed_resolve_url(const ssp_config *config, char **url, ssp_error *err)
-{
-    char path[128];
-    char *data = NULL;
-    size_t len = 0;
-
-    *url = NULL;
-    if (!config->feed_enabled)
-        return ssp_fail(err, SSP_ERR_STATE, "roster_feed: not configured");
-    if (config->feed_url != NULL) {
-        snprintf(path, sizeof path, "roster_feed.url");
-        *url = ssp_strdup(config->feed_url);
-    } else if (config->feed_url_file != NULL) {
-        snprintf(path, sizeof path, "roster_feed.url_file");
-        if (access(config->feed_url_file, R_OK) != 0)
-            return ssp_fail(err, SSP_ERR_INPUT, "roster_feed.url_file: cannot read %s: %s",
-                            config->feed_url_file, strerror(errno));
-        if (ssp_read_file(config->feed_url_file, &data, &len, err) != 0) {
-            char why[SSP_ERROR_MESSAGE_MAX];
-
-            snprintf(why, sizeof why, "%s", err->message);
-            return ssp_fail(err, err->code, "roster_feed.url_file: %s", why);
-        }
-        *url = trimmed_copy(data, len);
-        free(data);
-    } else {
-        const char *value = getenv(config->feed_url_env);
-
-        snprintf(path, sizeof path, "roster_feed.url_env");
-        if (value == NULL || value[0] == '\0')
-            return ssp_fail(err, SSP_ERR_INPUT,
-                            "roster_feed.url_env: the environment variable %s is not set or "
-                            "empty",
-                            config->feed_url_env);
-        *url = trimmed_copy(value, strlen(value));
-    }
-    if (*url == NULL)
-        return ssp_fail_nomem(err);
-    if ((*url)[0] == '\0' || ssp_feed_check_url(path, *url, err) != 0) {
-        if ((*url)[0] == '\0')
-            ssp_fail(err, SSP_ERR_INPUT, "%s: the URL is empty", path);
-        free(*url);
-        *url = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-ssp_feed_outcome ssp_feed_apply(ssp_engine *engine, const char *body, size_t len,
-                                size_t *upserted, ssp_error *err)
-{
-    *upserted = 0;
-    if (len > SSP_FEED_MAX_BODY) {
-        ssp_fail(err, SSP_ERR_INPUT, "body: %zu bytes, more than the %u a message may hold", len,
-                 SSP_FEED_MAX_BODY);
-        return SSP_FEED_REJECTED;
-    }
-    if (ssp_roster_upsert_batch(engine, body, len, upserted, err) == 0)
-        return SSP_FEED_APPLIED;
-    /* Only the message's own fault dead-letters it; memory, disk and an
-     * engine that is not open are the store's, and the message waits. */
-    return err->code == SSP_ERR_INPUT || err->code == SSP_ERR_SYNTAX ? SSP_FEED_REJECTED
-                                                                      : SSP_FEED_RETRY;
 }
 
 const char *ssp_feed_error_kind(const ssp_error *err)
@@ -195,16 +116,16 @@ static void set_state(ssp_feed *f, feed_state state)
     pthread_mutex_lock(&f->mutex);
     f->state = state;
     if (state != FEED_CONSUMING)
-        f->lag = -1;
+        f->shown.lag = -1;
     pthread_mutex_unlock(&f->mutex);
 }
 
 static void set_error(ssp_feed *f, const char *message)
 {
     pthread_mutex_lock(&f->mutex);
-    snprintf(f->last_error, sizeof f->last_error, "%s", message);
-    ssp_utf8_scrub(f->last_error);
-    f->last_error_ms = ssp_now_ms();
+    snprintf(f->shown.last_error, sizeof f->shown.last_error, "%s", message);
+    ssp_utf8_scrub(f->shown.last_error);
+    f->shown.last_error_ms = ssp_now_ms();
     pthread_mutex_unlock(&f->mutex);
 }
 
@@ -224,13 +145,7 @@ static bool sleep_unless_stopped(ssp_feed *f, int64_t ms)
     struct timespec until;
     bool stop;
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(ms / 1000);
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    ssp_deadline_after_ms(&until, ms);
     pthread_mutex_lock(&f->mutex);
     while (!f->stopping && pthread_cond_timedwait(&f->wake, &f->mutex, &until) != ETIMEDOUT) {
     }
@@ -242,7 +157,7 @@ static bool sleep_unless_stopped(ssp_feed *f, int64_t ms)
 static void publish_unacked(ssp_feed *f)
 {
     pthread_mutex_lock(&f->mutex);
-    f->unacked = f->n_pending;
+    f->shown.unacked = f->n_pending;
     pthread_mutex_unlock(&f->mutex);
 }
 
@@ -321,7 +236,7 @@ static int declare_queue(ssp_feed *f, amqp_channel_t ch, const char *name, bool 
 
 static int feed_connect(ssp_feed *f, ssp_error *err)
 {
-    const ssp_config *c = &f->engine->config;
+    const ssp_feed_settings *c = &f->settings;
     struct timeval connect_tv = {CONNECT_TIMEOUT_SECONDS, 0}, rpc_tv = {RPC_TIMEOUT_SECONDS, 0};
     amqp_socket_t *socket;
     uint32_t ready = 0;
@@ -345,31 +260,31 @@ static int feed_connect(ssp_feed *f, ssp_error *err)
     if (open_channel(f, CH_CONSUME, err) != 0 || open_channel(f, CH_DEAD, err) != 0 ||
         open_channel(f, CH_DEPTH, err) != 0)
         return -1;
-    if (c->feed_declare &&
-        (declare_queue(f, CH_CONSUME, c->feed_queue, false, &ready, err) != 0 ||
-         declare_queue(f, CH_DEAD, c->feed_dead_letter_queue, false, NULL, err) != 0))
+    if (c->declare &&
+        (declare_queue(f, CH_CONSUME, c->queue, false, &ready, err) != 0 ||
+         declare_queue(f, CH_DEAD, c->dead_letter_queue, false, NULL, err) != 0))
         return -1;
     /* Without declaring, both queues must exist: a dead letter published to
      * a missing queue would be dropped by the broker. */
-    if (!c->feed_declare &&
-        (declare_queue(f, CH_DEPTH, c->feed_queue, true, &ready, err) != 0 ||
-         declare_queue(f, CH_DEAD, c->feed_dead_letter_queue, true, NULL, err) != 0))
+    if (!c->declare &&
+        (declare_queue(f, CH_DEPTH, c->queue, true, &ready, err) != 0 ||
+         declare_queue(f, CH_DEAD, c->dead_letter_queue, true, NULL, err) != 0))
         return -1;
-    amqp_basic_qos(f->conn, CH_CONSUME, 0, (uint16_t)c->feed_prefetch, 0);
+    amqp_basic_qos(f->conn, CH_CONSUME, 0, (uint16_t)c->prefetch, 0);
     if (reply_fail(amqp_get_rpc_reply(f->conn), "basic.qos", err) != 0)
         return -1;
     amqp_confirm_select(f->conn, CH_DEAD);
     if (reply_fail(amqp_get_rpc_reply(f->conn), "confirm.select", err) != 0)
         return -1;
-    amqp_basic_consume(f->conn, CH_CONSUME, amqp_cstring_bytes(c->feed_queue), amqp_empty_bytes,
+    amqp_basic_consume(f->conn, CH_CONSUME, amqp_cstring_bytes(c->queue), amqp_empty_bytes,
                        0, 0, 0, amqp_empty_table);
     if (reply_fail(amqp_get_rpc_reply(f->conn), "basic.consume", err) != 0)
         return -1;
     pthread_mutex_lock(&f->mutex);
-    f->connects++;
-    f->connected_ms = ssp_now_ms();
+    f->shown.connects++;
+    f->shown.connected_ms = ssp_now_ms();
     f->state = FEED_CONSUMING;
-    f->lag = ready;
+    f->shown.lag = ready;
     pthread_mutex_unlock(&f->mutex);
     f->next_lag_ms = ssp_now_ms() + LAG_POLL_MS;
     return 0;
@@ -386,7 +301,7 @@ static int ack(ssp_feed *f, uint64_t delivery_tag, ssp_error *err)
 static int dead_letter(ssp_feed *f, const amqp_envelope_t *env, const ssp_error *why,
                        ssp_error *err)
 {
-    const ssp_config *c = &f->engine->config;
+    const ssp_feed_settings *c = &f->settings;
     const amqp_basic_properties_t *in = &env->message.properties;
     amqp_basic_properties_t props = *in;
     amqp_table_entry_t *entries;
@@ -413,7 +328,7 @@ static int dead_letter(ssp_feed *f, const amqp_envelope_t *env, const ssp_error 
     entries[n++].value.value.bytes = amqp_cstring_bytes(ssp_feed_error_kind(why));
     entries[n].key = amqp_cstring_bytes(SSP_FEED_HEADER_QUEUE);
     entries[n].value.kind = AMQP_FIELD_KIND_UTF8;
-    entries[n++].value.value.bytes = amqp_cstring_bytes(c->feed_queue);
+    entries[n++].value.value.bytes = amqp_cstring_bytes(c->queue);
     entries[n].key = amqp_cstring_bytes(SSP_FEED_HEADER_AT);
     entries[n].value.kind = AMQP_FIELD_KIND_I64;
     entries[n++].value.value.i64 = ssp_now_ms();
@@ -424,7 +339,7 @@ static int dead_letter(ssp_feed *f, const amqp_envelope_t *env, const ssp_error 
     /* mandatory: should the queue be gone, the broker returns the message
      * (basic.return) instead of confirming a message it dropped. */
     status = amqp_basic_publish(f->conn, CH_DEAD, amqp_empty_bytes,
-                                amqp_cstring_bytes(c->feed_dead_letter_queue), 1, 0, &props,
+                                amqp_cstring_bytes(c->dead_letter_queue), 1, 0, &props,
                                 env->message.body);
     free(entries);
     if (status_fail(status, "publish to the dead-letter queue", err) != 0)
@@ -454,8 +369,8 @@ static int on_confirm(ssp_feed *f, uint64_t seq, bool multiple, ssp_error *err)
     }
     f->n_pending = kept;
     pthread_mutex_lock(&f->mutex);
-    f->dead_lettered += done;
-    f->unacked = f->n_pending;
+    f->shown.dead_lettered += done;
+    f->shown.unacked = f->n_pending;
     pthread_mutex_unlock(&f->mutex);
     return 0;
 }
@@ -465,7 +380,6 @@ static int on_confirm(ssp_feed *f, uint64_t seq, bool multiple, ssp_error *err)
  * before this call, by this thread included, is in the database). */
 static int ack_committed(ssp_feed *f, ssp_error *err)
 {
-    ssp_store_status st;
     size_t kept = 0;
     bool any = false;
 
@@ -473,8 +387,7 @@ static int ack_committed(ssp_feed *f, ssp_error *err)
         any = f->pending[i].seq == 0;
     if (!any)
         return 0;
-    ssp_store_get_status(f->engine, &st);
-    if (st.roster_outbox_pending != 0)
+    if (!f->sink.committed(f->sink.ctx))
         return 0;
     for (size_t i = 0; i < f->n_pending; i++) {
         if (f->pending[i].seq == 0) {
@@ -508,29 +421,29 @@ static int handle(ssp_feed *f, const amqp_envelope_t *env, ssp_error *err)
 
     if (f->n_pending >= f->cap_pending)
         return ssp_fail(err, SSP_ERR_STATE, "more unacknowledged deliveries than prefetch");
-    outcome = ssp_feed_apply(f->engine, env->message.body.bytes, env->message.body.len, &upserted,
-                             &why);
+    outcome = f->sink.apply(f->sink.ctx, env->message.body.bytes, env->message.body.len, &upserted,
+                            &why);
     if (outcome == SSP_FEED_RETRY) {
         pthread_mutex_lock(&f->mutex);
-        f->retried++;
+        f->shown.retried++;
         pthread_mutex_unlock(&f->mutex);
         ssp_fail(err, why.code, "the store refused a roster change: %s", why.message);
         return 1;
     }
     if (outcome == SSP_FEED_REJECTED) {
         pthread_mutex_lock(&f->mutex);
-        memcpy(f->last_dead_letter, why.message, sizeof why.message);
-        f->last_dead_letter[sizeof f->last_dead_letter - 1] = '\0';
-        ssp_utf8_scrub(f->last_dead_letter);
+        memcpy(f->shown.last_dead_letter, why.message, sizeof why.message);
+        f->shown.last_dead_letter[sizeof f->shown.last_dead_letter - 1] = '\0';
+        ssp_utf8_scrub(f->shown.last_dead_letter);
         pthread_mutex_unlock(&f->mutex);
         return dead_letter(f, env, &why, err);
     }
     pthread_mutex_lock(&f->mutex);
-    f->applied++;
-    f->users += upserted;
-    f->last_applied_ms = ssp_now_ms();
+    f->shown.applied++;
+    f->shown.users += upserted;
+    f->shown.last_applied_ms = ssp_now_ms();
     pthread_mutex_unlock(&f->mutex);
-    if (ssp_store_commits_roster_later(f->engine)) {
+    if (f->sink.commits_later) {
         f->pending[f->n_pending].delivery_tag = env->delivery_tag;
         f->pending[f->n_pending++].seq = 0;
         publish_unacked(f);
@@ -545,10 +458,10 @@ static int poll_lag(ssp_feed *f, ssp_error *err)
 
     if (ssp_now_ms() < f->next_lag_ms)
         return 0;
-    if (declare_queue(f, CH_DEPTH, f->engine->config.feed_queue, true, &ready, err) != 0)
+    if (declare_queue(f, CH_DEPTH, f->settings.queue, true, &ready, err) != 0)
         return -1;
     pthread_mutex_lock(&f->mutex);
-    f->lag = ready;
+    f->shown.lag = ready;
     pthread_mutex_unlock(&f->mutex);
     f->next_lag_ms = ssp_now_ms() + LAG_POLL_MS;
     return 0;
@@ -581,7 +494,7 @@ static int other_frame(ssp_feed *f, ssp_error *err)
             return -1;
         amqp_destroy_message(&returned);
         return ssp_fail(err, SSP_ERR_IO, "the dead-letter queue %s does not exist",
-                        f->engine->config.feed_dead_letter_queue);
+                        f->settings.dead_letter_queue);
     }
     case AMQP_BASIC_CANCEL_METHOD:
         return ssp_fail(err, SSP_ERR_IO, "the broker cancelled the consumer (queue deleted?)");
@@ -611,7 +524,7 @@ static int consume(ssp_feed *f, ssp_error *err)
         struct timeval tv = {0, 0};
         int rc;
 
-        if (ssp_store_commits_roster_later(f->engine) && ack_committed(f, err) != 0)
+        if (f->sink.commits_later && ack_committed(f, err) != 0)
             return -1;
         if (poll_lag(f, err) != 0)
             return -1;
@@ -644,7 +557,7 @@ static void *feed_main(void *arg)
 {
     ssp_feed *f = arg;
     int64_t broker_backoff = 1000, store_backoff = 1000;
-    const int64_t max_ms = f->engine->config.feed_retry_max_seconds * 1000;
+    const int64_t max_ms = f->settings.retry_max_seconds * 1000;
 
     while (!stopping(f)) {
         ssp_error err = {SSP_OK, ""};
@@ -673,7 +586,7 @@ static void *feed_main(void *arg)
         }
         pthread_mutex_lock(&f->mutex);
         /* A store that has taken a change since is healthy again. */
-        if (f->last_applied_ms > f->last_error_ms)
+        if (f->shown.last_applied_ms > f->shown.last_error_ms)
             store_backoff = 1000;
         pthread_mutex_unlock(&f->mutex);
     }
@@ -687,8 +600,10 @@ static void feed_free(ssp_feed *f)
 {
     if (f == NULL)
         return;
-    pthread_cond_destroy(&f->wake);
-    pthread_mutex_destroy(&f->mutex);
+    if (f->sync_ready) {
+        pthread_cond_destroy(&f->wake);
+        pthread_mutex_destroy(&f->mutex);
+    }
     free(f->pending);
     free(f->url);
     free(f);
@@ -708,50 +623,44 @@ void ssp_feed_stop(ssp_feed *f)
     feed_free(f);
 }
 
-int ssp_roster_feed_start(ssp_engine *engine, ssp_error *err)
+int ssp_feed_start(char *url, const ssp_feed_settings *settings, const ssp_feed_sink *sink,
+                   ssp_feed **out, ssp_error *err)
 {
-    ssp_feed *f;
+    ssp_feed *f = calloc(1, sizeof *f);
     sigset_t all, old;
     int rc;
 
-    if (!engine->config.feed_enabled)
-        return ssp_fail(err, SSP_ERR_STATE, "roster_feed: not configured");
-    if (!engine->roster_ready)
-        return ssp_fail(err, SSP_ERR_STATE, "the store is not open");
-    if (__atomic_load_n(&engine->feed, __ATOMIC_ACQUIRE) != NULL)
-        return ssp_fail(err, SSP_ERR_STATE, "roster_feed: already started");
-    f = calloc(1, sizeof *f);
-    if (f == NULL)
-        return ssp_fail_nomem(err);
-    f->engine = engine;
-    f->lag = -1;
-    f->cap_pending = (size_t)engine->config.feed_prefetch;
-    f->pending = calloc(f->cap_pending, sizeof *f->pending);
-    if (f->pending == NULL) {
-        free(f);
+    *out = NULL;
+    if (f == NULL) {
+        free(url);
         return ssp_fail_nomem(err);
     }
+    f->url = url;
+    f->settings = *settings;
+    f->sink = *sink;
+    f->shown.lag = -1;
+    f->cap_pending = (size_t)settings->prefetch;
+    f->pending = calloc(f->cap_pending, sizeof *f->pending);
+    if (f->pending == NULL) {
+        ssp_fail_nomem(err);
+        goto fail;
+    }
     if (pthread_mutex_init(&f->mutex, NULL) != 0) {
-        free(f->pending);
-        free(f);
-        return ssp_fail(err, SSP_ERR_NOMEM, "cannot create the roster feed's mutex");
+        ssp_fail(err, SSP_ERR_NOMEM, "cannot create the roster feed's mutex");
+        goto fail;
     }
     if (pthread_cond_init(&f->wake, NULL) != 0) {
         pthread_mutex_destroy(&f->mutex);
-        free(f->pending);
-        free(f);
-        return ssp_fail(err, SSP_ERR_NOMEM, "cannot create the roster feed's condition");
+        ssp_fail(err, SSP_ERR_NOMEM, "cannot create the roster feed's condition");
+        goto fail;
     }
-    if (ssp_feed_resolve_url(&engine->config, &f->url, err) != 0) {
-        feed_free(f);
-        return -1;
-    }
-    /* The URL was checked by ssp_feed_resolve_url, so this parse succeeds. */
+    f->sync_ready = true;
+    /* The caller checked the URL (ssp_feed_check_url), so this parse succeeds. */
     if (amqp_parse_url(f->url, &f->info) != AMQP_STATUS_OK) {
-        feed_free(f);
-        return ssp_fail(err, SSP_ERR_INPUT, "roster_feed: the broker URL does not parse");
+        ssp_fail(err, SSP_ERR_INPUT, "roster_feed: the broker URL does not parse");
+        goto fail;
     }
-    snprintf(f->broker, sizeof f->broker, "%s:%d%s%s", f->info.host, f->info.port,
+    snprintf(f->shown.broker, sizeof f->shown.broker, "%s:%d%s%s", f->info.host, f->info.port,
              f->info.vhost[0] == '/' ? "" : "/", f->info.vhost);
     /* The thread takes no signal: Python's handlers run on the main thread. */
     sigfillset(&all);
@@ -759,62 +668,22 @@ int ssp_roster_feed_start(ssp_engine *engine, ssp_error *err)
     rc = pthread_create(&f->thread, NULL, feed_main, f);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        feed_free(f);
-        return ssp_fail(err, SSP_ERR_NOMEM, "cannot start the roster feed's thread: %s",
-                        strerror(rc));
+        ssp_fail(err, SSP_ERR_NOMEM, "cannot start the roster feed's thread: %s", strerror(rc));
+        goto fail;
     }
     f->thread_started = true;
-    __atomic_store_n(&engine->feed, f, __ATOMIC_RELEASE);
+    *out = f;
     return 0;
+fail:
+    feed_free(f);
+    return -1;
 }
 
-int ssp_roster_feed_status(ssp_engine *engine, char **status_json, ssp_error *err)
+void ssp_feed_read_state(ssp_feed *f, ssp_feed_state *out)
 {
-    const ssp_config *c = &engine->config;
-    ssp_feed *f = __atomic_load_n(&engine->feed, __ATOMIC_ACQUIRE);
-    json_t *root;
-    int rc;
-
-    *status_json = NULL;
-    if (!c->feed_enabled) {
-        *status_json = ssp_strdup("null");
-        return *status_json != NULL ? 0 : ssp_fail_nomem(err);
-    }
-    if (f == NULL) {
-        root = json_pack("{s:b, s:b, s:s, s:s, s:s}", "enabled", 1, "running", 0, "state",
-                         "not_running_here", "queue", c->feed_queue, "dead_letter_queue",
-                         c->feed_dead_letter_queue);
-    } else {
-        ssp_store_status store;
-        const char *state;
-
-        /* PostgreSQL away: changes wait in the outbox, unacknowledged, and
-         * the broker stops delivering at prefetch; say so. Read before
-         * taking the feed's mutex: the store has locks of its own. */
-        ssp_store_get_status(engine, &store);
-        pthread_mutex_lock(&f->mutex);
-        state = STATE_NAMES[f->state];
-        if (f->state == FEED_CONSUMING && ssp_store_commits_roster_later(engine) && !store.connected)
-            state = STATE_NAMES[FEED_STORE_PAUSED];
-        root = json_pack(
-            "{s:b, s:b, s:s, s:b, s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I},"
-            " s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o}",
-            "enabled", 1, "running", 1, "state", state, "connected",
-            f->state == FEED_CONSUMING, "broker", f->broker, "queue", c->feed_queue,
-            "dead_letter_queue", c->feed_dead_letter_queue, "lag",
-            f->lag < 0 ? json_null() : json_integer(f->lag), "messages", "applied",
-            (json_int_t)f->applied, "dead_lettered", (json_int_t)f->dead_lettered, "retried",
-            (json_int_t)f->retried, "unacked", (json_int_t)f->unacked, "users_upserted",
-            (json_int_t)f->users, "connects",
-            (json_int_t)f->connects, "connected_since_ms",
-            f->connected_ms ? json_integer(f->connected_ms) : json_null(), "last_applied_ms",
-            f->last_applied_ms ? json_integer(f->last_applied_ms) : json_null(), "last_error",
-            f->last_error[0] ? json_string(f->last_error) : json_null(), "last_error_ms",
-            f->last_error_ms ? json_integer(f->last_error_ms) : json_null(), "last_dead_letter",
-            f->last_dead_letter[0] ? json_string(f->last_dead_letter) : json_null());
-        pthread_mutex_unlock(&f->mutex);
-    }
-    rc = ssp_json_dump_to(root, status_json, err);
-    json_decref(root);
-    return rc;
+    pthread_mutex_lock(&f->mutex);
+    *out = f->shown;
+    out->state = STATE_NAMES[f->state];
+    out->consuming = f->state == FEED_CONSUMING;
+    pthread_mutex_unlock(&f->mutex);
 }

@@ -8,94 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ids.h"
 #include "roster_index.h"
 #include "util.h"
 
 #define PATH_MAX_LEN 256
 
 static const char *const ROLE_NAMES[] = {"student", "teacher", "admin", NULL};
-
-/* ---- validation: the admin API, the CLI (through the binding), the journal
- * replay and the PostgreSQL loader all use these ---- */
-
-static bool is_control(unsigned char ch)
-{
-    return ch < 0x20 || ch == 0x7f;
-}
-
-/* The Matrix grammar: "@" localpart ":" server_name. The localpart is the
- * historical user id grammar (printable ASCII but ":"); the server name is
- * a host name, an IPv4 address or a bracketed IPv6 address, with an
- * optional port. */
-static bool server_char(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           ch == '.' || ch == '-' || ch == ':' || ch == '[' || ch == ']';
-}
-
-static const char *user_id_problem(const char *user_id, size_t len)
-{
-    const char *colon;
-
-    if (memchr(user_id, '\0', len) != NULL)
-        return "contains a NUL character";
-    for (size_t i = 0; i < len; i++) {
-        if (is_control((unsigned char)user_id[i]))
-            return "contains a control character";
-    }
-    if (len > SSP_USER_ID_MAX)
-        return "is longer than 255 bytes";
-    colon = len > 0 ? memchr(user_id, ':', len) : NULL;
-    if (len < 4 || user_id[0] != '@' || colon == NULL || colon == user_id + 1 ||
-        colon == user_id + len - 1)
-        return "expected a Matrix user id (@user:server)";
-    for (const char *p = user_id + 1; p < colon; p++) {
-        if ((unsigned char)*p <= ' ' || (unsigned char)*p > '~')
-            return "expected a Matrix user id (@user:server); the localpart is printable "
-                   "ASCII without spaces";
-    }
-    for (const char *p = colon + 1; p < user_id + len; p++) {
-        if (!server_char((unsigned char)*p))
-            return "expected a Matrix user id (@user:server); the server name is a host "
-                   "name with an optional port";
-    }
-    return NULL;
-}
-
-bool ssp_user_id_valid(const char *user_id)
-{
-    return user_id_problem(user_id, strlen(user_id)) == NULL;
-}
-
-int ssp_roster_check_user_id(const char *path, const char *user_id, size_t len,
-                             const char *server_name, ssp_error *err)
-{
-    const char *problem = user_id_problem(user_id, len);
-
-    if (problem != NULL)
-        return ssp_fail(err, SSP_ERR_INPUT, "%s: %s", path, problem);
-    if (server_name != NULL && strcmp(strchr(user_id, ':') + 1, server_name) != 0)
-        return ssp_fail(err, SSP_ERR_INPUT,
-                        "%s: %s is a user of another server; the roster holds users of %s only",
-                        path, user_id, server_name);
-    return 0;
-}
-
-int ssp_roster_check_school(const char *path, const char *school, size_t len, ssp_error *err)
-{
-    if (len == 0 || len > SSP_SCHOOL_ID_MAX)
-        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected a school id of 1 to %d characters",
-                        path, SSP_SCHOOL_ID_MAX);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)school[i];
-
-        if (is_control(ch))
-            return ssp_fail(err, SSP_ERR_INPUT, "%s: contains a control character", path);
-        if (ch == ' ')
-            return ssp_fail(err, SSP_ERR_INPUT, "%s: contains a space", path);
-    }
-    return 0;
-}
 
 static ssp_roster_user *user_alloc(const char *user_id, const char **schools, const ssp_role *roles,
                                    size_t n)
@@ -176,7 +95,7 @@ static int parse_membership(json_t *item, const char *path, const char **school,
         return ssp_fail(err, SSP_ERR_INPUT, "%s.school: expected a school id", path);
     *school = json_string_value(school_json);
     snprintf(school_path, sizeof school_path, "%s.school", path);
-    if (ssp_roster_check_school(school_path, *school, json_string_length(school_json), err) != 0)
+    if (ssp_check_school_id(school_path, *school, json_string_length(school_json), err) != 0)
         return 1;
     return parse_role(json_object_get(item, "role"), path, role, err);
 }
@@ -306,7 +225,7 @@ int ssp_roster_parse_batch(json_t *body, const char *server_name, ssp_roster_cha
                      field);
             goto fail;
         }
-        if (ssp_roster_check_user_id(field, json_string_value(user_id),
+        if (ssp_check_user_id(field, json_string_value(user_id),
                                      json_string_length(user_id), server_name, err) != 0)
             goto fail;
         first = ssp_strmap_get(&seen, json_string_value(user_id));

@@ -12,8 +12,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ssp.h"
+#include "error.h"
 #include "strmap.h"
+
+typedef enum { SSP_ROLE_STUDENT = 0, SSP_ROLE_TEACHER, SSP_ROLE_ADMIN } ssp_role;
 
 struct ssp_school;
 
@@ -47,33 +49,17 @@ typedef struct ssp_roster_change {
 int ssp_roster_parse_entry(const char *user_id, json_t *body, const char *path,
                            ssp_roster_user **out, ssp_error *err);
 /* The same for stored data (journal replay): a membership whose school id
- * breaks the rules of ssp_roster_check_school is dropped and counted in
+ * breaks the rules of ssp_check_school_id is dropped and counted in
  * *dropped instead of failing the entry. */
 int ssp_roster_parse_entry_lenient(const char *user_id, json_t *body, const char *path,
                                    size_t *dropped, ssp_roster_user **out, ssp_error *err);
 /* Parses {"users": [...]} into an array of changes (caller frees with
- * ssp_roster_changes_free). Every user_id must pass ssp_roster_check_user_id
+ * ssp_roster_changes_free). Every user_id must pass ssp_check_user_id
  * (server_name NULL: any server) and appear once. */
 int ssp_roster_parse_batch(json_t *body, const char *server_name, ssp_roster_change **changes,
                            size_t *n, ssp_error *err);
 void ssp_roster_changes_free(ssp_roster_change *changes, size_t n);
 json_t *ssp_roster_user_to_json(const char *user_id, const ssp_roster_user *user);
-/* The roster's input rules, shared by the admin API, the CLI (through the
- * binding), the journal replay and the PostgreSQL loader. */
-#define SSP_USER_ID_MAX 255
-/* A Matrix user id: "@" localpart ":" server, at most 255 bytes, the
- * localpart printable ASCII without ":", the server a host name (letters,
- * digits, ".", "-"), IPv4 or [IPv6] address, optional ":port". */
-bool ssp_user_id_valid(const char *user_id);
-/* The same for len bytes (NUL bytes included, which fail), and, unless
- * server_name is NULL, a user of that server. Fails with SSP_ERR_INPUT and a
- * message starting with path. */
-int ssp_roster_check_user_id(const char *path, const char *user_id, size_t len,
-                             const char *server_name, ssp_error *err);
-/* A school id: 1 to SSP_SCHOOL_ID_MAX bytes, no control character (below
- * 0x20, 0x7f; NUL included) and no space, as in the config. */
-int ssp_roster_check_school(const char *path, const char *school, size_t len, ssp_error *err);
-
 typedef struct ssp_roster {
     pthread_rwlock_t lock;
     ssp_strmap users; /* user_id -> ssp_roster_user*, key points into the value */
@@ -107,7 +93,7 @@ void ssp_roster_note_skipped(ssp_roster *roster, uint64_t n);
 /* Frees every entry of a map of ssp_roster_user* and the map. */
 void ssp_roster_map_free(ssp_strmap *users);
 
-/* Roster entries built from stored rows (roster.c). */
+/* Roster entries built from stored rows. */
 ssp_roster_user *ssp_roster_user_new(const char *user_id, const char **schools,
                                      const ssp_role *roles, size_t n);
 /* Returns 0 and sets *role, or -1 for an unknown role name. */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "selfcheck.h"
 #include "util.h"
 
 typedef enum verdict { VERDICT_REFUSE, VERDICT_WARN, VERDICT_REPORT } verdict;

@@ -1,29 +1,28 @@
 /*
- * Every engine-internal header at once, for the C tests and fuzz targets
- * (tests/c), which reach into most of them. The engine's own files include
- * only the per-concern headers they use:
+ * Every engine header at once, for the C tests and fuzz targets (tests/c),
+ * which reach into most of them. The engine's own files include only the
+ * headers they use, each named after the file that defines what it
+ * declares (error.h: error.c, ...), and these headers of types alone:
  *
- *   util.h          errors and small helpers (util.c)
- *   strmap.h        string hash map (strmap.c)
- *   config.h        the validated config (config.c)
- *   roster_index.h  roster entries, input rules, the index (roster_index.c)
- *   audit_queue.h   the audit queue and its writers' side (audit.c)
- *   ledger.h        the ledger's shared checks and texts (ledger_common.c)
- *   store.h         the store interface and its router (store.c)
- *   files.h         jsonl files and the roster journal (journal.c, audit_file.c)
- *   engine.h        the engine struct (engine.c), the rules' texts
+ *   engine_state.h     the engine struct the engine-level files share
+ *   store_ops.h        the store interface: the backends' table of operations
+ *   rules/room_state.h a room's state as the rules read it
  */
 #ifndef SSP_PRIVATE_H
 #define SSP_PRIVATE_H
 
 #include "audit_queue.h"
+#include "audit_throttle.h"
 #include "config.h"
-#include "engine.h"
+#include "engine_state.h"
 #include "files.h"
-#include "ledger.h"
+#include "journal.h"
+#include "reconcile_common.h"
+#include "roster_feed.h"
 #include "roster_index.h"
 #include "ssp.h"
 #include "store.h"
+#include "store_ops.h"
 #include "strmap.h"
 #include "util.h"
 

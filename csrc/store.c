@@ -2,14 +2,13 @@
  * The store router: the one place that knows both backends. The engine's
  * files call these functions; each checks nothing of the caller's input
  * (the callers did) and passes the call to the backend chosen at open.
- *
- * Also here: the public API calls that are store calls and nothing else
- * (ssp_audit_query, ssp_audit_purge, ssp_store_get_status).
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "embedded/embedded_store.h"
+#include "error.h"
+#include "pg/pg_store.h"
 #include "store.h"
 
 static const ssp_store_ops *backend_for(const ssp_config *config)
@@ -32,63 +31,55 @@ static int require_connected(ssp_store *store, ssp_error *err)
                     status.last_error[0] ? status.last_error : "database: not reachable");
 }
 
-int ssp_store_open(ssp_engine *engine, bool offline, ssp_error *err)
+int ssp_store_open(const ssp_store_env *env, ssp_audit_queue *queue, ssp_store **out,
+                   ssp_error *err)
 {
-    const ssp_store_ops *ops = backend_for(&engine->config);
+    const ssp_store_ops *ops = backend_for(env->config);
     ssp_store_opened opened = {0, "", -1};
     ssp_store *store = NULL;
 
-    engine->store_env.config = &engine->config;
-    engine->store_env.server_name = engine->server_name;
-    engine->store_env.worker_name = engine->worker_name;
-    engine->store_env.roster = &engine->roster;
-    engine->store_env.write_mutex = &engine->write_mutex;
-    engine->store_env.offline = offline;
-    if (ops->open(&engine->store_env, &store, &opened, err) != 0)
+    *out = NULL;
+    if (ops->open(env, &store, &opened, err) != 0)
         return -1;
-    if (ssp_audit_open(&engine->audit, engine->worker_name, opened.audit_sink,
-                       opened.last_audit_id, opened.audit_wake_fd, err) != 0) {
+    if (ssp_audit_open(queue, env->worker_name, opened.audit_sink, opened.last_audit_id,
+                       opened.audit_wake_fd, err) != 0) {
         ops->close(store);
         return -1;
     }
-    engine->audit_open = true;
-    if (ops->start(store, &engine->audit, err) != 0 ||
-        (offline && require_connected(store, err) != 0)) {
+    if (ops->start(store, queue, err) != 0 || (env->offline && require_connected(store, err) != 0)) {
         ops->close(store);
-        ssp_audit_close(&engine->audit);
-        engine->audit_open = false;
+        ssp_audit_close(queue);
         return -1;
     }
-    engine->store = store;
+    *out = store;
     return 0;
 }
 
-void ssp_store_close(ssp_engine *engine)
+void ssp_store_close(ssp_store *store, ssp_audit_queue *queue)
 {
-    if (engine->store != NULL) {
-        /* The writer writes (or spills) what is queued before it stops. */
-        engine->store->ops->close(engine->store);
-        engine->store = NULL;
-    }
-    if (engine->audit_open) {
-        ssp_audit_close(&engine->audit);
-        engine->audit_open = false;
-    }
+    /* The writer writes (or spills) what is queued before it stops. */
+    store->ops->close(store);
+    ssp_audit_close(queue);
+}
+
+void ssp_store_read_status(ssp_store *store, ssp_store_status *out)
+{
+    store->ops->status(store, out);
 }
 
 /* Marks (school, user) for every school the user is in now or will be in
- * after the change, in one ledger append. Caller holds write_mutex, so the
- * roster's strings stay put. */
-static int mark_changed_memberships(ssp_engine *engine, const ssp_roster_change *changes,
-                                    size_t n, ssp_error *err)
+ * after the change, in one call of the backend. Caller holds the write
+ * mutex, so the roster's strings stay put. */
+static int mark_changed_memberships(ssp_store *store, ssp_roster *roster,
+                                    const ssp_roster_change *changes, size_t n, ssp_error *err)
 {
     const char **schools = NULL, **users = NULL;
     size_t total = 0, used = 0;
     int rc;
 
-    pthread_rwlock_rdlock(&engine->roster.lock);
+    pthread_rwlock_rdlock(&roster->lock);
     for (size_t i = 0; i < n; i++) {
-        const ssp_roster_user *current = ssp_strmap_get(&engine->roster.users, changes[i].user_id);
+        const ssp_roster_user *current = ssp_strmap_get(&roster->users, changes[i].user_id);
 
         total += (current ? current->n : 0) + (changes[i].user ? changes[i].user->n : 0);
     }
@@ -97,14 +88,14 @@ static int mark_changed_memberships(ssp_engine *engine, const ssp_roster_change 
         users = malloc(total * sizeof *users);
     }
     if (total > 0 && (schools == NULL || users == NULL)) {
-        pthread_rwlock_unlock(&engine->roster.lock);
+        pthread_rwlock_unlock(&roster->lock);
         free(schools);
         free(users);
         return ssp_fail_nomem(err);
     }
     for (size_t i = 0; i < n; i++) {
-        const ssp_roster_user *entries[2] = {
-            ssp_strmap_get(&engine->roster.users, changes[i].user_id), changes[i].user};
+        const ssp_roster_user *entries[2] = {ssp_strmap_get(&roster->users, changes[i].user_id),
+                                             changes[i].user};
 
         for (int e = 0; e < 2; e++) {
             for (size_t m = 0; entries[e] != NULL && m < entries[e]->n; m++) {
@@ -113,133 +104,119 @@ static int mark_changed_memberships(ssp_engine *engine, const ssp_roster_change 
             }
         }
     }
-    pthread_rwlock_unlock(&engine->roster.lock);
+    pthread_rwlock_unlock(&roster->lock);
     /* A school in both lists is marked twice in the batch: harmless. */
-    rc = used == 0 ? 0
-                   : engine->store->ops->ledger_mark(engine->store, schools, users, used, err);
+    rc = used == 0 ? 0 : store->ops->reconcile_mark(store, schools, users, used, err);
     free(schools);
     free(users);
     return rc;
 }
 
-int ssp_store_roster_append(ssp_engine *engine, const ssp_roster_change *changes, size_t n,
-                            ssp_error *err)
+int ssp_store_roster_append(ssp_store *store, ssp_roster *roster,
+                            const ssp_roster_change *changes, size_t n, ssp_error *err)
 {
-    ssp_store *store = engine->store;
-
     /* Marks before the roster: a crash between the two leaves only a
      * harmless extra mark. */
     if (!store->ops->marks_roster_changes &&
-        mark_changed_memberships(engine, changes, n, err) != 0)
+        mark_changed_memberships(store, roster, changes, n, err) != 0)
         return -1;
     return store->ops->roster_append(store, changes, n, err);
 }
 
-bool ssp_store_commits_roster_later(ssp_engine *engine)
+bool ssp_store_commits_roster_later(const ssp_store *store)
 {
-    return engine->store != NULL && engine->store->ops->commits_roster_later;
+    return store != NULL && store->ops->commits_roster_later;
 }
 
-int ssp_store_audit_chart(ssp_engine *engine, const ssp_audit_filter *filter, int64_t bucket_ms,
+int ssp_store_audit_query(ssp_store *store, const ssp_audit_filter *filter, char **result_json,
+                          ssp_error *err)
+{
+    return store->ops->audit_query(store, filter, result_json, err);
+}
+
+int ssp_store_audit_chart(ssp_store *store, const ssp_audit_filter *filter, int64_t bucket_ms,
                           json_t **rows, ssp_error *err)
 {
-    return engine->store->ops->audit_chart(engine->store, filter, bucket_ms, rows, err);
+    return store->ops->audit_chart(store, filter, bucket_ms, rows, err);
 }
 
-int ssp_store_reads_append(ssp_engine *engine, json_t *record, ssp_error *err)
+int ssp_store_audit_purge(ssp_store *store, int64_t before_ms, uint64_t *deleted, ssp_error *err)
 {
-    return engine->store->ops->reads_append(engine->store, record, err);
+    return store->ops->audit_purge(store, before_ms, deleted, err);
 }
 
-int ssp_store_reads_query(ssp_engine *engine, json_t *schools, const ssp_reads_filter *filter,
+int ssp_store_audit_purge_closed(const ssp_config *config, int64_t before_ms, uint64_t *deleted,
+                                 ssp_error *err)
+{
+    *deleted = 0;
+    /* The embedded store refuses every purge, open or not, and says why. */
+    if (config->database == NULL)
+        return ssp_embedded_store_ops.audit_purge(NULL, before_ms, deleted, err);
+    return ssp_fail(err, SSP_ERR_STATE, "the store is not open");
+}
+
+int ssp_store_reads_append(ssp_store *store, json_t *record, ssp_error *err)
+{
+    return store->ops->reads_append(store, record, err);
+}
+
+int ssp_store_reads_query(ssp_store *store, json_t *schools, const ssp_reads_filter *filter,
                           json_t **page, ssp_error *err)
 {
     *page = NULL;
-    return engine->store->ops->reads_query(engine->store, schools, filter, page, err);
+    return store->ops->reads_query(store, schools, filter, page, err);
 }
 
-int ssp_store_ledger_mark(ssp_engine *engine, const char *const *schools,
-                          const char *const *user_ids, size_t n, ssp_error *err)
+int ssp_store_reconcile_mark(ssp_store *store, const char *const *schools,
+                             const char *const *user_ids, size_t n, ssp_error *err)
 {
-    return engine->store->ops->ledger_mark(engine->store, schools, user_ids, n, err);
+    return store->ops->reconcile_mark(store, schools, user_ids, n, err);
 }
 
-int ssp_store_ledger_due(ssp_engine *engine, int64_t now_ms, size_t max, char **marks_json,
-                         ssp_error *err)
-{
-    return engine->store->ops->ledger_due(engine->store, now_ms, max, marks_json, err);
-}
-
-int ssp_store_ledger_done(ssp_engine *engine, const char *school, const char *user_id,
-                          int64_t generation, ssp_error *err)
-{
-    return engine->store->ops->ledger_done(engine->store, school, user_id, generation, err);
-}
-
-int ssp_store_ledger_failed(ssp_engine *engine, const char *school, const char *user_id,
-                            int64_t generation, const char *error, int64_t retry_at_ms,
+int ssp_store_reconcile_due(ssp_store *store, int64_t now_ms, size_t max, char **marks_json,
                             ssp_error *err)
 {
-    return engine->store->ops->ledger_failed(engine->store, school, user_id, generation, error,
-                                             retry_at_ms, err);
+    return store->ops->reconcile_due(store, now_ms, max, marks_json, err);
 }
 
-int ssp_store_ledger_set_room(ssp_engine *engine, const char *school, const char *kind,
-                              const char *room_id, ssp_error *err)
+int ssp_store_reconcile_done(ssp_store *store, const char *school, const char *user_id,
+                             int64_t generation, ssp_error *err)
 {
-    return engine->store->ops->ledger_set_room(engine->store, school, kind, room_id, err);
+    return store->ops->reconcile_done(store, school, user_id, generation, err);
 }
 
-int ssp_store_ledger_get_room(ssp_engine *engine, const char *school, const char *kind,
-                              char **room_id, ssp_error *err)
+int ssp_store_reconcile_failed(ssp_store *store, const char *school, const char *user_id,
+                               int64_t generation, const char *error, int64_t retry_at_ms,
+                               ssp_error *err)
 {
-    return engine->store->ops->ledger_get_room(engine->store, school, kind, room_id, err);
+    return store->ops->reconcile_failed(store, school, user_id, generation, error, retry_at_ms,
+                                        err);
 }
 
-int ssp_store_ledger_sync_config(ssp_engine *engine, size_t *schools_changed, ssp_error *err)
+int ssp_store_reconcile_set_room(ssp_store *store, const char *school, const char *kind,
+                                 const char *room_id, ssp_error *err)
 {
-    return engine->store->ops->ledger_sync_config(engine->store, schools_changed, err);
+    return store->ops->reconcile_set_room(store, school, kind, room_id, err);
 }
 
-int ssp_store_ledger_status(ssp_engine *engine, char **status_json, ssp_error *err)
+int ssp_store_reconcile_get_room(ssp_store *store, const char *school, const char *kind,
+                                 char **room_id, ssp_error *err)
 {
-    return engine->store->ops->ledger_status(engine->store, status_json, err);
+    return store->ops->reconcile_get_room(store, school, kind, room_id, err);
 }
 
-int ssp_store_ledger_status_offline(const ssp_config *config, char **status_json,
-                                    ssp_error *err)
+int ssp_store_reconcile_sync_config(ssp_store *store, size_t *schools_changed, ssp_error *err)
 {
-    return backend_for(config)->ledger_status_offline(config, status_json, err);
+    return store->ops->reconcile_sync_config(store, schools_changed, err);
 }
 
-/* ---- public API calls that are store calls ---- */
-
-int ssp_audit_query(ssp_engine *engine, const ssp_audit_filter *filter, char **result_json,
-                    ssp_error *err)
+int ssp_store_reconcile_status(ssp_store *store, char **status_json, ssp_error *err)
 {
-    *result_json = NULL;
-    if (filter->limit == 0 || filter->limit > 1000)
-        return ssp_fail(err, SSP_ERR_INPUT, "limit: expected an integer from 1 to 1000");
-    /* What was decided before the query is in its answer. */
-    if (ssp_audit_flush(engine, err) != 0)
-        return -1;
-    return engine->store->ops->audit_query(engine->store, filter, result_json, err);
+    return store->ops->reconcile_status(store, status_json, err);
 }
 
-int ssp_audit_purge(ssp_engine *engine, int64_t before_ms, uint64_t *deleted, ssp_error *err)
+int ssp_store_reconcile_status_offline(const ssp_config *config, char **status_json,
+                                       ssp_error *err)
 {
-    *deleted = 0;
-    if (engine->store == NULL)
-        return engine->config.database == NULL
-                   ? ssp_embedded_store_ops.audit_purge(NULL, before_ms, deleted, err)
-                   : ssp_fail(err, SSP_ERR_STATE, "the store is not open");
-    return engine->store->ops->audit_purge(engine->store, before_ms, deleted, err);
-}
-
-void ssp_store_get_status(ssp_engine *engine, ssp_store_status *out)
-{
-    memset(out, 0, sizeof *out);
-    if (engine->store != NULL)
-        engine->store->ops->status(engine->store, out);
-    out->roster_skipped = __atomic_load_n(&engine->roster.skipped, __ATOMIC_RELAXED);
+    return backend_for(config)->reconcile_status_offline(config, status_json, err);
 }

@@ -1,163 +1,77 @@
 /*
- * The store interface: where the roster, the audit log, the read log and
- * the reconciliation ledger are kept. Two backends implement the table of
- * operations below, chosen once at open from the config:
+ * The store router (store.c): the engine's only way into the store, where
+ * the roster, the audit log, the read log and the reconcile state are kept.
+ * Two backends implement the table of operations of store_ops.h, chosen
+ * once at open from the config:
  *
- *   store_embedded.c  one process: data_dir/roster.jsonl, audit.jsonl,
- *                     audit-reads.jsonl, reconcile.jsonl
- *   pg_store.c        PostgreSQL, shared by Synapse's workers (pg_*.c)
+ *   embedded/   one process: data_dir/roster.jsonl, audit.jsonl,
+ *               audit-reads.jsonl, reconcile.jsonl
+ *   pg/         PostgreSQL, shared by Synapse's workers
  *
- * The engine's files (roster.c, reconcile.c, audit_view.c, engine.c) call
- * the ssp_store_* router functions at the bottom (store.c), never a
- * backend; store.c is the one place that knows both. The backends see the
- * engine only through ssp_store_env (the config, the roster index and its
- * write mutex) and the audit queue they drain: never ssp_engine.
- *
- * Threads: every operation may block on disk or network and is called
- * without the GIL, from any thread, concurrently; each backend serialises
- * what it must. Errors: SSP_ERR_IO for the disk, SSP_ERR_DATABASE for an
- * error the database reported (the message is the database's),
- * SSP_ERR_UNAVAILABLE when the database cannot be reached.
+ * The engine's files (engine.c, roster.c, reconcile.c, audit.c,
+ * audit_view.c) call these functions, never a backend; store.c is the one
+ * place that knows both. Each function passes the call to the backend
+ * chosen at open and checks nothing of the caller's input (the callers
+ * did). Threads and errors: as the operations (store_ops.h).
  */
 #ifndef SSP_STORE_H
 #define SSP_STORE_H
 
 #include <jansson.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "audit_queue.h"
 #include "config.h"
+#include "error.h"
 #include "roster_index.h"
-#include "ssp.h"
+#include "store_ops.h"
 
-/* A page of the read log: since/until in ms (0: open), before_id (0: the
- * newest), at most limit records. */
-typedef struct ssp_reads_filter {
-    int64_t since_ms, until_ms, before_id;
-    size_t limit;
-} ssp_reads_filter;
-
-/* What a backend may use of the engine; all borrowed, alive until close. */
-typedef struct ssp_store_env {
-    const ssp_config *config;
-    const char *server_name;
-    const char *worker_name;
-    ssp_roster *roster;           /* filled by open; the PostgreSQL store keeps it in sync */
-    pthread_mutex_t *write_mutex; /* serialises roster writers (held around roster_append) */
-    /* The command line's open (ssp_open_options.offline): the embedded
-     * store reads a private copy and writes nothing of Synapse's; the
-     * PostgreSQL store opens only with the database reachable. */
-    bool offline;
-} ssp_store_env;
-
-/* A backend's handle starts with this. */
-typedef struct ssp_store {
-    const struct ssp_store_ops *ops;
-} ssp_store;
-
-/* What open tells the router about the audit queue to set up. */
-typedef struct ssp_store_opened {
-    int64_t last_audit_id; /* the queue's ids continue after it */
-    char audit_sink[256];  /* where records go, for error messages */
-    int audit_wake_fd;     /* an eventfd the queue writes when records arrive, or -1 */
-} ssp_store_opened;
-
-typedef struct ssp_store_ops {
-    const char *name;
-    /* The backend marks the ledger itself when a roster change reaches it
-     * (PostgreSQL: a trigger); otherwise the router marks before appending. */
-    bool marks_roster_changes;
-    /* Roster writes are durable locally at once and reach the shared store
-     * later (the roster feed acknowledges after that). */
-    bool commits_roster_later;
-
-    /* Opens the store and loads the roster into env->roster. */
-    int (*open)(const ssp_store_env *env, ssp_store **out, ssp_store_opened *opened,
-                ssp_error *err);
-    /* Starts draining the audit queue (the queue outlives the store). */
-    int (*start)(ssp_store *store, ssp_audit_log *log, ssp_error *err);
-    /* Writes what is queued (or spills it), stops the threads, frees. */
-    void (*close)(ssp_store *store);
-    void (*status)(ssp_store *store, ssp_store_status *out);
-
-    /* Durable on return. Caller holds env->write_mutex. */
-    int (*roster_append)(ssp_store *store, const ssp_roster_change *changes, size_t n,
-                         ssp_error *err);
-
-    int (*audit_query)(ssp_store *store, const ssp_audit_filter *filter, char **result_json,
-                       ssp_error *err);
-    /* [[bucket_start_ms, "rule", n], ...] ordered by bucket and rule. */
-    int (*audit_chart)(ssp_store *store, const ssp_audit_filter *filter, int64_t bucket_ms,
-                       json_t **rows, ssp_error *err);
-    /* Deletes the records with ts < before_ms (ms since the epoch). */
-    int (*audit_purge)(ssp_store *store, int64_t before_ms, uint64_t *deleted, ssp_error *err);
-    /* One read-log record (gets its "id"), durable on return. */
-    int (*reads_append)(ssp_store *store, json_t *record, ssp_error *err);
-    /* schools NULL: every read; else those confined to one of them. */
-    int (*reads_query)(ssp_store *store, json_t *schools, const ssp_reads_filter *filter,
-                       json_t **page, ssp_error *err);
-
-    /* Marks (schools[i], user_ids[i]) for every i, durable on return. */
-    int (*ledger_mark)(ssp_store *store, const char *const *schools, const char *const *user_ids,
-                       size_t n, ssp_error *err);
-    int (*ledger_due)(ssp_store *store, int64_t now_ms, size_t max, char **marks_json,
-                      ssp_error *err);
-    int (*ledger_done)(ssp_store *store, const char *school, const char *user_id,
-                       int64_t generation, ssp_error *err);
-    int (*ledger_failed)(ssp_store *store, const char *school, const char *user_id,
-                         int64_t generation, const char *error, int64_t retry_at_ms,
-                         ssp_error *err);
-    int (*ledger_set_room)(ssp_store *store, const char *school, const char *kind,
-                           const char *room_id, ssp_error *err);
-    int (*ledger_get_room)(ssp_store *store, const char *school, const char *kind,
-                           char **room_id, ssp_error *err);
-    int (*ledger_sync_config)(ssp_store *store, size_t *schools_changed, ssp_error *err);
-    int (*ledger_status)(ssp_store *store, char **status_json, ssp_error *err);
-    /* Without an open store (the CLI while Synapse runs). */
-    int (*ledger_status_offline)(const ssp_config *config, char **status_json, ssp_error *err);
-} ssp_store_ops;
-
-extern const ssp_store_ops ssp_embedded_store_ops;
-extern const ssp_store_ops ssp_pg_store_ops;
-
-/* ---- the router (store.c): the engine's only way into the store ---- */
-
-struct ssp_engine;
-/* Opens the config's backend, loads the roster, opens the audit queue and
- * starts its writer. offline: see ssp_store_env. */
-int ssp_store_open(struct ssp_engine *engine, bool offline, ssp_error *err);
-/* Closes the store (after its writer has written or spilled the queue)
- * and then the audit queue. */
-void ssp_store_close(struct ssp_engine *engine);
-/* Marks the ledger for the changed memberships (unless the backend does),
- * then appends the changes durably. Caller holds engine->write_mutex. */
-int ssp_store_roster_append(struct ssp_engine *engine, const ssp_roster_change *changes,
-                            size_t n, ssp_error *err);
-bool ssp_store_commits_roster_later(struct ssp_engine *engine);
-int ssp_store_audit_chart(struct ssp_engine *engine, const ssp_audit_filter *filter,
-                          int64_t bucket_ms, json_t **rows, ssp_error *err);
-int ssp_store_reads_append(struct ssp_engine *engine, json_t *record, ssp_error *err);
-int ssp_store_reads_query(struct ssp_engine *engine, json_t *schools,
-                          const ssp_reads_filter *filter, json_t **page, ssp_error *err);
-int ssp_store_ledger_mark(struct ssp_engine *engine, const char *const *schools,
-                          const char *const *user_ids, size_t n, ssp_error *err);
-int ssp_store_ledger_due(struct ssp_engine *engine, int64_t now_ms, size_t max,
-                         char **marks_json, ssp_error *err);
-int ssp_store_ledger_done(struct ssp_engine *engine, const char *school, const char *user_id,
-                          int64_t generation, ssp_error *err);
-int ssp_store_ledger_failed(struct ssp_engine *engine, const char *school, const char *user_id,
-                            int64_t generation, const char *error, int64_t retry_at_ms,
-                            ssp_error *err);
-int ssp_store_ledger_set_room(struct ssp_engine *engine, const char *school, const char *kind,
-                              const char *room_id, ssp_error *err);
-int ssp_store_ledger_get_room(struct ssp_engine *engine, const char *school, const char *kind,
-                              char **room_id, ssp_error *err);
-int ssp_store_ledger_sync_config(struct ssp_engine *engine, size_t *schools_changed,
+/* Opens the backend env->config names, loads the roster into env->roster,
+ * opens the audit queue (ids after the store's newest record) and starts
+ * its writer. env is borrowed until ssp_store_close. */
+int ssp_store_open(const ssp_store_env *env, ssp_audit_queue *queue, ssp_store **out,
+                   ssp_error *err);
+/* Closes the store (after its writer has written or spilled the queue),
+ * then the audit queue. */
+void ssp_store_close(ssp_store *store, ssp_audit_queue *queue);
+void ssp_store_read_status(ssp_store *store, ssp_store_status *out);
+/* Marks the reconcile state for the changed memberships of `roster` (unless
+ * the backend does), then appends the changes durably. Caller holds the
+ * roster's write mutex (ssp_store_env.write_mutex). */
+int ssp_store_roster_append(ssp_store *store, ssp_roster *roster,
+                            const ssp_roster_change *changes, size_t n, ssp_error *err);
+/* False for NULL (no store open). */
+bool ssp_store_commits_roster_later(const ssp_store *store);
+int ssp_store_audit_query(ssp_store *store, const ssp_audit_filter *filter, char **result_json,
+                          ssp_error *err);
+int ssp_store_audit_chart(ssp_store *store, const ssp_audit_filter *filter, int64_t bucket_ms,
+                          json_t **rows, ssp_error *err);
+int ssp_store_audit_purge(ssp_store *store, int64_t before_ms, uint64_t *deleted,
+                          ssp_error *err);
+/* The same without an open store: refused with the backend's reason. */
+int ssp_store_audit_purge_closed(const ssp_config *config, int64_t before_ms, uint64_t *deleted,
                                  ssp_error *err);
-int ssp_store_ledger_status(struct ssp_engine *engine, char **status_json, ssp_error *err);
-int ssp_store_ledger_status_offline(const ssp_config *config, char **status_json,
-                                    ssp_error *err);
+int ssp_store_reads_append(ssp_store *store, json_t *record, ssp_error *err);
+int ssp_store_reads_query(ssp_store *store, json_t *schools, const ssp_reads_filter *filter,
+                          json_t **page, ssp_error *err);
+int ssp_store_reconcile_mark(ssp_store *store, const char *const *schools,
+                             const char *const *user_ids, size_t n, ssp_error *err);
+int ssp_store_reconcile_due(ssp_store *store, int64_t now_ms, size_t max, char **marks_json,
+                            ssp_error *err);
+int ssp_store_reconcile_done(ssp_store *store, const char *school, const char *user_id,
+                             int64_t generation, ssp_error *err);
+int ssp_store_reconcile_failed(ssp_store *store, const char *school, const char *user_id,
+                               int64_t generation, const char *error, int64_t retry_at_ms,
+                               ssp_error *err);
+int ssp_store_reconcile_set_room(ssp_store *store, const char *school, const char *kind,
+                                 const char *room_id, ssp_error *err);
+int ssp_store_reconcile_get_room(ssp_store *store, const char *school, const char *kind,
+                                 char **room_id, ssp_error *err);
+int ssp_store_reconcile_sync_config(ssp_store *store, size_t *schools_changed, ssp_error *err);
+int ssp_store_reconcile_status(ssp_store *store, char **status_json, ssp_error *err);
+/* Without an open store (the CLI while Synapse runs). */
+int ssp_store_reconcile_status_offline(const ssp_config *config, char **status_json,
+                                       ssp_error *err);
 
 #endif

@@ -1,31 +1,12 @@
-/* Error reporting and small string/time helpers shared by the engine. */
+/* Small string, time and JSON helpers shared by the engine. */
 #include <errno.h>
 #include <stdint.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "util.h"
-
-int ssp_fail(ssp_error *err, ssp_error_code code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL)
-        return -1;
-    err->code = code;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-int ssp_fail_nomem(ssp_error *err)
-{
-    return ssp_fail(err, SSP_ERR_NOMEM, "out of memory");
-}
 
 char *ssp_strndup(const char *s, size_t n)
 {
@@ -49,6 +30,17 @@ int64_t ssp_now_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &now);
     return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+void ssp_deadline_after_ms(struct timespec *deadline, int64_t ms)
+{
+    clock_gettime(CLOCK_REALTIME, deadline);
+    deadline->tv_sec += (time_t)(ms / 1000);
+    deadline->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (deadline->tv_nsec >= 1000000000L) {
+        deadline->tv_sec++;
+        deadline->tv_nsec -= 1000000000L;
+    }
 }
 
 int ssp_write_all(int fd, const char *buf, size_t len)

@@ -1,6 +1,6 @@
 /*
- * Errors and small helpers shared by every engine file (util.c, strmap.c
- * for ssp_strmap_reserve's neighbours). No dependency but ssp.h and jansson.
+ * Small helpers shared by every engine file (util.c): strings, time, UTF-8,
+ * JSON text. No dependency but error.h and jansson.
  */
 #ifndef SSP_UTIL_H
 #define SSP_UTIL_H
@@ -9,17 +9,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
-#include "ssp.h"
-
-/* Sets err (if not NULL) and returns -1, so callers can `return ssp_fail(...)`. */
-int ssp_fail(ssp_error *err, ssp_error_code code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-int ssp_fail_nomem(ssp_error *err);
+#include "error.h"
 
 char *ssp_strdup(const char *s);
 char *ssp_strndup(const char *s, size_t n);
 int64_t ssp_now_ms(void);
+/* The CLOCK_REALTIME time ms from now: a deadline for pthread_cond_timedwait. */
+void ssp_deadline_after_ms(struct timespec *deadline, int64_t ms);
 /* write(2) until everything is written; -1 with errno on failure. */
 int ssp_write_all(int fd, const char *buf, size_t len);
 /* Makes *buf (*cap bytes; NULL when 0) hold at least need bytes: when it

@@ -21,7 +21,7 @@
 #include "py/mapping.h"
 #include "py/request_event.h"
 #include "py/request_room.h"
-#include "room_shape.h"
+#include "rules/room_shape.h"
 
 /* ---- what decide() answers with ----
  *

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "py/mapping.h"
-#include "room_shape.h"
+#include "rules/room_shape.h"
 
 int policy_from_mapping(PyObject *content, ssp_room_policy *policy, borrowed *b)
 {

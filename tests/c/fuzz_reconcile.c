@@ -1,6 +1,6 @@
 /*
- * libFuzzer target: the reconciliation ledger's replay (reconcile.c,
- * replay_ledger_line via ssp_jsonl_replay in journal.c).
+ * libFuzzer target: the reconcile state's replay (embedded/reconcile_jsonl.c,
+ * replay_reconcile_line via ssp_jsonl_replay in files.c).
  *
  * Writes the input as data_dir/reconcile.jsonl in a temporary data dir made
  * once per process, reads it with ssp_reconcile_status_offline, opens an

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "room_shape.h"
+#include "rules/room_shape.h"
 #include "ssp_private.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

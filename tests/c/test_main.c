@@ -8,22 +8,29 @@ int main(void)
 {
     ssp_global_init();
     run_config_tests();
+    run_selfcheck_hardening_tests();
     run_strmap_tests();
     run_roster_parse_tests();
     run_roster_api_tests();
     run_decide_tests();
+    run_rule_opt_in_tests();
+    run_sign_in_tests();
+    run_rule_one_way_tests();
+    run_rule_locks_tests();
+    run_rule_visibility_tests();
+    run_rule_closed_doors_tests();
+    run_rule_special_rooms_tests();
+    run_matrix_tests();
     run_audit_tests();
+    run_audit_denial_tests();
     run_store_tests();
     run_pgstore_tests();
     run_store_layer_tests();
-    run_special_rooms_tests();
     run_reconcile_tests();
-    run_doors_tests();
+    run_reconcile_plan_tests();
     run_roster_feed_tests();
     run_audit_view_tests();
     run_offline_tests();
     run_room_shape_tests();
-    run_sign_in_tests();
-    run_selfcheck_hardening_tests();
     return check_finish();
 }

@@ -1,4 +1,4 @@
-/* The PostgreSQL store without a server (pgstore.c): a database that is
+/* The PostgreSQL store without a server (pg/pg_store.c): a database that is
  * unreachable at start-up. Decisions go on from the local roster cache and
  * outbox; roster writes are kept in the outbox, audit records in the spill
  * file, across a restart. The tests with a server are in tests/system/test_workers.py. */

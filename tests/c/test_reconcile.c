@@ -1,4 +1,4 @@
-/* The reconciliation ledger on the embedded store (reconcile.c): marks,
+/* The reconcile state on the embedded store (reconcile.c): marks,
  * generations, failures and backoff, special rooms, applied config, the
  * reconcile.jsonl file across restarts, and the marks roster changes make.
  * The PostgreSQL side is tested in tests/system/test_reconcile_ledger.py. */
@@ -229,7 +229,7 @@ out:
     tu_teardown(&fx);
 }
 
-static void reconcile_ledger_survives_a_restart_with_monotonic_generations(void)
+static void reconcile_state_survives_a_restart_with_monotonic_generations(void)
 {
     tu_fixture fx;
     int64_t before, after;
@@ -335,7 +335,7 @@ out:
 
 /* Regression (found writing fuzz_reconcile): a line with gen INT64_MAX
  * made replay compute INT64_MAX + 1 (signed overflow, UBSan). Such a
- * generation is corrupt; the largest the ledger accepts still leaves room
+ * generation is corrupt; the largest the reconcile state accepts still leaves room
  * to count on. */
 static void reconcile_generation_overflow_is_a_corrupt_line(void)
 {
@@ -454,7 +454,7 @@ static void reconcile_roster_changes_mark_old_and_new_schools(void)
     REQUIRE_OK(ssp_roster_delete(fx.engine, ANNA, &existed, &fx.err), fx.err);
     summary = due_summary(&fx, ssp_now_ms());
     CHECK_STR_EQ(summary, "rs-ost/@anna:school.example@0");
-    /* the mark is in the ledger file before the change is in the roster journal */
+    /* the mark is in reconcile.jsonl before the change is in the roster journal */
     path = tu_path(fx.dir, "reconcile.jsonl");
     line = tu_read_file(path, NULL);
     CHECK_CONTAINS(line, "{\"op\":\"mark\",\"school\":\"rs-ost\",\"user\":\"@anna:school.example\"");
@@ -576,7 +576,7 @@ static void reconcile_status_and_status_offline_agree(void)
     CHECK_STR_EQ(after, before);
     free(offline);
     offline = NULL;
-    /* a data dir without a ledger file reads as empty */
+    /* a data dir without a reconcile.jsonl reads as empty */
     REQUIRE(unlink(path) == 0);
     REQUIRE_OK(ssp_reconcile_status_offline(fx.config, strlen(fx.config), &offline, &fx.err),
                fx.err);
@@ -597,7 +597,7 @@ void run_reconcile_tests(void)
     RUN(reconcile_remark_while_working_survives_done_of_the_old_generation);
     RUN(reconcile_failed_backs_off_and_a_remark_makes_it_due_again);
     RUN(reconcile_rejects_bad_input_naming_it);
-    RUN(reconcile_ledger_survives_a_restart_with_monotonic_generations);
+    RUN(reconcile_state_survives_a_restart_with_monotonic_generations);
     RUN(reconcile_torn_last_line_is_cut_off);
     RUN(reconcile_corrupt_line_fails_the_open_naming_file_and_line);
     RUN(reconcile_generation_overflow_is_a_corrupt_line);

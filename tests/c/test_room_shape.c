@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "room_shape.h"
+#include "rules/room_shape.h"
 #include "ssp_private.h"
 #include "tests.h"
 #include "testutil.h"

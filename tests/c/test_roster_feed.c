@@ -9,9 +9,10 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "engine.h"
+#include "embedded/embedded_store.h"
+#include "engine_state.h"
 #include "roster_feed.h"
-#include "store_embedded.h"
+#include "roster_feed_api.h"
 #include "tests.h"
 #include "testutil.h"
 
@@ -220,11 +221,11 @@ static void feed_store_failure_is_retried_not_rejected(void)
 
     if (!tu_setup(&fx, NULL))
         return;
-    /* the ledger's and the journal's files now refuse writes, like a disk gone bad */
+    /* the reconcile state's and the journal's files now refuse writes, like a disk gone bad */
     ro = open("/dev/null", O_RDONLY | O_CLOEXEC);
     REQUIRE(ro >= 0);
     emb = (ssp_embedded_store *)fx.engine->store;
-    REQUIRE(dup2(ro, emb->ledger.file.fd) >= 0);
+    REQUIRE(dup2(ro, emb->reconcile.file.fd) >= 0);
     REQUIRE(dup2(ro, emb->journal.fd) >= 0);
     close(ro);
     CHECK_INT_EQ(ssp_feed_apply(fx.engine, GOOD_ANNA, strlen(GOOD_ANNA), &upserted, &fx.err),

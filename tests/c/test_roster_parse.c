@@ -474,14 +474,14 @@ static void roster_user_id_check_names_the_path_and_counts_bytes(void)
 
     memset(long_id, 'x', sizeof long_id);
     memcpy(long_id, "@a:", 3);
-    CHECK_OK(ssp_roster_check_user_id("user_id", long_id, 255, NULL, &err), err);
-    CHECK_INT_EQ(ssp_roster_check_user_id("user_id", long_id, 256, NULL, &err), -1);
+    CHECK_OK(ssp_check_user_id("user_id", long_id, 255, NULL, &err), err);
+    CHECK_INT_EQ(ssp_check_user_id("user_id", long_id, 256, NULL, &err), -1);
     CHECK_STR_EQ(err.message, "user_id: is longer than 255 bytes");
-    CHECK_INT_EQ(ssp_roster_check_user_id("users[2].user_id", "@a:b\0c", 6, "b", &err), -1);
+    CHECK_INT_EQ(ssp_check_user_id("users[2].user_id", "@a:b\0c", 6, "b", &err), -1);
     CHECK_STR_EQ(err.message, "users[2].user_id: contains a NUL character");
-    CHECK_OK(ssp_roster_check_user_id("user_id", "@a:b", 4, "b", &err), err);
-    CHECK_OK(ssp_roster_check_school("school", "gym-nord", 8, &err), err);
-    CHECK_INT_EQ(ssp_roster_check_school("school", "gym\0", 4, &err), -1);
+    CHECK_OK(ssp_check_user_id("user_id", "@a:b", 4, "b", &err), err);
+    CHECK_OK(ssp_check_school_id("school", "gym-nord", 8, &err), err);
+    CHECK_INT_EQ(ssp_check_school_id("school", "gym\0", 4, &err), -1);
     CHECK_STR_EQ(err.message, "school: contains a control character");
 }
 

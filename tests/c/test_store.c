@@ -1,5 +1,5 @@
 /* The embedded store across restarts: roster journal and audit log files
- * (journal.c, audit.c, engine.c). */
+ * (journal.c, embedded/audit_file.c, engine.c). */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>

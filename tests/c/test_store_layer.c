@@ -1,16 +1,16 @@
 /* The storage layer's own parts: the audit queue's writers' side shared by
- * both stores (audit.c), the roster index's load functions the stores use
+ * both stores (audit_queue.c), the roster index's load functions the stores use
  * (roster_index.c), and the router's choice of backend (store.c). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "embedded/embedded_store.h"
 #include "ssp_private.h"
-#include "store_embedded.h"
 #include "tests.h"
 #include "testutil.h"
 
-static void submit(ssp_audit_log *log, const char *actor)
+static void submit(ssp_audit_queue *log, const char *actor)
 {
     REQUIRE(ssp_audit_submit(log, SSP_RULE_NOT_ON_ROSTER, SSP_CB_CHECK_LOGIN_FOR_SPAM, true,
                              actor, NULL, NULL, NULL, NULL) > 0);
@@ -18,7 +18,7 @@ static void submit(ssp_audit_log *log, const char *actor)
 
 static void audit_queue_take_put_back_and_mark_written_keep_order_and_ids(void)
 {
-    ssp_audit_log log;
+    ssp_audit_queue log;
     ssp_audit_batch batch;
     ssp_error err = {0};
 
@@ -111,7 +111,7 @@ static void router_opens_the_embedded_store_without_database(void)
         return;
     REQUIRE(fx.engine->store != NULL);
     CHECK(fx.engine->store->ops == &ssp_embedded_store_ops);
-    CHECK(!ssp_store_commits_roster_later(fx.engine));
+    CHECK(!ssp_store_commits_roster_later(fx.engine->store));
     ssp_store_get_status(fx.engine, &st);
     CHECK(!st.postgres);
     CHECK(st.connected);

@@ -1,0 +1,31 @@
+/*
+ * The embedded store's read log, data_dir/audit-reads.jsonl (reads_file.c).
+ * Appended to by any reader, the command line's offline open included.
+ */
+#ifndef SSP_READS_FILE_H
+#define SSP_READS_FILE_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "store_ops.h"
+
+typedef struct ssp_reads_file {
+    char *path;            /* data_dir/audit-reads.jsonl */
+    pthread_mutex_t mutex; /* serialises appends */
+    bool mutex_ready;
+    int64_t next_id; /* 0: not known yet (read from the file at first use) */
+} ssp_reads_file;
+
+int ssp_reads_file_open(ssp_reads_file *file, const char *data_dir, ssp_error *err);
+void ssp_reads_file_close(ssp_reads_file *file);
+/* One read-log record (gets its "id"), durable on return. */
+int ssp_reads_file_append(ssp_reads_file *file, json_t *record, ssp_error *err);
+/* schools NULL: every read; else those confined to one of them. */
+int ssp_reads_file_query(ssp_reads_file *file, json_t *schools, const ssp_reads_filter *filter,
+                         json_t **page, ssp_error *err);
+
+#endif

@@ -1,0 +1,533 @@
+/*
+ * The PostgreSQL store's audit log: the store thread drains the audit
+ * queue (audit_queue.h) into multi-row INSERTs, or, while the database is
+ * away, into the spill file (data_dir/<worker>.audit-spill.jsonl,
+ * fdatasync), which it drains into the database once connected. A batch is
+ * marked written (and its waiters woken) only after the COMMIT or the
+ * fdatasync. Also the callers' queries: audit pages, the chart's counts,
+ * the read log, purges.
+ *
+ * Exactly once: every audit record carries (origin, origin_seq), unique in
+ * the table; origin names the worker and this process's boot. A batch whose
+ * commit was not confirmed is sent again and ON CONFLICT DO NOTHING drops
+ * what had arrived.
+ *
+ * Ownership: records taken from the queue belong to the thread until they
+ * are marked written (freed) or put back; rows are freed where they are read.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "pg/pg_audit.h"
+#include "pg/pg_conn.h"
+#include "pg/pg_state.h"
+#include "util.h"
+
+#define AUDIT_BATCH_MAX 2000
+#define SPILL_BATCH_MAX 2000
+
+static const char AUDIT_INSERT_SQL[] =
+    "INSERT INTO school_policy.audit (ts, rule, callback, enforced, actor, target, room_id,"
+    " event_type, school, worker, origin, origin_seq)"
+    " SELECT timestamptz 'epoch' + x.ts * interval '1 millisecond', x.rule, x.callback,"
+    " x.enforced, x.actor, x.target, x.room_id, x.event_type, x.school, x.worker, x.origin, x.id"
+    " FROM ROWS FROM (json_to_recordset($1::json) AS (id bigint, ts bigint, rule text,"
+    " callback text, enforced boolean, actor text, target text, room_id text, event_type text,"
+    " school text, worker text, origin text)) WITH ORDINALITY AS x(id, ts, rule, callback,"
+    " enforced, actor, target, room_id, event_type, school, worker, origin, ord)"
+    " ORDER BY x.ord"
+    " ON CONFLICT (origin, origin_seq) DO NOTHING";
+
+/* ---- writing ---- */
+
+/* One queued record as the JSON object the insert and the spill file use. */
+static char *record_line(ssp_pgstore *pg, const ssp_audit_record *rec)
+{
+    json_t *obj = ssp_audit_record_to_json(rec, pg->env->worker_name);
+    char *text = NULL;
+
+    if (obj != NULL && json_object_set_new(obj, "origin", json_string(pg->origin)) == 0)
+        text = ssp_json_dumps_checked(obj);
+    json_decref(obj);
+    return text;
+}
+
+/* Serialises a chain of records as a JSON array (as_array) or as lines. */
+static char *serialise_records(ssp_pgstore *pg, const ssp_audit_record *batch, bool as_array,
+                               size_t *len_out)
+{
+    char *buf = NULL;
+    size_t used = 0, cap = 0;
+
+    for (const ssp_audit_record *rec = batch; rec != NULL; rec = rec->next) {
+        char *line = record_line(pg, rec);
+        size_t line_len;
+
+        if (line == NULL)
+            goto oom;
+        line_len = strlen(line);
+        if (ssp_buf_reserve(&buf, &cap, used + line_len + 4) != 0) {
+            free(line);
+            goto oom;
+        }
+        if (as_array)
+            buf[used++] = rec == batch ? '[' : ',';
+        memcpy(buf + used, line, line_len);
+        used += line_len;
+        if (!as_array)
+            buf[used++] = '\n';
+        free(line);
+    }
+    if (buf == NULL)
+        return NULL;
+    if (as_array)
+        buf[used++] = ']';
+    buf[used] = '\0';
+    *len_out = used;
+    return buf;
+oom:
+    free(buf);
+    return NULL;
+}
+
+/* [store thread] Inserts everything queued, AUDIT_BATCH_MAX records a
+ * statement (each its own transaction). -1: database error, the records
+ * are back in the queue. */
+int ssp_pg_audit_write_queue(ssp_pgstore *pg, ssp_error *err)
+{
+    ssp_audit_queue *queue = pg->audit;
+    ssp_audit_batch batch;
+
+    while (ssp_audit_take(queue, AUDIT_BATCH_MAX, &batch)) {
+        size_t len = 0;
+        char *payload = serialise_records(pg, batch.first, true, &len);
+        const char *params[1] = {payload};
+        int rc;
+
+        if (payload == NULL) {
+            ssp_audit_put_back(queue, &batch);
+            return ssp_fail_nomem(err);
+        }
+        rc = ssp_pg_exec(pg->conn, AUDIT_INSERT_SQL, 1, params, false, "audit insert", err);
+        free(payload);
+        if (rc != 0) {
+            ssp_audit_put_back(queue, &batch);
+            return -1;
+        }
+        /* committed (autocommit): now the records are durable */
+        ssp_audit_mark_written(queue, &batch);
+    }
+    return 0;
+}
+
+/* [store thread] While the database is away: appends everything queued to
+ * the spill file, fdatasync'ed. On a disk error the records stay queued in
+ * memory and are retried. */
+void ssp_pg_audit_spill_queue(ssp_pgstore *pg)
+{
+    ssp_audit_queue *queue = pg->audit;
+    ssp_audit_batch batch;
+
+    while (ssp_audit_take(queue, AUDIT_BATCH_MAX, &batch)) {
+        size_t len = 0;
+        char *lines = serialise_records(pg, batch.first, false, &len);
+        off_t size_before = lseek(pg->spill_fd, 0, SEEK_END);
+        bool ok = lines != NULL && size_before >= 0 &&
+                  ssp_write_all(pg->spill_fd, lines, len) == 0 && fdatasync(pg->spill_fd) == 0;
+
+        free(lines);
+        if (!ok) {
+            if (size_before >= 0 && ftruncate(pg->spill_fd, size_before) != 0) {
+                /* the torn line is cut off when the file is drained */
+            }
+            ssp_pg_set_error(pg, "cannot write the audit spill file %s: %s", pg->spill_path,
+                             strerror(errno));
+            ssp_audit_put_back(queue, &batch);
+            return;
+        }
+        pthread_mutex_lock(&pg->mutex);
+        pg->audit_spilled_total += batch.count;
+        pg->audit_spill_pending += batch.count;
+        pthread_mutex_unlock(&pg->mutex);
+        /* fdatasync'ed: now the records are durable */
+        ssp_audit_mark_written(queue, &batch);
+    }
+}
+
+/* [store thread] Inserts the spill file's records in order, in batches,
+ * then empties it. A crash half-way sends some records twice; the unique
+ * (origin, origin_seq) keeps one of each. */
+int ssp_pg_audit_drain_spill(ssp_pgstore *pg, ssp_error *err)
+{
+    off_t size = lseek(pg->spill_fd, 0, SEEK_END);
+    char *data, *cursor;
+
+    if (size <= pg->spill_drained) {
+        if (size > 0 && ftruncate(pg->spill_fd, 0) == 0)
+            pg->spill_drained = 0;
+        return 0;
+    }
+    data = ssp_read_range(pg->spill_fd, pg->spill_drained, size);
+    if (data == NULL)
+        return ssp_fail(err, SSP_ERR_IO, "cannot read %s: %s", pg->spill_path, strerror(errno));
+    cursor = data;
+    while (*cursor) {
+        char *start = cursor, *payload, *p;
+        size_t n = 0, span;
+        const char *params[1];
+        int rc;
+
+        /* Up to SPILL_BATCH_MAX whole lines; a torn last line is left. */
+        for (p = cursor; n < SPILL_BATCH_MAX;) {
+            char *nl = strchr(p, '\n');
+
+            if (nl == NULL)
+                break;
+            p = nl + 1;
+            n++;
+        }
+        if (n == 0)
+            break;
+        span = (size_t)(p - start);
+        payload = malloc(span + 2);
+        if (payload == NULL) {
+            free(data);
+            return ssp_fail_nomem(err);
+        }
+        payload[0] = '[';
+        memcpy(payload + 1, start, span);
+        /* newlines between objects become commas; the last one the bracket */
+        for (size_t i = 1; i <= span; i++) {
+            if (payload[i] == '\n')
+                payload[i] = ',';
+        }
+        payload[span] = ']';
+        payload[span + 1] = '\0';
+        params[0] = payload;
+        rc = ssp_pg_exec(pg->conn, AUDIT_INSERT_SQL, 1, params, false, "spill drain", err);
+        free(payload);
+        if (rc != 0) {
+            free(data);
+            return -1;
+        }
+        pg->spill_drained += (off_t)span;
+        cursor = p;
+        pthread_mutex_lock(&pg->mutex);
+        pg->audit_spill_pending = pg->audit_spill_pending > n ? pg->audit_spill_pending - n : 0;
+        pthread_mutex_unlock(&pg->mutex);
+    }
+    free(data);
+    if (pg->spill_drained >= size || lseek(pg->spill_fd, 0, SEEK_END) == pg->spill_drained) {
+        /* Only this thread appends to the spill file. */
+        if (ftruncate(pg->spill_fd, 0) == 0)
+            pg->spill_drained = 0;
+    }
+    return 0;
+}
+
+bool ssp_pg_audit_spill_waiting(ssp_pgstore *pg)
+{
+    return lseek(pg->spill_fd, 0, SEEK_END) > 0;
+}
+
+/* Cuts a torn last line off the spill file and counts its records. */
+int ssp_pg_audit_open_spill(ssp_pgstore *pg, ssp_error *err)
+{
+    off_t size;
+    char *data;
+
+    pg->spill_fd = open(pg->spill_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (pg->spill_fd < 0)
+        return ssp_fail(err, SSP_ERR_IO, "cannot open %s: %s", pg->spill_path, strerror(errno));
+    size = lseek(pg->spill_fd, 0, SEEK_END);
+    if (size <= 0)
+        return 0;
+    data = ssp_read_range(pg->spill_fd, 0, size);
+    if (data == NULL)
+        return ssp_fail(err, SSP_ERR_IO, "cannot read %s: %s", pg->spill_path, strerror(errno));
+    {
+        char *last_nl = strrchr(data, '\n');
+        off_t keep = last_nl ? (off_t)(last_nl - data) + 1 : 0;
+
+        for (char *p = data; p < data + keep; p++) {
+            if (*p == '\n')
+                pg->audit_spill_pending++;
+        }
+        if (keep < size && ftruncate(pg->spill_fd, keep) != 0) {
+            free(data);
+            return ssp_fail(err, SSP_ERR_IO, "cannot truncate %s: %s", pg->spill_path,
+                            strerror(errno));
+        }
+    }
+    free(data);
+    /* The store thread drains it on its first pass with a connection. */
+    return 0;
+}
+
+/* ---- the callers' queries [caller thread] ---- */
+
+/* A reader's schools as the JSON array text that the queries compare
+ * with ($n::json); NULL when out of memory. The caller frees it. */
+static char *schools_param(const ssp_audit_filter *f)
+{
+    json_t *list = json_array();
+    char *text;
+
+    for (size_t i = 0; list != NULL && i < f->n_schools; i++) {
+        if (json_array_append_new(list, json_string(f->schools[i])) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    text = list ? ssp_json_dumps_checked(list) : NULL;
+    json_decref(list);
+    return text;
+}
+
+int ssp_pg_audit_query(ssp_store *store, const ssp_audit_filter *f, char **result_json,
+                       ssp_error *err)
+{
+    ssp_pgstore *pg = (ssp_pgstore *)store;
+    char since[32], until[32], before[32], limit[32];
+    const char *params[8];
+    ssp_pg_rows *res = NULL;
+    json_t *records = NULL, *result = NULL;
+    char *schools = NULL;
+    int rows, rc = -1;
+
+    snprintf(since, sizeof since, "%lld", (long long)f->since_ms);
+    snprintf(until, sizeof until, "%lld", (long long)f->until_ms);
+    snprintf(before, sizeof before, "%lld", (long long)f->before_id);
+    snprintf(limit, sizeof limit, "%zu", f->limit + 1);
+    params[0] = since;
+    params[1] = until;
+    params[2] = f->rule;
+    params[3] = f->school;
+    params[4] = f->user;
+    params[5] = before;
+    params[6] = limit;
+    if (f->schools != NULL && (schools = schools_param(f)) == NULL)
+        return ssp_fail_nomem(err);
+    params[7] = schools;
+    res = ssp_pg_session_query(&pg->queries,
+                "SELECT id, (extract(epoch FROM ts) * 1000)::bigint, rule, callback, enforced,"
+                " actor, target, room_id, event_type, school, worker"
+                " FROM school_policy.audit"
+                " WHERE ($1::bigint = 0 OR ts >= timestamptz 'epoch' + $1::bigint * interval '1 ms')"
+                " AND ($2::bigint = 0 OR ts < timestamptz 'epoch' + $2::bigint * interval '1 ms')"
+                " AND ($3::text IS NULL OR rule = $3) AND ($4::text IS NULL OR school = $4)"
+                " AND ($5::text IS NULL OR actor = $5 OR target = $5)"
+                " AND ($6::bigint = 0 OR id < $6::bigint)"
+                " AND ($8::json IS NULL OR school = ANY (ARRAY(SELECT json_array_elements_text($8::json))))"
+                " ORDER BY id DESC LIMIT $7::bigint",
+                8, params, true, err);
+    free(schools);
+    if (res == NULL)
+        return -1;
+    rows = ssp_pg_nrows(res);
+    records = json_array();
+    if (records == NULL)
+        goto oom;
+    for (int i = 0; i < rows && (size_t)i < f->limit; i++) {
+        json_t *rec = json_object();
+        static const char *const text_fields[] = {"actor",  "target", "room_id",
+                                                  "event_type", "school"};
+
+        if (rec == NULL || json_array_append_new(records, rec) != 0)
+            goto oom;
+        if (json_object_set_new(rec, "id", json_integer(ssp_pg_int(res, i, 0))) ||
+            json_object_set_new(rec, "ts", json_integer(ssp_pg_int(res, i, 1))) ||
+            json_object_set_new(rec, "rule", json_string(ssp_pg_value(res, i, 2))) ||
+            json_object_set_new(rec, "callback", json_string(ssp_pg_value(res, i, 3))) ||
+            json_object_set_new(rec, "enforced", json_boolean(ssp_pg_value(res, i, 4)[0] == 't')))
+            goto oom;
+        for (int k = 0; k < 5; k++) {
+            json_t *value = ssp_pg_isnull(res, i, 5 + k) ? json_null()
+                                                       : json_string(ssp_pg_value(res, i, 5 + k));
+
+            if (json_object_set_new(rec, text_fields[k], value) != 0)
+                goto oom;
+        }
+        if (json_object_set_new(rec, "worker", json_string(ssp_pg_value(res, i, 10))) != 0)
+            goto oom;
+    }
+    result = ssp_audit_page(records, (size_t)rows > f->limit
+                                         ? ssp_pg_value(res, (int)f->limit - 1, 0)
+                                         : NULL);
+    if (result == NULL)
+        goto oom;
+    rc = ssp_json_dump_to(result, result_json, err);
+    goto done;
+oom:
+    ssp_fail_nomem(err);
+done:
+    ssp_pg_rows_free(res);
+    json_decref(records);
+    json_decref(result);
+    return rc;
+}
+
+/* [caller thread] Counts per (bucket, rule). Bucket starts are aligned to
+ * `since`; the (school, ts) index holds the rule, so a school's counts are
+ * an index-only scan of its records in the range. */
+int ssp_pg_audit_chart(ssp_store *store, const ssp_audit_filter *f, int64_t bucket_ms,
+                       json_t **rows, ssp_error *err)
+{
+    ssp_pgstore *pg = (ssp_pgstore *)store;
+    char since[32], until[32], bucket[32];
+    const char *params[7];
+    char *schools = NULL;
+    ssp_pg_rows *res;
+    int rc = -1;
+
+    *rows = NULL;
+    snprintf(since, sizeof since, "%lld", (long long)f->since_ms);
+    snprintf(until, sizeof until, "%lld", (long long)f->until_ms);
+    snprintf(bucket, sizeof bucket, "%lld", (long long)bucket_ms);
+    if (f->schools != NULL && (schools = schools_param(f)) == NULL)
+        return ssp_fail_nomem(err);
+    params[0] = since;
+    params[1] = until;
+    params[2] = bucket;
+    params[3] = f->rule;
+    params[4] = f->school;
+    params[5] = f->user;
+    params[6] = schools;
+    res = ssp_pg_session_query(&pg->queries,
+                       "SELECT $1::bigint + ((extract(epoch FROM ts) * 1000)::bigint - $1::bigint)"
+                       "   / $3::bigint * $3::bigint AS b, rule, count(*)"
+                       " FROM school_policy.audit"
+                       " WHERE ts >= timestamptz 'epoch' + $1::bigint * interval '1 ms'"
+                       " AND ts < timestamptz 'epoch' + $2::bigint * interval '1 ms'"
+                       " AND ($4::text IS NULL OR rule = $4) AND ($5::text IS NULL OR school = $5)"
+                       " AND ($6::text IS NULL OR actor = $6 OR target = $6)"
+                       " AND ($7::json IS NULL OR school = ANY (ARRAY(SELECT json_array_elements_text($7::json))))"
+                       " GROUP BY 1, 2 ORDER BY 1, 2",
+                       7, params, true, err);
+    free(schools);
+    if (res == NULL)
+        return -1;
+    *rows = json_array();
+    if (*rows == NULL)
+        goto oom;
+    for (int i = 0; i < ssp_pg_nrows(res); i++) {
+        if (json_array_append_new(*rows, json_pack("[I, s, I]",
+                                                   (json_int_t)ssp_pg_int(res, i, 0),
+                                                   ssp_pg_value(res, i, 1),
+                                                   (json_int_t)ssp_pg_int(res, i, 2))) != 0)
+            goto oom;
+    }
+    rc = 0;
+    goto done;
+oom:
+    ssp_fail_nomem(err);
+    json_decref(*rows);
+    *rows = NULL;
+done:
+    ssp_pg_rows_free(res);
+    return rc;
+}
+
+/* [caller thread] One read-log row, committed before return. */
+int ssp_pg_reads_append(ssp_store *store, json_t *record, ssp_error *err)
+{
+    char *text = ssp_json_dumps_checked(record);
+    const char *params[1] = {text};
+    int rc;
+
+    if (text == NULL)
+        return ssp_fail_nomem(err);
+    rc = ssp_pg_session_exec(&((ssp_pgstore *)store)->queries,
+                     "INSERT INTO school_policy.audit_reads (ts, reader, access, op, query, schools,"
+                     " worker) SELECT timestamptz 'epoch' + (r->>'ts')::bigint * interval '1 ms',"
+                     " r->>'reader', r->>'access', r->>'op', r->'query', NULLIF(r->'schools', 'null'::jsonb),"
+                     " r->>'worker' FROM (SELECT $1::jsonb AS r) s",
+                     1, params, false, err);
+    free(text);
+    return rc;
+}
+
+/* [caller thread] A page of the read log, newest first. */
+int ssp_pg_reads_query(ssp_store *store, json_t *schools, const ssp_reads_filter *filter,
+                       json_t **page, ssp_error *err)
+{
+    char since[32], until[32], before[32], lim[32];
+    char *schools_json = NULL;
+    const char *params[5] = {since, until, before, lim, NULL};
+    int64_t since_ms = filter->since_ms, until_ms = filter->until_ms;
+    int64_t before_id = filter->before_id;
+    size_t limit = filter->limit;
+    ssp_pg_rows *res;
+    json_t *records = NULL;
+    int rows, rc = -1;
+
+    *page = NULL;
+    snprintf(since, sizeof since, "%lld", (long long)since_ms);
+    snprintf(until, sizeof until, "%lld", (long long)until_ms);
+    snprintf(before, sizeof before, "%lld", (long long)before_id);
+    snprintf(lim, sizeof lim, "%zu", limit + 1);
+    if (schools != NULL && (schools_json = ssp_json_dumps_checked(schools)) == NULL)
+        return ssp_fail_nomem(err);
+    params[4] = schools_json;
+    res = ssp_pg_session_query(&((ssp_pgstore *)store)->queries,
+                       "SELECT json_build_object('id', id, 'ts', (extract(epoch FROM ts) * 1000)::bigint,"
+                       " 'reader', reader, 'access', access, 'op', op, 'query', query,"
+                       " 'schools', schools, 'worker', worker)::text, id"
+                       " FROM school_policy.audit_reads"
+                       " WHERE ($1::bigint = 0 OR ts >= timestamptz 'epoch' + $1::bigint * interval '1 ms')"
+                       " AND ($2::bigint = 0 OR ts < timestamptz 'epoch' + $2::bigint * interval '1 ms')"
+                       " AND ($3::bigint = 0 OR id < $3::bigint)"
+                       " AND ($5::jsonb IS NULL OR schools ?| ARRAY(SELECT jsonb_array_elements_text($5::jsonb)))"
+                       " ORDER BY id DESC LIMIT $4::bigint",
+                       5, params, true, err);
+    free(schools_json);
+    if (res == NULL)
+        return -1;
+    rows = ssp_pg_nrows(res);
+    records = json_array();
+    if (records == NULL)
+        goto oom;
+    for (int i = 0; i < rows && (size_t)i < limit; i++) {
+        json_t *rec = json_loads(ssp_pg_value(res, i, 0), 0, NULL);
+
+        if (rec == NULL || json_array_append_new(records, rec) != 0)
+            goto oom;
+    }
+    /* The id column of the page's last row is where the next page starts,
+     * as in ssp_pg_audit_query. */
+    *page = ssp_audit_page(records, (size_t)rows > limit ? ssp_pg_value(res, (int)limit - 1, 1)
+                                                         : NULL);
+    if (*page == NULL)
+        goto oom;
+    rc = 0;
+    goto done;
+oom:
+    ssp_fail_nomem(err);
+done:
+    ssp_pg_rows_free(res);
+    json_decref(records);
+    return rc;
+}
+
+int ssp_pg_audit_purge(ssp_store *store, int64_t before_ms, uint64_t *deleted, ssp_error *err)
+{
+    ssp_pgstore *pg = (ssp_pgstore *)store;
+    char cutoff[32];
+    const char *params[1] = {cutoff};
+    ssp_pg_rows *res;
+
+    snprintf(cutoff, sizeof cutoff, "%lld", (long long)before_ms);
+    res = ssp_pg_session_query(&pg->queries,
+                               "DELETE FROM school_policy.audit"
+                               " WHERE ts < timestamptz 'epoch' + $1::bigint * interval '1 ms'",
+                               1, params, false, err);
+    if (res == NULL)
+        return -1;
+    *deleted = ssp_pg_affected(res);
+    ssp_pg_rows_free(res);
+    return 0;
+}

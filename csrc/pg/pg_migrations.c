@@ -1,0 +1,204 @@
+/*
+ * The PostgreSQL schema (school_policy.*), one SQL text per migration.
+ *
+ * Migration n brings the schema from version n-1 to n. Never edit one that
+ * has shipped: add the next (MIGRATION_4_SQL, ...), list it in MIGRATIONS
+ * and raise SCHEMA_VERSION. docs/schema.md describes the result.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "error.h"
+#include "pg/pg_conn.h"
+#include "pg/pg_migrations.h"
+
+#define SCHEMA_VERSION 3
+
+/* 1: roster, change log with NOTIFY, audit */
+static const char MIGRATION_1_SQL[] =
+    "CREATE TABLE school_policy.roster ("
+    "  user_id text NOT NULL,"
+    "  school text NOT NULL,"
+    "  role text NOT NULL CHECK (role IN ('student', 'teacher', 'admin')),"
+    "  PRIMARY KEY (user_id, school));"
+    "CREATE TABLE school_policy.roster_changes ("
+    "  version bigserial PRIMARY KEY,"
+    "  user_id text," /* NULL: everything changed (TRUNCATE) */
+    "  changed_at timestamptz NOT NULL DEFAULT now());"
+    "CREATE INDEX roster_changes_changed_at ON school_policy.roster_changes (changed_at);"
+    "CREATE FUNCTION school_policy.roster_changed() RETURNS trigger LANGUAGE plpgsql AS $f$"
+    " BEGIN"
+    /* Serialise writers until commit, so that versions commit in order and
+     * 'version > last seen' never skips a change. */
+    "  PERFORM pg_advisory_xact_lock(7240571810012712);"
+    "  IF TG_OP = 'TRUNCATE' THEN"
+    "   INSERT INTO school_policy.roster_changes (user_id) VALUES (NULL);"
+    "  ELSE"
+    "   IF TG_OP IN ('UPDATE', 'DELETE') THEN"
+    "    INSERT INTO school_policy.roster_changes (user_id) VALUES (OLD.user_id);"
+    "   END IF;"
+    "   IF TG_OP IN ('INSERT', 'UPDATE') THEN"
+    "    INSERT INTO school_policy.roster_changes (user_id) VALUES (NEW.user_id);"
+    "   END IF;"
+    "  END IF;"
+    /* One payload for all: PostgreSQL folds a transaction's identical
+     * notifications into one. */
+    "  PERFORM pg_notify('school_policy_roster', '');"
+    "  RETURN NULL;"
+    " END $f$;"
+    "CREATE TRIGGER roster_changed AFTER INSERT OR UPDATE OR DELETE ON school_policy.roster"
+    "  FOR EACH ROW EXECUTE FUNCTION school_policy.roster_changed();"
+    "CREATE TRIGGER roster_truncated AFTER TRUNCATE ON school_policy.roster"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION school_policy.roster_changed();"
+    "CREATE TABLE school_policy.audit ("
+    "  id bigserial PRIMARY KEY,"
+    "  ts timestamptz NOT NULL,"
+    "  rule text NOT NULL,"
+    "  callback text NOT NULL,"
+    "  enforced boolean NOT NULL,"
+    "  actor text,"
+    "  target text,"
+    "  room_id text,"
+    "  event_type text,"
+    "  school text,"
+    "  worker text NOT NULL,"
+    "  origin text NOT NULL,"
+    "  origin_seq bigint NOT NULL,"
+    "  UNIQUE (origin, origin_seq));"
+    "CREATE INDEX audit_ts ON school_policy.audit (ts);"
+    "CREATE INDEX audit_actor ON school_policy.audit (actor, id);"
+    "CREATE INDEX audit_target ON school_policy.audit (target, id) WHERE target IS NOT NULL;"
+    "CREATE INDEX audit_school ON school_policy.audit (school, id);";
+
+/* 2: the reconcile state: marks (kept by a trigger on the roster),
+     * special rooms, applied school config */
+static const char MIGRATION_2_SQL[] =
+    "CREATE SEQUENCE school_policy.reconcile_generation;"
+    "CREATE TABLE school_policy.reconcile_marks ("
+    "  school text NOT NULL,"
+    "  user_id text NOT NULL," /* '': the school itself */
+    "  generation bigint NOT NULL,"
+    "  marked_at bigint NOT NULL," /* ms since the epoch */
+    "  attempts integer NOT NULL DEFAULT 0,"
+    "  next_attempt_at bigint NOT NULL DEFAULT 0," /* ms; 0: due now */
+    "  last_error text,"
+    "  failed_at bigint,"
+    "  PRIMARY KEY (school, user_id));"
+    "CREATE INDEX reconcile_marks_due ON school_policy.reconcile_marks"
+    "  (next_attempt_at, marked_at, generation);"
+    "CREATE TABLE school_policy.special_rooms ("
+    "  school text NOT NULL,"
+    "  kind text NOT NULL CHECK (kind IN ('teachers', 'announcement')),"
+    "  room_id text NOT NULL,"
+    "  PRIMARY KEY (school, kind));"
+    "CREATE TABLE school_policy.school_state ("
+    "  school text PRIMARY KEY,"
+    "  applied text NOT NULL);"
+    /* A (re)mark: a new generation, due now; last_error stays until done. */
+    "CREATE FUNCTION school_policy.reconcile_mark(p_school text, p_user_id text)"
+    " RETURNS bigint LANGUAGE sql AS $f$"
+    " INSERT INTO school_policy.reconcile_marks AS m"
+    "  (school, user_id, generation, marked_at, attempts, next_attempt_at)"
+    " VALUES (p_school, p_user_id, nextval('school_policy.reconcile_generation'),"
+    "  (extract(epoch FROM clock_timestamp()) * 1000)::bigint, 0, 0)"
+    " ON CONFLICT (school, user_id) DO UPDATE SET generation = EXCLUDED.generation,"
+    "  marked_at = EXCLUDED.marked_at, attempts = 0, next_attempt_at = 0"
+    " RETURNING generation $f$;"
+    "CREATE FUNCTION school_policy.roster_reconcile_mark() RETURNS trigger LANGUAGE plpgsql AS $f$"
+    " BEGIN"
+    "  IF TG_OP = 'TRUNCATE' THEN"
+    "   PERFORM school_policy.reconcile_mark(s.school, '') FROM"
+    "    (SELECT school FROM school_policy.special_rooms"
+    "     UNION SELECT school FROM school_policy.school_state) s;"
+    "  ELSE"
+    "   IF TG_OP IN ('UPDATE', 'DELETE') THEN"
+    "    PERFORM school_policy.reconcile_mark(OLD.school, OLD.user_id);"
+    "   END IF;"
+    "   IF TG_OP IN ('INSERT', 'UPDATE') THEN"
+    "    PERFORM school_policy.reconcile_mark(NEW.school, NEW.user_id);"
+    "   END IF;"
+    "  END IF;"
+    "  RETURN NULL;"
+    " END $f$;"
+    "CREATE TRIGGER roster_reconcile_mark AFTER INSERT OR UPDATE OR DELETE"
+    "  ON school_policy.roster"
+    "  FOR EACH ROW EXECUTE FUNCTION school_policy.roster_reconcile_mark();"
+    "CREATE TRIGGER roster_reconcile_truncated AFTER TRUNCATE ON school_policy.roster"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION school_policy.roster_reconcile_mark();";
+
+/* 3: the audit page: the read log, and indexes for a school's pages by
+     * rule and for the chart's counts per rule over time (index-only) */
+static const char MIGRATION_3_SQL[] =
+    "CREATE TABLE school_policy.audit_reads ("
+    "  id bigserial PRIMARY KEY,"
+    "  ts timestamptz NOT NULL,"
+    "  reader text NOT NULL,"
+    "  access text NOT NULL,"
+    "  op text NOT NULL,"
+    "  query jsonb NOT NULL,"
+    "  schools jsonb," /* NULL: every school */
+    "  worker text NOT NULL);"
+    "CREATE INDEX audit_reads_ts ON school_policy.audit_reads (ts);"
+    "CREATE INDEX audit_reads_schools ON school_policy.audit_reads USING gin (schools);"
+    "CREATE INDEX audit_school_ts ON school_policy.audit (school, ts) INCLUDE (rule);"
+    "CREATE INDEX audit_school_rule ON school_policy.audit (school, rule, id);"
+    "CREATE INDEX audit_rule ON school_policy.audit (rule, id);";
+
+static const char *const MIGRATIONS[SCHEMA_VERSION] = {
+    MIGRATION_1_SQL,
+    MIGRATION_2_SQL,
+    MIGRATION_3_SQL,
+};
+
+/* Held until commit, so that workers starting together apply each
+ * migration once. */
+static const char MIGRATION_LOCK_SQL[] = "SELECT pg_advisory_xact_lock(7240571810012711)";
+
+static const char SCHEMA_VERSION_TABLE_SQL[] =
+    "CREATE SCHEMA IF NOT EXISTS school_policy;"
+    "CREATE TABLE IF NOT EXISTS school_policy.schema_version ("
+    " version integer NOT NULL,"
+    " applied_at timestamptz NOT NULL DEFAULT now())";
+
+int ssp_pg_migrate(ssp_pg_conn *conn, ssp_error *err)
+{
+    ssp_pg_rows *rows;
+    int version;
+
+    if (ssp_pg_script(conn, "BEGIN", NULL, err) != 0)
+        return -1;
+    if (ssp_pg_exec(conn, MIGRATION_LOCK_SQL, 0, NULL, true, "migration failed", err) != 0 ||
+        ssp_pg_script(conn, SCHEMA_VERSION_TABLE_SQL, NULL, err) != 0)
+        goto rollback;
+    rows = ssp_pg_query(conn, "SELECT coalesce(max(version), 0) FROM school_policy.schema_version",
+                        0, NULL, true, "migration failed", err);
+    if (rows == NULL)
+        goto rollback;
+    version = (int)ssp_pg_int(rows, 0, 0);
+    ssp_pg_rows_free(rows);
+    if (version > SCHEMA_VERSION) {
+        ssp_fail(err, SSP_ERR_STATE,
+                 "database: schema school_policy is at version %d, newer than this module "
+                 "(%d); upgrade synapse-school-policy",
+                 version, SCHEMA_VERSION);
+        goto rollback;
+    }
+    for (int v = version + 1; v <= SCHEMA_VERSION; v++) {
+        char insert[96];
+
+        if (ssp_pg_script(conn, MIGRATIONS[v - 1], NULL, err) != 0)
+            goto rollback;
+        snprintf(insert, sizeof insert, "INSERT INTO school_policy.schema_version (version) "
+                                        "VALUES (%d)", v);
+        if (ssp_pg_script(conn, insert, NULL, err) != 0)
+            goto rollback;
+    }
+    return ssp_pg_script(conn, "COMMIT", NULL, err);
+rollback:
+    {
+        ssp_error ignored;
+
+        (void)ssp_pg_script(conn, "ROLLBACK", NULL, &ignored);
+    }
+    return -1;
+}
