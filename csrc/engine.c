@@ -106,6 +106,7 @@ int ssp_engine_open_with(ssp_engine *engine, const ssp_open_options *options, ss
     engine->store_env.roster = &engine->roster;
     engine->store_env.write_mutex = &engine->write_mutex;
     engine->store_env.offline = options != NULL && options->offline;
+    engine->store_env.worker = options != NULL && options->worker;
     if (ssp_store_open(&engine->store_env, &engine->audit, &engine->store, err) != 0) {
         reset_roster(engine);
         return -1;

@@ -49,6 +49,10 @@ typedef struct ssp_open_options {
      * as the admin API's are (both stores). An offline engine makes no
      * decisions: on the embedded store nothing would write their records. */
     bool offline;
+    /* Synapse runs this process as one of several (a worker): the store
+     * must be one that every process shares. The embedded store, which
+     * belongs to one process, refuses with SSP_ERR_INPUT naming `database`. */
+    bool worker;
 } ssp_open_options;
 
 /* ssp_engine_open with options (NULL: the defaults). */

@@ -60,6 +60,9 @@ typedef struct ssp_store_env {
      * store reads a private copy and writes nothing of Synapse's; the
      * PostgreSQL store opens only with the database reachable. */
     bool offline;
+    /* One process of several (ssp_open_options.worker): a backend that
+     * belongs to a single process refuses to open. */
+    bool worker;
 } ssp_store_env;
 
 /* A backend's handle starts with this. */

@@ -142,17 +142,27 @@ static int refuse_offline(const ssp_embedded_store *emb, ssp_error *err)
     if (!emb->offline)
         return 0;
     return ssp_fail(err, SSP_ERR_STATE,
-                    "the command line does not write to the embedded store while Synapse "
-                    "owns data_dir; use the admin API");
+                    "the command line does not write to the embedded store: data_dir "
+                    "belongs to the running Synapse; POST the users to its admin API "
+                    "(/_synapse/client/school_policy/v1/roster) instead, or use the "
+                    "PostgreSQL store (database:)");
 }
 
 static int embedded_open(const ssp_store_env *env, ssp_store **out, ssp_store_opened *opened,
                          ssp_error *err)
 {
     const char *data_dir = env->config->data_dir;
-    ssp_embedded_store *emb = calloc(1, sizeof *emb);
+    ssp_embedded_store *emb;
 
     *out = NULL;
+    if (env->worker)
+        return ssp_fail(err, SSP_ERR_INPUT,
+                        "database: required when Synapse runs with workers (this process is the "
+                        "worker '%s'); the embedded store in data_dir belongs to one process. Set "
+                        "database to a PostgreSQL conninfo or URI on every process. See "
+                        "docs/workers.md.",
+                        env->worker_name);
+    emb = calloc(1, sizeof *emb);
     if (emb == NULL)
         return ssp_fail_nomem(err);
     emb->base.ops = &ssp_embedded_store_ops;

@@ -360,10 +360,16 @@ static int pg_open(const ssp_store_env *env, ssp_store **out, ssp_store_opened *
     }
     pg->lock_fd = open(pg->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (pg->lock_fd < 0 || flock(pg->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        ssp_fail(err, SSP_ERR_STATE,
-                 "data_dir: %s is in use by another process; give every Synapse worker its own "
-                 "worker_name or data_dir",
-                 pg->lock_path);
+        if (env->offline)
+            ssp_fail(err, SSP_ERR_STATE,
+                     "another synapse-school-policy command is using the store (data_dir: %s "
+                     "is locked); run one command at a time",
+                     pg->lock_path);
+        else
+            ssp_fail(err, SSP_ERR_STATE,
+                     "data_dir: %s is in use by another process; give every Synapse worker its "
+                     "own worker_name or data_dir",
+                     pg->lock_path);
         goto fail;
     }
     if (ssp_pg_audit_open_spill(pg, err) != 0)

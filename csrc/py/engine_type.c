@@ -64,20 +64,22 @@ static void Engine_dealloc(EngineObject *self)
     Py_DECREF(type);
 }
 
-/* open(*, offline=False): offline is the command line's open beside a
- * running Synapse (ssp_open_options in ssp.h). Called with the GIL;
- * released while the store opens and the roster loads. */
+/* open(*, offline=False, worker=False): offline is the command line's open
+ * beside a running Synapse, worker a Synapse process that is one of several
+ * (ssp_open_options in engine.h). Called with the GIL; released while the
+ * store opens and the roster loads. */
 static PyObject *Engine_open(EngineObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"offline", NULL};
+    static char *kwlist[] = {"offline", "worker", NULL};
     ssp_open_options options = {0};
-    int offline = 0;
+    int offline = 0, worker = 0;
     ssp_error err = {0};
     int rc;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$p:open", kwlist, &offline))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$pp:open", kwlist, &offline, &worker))
         return NULL;
     options.offline = offline != 0;
+    options.worker = worker != 0;
     Py_BEGIN_ALLOW_THREADS
     rc = ssp_engine_open_with(self->engine, &options, &err);
     Py_END_ALLOW_THREADS
@@ -105,8 +107,9 @@ static PyMethodDef Engine_methods[] = {
     {"create_room_invitees", (PyCFunction)Engine_create_room_invitees, METH_VARARGS,
      "create_room_invitees(actor, body) -> the users a createRoom body puts into the room."},
     {"open", (PyCFunction)(void (*)(void))Engine_open, METH_VARARGS | METH_KEYWORDS,
-     "open(*, offline=False): open the store and load the roster. Blocks on disk I/O. "
-     "offline: the command line's open beside a running Synapse."},
+     "open(*, offline=False, worker=False): open the store and load the roster. Blocks on "
+     "disk I/O. offline: the command line's open beside a running Synapse; worker: this "
+     "Synapse process is one of several (the embedded store refuses)."},
     {"decide", (PyCFunction)(void (*)(void))Engine_decide, METH_FASTCALL,
      "decide(callback, actor, target, room_id, event_type, state_key, content, room, "
      "actor_admin, is_invited, shared_rooms, actor_membership, member_count, redacts)"},

@@ -141,12 +141,7 @@ class OfflineEngine:
             self.engine = _core.Engine(json.dumps(self.config), self.server_name, CLI_WORKER)
             self.engine.open(offline=True)
         except (_core.InputError, _core.StoreError) as exc:
-            raise CliError(self._store_message(str(exc))) from exc
-
-    def _store_message(self, message: str) -> str:
-        if "is in use by another process" in message:
-            return f"another synapse-school-policy command is using the store ({message})"
-        return message
+            raise CliError(str(exc)) from exc
 
     def call(self, fn: Callable[..., Any], *args: Any, where: Callable[[str], str] = str,
              **kwargs: Any) -> Any:

@@ -29,7 +29,7 @@ from synapse_school_policy.metrics import (
 from synapse_school_policy.reconciler import POLL_MS as RECONCILE_POLL_MS
 from synapse_school_policy.reconciler import Reconciler
 from synapse_school_policy.room_state import is_member, merged_power_levels
-from synapse_school_policy.store import STATUS_POLL_MS, StoreMonitor, check_worker_config
+from synapse_school_policy.store import STATUS_POLL_MS, StoreMonitor
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +61,11 @@ class SchoolPolicy:
         # Outside the supported Synapse releases, or without the private
         # members synapse_compat uses, refuse to load with a clear message.
         synapse_compat.check_synapse(api)
-        check_worker_config(config, api)
         try:
             self._engine = _core.Engine(config.json_text, api.server_name, worker)
-            self._engine.open()
+            # A worker needs the store every process shares: the engine's
+            # embedded store refuses, naming `database`.
+            self._engine.open(worker=api.worker_app is not None)
         except (_core.InputError, _core.StoreError) as exc:
             from synapse.module_api.errors import ConfigError
 

@@ -1,5 +1,4 @@
-"""The module's store as the adapter sees it: the workers check at start-up
-and the PostgreSQL store's state in the log.
+"""The module's store as the adapter sees it: its state in the log.
 
 The engine keeps the store's state (connected, spilled records, pending
 roster changes); it never calls into Python, so this module polls it once a
@@ -10,27 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from synapse.module_api.errors import ConfigError
-from synapse.module_api import ModuleApi
-
-from synapse_school_policy.config import CONFIG_PATH, PolicyConfig
-
 logger = logging.getLogger("synapse_school_policy.store")
 
 STATUS_POLL_MS = 1000
-
-
-def check_worker_config(config: PolicyConfig, api: ModuleApi) -> None:
-    """A worker process needs the shared PostgreSQL store: the embedded one
-    belongs to a single process."""
-    if api.worker_app is not None and not config.database:
-        raise ConfigError(
-            f"synapse_school_policy: database: required when Synapse runs with workers "
-            f"(this process is the worker {api.worker_name or api.worker_app!r}); the embedded "
-            "store in data_dir belongs to one process. Set database to a PostgreSQL conninfo or "
-            "URI on every process. See docs/workers.md.",
-            CONFIG_PATH,
-        )
 
 
 class StoreMonitor:

@@ -325,7 +325,7 @@ def test_reads_beside_a_running_synapse_on_the_embedded_store(synapse_factory, t
     path = tmp_path / "r.csv"
     path.write_text(f"{uid('ben')},gym-nord,student\n")
     refused = run_cli(server.config_path, "roster", "import", str(path))
-    assert refused.returncode == 2 and "POST the file's users to its admin API" in refused.stderr
+    assert refused.returncode == 2 and "POST the users to its admin API" in refused.stderr
     world.put_roster("ben", {"school": "gs-sued", "role": "student"})
     assert world.admin_api("GET", f"/users/{uid('ben')}")[0] == 200
     status, body = world.admin_api("GET", "/audit/reads")

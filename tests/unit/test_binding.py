@@ -384,3 +384,15 @@ def test_room_shape_and_json_results_do_not_leak(engine):
     assert sys.getrefcount(body) == refs
     assert len(gc.get_objects()) - objects < 100
     assert _rss_bytes() - rss < 4 * 1024 * 1024, "60,000 calls grew the process by 4 MB or more"
+
+
+def test_a_worker_process_cannot_open_the_embedded_store(tmp_path):
+    """The embedded store belongs to one process: the engine itself refuses
+    a worker's open, naming the key to set (not the adapter)."""
+    config = {"data_dir": str(tmp_path / "store"), "schools": {}}
+    engine = _core.Engine(json.dumps(config), SERVER, "worker1")
+    with pytest.raises(_core.InputError, match=r"database: required when Synapse runs with workers "
+                                               r"\(this process is the worker 'worker1'\)"):
+        engine.open(worker=True)
+    assert not (tmp_path / "store").exists(), "nothing was created in data_dir"
+    _core.Engine(json.dumps(config), SERVER, "main").open()  # one process: opens
