@@ -28,12 +28,17 @@ class FakeApi:
     worker_name = None
     worker_app = None
 
-    def __init__(self, room_state=None, admins=(), mutual_rooms=()):
+    def __init__(self, room_state=None, admins=(), mutual_rooms=(), background_tasks=True, profiles=None):
         self.room_state = room_state or {}
         self.admins = set(admins)
         self.lookups = []
         self.background = []
         self.threads = []
+        self.sent = []
+        self.memberships = []
+        self.third_party_callbacks = {}
+        self.background_tasks = background_tasks
+        self.profiles = profiles or {}
         self._hs = SimpleNamespace(config=SimpleNamespace(
             userdirectory=SimpleNamespace(user_directory_search_all_users=False),
             server=SimpleNamespace(limit_profile_requests_to_users_who_share_rooms=True,
@@ -57,7 +62,21 @@ class FakeApi:
         self.spam_callbacks = callbacks
 
     def register_third_party_rules_callbacks(self, **callbacks):
-        self.third_party_callbacks = callbacks
+        self.third_party_callbacks.update(callbacks)
+
+    def should_run_background_tasks(self):
+        return self.background_tasks
+
+    async def get_profile_for_user(self, localpart):
+        self.lookups.append(("profile", localpart))
+        display_name, avatar_url = self.profiles.get(localpart, (None, None))
+        return SimpleNamespace(display_name=display_name, avatar_url=avatar_url)
+
+    async def create_and_send_event_into_room(self, event_dict):
+        self.sent.append(event_dict)
+
+    async def update_room_membership(self, sender, target, room_id, membership, content=None):
+        self.memberships.append((sender, target, room_id, membership))
 
     def register_web_resource(self, path, resource):
         self.resource = resource
@@ -285,3 +304,114 @@ def test_on_create_room_closes_guest_access_whatever_the_initial_state(make_poli
     run(policy.on_create_room(None, body, False))
     assert body["initial_state"] == expected
     assert "creation_content" not in body and "power_level_content_override" not in body
+
+
+# ---- after the fact: on_new_event -----------------------------------------------------------
+
+def synapse_event(event_type, sender, content, state_key=None, stream_ordering=1, room_id="!course"):
+    """A real Synapse event (its Rust event class), as on_new_event gets it."""
+    from synapse.api.room_versions import RoomVersions
+    from synapse.events import make_event_from_dict
+
+    fields = {"type": event_type, "sender": sender, "room_id": room_id, "content": content,
+              "origin_server_ts": stream_ordering, "auth_events": [], "prev_events": [],
+              "depth": stream_ordering, "hashes": {"sha256": "x"}, "signatures": {}}
+    if state_key is not None:
+        fields["state_key"] = state_key
+    event = make_event_from_dict(fields, RoomVersions.V10)
+    event.internal_metadata.stream_ordering = stream_ordering
+    return event
+
+
+def course_state(*members):
+    """The current state of a one-way course the sync created, with `members`' member events."""
+    state = {
+        ("m.room.create", ""): synapse_event("m.room.create", "@sync:school.test", {"room_version": "10"}, ""),
+        (POLICY_TYPE, ""): synapse_event(POLICY_TYPE, "@sync:school.test",
+                                         {"school": "gym-nord", "kind": "course", "two_way": False}, ""),
+        ("m.room.power_levels", ""): synapse_event(
+            "m.room.power_levels", "@sync:school.test",
+            {"users": {"@sync:school.test": 100, "@teacher:school.test": 50}, "events_default": 50}, ""),
+    }
+    for member in members:
+        state[("m.room.member", member.get_state_key())] = member
+    return state
+
+
+def test_on_new_event_is_registered_only_where_background_tasks_run(make_policy):
+    main, worker = FakeApi(), FakeApi(background_tasks=False)
+    make_policy(main)
+    make_policy(worker)
+    assert set(main.third_party_callbacks) == {"on_create_room", "on_new_event"}
+    assert set(worker.third_party_callbacks) == {"on_create_room"}
+
+
+def test_on_new_event_of_a_message_asks_synapse_nothing(make_policy):
+    api = FakeApi()
+    policy = make_policy(api)
+    message = synapse_event("m.room.message", "@pupil:school.test", {"body": "hi"})
+    run(policy._after_the_fact.on_new_event(message, course_state()))
+    assert api.lookups == [] and api.background == []
+
+
+def test_pupils_room_name_is_taken_back_and_their_profile_restored(make_policy):
+    api = FakeApi(profiles={"pupil": ("Paula", None)})
+    policy = make_policy(api)
+    rename = synapse_event("m.room.member", "@pupil:school.test",
+                           {"membership": "join", "displayname": "Herr X ist doof"}, "@pupil:school.test", 7)
+    state = course_state(rename)
+    run(policy._after_the_fact.on_new_event(rename, state))
+    assert api.lookups == [("profile", "pupil"), ("is_admin", "@pupil:school.test")]
+    [(desc, (action, _state))] = api.background
+    assert (action.kind, action.rule, action.event_id, action.user_id) == (
+        "redact", "one_way", rename.event_id, "@pupil:school.test")
+    run(policy._after_the_fact._redact(action, state))
+    [redaction] = api.sent
+    assert redaction["type"] == "m.room.redaction" and redaction["sender"] == "@sync:school.test"
+    assert redaction["content"]["redacts"] == rename.event_id == redaction["redacts"]
+    assert api.memberships == [("@pupil:school.test", "@pupil:school.test", "!course", "join")]
+    records = policy._engine.audit_query(user="@pupil:school.test")["records"]
+    assert [(r["rule"], r["callback"]) for r in records] == [("one_way", "on_new_event")]
+    # The rejoin carries the global profile: nothing more to take back.
+    api.background.clear()
+    restored = synapse_event("m.room.member", "@pupil:school.test", {"membership": "join", "displayname": "Paula"},
+                             "@pupil:school.test", 8)
+    run(policy._after_the_fact.on_new_event(restored, course_state(restored)))
+    assert api.background == []
+
+
+def test_report_only_school_audits_member_text_and_takes_nothing_back(make_policy):
+    api = FakeApi()
+    policy = make_policy(api, schools={"gym-nord": {"messenger": True, "enforce": False}})
+    leave = synapse_event("m.room.member", "@pupil:school.test", {"membership": "leave", "reason": "bye"},
+                          "@pupil:school.test")
+    run(policy._after_the_fact.on_new_event(leave, course_state()))
+    assert api.background == []
+    records = policy._engine.audit_query(user="@pupil:school.test")["records"]
+    assert [(r["rule"], r["enforced"]) for r in records] == [("one_way", False)]
+
+
+def test_a_service_users_upgrade_carries_the_policy_into_the_new_room(make_policy):
+    api = FakeApi()
+    policy = make_policy(api)
+    tombstone = synapse_event("m.room.tombstone", "@sync:school.test",
+                              {"body": "moved", "replacement_room": "!new"}, "")
+    run(policy._after_the_fact.on_new_event(tombstone, course_state()))
+    [(desc, (action,))] = api.background
+    run(policy._after_the_fact._carry_policy(action))
+    assert api.sent == [{"type": POLICY_TYPE, "room_id": "!new", "sender": "@sync:school.test", "state_key": "",
+                         "content": {"school": "gym-nord", "kind": "course", "two_way": False}}]
+
+
+def test_upgrade_asks_for_the_predecessors_policy(make_policy):
+    api = FakeApi(room_state={"!old": {POLICY_TYPE: {"school": "gym-nord", "kind": "course"}}})
+    policy = make_policy(api)
+    body = {"creation_content": {"room_version": "12", "predecessor": {"room_id": "!old"}},
+            "initial_state": [{"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}}]}
+    code, fields = run(policy.user_may_create_room("@teacher:school.test", body))
+    assert fields["school_policy"] == {"rule": "policy_event_locked"}
+    assert ("room_state", "!old") in api.lookups
+    # Without guest access in the copied state, even the service user is refused.
+    body["initial_state"] = []
+    code, fields = run(policy.user_may_create_room("@sync:school.test", body))
+    assert fields["school_policy"] == {"rule": "guest_access_forbidden"}
