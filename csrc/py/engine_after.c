@@ -1,18 +1,16 @@
 /*
- * Engine.after_event: Synapse's on_new_event, decided by the engine
- * (rules/after_the_fact.h).
+ * Engine.after_event: what the module takes back after the fact, decided by
+ * the engine (rules/after_the_fact.h), for each change of a room's state.
  *
- * Synapse calls on_new_event for every persisted event, so this reads
- * Synapse's event object only as far as the engine asks: whether it is a
- * state event and who sent it (a local user's message needs nothing more),
- * then its type, then its content and metadata, then the room's current
- * state (Synapse's state_events, already loaded), then the room's members.
- * Until the engine asks for the type, nothing is allocated here: the
- * event's is_state() answers a bool, and the only new object is the str
- * Synapse's Rust event makes for its sender. The facts only the adapter can
- * look up (the member's global profile, whether the sender is a server
- * admin) are answered with NEED_PROFILE / NEED_ADMIN; the adapter asks
- * again with them.
+ * It reads Synapse's event object only as far as the engine asks: whether
+ * it is a state event and who sent it (a local user's message needs
+ * nothing more), then its type, then its content and metadata. Until the
+ * engine asks for the type, nothing is allocated here: the event's
+ * is_state() answers a bool, and the only new object is the str Synapse's
+ * Rust event makes for its sender. What only the adapter can look up (the
+ * room's current state, its members, the member's global profile, whether
+ * the sender is a server admin) is answered with NEED_ROOM, NEED_MEMBERS,
+ * NEED_PROFILE or NEED_ADMIN; the adapter asks again with it.
  *
  * Called with the GIL, like decide(): memory only. Every PyObject* read is
  * held by `borrowed` until the call returns.
@@ -94,8 +92,9 @@ typedef struct seen {
     ssp_event_seen ev;
     borrowed *b;
     const char *policy_type;
-    PyObject *event;  /* borrowed from the arguments, as is state */
-    PyObject *state;
+    PyObject *event;   /* borrowed from the arguments, as are state and members */
+    PyObject *state;   /* None until the adapter has read it */
+    PyObject *members; /* None until the adapter has read them */
     PyObject *sender; /* held by b once read, as are the objects below */
     PyObject *event_id, *room_id, *state_key, *replacement_room, *policy_content;
     ssp_content_key keys[MEMBER_KEYS];
@@ -505,7 +504,7 @@ static int read_members(seen *s)
     int rc = -1;
 
     s->ev.members_read = true;
-    items = PyMapping_Items(s->state);
+    items = PyMapping_Items(s->members);
     if (items == NULL)
         return -1;
     n = PyList_Size(items);
@@ -630,16 +629,21 @@ static PyObject *action_result(seen *s, const ssp_after_action *action)
     return result;
 }
 
-/* after_event(event, state_events, profile=None, sender_admin=None)
+/* after_event(event, state=None, members=None, profile=None, sender_admin=None)
  *
- * event and state_events as Synapse's on_new_event gives them. profile is
- * None until asked for (NEED_PROFILE), then the member's global
- * (displayname, avatar_url); sender_admin is None until asked for
- * (NEED_ADMIN), then whether the event's sender is a server admin.
- * Returns None (nothing to do), NEED_PROFILE, NEED_ADMIN, or an Action
- * whose audit record the engine has queued. Called with the GIL.
+ * event is a Synapse event. Each of the others is None until asked for:
+ * state (NEED_ROOM) the room's current state as a Mapping of
+ * (type, state_key) to events, with at least the policy event,
+ * m.room.create, m.room.power_levels, m.room.join_rules,
+ * m.room.history_visibility, m.room.guest_access and the member event of
+ * the event's state key; members (NEED_MEMBERS) such a Mapping of the
+ * room's member events (other entries are skipped); profile (NEED_PROFILE)
+ * the member's global (displayname, avatar_url); sender_admin (NEED_ADMIN)
+ * whether the event's sender is a server admin. Returns None (nothing to
+ * do), one of those NEED_* constants, or an Action whose audit record the
+ * engine has queued. Called with the GIL.
  *
- * Its name is what bench/binding_callgrind.py counts for on_new_event. */
+ * Its name is what bench/binding_callgrind.py counts for after_event. */
 PyObject *Engine_after_event(EngineObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     seen s;
@@ -647,9 +651,9 @@ PyObject *Engine_after_event(EngineObject *self, PyObject *const *args, Py_ssize
     ssp_after_action action;
     PyObject *result = NULL;
 
-    if (nargs < 2 || nargs > 4) {
+    if (nargs < 1 || nargs > 5) {
         PyErr_SetString(PyExc_TypeError,
-                        "after_event() takes 2 to 4 arguments (event, state_events, profile, "
+                        "after_event() takes 1 to 5 arguments (event, state, members, profile, "
                         "sender_admin)");
         return NULL;
     }
@@ -658,12 +662,13 @@ PyObject *Engine_after_event(EngineObject *self, PyObject *const *args, Py_ssize
     s.b = &b;
     s.policy_type = ssp_engine_policy_event_type(self->engine);
     s.event = args[0];
-    s.state = args[1];
+    s.state = nargs > 1 ? args[1] : Py_None;
+    s.members = nargs > 2 ? args[2] : Py_None;
     s.sender = s.event_id = s.room_id = s.state_key = s.replacement_room = s.policy_content = NULL;
-    if (nargs > 2 && args[2] != Py_None && read_profile(&s, args[2]) != 0)
+    if (nargs > 3 && args[3] != Py_None && read_profile(&s, args[3]) != 0)
         goto done;
-    if (nargs > 3 && args[3] != Py_None) {
-        int admin = PyObject_IsTrue(args[3]);
+    if (nargs > 4 && args[4] != Py_None) {
+        int admin = PyObject_IsTrue(args[4]);
 
         if (admin < 0)
             goto done;
@@ -686,9 +691,17 @@ PyObject *Engine_after_event(EngineObject *self, PyObject *const *args, Py_ssize
             rc = read_event(&s);
             break;
         case SSP_AFTER_NEED_ROOM:
+            if (s.state == Py_None) {
+                result = PyLong_FromLong(SSP_VERDICT_NEED_ROOM);
+                goto done;
+            }
             rc = read_room(&s);
             break;
         case SSP_AFTER_NEED_MEMBERS:
+            if (s.members == Py_None) {
+                result = PyLong_FromLong(SSP_VERDICT_NEED_MEMBERS);
+                goto done;
+            }
             rc = read_members(&s);
             break;
         case SSP_AFTER_NEED_PROFILE:

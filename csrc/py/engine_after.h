@@ -1,6 +1,6 @@
 /*
- * Engine.after_event (engine_after.c): Synapse's on_new_event, decided by
- * the engine's rules after the fact (rules/after_the_fact.h).
+ * Engine.after_event (engine_after.c): what the module takes back after
+ * the fact, decided by the engine's rules (rules/after_the_fact.h).
  */
 #ifndef SSP_PY_ENGINE_AFTER_H
 #define SSP_PY_ENGINE_AFTER_H

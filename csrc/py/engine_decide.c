@@ -130,6 +130,7 @@ static PyObject *verdict_result(const ssp_decision *decision)
     case SSP_VERDICT_DENY:
         return denial_result(decision);
     case SSP_VERDICT_NEED_PROFILE: /* after_event's only */
+    case SSP_VERDICT_NEED_MEMBERS:
         break;
     }
     PyErr_SetString(PyExc_SystemError, "decide(): unknown verdict");

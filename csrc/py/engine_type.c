@@ -116,8 +116,9 @@ static PyMethodDef Engine_methods[] = {
      "decide(callback, actor, target, room_id, event_type, state_key, content, room, "
      "actor_admin, is_invited, shared_rooms, actor_membership, member_count, redacts)"},
     {"after_event", (PyCFunction)(void (*)(void))Engine_after_event, METH_FASTCALL,
-     "after_event(event, state_events, profile=None, sender_admin=None) -> None, NEED_PROFILE, "
-     "NEED_ADMIN or an Action: what on_new_event must take back (rules/after_the_fact.h)."},
+     "after_event(event, state=None, members=None, profile=None, sender_admin=None) -> None, "
+     "NEED_ROOM, NEED_MEMBERS, NEED_PROFILE, NEED_ADMIN or an Action: what must be taken back "
+     "after the fact (rules/after_the_fact.h)."},
     {"power_levels_update", (PyCFunction)Engine_power_levels_update, METH_VARARGS,
      "power_levels_update(room_policy, power_levels) -> changes to make, or None."},
     {"room_shape", (PyCFunction)Engine_room_shape, METH_O,

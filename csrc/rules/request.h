@@ -138,10 +138,12 @@ typedef enum {
                                           * events_default in line (ssp_power_levels_update) */
     SSP_VERDICT_NEED_MEMBERSHIP,  /* look up whether the actor is joined to the room, ask again */
     SSP_VERDICT_NEED_MEMBER_COUNT, /* count the room's joined and invited users, ask again */
-    /* Not from ssp_decide: the binding's after_event answers it for
-     * SSP_AFTER_NEED_PROFILE (rules/after_the_fact.h), a fact the adapter
-     * looks up like the others. */
-    SSP_VERDICT_NEED_PROFILE
+    /* Not from ssp_decide: the binding's after_event answers these for
+     * SSP_AFTER_NEED_PROFILE and SSP_AFTER_NEED_MEMBERS
+     * (rules/after_the_fact.h), facts the adapter looks up like the
+     * others (with SSP_VERDICT_NEED_ROOM and _NEED_ADMIN for theirs). */
+    SSP_VERDICT_NEED_PROFILE,
+    SSP_VERDICT_NEED_MEMBERS
 } ssp_verdict;
 
 typedef struct ssp_decision {

@@ -29,6 +29,7 @@ NEED_SHARED_ROOMS: int
 NEED_MEMBERSHIP: int
 NEED_MEMBER_COUNT: int
 NEED_PROFILE: int  # after_event: the member's global (displayname, avatar_url)
+NEED_MEMBERS: int  # after_event: the room's member events
 SYNC_POWER_LEVELS: int
 FACT_UNKNOWN: int
 FACT_NO: int
@@ -101,7 +102,8 @@ class Engine:
     def after_event(
         self,
         event: Any,
-        state_events: Mapping[tuple[str, str], Any],
+        state: Mapping[tuple[str, str], Any] | None = None,
+        members: Mapping[tuple[str, str], Any] | None = None,
         profile: tuple[str | None, str | None] | None = None,
         sender_admin: bool | None = None,
     ) -> None | int | Action: ...

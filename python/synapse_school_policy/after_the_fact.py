@@ -1,20 +1,24 @@
-"""Acting after the fact: Synapse's on_new_event.
+"""Acting after the fact: the changes of rooms' state, on one process.
 
 Some doors have no callback before the fact: the text of member events
 (display names, leave reasons, keys of one's own) in one-way rooms, two
-invites into one direct chat through two workers, a remote member's
-change of a room's join rules that state resolution brings back, the policy
-event that a room upgrade does not copy (docs/threat-model.md R3, R14, R13,
-R16). Synapse shows every persisted event to on_new_event, with the room's
-current state; the engine decides from that whether anything must be done
-(Engine.after_event, csrc/rules/after_the_fact.c), and this file looks up
-the facts it asks for and carries out what it decided.
+invites into one direct chat through two workers, a remote member's change
+of a room's join rules that state resolution brings back, the policy event
+that a room upgrade does not copy (docs/threat-model.md R3, R14, R13, R16).
+Each is a change of a room's current state. On the process that runs
+background tasks, this file follows Synapse's current state delta stream
+(the one its user directory follows; state resolution's changes included)
+every POLL_MS, hands each changed state event to the engine
+(Engine.after_event, csrc/rules/after_the_fact.c), looks up the facts the
+engine asks for and carries out what it decided.
 
-Synapse loads the room's whole current state for this callback on every
-process that registers it, for every event (docs/benchmarks.md), so the
-module registers it on the process that runs background tasks only
-(SchoolPolicy.__init__). The actions run as background processes: Synapse
-waits for the callback before it wakes /sync for the event.
+Synapse's on_new_event would show every event instead, messages included,
+after loading the room's whole current state for it on every process that
+registers it (docs/benchmarks.md, "After the fact"): here a message costs
+nothing, and a state change one filtered state lookup. Like on_new_event,
+this sees what happens while the process runs: changes made while it was
+down are not looked at again (it starts from the stream's position at
+start-up).
 """
 from __future__ import annotations
 
@@ -23,14 +27,17 @@ from typing import Any, Collection, Mapping
 
 from synapse.module_api import ModuleApi
 
-from synapse_school_policy import _core
+from synapse_school_policy import _core, synapse_compat
 from synapse_school_policy.metrics import DECISIONS
 
 logger = logging.getLogger("synapse_school_policy.after_the_fact")
 
-_CALLBACK = "on_new_event"
+POLL_MS = 500
+_CALLBACK = "on_new_event"  # the callback name of the audit records and metrics
 _CREATE_KEY = ("m.room.create", "")
 _POWER_LEVELS_KEY = ("m.room.power_levels", "")
+_DOORS = [("m.room.join_rules", ""), ("m.room.history_visibility", ""), ("m.room.guest_access", "")]
+_MEMBERS = [("m.room.member", None)]
 # How often, and how long apart, carrying the policy into an upgraded room is
 # tried: the new room is Synapse's before the tombstone is sent, but its
 # state may still be reaching this process.
@@ -54,34 +61,77 @@ class AfterTheFact:
         # Who may act for the module in its rooms: the service users and the
         # special rooms' owner.
         self._service_users = frozenset(service_users) | {engine.reconciler_user}
+        self._policy_key = (engine.policy_event_type, "")
+        self._position: int | None = None
+        self._polling = False
 
-    async def on_new_event(self, event: Any, state_events: Mapping[tuple[str, str], Any]) -> None:
-        """Synapse's on_new_event: returns at once unless the engine decides
-        something must be done, which then runs in the background."""
-        profile = sender_admin = None
+    async def poll(self) -> None:
+        """[background-tasks process, every POLL_MS] Looks at every change
+        of a room's current state since the last poll."""
+        if self._polling:  # the last poll is still at work
+            return
+        self._polling = True
+        try:
+            until = synapse_compat.events_stream_position(self._api)
+            if self._position is None:
+                self._position = until  # from now on
+                return
+            while self._position < until:
+                position, deltas = await synapse_compat.state_deltas(self._api, self._position, until)
+                for delta in deltas:
+                    if delta.event_id is not None:
+                        await self._look_at(delta.event_id)
+                if position <= self._position:
+                    break
+                self._position = position
+        finally:
+            self._polling = False
+
+    async def _look_at(self, event_id: str) -> None:
+        try:
+            event = await synapse_compat.event(self._api, event_id)
+            if event is not None:
+                await self.after_event(event)
+        except Exception:  # noqa: BLE001 - one event's failure must not stop the stream
+            logger.exception("synapse_school_policy: could not look at %s after the fact", event_id)
+
+    async def after_event(self, event: Any) -> None:
+        """Asks the engine about the event, with what it asks for, and does
+        what it decides."""
+        state = members = profile = sender_admin = None
         while True:
-            outcome = self._engine.after_event(event, state_events, profile, sender_admin)
+            outcome = self._engine.after_event(event, state, members, profile, sender_admin)
             if outcome is None:
                 return
-            if outcome == _core.NEED_PROFILE:
+            if outcome == _core.NEED_ROOM:
+                state = await self._room_state(event)
+            elif outcome == _core.NEED_MEMBERS:
+                members = await self._api.get_room_state(event.room_id, _MEMBERS)
+            elif outcome == _core.NEED_PROFILE:
                 profile = await self._profile(event.get_state_key())
             elif outcome == _core.NEED_ADMIN:
                 sender_admin = await self._api.is_user_admin(event.sender)
             else:
                 break
         if outcome.kind == "carry_policy":
-            self._api.run_as_background_process(
-                "school_policy_carry_policy", self._carry_policy, outcome
-            )
+            await self._carry_policy(outcome)
             return
         DECISIONS.labels(
             callback=_CALLBACK, rule=outcome.rule,
             outcome="denied" if outcome.enforced else "report_only",
         ).inc()
-        if not outcome.enforced:
-            return
-        act = {"redact": self._redact, "withdraw": self._withdraw, "close": self._close}[outcome.kind]
-        self._api.run_as_background_process("school_policy_after_the_fact", act, outcome, state_events)
+        if outcome.enforced:
+            act = {"redact": self._redact, "withdraw": self._withdraw, "close": self._close}[outcome.kind]
+            await act(outcome, state)
+
+    async def _room_state(self, event: Any) -> Mapping:
+        """The room's current state as the engine reads it: the policy,
+        create and power levels, the doors, and the member event of the
+        event's state key."""
+        wanted = [self._policy_key, _CREATE_KEY, _POWER_LEVELS_KEY, *_DOORS]
+        if event.is_state() and event.type == "m.room.member":
+            wanted.append(("m.room.member", event.get_state_key()))
+        return await self._api.get_room_state(event.room_id, wanted)
 
     async def _profile(self, user_id: str) -> tuple[Any, Any]:
         """The user's global (displayname, avatar_url); (None, None) for a
@@ -98,31 +148,35 @@ class AfterTheFact:
 
     # ---- the actions ------------------------------------------------------------
 
-    def _module_senders(self, state_events: Mapping) -> list[str]:
+    def _module_senders(self, state: Mapping) -> list[str]:
         """Service users who may act in the room, its creator first (a
         managed room's creator holds every power)."""
-        create = state_events.get(_CREATE_KEY)
+        create = state.get(_CREATE_KEY)
         candidates = ([create.sender] if create is not None else []) + sorted(self._service_users)
         return [user for user in dict.fromkeys(candidates) if user in self._service_users]
 
-    def _local_members_by_power(self, state_events: Mapping) -> list[str]:
+    async def _local_members_by_power(self, room_id: str, state: Mapping) -> list[str]:
         """Local members who are joined, the room's creator first, then by
         their power level, highest first."""
-        create = state_events.get(_CREATE_KEY)
-        levels = state_events.get(_POWER_LEVELS_KEY)
+        create = state.get(_CREATE_KEY)
+        levels = state.get(_POWER_LEVELS_KEY)
         users = levels.content.get("users") if levels is not None else None
         by_level = sorted(
             ((level, user) for user, level in (users or {}).items() if isinstance(level, int)),
             reverse=True,
         )
-        candidates = ([create.sender] if create is not None else []) + [user for _, user in by_level]
         suffix = ":" + self._api.server_name
-        joined = []
-        for user in dict.fromkeys(candidates):
-            member = state_events.get(("m.room.member", user))
-            if user.endswith(suffix) and member is not None and member.content.get("membership") == "join":
-                joined.append(user)
-        return joined
+        candidates = [
+            user for user in dict.fromkeys(
+                ([create.sender] if create is not None else []) + [user for _, user in by_level])
+            if user.endswith(suffix)
+        ]
+        members = await self._api.get_room_state(room_id, [("m.room.member", user) for user in candidates])
+        return [
+            user for user in candidates
+            if (member := members.get(("m.room.member", user))) is not None
+            and member.content.get("membership") == "join"
+        ]
 
     async def _send_as_first(self, senders: list[str], event: dict, what: str) -> bool:
         for sender in senders:
@@ -134,13 +188,13 @@ class AfterTheFact:
         logger.warning("synapse_school_policy: nobody could %s in %s", what, event["room_id"])
         return False
 
-    async def _redact(self, action: Any, state_events: Mapping) -> None:
+    async def _redact(self, action: Any, state: Mapping) -> None:
         """one_way: the member event's text is redacted by a service user,
         then (a join that is the member's current event) the member rejoins
         with their global profile, so the room shows their name again."""
         redacts = action.event_id
         redacted = await self._send_as_first(
-            self._module_senders(state_events),
+            self._module_senders(state),
             {"type": "m.room.redaction", "room_id": action.room_id, "redacts": redacts,
              "content": {"redacts": redacts, "reason": f"school policy: {action.rule}"}},
             f"redact {redacts}",
@@ -156,7 +210,7 @@ class AfterTheFact:
             logger.info("synapse_school_policy: could not restore %s's profile in %s: %s",
                         action.user_id, action.room_id, exc)
 
-    async def _withdraw(self, action: Any, state_events: Mapping) -> None:
+    async def _withdraw(self, action: Any, state: Mapping) -> None:
         """room_creation_forbidden: the inviter takes the invite back (a kick
         of an invite); failing that, a local invitee rejects it."""
         inviter, invitee, room_id = action.sender, action.user_id, action.room_id
@@ -176,10 +230,10 @@ class AfterTheFact:
         logger.info("synapse_school_policy: withdrew the invite of %s into the direct chat %s",
                     invitee, room_id)
 
-    async def _close(self, action: Any, state_events: Mapping) -> None:
+    async def _close(self, action: Any, state: Mapping) -> None:
         """public_room_forbidden / guest_access_forbidden: the room's doors
         are set closed again by the most powerful local member."""
-        senders = self._local_members_by_power(state_events)
+        senders = await self._local_members_by_power(action.room_id, state)
         for event_type, content in action.state:
             await self._send_as_first(
                 senders,

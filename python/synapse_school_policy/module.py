@@ -17,6 +17,7 @@ from synapse.spam_checker_api import RegistrationBehaviour
 from synapse.util.frozenutils import unfreeze
 
 from synapse_school_policy import _core, homeserver_check, roster_feed, synapse_compat
+from synapse_school_policy.after_the_fact import POLL_MS as AFTER_THE_FACT_POLL_MS
 from synapse_school_policy.after_the_fact import AfterTheFact
 from synapse_school_policy.admin_api import ADMIN_API_PREFIX, AdminResource
 from synapse_school_policy.config import PolicyConfig, parse_config
@@ -130,16 +131,17 @@ class SchoolPolicy:
             check_username_for_spam=self.check_username_for_spam,
             check_registration_for_spam=self.check_registration_for_spam,
         )
-        # on_create_room makes Synapse load no room state, unlike
-        # check_event_allowed, which the module does not use.
+        # on_create_room is the one third-party-rules callback used: unlike
+        # check_event_allowed it makes Synapse load no room state.
         api.register_third_party_rules_callbacks(on_create_room=self.on_create_room)
-        # What has no callback before the fact is taken back after it
-        # (after_the_fact.py). Synapse loads the room's whole state for
-        # on_new_event on every process that registers it, for every event:
-        # only the process that runs background tasks does.
+        # What has no callback before the fact is taken back after it, from
+        # the changes of rooms' state, on the process that runs background
+        # tasks (after_the_fact.py; not on_new_event, for which Synapse
+        # loads the room's whole state for every event).
         self._after_the_fact = AfterTheFact(api, self._engine, config.service_users)
-        if api.should_run_background_tasks():
-            api.register_third_party_rules_callbacks(on_new_event=self._after_the_fact.on_new_event)
+        api.looping_background_call(
+            self._after_the_fact.poll, AFTER_THE_FACT_POLL_MS, desc="school_policy_after_the_fact"
+        )
         api.register_web_resource(
             ADMIN_API_PREFIX, AdminResource(api, self._engine, config.service_users)
         )

@@ -969,7 +969,7 @@ def run_after_event(engine, reference, case):
         steps = []
         for _ in range(3):
             expected = reference.after_event(event_, state, profile, admin)
-            actual = normalise_action(engine.after_event(event_, state, profile, admin))
+            actual = normalise_action(engine.after_event(event_, state, state, profile, admin))
             steps.append(expected)
             assert actual == expected, {"event": event_, "state": state, "steps": steps}
             if expected == NEED_PROFILE:
