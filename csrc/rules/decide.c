@@ -96,8 +96,10 @@ static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_loca
      * before or after it. */
     if (req->callback == SSP_CB_CHECK_REGISTRATION_FOR_SPAM && req->target == NULL)
         return false;
-    if (actor_local && !reader_signing_in(engine, req) &&
-        ssp_opt_in_user_denies(engine, actor_entry, d))
+    /* The reader lookup only when rule 1 is about to refuse: it is rare,
+     * and a login or a token's request should not pay for a second hash. */
+    if (actor_local && ssp_opt_in_user_denies(engine, actor_entry, d) &&
+        !reader_signing_in(engine, req))
         return true;
     if (req->target != NULL && !callback_signs_in(req->callback) &&
         ssp_engine_is_local(engine, req->target) &&
