@@ -31,7 +31,7 @@ operations on_create_room applies to a createRoom request (docs/rules.md,
 "How new rooms are shaped").
 
 after_event(event, state, profile, sender_admin) mirrors
-``Engine.after_event``: what on_new_event takes back after the fact
+``Engine.after_event``: what the module takes back after the fact
 (docs/rules.md, "After the fact"). ``event`` and the values of ``state``
 are objects with Synapse's event attributes (type, sender, room_id,
 event_id, content, is_state(), get_state_key(), internal_metadata with

@@ -178,8 +178,8 @@ static int read_plain_args(PyObject *const *args, Py_ssize_t nargs, ssp_request 
         PyErr_SetString(PyExc_ValueError, "unknown callback");
         return -1;
     }
-    if (callback == SSP_CB_ON_NEW_EVENT) {
-        PyErr_SetString(PyExc_ValueError, "on_new_event is decided by after_event()");
+    if (callback == SSP_CB_AFTER_THE_FACT) {
+        PyErr_SetString(PyExc_ValueError, "after_the_fact is decided by after_event()");
         return -1;
     }
     req->callback = (ssp_callback)callback;

@@ -4,10 +4,10 @@
  * doors of rooms made here against their remote members, and the policy
  * event across a service user's room upgrade.
  *
- * On the hot path: Synapse shows every persisted event. A local user's
- * timeline event is decided on `is_state` and the sender alone; a local
- * state event on its type; only member events, tombstones and remote
- * events go on to the room's state.
+ * Cheap for what needs nothing: a local user's timeline event (which the
+ * state delta stream never shows, but another caller might) is decided on
+ * `is_state` and the sender alone; a local state event on its type; only
+ * member events, tombstones and remote events go on to the room's state.
  *
  * Locking rule: the roster's read lock is held while a rule reads the
  * roster (the direct chat's creator, the actor's school), and released
@@ -68,7 +68,7 @@ static bool acted_before(ssp_engine *engine, const char *event_id)
 static void request_view(const ssp_engine *engine, const ssp_event_seen *ev, ssp_request *req)
 {
     memset(req, 0, sizeof *req);
-    req->callback = SSP_CB_ON_NEW_EVENT;
+    req->callback = SSP_CB_AFTER_THE_FACT;
     req->actor = ev->sender;
     req->target = ev->state_key;
     req->room_id = ev->room_id;
@@ -384,6 +384,6 @@ void ssp_after_event(ssp_engine *engine, const ssp_event_seen *ev, ssp_after_act
     out->enforced = d.enforced;
     memcpy(out->school, d.school, strlen(d.school) + 1);
     out->audit_id =
-        ssp_audit_denial(engine, SSP_CB_ON_NEW_EVENT, d.rule, d.enforced, req.actor, req.target,
+        ssp_audit_denial(engine, SSP_CB_AFTER_THE_FACT, d.rule, d.enforced, req.actor, req.target,
                          ev->room_id, req.event_type, out->school[0] ? out->school : NULL);
 }

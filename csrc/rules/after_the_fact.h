@@ -1,9 +1,10 @@
 /*
  * The rules after the fact (after_the_fact.c): what Synapse lets through
  * with no callback before it, taken back once the event is in the room.
- * Synapse's third-party-rules on_new_event shows every persisted event
- * with the room's current state, on the one process the module registers
- * it on; the engine decides from that alone whether anything must be done:
+ * The adapter hands over each event that changed a room's current state
+ * (Synapse's current state delta stream, on the background-tasks process),
+ * and the room's state when asked; the engine decides from that alone
+ * whether anything must be done:
  *
  * - one_way: a member event of someone below the moderator level in a
  *   one-way room (the announcement room included) that carries text: a

@@ -51,9 +51,9 @@ typedef enum {
      * auth_provider_id set); without a provider it is the school cloud's
      * own registration, allowed */
     SSP_CB_CHECK_REGISTRATION_FOR_SPAM,
-    /* third-party rules, after an event is persisted (one process only):
-     * what the rules take back after the fact (rules/after_the_fact.c) */
-    SSP_CB_ON_NEW_EVENT,
+    /* no Synapse callback: what the module takes back after the fact, from
+     * the changes of rooms' state (rules/after_the_fact.c) */
+    SSP_CB_AFTER_THE_FACT,
     SSP_CB__COUNT
 } ssp_callback;
 

@@ -21,7 +21,7 @@ CB_CHECK_USERNAME_FOR_SPAM: int
 CB_IS_USER_EXPIRED: int
 CB_ON_USER_LOGIN: int
 CB_CHECK_REGISTRATION_FOR_SPAM: int
-CB_ON_NEW_EVENT: int  # audit records of after_event's actions; decide() refuses it
+CB_AFTER_THE_FACT: int  # audit records of after_event's actions; decide() refuses it
 
 NEED_ROOM: int
 NEED_ADMIN: int

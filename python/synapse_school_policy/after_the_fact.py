@@ -33,7 +33,7 @@ from synapse_school_policy.metrics import DECISIONS
 logger = logging.getLogger("synapse_school_policy.after_the_fact")
 
 POLL_MS = 500
-_CALLBACK = "on_new_event"  # the callback name of the audit records and metrics
+_CALLBACK = "after_the_fact"  # the callback name of the audit records and metrics
 _CREATE_KEY = ("m.room.create", "")
 _POWER_LEVELS_KEY = ("m.room.power_levels", "")
 _DOORS = [("m.room.join_rules", ""), ("m.room.history_visibility", ""), ("m.room.guest_access", "")]

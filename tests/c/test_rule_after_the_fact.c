@@ -165,7 +165,7 @@ static void pupils_name_in_a_one_way_room_is_taken_back_once_and_audited(void)
     CHECK_INT_EQ(queued(&fx) - before, 1);
     record = newest_record(&fx);
     CHECK(record != NULL);
-    CHECK_STR_EQ(json_string_value(json_object_get(record, "callback")), "on_new_event");
+    CHECK_STR_EQ(json_string_value(json_object_get(record, "callback")), "after_the_fact");
     CHECK_STR_EQ(json_string_value(json_object_get(record, "actor")), PUPIL);
     CHECK_STR_EQ(json_string_value(json_object_get(record, "target")), PUPIL);
     CHECK_STR_EQ(json_string_value(json_object_get(record, "event_type")), "m.room.member");

@@ -172,7 +172,7 @@ def test_remote_member_cannot_open_a_room_made_here_nor_bring_it_back_through_st
     assert stranger.put_state(room_id, "m.room.topic", "", {"topic": "our room"})[0] == 200
     record = wait_for(
         lambda: [r for r in world.audit(rule="public_room_forbidden", user=stranger.user_id)
-                 if r["callback"] == "on_new_event"] or None,
+                 if r["callback"] == "after_the_fact"] or None,
         15, "the join rule taken back after the fact",
     )
     assert record[0]["event_type"] == "m.room.join_rules"

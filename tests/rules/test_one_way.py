@@ -496,7 +496,7 @@ def timeline_texts(client: Client, room_id: str) -> str:
 @pytest.mark.parametrize("how", ["room_display_name", "leave_reason", "join_body", "announcement_room"])
 def test_pupil_cannot_write_into_a_one_way_room_through_membership_text(school, how):
     # Member events reach no check_event_for_spam; the module sees them after
-    # the fact (on_new_event) and takes the text back: it redacts the member
+    # the fact (the room's state changes) and takes the text back: it redacts the member
     # event as the room's service user and, for a join, rejoins the pupil
     # with their global profile (threat model R3).
     pupil, teacher = school.users["pupil4"], school.users["teacher"]
@@ -517,7 +517,7 @@ def test_pupil_cannot_write_into_a_one_way_room_through_membership_text(school, 
              and text not in timeline_texts(teacher, room_id), TAKEN_BACK_WITHIN, f"{text!r} taken back")
     took = time.monotonic() - started
     print(f"\n{how}: taken back after {took * 1000:.0f} ms")
-    assert_audited(school, "one_way", uid("pupil4"), callback="on_new_event", room_id=room_id,
+    assert_audited(school, "one_way", uid("pupil4"), callback="after_the_fact", room_id=room_id,
                    event_type="m.room.member", target=uid("pupil4"))
     if how == "leave_reason":
         assert member_content(school.sync, room_id, uid("pupil4")) == {"membership": "leave"}
@@ -534,5 +534,5 @@ def test_moderators_room_name_stays(school):
     status, body = teacher.put_state(room_id, "m.room.member", uid("teacher"),
                                      {"membership": "join", "displayname": "Herr X (Mathe)"})
     assert status == 200, body
-    no_audit(school, uid("teacher"), since, settle=1.5, callback="on_new_event")
+    no_audit(school, uid("teacher"), since, settle=1.5, callback="after_the_fact")
     assert member_content(school.sync, room_id, uid("teacher"))["displayname"] == "Herr X (Mathe)"

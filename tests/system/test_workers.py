@@ -130,7 +130,7 @@ def test_two_invites_at_once_through_two_processes_leave_a_direct_chat_of_two(de
     # Synapse serialises a room's membership changes within one process
     # only: two invites sent at the same moment through main and the worker
     # may both count the direct chat as holding one. The module sees the
-    # third member arrive (on_new_event, on main) and withdraws the later
+    # third member arrive (after the fact, on main) and withdraws the later
     # invite (threat model R14).
     dep = deployment
     names = ("dm_a", "dm_b", "dm_c", "dm_d")
@@ -184,7 +184,7 @@ def test_two_invites_at_once_through_two_processes_leave_a_direct_chat_of_two(de
     assert creator.user_id in members() and len(members()) == 2
     withdrawn = ({uid("dm_c"), uid("dm_d")} - members()).pop()
     records = [r for r in dep.audit(dep.main, user=creator.user_id)
-               if r["callback"] == "on_new_event" and r["room_id"] == room_id]
+               if r["callback"] == "after_the_fact" and r["room_id"] == room_id]
     assert [(r["rule"], r["target"]) for r in records] == [("room_creation_forbidden", withdrawn)]
 
 

@@ -389,7 +389,7 @@ def test_pupils_room_name_is_taken_back_and_their_profile_restored(make_policy):
     assert redaction["content"]["redacts"] == rename.event_id == redaction["redacts"]
     assert api.memberships == [("@pupil:school.test", "@pupil:school.test", "!course", "join")]
     records = policy._engine.audit_query(user="@pupil:school.test")["records"]
-    assert [(r["rule"], r["callback"]) for r in records] == [("one_way", "on_new_event")]
+    assert [(r["rule"], r["callback"]) for r in records] == [("one_way", "after_the_fact")]
     # The rejoin carries the global profile: nothing more to take back.
     restored = synapse_event("m.room.member", "@pupil:school.test", {"membership": "join", "displayname": "Paula"},
                              "@pupil:school.test", 8)

@@ -457,5 +457,5 @@ def test_after_event_asks_for_each_fact_and_does_not_leak(engine):
 
 def test_decide_refuses_the_after_the_fact_callback(engine):
     with pytest.raises(ValueError, match="after_event"):
-        engine.decide(_core.CB_ON_NEW_EVENT, "@p:school.test", None, None, None, None, None, None, _core.FACT_NO,
+        engine.decide(_core.CB_AFTER_THE_FACT, "@p:school.test", None, None, None, None, None, None, _core.FACT_NO,
                       None, None, None, None)

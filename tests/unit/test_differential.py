@@ -38,8 +38,8 @@ USERS = LOCAL_USERS + REMOTE_USERS
 ACTORS = USERS + [RECONCILER]
 ROOM_ID = "!room:school.test"
 POLICY_TYPE = "org.synapse_school_policy.room"
-# The callbacks decide() answers; on_new_event is after_event()'s (test_differential_after.py).
-CALLBACKS = {name: number for number, name in enumerate(_core.CALLBACK_NAMES) if name != "on_new_event"}
+# The callbacks decide() answers; after_the_fact is after_event()'s (below).
+CALLBACKS = {name: number for number, name in enumerate(_core.CALLBACK_NAMES) if name != "after_the_fact"}
 FACT = {None: _core.FACT_UNKNOWN, False: _core.FACT_NO, True: _core.FACT_YES}
 FACTS = ("room", "actor_admin", "shared_rooms", "actor_membership", "member_count")
 NEED_TO_FACT = {
@@ -832,8 +832,8 @@ def _shape_engine(tmp_path_factory, allowed, moderator_level):
     return _SHAPE_ENGINES[key]
 
 
-# ---- after the fact (Engine.after_event, on_new_event) ----------------------------------
-# Events and the room's current state as Synapse hands them to on_new_event:
+# ---- after the fact (Engine.after_event) ------------------------------------------------
+# Events and the room's current state as the adapter hands them over:
 # objects with its event attributes. Every event gets an id of its own, so
 # that the engine's memory of what it acted on and the model's agree across
 # examples.
@@ -964,7 +964,7 @@ def normalise_action(outcome):
 def run_after_event(engine, reference, case):
     """Asks both, supplying the profile and the admin fact when asked, as the adapter does."""
     event_, state, profile_fact, admin_fact, times = case
-    for _ in range(times):  # on_new_event may show an event twice
+    for _ in range(times):  # an event may be shown twice
         profile = admin = None
         steps = []
         for _ in range(3):
