@@ -70,6 +70,13 @@ ssp_engine *ssp_engine_new(const char *config_json, size_t len, const char *serv
         ssp_roster_destroy(&engine->roster);
         goto fail;
     }
+    if (pthread_mutex_init(&engine->acted.mutex, NULL) != 0) {
+        ssp_audit_throttle_destroy(&engine->expiry_throttle);
+        pthread_mutex_destroy(&engine->write_mutex);
+        ssp_roster_destroy(&engine->roster);
+        ssp_fail(err, SSP_ERR_NOMEM, "cannot create the after-the-fact mutex");
+        goto fail;
+    }
     return engine;
 fail:
     ssp_config_destroy(&engine->config);
@@ -131,6 +138,7 @@ void ssp_engine_free(ssp_engine *engine)
     ssp_roster_destroy(&engine->roster);
     pthread_mutex_destroy(&engine->write_mutex);
     ssp_audit_throttle_destroy(&engine->expiry_throttle);
+    pthread_mutex_destroy(&engine->acted.mutex);
     ssp_config_destroy(&engine->config);
     free(engine->reconciler_user);
     free(engine->server_name);
