@@ -312,10 +312,9 @@ static int on_schools(ssp_config *c, json_t *v, const char *path, ssp_error *err
         ssp_school *school = &c->schools[c->n_schools];
 
         snprintf(school_path, sizeof school_path, "%s.%s", path, id);
-        if (ssp_check_school_id(school_path, id, strlen(id), NULL) != 0)
-            return ssp_fail(err, SSP_ERR_INPUT,
-                            "%s: a school id must be 1 to %d characters without spaces",
-                            school_path, SSP_SCHOOL_ID_MAX);
+        /* The rule of every school id the roster takes (ids.c). */
+        if (ssp_check_school_id(school_path, id, strlen(id), err) != 0)
+            return -1;
         school->id = ssp_strdup(id);
         if (school->id == NULL)
             return ssp_fail_nomem(err);
