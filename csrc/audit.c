@@ -71,6 +71,12 @@ int ssp_audit_query(ssp_engine *engine, const ssp_audit_filter *filter, char **r
 int ssp_audit_purge(ssp_engine *engine, int64_t before_ms, uint64_t *deleted, ssp_error *err)
 {
     *deleted = 0;
+    /* A time before 1970 deletes nothing; one past the year 9999 deletes
+     * everything: no store sees a time it cannot compute with. */
+    if (before_ms < 0)
+        before_ms = 0;
+    if (before_ms > SSP_AUDIT_MAX_TS_MS)
+        before_ms = SSP_AUDIT_MAX_TS_MS;
     if (engine->store == NULL)
         return ssp_store_audit_purge_closed(&engine->config, before_ms, deleted, err);
     return ssp_store_audit_purge(engine->store, before_ms, deleted, err);

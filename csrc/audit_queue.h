@@ -26,6 +26,11 @@
 #include "error.h"
 #include "rules/rules.h"
 
+/* The latest time a query may name, 9999-12-31T23:59:59.999Z in ms since
+ * the epoch: every time of a query is checked against it before any
+ * arithmetic or SQL (PostgreSQL's intervals overflow near 9.2e15 ms). */
+#define SSP_AUDIT_MAX_TS_MS INT64_C(253402300799999)
+
 typedef struct ssp_audit_filter {
     int64_t since_ms;   /* 0: no lower bound */
     int64_t until_ms;   /* 0: no upper bound */
