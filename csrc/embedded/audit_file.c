@@ -314,107 +314,17 @@ void ssp_audit_file_close(ssp_audit_file *file)
 
 /* ---- reading audit.jsonl ---- */
 
-/* The id of the first whole line at or after byte `from`, and where that
- * line starts; 0 when none parses within a chunk (end of file, damage). */
-static int64_t id_at_or_after(int fd, off_t from, off_t end, off_t *line_start)
-{
-    char buf[4096 + 1];
-    ssize_t got;
-    char *start, *stop;
-    json_t *rec;
-    int64_t id;
-
-    *line_start = end;
-    if (from > 0) {
-        /* Step to the start of the next line. */
-        for (;;) {
-            char *nl;
-
-            got = pread(fd, buf, sizeof buf - 1, from - 1);
-            if (got <= 0)
-                return 0;
-            nl = memchr(buf, '\n', (size_t)got);
-            if (nl != NULL) {
-                from = from - 1 + (nl - buf) + 1;
-                break;
-            }
-            from += got;
-            if (from >= end)
-                return 0;
-        }
-    }
-    if (from >= end)
-        return 0;
-    *line_start = from;
-    got = pread(fd, buf, sizeof buf - 1, from);
-    if (got <= 0)
-        return 0;
-    buf[got] = '\0';
-    start = buf;
-    stop = memchr(start, '\n', (size_t)got);
-    if (stop == NULL)
-        return 0; /* a line over 4 KiB: the caller narrows no further here */
-    rec = json_loadb(start, (size_t)(stop - start), 0, NULL);
-    id = rec ? (int64_t)json_integer_value(json_object_get(rec, "id")) : 0;
-    json_decref(rec);
-    return id;
-}
-
-/* Where to start scanning backwards for records with id < before_id: ids
- * ascend through the file, so a bisection over byte offsets finds a line
- * start at or after the last such record. */
-static off_t offset_before_id(int fd, off_t size, int64_t before_id)
-{
-    off_t lo = 0, hi = size;
-
-    while (hi - lo > TAIL_CHUNK) {
-        off_t mid = lo + (hi - lo) / 2, line_start;
-        int64_t id = id_at_or_after(fd, mid, hi, &line_start);
-
-        if (id <= 0)
-            break; /* damaged or overlong line: scan from hi, the filter skips what is newer */
-        if (id >= before_id)
-            hi = line_start;
-        else
-            lo = line_start + 1;
-    }
-    return hi;
-}
-
-/* Whether `value`, quoted, occurs in the line: a test that cannot fail for
- * a matching record when the value's JSON form is the value itself
- * (printable ASCII without '"' and '\\'); other values always pass here
- * and are compared after parsing. */
-static bool may_hold(const char *line, size_t len, const char *value)
-{
-    char quoted[SSP_ERROR_MESSAGE_MAX];
-    size_t n = strlen(value);
-
-    if (n + 2 > sizeof quoted)
-        return true;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)value[i];
-
-        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
-            return true;
-    }
-    quoted[0] = '"';
-    memcpy(quoted + 1, value, n);
-    quoted[n + 1] = '"';
-    return memmem(line, len, quoted, n + 2) != NULL;
-}
-
 static bool line_may_match(const char *line, size_t len, const ssp_audit_filter *f)
 {
-    if (f->rule != NULL && !may_hold(line, len, f->rule))
+    if (f->rule != NULL && !ssp_line_may_hold(line, len, f->rule))
         return false;
-    if (f->school != NULL && !may_hold(line, len, f->school))
+    if (f->school != NULL && !ssp_line_may_hold(line, len, f->school))
         return false;
-    if (f->user != NULL && !may_hold(line, len, f->user))
+    if (f->user != NULL && !ssp_line_may_hold(line, len, f->user))
         return false;
     if (f->schools != NULL) {
         for (size_t i = 0; i < f->n_schools; i++) {
-            if (may_hold(line, len, f->schools[i]))
+            if (ssp_line_may_hold(line, len, f->schools[i]))
                 return true;
         }
         return false;
@@ -468,7 +378,7 @@ static int audit_scan(ssp_audit_file *file, const ssp_audit_filter *filter, ssp_
         close(fd);
         return ssp_fail(err, SSP_ERR_IO, "cannot read %s: %s", file->path, strerror(errno));
     }
-    from = filter->before_id > 0 ? offset_before_id(fd, size, filter->before_id) : size;
+    from = filter->before_id > 0 ? ssp_offset_at(fd, size, "id", filter->before_id) : size;
     rc = ssp_scan_lines_backwards(fd, from, visit, ctx, err);
     close(fd);
     return rc;

@@ -132,8 +132,8 @@ static void try_connect(ssp_pgstore *pg)
     set_connected(pg, true);
 }
 
-/* [store thread] Retention: audit records past audit.retention_days, and
- * roster change log entries older than a day. */
+/* [store thread] Retention: audit records and read-log records past
+ * audit.retention_days, and roster change log entries older than a day. */
 static void maintenance(ssp_pgstore *pg)
 {
     char sql[256];
@@ -143,6 +143,10 @@ static void maintenance(ssp_pgstore *pg)
     if (pg->env->config->audit_retention_days > 0) {
         snprintf(sql, sizeof sql,
                  "DELETE FROM school_policy.audit WHERE ts < now() - interval '%lld days'",
+                 (long long)pg->env->config->audit_retention_days);
+        (void)ssp_pg_script(pg->conn, sql, NULL, &err);
+        snprintf(sql, sizeof sql,
+                 "DELETE FROM school_policy.audit_reads WHERE ts < now() - interval '%lld days'",
                  (long long)pg->env->config->audit_retention_days);
         (void)ssp_pg_script(pg->conn, sql, NULL, &err);
     }
