@@ -19,11 +19,58 @@
 
 json_t *ssp_audit_record_to_json(const ssp_audit_record *rec, const char *worker)
 {
-    return json_pack("{s:I, s:I, s:s, s:s, s:b, s:s?, s:s?, s:s?, s:s?, s:s?, s:s}", "id",
-                     (json_int_t)rec->id, "ts", (json_int_t)rec->ts, "rule", ssp_rule_id(rec->rule),
-                     "callback", ssp_callback_name(rec->callback), "enforced", rec->enforced,
-                     "actor", rec->actor, "target", rec->target, "room_id", rec->room_id,
-                     "event_type", rec->event_type, "school", rec->school, "worker", worker);
+    json_t *obj;
+
+    if (rec->kind == SSP_AUDIT_ACTION)
+        obj = json_pack("{s:I, s:I, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s}",
+                        "id", (json_int_t)rec->id, "ts", (json_int_t)rec->ts, "kind", "action",
+                        "action", rec->action, "actor", rec->actor, "target", rec->target,
+                        "room_id", rec->room_id, "event_type", rec->event_type, "group",
+                        rec->group, "school", rec->school, "reason", rec->reason, "worker",
+                        worker);
+    else
+        obj = json_pack("{s:I, s:I, s:s, s:s, s:b, s:s?, s:s?, s:s?, s:s?, s:s?, s:s}", "id",
+                        (json_int_t)rec->id, "ts", (json_int_t)rec->ts, "rule",
+                        ssp_rule_id(rec->rule), "callback", ssp_callback_name(rec->callback),
+                        "enforced", rec->enforced, "actor", rec->actor, "target", rec->target,
+                        "room_id", rec->room_id, "event_type", rec->event_type, "school",
+                        rec->school, "worker", worker);
+    /* A summary of a flood: how many denials, until when. */
+    if (obj != NULL && rec->count > 1 &&
+        (json_object_set_new(obj, "count", json_integer((json_int_t)rec->count)) != 0 ||
+         json_object_set_new(obj, "last_ts", json_integer((json_int_t)rec->last_ts)) != 0)) {
+        json_decref(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+/* Sets key to value (stolen) unless the record has it. */
+static int set_default(json_t *rec, const char *key, json_t *value)
+{
+    if (json_object_get(rec, key) != NULL) {
+        json_decref(value);
+        return 0;
+    }
+    return json_object_set_new(rec, key, value);
+}
+
+int ssp_audit_record_complete(json_t *rec)
+{
+    static const char *const denial_keys[] = {"rule", "callback", "enforced", NULL};
+    static const char *const action_keys[] = {"action", "group", "reason", NULL};
+    json_t *kind = json_object_get(rec, "kind");
+    bool action = json_is_string(kind) && strcmp(json_string_value(kind), "action") == 0;
+    const char *const *keys = action ? action_keys : denial_keys;
+
+    if (set_default(rec, "kind", json_string(action ? "action" : "denial")) != 0 ||
+        set_default(rec, "count", json_integer(1)) != 0)
+        return -1;
+    for (size_t i = 0; keys[i] != NULL; i++) {
+        if (set_default(rec, keys[i], json_null()) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 void ssp_audit_free_records(ssp_audit_record *rec)
@@ -94,12 +141,12 @@ static const char *opt_copy(char **cursor, const char *s)
     return dest;
 }
 
-int64_t ssp_audit_submit(ssp_audit_queue *queue, ssp_rule rule, ssp_callback callback, bool enforced,
-                         const char *actor, const char *target, const char *room_id,
-                         const char *event_type, const char *school)
+int64_t ssp_audit_submit_record(ssp_audit_queue *queue, const ssp_audit_record *fields)
 {
-    size_t size = sizeof(ssp_audit_record) + opt_len(actor) + opt_len(target) +
-                  opt_len(room_id) + opt_len(event_type) + opt_len(school);
+    size_t size = sizeof(ssp_audit_record) + opt_len(fields->actor) + opt_len(fields->target) +
+                  opt_len(fields->room_id) + opt_len(fields->event_type) +
+                  opt_len(fields->school) + opt_len(fields->action) + opt_len(fields->group) +
+                  opt_len(fields->reason);
     ssp_audit_record *rec = malloc(size);
     char *cursor;
     int64_t id;
@@ -107,16 +154,22 @@ int64_t ssp_audit_submit(ssp_audit_queue *queue, ssp_rule rule, ssp_callback cal
     if (rec == NULL)
         return -1;
     cursor = (char *)(rec + 1);
+    *rec = *fields;
     rec->next = NULL;
-    rec->ts = ssp_now_ms();
-    rec->rule = rule;
-    rec->callback = callback;
-    rec->enforced = enforced;
-    rec->actor = opt_copy(&cursor, actor);
-    rec->target = opt_copy(&cursor, target);
-    rec->room_id = opt_copy(&cursor, room_id);
-    rec->event_type = opt_copy(&cursor, event_type);
-    rec->school = opt_copy(&cursor, school);
+    if (rec->ts == 0)
+        rec->ts = ssp_now_ms();
+    if (rec->count <= 1) {
+        rec->count = 1;
+        rec->last_ts = 0;
+    }
+    rec->actor = opt_copy(&cursor, fields->actor);
+    rec->target = opt_copy(&cursor, fields->target);
+    rec->room_id = opt_copy(&cursor, fields->room_id);
+    rec->event_type = opt_copy(&cursor, fields->event_type);
+    rec->school = opt_copy(&cursor, fields->school);
+    rec->action = opt_copy(&cursor, fields->action);
+    rec->group = opt_copy(&cursor, fields->group);
+    rec->reason = opt_copy(&cursor, fields->reason);
 
     pthread_mutex_lock(&queue->mutex);
     rec->id = id = queue->next_id++;
@@ -141,6 +194,23 @@ int64_t ssp_audit_submit(ssp_audit_queue *queue, ssp_rule rule, ssp_callback cal
     pthread_cond_signal(&queue->wake_writer);
     pthread_mutex_unlock(&queue->mutex);
     return id;
+}
+
+int64_t ssp_audit_submit(ssp_audit_queue *queue, ssp_rule rule, ssp_callback callback, bool enforced,
+                         const char *actor, const char *target, const char *room_id,
+                         const char *event_type, const char *school)
+{
+    ssp_audit_record fields = {0};
+
+    fields.rule = rule;
+    fields.callback = callback;
+    fields.enforced = enforced;
+    fields.actor = actor;
+    fields.target = target;
+    fields.room_id = room_id;
+    fields.event_type = event_type;
+    fields.school = school;
+    return ssp_audit_submit_record(queue, &fields);
 }
 
 /* ---- the writers' side ---- */
@@ -307,6 +377,9 @@ bool ssp_audit_matches(json_t *rec, const ssp_audit_filter *f)
     int64_t ts = (int64_t)json_integer_value(json_object_get(rec, "ts"));
 
     if (f->before_id > 0 && id >= f->before_id)
+        return false;
+    if (f->kinds != SSP_AUDIT_ANY_KIND &&
+        string_field_is(rec, "kind", "action") != (f->kinds == SSP_AUDIT_ONLY_ACTIONS))
         return false;
     if (f->since_ms > 0 && ts < f->since_ms)
         return false;

@@ -26,6 +26,14 @@
 #include "error.h"
 #include "rules/rules.h"
 
+/* What a record stands for: a denial (a rule refused an action, or would
+ * have in report-only mode), or an action the module itself took (a group
+ * room's member removed, say). The JSON and the stores leave "denial" out. */
+typedef enum { SSP_AUDIT_DENIAL = 0, SSP_AUDIT_ACTION } ssp_audit_kind;
+
+/* Which kinds a query returns. */
+typedef enum { SSP_AUDIT_ANY_KIND = 0, SSP_AUDIT_ONLY_DENIALS, SSP_AUDIT_ONLY_ACTIONS } ssp_audit_kinds;
+
 typedef struct ssp_audit_filter {
     int64_t since_ms;   /* 0: no lower bound */
     int64_t until_ms;   /* 0: no upper bound */
@@ -38,6 +46,7 @@ typedef struct ssp_audit_filter {
      * schools (a school admin's scope, forced by audit_view.c) */
     const char *const *schools;
     size_t n_schools;
+    ssp_audit_kinds kinds; /* 0: both kinds */
 } ssp_audit_filter;
 
 typedef struct ssp_audit_stats {
@@ -50,7 +59,13 @@ typedef struct ssp_audit_stats {
 typedef struct ssp_audit_record {
     struct ssp_audit_record *next;
     int64_t id;
-    int64_t ts;
+    int64_t ts;       /* the (first) denial's or the action's time, ms */
+    ssp_audit_kind kind;
+    /* How many denials the record stands for (>= 1). A summary of a flood
+     * (count > 1) covers ts .. last_ts; last_ts is 0 when count is 1. */
+    int64_t count;
+    int64_t last_ts;
+    /* Denials only: SSP_RULE_NONE and SSP_CB__COUNT in an action. */
     ssp_rule rule;
     ssp_callback callback;
     bool enforced;
@@ -60,6 +75,11 @@ typedef struct ssp_audit_record {
     const char *room_id;
     const char *event_type;
     const char *school;
+    /* Actions only: what was done (a short id), to which group, and why
+     * (a short text, never message content). */
+    const char *action;
+    const char *group;
+    const char *reason;
 } ssp_audit_record;
 
 typedef struct ssp_audit_queue {
@@ -96,8 +116,11 @@ void ssp_audit_close(ssp_audit_queue *queue);
  * queue is empty. */
 void ssp_audit_stop(ssp_audit_queue *queue);
 void ssp_audit_free_records(ssp_audit_record *rec);
-/* Copies the strings; never blocks on I/O. Returns the record's id (> 0),
- * or -1 only when out of memory. */
+/* Queues a copy of `fields` (its strings copied; next and id ignored; a ts
+ * of 0 is now, a count below 1 is 1); never blocks on I/O. Returns the
+ * record's id (> 0), or -1 only when out of memory. */
+int64_t ssp_audit_submit_record(ssp_audit_queue *queue, const ssp_audit_record *fields);
+/* One denial's record, now: ssp_audit_submit_record's answer. */
 int64_t ssp_audit_submit(ssp_audit_queue *queue, ssp_rule rule, ssp_callback callback, bool enforced,
                          const char *actor, const char *target, const char *room_id,
                          const char *event_type, const char *school);
@@ -132,11 +155,19 @@ bool ssp_audit_pause(ssp_audit_queue *queue, int64_t ms);
 
 /* ---- records as JSON ---- */
 
+/* The record as stored (audit.jsonl, the spill file, the INSERT's rows):
+ * kind, count, last_ts, action, group and reason only where they differ
+ * from a single denial's. NULL when out of memory. */
 json_t *ssp_audit_record_to_json(const ssp_audit_record *rec, const char *worker);
+/* A stored record (parsed) as the queries answer it: every record has
+ * kind and count; a denial has rule, callback and enforced, an action has
+ * action, group and reason, and the other kind's keys are left out;
+ * last_ts only on a summary. -1 when out of memory. */
+int ssp_audit_record_complete(json_t *rec);
 /* The ssp_audit_query result of both stores: {"records": records (not
  * stolen), "next": next, or null when next is NULL}. NULL when out of memory. */
 json_t *ssp_audit_page(json_t *records, const char *next);
-/* The filter's test of one parsed audit record. */
+/* The filter's test of one parsed audit record (stored or completed). */
 bool ssp_audit_matches(json_t *rec, const ssp_audit_filter *filter);
 
 #endif

@@ -337,6 +337,9 @@ static bool may_hold(const char *line, size_t len, const char *value)
 
 static bool line_may_match(const char *line, size_t len, const ssp_audit_filter *f)
 {
+    /* An action's line has the key "action"; a denial's rarely. */
+    if (f->kinds == SSP_AUDIT_ONLY_ACTIONS && !may_hold(line, len, "action"))
+        return false;
     if (f->rule != NULL && !may_hold(line, len, f->rule))
         return false;
     if (f->school != NULL && !may_hold(line, len, f->school))
@@ -379,6 +382,10 @@ static int page_visit(const char *line, size_t len, void *ctx, ssp_error *err)
     if (!ssp_audit_matches(rec, scan->filter)) {
         json_decref(rec);
         return 0;
+    }
+    if (ssp_audit_record_complete(rec) != 0) {
+        json_decref(rec);
+        return ssp_fail_nomem(err);
     }
     return ssp_page_take(&scan->page, scan->filter->limit, rec, err);
 }
@@ -469,9 +476,14 @@ static int chart_visit(const char *line, size_t len, void *ctx, ssp_error *err)
                : SSP_RULE_NONE;
     if (rule != SSP_RULE_NONE && ssp_audit_matches(rec, scan->filter)) {
         size_t b = (size_t)((ts - scan->filter->since_ms) / scan->bucket);
+        json_t *count = json_object_get(rec, "count");
 
+        /* A summary of a flood counts every denial it stands for. */
         if (b < scan->n_buckets)
-            scan->counts[b * SSP_RULE__COUNT + rule]++;
+            scan->counts[b * SSP_RULE__COUNT + rule] +=
+                json_is_integer(count) && json_integer_value(count) > 1
+                    ? (uint64_t)json_integer_value(count)
+                    : 1;
     }
     json_decref(rec);
     return 0;

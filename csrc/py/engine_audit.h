@@ -10,6 +10,7 @@
 SSP_PY_BEGIN_HIDDEN
 
 PyObject *Engine_audit_query(EngineObject *self, PyObject *args, PyObject *kwds);
+PyObject *Engine_audit_action(EngineObject *self, PyObject *arg);
 PyObject *Engine_audit_view(EngineObject *self, PyObject *arg);
 PyObject *Engine_audit_flush(EngineObject *self, PyObject *ignored);
 PyObject *Engine_wait_durable(EngineObject *self, PyObject *args);

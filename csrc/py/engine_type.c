@@ -134,7 +134,10 @@ static PyMethodDef Engine_methods[] = {
      "roster_get(user_id) -> the entry (dict) or None."},
     {"roster_size", (PyCFunction)Engine_roster_size, METH_NOARGS, "Users on the roster."},
     {"audit_query", (PyCFunction)(void (*)(void))Engine_audit_query, METH_VARARGS | METH_KEYWORDS,
-     "audit_query(*, since, until, rule, school, user, limit, before) -> {records, next}."},
+     "audit_query(*, since, until, rule, school, user, limit, before, kind) -> {records, next}."},
+    {"audit_action", (PyCFunction)Engine_audit_action, METH_O,
+     "audit_action({action, actor, target, room_id, group, school, reason}) -> the id of the "
+     "queued audit record of something the module did (wait_durable waits for it)."},
     {"audit_flush", (PyCFunction)Engine_audit_flush, METH_NOARGS,
      "Wait until every queued audit record is written."},
     {"wait_durable", (PyCFunction)Engine_wait_durable, METH_VARARGS,

@@ -158,7 +158,7 @@ class AdminResource(DirectServeJsonResource):
 
     async def _get_audit(self, request: Any, match: Any) -> tuple[int, Any]:
         query = _audit_query(request.args, ("since", "until", "limit", "from"),
-                             ("rule", "school", "user"))
+                             ("rule", "school", "user", "kind"))
         return 200, await self._view(request.school_policy_reader, "audit", query)
 
     async def _get_chart(self, request: Any, match: Any) -> tuple[int, Any]:
