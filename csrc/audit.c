@@ -98,6 +98,21 @@ bool ssp_decision_wait_durable(ssp_engine *engine, int64_t audit_id, int64_t tim
     return ssp_audit_wait_written(&engine->audit, audit_id, timeout_ms) == 0;
 }
 
+int ssp_audit_durable_fd(ssp_engine *engine)
+{
+    return engine->audit_open ? engine->audit.durable_fd : -1;
+}
+
+int64_t ssp_audit_last_durable_id(ssp_engine *engine)
+{
+    return engine->audit_open ? ssp_audit_last_written(&engine->audit) : 0;
+}
+
+int64_t ssp_audit_stalled_ms(ssp_engine *engine)
+{
+    return engine->audit_open ? ssp_audit_stalled_ms_at(&engine->audit, ssp_now_ms()) : 0;
+}
+
 int ssp_audit_flush(ssp_engine *engine, ssp_error *err)
 {
     if (!engine->audit_open)

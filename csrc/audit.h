@@ -54,6 +54,18 @@ int64_t ssp_audit_action(ssp_engine *engine, const ssp_audit_action_record *acti
  * the GIL. Concurrent waiters share the writer's batches. */
 bool ssp_decision_wait_durable(ssp_engine *engine, int64_t audit_id, int64_t timeout_ms);
 
+/* For a waiter that must not block (the adapter, on Synapse's reactor): an
+ * eventfd that becomes readable when records became durable (the waiter
+ * reads it to reset it, then asks ssp_audit_last_durable_id), or -1 when
+ * no store is open. The engine owns it; it stays open until the engine is
+ * freed. */
+int ssp_audit_durable_fd(ssp_engine *engine);
+/* Every record with an id at or below this one is durable. */
+int64_t ssp_audit_last_durable_id(ssp_engine *engine);
+/* How long queued records have waited with nothing written, in ms (0: none
+ * waits, or the store keeps up). */
+int64_t ssp_audit_stalled_ms(ssp_engine *engine);
+
 /* Queries the audit log, newest first. *result_json receives
  * {"records": [...], "next": "<id>" | null} (caller frees). Blocks on disk
  * I/O and waits for queued records to be written first. */

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,10 +89,19 @@ int ssp_audit_open(ssp_audit_queue *queue, const char *worker, const char *sink,
 {
     memset(queue, 0, sizeof *queue);
     queue->wake_fd = wake_fd;
+    queue->durable_fd = -1;
     if (pthread_mutex_init(&queue->mutex, NULL) != 0)
         return ssp_fail(err, SSP_ERR_NOMEM, "cannot create the audit mutex");
     pthread_cond_init(&queue->wake_writer, NULL);
     pthread_cond_init(&queue->written_cond, NULL);
+    queue->durable_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (queue->durable_fd < 0) {
+        int errnum = errno;
+
+        ssp_audit_close(queue);
+        return ssp_fail(err, SSP_ERR_IO, "cannot create the audit's eventfd: %s",
+                        strerror(errnum));
+    }
     queue->worker = ssp_strdup(worker);
     queue->sink = ssp_strdup(sink);
     if (queue->worker == NULL || queue->sink == NULL) {
@@ -118,6 +128,9 @@ void ssp_audit_close(ssp_audit_queue *queue)
     free(queue->worker);
     free(queue->sink);
     queue->worker = queue->sink = NULL;
+    if (queue->durable_fd >= 0)
+        close(queue->durable_fd);
+    queue->durable_fd = -1;
     pthread_cond_destroy(&queue->wake_writer);
     pthread_cond_destroy(&queue->written_cond);
     pthread_mutex_destroy(&queue->mutex);
@@ -173,6 +186,8 @@ int64_t ssp_audit_submit_record(ssp_audit_queue *queue, const ssp_audit_record *
 
     pthread_mutex_lock(&queue->mutex);
     rec->id = id = queue->next_id++;
+    if (queue->last_written_id == id - 1)
+        queue->pending_since_ms = ssp_now_ms(); /* the first to wait */
     if (queue->tail != NULL) {
         queue->tail->next = rec;
     } else {
@@ -261,12 +276,22 @@ bool ssp_audit_take(ssp_audit_queue *queue, size_t max, ssp_audit_batch *batch)
 
 void ssp_audit_mark_written(ssp_audit_queue *queue, ssp_audit_batch *batch)
 {
+    uint64_t one = 1;
+
     pthread_mutex_lock(&queue->mutex);
     queue->last_written_id = batch->last->id;
     queue->stats.written += batch->count;
     queue->stats.queue_depth -= batch->count;
+    /* progress: whatever still waits, waits since now */
+    queue->pending_since_ms = queue->last_written_id < queue->next_id - 1 ? ssp_now_ms() : 0;
     pthread_cond_broadcast(&queue->written_cond);
     pthread_mutex_unlock(&queue->mutex);
+    /* After last_written_id moved, so that a reader woken by the eventfd
+     * sees the new id. EAGAIN (the counter at its maximum) cannot lose a
+     * wake-up: the counter is readable already. */
+    if (write(queue->durable_fd, &one, sizeof one) < 0) {
+        /* EAGAIN: readable already */
+    }
     ssp_audit_free_records(batch->first);
     batch->first = batch->last = NULL;
     batch->count = 0;
@@ -348,6 +373,26 @@ int ssp_audit_wait_written(ssp_audit_queue *queue, int64_t id, int64_t timeout_m
     }
     pthread_mutex_unlock(&queue->mutex);
     return rc;
+}
+
+int64_t ssp_audit_last_written(ssp_audit_queue *queue)
+{
+    int64_t id;
+
+    pthread_mutex_lock(&queue->mutex);
+    id = queue->last_written_id;
+    pthread_mutex_unlock(&queue->mutex);
+    return id;
+}
+
+int64_t ssp_audit_stalled_ms_at(ssp_audit_queue *queue, int64_t now_ms)
+{
+    int64_t since;
+
+    pthread_mutex_lock(&queue->mutex);
+    since = queue->last_written_id < queue->next_id - 1 ? queue->pending_since_ms : 0;
+    pthread_mutex_unlock(&queue->mutex);
+    return since > 0 && now_ms > since ? now_ms - since : 0;
 }
 
 void ssp_audit_queue_stats(ssp_audit_queue *queue, ssp_audit_stats *out)

@@ -10,7 +10,9 @@
  *   ssp_audit_put_back      the write failed: the batch goes back to the front
  *
  * last_written_id only moves in ssp_audit_mark_written, so whoever waits
- * on written_cond for an id knows its record is durable.
+ * on written_cond for an id knows its record is durable. A waiter that
+ * must not block a thread (the adapter, on Synapse's reactor) watches
+ * durable_fd instead: an eventfd written after last_written_id moves.
  *
  * Also here: an audit record as JSON and the filter test, shared by both
  * stores' queries.
@@ -97,6 +99,12 @@ typedef struct ssp_audit_queue {
     /* an eventfd (or -1) written when a record arrives on an empty queue,
      * for a writer that sleeps in poll() (the PostgreSQL store's thread) */
     int wake_fd;
+    /* an eventfd of the queue's own, written (never blocking) after
+     * last_written_id moved: readable means "look at last_written_id" */
+    int durable_fd;
+    /* while records wait (last_written_id < next_id - 1): since when nothing
+     * has been written, in ms; 0 when none waits */
+    int64_t pending_since_ms;
 } ssp_audit_queue;
 
 /* A batch taken from the queue: first..last, count records. Owned by the
@@ -107,7 +115,7 @@ typedef struct ssp_audit_batch {
 } ssp_audit_batch;
 
 /* The queue alone; ids start after last_id (the store's newest record).
- * sink is copied. */
+ * sink is copied. Creates durable_fd (closed by ssp_audit_close). */
 int ssp_audit_open(ssp_audit_queue *queue, const char *worker, const char *sink, int64_t last_id,
                    int wake_fd, ssp_error *err);
 /* Frees what is still queued. The writer must have stopped. */
@@ -131,6 +139,13 @@ int ssp_audit_wait_written(ssp_audit_queue *queue, int64_t id, int64_t timeout_m
 /* Waits until every record queued so far is written, at most timeout_ms:
  * 0, or -1 with SSP_ERR_IO naming where they should go. Blocks. */
 int ssp_audit_wait_flushed(ssp_audit_queue *queue, int64_t timeout_ms, ssp_error *err);
+/* The id of the newest durable record (last_written_id), read under the
+ * queue's mutex; never blocks on I/O. */
+int64_t ssp_audit_last_written(ssp_audit_queue *queue);
+/* How long records have waited with nothing written (ms at now_ms), 0 when
+ * none waits: a store that cannot write shows here before any wait times
+ * out. Never blocks on I/O. */
+int64_t ssp_audit_stalled_ms_at(ssp_audit_queue *queue, int64_t now_ms);
 /* The counters of ssp_audit_stats, read under the queue's mutex. */
 void ssp_audit_queue_stats(ssp_audit_queue *queue, ssp_audit_stats *out);
 

@@ -176,6 +176,28 @@ PyObject *Engine_wait_durable(EngineObject *self, PyObject *args)
     return PyBool_FromLong(durable);
 }
 
+/* durable_fd() -> int: the eventfd that becomes readable when audit records
+ * became durable (the adapter's reactor watches it; read 8 bytes to reset
+ * it), -1 without a store. The engine owns and closes it. Keeps the GIL. */
+PyObject *Engine_durable_fd(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLong(ssp_audit_durable_fd(self->engine));
+}
+
+/* last_durable_id() -> int: every audit record with an id at or below it is
+ * durable. A read under the queue's mutex, never I/O: keeps the GIL. */
+PyObject *Engine_last_durable_id(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLongLong(ssp_audit_last_durable_id(self->engine));
+}
+
+/* audit_stalled_ms() -> int: how long queued audit records have waited with
+ * nothing written (0: none waits). Keeps the GIL. */
+PyObject *Engine_audit_stalled_ms(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLongLong(ssp_audit_stalled_ms(self->engine));
+}
+
 /* audit_stats() -> the audit queue's counters. Reads them under the
  * queue's mutex: keeps the GIL. */
 PyObject *Engine_audit_stats(EngineObject *self, PyObject *Py_UNUSED(ignored))
