@@ -49,6 +49,7 @@ typedef struct reader_scope {
 typedef struct view_query {
     int64_t since, until, from, limit, bucket;
     const char *rule, *school, *user; /* borrowed from the request JSON */
+    ssp_audit_kinds kinds;            /* "kind": denial, action; absent: both */
 } view_query;
 
 static void scope_free(reader_scope *scope)
@@ -164,8 +165,8 @@ static int str_field(json_t *query, const char *key, const char **out, ssp_error
 static int parse_query(json_t *query, view_query *q, ssp_error *err)
 {
     static const char *const known[] = {"since", "until", "from", "limit", "bucket",
-                                        "rule",  "school", "user", NULL};
-    const char *key;
+                                        "rule",  "school", "user", "kind", NULL};
+    const char *key, *kind = NULL;
     json_t *value;
 
     memset(q, 0, sizeof *q);
@@ -189,10 +190,19 @@ static int parse_query(json_t *query, view_query *q, ssp_error *err)
         int_field(query, "bucket", MINUTE_MS, SSP_AUDIT_MAX_TS_MS, " (ms)", &q->bucket, err) != 0 ||
         str_field(query, "rule", &q->rule, err) != 0 ||
         str_field(query, "school", &q->school, err) != 0 ||
-        str_field(query, "user", &q->user, err) != 0)
+        str_field(query, "user", &q->user, err) != 0 ||
+        str_field(query, "kind", &kind, err) != 0)
         return -1;
     if (q->rule != NULL && ssp_rule_from_id(q->rule) == SSP_RULE_NONE)
         return ssp_fail(err, SSP_ERR_INPUT, "rule: unknown rule id \"%s\"", q->rule);
+    if (kind != NULL) {
+        if (strcmp(kind, "denial") == 0)
+            q->kinds = SSP_AUDIT_ONLY_DENIALS;
+        else if (strcmp(kind, "action") == 0)
+            q->kinds = SSP_AUDIT_ONLY_ACTIONS;
+        else
+            return ssp_fail(err, SSP_ERR_INPUT, "kind: expected denial or action");
+    }
     return 0;
 }
 
@@ -219,6 +229,7 @@ static json_t *confine(const reader_scope *scope, const view_query *q, ssp_audit
     f->until_ms = q->until;
     f->rule = q->rule;
     f->user = q->user;
+    f->kinds = q->kinds;
     if (scope->level != ACCESS_SCHOOL_ADMIN) {
         *read_schools = q->school ? json_pack("[s]", q->school) : json_null();
         return NULL;
@@ -386,6 +397,8 @@ static int op_chart(ssp_engine *engine, const char *reader, const reader_scope *
 
     if (q->since == 0 || q->until == 0 || q->bucket == 0)
         return ssp_fail(err, SSP_ERR_INPUT, "since, until, bucket: the chart needs all three");
+    if (q->kinds != SSP_AUDIT_ANY_KIND)
+        return ssp_fail(err, SSP_ERR_INPUT, "kind: the chart counts denials only");
     if (q->bucket % MINUTE_MS != 0)
         return ssp_fail(err, SSP_ERR_INPUT,
                         "bucket: expected a whole number of minutes (a multiple of 60000)");
@@ -426,7 +439,8 @@ static int op_reads(ssp_engine *engine, const char *reader, const reader_scope *
     json_t *read_schools, *page = NULL;
     int rc;
 
-    if (q->rule != NULL || q->school != NULL || q->user != NULL || q->bucket != 0)
+    if (q->rule != NULL || q->school != NULL || q->user != NULL || q->bucket != 0 ||
+        q->kinds != SSP_AUDIT_ANY_KIND)
         return ssp_fail(err, SSP_ERR_INPUT, "query: the read log takes since, until, limit "
                         "and from only");
     read_schools = scope->level == ACCESS_SCHOOL_ADMIN ? scope_schools_json(scope) : json_null();

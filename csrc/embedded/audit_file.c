@@ -70,7 +70,9 @@ static void count_batch(ssp_audit_file *file, const ssp_audit_batch *batch)
     if (__atomic_load_n(&file->counts_state, __ATOMIC_ACQUIRE) != COUNTS_KEPT)
         return;
     for (const ssp_audit_record *rec = batch->first; rec != NULL; rec = rec->next) {
-        if (ssp_audit_counts_add(&file->counts, rec->ts, rec->rule, rec->school, 1, &err) != 0) {
+        /* an action has no rule: the counts pass over it */
+        if (ssp_audit_counts_add(&file->counts, rec->ts, rec->rule, rec->school,
+                                 rec->count > 1 ? (uint64_t)rec->count : 1, &err) != 0) {
             __atomic_store_n(&file->counts_state, COUNTS_BROKEN, __ATOMIC_RELEASE);
             return;
         }
@@ -316,6 +318,9 @@ void ssp_audit_file_close(ssp_audit_file *file)
 
 static bool line_may_match(const char *line, size_t len, const ssp_audit_filter *f)
 {
+    /* An action's line has the key "action"; a denial's rarely. */
+    if (f->kinds == SSP_AUDIT_ONLY_ACTIONS && !ssp_line_may_hold(line, len, "action"))
+        return false;
     if (f->rule != NULL && !ssp_line_may_hold(line, len, f->rule))
         return false;
     if (f->school != NULL && !ssp_line_may_hold(line, len, f->school))
@@ -358,6 +363,10 @@ static int page_visit(const char *line, size_t len, void *ctx, ssp_error *err)
     if (!ssp_audit_matches(rec, scan->filter)) {
         json_decref(rec);
         return 0;
+    }
+    if (ssp_audit_record_complete(rec) != 0) {
+        json_decref(rec);
+        return ssp_fail_nomem(err);
     }
     return ssp_page_take(&scan->page, scan->filter->limit, rec, err);
 }
@@ -448,11 +457,12 @@ static int chart_visit(const char *line, size_t len, void *ctx, ssp_error *err)
                : SSP_RULE_NONE;
     if (rule != SSP_RULE_NONE && ssp_audit_matches(rec, scan->filter)) {
         size_t b = (size_t)((ts - scan->filter->since_ms) / scan->bucket);
-        json_t *count = json_object_get(rec, "count"); /* a flood's summary: absent is 1 */
+        json_t *count = json_object_get(rec, "count");
 
+        /* A summary of a flood counts every denial it stands for. */
         if (b < scan->n_buckets)
             scan->counts[b * SSP_RULE__COUNT + rule] +=
-                json_is_integer(count) && json_integer_value(count) > 0
+                json_is_integer(count) && json_integer_value(count) > 1
                     ? (uint64_t)json_integer_value(count)
                     : 1;
     }

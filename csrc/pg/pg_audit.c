@@ -30,15 +30,22 @@
 #define AUDIT_BATCH_MAX 2000
 #define SPILL_BATCH_MAX 2000
 
+/* The rows are the records as stored (ssp_audit_record_to_json): keys a
+ * single denial leaves out come as NULL. */
 static const char AUDIT_INSERT_SQL[] =
     "INSERT INTO school_policy.audit (ts, rule, callback, enforced, actor, target, room_id,"
-    " event_type, school, worker, origin, origin_seq)"
+    " event_type, school, worker, origin, origin_seq, kind, count, last_ts, action, group_id,"
+    " reason)"
     " SELECT timestamptz 'epoch' + x.ts * interval '1 millisecond', x.rule, x.callback,"
-    " x.enforced, x.actor, x.target, x.room_id, x.event_type, x.school, x.worker, x.origin, x.id"
+    " x.enforced, x.actor, x.target, x.room_id, x.event_type, x.school, x.worker, x.origin, x.id,"
+    " x.kind, x.count, timestamptz 'epoch' + x.last_ts * interval '1 millisecond', x.action,"
+    " x.grp, x.reason"
     " FROM ROWS FROM (json_to_recordset($1::json) AS (id bigint, ts bigint, rule text,"
     " callback text, enforced boolean, actor text, target text, room_id text, event_type text,"
-    " school text, worker text, origin text)) WITH ORDINALITY AS x(id, ts, rule, callback,"
-    " enforced, actor, target, room_id, event_type, school, worker, origin, ord)"
+    " school text, worker text, origin text, kind text, count bigint, last_ts bigint,"
+    " action text, \"group\" text, reason text)) WITH ORDINALITY AS x(id, ts, rule, callback,"
+    " enforced, actor, target, room_id, event_type, school, worker, origin, kind, count, last_ts,"
+    " action, grp, reason, ord)"
     " ORDER BY x.ord"
     " ON CONFLICT (origin, origin_seq) DO NOTHING";
 
@@ -288,12 +295,71 @@ static char *schools_param(const ssp_audit_filter *f)
     return text;
 }
 
+/* The kinds filter as the query's $9: NULL, 'denial' or 'action'. */
+static const char *kinds_param(ssp_audit_kinds kinds)
+{
+    return kinds == SSP_AUDIT_ONLY_DENIALS ? "denial"
+           : kinds == SSP_AUDIT_ONLY_ACTIONS ? "action"
+                                             : NULL;
+}
+
+/* Column i of row `row`, a text or NULL, as rec[key]. */
+static int set_text(json_t *rec, const char *key, ssp_pg_rows *res, int row, int i)
+{
+    return json_object_set_new(rec, key, ssp_pg_isnull(res, row, i)
+                                             ? json_null()
+                                             : json_string(ssp_pg_value(res, row, i)));
+}
+
+/* One row of the query below as the record the queries answer
+ * (ssp_audit_record_complete's shape). NULL when out of memory. */
+static json_t *row_record(ssp_pg_rows *res, int i)
+{
+    static const char *const text_fields[] = {"actor", "target", "room_id", "event_type",
+                                              "school"};
+    bool action = !ssp_pg_isnull(res, i, 11) && strcmp(ssp_pg_value(res, i, 11), "action") == 0;
+    int64_t count = ssp_pg_isnull(res, i, 12) ? 1 : ssp_pg_int(res, i, 12);
+    json_t *rec = json_object();
+
+    if (rec == NULL)
+        return NULL;
+    if (json_object_set_new(rec, "id", json_integer(ssp_pg_int(res, i, 0))) ||
+        json_object_set_new(rec, "ts", json_integer(ssp_pg_int(res, i, 1))) ||
+        json_object_set_new(rec, "kind", json_string(action ? "action" : "denial")) ||
+        json_object_set_new(rec, "count", json_integer(count)))
+        goto oom;
+    if (count > 1 && !ssp_pg_isnull(res, i, 13) &&
+        json_object_set_new(rec, "last_ts", json_integer(ssp_pg_int(res, i, 13))))
+        goto oom;
+    if (action) {
+        if (set_text(rec, "action", res, i, 14) || set_text(rec, "group", res, i, 15) ||
+            set_text(rec, "reason", res, i, 16))
+            goto oom;
+    } else if (set_text(rec, "rule", res, i, 2) || set_text(rec, "callback", res, i, 3) ||
+               json_object_set_new(rec, "enforced",
+                                   ssp_pg_isnull(res, i, 4)
+                                       ? json_null()
+                                       : json_boolean(ssp_pg_value(res, i, 4)[0] == 't'))) {
+        goto oom;
+    }
+    for (int k = 0; k < 5; k++) {
+        if (set_text(rec, text_fields[k], res, i, 5 + k) != 0)
+            goto oom;
+    }
+    if (set_text(rec, "worker", res, i, 10) != 0)
+        goto oom;
+    return rec;
+oom:
+    json_decref(rec);
+    return NULL;
+}
+
 int ssp_pg_audit_query(ssp_store *store, const ssp_audit_filter *f, char **result_json,
                        ssp_error *err)
 {
     ssp_pgstore *pg = (ssp_pgstore *)store;
     char since[32], until[32], before[32], limit[32];
-    const char *params[8];
+    const char *params[9];
     ssp_pg_rows *res = NULL;
     json_t *records = NULL, *result = NULL;
     char *schools = NULL;
@@ -313,9 +379,13 @@ int ssp_pg_audit_query(ssp_store *store, const ssp_audit_filter *f, char **resul
     if (f->schools != NULL && (schools = schools_param(f)) == NULL)
         return ssp_fail_nomem(err);
     params[7] = schools;
+    params[8] = kinds_param(f->kinds);
+    /* The kind test is spelled so that, planned with $9 known, "actions
+     * only" is the partial index audit_actions' own predicate. */
     res = ssp_pg_session_query(&pg->queries,
                 "SELECT id, (extract(epoch FROM ts) * 1000)::bigint, rule, callback, enforced,"
-                " actor, target, room_id, event_type, school, worker"
+                " actor, target, room_id, event_type, school, worker, kind, count,"
+                " (extract(epoch FROM last_ts) * 1000)::bigint, action, group_id, reason"
                 " FROM school_policy.audit"
                 " WHERE ($1::bigint = 0 OR ts >= timestamptz 'epoch' + $1::bigint * interval '1 ms')"
                 " AND ($2::bigint = 0 OR ts < timestamptz 'epoch' + $2::bigint * interval '1 ms')"
@@ -323,8 +393,10 @@ int ssp_pg_audit_query(ssp_store *store, const ssp_audit_filter *f, char **resul
                 " AND ($5::text IS NULL OR actor = $5 OR target = $5)"
                 " AND ($6::bigint = 0 OR id < $6::bigint)"
                 " AND ($8::json IS NULL OR school = ANY (ARRAY(SELECT json_array_elements_text($8::json))))"
+                " AND ($9::text IS NULL OR ($9::text = 'action' AND kind = 'action')"
+                "  OR ($9::text = 'denial' AND kind IS DISTINCT FROM 'action'))"
                 " ORDER BY id DESC LIMIT $7::bigint",
-                8, params, true, err);
+                9, params, true, err);
     free(schools);
     if (res == NULL)
         return -1;
@@ -333,26 +405,9 @@ int ssp_pg_audit_query(ssp_store *store, const ssp_audit_filter *f, char **resul
     if (records == NULL)
         goto oom;
     for (int i = 0; i < rows && (size_t)i < f->limit; i++) {
-        json_t *rec = json_object();
-        static const char *const text_fields[] = {"actor",  "target", "room_id",
-                                                  "event_type", "school"};
+        json_t *rec = row_record(res, i);
 
         if (rec == NULL || json_array_append_new(records, rec) != 0)
-            goto oom;
-        if (json_object_set_new(rec, "id", json_integer(ssp_pg_int(res, i, 0))) ||
-            json_object_set_new(rec, "ts", json_integer(ssp_pg_int(res, i, 1))) ||
-            json_object_set_new(rec, "rule", json_string(ssp_pg_value(res, i, 2))) ||
-            json_object_set_new(rec, "callback", json_string(ssp_pg_value(res, i, 3))) ||
-            json_object_set_new(rec, "enforced", json_boolean(ssp_pg_value(res, i, 4)[0] == 't')))
-            goto oom;
-        for (int k = 0; k < 5; k++) {
-            json_t *value = ssp_pg_isnull(res, i, 5 + k) ? json_null()
-                                                       : json_string(ssp_pg_value(res, i, 5 + k));
-
-            if (json_object_set_new(rec, text_fields[k], value) != 0)
-                goto oom;
-        }
-        if (json_object_set_new(rec, "worker", json_string(ssp_pg_value(res, i, 10))) != 0)
             goto oom;
     }
     result = ssp_audit_page(records, (size_t)rows > f->limit
@@ -371,9 +426,10 @@ done:
     return rc;
 }
 
-/* [caller thread] Counts per (bucket, rule). Bucket starts are aligned to
- * `since`; the (school, ts) index holds the rule, so a school's counts are
- * an index-only scan of its records in the range. */
+/* [caller thread] Denials per (bucket, rule): a summary of a flood counts
+ * as its count. Bucket starts are aligned to `since`; the (school, ts)
+ * index holds the rule and the count, so a school's counts are an
+ * index-only scan of its records in the range. Actions have no rule. */
 int ssp_pg_audit_chart(ssp_store *store, const ssp_audit_filter *f, int64_t bucket_ms,
                        json_t **rows, ssp_error *err)
 {
@@ -399,10 +455,11 @@ int ssp_pg_audit_chart(ssp_store *store, const ssp_audit_filter *f, int64_t buck
     params[6] = schools;
     res = ssp_pg_session_query(&pg->queries,
                        "SELECT $1::bigint + ((extract(epoch FROM ts) * 1000)::bigint - $1::bigint)"
-                       "   / $3::bigint * $3::bigint AS b, rule, count(*)"
+                       "   / $3::bigint * $3::bigint AS b, rule, sum(coalesce(count, 1))::bigint"
                        " FROM school_policy.audit"
                        " WHERE ts >= timestamptz 'epoch' + $1::bigint * interval '1 ms'"
                        " AND ts < timestamptz 'epoch' + $2::bigint * interval '1 ms'"
+                       " AND rule IS NOT NULL"
                        " AND ($4::text IS NULL OR rule = $4) AND ($5::text IS NULL OR school = $5)"
                        " AND ($6::text IS NULL OR actor = $6 OR target = $6)"
                        " AND ($7::json IS NULL OR school = ANY (ARRAY(SELECT json_array_elements_text($7::json))))"

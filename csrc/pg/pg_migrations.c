@@ -12,7 +12,7 @@
 #include "pg/pg_conn.h"
 #include "pg/pg_migrations.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 /* 1: roster, change log with NOTIFY, audit */
 static const char MIGRATION_1_SQL[] =
@@ -144,10 +144,37 @@ static const char MIGRATION_3_SQL[] =
     "CREATE INDEX audit_school_rule ON school_policy.audit (school, rule, id);"
     "CREATE INDEX audit_rule ON school_policy.audit (rule, id);";
 
+/* 4: summaries of a flood (count, last_ts) and the module's own actions
+     * (kind, action, group_id, reason). Nullable columns with no default
+     * and NOT VALID checks: no table rewrite, no scan of the old rows
+     * (all single denials: NULL kind is a denial, NULL count is 1). The
+     * chart's index-only scan carries count now; actions are rare among
+     * denials, so a page of actions has an index of its own. */
+static const char MIGRATION_4_SQL[] =
+    "ALTER TABLE school_policy.audit"
+    "  ALTER COLUMN rule DROP NOT NULL,"
+    "  ALTER COLUMN callback DROP NOT NULL,"
+    "  ALTER COLUMN enforced DROP NOT NULL,"
+    "  ADD COLUMN kind text,"
+    "  ADD COLUMN count bigint,"
+    "  ADD COLUMN last_ts timestamptz,"
+    "  ADD COLUMN action text,"
+    "  ADD COLUMN group_id text,"
+    "  ADD COLUMN reason text,"
+    "  ADD CONSTRAINT audit_kind CHECK (kind IN ('denial', 'action')) NOT VALID,"
+    "  ADD CONSTRAINT audit_count CHECK (count >= 1) NOT VALID,"
+    "  ADD CONSTRAINT audit_kind_fields CHECK (CASE WHEN kind = 'action'"
+    "   THEN action IS NOT NULL"
+    "   ELSE rule IS NOT NULL AND callback IS NOT NULL AND enforced IS NOT NULL END) NOT VALID;"
+    "CREATE INDEX audit_school_ts_count ON school_policy.audit (school, ts) INCLUDE (rule, count);"
+    "DROP INDEX school_policy.audit_school_ts;"
+    "CREATE INDEX audit_actions ON school_policy.audit (id) WHERE kind = 'action';";
+
 static const char *const MIGRATIONS[SCHEMA_VERSION] = {
     MIGRATION_1_SQL,
     MIGRATION_2_SQL,
     MIGRATION_3_SQL,
+    MIGRATION_4_SQL,
 };
 
 /* Held until commit, so that workers starting together apply each

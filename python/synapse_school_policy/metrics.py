@@ -34,8 +34,9 @@ DECISIONS = _counter(
 AUDIT_QUEUE_DEPTH = _gauge("audit_queue_depth", "Audit records waiting to be written.")
 DENIALS_NOT_DURABLE = _counter(
     "denials_not_durable",
-    "Enforced denials answered (still as denials) before their audit record was written: the "
-    "store did not confirm the fdatasync or commit in time. The record stays queued.",
+    "Enforced denials whose audit record the store did not confirm (fdatasync or commit) in "
+    "time: answered 503 to local users, as denials to remote servers; never allowed. The "
+    "record stays queued.",
     [],
 )
 ROSTER_ENTRIES = _gauge("roster_entries", "Users on the roster held in memory.")

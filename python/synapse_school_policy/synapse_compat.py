@@ -18,6 +18,11 @@ start-up by `check_synapse`):
   invalidated across workers.
 - `api._store.get_rooms_for_user`: the rooms a user is joined to (the
   reconciler finds the special rooms its owner created). Same reason.
+
+And one import from outside synapse.module_api: `PreserveLoggingContext`
+(synapse.logging.context), which durable.py needs to fire the Deferreds
+that denials await, as Synapse's own code does; re-exported here so that
+the module names it once.
 """
 from __future__ import annotations
 
@@ -25,6 +30,11 @@ import re
 from importlib import metadata
 from typing import Any, Collection
 
+# Synapse's logcontext guard, for firing a Deferred that a caller awaits
+# through make_deferred_yieldable (durable.py), as Synapse's own
+# DeferredEvent.set does. Not part of the ModuleApi, but a module that fires
+# Deferreds needs it; unchanged since before the oldest supported release.
+from synapse.logging.context import PreserveLoggingContext
 from synapse.module_api.errors import ConfigError
 
 DISTRIBUTION = "synapse-school-policy"
