@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audit_chart.h"
 #include "files.h"
 #include "pg/pg_audit.h"
 #include "pg/pg_conn.h"
@@ -382,7 +383,7 @@ int ssp_pg_audit_query(ssp_store *store, const ssp_audit_filter *f, char **resul
     params[8] = kinds_param(f->kinds);
     /* The kind test is spelled so that, planned with $9 known, "actions
      * only" is the partial index audit_actions' own predicate. */
-    res = ssp_pg_session_query(&pg->queries,
+    res = ssp_pg_pool_query(pg->readers, SSP_PG_READERS, &pg->readers_turn,
                 "SELECT id, (extract(epoch FROM ts) * 1000)::bigint, rule, callback, enforced,"
                 " actor, target, room_id, event_type, school, worker, kind, count,"
                 " (extract(epoch FROM last_ts) * 1000)::bigint, action, group_id, reason"
@@ -426,48 +427,164 @@ done:
     return rc;
 }
 
+/* The chart: the counts of school_policy.audit_counts (migration 5) for
+ * the spans of whole hours and days, the records themselves for the rest
+ * (audit_chart.h): $1..$3 the spans (grain, lo, hi; grain 1: records),
+ * $4 since, $5 rule, $6 user, $7 the schools (JSON; [""] for every school
+ * in the counts), $8 every school (the records unfiltered), $9 bucket. */
+static const char CHART_SQL[] =
+    "WITH spans AS MATERIALIZED (SELECT s.grain, s.lo, s.hi"
+    "  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS s(grain, lo, hi)),"
+    " counted AS ("
+    /* One index range scan per span (OFFSET 0 keeps the planner from
+     * joining the whole school's counts with every span instead). */
+    "  SELECT c.t, c.rule, c.n FROM spans s CROSS JOIN LATERAL ("
+    "   SELECT c.start_ms AS t, c.rule, c.n FROM school_policy.audit_counts c"
+    "   WHERE s.grain > 1"
+    "    AND c.school = ANY (ARRAY(SELECT json_array_elements_text($7::json)))"
+    "    AND c.grain = s.grain AND c.start_ms >= s.lo AND c.start_ms < s.hi"
+    "    AND ($5::text IS NULL OR c.rule = $5) OFFSET 0) c"
+    "  UNION ALL"
+    "  SELECT a.t, a.rule, a.n FROM spans s CROSS JOIN LATERAL ("
+    "   SELECT (extract(epoch FROM a.ts) * 1000)::bigint AS t, a.rule,"
+    "    coalesce(a.count, 1) AS n FROM school_policy.audit a"
+    "   WHERE s.grain = 1 AND a.ts >= timestamptz 'epoch' + s.lo * interval '1 ms'"
+    "    AND a.ts < timestamptz 'epoch' + s.hi * interval '1 ms' AND a.rule IS NOT NULL"
+    "    AND ($8::boolean OR a.school = ANY (ARRAY(SELECT json_array_elements_text($7::json))))"
+    "    AND ($5::text IS NULL OR a.rule = $5)"
+    "    AND ($6::text IS NULL OR a.actor = $6 OR a.target = $6) OFFSET 0) a)"
+    " SELECT $4::bigint + (t - $4::bigint) / $9::bigint * $9::bigint, rule, sum(n)::bigint"
+    " FROM counted GROUP BY 1, 2 ORDER BY 1, 2";
+
+/* The schools the counts are read for, as JSON: the school asked for (if
+ * a school admin may read it), a school admin's schools, or [""] (every
+ * school). *every: no school filter on the records. */
+static char *chart_schools(const ssp_audit_filter *f, bool *every)
+{
+    json_t *list = json_array();
+    char *text;
+
+    *every = f->school == NULL && f->schools == NULL;
+    if (list == NULL)
+        return NULL;
+    if (*every) {
+        if (json_array_append_new(list, json_string("")) != 0)
+            goto oom;
+    } else if (f->school != NULL) {
+        bool allowed = f->schools == NULL;
+
+        for (size_t i = 0; !allowed && i < f->n_schools; i++)
+            allowed = strcmp(f->schools[i], f->school) == 0;
+        if (allowed && json_array_append_new(list, json_string(f->school)) != 0)
+            goto oom;
+    } else {
+        for (size_t i = 0; i < f->n_schools; i++) {
+            if (json_array_append_new(list, json_string(f->schools[i])) != 0)
+                goto oom;
+        }
+    }
+    text = ssp_json_dumps_checked(list);
+    json_decref(list);
+    return text;
+oom:
+    json_decref(list);
+    return NULL;
+}
+
+/* A PostgreSQL array text, "{" then the values added then "}". */
+typedef struct array_text {
+    char *buf;
+    size_t used, cap;
+} array_text;
+
+static int array_start(array_text *a)
+{
+    a->buf = NULL;
+    a->used = a->cap = 0;
+    if (ssp_buf_reserve(&a->buf, &a->cap, 64) != 0)
+        return -1;
+    strcpy(a->buf, "{");
+    a->used = 1;
+    return 0;
+}
+
+/* Appends v; -1 when out of memory. */
+static int array_add(array_text *a, int64_t v)
+{
+    char item[32];
+    int n = snprintf(item, sizeof item, "%s%lld", a->used > 1 ? "," : "", (long long)v);
+
+    if (ssp_buf_reserve(&a->buf, &a->cap, a->used + (size_t)n + 2) != 0)
+        return -1;
+    memcpy(a->buf + a->used, item, (size_t)n);
+    a->used += (size_t)n;
+    a->buf[a->used] = '\0';
+    return 0;
+}
+
+static int array_end(array_text *a)
+{
+    if (ssp_buf_reserve(&a->buf, &a->cap, a->used + 2) != 0)
+        return -1;
+    strcpy(a->buf + a->used, "}");
+    a->used++;
+    return 0;
+}
+
 /* [caller thread] Denials per (bucket, rule): a summary of a flood counts
- * as its count. Bucket starts are aligned to `since`; the (school, ts)
- * index holds the rule and the count, so a school's counts are an
- * index-only scan of its records in the range. Actions have no rule. */
+ * as its count, actions (no rule) not at all. Bucket starts are aligned
+ * to `since`. A year costs a few hundred day counts and the hours and
+ * records at the buckets' edges; with `user` (the counts know no users)
+ * the records of the whole range are counted, under the readers' timeout. */
 int ssp_pg_audit_chart(ssp_store *store, const ssp_audit_filter *f, int64_t bucket_ms,
                        json_t **rows, ssp_error *err)
 {
+    static const int64_t GRAINS[] = {SSP_CHART_DAY_MS, SSP_CHART_HOUR_MS, 1};
     ssp_pgstore *pg = (ssp_pgstore *)store;
-    char since[32], until[32], bucket[32];
-    const char *params[7];
+    char since[32], bucket[32];
+    const char *params[9];
+    array_text grains = {NULL, 0, 0}, los = {NULL, 0, 0}, his = {NULL, 0, 0};
     char *schools = NULL;
-    ssp_pg_rows *res;
+    ssp_chart_plan plan = {NULL, 0, 0};
+    ssp_pg_rows *res = NULL;
+    bool every;
     int rc = -1;
 
     *rows = NULL;
+    /* with a user, one span of records: the last grain alone */
+    if (ssp_chart_plan_build(f->since_ms, f->until_ms, bucket_ms,
+                             f->user != NULL ? &GRAINS[2] : GRAINS, f->user != NULL ? 1 : 3, &plan,
+                             err) != 0)
+        return -1;
+    if (array_start(&grains) != 0 || array_start(&los) != 0 || array_start(&his) != 0)
+        goto oom;
+    for (size_t i = 0; i < plan.n; i++) {
+        const ssp_chart_span *s = &plan.spans[i];
+
+        if (array_add(&grains, f->user != NULL ? 1 : GRAINS[s->grain]) != 0 ||
+            array_add(&los, s->lo) != 0 || array_add(&his, s->hi) != 0)
+            goto oom;
+    }
+    if (array_end(&grains) != 0 || array_end(&los) != 0 || array_end(&his) != 0)
+        goto oom;
+    schools = chart_schools(f, &every);
+    if (schools == NULL)
+        goto oom;
     snprintf(since, sizeof since, "%lld", (long long)f->since_ms);
-    snprintf(until, sizeof until, "%lld", (long long)f->until_ms);
     snprintf(bucket, sizeof bucket, "%lld", (long long)bucket_ms);
-    if (f->schools != NULL && (schools = schools_param(f)) == NULL)
-        return ssp_fail_nomem(err);
-    params[0] = since;
-    params[1] = until;
-    params[2] = bucket;
-    params[3] = f->rule;
-    params[4] = f->school;
+    params[0] = grains.buf;
+    params[1] = los.buf;
+    params[2] = his.buf;
+    params[3] = since;
+    params[4] = f->rule;
     params[5] = f->user;
     params[6] = schools;
-    res = ssp_pg_session_query(&pg->queries,
-                       "SELECT $1::bigint + ((extract(epoch FROM ts) * 1000)::bigint - $1::bigint)"
-                       "   / $3::bigint * $3::bigint AS b, rule, sum(coalesce(count, 1))::bigint"
-                       " FROM school_policy.audit"
-                       " WHERE ts >= timestamptz 'epoch' + $1::bigint * interval '1 ms'"
-                       " AND ts < timestamptz 'epoch' + $2::bigint * interval '1 ms'"
-                       " AND rule IS NOT NULL"
-                       " AND ($4::text IS NULL OR rule = $4) AND ($5::text IS NULL OR school = $5)"
-                       " AND ($6::text IS NULL OR actor = $6 OR target = $6)"
-                       " AND ($7::json IS NULL OR school = ANY (ARRAY(SELECT json_array_elements_text($7::json))))"
-                       " GROUP BY 1, 2 ORDER BY 1, 2",
-                       7, params, true, err);
-    free(schools);
+    params[7] = every ? "t" : "f";
+    params[8] = bucket;
+    res = ssp_pg_pool_query(pg->readers, SSP_PG_READERS, &pg->readers_turn, CHART_SQL, 9,
+                            params, true, err);
     if (res == NULL)
-        return -1;
+        goto done;
     *rows = json_array();
     if (*rows == NULL)
         goto oom;
@@ -486,6 +603,11 @@ oom:
     *rows = NULL;
 done:
     ssp_pg_rows_free(res);
+    ssp_chart_plan_free(&plan);
+    free(grains.buf);
+    free(los.buf);
+    free(his.buf);
+    free(schools);
     return rc;
 }
 
@@ -512,6 +634,7 @@ int ssp_pg_reads_append(ssp_store *store, json_t *record, ssp_error *err)
 int ssp_pg_reads_query(ssp_store *store, json_t *schools, const ssp_reads_filter *filter,
                        json_t **page, ssp_error *err)
 {
+    ssp_pgstore *pg = (ssp_pgstore *)store;
     char since[32], until[32], before[32], lim[32];
     char *schools_json = NULL;
     const char *params[5] = {since, until, before, lim, NULL};
@@ -530,7 +653,7 @@ int ssp_pg_reads_query(ssp_store *store, json_t *schools, const ssp_reads_filter
     if (schools != NULL && (schools_json = ssp_json_dumps_checked(schools)) == NULL)
         return ssp_fail_nomem(err);
     params[4] = schools_json;
-    res = ssp_pg_session_query(&((ssp_pgstore *)store)->queries,
+    res = ssp_pg_pool_query(pg->readers, SSP_PG_READERS, &pg->readers_turn,
                        "SELECT json_build_object('id', id, 'ts', (extract(epoch FROM ts) * 1000)::bigint,"
                        " 'reader', reader, 'access', access, 'op', op, 'query', query,"
                        " 'schools', schools, 'worker', worker)::text, id"
