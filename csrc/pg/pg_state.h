@@ -58,6 +58,7 @@ typedef struct ssp_pgstore {
      * the spill file, roster pushes wait, until these times. */
     int64_t audit_retry_ms;
     int64_t roster_retry_ms;
+    bool roster_catching_up; /* [store thread] more roster changes wait to be read */
     int64_t last_maintenance_ms;
     int64_t last_pending_count_ms; /* [store thread] */
     int spill_fd;             /* [store thread] */

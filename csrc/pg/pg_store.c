@@ -259,9 +259,14 @@ static void *store_main(void *arg)
                 disconnect(pg, NULL);
                 continue;
             }
-            if (changed) {
-                if (ssp_pg_roster_incremental_sync(pg, &err) != 0)
+            if (changed || pg->roster_catching_up) {
+                int more = ssp_pg_roster_incremental_sync(pg, &err);
+
+                if (more < 0)
                     disconnect(pg, err.message);
+                /* a large change comes in pieces, with the audit written
+                 * between them */
+                pg->roster_catching_up = more > 0;
                 continue; /* look again before sleeping */
             }
             idle = ssp_audit_is_empty(pg->audit);
