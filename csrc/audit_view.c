@@ -160,7 +160,7 @@ static int str_field(json_t *query, const char *key, const char **out, ssp_error
     return 0;
 }
 
-#define TIME_UNIT " (ms since the epoch, at most the year 9999)"
+#define TIME_UNIT " (ms since the epoch)"
 
 static int parse_query(json_t *query, view_query *q, ssp_error *err)
 {
@@ -183,8 +183,8 @@ static int parse_query(json_t *query, view_query *q, ssp_error *err)
         if (known[i] == NULL)
             return ssp_fail(err, SSP_ERR_INPUT, "%s: unknown parameter", key);
     }
-    if (int_field(query, "since", 0, SSP_AUDIT_MAX_TS_MS, TIME_UNIT, &q->since, err) != 0 ||
-        int_field(query, "until", 0, SSP_AUDIT_MAX_TS_MS, TIME_UNIT, &q->until, err) != 0 ||
+    if (int_field(query, "since", 0, INT64_MAX, TIME_UNIT, &q->since, err) != 0 ||
+        int_field(query, "until", 0, INT64_MAX, TIME_UNIT, &q->until, err) != 0 ||
         int_field(query, "from", 0, INT64_MAX, " (a page's next)", &q->from, err) != 0 ||
         int_field(query, "limit", 1, 1000, "", &q->limit, err) != 0 ||
         int_field(query, "bucket", MINUTE_MS, SSP_AUDIT_MAX_TS_MS, " (ms)", &q->bucket, err) != 0 ||
@@ -195,6 +195,12 @@ static int parse_query(json_t *query, view_query *q, ssp_error *err)
         return -1;
     if (q->rule != NULL && ssp_rule_from_id(q->rule) == SSP_RULE_NONE)
         return ssp_fail(err, SSP_ERR_INPUT, "rule: unknown rule id \"%s\"", q->rule);
+    /* A time past the year 9999 means "no bound" (nothing is later): it
+     * counts as the year 9999, so no store computes with it. */
+    if (q->since > SSP_AUDIT_MAX_TS_MS)
+        q->since = SSP_AUDIT_MAX_TS_MS;
+    if (q->until > SSP_AUDIT_MAX_TS_MS)
+        q->until = SSP_AUDIT_MAX_TS_MS;
     if (kind != NULL) {
         if (strcmp(kind, "denial") == 0)
             q->kinds = SSP_AUDIT_ONLY_DENIALS;
