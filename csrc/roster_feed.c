@@ -678,12 +678,6 @@ static int handle(ssp_feed *f, delivery *d, ssp_error *err)
         outcome = SSP_FEED_REJECTED;
     } else {
         outcome = f->sink.apply(f->sink.ctx, d->body.bytes, d->body.len, &upserted, &why);
-        if (d->body.len >= SSP_FEED_TRIM_BYTES) {
-            /* the body's copy first, then what parsing it left behind */
-            free(d->body.bytes);
-            d->body.bytes = NULL;
-            give_memory_back();
-        }
     }
     if (outcome == SSP_FEED_RETRY) {
         pthread_mutex_lock(&f->mutex);
@@ -729,7 +723,11 @@ static int receive(ssp_feed *f, const amqp_frame_t *frame, ssp_error *err)
     rc = read_delivery(f, &deliver, &d, err);
     if (rc == 0)
         rc = handle(f, &d, err);
+    /* the body (a dead letter may have needed it) first, then what parsing
+     * it left behind */
     delivery_free(&d);
+    if (!d.too_large && d.body_size >= SSP_FEED_TRIM_BYTES)
+        give_memory_back();
     return rc;
 }
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 QUEUE = "school-policy.roster"
 DLQ = QUEUE + ".dead-letter"
 URL_ENV = "SSP_TEST_ROSTER_FEED_URL"
-MAX_MESSAGE_BYTES = 1_048_576
+MAX_MESSAGE_BYTES = 8 * 1_048_576
 STAFF = ["feedadmin", "feedteacher1", "feedteacher2"]
 PUPILS = ["feedpupil1", "feedpupil2"]
 
@@ -207,15 +207,18 @@ def _dead_letters_by_id(broker, wanted: set[str], timeout: float = 30) -> dict[s
     return found
 
 
-@pytest.mark.parametrize("case", ["poisoned", "oversized", "empty", "no_break_space"])
+@pytest.mark.parametrize("case", ["poisoned", "oversized", "empty", "no_break_space",
+                                  "large_not_json"])
 def test_a_message_that_cannot_go_as_it_came_is_dead_lettered_once_and_the_next_is_applied(
     school, broker, case
 ):
     """A message that is not JSON with a header of 130,880 bytes (too large
     to republish with the module's headers), one over max_message_bytes, an
-    empty one, and one with a school id holding U+00A0: each goes to the
-    dead-letter queue exactly once, saying why (and what was dropped), the
-    message behind it is applied, and the feed never leaves `consuming`."""
+    empty one, one with a school id holding U+00A0, and 5 MB that are not
+    JSON (large enough that the feed gives the memory back after it): each
+    goes to the dead-letter queue exactly once, saying why (and what was
+    dropped), the message behind it is applied, and the feed never leaves
+    `consuming`."""
     bad_id, good = f"feed-{case}-{uuid.uuid4().hex[:8]}", f"feedafter{case.replace('_', '')}"
     headers = None
     if case == "poisoned":
@@ -223,8 +226,10 @@ def test_a_message_that_cannot_go_as_it_came_is_dead_lettered_once_and_the_next_
         headers = {"x-bulk": "h" * 130_880}
     elif case == "oversized":
         body = json.dumps({"users": [{"user_id": uid(f"feedbig{i}"), "schools": []}
-                                     for i in range(40_000)]}).encode()
+                                     for i in range(200_000)]}).encode()
         assert len(body) > MAX_MESSAGE_BYTES
+    elif case == "large_not_json":
+        body = b"[" + b"x" * 5_000_000
     elif case == "empty":
         body = b""
     else:
@@ -273,6 +278,10 @@ def test_a_message_that_cannot_go_as_it_came_is_dead_lettered_once_and_the_next_
         assert headers_out["x-school-policy-dropped"] == f"body: {len(body)} bytes"
         assert body_out == b""
         assert roster_entry(school, "feedbig0") is None
+    elif case == "large_not_json":
+        assert kind == "invalid_json" and error.startswith("body: invalid JSON")
+        assert "x-school-policy-dropped" not in headers_out
+        assert body_out == body  # whole, after the memory was given back
     elif case == "empty":
         assert kind == "invalid_json"
         assert error == ("body: the message is empty; expected a POST /roster body (a JSON "
