@@ -9,6 +9,7 @@
 
 #include "audit.h"
 #include "engine_state.h"
+#include "ids.h"
 #include "store.h"
 #include "util.h"
 
@@ -33,11 +34,83 @@ int64_t ssp_audit_denial(ssp_engine *engine, ssp_callback callback, ssp_rule rul
     return id > 0 ? id : 0;
 }
 
+/* An action id: lower-case ASCII letters, digits and '_', a letter first. */
+static bool action_id_valid(const char *id)
+{
+    size_t n = strlen(id);
+
+    if (n == 0 || n > SSP_AUDIT_ACTION_MAX || id[0] < 'a' || id[0] > 'z')
+        return false;
+    for (size_t i = 1; i < n; i++) {
+        char c = id[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+static int check_text(const char *name, const char *value, size_t max, ssp_error *err)
+{
+    if (value != NULL && (value[0] == '\0' || strlen(value) > max))
+        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected 1 to %zu bytes or null", name, max);
+    return 0;
+}
+
+int64_t ssp_audit_action(ssp_engine *engine, const ssp_audit_action_record *action,
+                         ssp_error *err)
+{
+    ssp_audit_record fields = {0};
+    int64_t id;
+
+    if (action->action == NULL || !action_id_valid(action->action))
+        return ssp_fail(err, SSP_ERR_INPUT, "action: expected a short id (a-z, 0-9, _; a letter "
+                        "first; at most %d bytes)", SSP_AUDIT_ACTION_MAX);
+    if (action->actor != NULL && !ssp_user_id_valid(action->actor))
+        return ssp_fail(err, SSP_ERR_INPUT, "actor: expected a Matrix user id or null");
+    if (action->target != NULL && !ssp_user_id_valid(action->target))
+        return ssp_fail(err, SSP_ERR_INPUT, "target: expected a Matrix user id or null");
+    if (check_text("room_id", action->room_id, SSP_AUDIT_FIELD_MAX, err) != 0 ||
+        check_text("group", action->group, SSP_AUDIT_FIELD_MAX, err) != 0 ||
+        check_text("school", action->school, SSP_AUDIT_FIELD_MAX, err) != 0 ||
+        check_text("reason", action->reason, SSP_AUDIT_REASON_MAX, err) != 0)
+        return -1;
+    if (!engine->audit_open)
+        return ssp_fail(err, SSP_ERR_STATE, "the store is not open");
+    fields.kind = SSP_AUDIT_ACTION;
+    fields.rule = SSP_RULE_NONE;
+    fields.callback = SSP_CB__COUNT;
+    fields.action = action->action;
+    fields.actor = action->actor != NULL ? action->actor : engine->reconciler_user;
+    fields.target = action->target;
+    fields.room_id = action->room_id;
+    fields.group = action->group;
+    fields.school = action->school;
+    fields.reason = action->reason;
+    id = ssp_audit_submit_record(&engine->audit, &fields);
+    return id > 0 ? id : ssp_fail_nomem(err);
+}
+
 bool ssp_decision_wait_durable(ssp_engine *engine, int64_t audit_id, int64_t timeout_ms)
 {
     if (audit_id <= 0 || !engine->audit_open)
         return true;
     return ssp_audit_wait_written(&engine->audit, audit_id, timeout_ms) == 0;
+}
+
+int ssp_audit_durable_fd(ssp_engine *engine)
+{
+    return engine->audit_open ? engine->audit.durable_fd : -1;
+}
+
+int64_t ssp_audit_last_durable_id(ssp_engine *engine)
+{
+    return engine->audit_open ? ssp_audit_last_written(&engine->audit) : 0;
+}
+
+int64_t ssp_audit_stalled_ms(ssp_engine *engine)
+{
+    return engine->audit_open ? ssp_audit_stalled_ms_at(&engine->audit, ssp_now_ms()) : 0;
 }
 
 int ssp_audit_flush(ssp_engine *engine, ssp_error *err)
@@ -71,6 +144,12 @@ int ssp_audit_query(ssp_engine *engine, const ssp_audit_filter *filter, char **r
 int ssp_audit_purge(ssp_engine *engine, int64_t before_ms, uint64_t *deleted, ssp_error *err)
 {
     *deleted = 0;
+    /* A time before 1970 deletes nothing; one past the year 9999 deletes
+     * everything: no store sees a time it cannot compute with. */
+    if (before_ms < 0)
+        before_ms = 0;
+    if (before_ms > SSP_AUDIT_MAX_TS_MS)
+        before_ms = SSP_AUDIT_MAX_TS_MS;
     if (engine->store == NULL)
         return ssp_store_audit_purge_closed(&engine->config, before_ms, deleted, err);
     return ssp_store_audit_purge(engine->store, before_ms, deleted, err);

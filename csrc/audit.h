@@ -22,6 +22,30 @@ int64_t ssp_audit_denial(ssp_engine *engine, ssp_callback callback, ssp_rule rul
                          const char *actor, const char *target, const char *room_id,
                          const char *event_type, const char *school);
 
+/* An action the module took (issue 20: a group room's member removed, a
+ * room created), for its audit record. Strings are borrowed. */
+typedef struct ssp_audit_action_record {
+    const char *action;  /* required: a short id, [a-z][a-z0-9_]*, at most
+                          * SSP_AUDIT_ACTION_MAX bytes: "member_removed" */
+    const char *actor;   /* who acted; NULL: the module's own user (reconciler.user) */
+    const char *target;  /* the user acted on, or NULL */
+    const char *room_id; /* or NULL; at most SSP_AUDIT_FIELD_MAX bytes, as group and school */
+    const char *group;   /* the group id, or NULL */
+    const char *school;  /* or NULL */
+    const char *reason;  /* why, a short text (never message content), or NULL;
+                          * at most SSP_AUDIT_REASON_MAX bytes */
+} ssp_audit_action_record;
+
+#define SSP_AUDIT_ACTION_MAX 64
+#define SSP_AUDIT_FIELD_MAX 255
+#define SSP_AUDIT_REASON_MAX 512
+
+/* Queues the audit record of an action: its id (> 0; wait for it with
+ * ssp_decision_wait_durable), or -1 with SSP_ERR_INPUT (a field, named),
+ * SSP_ERR_STATE (no store open) or SSP_ERR_NOMEM. Never blocks on I/O. */
+int64_t ssp_audit_action(ssp_engine *engine, const ssp_audit_action_record *action,
+                         ssp_error *err);
+
 /* Waits until the audit record of a denial (ssp_decision.audit_id) is
  * durable: fdatasync'ed in audit.jsonl, or committed in PostgreSQL (or
  * fdatasync'ed in the spill file while the database is away), at most
@@ -29,6 +53,18 @@ int64_t ssp_audit_denial(ssp_engine *engine, ssp_callback callback, ssp_rule rul
  * wait for), false on timeout. Blocks: call it off the reactor, without
  * the GIL. Concurrent waiters share the writer's batches. */
 bool ssp_decision_wait_durable(ssp_engine *engine, int64_t audit_id, int64_t timeout_ms);
+
+/* For a waiter that must not block (the adapter, on Synapse's reactor): an
+ * eventfd that becomes readable when records became durable (the waiter
+ * reads it to reset it, then asks ssp_audit_last_durable_id), or -1 when
+ * no store is open. The engine owns it; it stays open until the engine is
+ * freed. */
+int ssp_audit_durable_fd(ssp_engine *engine);
+/* Every record with an id at or below this one is durable. */
+int64_t ssp_audit_last_durable_id(ssp_engine *engine);
+/* How long queued records have waited with nothing written, in ms (0: none
+ * waits, or the store keeps up). */
+int64_t ssp_audit_stalled_ms(ssp_engine *engine);
 
 /* Queries the audit log, newest first. *result_json receives
  * {"records": [...], "next": "<id>" | null} (caller frees). Blocks on disk

@@ -10,7 +10,9 @@
  *   ssp_audit_put_back      the write failed: the batch goes back to the front
  *
  * last_written_id only moves in ssp_audit_mark_written, so whoever waits
- * on written_cond for an id knows its record is durable.
+ * on written_cond for an id knows its record is durable. A waiter that
+ * must not block a thread (the adapter, on Synapse's reactor) watches
+ * durable_fd instead: an eventfd written after last_written_id moves.
  *
  * Also here: an audit record as JSON and the filter test, shared by both
  * stores' queries.
@@ -26,6 +28,19 @@
 #include "error.h"
 #include "rules/rules.h"
 
+/* The latest time a query may name, 9999-12-31T23:59:59.999Z in ms since
+ * the epoch: every time of a query is checked against it before any
+ * arithmetic or SQL (PostgreSQL's intervals overflow near 9.2e15 ms). */
+#define SSP_AUDIT_MAX_TS_MS INT64_C(253402300799999)
+
+/* What a record stands for: a denial (a rule refused an action, or would
+ * have in report-only mode), or an action the module itself took (a group
+ * room's member removed, say). The JSON and the stores leave "denial" out. */
+typedef enum { SSP_AUDIT_DENIAL = 0, SSP_AUDIT_ACTION } ssp_audit_kind;
+
+/* Which kinds a query returns. */
+typedef enum { SSP_AUDIT_ANY_KIND = 0, SSP_AUDIT_ONLY_DENIALS, SSP_AUDIT_ONLY_ACTIONS } ssp_audit_kinds;
+
 typedef struct ssp_audit_filter {
     int64_t since_ms;   /* 0: no lower bound */
     int64_t until_ms;   /* 0: no upper bound */
@@ -38,6 +53,7 @@ typedef struct ssp_audit_filter {
      * schools (a school admin's scope, forced by audit_view.c) */
     const char *const *schools;
     size_t n_schools;
+    ssp_audit_kinds kinds; /* 0: both kinds */
 } ssp_audit_filter;
 
 typedef struct ssp_audit_stats {
@@ -50,7 +66,13 @@ typedef struct ssp_audit_stats {
 typedef struct ssp_audit_record {
     struct ssp_audit_record *next;
     int64_t id;
-    int64_t ts;
+    int64_t ts;       /* the (first) denial's or the action's time, ms */
+    ssp_audit_kind kind;
+    /* How many denials the record stands for (>= 1). A summary of a flood
+     * (count > 1) covers ts .. last_ts; last_ts is 0 when count is 1. */
+    int64_t count;
+    int64_t last_ts;
+    /* Denials only: SSP_RULE_NONE and SSP_CB__COUNT in an action. */
     ssp_rule rule;
     ssp_callback callback;
     bool enforced;
@@ -60,6 +82,11 @@ typedef struct ssp_audit_record {
     const char *room_id;
     const char *event_type;
     const char *school;
+    /* Actions only: what was done (a short id), to which group, and why
+     * (a short text, never message content). */
+    const char *action;
+    const char *group;
+    const char *reason;
 } ssp_audit_record;
 
 typedef struct ssp_audit_queue {
@@ -77,6 +104,12 @@ typedef struct ssp_audit_queue {
     /* an eventfd (or -1) written when a record arrives on an empty queue,
      * for a writer that sleeps in poll() (the PostgreSQL store's thread) */
     int wake_fd;
+    /* an eventfd of the queue's own, written (never blocking) after
+     * last_written_id moved: readable means "look at last_written_id" */
+    int durable_fd;
+    /* while records wait (last_written_id < next_id - 1): since when nothing
+     * has been written, in ms; 0 when none waits */
+    int64_t pending_since_ms;
 } ssp_audit_queue;
 
 /* A batch taken from the queue: first..last, count records. Owned by the
@@ -87,7 +120,7 @@ typedef struct ssp_audit_batch {
 } ssp_audit_batch;
 
 /* The queue alone; ids start after last_id (the store's newest record).
- * sink is copied. */
+ * sink is copied. Creates durable_fd (closed by ssp_audit_close). */
 int ssp_audit_open(ssp_audit_queue *queue, const char *worker, const char *sink, int64_t last_id,
                    int wake_fd, ssp_error *err);
 /* Frees what is still queued. The writer must have stopped. */
@@ -96,8 +129,11 @@ void ssp_audit_close(ssp_audit_queue *queue);
  * queue is empty. */
 void ssp_audit_stop(ssp_audit_queue *queue);
 void ssp_audit_free_records(ssp_audit_record *rec);
-/* Copies the strings; never blocks on I/O. Returns the record's id (> 0),
- * or -1 only when out of memory. */
+/* Queues a copy of `fields` (its strings copied; next and id ignored; a ts
+ * of 0 is now, a count below 1 is 1); never blocks on I/O. Returns the
+ * record's id (> 0), or -1 only when out of memory. */
+int64_t ssp_audit_submit_record(ssp_audit_queue *queue, const ssp_audit_record *fields);
+/* One denial's record, now: ssp_audit_submit_record's answer. */
 int64_t ssp_audit_submit(ssp_audit_queue *queue, ssp_rule rule, ssp_callback callback, bool enforced,
                          const char *actor, const char *target, const char *room_id,
                          const char *event_type, const char *school);
@@ -108,6 +144,13 @@ int ssp_audit_wait_written(ssp_audit_queue *queue, int64_t id, int64_t timeout_m
 /* Waits until every record queued so far is written, at most timeout_ms:
  * 0, or -1 with SSP_ERR_IO naming where they should go. Blocks. */
 int ssp_audit_wait_flushed(ssp_audit_queue *queue, int64_t timeout_ms, ssp_error *err);
+/* The id of the newest durable record (last_written_id), read under the
+ * queue's mutex; never blocks on I/O. */
+int64_t ssp_audit_last_written(ssp_audit_queue *queue);
+/* How long records have waited with nothing written (ms at now_ms), 0 when
+ * none waits: a store that cannot write shows here before any wait times
+ * out. Never blocks on I/O. */
+int64_t ssp_audit_stalled_ms_at(ssp_audit_queue *queue, int64_t now_ms);
 /* The counters of ssp_audit_stats, read under the queue's mutex. */
 void ssp_audit_queue_stats(ssp_audit_queue *queue, ssp_audit_stats *out);
 
@@ -132,11 +175,19 @@ bool ssp_audit_pause(ssp_audit_queue *queue, int64_t ms);
 
 /* ---- records as JSON ---- */
 
+/* The record as stored (audit.jsonl, the spill file, the INSERT's rows):
+ * kind, count, last_ts, action, group and reason only where they differ
+ * from a single denial's. NULL when out of memory. */
 json_t *ssp_audit_record_to_json(const ssp_audit_record *rec, const char *worker);
+/* A stored record (parsed) as the queries answer it: every record has
+ * kind and count; a denial has rule, callback and enforced, an action has
+ * action, group and reason, and the other kind's keys are left out;
+ * last_ts only on a summary. -1 when out of memory. */
+int ssp_audit_record_complete(json_t *rec);
 /* The ssp_audit_query result of both stores: {"records": records (not
  * stolen), "next": next, or null when next is NULL}. NULL when out of memory. */
 json_t *ssp_audit_page(json_t *records, const char *next);
-/* The filter's test of one parsed audit record. */
+/* The filter's test of one parsed audit record (stored or completed). */
 bool ssp_audit_matches(json_t *rec, const ssp_audit_filter *filter);
 
 #endif

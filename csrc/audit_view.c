@@ -34,6 +34,7 @@
 
 #define MAX_BUCKETS 2000
 #define DEFAULT_LIMIT 100
+#define MINUTE_MS 60000
 
 typedef enum { ACCESS_NONE, ACCESS_SCHOOL_ADMIN, ACCESS_READER, ACCESS_OPERATOR } access_level;
 
@@ -48,6 +49,7 @@ typedef struct reader_scope {
 typedef struct view_query {
     int64_t since, until, from, limit, bucket;
     const char *rule, *school, *user; /* borrowed from the request JSON */
+    ssp_audit_kinds kinds;            /* "kind": denial, action; absent: both */
 } view_query;
 
 static void scope_free(reader_scope *scope)
@@ -125,16 +127,18 @@ static json_t *scope_schools_json(const reader_scope *scope)
 
 /* ---- the request ---- */
 
-static int int_field(json_t *query, const char *key, int64_t low, int64_t high, int64_t *out,
-                     ssp_error *err)
+/* Every integer of a query is range-checked here, before any arithmetic
+ * and before it reaches a store or SQL. */
+static int int_field(json_t *query, const char *key, int64_t low, int64_t high, const char *unit,
+                     int64_t *out, ssp_error *err)
 {
     json_t *v = json_object_get(query, key);
 
     if (v == NULL || json_is_null(v))
         return 0;
     if (!json_is_integer(v) || json_integer_value(v) < low || json_integer_value(v) > high)
-        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected an integer from %lld to %lld", key,
-                        (long long)low, (long long)high);
+        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected an integer from %lld to %lld%s", key,
+                        (long long)low, (long long)high, unit);
     *out = (int64_t)json_integer_value(v);
     return 0;
 }
@@ -156,11 +160,13 @@ static int str_field(json_t *query, const char *key, const char **out, ssp_error
     return 0;
 }
 
+#define TIME_UNIT " (ms since the epoch)"
+
 static int parse_query(json_t *query, view_query *q, ssp_error *err)
 {
     static const char *const known[] = {"since", "until", "from", "limit", "bucket",
-                                        "rule",  "school", "user", NULL};
-    const char *key;
+                                        "rule",  "school", "user", "kind", NULL};
+    const char *key, *kind = NULL;
     json_t *value;
 
     memset(q, 0, sizeof *q);
@@ -177,17 +183,32 @@ static int parse_query(json_t *query, view_query *q, ssp_error *err)
         if (known[i] == NULL)
             return ssp_fail(err, SSP_ERR_INPUT, "%s: unknown parameter", key);
     }
-    if (int_field(query, "since", 0, INT64_MAX, &q->since, err) != 0 ||
-        int_field(query, "until", 0, INT64_MAX, &q->until, err) != 0 ||
-        int_field(query, "from", 0, INT64_MAX, &q->from, err) != 0 ||
-        int_field(query, "limit", 1, 1000, &q->limit, err) != 0 ||
-        int_field(query, "bucket", 60000, INT64_MAX, &q->bucket, err) != 0 ||
+    if (int_field(query, "since", 0, INT64_MAX, TIME_UNIT, &q->since, err) != 0 ||
+        int_field(query, "until", 0, INT64_MAX, TIME_UNIT, &q->until, err) != 0 ||
+        int_field(query, "from", 0, INT64_MAX, " (a page's next)", &q->from, err) != 0 ||
+        int_field(query, "limit", 1, 1000, "", &q->limit, err) != 0 ||
+        int_field(query, "bucket", MINUTE_MS, SSP_AUDIT_MAX_TS_MS, " (ms)", &q->bucket, err) != 0 ||
         str_field(query, "rule", &q->rule, err) != 0 ||
         str_field(query, "school", &q->school, err) != 0 ||
-        str_field(query, "user", &q->user, err) != 0)
+        str_field(query, "user", &q->user, err) != 0 ||
+        str_field(query, "kind", &kind, err) != 0)
         return -1;
     if (q->rule != NULL && ssp_rule_from_id(q->rule) == SSP_RULE_NONE)
         return ssp_fail(err, SSP_ERR_INPUT, "rule: unknown rule id \"%s\"", q->rule);
+    /* A time past the year 9999 means "no bound" (nothing is later): it
+     * counts as the year 9999, so no store computes with it. */
+    if (q->since > SSP_AUDIT_MAX_TS_MS)
+        q->since = SSP_AUDIT_MAX_TS_MS;
+    if (q->until > SSP_AUDIT_MAX_TS_MS)
+        q->until = SSP_AUDIT_MAX_TS_MS;
+    if (kind != NULL) {
+        if (strcmp(kind, "denial") == 0)
+            q->kinds = SSP_AUDIT_ONLY_DENIALS;
+        else if (strcmp(kind, "action") == 0)
+            q->kinds = SSP_AUDIT_ONLY_ACTIONS;
+        else
+            return ssp_fail(err, SSP_ERR_INPUT, "kind: expected denial or action");
+    }
     return 0;
 }
 
@@ -214,6 +235,7 @@ static json_t *confine(const reader_scope *scope, const view_query *q, ssp_audit
     f->until_ms = q->until;
     f->rule = q->rule;
     f->user = q->user;
+    f->kinds = q->kinds;
     if (scope->level != ACCESS_SCHOOL_ADMIN) {
         *read_schools = q->school ? json_pack("[s]", q->school) : json_null();
         return NULL;
@@ -376,15 +398,25 @@ static int op_chart(ssp_engine *engine, const char *reader, const reader_scope *
 {
     ssp_audit_filter f = {0};
     json_t *read_schools = NULL, *rows = NULL;
-    int64_t span;
+    int64_t since, until, span;
     int rc;
 
     if (q->since == 0 || q->until == 0 || q->bucket == 0)
         return ssp_fail(err, SSP_ERR_INPUT, "since, until, bucket: the chart needs all three");
-    if (q->until <= q->since)
+    if (q->kinds != SSP_AUDIT_ANY_KIND)
+        return ssp_fail(err, SSP_ERR_INPUT, "kind: the chart counts denials only");
+    if (q->bucket % MINUTE_MS != 0)
+        return ssp_fail(err, SSP_ERR_INPUT,
+                        "bucket: expected a whole number of minutes (a multiple of 60000)");
+    /* The chart counts whole minutes: both ends move up to the next minute
+     * (the answer says which window it counted). Both are at most
+     * SSP_AUDIT_MAX_TS_MS, so nothing here overflows. */
+    since = (q->since + MINUTE_MS - 1) / MINUTE_MS * MINUTE_MS;
+    until = (q->until + MINUTE_MS - 1) / MINUTE_MS * MINUTE_MS;
+    if (until <= since)
         return ssp_fail(err, SSP_ERR_INPUT, "until: must be after since");
-    span = q->until - q->since;
-    if (span / q->bucket >= MAX_BUCKETS)
+    span = until - since;
+    if (span / q->bucket + (span % q->bucket != 0) > MAX_BUCKETS)
         return ssp_fail(err, SSP_ERR_INPUT, "bucket: at most %d buckets between since and until",
                         MAX_BUCKETS);
     *response = confine(scope, q, &f, &read_schools);
@@ -393,6 +425,8 @@ static int op_chart(ssp_engine *engine, const char *reader, const reader_scope *
     if (read_schools == NULL)
         return ssp_fail_nomem(err);
     f.limit = 1;
+    f.since_ms = since;
+    f.until_ms = until;
     rc = record_read(engine, reader, scope, "chart", query, read_schools, err);
     json_decref(read_schools);
     if (rc != 0 || ssp_audit_flush(engine, err) != 0)
@@ -400,8 +434,8 @@ static int op_chart(ssp_engine *engine, const char *reader, const reader_scope *
     rc = ssp_store_audit_chart(engine->store, &f, q->bucket, &rows, err);
     if (rc != 0)
         return -1;
-    *response = ok(json_pack("{s:I, s:I, s:I, s:o}", "since", (json_int_t)q->since, "until",
-                             (json_int_t)q->until, "bucket", (json_int_t)q->bucket, "rows", rows));
+    *response = ok(json_pack("{s:I, s:I, s:I, s:o}", "since", (json_int_t)since, "until",
+                             (json_int_t)until, "bucket", (json_int_t)q->bucket, "rows", rows));
     return *response ? 0 : ssp_fail_nomem(err);
 }
 
@@ -411,7 +445,8 @@ static int op_reads(ssp_engine *engine, const char *reader, const reader_scope *
     json_t *read_schools, *page = NULL;
     int rc;
 
-    if (q->rule != NULL || q->school != NULL || q->user != NULL || q->bucket != 0)
+    if (q->rule != NULL || q->school != NULL || q->user != NULL || q->bucket != 0 ||
+        q->kinds != SSP_AUDIT_ANY_KIND)
         return ssp_fail(err, SSP_ERR_INPUT, "query: the read log takes since, until, limit "
                         "and from only");
     read_schools = scope->level == ACCESS_SCHOOL_ADMIN ? scope_schools_json(scope) : json_null();

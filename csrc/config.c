@@ -312,10 +312,9 @@ static int on_schools(ssp_config *c, json_t *v, const char *path, ssp_error *err
         ssp_school *school = &c->schools[c->n_schools];
 
         snprintf(school_path, sizeof school_path, "%s.%s", path, id);
-        if (ssp_check_school_id(school_path, id, strlen(id), NULL) != 0)
-            return ssp_fail(err, SSP_ERR_INPUT,
-                            "%s: a school id must be 1 to %d characters without spaces",
-                            school_path, SSP_SCHOOL_ID_MAX);
+        /* The rule of every school id the roster takes (ids.c). */
+        if (ssp_check_school_id(school_path, id, strlen(id), err) != 0)
+            return -1;
         school->id = ssp_strdup(id);
         if (school->id == NULL)
             return ssp_fail_nomem(err);
@@ -440,6 +439,12 @@ static int on_feed_retry_max(ssp_config *c, json_t *v, const char *path, ssp_err
     return expect_int(v, path, 1, 3600, &c->feed_retry_max_seconds, err);
 }
 
+static int on_feed_max_message_bytes(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_int(v, path, SSP_FEED_MIN_MESSAGE_BYTES, SSP_FEED_MAX_MESSAGE_BYTES,
+                      &c->feed_max_message_bytes, err);
+}
+
 static int on_feed_declare(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
     return expect_bool(v, path, &c->feed_declare, err);
@@ -453,6 +458,7 @@ static const key_spec FEED_KEYS[] = {
     {"dead_letter_queue", on_feed_dlq},
     {"prefetch", on_feed_prefetch},
     {"retry_max_seconds", on_feed_retry_max},
+    {"max_message_bytes", on_feed_max_message_bytes},
     {"declare_queues", on_feed_declare},
     {NULL, NULL},
 };
@@ -554,6 +560,7 @@ int ssp_config_parse(const char *json_text, size_t len, ssp_config *out, ssp_err
     out->reconciler_retry_max_seconds = 300;
     out->feed_prefetch = 100;
     out->feed_retry_max_seconds = 60;
+    out->feed_max_message_bytes = SSP_FEED_DEFAULT_MESSAGE_BYTES;
     out->feed_declare = true;
 
     root = json_loadb(json_text, len, JSON_REJECT_DUPLICATES, &json_err);

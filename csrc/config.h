@@ -60,6 +60,7 @@ typedef struct ssp_config {
     char *feed_dead_letter_queue;
     int64_t feed_prefetch;
     int64_t feed_retry_max_seconds;
+    int64_t feed_max_message_bytes; /* larger bodies are dead-lettered unread */
     bool feed_declare; /* declare both queues (durable) on connect */
     /* lookups over the arrays above; keys point into them */
     ssp_strmap service_user_set;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ids.h"
+#include "util.h"
 
 static bool is_control(unsigned char ch)
 {
@@ -70,18 +71,38 @@ int ssp_check_user_id(const char *path, const char *user_id, size_t len,
     return 0;
 }
 
+bool ssp_is_white_space(uint32_t cp)
+{
+    return (cp >= 0x09 && cp <= 0x0d) || cp == 0x20 || cp == 0x85 || cp == 0xa0 ||
+           cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 ||
+           cp == 0x202f || cp == 0x205f || cp == 0x3000;
+}
+
+bool ssp_is_control_char(uint32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
 int ssp_check_school_id(const char *path, const char *school, size_t len, ssp_error *err)
 {
     if (len == 0 || len > SSP_SCHOOL_ID_MAX)
-        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected a school id of 1 to %d characters",
-                        path, SSP_SCHOOL_ID_MAX);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)school[i];
+        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected a school id of 1 to %d bytes", path,
+                        SSP_SCHOOL_ID_MAX);
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t n = ssp_utf8_decode(school + i, len - i, &cp);
 
-        if (is_control(ch))
+        if (n == 0)
+            return ssp_fail(err, SSP_ERR_INPUT, "%s: is not valid UTF-8", path);
+        /* Tab, newline and NEL are both: they are named as controls. */
+        if (ssp_is_control_char(cp))
             return ssp_fail(err, SSP_ERR_INPUT, "%s: contains a control character", path);
-        if (ch == ' ')
-            return ssp_fail(err, SSP_ERR_INPUT, "%s: contains a space", path);
+        if (ssp_is_white_space(cp))
+            return ssp_fail(err, SSP_ERR_INPUT,
+                            "%s: contains a space (U+%04X); a school id has no white space "
+                            "(Unicode White_Space, the no-break spaces included)",
+                            path, (unsigned)cp);
+        i += n;
     }
     return 0;
 }

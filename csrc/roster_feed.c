@@ -18,6 +18,9 @@
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -25,6 +28,7 @@
 #include <time.h>
 
 #include "roster_feed.h"
+#include "roster_feed_message.h"
 #include "util.h"
 
 #define CH_CONSUME 1
@@ -51,7 +55,10 @@ static const char *const STATE_NAMES[] = {"stopped", "connecting", "consuming", 
 typedef struct pending_ack {
     uint64_t delivery_tag;
     uint64_t seq;
+    uint64_t fingerprint; /* of the message dead-lettered */
 } pending_ack;
+
+
 
 struct ssp_feed {
     ssp_feed_settings settings; /* borrowed strings: the config outlives the feed */
@@ -75,6 +82,8 @@ struct ssp_feed {
     pending_ack *pending; /* capacity: prefetch (the broker delivers no more unacknowledged) */
     size_t n_pending, cap_pending;
     int64_t next_lag_ms;
+    /* the thread's own, across connections */
+    ssp_poison_list poisoned; /* messages whose dead letter failed */
 };
 
 /* ---- checks that need no broker ---- */
@@ -200,10 +209,17 @@ static int status_fail(int status, const char *what, ssp_error *err)
     return ssp_fail(err, SSP_ERR_IO, "%s: %s", what, amqp_error_string2(status));
 }
 
-static void disconnect(ssp_feed *f)
+/* failed: the connection went wrong. A dead letter still waiting for its
+ * confirm then may be what the broker refused: its message is trimmed
+ * when it comes again, and rejected the time after. */
+static void disconnect(ssp_feed *f, bool failed)
 {
     if (f->conn == NULL)
         return;
+    for (size_t i = 0; failed && i < f->n_pending; i++) {
+        if (f->pending[i].seq != 0)
+            ssp_poison_note(&f->poisoned, f->pending[i].fingerprint);
+    }
     /* Closing without acknowledging returns every unacknowledged delivery
      * to the queue; a polite close may fail on a dead socket, which is fine. */
     (void)amqp_connection_close(f->conn, AMQP_REPLY_SUCCESS);
@@ -295,61 +311,6 @@ static int ack(ssp_feed *f, uint64_t delivery_tag, ssp_error *err)
     return status_fail(amqp_basic_ack(f->conn, CH_CONSUME, delivery_tag, 0), "basic.ack", err);
 }
 
-/* Publishes the rejected message to the dead-letter queue with the error
- * in its headers, keeping the original's properties and headers. The
- * original is acknowledged when the broker confirms (on_confirm). */
-static int dead_letter(ssp_feed *f, const amqp_envelope_t *env, const ssp_error *why,
-                       ssp_error *err)
-{
-    const ssp_feed_settings *c = &f->settings;
-    const amqp_basic_properties_t *in = &env->message.properties;
-    amqp_basic_properties_t props = *in;
-    amqp_table_entry_t *entries;
-    size_t n_in = (in->_flags & AMQP_BASIC_HEADERS_FLAG) ? (size_t)in->headers.num_entries : 0;
-    size_t n = 0;
-    int status;
-
-    entries = calloc(n_in + 4, sizeof *entries);
-    if (entries == NULL)
-        return ssp_fail_nomem(err);
-    /* Borrowed from the envelope, which outlives the publish call. */
-    for (size_t i = 0; i < n_in; i++) {
-        const amqp_table_entry_t *e = &in->headers.entries[i];
-
-        if (e->key.len > 16 && memcmp(e->key.bytes, "x-school-policy-", 16) == 0)
-            continue; /* a re-published dead letter gets fresh headers */
-        entries[n++] = *e;
-    }
-    entries[n].key = amqp_cstring_bytes(SSP_FEED_HEADER_ERROR);
-    entries[n].value.kind = AMQP_FIELD_KIND_UTF8;
-    entries[n++].value.value.bytes = amqp_cstring_bytes(why->message);
-    entries[n].key = amqp_cstring_bytes(SSP_FEED_HEADER_KIND);
-    entries[n].value.kind = AMQP_FIELD_KIND_UTF8;
-    entries[n++].value.value.bytes = amqp_cstring_bytes(ssp_feed_error_kind(why));
-    entries[n].key = amqp_cstring_bytes(SSP_FEED_HEADER_QUEUE);
-    entries[n].value.kind = AMQP_FIELD_KIND_UTF8;
-    entries[n++].value.value.bytes = amqp_cstring_bytes(c->queue);
-    entries[n].key = amqp_cstring_bytes(SSP_FEED_HEADER_AT);
-    entries[n].value.kind = AMQP_FIELD_KIND_I64;
-    entries[n++].value.value.i64 = ssp_now_ms();
-    props._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
-    props.headers.num_entries = (int)n;
-    props.headers.entries = entries;
-    props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-    /* mandatory: should the queue be gone, the broker returns the message
-     * (basic.return) instead of confirming a message it dropped. */
-    status = amqp_basic_publish(f->conn, CH_DEAD, amqp_empty_bytes,
-                                amqp_cstring_bytes(c->dead_letter_queue), 1, 0, &props,
-                                env->message.body);
-    free(entries);
-    if (status_fail(status, "publish to the dead-letter queue", err) != 0)
-        return -1;
-    f->pending[f->n_pending].delivery_tag = env->delivery_tag;
-    f->pending[f->n_pending++].seq = ++f->publish_seq;
-    publish_unacked(f);
-    return 0;
-}
-
 /* basic.ack on the dead-letter channel: acknowledge the originals. */
 static int on_confirm(ssp_feed *f, uint64_t seq, bool multiple, ssp_error *err)
 {
@@ -362,6 +323,7 @@ static int on_confirm(ssp_feed *f, uint64_t seq, bool multiple, ssp_error *err)
         if (p.seq != 0 && (p.seq == seq || (multiple && p.seq <= seq))) {
             if (ack(f, p.delivery_tag, err) != 0)
                 return -1;
+            ssp_poison_forget(&f->poisoned, p.fingerprint);
             done++;
         } else {
             f->pending[kept++] = p;
@@ -411,47 +373,6 @@ static bool awaiting_commit(const ssp_feed *f)
     return false;
 }
 
-/* One delivery. Returns 0, -1 on a broker failure, 1 when the store failed
- * (the message stays unacknowledged). */
-static int handle(ssp_feed *f, const amqp_envelope_t *env, ssp_error *err)
-{
-    ssp_error why = {SSP_OK, ""};
-    size_t upserted = 0;
-    ssp_feed_outcome outcome;
-
-    if (f->n_pending >= f->cap_pending)
-        return ssp_fail(err, SSP_ERR_STATE, "more unacknowledged deliveries than prefetch");
-    outcome = f->sink.apply(f->sink.ctx, env->message.body.bytes, env->message.body.len, &upserted,
-                            &why);
-    if (outcome == SSP_FEED_RETRY) {
-        pthread_mutex_lock(&f->mutex);
-        f->shown.retried++;
-        pthread_mutex_unlock(&f->mutex);
-        ssp_fail(err, why.code, "the store refused a roster change: %s", why.message);
-        return 1;
-    }
-    if (outcome == SSP_FEED_REJECTED) {
-        pthread_mutex_lock(&f->mutex);
-        memcpy(f->shown.last_dead_letter, why.message, sizeof why.message);
-        f->shown.last_dead_letter[sizeof f->shown.last_dead_letter - 1] = '\0';
-        ssp_utf8_scrub(f->shown.last_dead_letter);
-        pthread_mutex_unlock(&f->mutex);
-        return dead_letter(f, env, &why, err);
-    }
-    pthread_mutex_lock(&f->mutex);
-    f->shown.applied++;
-    f->shown.users += upserted;
-    f->shown.last_applied_ms = ssp_now_ms();
-    pthread_mutex_unlock(&f->mutex);
-    if (f->sink.commits_later) {
-        f->pending[f->n_pending].delivery_tag = env->delivery_tag;
-        f->pending[f->n_pending++].seq = 0;
-        publish_unacked(f);
-        return 0;
-    }
-    return ack(f, env->delivery_tag, err);
-}
-
 static int poll_lag(ssp_feed *f, ssp_error *err)
 {
     uint32_t ready = 0;
@@ -468,12 +389,10 @@ static int poll_lag(ssp_feed *f, ssp_error *err)
 }
 
 /* A frame that is not a delivery: confirms, and the broker closing things. */
-static int other_frame(ssp_feed *f, ssp_error *err)
+static int other_frame(ssp_feed *f, const amqp_frame_t *frame_in, ssp_error *err)
 {
-    amqp_frame_t frame;
+    const amqp_frame_t frame = *frame_in;
 
-    if (status_fail(amqp_simple_wait_frame(f->conn, &frame), "read", err) != 0)
-        return -1;
     if (frame.frame_type != AMQP_FRAME_METHOD)
         return 0;
     switch (frame.payload.method.id) {
@@ -515,38 +434,329 @@ static int other_frame(ssp_feed *f, ssp_error *err)
     }
 }
 
-/* Consumes until stopped (0), a broker failure (-1) or a store failure (1). */
+/* ---- a delivery, read frame by frame ---- */
+
+/* A delivery as read off the wire: its properties (copied into pool, so
+ * that the connection's buffers can be released while the body comes in)
+ * and its body, unless the body is over max_message_bytes. */
+typedef struct delivery {
+    uint64_t tag;
+    bool redelivered;
+    amqp_pool_t pool;
+    amqp_basic_properties_t props;
+    uint64_t body_size; /* as the content header announced it */
+    bool too_large;     /* over max_message_bytes: body not kept */
+    amqp_bytes_t body;  /* malloc'ed (empty when too_large) */
+    uint64_t fingerprint;
+} delivery;
+
+static void delivery_free(delivery *d)
+{
+    free(d->body.bytes);
+    d->body.bytes = NULL;
+    empty_amqp_pool(&d->pool);
+}
+
+/* The next frame of the consuming channel; frames of the others (confirms,
+ * the broker closing things) are handled as they come between. */
+static int next_consume_frame(ssp_feed *f, amqp_frame_t *frame, ssp_error *err)
+{
+    for (;;) {
+        if (status_fail(amqp_simple_wait_frame(f->conn, frame), "read", err) != 0)
+            return -1;
+        if (frame->channel == CH_CONSUME)
+            return 0;
+        if (other_frame(f, frame, err) != 0)
+            return -1;
+    }
+}
+
+/* Reads the content header and the body of the delivery whose basic.deliver
+ * just came. A body over max_message_bytes is read off the wire and thrown
+ * away frame by frame: its size is known from the header, before anything
+ * is allocated for it. */
+static int read_delivery(ssp_feed *f, const amqp_basic_deliver_t *deliver, delivery *d,
+                         ssp_error *err)
+{
+    amqp_frame_t frame;
+    uint64_t got = 0;
+
+    d->tag = deliver->delivery_tag;
+    d->redelivered = deliver->redelivered != 0;
+    if (next_consume_frame(f, &frame, err) != 0)
+        return -1;
+    if (frame.frame_type != AMQP_FRAME_HEADER)
+        return ssp_fail(err, SSP_ERR_IO, "read: expected a content header after basic.deliver");
+    d->body_size = frame.payload.properties.body_size;
+    if (ssp_amqp_props_copy(&d->pool, frame.payload.properties.decoded, &d->props) != 0)
+        return ssp_fail_nomem(err);
+    d->too_large = d->body_size > (uint64_t)f->settings.max_message_bytes;
+    if (!d->too_large) {
+        d->body.bytes = malloc(d->body_size > 0 ? (size_t)d->body_size : 1);
+        if (d->body.bytes == NULL)
+            return ssp_fail_nomem(err);
+        d->body.len = (size_t)d->body_size;
+    }
+    amqp_maybe_release_buffers_on_channel(f->conn, CH_CONSUME);
+    while (got < d->body_size) {
+        if (next_consume_frame(f, &frame, err) != 0)
+            return -1;
+        if (frame.frame_type != AMQP_FRAME_BODY ||
+            frame.payload.body_fragment.len > d->body_size - got)
+            return ssp_fail(err, SSP_ERR_IO, "read: a body frame that does not fit the header");
+        if (!d->too_large)
+            memcpy((char *)d->body.bytes + got, frame.payload.body_fragment.bytes,
+                   frame.payload.body_fragment.len);
+        got += frame.payload.body_fragment.len;
+        /* each frame's buffer goes back at once: a large body never sits
+         * in the connection's pool */
+        amqp_maybe_release_buffers_on_channel(f->conn, CH_CONSUME);
+    }
+    d->fingerprint = ssp_amqp_fingerprint(&d->props, d->body_size, d->body.bytes, d->body.len);
+    return 0;
+}
+
+/* ---- dead letters ---- */
+
+/* What a dead letter needs beyond the delivery. */
+typedef struct dead_reason {
+    const char *kind;    /* the kind header: invalid_json, invalid_input, too_large */
+    const char *message; /* the error header */
+} dead_reason;
+
+/* What the properties of a content header may take: rabbitmq-c encodes
+ * them into one frame of frame_max bytes, after the frame's header (7),
+ * the class, weight and body size (12) and before the frame end (1). */
+static size_t properties_budget(ssp_feed *f)
+{
+    int frame_max = amqp_get_frame_max(f->conn);
+
+    return frame_max > 1024 ? (size_t)frame_max - 7 - 12 - 1 - 64 : 0;
+}
+
+static void set_text_entry(amqp_table_entry_t *e, const char *key, const char *value)
+{
+    e->key = amqp_cstring_bytes(key);
+    e->value.kind = AMQP_FIELD_KIND_UTF8;
+    e->value.value.bytes = amqp_cstring_bytes(value);
+}
+
+/* Publishes the rejected message to the dead-letter queue with the error
+ * in its headers. As it came (properties and headers kept) when that fits
+ * a frame; otherwise, or when a copy of it failed before, a trimmed copy:
+ * the properties without the original headers, and the body unless it is
+ * over max_message_bytes, with x-school-policy-dropped saying what was
+ * left out. The original is acknowledged when the broker confirms
+ * (on_confirm). A message whose trimmed copy failed too is rejected
+ * without requeueing: no message comes back in a loop. */
+static int dead_letter(ssp_feed *f, const delivery *d, const dead_reason *why, ssp_error *err)
+{
+    const ssp_feed_settings *c = &f->settings;
+    const amqp_basic_properties_t *in = &d->props;
+    amqp_basic_properties_t props = *in;
+    amqp_table_entry_t *entries;
+    size_t n_in = (in->_flags & AMQP_BASIC_HEADERS_FLAG) ? (size_t)in->headers.num_entries : 0;
+    size_t n = 0, ours, headers_bytes = (in->_flags & AMQP_BASIC_HEADERS_FLAG)
+                                            ? ssp_amqp_table_size(&in->headers)
+                                            : 0;
+    int level = ssp_poison_level(&f->poisoned, d->fingerprint);
+    bool trimmed = d->too_large || level > 0;
+    char dropped[160] = "";
+    int status;
+
+    if (level >= 2) {
+        /* the trimmed copy failed too: give the message up, said once */
+        if (status_fail(amqp_basic_reject(f->conn, CH_CONSUME, d->tag, 0), "basic.reject", err) !=
+            0)
+            return -1;
+        ssp_poison_forget(&f->poisoned, d->fingerprint);
+        pthread_mutex_lock(&f->mutex);
+        f->shown.rejected++;
+        {
+            static const char NOTE[] =
+                "rejected without a dead letter (the broker refused even a trimmed copy): ";
+            size_t room = sizeof f->shown.last_dead_letter - sizeof NOTE;
+
+            memcpy(f->shown.last_dead_letter, NOTE, sizeof NOTE - 1);
+            memcpy(f->shown.last_dead_letter + sizeof NOTE - 1, why->message,
+                   strnlen(why->message, room) + 1);
+            f->shown.last_dead_letter[sizeof f->shown.last_dead_letter - 1] = '\0';
+        }
+        ssp_utf8_scrub(f->shown.last_dead_letter);
+        pthread_mutex_unlock(&f->mutex);
+        return 0;
+    }
+    entries = calloc(n_in + 5, sizeof *entries);
+    if (entries == NULL)
+        return ssp_fail_nomem(err);
+    /* Borrowed from the delivery, which outlives the publish call. */
+    for (size_t i = 0; i < n_in; i++) {
+        const amqp_table_entry_t *e = &in->headers.entries[i];
+
+        if (e->key.len > 16 && memcmp(e->key.bytes, "x-school-policy-", 16) == 0)
+            continue; /* a re-published dead letter gets fresh headers */
+        entries[n++] = *e;
+    }
+    ours = n;
+    set_text_entry(&entries[n++], SSP_FEED_HEADER_ERROR, why->message);
+    set_text_entry(&entries[n++], SSP_FEED_HEADER_KIND, why->kind);
+    set_text_entry(&entries[n++], SSP_FEED_HEADER_QUEUE, c->queue);
+    entries[n].key = amqp_cstring_bytes(SSP_FEED_HEADER_AT);
+    entries[n].value.kind = AMQP_FIELD_KIND_I64;
+    entries[n++].value.value.i64 = ssp_now_ms();
+    props._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props.headers.num_entries = (int)n;
+    props.headers.entries = entries;
+    props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    /* Never hand rabbitmq-c properties that do not fit: it would send the
+     * publish method, fail on the header and leave the channel broken. */
+    if (!trimmed && ssp_amqp_props_size(&props) > properties_budget(f))
+        trimmed = true;
+    if (trimmed) {
+        int used = 0;
+
+        if (n_in > 0)
+            used = snprintf(dropped, sizeof dropped, "headers: %zu entries, %zu bytes", n_in,
+                            headers_bytes);
+        if (d->too_large)
+            snprintf(dropped + used, sizeof dropped - (size_t)used, "%sbody: %llu bytes",
+                     used > 0 ? "; " : "", (unsigned long long)d->body_size);
+        /* our headers only, moved to the front */
+        memmove(entries, entries + ours, (n - ours) * sizeof *entries);
+        n -= ours;
+        if (dropped[0] != '\0')
+            set_text_entry(&entries[n++], SSP_FEED_HEADER_DROPPED, dropped);
+        props.headers.num_entries = (int)n;
+    }
+    /* mandatory: should the queue be gone, the broker returns the message
+     * (basic.return) instead of confirming a message it dropped. */
+    status = amqp_basic_publish(f->conn, CH_DEAD, amqp_empty_bytes,
+                                amqp_cstring_bytes(c->dead_letter_queue), 1, 0, &props,
+                                d->too_large ? amqp_empty_bytes : d->body);
+    free(entries);
+    if (status != AMQP_STATUS_OK)
+        ssp_poison_note(&f->poisoned, d->fingerprint); /* tried again trimmed on its redelivery */
+    if (status_fail(status, "publish to the dead-letter queue", err) != 0)
+        return -1;
+    f->pending[f->n_pending].delivery_tag = d->tag;
+    f->pending[f->n_pending].fingerprint = d->fingerprint;
+    f->pending[f->n_pending++].seq = ++f->publish_seq;
+    if (trimmed) {
+        pthread_mutex_lock(&f->mutex);
+        f->shown.trimmed++;
+        pthread_mutex_unlock(&f->mutex);
+    }
+    publish_unacked(f);
+    return 0;
+}
+/* Returns what a large message's parse took to the system: glibc keeps
+ * freed memory in the thread's arena, so a 60 MiB message would leave the
+ * process a gigabyte larger. On the feed's thread, never a decision's;
+ * mallopt is left alone (it would change Synapse's allocator). */
+static void give_memory_back(void)
+{
+#ifdef __GLIBC__
+    (void)malloc_trim(0);
+#endif
+}
+
+/* One delivery, read. Returns 0, -1 on a broker failure, 1 when the store
+ * failed (the message stays unacknowledged). */
+static int handle(ssp_feed *f, delivery *d, ssp_error *err)
+{
+    ssp_error why = {SSP_OK, ""};
+    size_t upserted = 0;
+    ssp_feed_outcome outcome;
+    dead_reason reason;
+
+    if (f->n_pending >= f->cap_pending)
+        return ssp_fail(err, SSP_ERR_STATE, "more unacknowledged deliveries than prefetch");
+    if (d->too_large) {
+        ssp_fail(&why, SSP_ERR_INPUT,
+                 "body: %llu bytes, more than roster_feed.max_message_bytes (%lld); not read",
+                 (unsigned long long)d->body_size, (long long)f->settings.max_message_bytes);
+        outcome = SSP_FEED_REJECTED;
+    } else {
+        outcome = f->sink.apply(f->sink.ctx, d->body.bytes, d->body.len, &upserted, &why);
+    }
+    if (outcome == SSP_FEED_RETRY) {
+        pthread_mutex_lock(&f->mutex);
+        f->shown.retried++;
+        pthread_mutex_unlock(&f->mutex);
+        ssp_fail(err, why.code, "the store refused a roster change: %s", why.message);
+        return 1;
+    }
+    if (outcome == SSP_FEED_REJECTED) {
+        pthread_mutex_lock(&f->mutex);
+        memcpy(f->shown.last_dead_letter, why.message, sizeof why.message);
+        f->shown.last_dead_letter[sizeof f->shown.last_dead_letter - 1] = '\0';
+        ssp_utf8_scrub(f->shown.last_dead_letter);
+        pthread_mutex_unlock(&f->mutex);
+        reason.kind = d->too_large ? SSP_FEED_KIND_TOO_LARGE : ssp_feed_error_kind(&why);
+        reason.message = why.message;
+        return dead_letter(f, d, &reason, err);
+    }
+    pthread_mutex_lock(&f->mutex);
+    f->shown.applied++;
+    f->shown.users += upserted;
+    f->shown.last_applied_ms = ssp_now_ms();
+    pthread_mutex_unlock(&f->mutex);
+    if (f->sink.commits_later) {
+        f->pending[f->n_pending].delivery_tag = d->tag;
+        f->pending[f->n_pending].fingerprint = d->fingerprint;
+        f->pending[f->n_pending++].seq = 0;
+        publish_unacked(f);
+        return 0;
+    }
+    return ack(f, d->tag, err);
+}
+
+/* A basic.deliver came: read the message, then handle it. */
+static int receive(ssp_feed *f, const amqp_frame_t *frame, ssp_error *err)
+{
+    amqp_basic_deliver_t deliver = *(const amqp_basic_deliver_t *)frame->payload.method.decoded;
+    delivery d;
+    int rc;
+
+    memset(&d, 0, sizeof d);
+    init_amqp_pool(&d.pool, 4096);
+    rc = read_delivery(f, &deliver, &d, err);
+    if (rc == 0)
+        rc = handle(f, &d, err);
+    /* the body (a dead letter may have needed it) first, then what parsing
+     * it left behind */
+    delivery_free(&d);
+    if (!d.too_large && d.body_size >= SSP_FEED_TRIM_BYTES)
+        give_memory_back();
+    return rc;
+}
+
+/* Consumes until stopped (0), a broker failure (-1) or a store failure (1).
+ * Frames are read one by one (not with amqp_consume_message, which would
+ * allocate a message's whole body before its size could be checked). */
 static int consume(ssp_feed *f, ssp_error *err)
 {
     while (!stopping(f)) {
-        amqp_envelope_t env;
-        amqp_rpc_reply_t reply;
+        amqp_frame_t frame;
         struct timeval tv = {0, 0};
-        int rc;
+        int status, rc;
 
         if (f->sink.commits_later && ack_committed(f, err) != 0)
             return -1;
         if (poll_lag(f, err) != 0)
             return -1;
         amqp_maybe_release_buffers(f->conn);
-        if (awaiting_commit(f))
-            tv.tv_usec = 20000;
-        else
-            tv.tv_usec = 250000;
-        reply = amqp_consume_message(f->conn, &env, &tv, 0);
-        if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-            reply.library_error == AMQP_STATUS_TIMEOUT)
+        tv.tv_usec = awaiting_commit(f) ? 20000 : 250000;
+        status = amqp_simple_wait_frame_noblock(f->conn, &frame, &tv);
+        if (status == AMQP_STATUS_TIMEOUT)
             continue;
-        if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-            reply.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-            if (other_frame(f, err) != 0)
-                return -1;
-            continue;
-        }
-        if (reply_fail(reply, "consume", err) != 0)
+        if (status_fail(status, "consume", err) != 0)
             return -1;
-        rc = handle(f, &env, err);
-        amqp_destroy_envelope(&env);
+        if (frame.frame_type == AMQP_FRAME_METHOD && frame.channel == CH_CONSUME &&
+            frame.payload.method.id == AMQP_BASIC_DELIVER_METHOD)
+            rc = receive(f, &frame, err);
+        else
+            rc = other_frame(f, &frame, err);
         if (rc != 0)
             return rc;
     }
@@ -569,7 +779,7 @@ static void *feed_main(void *arg)
             broker_backoff = 1000;
             rc = consume(f, &err);
         }
-        disconnect(f);
+        disconnect(f, rc != 0);
         if (rc == 0)
             break;
         set_error(f, err.message);

@@ -26,14 +26,26 @@
 
 #include "error.h"
 
-/* Larger messages are dead-lettered without being parsed. */
-#define SSP_FEED_MAX_BODY (64u * 1024u * 1024u)
+/* roster_feed.max_message_bytes: its default and range. A larger body is
+ * dead-lettered (reason too_large) without being read into memory. The
+ * top is RabbitMQ's own limit (max_message_size cannot go higher). */
+#define SSP_FEED_DEFAULT_MESSAGE_BYTES (INT64_C(64) * 1024 * 1024)
+#define SSP_FEED_MIN_MESSAGE_BYTES INT64_C(1024)
+#define SSP_FEED_MAX_MESSAGE_BYTES (INT64_C(512) * 1024 * 1024)
+/* After applying a body of at least this size, the feed's thread gives the
+ * memory its parse took back to the system (malloc_trim). */
+#define SSP_FEED_TRIM_BYTES (INT64_C(4) * 1024 * 1024)
 
 /* Header names of a dead letter. */
 #define SSP_FEED_HEADER_ERROR "x-school-policy-error"
 #define SSP_FEED_HEADER_KIND "x-school-policy-error-kind"
 #define SSP_FEED_HEADER_QUEUE "x-school-policy-queue"
 #define SSP_FEED_HEADER_AT "x-school-policy-rejected-at"
+/* On a copy that is not the message as it came: what was left out. */
+#define SSP_FEED_HEADER_DROPPED "x-school-policy-dropped"
+
+/* The kind header of a message over max_message_bytes. */
+#define SSP_FEED_KIND_TOO_LARGE "too_large"
 
 /* The state a feed shows while the store refuses or cannot take its changes. */
 #define SSP_FEED_STORE_UNAVAILABLE "store_unavailable"
@@ -51,6 +63,7 @@ typedef struct ssp_feed_settings {
     const char *dead_letter_queue;
     int64_t prefetch;          /* unacknowledged deliveries at most */
     int64_t retry_max_seconds; /* cap of the reconnect backoff */
+    int64_t max_message_bytes; /* a larger body is dead-lettered unread */
     bool declare;              /* declare both queues (durable) on connect */
 } ssp_feed_settings;
 
@@ -90,6 +103,10 @@ typedef struct ssp_feed_state {
     char broker[320]; /* host:port/vhost: no credentials */
     int64_t lag;      /* messages ready in the queue; -1 unknown */
     uint64_t applied, dead_lettered, retried, unacked, users, connects;
+    /* dead letters published as a trimmed copy (a header table too large
+     * to publish, a body over the limit, or a copy that failed before), and
+     * messages rejected without one (the trimmed copy failed too) */
+    uint64_t trimmed, rejected;
     int64_t connected_ms, last_applied_ms, last_error_ms; /* 0: never */
     char last_error[SSP_ERROR_MESSAGE_MAX];               /* broker or store; "" when none */
     char last_dead_letter[SSP_ERROR_MESSAGE_MAX];         /* why the last bad message was rejected */

@@ -82,9 +82,18 @@ ssp_feed_outcome ssp_feed_apply(ssp_engine *engine, const char *body, size_t len
                                 size_t *upserted, ssp_error *err)
 {
     *upserted = 0;
-    if (len > SSP_FEED_MAX_BODY) {
-        ssp_fail(err, SSP_ERR_INPUT, "body: %zu bytes, more than the %u a message may hold", len,
-                 SSP_FEED_MAX_BODY);
+    /* The consumer refuses these before reading them; here for any caller. */
+    if ((int64_t)len > engine->config.feed_max_message_bytes) {
+        ssp_fail(err, SSP_ERR_INPUT,
+                 "body: %zu bytes, more than roster_feed.max_message_bytes (%lld)", len,
+                 (long long)engine->config.feed_max_message_bytes);
+        return SSP_FEED_REJECTED;
+    }
+    /* jansson would say "line -1, column -1" */
+    if (len == 0) {
+        ssp_fail(err, SSP_ERR_SYNTAX,
+                 "body: the message is empty; expected a POST /roster body (a JSON object "
+                 "with a users list)");
         return SSP_FEED_REJECTED;
     }
     if (ssp_roster_upsert_batch(engine, body, len, upserted, err) == 0)
@@ -131,7 +140,8 @@ int ssp_roster_feed_start(ssp_engine *engine, ssp_error *err)
     if (ssp_feed_resolve_url(c, &url, err) != 0)
         return -1;
     settings = (ssp_feed_settings){c->feed_queue, c->feed_dead_letter_queue, c->feed_prefetch,
-                                   c->feed_retry_max_seconds, c->feed_declare};
+                                   c->feed_retry_max_seconds, c->feed_max_message_bytes,
+                                   c->feed_declare};
     sink = (ssp_feed_sink){engine, apply_message, ssp_store_commits_roster_later(engine->store),
                            outbox_empty};
     if (ssp_feed_start(url, &settings, &sink, &feed, err) != 0)
@@ -171,13 +181,14 @@ int ssp_roster_feed_status(ssp_engine *engine, char **status_json, ssp_error *er
         if (st.consuming && ssp_store_commits_roster_later(engine->store) && !store.connected)
             state = SSP_FEED_STORE_UNAVAILABLE;
         root = json_pack(
-            "{s:b, s:b, s:s, s:b, s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I},"
+            "{s:b, s:b, s:s, s:b, s:s, s:s, s:s, s:o, s:{s:I, s:I, s:I, s:I, s:I},"
             " s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o}",
             "enabled", 1, "running", 1, "state", state, "connected", st.consuming, "broker",
             st.broker, "queue", c->feed_queue, "dead_letter_queue", c->feed_dead_letter_queue,
             "lag", st.lag < 0 ? json_null() : json_integer(st.lag), "messages", "applied",
             (json_int_t)st.applied, "dead_lettered", (json_int_t)st.dead_lettered, "retried",
-            (json_int_t)st.retried, "unacked", (json_int_t)st.unacked, "users_upserted",
+            (json_int_t)st.retried, "trimmed", (json_int_t)st.trimmed, "rejected",
+            (json_int_t)st.rejected, "unacked", (json_int_t)st.unacked, "users_upserted",
             (json_int_t)st.users, "connects", (json_int_t)st.connects, "connected_since_ms",
             st.connected_ms ? json_integer(st.connected_ms) : json_null(), "last_applied_ms",
             st.last_applied_ms ? json_integer(st.last_applied_ms) : json_null(), "last_error",

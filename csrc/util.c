@@ -86,15 +86,18 @@ char *ssp_path_join(const char *dir, const char *name)
     return path;
 }
 
-/* Length of the UTF-8 sequence starting at s (at most len bytes), or 0 when
- * it is not a valid, shortest-form sequence. */
-static size_t utf8_sequence(const unsigned char *s, size_t len)
+size_t ssp_utf8_decode(const char *text, size_t len, uint32_t *code_point)
 {
+    const unsigned char *s = (const unsigned char *)text;
     size_t n;
     uint32_t cp;
 
-    if (s[0] < 0x80)
+    if (len == 0)
+        return 0;
+    if (s[0] < 0x80) {
+        *code_point = s[0];
         return 1;
+    }
     if (s[0] >= 0xc2 && s[0] <= 0xdf) {
         n = 2;
         cp = s[0] & 0x1f;
@@ -117,7 +120,17 @@ static size_t utf8_sequence(const unsigned char *s, size_t len)
     if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
         (cp >= 0xd800 && cp <= 0xdfff))
         return 0;
+    *code_point = cp;
     return n;
+}
+
+/* Length of the UTF-8 sequence starting at s (at most len bytes), or 0 when
+ * it is not a valid, shortest-form sequence. */
+static size_t utf8_sequence(const unsigned char *s, size_t len)
+{
+    uint32_t ignored;
+
+    return ssp_utf8_decode((const char *)s, len, &ignored);
 }
 
 bool ssp_utf8_valid(const char *s, size_t len)

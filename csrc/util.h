@@ -25,6 +25,11 @@ int ssp_write_all(int fd, const char *buf, size_t len);
 int ssp_buf_reserve(char **buf, size_t *cap, size_t need);
 /* Joins dir and name; caller frees. */
 char *ssp_path_join(const char *dir, const char *name);
+/* Decodes the UTF-8 sequence at the start of text (at most len bytes) into
+ * *code_point: returns its length, or 0 when it is not shortest-form UTF-8
+ * of a Unicode scalar value (no surrogates, nothing above U+10FFFF). The
+ * engine's one UTF-8 decoder. */
+size_t ssp_utf8_decode(const char *text, size_t len, uint32_t *code_point);
 bool ssp_utf8_valid(const char *s, size_t len);
 /* Length of the longest prefix of s[0..len) of at most max bytes that does
  * not cut a UTF-8 sequence. */

@@ -24,6 +24,9 @@
 #define TAIL_CHUNK 65536
 #define RETRY_DELAY_MS 1000
 
+/* The chart's counts (file->counts_state). */
+enum { COUNTS_NOT_BUILT = 0, COUNTS_KEPT, COUNTS_BROKEN };
+
 /* ---- writing audit.jsonl ---- */
 
 /* Serialises a batch into one buffer of newline-terminated lines. */
@@ -57,6 +60,25 @@ oom:
     return NULL;
 }
 
+/* Counts a written batch for the chart, before it is marked written: a
+ * chart asked after a flush counts what the flush waited for. Out of
+ * memory, the counts are given up and charts read the file. */
+static void count_batch(ssp_audit_file *file, const ssp_audit_batch *batch)
+{
+    ssp_error err;
+
+    if (__atomic_load_n(&file->counts_state, __ATOMIC_ACQUIRE) != COUNTS_KEPT)
+        return;
+    for (const ssp_audit_record *rec = batch->first; rec != NULL; rec = rec->next) {
+        /* an action has no rule: the counts pass over it */
+        if (ssp_audit_counts_add(&file->counts, rec->ts, rec->rule, rec->school,
+                                 rec->count > 1 ? (uint64_t)rec->count : 1, &err) != 0) {
+            __atomic_store_n(&file->counts_state, COUNTS_BROKEN, __ATOMIC_RELEASE);
+            return;
+        }
+    }
+}
+
 /* Drains the queue into the file: everything queued in one write and one
  * fdatasync (group commit); the batch is marked written only after the
  * fdatasync. If writing fails (disk full, say) the batch goes back to the
@@ -86,6 +108,7 @@ static void *writer_main(void *arg)
         if (!ok && !file->broken && (size_before < 0 || ftruncate(file->fd, size_before) != 0))
             file->broken = true;
         if (ok) {
+            count_batch(file, &batch);
             ssp_audit_mark_written(queue, &batch);
             continue;
         }
@@ -198,8 +221,48 @@ int ssp_audit_file_open_readonly(ssp_audit_file *file, const char *data_dir, ssp
 {
     memset(file, 0, sizeof *file);
     file->fd = -1;
+    if (ssp_audit_counts_init(&file->counts, err) != 0)
+        return -1;
+    if (pthread_mutex_init(&file->counts_build, NULL) != 0) {
+        ssp_audit_counts_destroy(&file->counts);
+        return ssp_fail(err, SSP_ERR_NOMEM, "cannot create the audit counts' mutex");
+    }
+    file->counts_ready = true;
     file->path = ssp_path_join(data_dir, AUDIT_NAME);
-    return file->path != NULL ? 0 : ssp_fail_nomem(err);
+    if (file->path == NULL) {
+        ssp_audit_file_close(file);
+        return ssp_fail_nomem(err);
+    }
+    return 0;
+}
+
+/* Counts the file's records once, if not done yet. The command line's
+ * open reads the file as it is, so its counts are built at its first chart
+ * and never kept: the running Synapse's later records are not in them
+ * (nor in anything else the command line read). */
+static int build_counts(ssp_audit_file *file, ssp_error *err)
+{
+    int rc = 0;
+
+    if (__atomic_load_n(&file->counts_state, __ATOMIC_ACQUIRE) != COUNTS_NOT_BUILT)
+        return 0;
+    pthread_mutex_lock(&file->counts_build);
+    if (__atomic_load_n(&file->counts_state, __ATOMIC_ACQUIRE) == COUNTS_NOT_BUILT) {
+        int fd = file->fd >= 0 ? file->fd : open(file->path, O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0 && errno != ENOENT)
+            rc = ssp_fail(err, SSP_ERR_IO, "cannot read %s: %s", file->path, strerror(errno));
+        else if (fd >= 0)
+            rc = ssp_audit_counts_load(&file->counts, fd, file->path, err);
+        if (fd >= 0 && fd != file->fd)
+            close(fd);
+        if (rc == 0)
+            __atomic_store_n(&file->counts_state, COUNTS_KEPT, __ATOMIC_RELEASE);
+        else
+            ssp_audit_counts_clear(&file->counts); /* a failed build leaves nothing half-counted */
+    }
+    pthread_mutex_unlock(&file->counts_build);
+    return rc;
 }
 
 int ssp_audit_file_open(ssp_audit_file *file, const char *data_dir, int64_t *last_id,
@@ -213,6 +276,9 @@ int ssp_audit_file_open(ssp_audit_file *file, const char *data_dir, int64_t *las
         goto fail;
     }
     if (recover_tail(file->fd, file->path, last_id, err) != 0)
+        goto fail;
+    /* Before the writer starts: the counts then follow every append. */
+    if (build_counts(file, err) != 0)
         goto fail;
     return 0;
 fail:
@@ -241,111 +307,29 @@ void ssp_audit_file_close(ssp_audit_file *file)
     file->fd = -1;
     free(file->path);
     file->path = NULL;
+    if (file->counts_ready) {
+        ssp_audit_counts_destroy(&file->counts);
+        pthread_mutex_destroy(&file->counts_build);
+        file->counts_ready = false;
+    }
 }
 
 /* ---- reading audit.jsonl ---- */
 
-/* The id of the first whole line at or after byte `from`, and where that
- * line starts; 0 when none parses within a chunk (end of file, damage). */
-static int64_t id_at_or_after(int fd, off_t from, off_t end, off_t *line_start)
-{
-    char buf[4096 + 1];
-    ssize_t got;
-    char *start, *stop;
-    json_t *rec;
-    int64_t id;
-
-    *line_start = end;
-    if (from > 0) {
-        /* Step to the start of the next line. */
-        for (;;) {
-            char *nl;
-
-            got = pread(fd, buf, sizeof buf - 1, from - 1);
-            if (got <= 0)
-                return 0;
-            nl = memchr(buf, '\n', (size_t)got);
-            if (nl != NULL) {
-                from = from - 1 + (nl - buf) + 1;
-                break;
-            }
-            from += got;
-            if (from >= end)
-                return 0;
-        }
-    }
-    if (from >= end)
-        return 0;
-    *line_start = from;
-    got = pread(fd, buf, sizeof buf - 1, from);
-    if (got <= 0)
-        return 0;
-    buf[got] = '\0';
-    start = buf;
-    stop = memchr(start, '\n', (size_t)got);
-    if (stop == NULL)
-        return 0; /* a line over 4 KiB: the caller narrows no further here */
-    rec = json_loadb(start, (size_t)(stop - start), 0, NULL);
-    id = rec ? (int64_t)json_integer_value(json_object_get(rec, "id")) : 0;
-    json_decref(rec);
-    return id;
-}
-
-/* Where to start scanning backwards for records with id < before_id: ids
- * ascend through the file, so a bisection over byte offsets finds a line
- * start at or after the last such record. */
-static off_t offset_before_id(int fd, off_t size, int64_t before_id)
-{
-    off_t lo = 0, hi = size;
-
-    while (hi - lo > TAIL_CHUNK) {
-        off_t mid = lo + (hi - lo) / 2, line_start;
-        int64_t id = id_at_or_after(fd, mid, hi, &line_start);
-
-        if (id <= 0)
-            break; /* damaged or overlong line: scan from hi, the filter skips what is newer */
-        if (id >= before_id)
-            hi = line_start;
-        else
-            lo = line_start + 1;
-    }
-    return hi;
-}
-
-/* Whether `value`, quoted, occurs in the line: a test that cannot fail for
- * a matching record when the value's JSON form is the value itself
- * (printable ASCII without '"' and '\\'); other values always pass here
- * and are compared after parsing. */
-static bool may_hold(const char *line, size_t len, const char *value)
-{
-    char quoted[SSP_ERROR_MESSAGE_MAX];
-    size_t n = strlen(value);
-
-    if (n + 2 > sizeof quoted)
-        return true;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)value[i];
-
-        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
-            return true;
-    }
-    quoted[0] = '"';
-    memcpy(quoted + 1, value, n);
-    quoted[n + 1] = '"';
-    return memmem(line, len, quoted, n + 2) != NULL;
-}
-
 static bool line_may_match(const char *line, size_t len, const ssp_audit_filter *f)
 {
-    if (f->rule != NULL && !may_hold(line, len, f->rule))
+    /* An action's line has the key "action"; a denial's rarely. */
+    if (f->kinds == SSP_AUDIT_ONLY_ACTIONS && !ssp_line_may_hold(line, len, "action"))
         return false;
-    if (f->school != NULL && !may_hold(line, len, f->school))
+    if (f->rule != NULL && !ssp_line_may_hold(line, len, f->rule))
         return false;
-    if (f->user != NULL && !may_hold(line, len, f->user))
+    if (f->school != NULL && !ssp_line_may_hold(line, len, f->school))
+        return false;
+    if (f->user != NULL && !ssp_line_may_hold(line, len, f->user))
         return false;
     if (f->schools != NULL) {
         for (size_t i = 0; i < f->n_schools; i++) {
-            if (may_hold(line, len, f->schools[i]))
+            if (ssp_line_may_hold(line, len, f->schools[i]))
                 return true;
         }
         return false;
@@ -380,6 +364,10 @@ static int page_visit(const char *line, size_t len, void *ctx, ssp_error *err)
         json_decref(rec);
         return 0;
     }
+    if (ssp_audit_record_complete(rec) != 0) {
+        json_decref(rec);
+        return ssp_fail_nomem(err);
+    }
     return ssp_page_take(&scan->page, scan->filter->limit, rec, err);
 }
 
@@ -399,7 +387,7 @@ static int audit_scan(ssp_audit_file *file, const ssp_audit_filter *filter, ssp_
         close(fd);
         return ssp_fail(err, SSP_ERR_IO, "cannot read %s: %s", file->path, strerror(errno));
     }
-    from = filter->before_id > 0 ? offset_before_id(fd, size, filter->before_id) : size;
+    from = filter->before_id > 0 ? ssp_offset_at(fd, size, "id", filter->before_id) : size;
     rc = ssp_scan_lines_backwards(fd, from, visit, ctx, err);
     close(fd);
     return rc;
@@ -469,9 +457,14 @@ static int chart_visit(const char *line, size_t len, void *ctx, ssp_error *err)
                : SSP_RULE_NONE;
     if (rule != SSP_RULE_NONE && ssp_audit_matches(rec, scan->filter)) {
         size_t b = (size_t)((ts - scan->filter->since_ms) / scan->bucket);
+        json_t *count = json_object_get(rec, "count");
 
+        /* A summary of a flood counts every denial it stands for. */
         if (b < scan->n_buckets)
-            scan->counts[b * SSP_RULE__COUNT + rule]++;
+            scan->counts[b * SSP_RULE__COUNT + rule] +=
+                json_is_integer(count) && json_integer_value(count) > 1
+                    ? (uint64_t)json_integer_value(count)
+                    : 1;
     }
     json_decref(rec);
     return 0;
@@ -480,7 +473,8 @@ static int chart_visit(const char *line, size_t len, void *ctx, ssp_error *err)
 int ssp_audit_file_chart(ssp_audit_file *file, const ssp_audit_filter *filter, int64_t bucket,
                          json_t **rows, ssp_error *err)
 {
-    /* the caller checked that until > since and that the buckets are few */
+    /* audit_view.c checked 0 < since < until <= SSP_AUDIT_MAX_TS_MS, whole
+     * minutes, and at most 2,000 buckets: nothing here overflows. */
     size_t n_buckets = (size_t)((filter->until_ms - filter->since_ms + bucket - 1) / bucket);
     chart_scan scan = {filter, bucket, n_buckets, calloc(n_buckets * SSP_RULE__COUNT,
                                                          sizeof(uint64_t)), file->path};
@@ -491,8 +485,16 @@ int ssp_audit_file_chart(ssp_audit_file *file, const ssp_audit_filter *filter, i
         ssp_fail_nomem(err);
         goto done;
     }
-    if (audit_scan(file, filter, chart_visit, &scan, err) != 0)
+    if (build_counts(file, err) != 0)
         goto done;
+    /* The counts know no users: a chart of one user reads the file. */
+    if (filter->user == NULL &&
+        __atomic_load_n(&file->counts_state, __ATOMIC_ACQUIRE) == COUNTS_KEPT) {
+        if (ssp_audit_counts_chart(&file->counts, filter, bucket, scan.counts, err) != 0)
+            goto done;
+    } else if (audit_scan(file, filter, chart_visit, &scan, err) != 0) {
+        goto done;
+    }
     for (size_t b = 0; b < n_buckets; b++) {
         for (int r = 1; r < SSP_RULE__COUNT; r++) {
             uint64_t n = scan.counts[b * SSP_RULE__COUNT + (size_t)r];

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "audit_queue.h"
+#include "embedded/audit_counts.h"
 #include "error.h"
 
 typedef struct ssp_audit_file {
@@ -20,10 +21,18 @@ typedef struct ssp_audit_file {
     bool broken; /* a partial write could not be cut off: writing stopped */
     pthread_t writer;
     bool writer_started;
+    /* The chart's counts: built at open from the file (the command line's
+     * open: at its first chart), then kept by the writer. counts_state says
+     * whether they may be used; a failure to count (memory) falls back to
+     * reading the file for every chart. */
+    ssp_audit_counts counts;
+    bool counts_ready;               /* counts and counts_build initialised */
+    pthread_mutex_t counts_build;    /* one build at a time */
+    int counts_state;                /* COUNTS_* (audit_file.c), read and set atomically */
 } ssp_audit_file;
 
-/* Opens data_dir/audit.jsonl, cuts a torn last line off and reads the id
- * of the newest record into *last_id. */
+/* Opens data_dir/audit.jsonl, cuts a torn last line off, reads the id of
+ * the newest record into *last_id and counts the records for the chart. */
 int ssp_audit_file_open(ssp_audit_file *file, const char *data_dir, int64_t *last_id,
                         ssp_error *err);
 /* The command line's open beside a running Synapse: queries read

@@ -77,6 +77,90 @@ done:
     return rc < 0 ? -1 : 0;
 }
 
+/* The integer `key` of the first whole line at or after byte `from`, and
+ * where that line starts; 0 when none parses within a chunk (end of file,
+ * damage). */
+static int64_t key_at_or_after(int fd, off_t from, off_t end, const char *key, off_t *line_start)
+{
+    char buf[4096 + 1];
+    ssize_t got;
+    char *start, *stop;
+    json_t *rec;
+    int64_t id;
+
+    *line_start = end;
+    if (from > 0) {
+        /* Step to the start of the next line. */
+        for (;;) {
+            char *nl;
+
+            got = pread(fd, buf, sizeof buf - 1, from - 1);
+            if (got <= 0)
+                return 0;
+            nl = memchr(buf, '\n', (size_t)got);
+            if (nl != NULL) {
+                from = from - 1 + (nl - buf) + 1;
+                break;
+            }
+            from += got;
+            if (from >= end)
+                return 0;
+        }
+    }
+    if (from >= end)
+        return 0;
+    *line_start = from;
+    got = pread(fd, buf, sizeof buf - 1, from);
+    if (got <= 0)
+        return 0;
+    buf[got] = '\0';
+    start = buf;
+    stop = memchr(start, '\n', (size_t)got);
+    if (stop == NULL)
+        return 0; /* a line over 4 KiB: the caller narrows no further here */
+    rec = json_loadb(start, (size_t)(stop - start), 0, NULL);
+    id = rec ? (int64_t)json_integer_value(json_object_get(rec, key)) : 0;
+    json_decref(rec);
+    return id;
+}
+
+off_t ssp_offset_at(int fd, off_t size, const char *key, int64_t value)
+{
+    off_t lo = 0, hi = size;
+
+    while (hi - lo > TAIL_CHUNK) {
+        off_t mid = lo + (hi - lo) / 2, line_start;
+        int64_t got = key_at_or_after(fd, mid, hi, key, &line_start);
+
+        if (got <= 0)
+            break; /* damaged or overlong line: scan from hi, the filter skips what is newer */
+        if (got >= value)
+            hi = line_start;
+        else
+            lo = line_start + 1;
+    }
+    return hi;
+}
+
+bool ssp_line_may_hold(const char *line, size_t len, const char *value)
+{
+    char quoted[SSP_ERROR_MESSAGE_MAX];
+    size_t n = strlen(value);
+
+    if (n + 2 > sizeof quoted)
+        return true;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)value[i];
+
+        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
+            return true;
+    }
+    quoted[0] = '"';
+    memcpy(quoted + 1, value, n);
+    quoted[n + 1] = '"';
+    return memmem(line, len, quoted, n + 2) != NULL;
+}
+
 int ssp_page_take(ssp_page_collect *page, size_t limit, json_t *rec, ssp_error *err)
 {
     if (page->found == limit) {

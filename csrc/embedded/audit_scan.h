@@ -7,6 +7,7 @@
 #define SSP_AUDIT_SCAN_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -24,6 +25,19 @@
 typedef int (*ssp_line_visitor)(const char *line, size_t len, void *ctx, ssp_error *err);
 int ssp_scan_lines_backwards(int fd, off_t end, ssp_line_visitor visit, void *ctx,
                              ssp_error *err);
+
+/* For a file whose lines hold an integer `key` ascending through the file
+ * (ids; times, nearly): a line start such that every line before the 64
+ * KiB before it has key < value, and the line at it (if any) has key >=
+ * value, found by bisection over byte offsets. A scan backwards from it
+ * meets every line with key < value, after at most a chunk of others. */
+off_t ssp_offset_at(int fd, off_t size, const char *key, int64_t value);
+
+/* Whether `value`, quoted, occurs in the line: a test that cannot fail for
+ * a line holding the value as a JSON string when its JSON form is the
+ * value itself (printable ASCII without '"' and '\\'); other values always
+ * pass here and are compared after parsing. */
+bool ssp_line_may_hold(const char *line, size_t len, const char *value);
 
 /* Loads one line; a line that does not load is either damaged on disk
  * (passed over: *out NULL, 0) or was hit by a failed allocation, which

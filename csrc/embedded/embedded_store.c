@@ -125,8 +125,9 @@ static int embedded_open_offline(ssp_embedded_store *emb, const ssp_store_env *e
     if (ssp_audit_file_open_readonly(&emb->audit, data_dir, err) != 0)
         goto done;
     emb->audit_open = true;
-    /* Reads from the command line are logged as any other. */
-    if (ssp_reads_file_open(&emb->reads, data_dir, err) != 0)
+    /* Reads from the command line are logged as any other; the file is
+     * Synapse's, so the command line never prunes it. */
+    if (ssp_reads_file_open(&emb->reads, data_dir, 0, err) != 0)
         goto done;
     emb->reads_open = true;
     snprintf(opened->audit_sink, sizeof opened->audit_sink, "%s", emb->audit.path);
@@ -185,7 +186,7 @@ static int embedded_open(const ssp_store_env *env, ssp_store **out, ssp_store_op
     if (ssp_audit_file_open(&emb->audit, data_dir, &opened->last_audit_id, err) != 0)
         goto fail;
     emb->audit_open = true;
-    if (ssp_reads_file_open(&emb->reads, data_dir, err) != 0)
+    if (ssp_reads_file_open(&emb->reads, data_dir, env->config->audit_retention_days, err) != 0)
         goto fail;
     emb->reads_open = true;
     snprintf(opened->audit_sink, sizeof opened->audit_sink, "%s", emb->audit.path);

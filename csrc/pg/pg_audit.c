@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audit_chart.h"
 #include "files.h"
 #include "pg/pg_audit.h"
 #include "pg/pg_conn.h"
@@ -30,15 +31,22 @@
 #define AUDIT_BATCH_MAX 2000
 #define SPILL_BATCH_MAX 2000
 
+/* The rows are the records as stored (ssp_audit_record_to_json): keys a
+ * single denial leaves out come as NULL. */
 static const char AUDIT_INSERT_SQL[] =
     "INSERT INTO school_policy.audit (ts, rule, callback, enforced, actor, target, room_id,"
-    " event_type, school, worker, origin, origin_seq)"
+    " event_type, school, worker, origin, origin_seq, kind, count, last_ts, action, group_id,"
+    " reason)"
     " SELECT timestamptz 'epoch' + x.ts * interval '1 millisecond', x.rule, x.callback,"
-    " x.enforced, x.actor, x.target, x.room_id, x.event_type, x.school, x.worker, x.origin, x.id"
+    " x.enforced, x.actor, x.target, x.room_id, x.event_type, x.school, x.worker, x.origin, x.id,"
+    " x.kind, x.count, timestamptz 'epoch' + x.last_ts * interval '1 millisecond', x.action,"
+    " x.grp, x.reason"
     " FROM ROWS FROM (json_to_recordset($1::json) AS (id bigint, ts bigint, rule text,"
     " callback text, enforced boolean, actor text, target text, room_id text, event_type text,"
-    " school text, worker text, origin text)) WITH ORDINALITY AS x(id, ts, rule, callback,"
-    " enforced, actor, target, room_id, event_type, school, worker, origin, ord)"
+    " school text, worker text, origin text, kind text, count bigint, last_ts bigint,"
+    " action text, \"group\" text, reason text)) WITH ORDINALITY AS x(id, ts, rule, callback,"
+    " enforced, actor, target, room_id, event_type, school, worker, origin, kind, count, last_ts,"
+    " action, grp, reason, ord)"
     " ORDER BY x.ord"
     " ON CONFLICT (origin, origin_seq) DO NOTHING";
 
@@ -288,12 +296,71 @@ static char *schools_param(const ssp_audit_filter *f)
     return text;
 }
 
+/* The kinds filter as the query's $9: NULL, 'denial' or 'action'. */
+static const char *kinds_param(ssp_audit_kinds kinds)
+{
+    return kinds == SSP_AUDIT_ONLY_DENIALS ? "denial"
+           : kinds == SSP_AUDIT_ONLY_ACTIONS ? "action"
+                                             : NULL;
+}
+
+/* Column i of row `row`, a text or NULL, as rec[key]. */
+static int set_text(json_t *rec, const char *key, ssp_pg_rows *res, int row, int i)
+{
+    return json_object_set_new(rec, key, ssp_pg_isnull(res, row, i)
+                                             ? json_null()
+                                             : json_string(ssp_pg_value(res, row, i)));
+}
+
+/* One row of the query below as the record the queries answer
+ * (ssp_audit_record_complete's shape). NULL when out of memory. */
+static json_t *row_record(ssp_pg_rows *res, int i)
+{
+    static const char *const text_fields[] = {"actor", "target", "room_id", "event_type",
+                                              "school"};
+    bool action = !ssp_pg_isnull(res, i, 11) && strcmp(ssp_pg_value(res, i, 11), "action") == 0;
+    int64_t count = ssp_pg_isnull(res, i, 12) ? 1 : ssp_pg_int(res, i, 12);
+    json_t *rec = json_object();
+
+    if (rec == NULL)
+        return NULL;
+    if (json_object_set_new(rec, "id", json_integer(ssp_pg_int(res, i, 0))) ||
+        json_object_set_new(rec, "ts", json_integer(ssp_pg_int(res, i, 1))) ||
+        json_object_set_new(rec, "kind", json_string(action ? "action" : "denial")) ||
+        json_object_set_new(rec, "count", json_integer(count)))
+        goto oom;
+    if (count > 1 && !ssp_pg_isnull(res, i, 13) &&
+        json_object_set_new(rec, "last_ts", json_integer(ssp_pg_int(res, i, 13))))
+        goto oom;
+    if (action) {
+        if (set_text(rec, "action", res, i, 14) || set_text(rec, "group", res, i, 15) ||
+            set_text(rec, "reason", res, i, 16))
+            goto oom;
+    } else if (set_text(rec, "rule", res, i, 2) || set_text(rec, "callback", res, i, 3) ||
+               json_object_set_new(rec, "enforced",
+                                   ssp_pg_isnull(res, i, 4)
+                                       ? json_null()
+                                       : json_boolean(ssp_pg_value(res, i, 4)[0] == 't'))) {
+        goto oom;
+    }
+    for (int k = 0; k < 5; k++) {
+        if (set_text(rec, text_fields[k], res, i, 5 + k) != 0)
+            goto oom;
+    }
+    if (set_text(rec, "worker", res, i, 10) != 0)
+        goto oom;
+    return rec;
+oom:
+    json_decref(rec);
+    return NULL;
+}
+
 int ssp_pg_audit_query(ssp_store *store, const ssp_audit_filter *f, char **result_json,
                        ssp_error *err)
 {
     ssp_pgstore *pg = (ssp_pgstore *)store;
     char since[32], until[32], before[32], limit[32];
-    const char *params[8];
+    const char *params[9];
     ssp_pg_rows *res = NULL;
     json_t *records = NULL, *result = NULL;
     char *schools = NULL;
@@ -313,9 +380,13 @@ int ssp_pg_audit_query(ssp_store *store, const ssp_audit_filter *f, char **resul
     if (f->schools != NULL && (schools = schools_param(f)) == NULL)
         return ssp_fail_nomem(err);
     params[7] = schools;
-    res = ssp_pg_session_query(&pg->queries,
+    params[8] = kinds_param(f->kinds);
+    /* The kind test is spelled so that, planned with $9 known, "actions
+     * only" is the partial index audit_actions' own predicate. */
+    res = ssp_pg_pool_query(pg->readers, SSP_PG_READERS, &pg->readers_turn,
                 "SELECT id, (extract(epoch FROM ts) * 1000)::bigint, rule, callback, enforced,"
-                " actor, target, room_id, event_type, school, worker"
+                " actor, target, room_id, event_type, school, worker, kind, count,"
+                " (extract(epoch FROM last_ts) * 1000)::bigint, action, group_id, reason"
                 " FROM school_policy.audit"
                 " WHERE ($1::bigint = 0 OR ts >= timestamptz 'epoch' + $1::bigint * interval '1 ms')"
                 " AND ($2::bigint = 0 OR ts < timestamptz 'epoch' + $2::bigint * interval '1 ms')"
@@ -323,8 +394,10 @@ int ssp_pg_audit_query(ssp_store *store, const ssp_audit_filter *f, char **resul
                 " AND ($5::text IS NULL OR actor = $5 OR target = $5)"
                 " AND ($6::bigint = 0 OR id < $6::bigint)"
                 " AND ($8::json IS NULL OR school = ANY (ARRAY(SELECT json_array_elements_text($8::json))))"
+                " AND ($9::text IS NULL OR ($9::text = 'action' AND kind = 'action')"
+                "  OR ($9::text = 'denial' AND kind IS DISTINCT FROM 'action'))"
                 " ORDER BY id DESC LIMIT $7::bigint",
-                8, params, true, err);
+                9, params, true, err);
     free(schools);
     if (res == NULL)
         return -1;
@@ -333,26 +406,9 @@ int ssp_pg_audit_query(ssp_store *store, const ssp_audit_filter *f, char **resul
     if (records == NULL)
         goto oom;
     for (int i = 0; i < rows && (size_t)i < f->limit; i++) {
-        json_t *rec = json_object();
-        static const char *const text_fields[] = {"actor",  "target", "room_id",
-                                                  "event_type", "school"};
+        json_t *rec = row_record(res, i);
 
         if (rec == NULL || json_array_append_new(records, rec) != 0)
-            goto oom;
-        if (json_object_set_new(rec, "id", json_integer(ssp_pg_int(res, i, 0))) ||
-            json_object_set_new(rec, "ts", json_integer(ssp_pg_int(res, i, 1))) ||
-            json_object_set_new(rec, "rule", json_string(ssp_pg_value(res, i, 2))) ||
-            json_object_set_new(rec, "callback", json_string(ssp_pg_value(res, i, 3))) ||
-            json_object_set_new(rec, "enforced", json_boolean(ssp_pg_value(res, i, 4)[0] == 't')))
-            goto oom;
-        for (int k = 0; k < 5; k++) {
-            json_t *value = ssp_pg_isnull(res, i, 5 + k) ? json_null()
-                                                       : json_string(ssp_pg_value(res, i, 5 + k));
-
-            if (json_object_set_new(rec, text_fields[k], value) != 0)
-                goto oom;
-        }
-        if (json_object_set_new(rec, "worker", json_string(ssp_pg_value(res, i, 10))) != 0)
             goto oom;
     }
     result = ssp_audit_page(records, (size_t)rows > f->limit
@@ -371,46 +427,164 @@ done:
     return rc;
 }
 
-/* [caller thread] Counts per (bucket, rule). Bucket starts are aligned to
- * `since`; the (school, ts) index holds the rule, so a school's counts are
- * an index-only scan of its records in the range. */
+/* The chart: the counts of school_policy.audit_counts (migration 5) for
+ * the spans of whole hours and days, the records themselves for the rest
+ * (audit_chart.h): $1..$3 the spans (grain, lo, hi; grain 1: records),
+ * $4 since, $5 rule, $6 user, $7 the schools (JSON; [""] for every school
+ * in the counts), $8 every school (the records unfiltered), $9 bucket. */
+static const char CHART_SQL[] =
+    "WITH spans AS MATERIALIZED (SELECT s.grain, s.lo, s.hi"
+    "  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS s(grain, lo, hi)),"
+    " counted AS ("
+    /* One index range scan per span (OFFSET 0 keeps the planner from
+     * joining the whole school's counts with every span instead). */
+    "  SELECT c.t, c.rule, c.n FROM spans s CROSS JOIN LATERAL ("
+    "   SELECT c.start_ms AS t, c.rule, c.n FROM school_policy.audit_counts c"
+    "   WHERE s.grain > 1"
+    "    AND c.school = ANY (ARRAY(SELECT json_array_elements_text($7::json)))"
+    "    AND c.grain = s.grain AND c.start_ms >= s.lo AND c.start_ms < s.hi"
+    "    AND ($5::text IS NULL OR c.rule = $5) OFFSET 0) c"
+    "  UNION ALL"
+    "  SELECT a.t, a.rule, a.n FROM spans s CROSS JOIN LATERAL ("
+    "   SELECT (extract(epoch FROM a.ts) * 1000)::bigint AS t, a.rule,"
+    "    coalesce(a.count, 1) AS n FROM school_policy.audit a"
+    "   WHERE s.grain = 1 AND a.ts >= timestamptz 'epoch' + s.lo * interval '1 ms'"
+    "    AND a.ts < timestamptz 'epoch' + s.hi * interval '1 ms' AND a.rule IS NOT NULL"
+    "    AND ($8::boolean OR a.school = ANY (ARRAY(SELECT json_array_elements_text($7::json))))"
+    "    AND ($5::text IS NULL OR a.rule = $5)"
+    "    AND ($6::text IS NULL OR a.actor = $6 OR a.target = $6) OFFSET 0) a)"
+    " SELECT $4::bigint + (t - $4::bigint) / $9::bigint * $9::bigint, rule, sum(n)::bigint"
+    " FROM counted GROUP BY 1, 2 ORDER BY 1, 2";
+
+/* The schools the counts are read for, as JSON: the school asked for (if
+ * a school admin may read it), a school admin's schools, or [""] (every
+ * school). *every: no school filter on the records. */
+static char *chart_schools(const ssp_audit_filter *f, bool *every)
+{
+    json_t *list = json_array();
+    char *text;
+
+    *every = f->school == NULL && f->schools == NULL;
+    if (list == NULL)
+        return NULL;
+    if (*every) {
+        if (json_array_append_new(list, json_string("")) != 0)
+            goto oom;
+    } else if (f->school != NULL) {
+        bool allowed = f->schools == NULL;
+
+        for (size_t i = 0; !allowed && i < f->n_schools; i++)
+            allowed = strcmp(f->schools[i], f->school) == 0;
+        if (allowed && json_array_append_new(list, json_string(f->school)) != 0)
+            goto oom;
+    } else {
+        for (size_t i = 0; i < f->n_schools; i++) {
+            if (json_array_append_new(list, json_string(f->schools[i])) != 0)
+                goto oom;
+        }
+    }
+    text = ssp_json_dumps_checked(list);
+    json_decref(list);
+    return text;
+oom:
+    json_decref(list);
+    return NULL;
+}
+
+/* A PostgreSQL array text, "{" then the values added then "}". */
+typedef struct array_text {
+    char *buf;
+    size_t used, cap;
+} array_text;
+
+static int array_start(array_text *a)
+{
+    a->buf = NULL;
+    a->used = a->cap = 0;
+    if (ssp_buf_reserve(&a->buf, &a->cap, 64) != 0)
+        return -1;
+    strcpy(a->buf, "{");
+    a->used = 1;
+    return 0;
+}
+
+/* Appends v; -1 when out of memory. */
+static int array_add(array_text *a, int64_t v)
+{
+    char item[32];
+    int n = snprintf(item, sizeof item, "%s%lld", a->used > 1 ? "," : "", (long long)v);
+
+    if (ssp_buf_reserve(&a->buf, &a->cap, a->used + (size_t)n + 2) != 0)
+        return -1;
+    memcpy(a->buf + a->used, item, (size_t)n);
+    a->used += (size_t)n;
+    a->buf[a->used] = '\0';
+    return 0;
+}
+
+static int array_end(array_text *a)
+{
+    if (ssp_buf_reserve(&a->buf, &a->cap, a->used + 2) != 0)
+        return -1;
+    strcpy(a->buf + a->used, "}");
+    a->used++;
+    return 0;
+}
+
+/* [caller thread] Denials per (bucket, rule): a summary of a flood counts
+ * as its count, actions (no rule) not at all. Bucket starts are aligned
+ * to `since`. A year costs a few hundred day counts and the hours and
+ * records at the buckets' edges; with `user` (the counts know no users)
+ * the records of the whole range are counted, under the readers' timeout. */
 int ssp_pg_audit_chart(ssp_store *store, const ssp_audit_filter *f, int64_t bucket_ms,
                        json_t **rows, ssp_error *err)
 {
+    static const int64_t GRAINS[] = {SSP_CHART_DAY_MS, SSP_CHART_HOUR_MS, 1};
     ssp_pgstore *pg = (ssp_pgstore *)store;
-    char since[32], until[32], bucket[32];
-    const char *params[7];
+    char since[32], bucket[32];
+    const char *params[9];
+    array_text grains = {NULL, 0, 0}, los = {NULL, 0, 0}, his = {NULL, 0, 0};
     char *schools = NULL;
-    ssp_pg_rows *res;
+    ssp_chart_plan plan = {NULL, 0, 0};
+    ssp_pg_rows *res = NULL;
+    bool every;
     int rc = -1;
 
     *rows = NULL;
+    /* with a user, one span of records: the last grain alone */
+    if (ssp_chart_plan_build(f->since_ms, f->until_ms, bucket_ms,
+                             f->user != NULL ? &GRAINS[2] : GRAINS, f->user != NULL ? 1 : 3, &plan,
+                             err) != 0)
+        return -1;
+    if (array_start(&grains) != 0 || array_start(&los) != 0 || array_start(&his) != 0)
+        goto oom;
+    for (size_t i = 0; i < plan.n; i++) {
+        const ssp_chart_span *s = &plan.spans[i];
+
+        if (array_add(&grains, f->user != NULL ? 1 : GRAINS[s->grain]) != 0 ||
+            array_add(&los, s->lo) != 0 || array_add(&his, s->hi) != 0)
+            goto oom;
+    }
+    if (array_end(&grains) != 0 || array_end(&los) != 0 || array_end(&his) != 0)
+        goto oom;
+    schools = chart_schools(f, &every);
+    if (schools == NULL)
+        goto oom;
     snprintf(since, sizeof since, "%lld", (long long)f->since_ms);
-    snprintf(until, sizeof until, "%lld", (long long)f->until_ms);
     snprintf(bucket, sizeof bucket, "%lld", (long long)bucket_ms);
-    if (f->schools != NULL && (schools = schools_param(f)) == NULL)
-        return ssp_fail_nomem(err);
-    params[0] = since;
-    params[1] = until;
-    params[2] = bucket;
-    params[3] = f->rule;
-    params[4] = f->school;
+    params[0] = grains.buf;
+    params[1] = los.buf;
+    params[2] = his.buf;
+    params[3] = since;
+    params[4] = f->rule;
     params[5] = f->user;
     params[6] = schools;
-    res = ssp_pg_session_query(&pg->queries,
-                       "SELECT $1::bigint + ((extract(epoch FROM ts) * 1000)::bigint - $1::bigint)"
-                       "   / $3::bigint * $3::bigint AS b, rule, count(*)"
-                       " FROM school_policy.audit"
-                       " WHERE ts >= timestamptz 'epoch' + $1::bigint * interval '1 ms'"
-                       " AND ts < timestamptz 'epoch' + $2::bigint * interval '1 ms'"
-                       " AND ($4::text IS NULL OR rule = $4) AND ($5::text IS NULL OR school = $5)"
-                       " AND ($6::text IS NULL OR actor = $6 OR target = $6)"
-                       " AND ($7::json IS NULL OR school = ANY (ARRAY(SELECT json_array_elements_text($7::json))))"
-                       " GROUP BY 1, 2 ORDER BY 1, 2",
-                       7, params, true, err);
-    free(schools);
+    params[7] = every ? "t" : "f";
+    params[8] = bucket;
+    res = ssp_pg_pool_query(pg->readers, SSP_PG_READERS, &pg->readers_turn, CHART_SQL, 9,
+                            params, true, err);
     if (res == NULL)
-        return -1;
+        goto done;
     *rows = json_array();
     if (*rows == NULL)
         goto oom;
@@ -429,6 +603,11 @@ oom:
     *rows = NULL;
 done:
     ssp_pg_rows_free(res);
+    ssp_chart_plan_free(&plan);
+    free(grains.buf);
+    free(los.buf);
+    free(his.buf);
+    free(schools);
     return rc;
 }
 
@@ -455,6 +634,7 @@ int ssp_pg_reads_append(ssp_store *store, json_t *record, ssp_error *err)
 int ssp_pg_reads_query(ssp_store *store, json_t *schools, const ssp_reads_filter *filter,
                        json_t **page, ssp_error *err)
 {
+    ssp_pgstore *pg = (ssp_pgstore *)store;
     char since[32], until[32], before[32], lim[32];
     char *schools_json = NULL;
     const char *params[5] = {since, until, before, lim, NULL};
@@ -473,7 +653,7 @@ int ssp_pg_reads_query(ssp_store *store, json_t *schools, const ssp_reads_filter
     if (schools != NULL && (schools_json = ssp_json_dumps_checked(schools)) == NULL)
         return ssp_fail_nomem(err);
     params[4] = schools_json;
-    res = ssp_pg_session_query(&((ssp_pgstore *)store)->queries,
+    res = ssp_pg_pool_query(pg->readers, SSP_PG_READERS, &pg->readers_turn,
                        "SELECT json_build_object('id', id, 'ts', (extract(epoch FROM ts) * 1000)::bigint,"
                        " 'reader', reader, 'access', access, 'op', op, 'query', query,"
                        " 'schools', schools, 'worker', worker)::text, id"

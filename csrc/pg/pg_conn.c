@@ -15,7 +15,9 @@
  * it on a live connection (its SQLSTATE is not a connection class): the
  * message is the server's, and retrying would not help. It is
  * SSP_ERR_UNAVAILABLE when the connection is lost or the server is going
- * away (SQLSTATE class 08, 57P01-57P03, 53300): a retry later can succeed.
+ * away (SQLSTATE class 08, 57P01-57P03, 53300), and when the statement ran
+ * out of time (57014 statement_timeout, 55P03 lock_timeout): a retry later
+ * can succeed. ssp_pg_timed_out tells the last two from the others.
  */
 #include <libpq-fe.h>
 #include <stdlib.h>
@@ -23,11 +25,13 @@
 
 #include "error.h"
 #include "pg/pg_conn.h"
+#include "util.h"
 
 #define CONNECT_TIMEOUT_S "3"
 
 struct ssp_pg_conn {
     PGconn *pq;
+    bool timed_out; /* the last failed statement ran out of time */
 };
 
 /* ssp_pg_rows is a PGresult: the cast is the whole wrapper. */
@@ -68,6 +72,7 @@ ssp_pg_conn *ssp_pg_connect(const char *conninfo, ssp_error *err)
         ssp_fail_nomem(err);
         return NULL;
     }
+    conn->timed_out = false;
     conn->pq = PQconnectdbParams(keys, values, 1);
     if (conn->pq == NULL) {
         free(conn);
@@ -98,21 +103,33 @@ bool ssp_pg_alive(ssp_pg_conn *conn)
     return conn != NULL && PQstatus(conn->pq) == CONNECTION_OK;
 }
 
+bool ssp_pg_timed_out(ssp_pg_conn *conn)
+{
+    return conn != NULL && conn->timed_out && ssp_pg_alive(conn);
+}
+
 const char *ssp_pg_last_message(ssp_pg_conn *conn, char *buf, size_t size)
 {
     copy_message(buf, size, conn ? PQerrorMessage(conn->pq) : "no connection");
     return buf;
 }
 
+/* Whether a failed statement was cancelled for running out of time: its
+ * statement_timeout (57014) or lock_timeout (55P03). */
+static bool sqlstate_timeout(const char *state)
+{
+    return state != NULL && (strcmp(state, "57014") == 0 || strcmp(state, "55P03") == 0);
+}
+
 /* Whether a failed statement's SQLSTATE says the server or the link went
- * away rather than that the statement was wrong. */
+ * away, or the statement ran out of time, rather than that it was wrong. */
 static bool sqlstate_unavailable(const char *state)
 {
     if (state == NULL)
         return true; /* no answer from the server at all */
     return strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
            strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0 ||
-           strcmp(state, "53300") == 0;
+           strcmp(state, "53300") == 0 || sqlstate_timeout(state);
 }
 
 ssp_pg_rows *ssp_pg_query(ssp_pg_conn *conn, const char *sql, int n, const char *const *params,
@@ -125,6 +142,8 @@ ssp_pg_rows *ssp_pg_query(ssp_pg_conn *conn, const char *sql, int n, const char 
 
     if (status == (want_rows ? PGRES_TUPLES_OK : PGRES_COMMAND_OK))
         return (ssp_pg_rows *)res;
+    conn->timed_out = status == PGRES_FATAL_ERROR && res != NULL &&
+                      sqlstate_timeout(PQresultErrorField(res, PG_DIAG_SQLSTATE));
     copy_message(message, sizeof message,
                  res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
                                                      : PQerrorMessage(conn->pq));
@@ -164,7 +183,11 @@ int ssp_pg_script(ssp_pg_conn *conn, const char *sql, const char *what, ssp_erro
     int rc = 0;
 
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-        ssp_error_code code =
+        ssp_error_code code;
+
+        conn->timed_out =
+            res != NULL && sqlstate_timeout(PQresultErrorField(res, PG_DIAG_SQLSTATE));
+        code =
             PQstatus(conn->pq) != CONNECTION_OK ||
                     sqlstate_unavailable(res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL)
                 ? SSP_ERR_UNAVAILABLE
@@ -287,15 +310,23 @@ int ssp_pg_socket(ssp_pg_conn *conn)
     return PQsocket(conn->pq);
 }
 
-/* ---- the callers' session ---- */
+/* ---- the callers' sessions ---- */
 
-int ssp_pg_session_init(ssp_pg_session *session, const char *conninfo, ssp_error *err)
+int ssp_pg_session_init_with(ssp_pg_session *session, const char *conninfo, const char *setup,
+                             int64_t wait_ms, ssp_error *err)
 {
     session->conn = NULL;
+    session->setup = setup;
+    session->wait_ms = wait_ms;
     if (pthread_mutex_init(&session->mutex, NULL) != 0)
         return ssp_fail(err, SSP_ERR_NOMEM, "cannot create the query mutex");
     session->conninfo = conninfo; /* also: initialised */
     return 0;
+}
+
+int ssp_pg_session_init(ssp_pg_session *session, const char *conninfo, ssp_error *err)
+{
+    return ssp_pg_session_init_with(session, conninfo, NULL, 0, err);
 }
 
 void ssp_pg_session_destroy(ssp_pg_session *session)
@@ -308,28 +339,78 @@ void ssp_pg_session_destroy(ssp_pg_session *session)
     session->conninfo = NULL;
 }
 
-ssp_pg_rows *ssp_pg_session_query(ssp_pg_session *session, const char *sql, int n,
-                                  const char *const *params, bool want_rows, ssp_error *err)
+/* The query on the session's connection, its mutex held. */
+static ssp_pg_rows *session_query_locked(ssp_pg_session *session, const char *sql, int n,
+                                         const char *const *params, bool want_rows,
+                                         ssp_error *err)
 {
     ssp_pg_rows *rows = NULL;
 
-    pthread_mutex_lock(&session->mutex);
     for (int attempt = 0; attempt < 2; attempt++) {
         if (session->conn == NULL) {
             session->conn = ssp_pg_connect(session->conninfo, err);
             if (session->conn == NULL)
                 break;
+            if (session->setup != NULL &&
+                ssp_pg_script(session->conn, session->setup, NULL, err) != 0) {
+                ssp_pg_finish(session->conn);
+                session->conn = NULL;
+                break;
+            }
         }
         rows = ssp_pg_query(session->conn, sql, n, params, want_rows, NULL, err);
-        if (rows != NULL || err->code != SSP_ERR_UNAVAILABLE)
-            break; /* done, or an SQL error: retrying would not help */
+        /* Done, an SQL error or a timeout: retrying would not help. */
+        if (rows != NULL || ssp_pg_alive(session->conn))
+            break;
         /* The connection was lost (a database restart): once more on a
          * new one. */
         ssp_pg_finish(session->conn);
         session->conn = NULL;
     }
+    return rows;
+}
+
+ssp_pg_rows *ssp_pg_session_query(ssp_pg_session *session, const char *sql, int n,
+                                  const char *const *params, bool want_rows, ssp_error *err)
+{
+    ssp_pg_rows *rows;
+
+    if (session->wait_ms > 0) {
+        struct timespec until;
+
+        ssp_deadline_after_ms(&until, session->wait_ms);
+        if (pthread_mutex_timedlock(&session->mutex, &until) != 0) {
+            ssp_fail(err, SSP_ERR_UNAVAILABLE,
+                     "database: busy: the connection for this query was taken by others for "
+                     "%lld ms; try again",
+                     (long long)session->wait_ms);
+            return NULL;
+        }
+    } else {
+        pthread_mutex_lock(&session->mutex);
+    }
+    rows = session_query_locked(session, sql, n, params, want_rows, err);
     pthread_mutex_unlock(&session->mutex);
     return rows;
+}
+
+ssp_pg_rows *ssp_pg_pool_query(ssp_pg_session *sessions, size_t n_sessions, unsigned *next,
+                               const char *sql, int n, const char *const *params,
+                               bool want_rows, ssp_error *err)
+{
+    ssp_pg_rows *rows;
+
+    /* A free one first; else wait for one, in turn, at most its wait_ms. */
+    for (size_t i = 0; i < n_sessions; i++) {
+        if (pthread_mutex_trylock(&sessions[i].mutex) == 0) {
+            rows = session_query_locked(&sessions[i], sql, n, params, want_rows, err);
+            pthread_mutex_unlock(&sessions[i].mutex);
+            return rows;
+        }
+    }
+    return ssp_pg_session_query(&sessions[__atomic_fetch_add(next, 1, __ATOMIC_RELAXED) %
+                                          n_sessions],
+                                sql, n, params, want_rows, err);
 }
 
 int ssp_pg_session_exec(ssp_pg_session *session, const char *sql, int n,

@@ -22,6 +22,9 @@ void ssp_pg_finish(ssp_pg_conn *conn);
 /* Whether the connection is still up (after a failed query: SQL error or
  * lost connection). */
 bool ssp_pg_alive(ssp_pg_conn *conn);
+/* Whether the last failed statement on conn was cancelled for running out
+ * of time (statement_timeout or lock_timeout) and the connection is up. */
+bool ssp_pg_timed_out(ssp_pg_conn *conn);
 /* libpq's last message on conn, without its trailing newline. */
 const char *ssp_pg_last_message(ssp_pg_conn *conn, char *buf, size_t size);
 /* Runs sql with n text parameters (NULL: SQL NULL). want_rows: the
@@ -63,16 +66,27 @@ int ssp_pg_socket(ssp_pg_conn *conn);
  * use, reconnected once when it was lost. */
 typedef struct ssp_pg_session {
     const char *conninfo; /* borrowed */
+    const char *setup;    /* borrowed: run on every new connection (SETs), or NULL */
+    int64_t wait_ms;      /* a caller waits this long for the connection, then fails
+                           * SSP_ERR_UNAVAILABLE; 0: as long as it takes */
     pthread_mutex_t mutex;
     ssp_pg_conn *conn;
 } ssp_pg_session;
 
 int ssp_pg_session_init(ssp_pg_session *session, const char *conninfo, ssp_error *err);
+/* The same, with the setup of each new connection and the longest wait. */
+int ssp_pg_session_init_with(ssp_pg_session *session, const char *conninfo, const char *setup,
+                             int64_t wait_ms, ssp_error *err);
 void ssp_pg_session_destroy(ssp_pg_session *session);
 /* ssp_pg_query on the session's connection [caller thread]. */
 ssp_pg_rows *ssp_pg_session_query(ssp_pg_session *session, const char *sql, int n,
                                   const char *const *params, bool want_rows, ssp_error *err);
 int ssp_pg_session_exec(ssp_pg_session *session, const char *sql, int n,
                         const char *const *params, bool want_rows, ssp_error *err);
+/* ssp_pg_query on whichever of n_sessions is free [caller thread]; when
+ * none is, waits for one in turn (*next counts the turns). */
+ssp_pg_rows *ssp_pg_pool_query(ssp_pg_session *sessions, size_t n_sessions, unsigned *next,
+                               const char *sql, int n, const char *const *params,
+                               bool want_rows, ssp_error *err);
 
 #endif

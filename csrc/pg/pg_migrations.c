@@ -12,7 +12,7 @@
 #include "pg/pg_conn.h"
 #include "pg/pg_migrations.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 5
 
 /* 1: roster, change log with NOTIFY, audit */
 static const char MIGRATION_1_SQL[] =
@@ -144,10 +144,113 @@ static const char MIGRATION_3_SQL[] =
     "CREATE INDEX audit_school_rule ON school_policy.audit (school, rule, id);"
     "CREATE INDEX audit_rule ON school_policy.audit (rule, id);";
 
+/* 4: summaries of a flood (count, last_ts) and the module's own actions
+     * (kind, action, group_id, reason). Nullable columns with no default
+     * and NOT VALID checks: no table rewrite, no scan of the old rows
+     * (all single denials: NULL kind is a denial, NULL count is 1). The
+     * chart's index-only scan carries count now; actions are rare among
+     * denials, so a page of actions has an index of its own. */
+static const char MIGRATION_4_SQL[] =
+    "ALTER TABLE school_policy.audit"
+    "  ALTER COLUMN rule DROP NOT NULL,"
+    "  ALTER COLUMN callback DROP NOT NULL,"
+    "  ALTER COLUMN enforced DROP NOT NULL,"
+    "  ADD COLUMN kind text,"
+    "  ADD COLUMN count bigint,"
+    "  ADD COLUMN last_ts timestamptz,"
+    "  ADD COLUMN action text,"
+    "  ADD COLUMN group_id text,"
+    "  ADD COLUMN reason text,"
+    "  ADD CONSTRAINT audit_kind CHECK (kind IN ('denial', 'action')) NOT VALID,"
+    "  ADD CONSTRAINT audit_count CHECK (count >= 1) NOT VALID,"
+    "  ADD CONSTRAINT audit_kind_fields CHECK (CASE WHEN kind = 'action'"
+    "   THEN action IS NOT NULL"
+    "   ELSE rule IS NOT NULL AND callback IS NOT NULL AND enforced IS NOT NULL END) NOT VALID;"
+    "CREATE INDEX audit_school_ts_count ON school_policy.audit (school, ts) INCLUDE (rule, count);"
+    "DROP INDEX school_policy.audit_school_ts;"
+    "CREATE INDEX audit_actions ON school_policy.audit (id) WHERE kind = 'action';";
+
+/* 5: the chart's counts: denials per school (and '' for every school), per
+ * rule and per UTC hour and day, kept by statement triggers in the
+ * transaction of each INSERT, DELETE or UPDATE of school_policy.audit (the
+ * records really inserted: a replayed batch's duplicates are not in the
+ * transition table), and filled from the records there are. */
+static const char MIGRATION_5_SQL[] =
+    "CREATE TABLE school_policy.audit_counts ("
+    "  school text NOT NULL," /* '': every school, records of no school included */
+    "  grain bigint NOT NULL," /* ms: 3600000 (an hour) or 86400000 (a day) */
+    "  start_ms bigint NOT NULL," /* the unit's start, ms since the epoch */
+    "  rule text NOT NULL,"
+    "  n bigint NOT NULL," /* denials: a flood's summary counts its count */
+    "  PRIMARY KEY (school, grain, start_ms, rule));"
+    /* The counts one record adds to: its hour and its day, in its school
+     * and in ''. An action (no rule) adds nothing. */
+    "CREATE FUNCTION school_policy.audit_count_keys(p_ts timestamptz, p_school text,"
+    "  p_rule text, p_count bigint)"
+    " RETURNS TABLE (school text, grain bigint, start_ms bigint, rule text, n bigint)"
+    " LANGUAGE sql STABLE AS $f$"
+    " SELECT s.school, g.grain, m.ms - ((m.ms % g.grain) + g.grain) % g.grain, p_rule,"
+    "  coalesce(p_count, 1)"
+    " FROM (SELECT (extract(epoch FROM p_ts) * 1000)::bigint AS ms) m,"
+    "  (VALUES (3600000::bigint), (86400000::bigint)) g(grain),"
+    "  (VALUES (''::text), (nullif(p_school, ''))) s(school)"
+    " WHERE p_rule IS NOT NULL AND s.school IS NOT NULL $f$;"
+    "CREATE FUNCTION school_policy.audit_counted() RETURNS trigger LANGUAGE plpgsql AS $f$"
+    " BEGIN"
+    "  IF TG_OP = 'TRUNCATE' THEN"
+    "   TRUNCATE school_policy.audit_counts;"
+    "   RETURN NULL;"
+    "  END IF;"
+    "  IF TG_OP IN ('DELETE', 'UPDATE') THEN"
+    "   UPDATE school_policy.audit_counts c SET n = c.n - d.n FROM"
+    "    (SELECT k.school, k.grain, k.start_ms, k.rule, sum(k.n) AS n FROM old_rows r,"
+    "     LATERAL school_policy.audit_count_keys(r.ts, r.school, r.rule, r.count) k"
+    "     GROUP BY 1, 2, 3, 4) d"
+    "   WHERE c.school = d.school AND c.grain = d.grain AND c.start_ms = d.start_ms"
+    "    AND c.rule = d.rule;"
+    "  END IF;"
+    "  IF TG_OP IN ('INSERT', 'UPDATE') THEN"
+    /* In key order: two processes' batches lock shared rows in the same
+     * order, so they wait for each other instead of deadlocking. */
+    "   INSERT INTO school_policy.audit_counts AS c (school, grain, start_ms, rule, n)"
+    "   SELECT k.school, k.grain, k.start_ms, k.rule, sum(k.n) FROM new_rows r,"
+    "    LATERAL school_policy.audit_count_keys(r.ts, r.school, r.rule, r.count) k"
+    "   GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+    "   ON CONFLICT (school, grain, start_ms, rule) DO UPDATE SET n = c.n + EXCLUDED.n;"
+    "  END IF;"
+    "  IF TG_OP IN ('DELETE', 'UPDATE') THEN"
+    "   DELETE FROM school_policy.audit_counts c USING"
+    "    (SELECT DISTINCT k.school, k.grain, k.start_ms, k.rule FROM old_rows r,"
+    "     LATERAL school_policy.audit_count_keys(r.ts, r.school, r.rule, r.count) k) d"
+    "   WHERE c.school = d.school AND c.grain = d.grain AND c.start_ms = d.start_ms"
+    "    AND c.rule = d.rule AND c.n <= 0;"
+    "  END IF;"
+    "  RETURN NULL;"
+    " END $f$;"
+    /* The triggers take their lock on school_policy.audit before the
+     * counts are filled: no record comes in between. */
+    "CREATE TRIGGER audit_counted_insert AFTER INSERT ON school_policy.audit"
+    "  REFERENCING NEW TABLE AS new_rows"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION school_policy.audit_counted();"
+    "CREATE TRIGGER audit_counted_delete AFTER DELETE ON school_policy.audit"
+    "  REFERENCING OLD TABLE AS old_rows"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION school_policy.audit_counted();"
+    "CREATE TRIGGER audit_counted_update AFTER UPDATE ON school_policy.audit"
+    "  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION school_policy.audit_counted();"
+    "CREATE TRIGGER audit_counted_truncate AFTER TRUNCATE ON school_policy.audit"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION school_policy.audit_counted();"
+    "INSERT INTO school_policy.audit_counts (school, grain, start_ms, rule, n)"
+    " SELECT k.school, k.grain, k.start_ms, k.rule, sum(k.n) FROM school_policy.audit r,"
+    "  LATERAL school_policy.audit_count_keys(r.ts, r.school, r.rule, r.count) k"
+    " GROUP BY 1, 2, 3, 4;";
+
 static const char *const MIGRATIONS[SCHEMA_VERSION] = {
     MIGRATION_1_SQL,
     MIGRATION_2_SQL,
     MIGRATION_3_SQL,
+    MIGRATION_4_SQL,
+    MIGRATION_5_SQL,
 };
 
 /* Held until commit, so that workers starting together apply each

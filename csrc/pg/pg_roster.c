@@ -27,7 +27,15 @@
 #include "pg/pg_state.h"
 #include "util.h"
 
-#define INCREMENTAL_MAX 20000 /* more changed users than this: reload everything */
+#define STRINGIFY(x) #x
+#define AS_TEXT(x) STRINGIFY(x)
+
+/* The store thread's roster work comes in pieces this size, so that the
+ * audit writes between them never wait long behind a large change (a
+ * 30,000-user feed message): changes read per pass, outbox lines pushed
+ * per statement. */
+#define INCREMENTAL_MAX 5000
+#define PUSH_LINES_MAX 2000
 
 /* $1: a JSON array of outbox entries {"user_id", "schools": [...]}, oldest
  * first; the last entry of a user wins. Rows that do not change are left
@@ -318,7 +326,10 @@ int ssp_pg_roster_full_sync(ssp_pgstore *pg, ssp_error *err)
     return 0;
 }
 
-/* [store thread] Applies the changes since the last version seen. */
+/* [store thread] Applies the changes since the last version seen, up to
+ * INCREMENTAL_MAX of them: 1 when more are waiting (the caller writes the
+ * audit queue, then comes back), 0 when caught up, -1 on error. Only a
+ * TRUNCATE of the roster reloads the whole roster. */
 int ssp_pg_roster_incremental_sync(ssp_pgstore *pg, ssp_error *err)
 {
     ssp_pg_rows *res = NULL;
@@ -330,7 +341,7 @@ int ssp_pg_roster_incremental_sync(ssp_pgstore *pg, ssp_error *err)
     loader ld = {0};
     int64_t version, newest;
     int rows, rc = -1;
-    bool everything = false;
+    bool everything = false, more = false;
 
     ssp_strmap_init(&changed);
     ssp_strmap_init(&loaded);
@@ -342,7 +353,7 @@ int ssp_pg_roster_incremental_sync(ssp_pgstore *pg, ssp_error *err)
     params[0] = since;
     res = ssp_pg_query(pg->conn,
                        "SELECT version, user_id FROM school_policy.roster_changes"
-                       " WHERE version > $1::bigint ORDER BY version LIMIT 20001",
+                       " WHERE version > $1::bigint ORDER BY version LIMIT " AS_TEXT(INCREMENTAL_MAX),
                        1, params, true, NULL, err);
     if (res == NULL)
         goto done;
@@ -351,9 +362,8 @@ int ssp_pg_roster_incremental_sync(ssp_pgstore *pg, ssp_error *err)
         rc = 0;
         goto done;
     }
-    if (rows > INCREMENTAL_MAX) {
-        everything = true;
-    } else {
+    more = rows == INCREMENTAL_MAX;
+    {
         users = json_array();
         if (users == NULL)
             goto oom;
@@ -425,7 +435,7 @@ int ssp_pg_roster_incremental_sync(ssp_pgstore *pg, ssp_error *err)
     if (newest > pg->roster_version)
         pg->roster_version = newest;
     pthread_mutex_unlock(&pg->mutex);
-    rc = 0;
+    rc = more ? 1 : 0;
     goto done;
 oom:
     ssp_fail_nomem(err);
@@ -439,8 +449,9 @@ done:
     return rc;
 }
 
-/* [store thread] Pushes the roster outbox to the database, then truncates
- * what was pushed. Returns -1 on a database error. */
+/* [store thread] Pushes the oldest PUSH_LINES_MAX entries of the roster
+ * outbox to the database (the rest waits for the next pass), and truncates
+ * the outbox once all of it is there. Returns -1 on a database error. */
 int ssp_pg_roster_push_outbox(ssp_pgstore *pg, ssp_error *err)
 {
     off_t from, to;
@@ -475,7 +486,7 @@ int ssp_pg_roster_push_outbox(ssp_pgstore *pg, ssp_error *err)
     }
     /* The lines are JSON objects: join them into one array. */
     payload[used++] = '[';
-    for (char *line = data; *line;) {
+    for (char *line = data; *line && lines < PUSH_LINES_MAX;) {
         char *nl = strchr(line, '\n');
         size_t line_len = nl ? (size_t)(nl - line) : strlen(line);
 
@@ -486,6 +497,9 @@ int ssp_pg_roster_push_outbox(ssp_pgstore *pg, ssp_error *err)
             used += line_len;
         }
         line += line_len + (nl ? 1 : 0);
+        /* the rest waits for the next pass */
+        if (lines == PUSH_LINES_MAX)
+            to = from + (off_t)(line - data);
     }
     payload[used++] = ']';
     payload[used] = '\0';

@@ -23,7 +23,8 @@ int ssp_pg_roster_load(ssp_pgstore *pg, ssp_pg_conn *conn, ssp_strmap *map, int6
 /* [open]: the local cache (a missing file is an empty roster). */
 int ssp_pg_roster_load_cache(ssp_pgstore *pg, ssp_strmap *map, ssp_error *err);
 /* [store thread] Reloads everything / applies the changes since the last
- * version seen / pushes the outbox. -1 on a database error. */
+ * version seen, a piece at a time (1: more are waiting) / pushes the
+ * outbox, a piece at a time. -1 on a database error. */
 int ssp_pg_roster_full_sync(ssp_pgstore *pg, ssp_error *err);
 int ssp_pg_roster_incremental_sync(ssp_pgstore *pg, ssp_error *err);
 int ssp_pg_roster_push_outbox(ssp_pgstore *pg, ssp_error *err);

@@ -6,10 +6,15 @@
  * - `conn` belongs to the store thread (store_main, pg_store.c). Only
  *   open touches it before that thread starts, and close after it has been
  *   joined. Functions that use it are marked [store thread] (or [open]).
- * - `queries` serves audit queries, purges and the reconcile state for callers
- *   (Synapse's thread pool, the CLI), one at a time under its own mutex
- *   (pg_conn.c); marked [caller thread]. The binding calls these without
- *   the GIL.
+ * - `queries` serves the read log's appends, purges and the reconcile state
+ *   for callers (the module's thread pools, the CLI), one at a time under
+ *   its own mutex (pg_conn.c); marked [caller thread]. The binding calls
+ *   these without the GIL.
+ * - `readers` (two connections) serve the audit's readers: pages, the
+ *   chart, the read log. Each runs with statement_timeout, read only, so a
+ *   slow or piled-up read never holds `queries` (the reconciler's ledger,
+ *   GET /status) nor the store thread's writes; a read that runs out of
+ *   time, or waits out its turn, fails SSP_ERR_UNAVAILABLE (503).
  * - Decisions never come here: they read the in-memory roster.
  */
 #ifndef SSP_PG_STATE_H
@@ -26,6 +31,14 @@
 #include "pg/pg_conn.h"
 #include "store_ops.h"
 
+/* The audit's readers: how many connections, how long a statement may run
+ * (and a caller may wait for a connection), in ms. */
+#define SSP_PG_READERS 2
+#define SSP_PG_READER_TIMEOUT_MS 5000
+/* How long the store thread's statements wait for a lock before they give
+ * up: a locked audit table spills to the file instead of stalling. */
+#define SSP_PG_WRITER_LOCK_TIMEOUT_MS 1000
+
 typedef struct ssp_pgstore {
     ssp_store base;
     const ssp_store_env *env; /* config, roster, write_mutex */
@@ -40,6 +53,12 @@ typedef struct ssp_pgstore {
 
     ssp_pg_conn *conn; /* [store thread] */
     int64_t last_connect_attempt_ms;
+    /* [store thread] While a table will not take the store thread's writes
+     * (a lock held past SSP_PG_WRITER_LOCK_TIMEOUT_MS): audit records go to
+     * the spill file, roster pushes wait, until these times. */
+    int64_t audit_retry_ms;
+    int64_t roster_retry_ms;
+    bool roster_catching_up; /* [store thread] more roster changes wait to be read */
     int64_t last_maintenance_ms;
     int64_t last_pending_count_ms; /* [store thread] */
     int spill_fd;             /* [store thread] */
@@ -62,6 +81,8 @@ typedef struct ssp_pgstore {
     char last_error[SSP_ERROR_MESSAGE_MAX];
 
     ssp_pg_session queries; /* [caller thread] */
+    ssp_pg_session readers[SSP_PG_READERS]; /* [caller thread] */
+    unsigned readers_turn;
 } ssp_pgstore;
 
 /* Sets last_error (shown by status), without its trailing newlines. */

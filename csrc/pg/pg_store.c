@@ -16,6 +16,11 @@
  * 3. While connected: push roster outbox entries, write queued audit records
  *    in multi-row INSERTs, and apply roster change notifications by reading
  *    school_policy.roster_changes since the last version seen.
+ * 4. While a table will not take its writes (a lock held for longer than
+ *    SSP_PG_WRITER_LOCK_TIMEOUT_MS: the connection is fine): audit records
+ *    go to the spill file, durable as during an outage, and both the
+ *    INSERT and the roster push are tried again a second later. A locked
+ *    audit table thus never holds a denial's answer for longer than that.
  *
  * A process restarted during an outage starts from the local roster cache
  * (the last full load, data_dir/<worker>.roster-cache) plus its outbox.
@@ -46,6 +51,19 @@
 
 #define RECONNECT_MS 1000
 #define IDLE_WAIT_MS 1000
+#define STALL_RETRY_MS 1000 /* a table that did not take a write: try it again after */
+
+#define STRINGIFY(x) #x
+#define AS_TEXT(x) STRINGIFY(x)
+/* The store thread's connection, once migrated (a migration may wait for
+ * another process's, so it has no lock timeout). */
+static const char WRITER_SETUP_SQL[] = "SET lock_timeout = " AS_TEXT(SSP_PG_WRITER_LOCK_TIMEOUT_MS);
+/* The audit's readers: a query runs at most this long, reads only, and
+ * never sits in an open transaction. */
+static const char READER_SETUP_SQL[] =
+    "SET statement_timeout = " AS_TEXT(SSP_PG_READER_TIMEOUT_MS) ";"
+    "SET default_transaction_read_only = on;"
+    "SET idle_in_transaction_session_timeout = " AS_TEXT(SSP_PG_READER_TIMEOUT_MS);
 #define MAINTENANCE_MS (3600 * 1000)
 #define PENDING_COUNT_MS 1000 /* refresh of the cached reconcile_pending count */
 
@@ -123,6 +141,7 @@ static void try_connect(ssp_pgstore *pg)
         return;
     }
     if (ssp_pg_migrate(pg->conn, &err) != 0 ||
+        ssp_pg_script(pg->conn, WRITER_SETUP_SQL, NULL, &err) != 0 ||
         ssp_pg_script(pg->conn, "LISTEN school_policy_roster", NULL, &err) != 0 ||
         ssp_pg_roster_push_outbox(pg, &err) != 0 || ssp_pg_roster_full_sync(pg, &err) != 0 ||
         ssp_pg_audit_drain_spill(pg, &err) != 0) {
@@ -132,8 +151,8 @@ static void try_connect(ssp_pgstore *pg)
     set_connected(pg, true);
 }
 
-/* [store thread] Retention: audit records past audit.retention_days, and
- * roster change log entries older than a day. */
+/* [store thread] Retention: audit records and read-log records past
+ * audit.retention_days, and roster change log entries older than a day. */
 static void maintenance(ssp_pgstore *pg)
 {
     char sql[256];
@@ -143,6 +162,10 @@ static void maintenance(ssp_pgstore *pg)
     if (pg->env->config->audit_retention_days > 0) {
         snprintf(sql, sizeof sql,
                  "DELETE FROM school_policy.audit WHERE ts < now() - interval '%lld days'",
+                 (long long)pg->env->config->audit_retention_days);
+        (void)ssp_pg_script(pg->conn, sql, NULL, &err);
+        snprintf(sql, sizeof sql,
+                 "DELETE FROM school_policy.audit_reads WHERE ts < now() - interval '%lld days'",
                  (long long)pg->env->config->audit_retention_days);
         (void)ssp_pg_script(pg->conn, sql, NULL, &err);
     }
@@ -192,11 +215,30 @@ static void *store_main(void *arg)
                 continue;
             }
         }
-        if ((ssp_pg_roster_outbox_waiting(pg) && ssp_pg_roster_push_outbox(pg, &err) != 0) ||
-            (ssp_pg_audit_spill_waiting(pg) && ssp_pg_audit_drain_spill(pg, &err) != 0) ||
-            ssp_pg_audit_write_queue(pg, &err) != 0) {
-            disconnect(pg, err.message);
-            continue;
+        if (ssp_pg_roster_outbox_waiting(pg) && ssp_now_ms() >= pg->roster_retry_ms &&
+            ssp_pg_roster_push_outbox(pg, &err) != 0) {
+            if (!ssp_pg_timed_out(pg->conn)) {
+                disconnect(pg, err.message);
+                continue;
+            }
+            /* The roster is locked: the outbox keeps the changes. */
+            ssp_pg_set_error(pg, "%s", err.message);
+            pg->roster_retry_ms = ssp_now_ms() + STALL_RETRY_MS;
+        }
+        if (ssp_now_ms() < pg->audit_retry_ms) {
+            ssp_pg_audit_spill_queue(pg);
+        } else if ((ssp_pg_audit_spill_waiting(pg) && ssp_pg_audit_drain_spill(pg, &err) != 0) ||
+                   ssp_pg_audit_write_queue(pg, &err) != 0) {
+            if (!ssp_pg_timed_out(pg->conn)) {
+                disconnect(pg, err.message);
+                continue;
+            }
+            /* The audit table is locked (or the server too slow to take a
+             * lock): what waits goes to the spill file, in order behind
+             * what is there, and is inserted once the table takes it. */
+            ssp_pg_set_error(pg, "%s", err.message);
+            pg->audit_retry_ms = ssp_now_ms() + STALL_RETRY_MS;
+            ssp_pg_audit_spill_queue(pg);
         }
         if (stopping)
             break;
@@ -217,13 +259,18 @@ static void *store_main(void *arg)
                 disconnect(pg, NULL);
                 continue;
             }
-            if (changed) {
-                if (ssp_pg_roster_incremental_sync(pg, &err) != 0)
+            if (changed || pg->roster_catching_up) {
+                int more = ssp_pg_roster_incremental_sync(pg, &err);
+
+                if (more < 0)
                     disconnect(pg, err.message);
+                /* a large change comes in pieces, with the audit written
+                 * between them */
+                pg->roster_catching_up = more > 0;
                 continue; /* look again before sleeping */
             }
             idle = ssp_audit_is_empty(pg->audit);
-            if (idle && !ssp_pg_roster_outbox_waiting(pg))
+            if (idle && (!ssp_pg_roster_outbox_waiting(pg) || ssp_now_ms() < pg->roster_retry_ms))
                 wait_for_work(pg, IDLE_WAIT_MS);
         }
     }
@@ -241,6 +288,8 @@ static void pgstore_free(ssp_pgstore *pg)
     if (pg == NULL)
         return;
     ssp_pg_session_destroy(&pg->queries);
+    for (size_t i = 0; i < SSP_PG_READERS; i++)
+        ssp_pg_session_destroy(&pg->readers[i]);
     ssp_pg_finish(pg->conn);
     ssp_journal_close(&pg->outbox);
     if (pg->spill_fd >= 0)
@@ -337,6 +386,11 @@ static int pg_open(const ssp_store_env *env, ssp_store **out, ssp_store_opened *
     }
     if (ssp_pg_session_init(&pg->queries, pg->conninfo, err) != 0)
         goto fail;
+    for (size_t i = 0; i < SSP_PG_READERS; i++) {
+        if (ssp_pg_session_init_with(&pg->readers[i], pg->conninfo, READER_SETUP_SQL,
+                                     SSP_PG_READER_TIMEOUT_MS, err) != 0)
+            goto fail;
+    }
     sprintf(pg->origin, "%s/%s", worker, boot_hex);
     pg->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (pg->wake_fd < 0) {
@@ -387,7 +441,8 @@ static int pg_open(const ssp_store_env *env, ssp_store **out, ssp_store_opened *
             }
             ssp_pg_finish(pg->conn);
             pg->conn = NULL;
-        } else if (ssp_pg_script(pg->conn, "LISTEN school_policy_roster", NULL, &db_err) != 0 ||
+        } else if (ssp_pg_script(pg->conn, WRITER_SETUP_SQL, NULL, &db_err) != 0 ||
+                   ssp_pg_script(pg->conn, "LISTEN school_policy_roster", NULL, &db_err) != 0 ||
                    ssp_pg_roster_load(pg, pg->conn, &map, &version, &db_err) != 0) {
             if (db_err.code == SSP_ERR_NOMEM) {
                 *err = db_err;

@@ -6,18 +6,23 @@
  */
 #include "py/engine_audit.h"
 
+#include <string.h>
+
 #include "py/convert.h"
 
-/* audit_query(*, since, until, rule, school, user, limit, before) ->
+/* audit_query(*, since, until, rule, school, user, limit, before, kind) ->
  * {records, next}. Called with the GIL; released around the query. */
 PyObject *Engine_audit_query(EngineObject *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"since", "until", "rule", "school", "user", "limit", "before", NULL};
+    static char *kwlist[] = {"since", "until", "rule",   "school", "user",
+                             "limit", "before", "kind", NULL};
     long long since = 0, until = 0, before = 0, limit = 100;
     PyObject *since_obj = NULL, *until_obj = NULL, *before_obj = NULL, *limit_obj = NULL;
     PyObject *rule_obj = Py_None, *school_obj = Py_None, *user_obj = Py_None; /* all borrowed */
+    PyObject *kind_obj = Py_None;
     module_state *st = engine_state(self);
     ssp_audit_filter filter = {0};
+    const char *kind = NULL;
     char *result = NULL;
     ssp_error err = {0};
     int rc;
@@ -26,17 +31,26 @@ PyObject *Engine_audit_query(EngineObject *self, PyObject *args, PyObject *kwds)
         return NULL;
     /* Out-of-range numbers and NUL characters are bad input (InputError),
      * like everything else the admin API passes on. */
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOOOOOO:audit_query", kwlist, &since_obj,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOOOOOOO:audit_query", kwlist, &since_obj,
                                      &until_obj, &rule_obj, &school_obj, &user_obj, &limit_obj,
-                                     &before_obj) ||
+                                     &before_obj, &kind_obj) ||
         ms_arg(st, since_obj, "since", &since) != 0 || ms_arg(st, until_obj, "until", &until) != 0 ||
         ms_arg(st, before_obj, "from", &before) != 0 || ms_arg(st, limit_obj, "limit", &limit) != 0 ||
         text_arg(st, rule_obj, "rule", true, &filter.rule) != 0 ||
         text_arg(st, school_obj, "school", true, &filter.school) != 0 ||
-        text_arg(st, user_obj, "user", true, &filter.user) != 0)
+        text_arg(st, user_obj, "user", true, &filter.user) != 0 ||
+        text_arg(st, kind_obj, "kind", true, &kind) != 0)
         return NULL;
     if (limit < 1 || limit > 1000) {
         PyErr_SetString(st->input_error, "limit: expected an integer from 1 to 1000");
+        return NULL;
+    }
+    if (kind != NULL && strcmp(kind, "denial") == 0) {
+        filter.kinds = SSP_AUDIT_ONLY_DENIALS;
+    } else if (kind != NULL && strcmp(kind, "action") == 0) {
+        filter.kinds = SSP_AUDIT_ONLY_ACTIONS;
+    } else if (kind != NULL) {
+        PyErr_SetString(st->input_error, "kind: expected denial or action");
         return NULL;
     }
     filter.since_ms = since;
@@ -49,6 +63,60 @@ PyObject *Engine_audit_query(EngineObject *self, PyObject *args, PyObject *kwds)
     if (rc != 0)
         return raise_engine_error(st, &err);
     return py_from_json_text(st, result);
+}
+
+/* audit_action({"action": ..., "actor", "target", "room_id", "group",
+ * "school", "reason"}) -> the record's id: queues the audit record of
+ * something the module did (ssp_audit_action). Every value a str or None;
+ * "action" required. Called with the GIL, which it keeps: queuing never
+ * waits on I/O (wait for the record with wait_durable). */
+PyObject *Engine_audit_action(EngineObject *self, PyObject *arg)
+{
+    static const char *const keys[] = {"action", "actor",  "target", "room_id",
+                                       "group",  "school", "reason", NULL};
+    module_state *st = engine_state(self);
+    const char *values[7] = {NULL};
+    ssp_audit_action_record action;
+    PyObject *key, *value; /* borrowed */
+    Py_ssize_t pos = 0;
+    ssp_error err = {0};
+    int64_t id;
+
+    if (st == NULL)
+        return NULL;
+    if (!PyDict_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "audit_action() takes a dict");
+        return NULL;
+    }
+    while (PyDict_Next(arg, &pos, &key, &value)) {
+        const char *name = is_str(key) ? PyUnicode_AsUTF8AndSize(key, NULL) : NULL;
+        size_t i = 0;
+
+        if (name == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(st->input_error, "audit_action: the keys must be str");
+            return NULL;
+        }
+        while (keys[i] != NULL && strcmp(keys[i], name) != 0)
+            i++;
+        if (keys[i] == NULL) {
+            PyErr_Format(st->input_error, "%s: unknown key", name);
+            return NULL;
+        }
+        if (text_arg(st, value, keys[i], true, &values[i]) != 0)
+            return NULL;
+    }
+    action.action = values[0];
+    action.actor = values[1];
+    action.target = values[2];
+    action.room_id = values[3];
+    action.group = values[4];
+    action.school = values[5];
+    action.reason = values[6];
+    id = ssp_audit_action(self->engine, &action, &err);
+    if (id < 0)
+        return raise_engine_error(st, &err);
+    return PyLong_FromLongLong(id);
 }
 
 /* audit_view(request_json) -> response dict (ssp_audit_view). Called
@@ -106,6 +174,28 @@ PyObject *Engine_wait_durable(EngineObject *self, PyObject *args)
     durable = ssp_decision_wait_durable(self->engine, (int64_t)audit_id, (int64_t)timeout_ms);
     Py_END_ALLOW_THREADS
     return PyBool_FromLong(durable);
+}
+
+/* durable_fd() -> int: the eventfd that becomes readable when audit records
+ * became durable (the adapter's reactor watches it; read 8 bytes to reset
+ * it), -1 without a store. The engine owns and closes it. Keeps the GIL. */
+PyObject *Engine_durable_fd(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLong(ssp_audit_durable_fd(self->engine));
+}
+
+/* last_durable_id() -> int: every audit record with an id at or below it is
+ * durable. A read under the queue's mutex, never I/O: keeps the GIL. */
+PyObject *Engine_last_durable_id(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLongLong(ssp_audit_last_durable_id(self->engine));
+}
+
+/* audit_stalled_ms() -> int: how long queued audit records have waited with
+ * nothing written (0: none waits). Keeps the GIL. */
+PyObject *Engine_audit_stalled_ms(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLongLong(ssp_audit_stalled_ms(self->engine));
 }
 
 /* audit_stats() -> the audit queue's counters. Reads them under the

@@ -140,12 +140,23 @@ static PyMethodDef Engine_methods[] = {
      "roster_get(user_id) -> the entry (dict) or None."},
     {"roster_size", (PyCFunction)Engine_roster_size, METH_NOARGS, "Users on the roster."},
     {"audit_query", (PyCFunction)(void (*)(void))Engine_audit_query, METH_VARARGS | METH_KEYWORDS,
-     "audit_query(*, since, until, rule, school, user, limit, before) -> {records, next}."},
+     "audit_query(*, since, until, rule, school, user, limit, before, kind) -> {records, next}."},
+    {"audit_action", (PyCFunction)Engine_audit_action, METH_O,
+     "audit_action({action, actor, target, room_id, group, school, reason}) -> the id of the "
+     "queued audit record of something the module did (wait_durable waits for it)."},
     {"audit_flush", (PyCFunction)Engine_audit_flush, METH_NOARGS,
      "Wait until every queued audit record is written."},
     {"wait_durable", (PyCFunction)Engine_wait_durable, METH_VARARGS,
      "wait_durable(audit_id, timeout_ms) -> bool: wait (without the GIL) until a denial's "
      "audit record is written; False on timeout."},
+    {"durable_fd", (PyCFunction)Engine_durable_fd, METH_NOARGS,
+     "durable_fd() -> int: an eventfd, readable when audit records became durable (read 8 "
+     "bytes to reset it; -1 without a store). The engine owns it."},
+    {"last_durable_id", (PyCFunction)Engine_last_durable_id, METH_NOARGS,
+     "last_durable_id() -> int: every audit record up to this id is durable."},
+    {"audit_stalled_ms", (PyCFunction)Engine_audit_stalled_ms, METH_NOARGS,
+     "audit_stalled_ms() -> int: how long queued audit records have waited with nothing "
+     "written (0: none waits)."},
     {"audit_stats", (PyCFunction)Engine_audit_stats, METH_NOARGS, "Audit queue counters."},
     {"store_status", (PyCFunction)Engine_store_status, METH_NOARGS,
      "The store's state: postgres, connected, audit_spilled_total, audit_spill_pending, "

@@ -4,7 +4,9 @@ Who may call what is the engine's decision (Engine.audit_view): service
 users and server admins everything; audit readers and school admins the
 read endpoints, a school admin confined to their schools. Request bodies
 are validated by the engine, whose messages name the bad field; anything
-that touches the disk runs in a thread so the reactor never waits on it.
+that touches the disk runs in a thread of the module's own pools
+(threads.py) so that neither the reactor nor Synapse's thread pool waits
+on it.
 """
 from __future__ import annotations
 
@@ -35,10 +37,11 @@ class AdminResource(DirectServeJsonResource):
     # Leaf: every path below the prefix reaches this resource, which routes itself.
     isLeaf = True
 
-    def __init__(self, api: ModuleApi, engine: Any, service_users: frozenset[str]):
+    def __init__(self, api: ModuleApi, engine: Any, service_users: frozenset[str], threads: Any):
         super().__init__()
         self._api = api
         self._engine = engine
+        self._threads = threads
         self._service_users = service_users
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("PUT", _USER_PATH, self._put_user),
@@ -108,14 +111,18 @@ class AdminResource(DirectServeJsonResource):
         request = json.dumps(
             {"op": op, "reader": reader, "server_admin": bool(server_admin), "query": query}
         )
-        answer = await self._in_thread(self._engine.audit_view, request)
+        answer = await self._in_thread(self._engine.audit_view, request, reads=True)
         if answer["status"] != 200:
             raise SynapseError(answer["status"], answer["error"], Codes.FORBIDDEN)
         return answer["body"]
 
-    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _in_thread(self, fn: Callable[..., Any], *args: Any, reads: bool = False) -> Any:
+        """fn(*args) in the module's readers' pool (reads) or store pool,
+        its errors as the API's answers."""
         try:
-            return await self._api.defer_to_thread(fn, *args)
+            if reads:
+                return await self._threads.read(fn, *args)
+            return await self._threads.store(fn, *args)
         except _core.JsonSyntaxError as exc:
             raise SynapseError(400, str(exc), Codes.BAD_JSON) from exc
         except _core.InputError as exc:
@@ -158,7 +165,7 @@ class AdminResource(DirectServeJsonResource):
 
     async def _get_audit(self, request: Any, match: Any) -> tuple[int, Any]:
         query = _audit_query(request.args, ("since", "until", "limit", "from"),
-                             ("rule", "school", "user"))
+                             ("rule", "school", "user", "kind"))
         return 200, await self._view(request.school_policy_reader, "audit", query)
 
     async def _get_chart(self, request: Any, match: Any) -> tuple[int, Any]:

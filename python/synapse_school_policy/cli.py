@@ -251,7 +251,7 @@ def show_user(store: OfflineEngine, user_id: str) -> dict | None:
 
 # ---- the audit ---------------------------------------------------------------
 
-AUDIT_OPTIONS = ("since", "rule", "school", "user", "limit")
+AUDIT_OPTIONS = ("since", "rule", "school", "user", "limit", "kind")
 
 
 def _option_message(message: str) -> str:
@@ -274,13 +274,13 @@ def audit_view(store: OfflineEngine, op: str, query: dict) -> dict:
 
 
 def query_audit(store: OfflineEngine, since: int | None, rule: str | None, school: str | None,
-                user: str | None, limit: int) -> list[dict]:
+                user: str | None, limit: int, kind: str | None = None) -> list[dict]:
     """Newest first; more than a page is read page by page (each page a read
     in the read log)."""
     if limit < 1:
         raise CliError("--limit: expected a positive integer")
     query: dict[str, Any] = {k: v for k, v in (("since", since), ("rule", rule), ("school", school),
-                                               ("user", user)) if v is not None}
+                                               ("user", user), ("kind", kind)) if v is not None}
     records: list[dict] = []
     while len(records) < limit:
         query["limit"] = min(AUDIT_PAGE_MAX, limit - len(records))
@@ -301,13 +301,26 @@ def purge_audit(store: OfflineEngine, older_than: str) -> int:
 # ---- commands --------------------------------------------------------------
 
 def _print_table(records: list[dict]) -> None:
-    columns = ("id", "time", "rule", "callback", "enforced", "actor", "target", "room_id",
-               "event_type", "school", "worker")
+    """One line a record. A summary of a flood shows its count and the time
+    its last denial ended; an action shows what the module did in the rule
+    column's place (kind "action"), its group and its reason."""
+    columns = ("id", "time", "kind", "rule/action", "count", "callback", "enforced", "actor",
+               "target", "room_id", "event_type", "group", "school", "reason", "worker")
     rows = []
     for r in records:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["ts"] / 1000))
-        rows.append([str(r.get("id", "")), when] + ["" if r.get(c) is None else str(r.get(c)) for c in columns[2:]])
+        when = _utc(r["ts"])
+        if r.get("last_ts"):
+            when += " to " + _utc(r["last_ts"])[11:]
+        what = r.get("action") if r.get("kind") == "action" else r.get("rule")
+        cells = [r.get("kind"), what, r.get("count", 1), r.get("callback"), r.get("enforced"),
+                 r.get("actor"), r.get("target"), r.get("room_id"), r.get("event_type"),
+                 r.get("group"), r.get("school"), r.get("reason"), r.get("worker")]
+        rows.append([str(r.get("id", "")), when] + ["" if c is None else str(c) for c in cells])
     _print_columns(columns, rows)
+
+
+def _utc(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
 
 
 def _print_columns(columns: tuple[str, ...], rows: list) -> None:
@@ -430,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument("--rule")
     audit.add_argument("--school")
     audit.add_argument("--user", help="actor or target")
+    audit.add_argument("--kind", choices=("denial", "action"),
+                       help="denials only, or only what the module did (default: both)")
     audit.add_argument("--limit", type=int, default=100)
     audit.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     audit_sub = audit.add_subparsers(dest="audit_command")
@@ -466,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
             deleted = purge_audit(store, args.older_than)
             print(f"deleted {deleted} audit records older than {escape(args.older_than)}")
         else:
-            records = query_audit(store, since, args.rule, args.school, args.user, args.limit)
+            records = query_audit(store, since, args.rule, args.school, args.user, args.limit,
+                                  args.kind)
             if args.json:
                 for r in records:
                     _print_json(r)

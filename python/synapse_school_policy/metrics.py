@@ -34,8 +34,9 @@ DECISIONS = _counter(
 AUDIT_QUEUE_DEPTH = _gauge("audit_queue_depth", "Audit records waiting to be written.")
 DENIALS_NOT_DURABLE = _counter(
     "denials_not_durable",
-    "Enforced denials answered (still as denials) before their audit record was written: the "
-    "store did not confirm the fdatasync or commit in time. The record stays queued.",
+    "Enforced denials whose audit record the store did not confirm (fdatasync or commit) in "
+    "time: answered 503 to local users, as denials to remote servers; never allowed. The "
+    "record stays queued.",
     [],
 )
 ROSTER_ENTRIES = _gauge("roster_entries", "Users on the roster held in memory.")
@@ -100,10 +101,11 @@ ROSTER_FEED_MESSAGES = _labelled_gauge(
     "roster_feed_messages_total",
     "Roster feed messages since start by outcome: applied (durable, acknowledged), "
     "dead_lettered (invalid, moved to the dead-letter queue), retried (the store refused the "
-    "write; the message went back to the queue). A counter: it only grows.",
+    "write; the message went back to the queue), rejected (the broker refused even a trimmed "
+    "dead letter: rejected without requeueing). A counter: it only grows.",
     ["outcome"],
 )
-ROSTER_FEED_OUTCOMES = ("applied", "dead_lettered", "retried")
+ROSTER_FEED_OUTCOMES = ("applied", "dead_lettered", "retried", "rejected")
 for _outcome in ROSTER_FEED_OUTCOMES:
     # Every outcome is served (as 0) from the start, also without a feed.
     ROSTER_FEED_MESSAGES.labels(outcome=_outcome)

@@ -21,6 +21,7 @@ from synapse_school_policy.after_the_fact import POLL_MS as AFTER_THE_FACT_POLL_
 from synapse_school_policy.after_the_fact import AfterTheFact
 from synapse_school_policy.admin_api import ADMIN_API_PREFIX, AdminResource
 from synapse_school_policy.config import PolicyConfig, parse_config
+from synapse_school_policy.durable import DurableWaiter
 from synapse_school_policy.page import PAGE_PREFIX, PageResource
 from synapse_school_policy.metrics import (
     DECISIONS,
@@ -32,6 +33,7 @@ from synapse_school_policy.reconciler import POLL_MS as RECONCILE_POLL_MS
 from synapse_school_policy.reconciler import Reconciler
 from synapse_school_policy.room_state import is_member, merged_power_levels
 from synapse_school_policy.store import STATUS_POLL_MS, StoreMonitor
+from synapse_school_policy.threads import ModuleThreads
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +45,16 @@ _SYNC_WAIT_SECONDS = 0.1
 # How long an enforced denial's answer waits for its audit record to be
 # written (normally one fdatasync or one commit, a few milliseconds), counted
 # from the decision. Longer than the PostgreSQL store's connect timeout (3 s),
-# after which a database that went away gives way to the spill file. Past it
-# the answer is still the denial (docs/workers.md, "Crash guarantee").
+# after which a database that went away gives way to the spill file. Past it,
+# or at once while the store has written nothing for as long, the answer is
+# 503: never a 403 without its record, never an allow (docs/workers.md,
+# "Crash guarantee").
 _DURABLE_WAIT_SECONDS = 5.0
+_DURABLE_WAIT_MS = int(_DURABLE_WAIT_SECONDS * 1000)
+# What a client is told to wait before it tries again after that 503.
+_RETRY_AFTER_SECONDS = 5
+# One warning per this many seconds while denials cannot be made durable.
+_NOT_DURABLE_LOG_SECONDS = 10.0
 
 _CALLBACK_NAMES = dict(enumerate(_core.CALLBACK_NAMES))
 # Synapse's login type of single sign-on (synapse.api.constants.LoginType.SSO).
@@ -58,6 +67,10 @@ class SchoolPolicy:
     """Synapse module entry point: ``module: synapse_school_policy.SchoolPolicy``."""
 
     def __init__(self, config: PolicyConfig, api: ModuleApi):
+        # Synapse's reactor (the one ModuleApi's own calls use): modules are
+        # loaded with it running.
+        from twisted.internet import reactor
+
         self._api = api
         worker = api.worker_name or "main"
         # Outside the supported Synapse releases, or without the private
@@ -73,6 +86,13 @@ class SchoolPolicy:
 
             raise ConfigError(f"synapse_school_policy: {exc}") from exc
         self._check_homeserver_config(api)
+        # Blocking store calls run in the module's own small thread pools;
+        # a denial waits for its audit record on the reactor, holding no
+        # thread (docs/workers.md, "What happens where").
+        self._threads = ModuleThreads(api, reactor)
+        self._durable = DurableWaiter(self._engine, reactor)
+        self._not_durable_logged_at = 0.0
+        self._not_durable_unlogged = 0
         self._service_users = config.service_users
         self._policy_key = (self._engine.policy_event_type, "")
         self._room_state_filter = [self._policy_key, _POWER_LEVELS_KEY, _CREATE_KEY]
@@ -93,7 +113,7 @@ class SchoolPolicy:
         # Stage 2 of the special rooms runs only where Synapse runs its
         # background tasks (the main process unless run_background_tasks_on
         # names a worker); every process marks.
-        self._reconciler = Reconciler(api, self._engine)
+        self._reconciler = Reconciler(api, self._engine, threads=self._threads)
         api.looping_background_call(
             self._reconciler.run_once, RECONCILE_POLL_MS, desc="school_policy_reconcile"
         )
@@ -143,12 +163,11 @@ class SchoolPolicy:
             self._after_the_fact.poll, AFTER_THE_FACT_POLL_MS, desc="school_policy_after_the_fact"
         )
         api.register_web_resource(
-            ADMIN_API_PREFIX, AdminResource(api, self._engine, config.service_users)
+            ADMIN_API_PREFIX,
+            AdminResource(api, self._engine, config.service_users, threads=self._threads),
         )
         api.register_web_resource(PAGE_PREFIX, PageResource())  # the audit page (docs/audit.md)
         # Queued audit records must reach the disk before the process exits.
-        from twisted.internet import reactor
-
         reactor.addSystemEventTrigger("before", "shutdown", self._flush_audit)  # type: ignore[attr-defined]
         logger.info(
             "synapse_school_policy loaded on %s: %d users on the roster",
@@ -295,9 +314,9 @@ class SchoolPolicy:
                 self._allowed_counters[callback].inc()
                 return _AllowThenSync
             else:
-                return await self._denial(callback, outcome)
+                return await self._denial(callback, outcome, actor)
 
-    async def _denial(self, callback: int, outcome: _core.Denial) -> Any:
+    async def _denial(self, callback: int, outcome: _core.Denial, actor: str) -> Any:
         rule, message, enforced, _school = outcome
         DECISIONS.labels(
             callback=_CALLBACK_NAMES[callback],
@@ -307,7 +326,7 @@ class SchoolPolicy:
         if not enforced:
             return NOT_SPAM
         # No refusal is seen before its audit record is durable: the wait
-        # blocks (GIL released) in Synapse's thread pool, never the reactor,
+        # costs a Deferred and a timer on the reactor, no thread (durable.py),
         # and concurrent denials share the writer's fdatasync or commit.
         # Allowed events and report-only denials never wait, nor does hiding
         # a user from a directory search: no refusal is shown there, and a
@@ -315,29 +334,54 @@ class SchoolPolicy:
         if (
             outcome.audit_id
             and callback != _core.CB_CHECK_USERNAME_FOR_SPAM
-            and not await self._api.defer_to_thread(
-                self._wait_durable, outcome.audit_id, time.monotonic() + _DURABLE_WAIT_SECONDS
-            )
+            and not await self._durable_in_time(outcome.audit_id)
         ):
-            # The store is stuck (database and spill file both failing). The
-            # denial stands: a refusal is never turned into an allow. The
-            # record stays queued and is written once the store recovers.
-            DENIALS_NOT_DURABLE.inc()
-            logger.warning(
-                "synapse_school_policy: audit record %d (%s, %s) not written after %.0f s; "
-                "answering the denial anyway",
-                outcome.audit_id, rule, _CALLBACK_NAMES[callback], _DURABLE_WAIT_SECONDS,
-            )
+            self._not_durable(outcome.audit_id, rule, callback)
+            # A local user's client is told to try again (503), so that no
+            # 403 is ever seen whose record a crash could lose; the action
+            # stays refused. A remote server's request (a federated invite,
+            # a federated event) keeps the denial: it shows no user a 403.
+            if callback != _core.CB_FEDERATED_USER_MAY_INVITE and self._is_local(actor):
+                raise SynapseError(
+                    503,
+                    "The school policy cannot record this refusal right now; try again later",
+                    Codes.UNKNOWN,
+                    additional_fields={"school_policy": {"rule": rule, "audit": "not_durable"}},
+                    headers={"Retry-After": str(_RETRY_AFTER_SECONDS)},
+                )
         # Synapse merges this dict into the error body; "error" replaces its
         # generic message so the user learns why.
         return Codes.FORBIDDEN, {"error": message, "school_policy": {"rule": rule}}
 
-    def _wait_durable(self, audit_id: int, deadline: float) -> bool:
-        """[thread pool] Waits for the audit record until `deadline` (a
-        time.monotonic() value): a wait that queued behind others in the
-        pool does not get a fresh timeout."""
-        remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
-        return self._engine.wait_durable(audit_id, remaining_ms)
+    async def _durable_in_time(self, audit_id: int) -> bool:
+        """Whether the record is durable within the wait: at once when the
+        store has written nothing for the whole wait already (the database
+        stalled, the disk and the spill file failing), so that a stalled
+        store answers quickly instead of holding every denial open."""
+        if self._engine.audit_stalled_ms() >= _DURABLE_WAIT_MS:
+            return self._engine.last_durable_id() >= audit_id
+        return await self._durable.wait(audit_id, _DURABLE_WAIT_SECONDS)
+
+    def _not_durable(self, audit_id: int, rule: str, callback: int) -> None:
+        """Counts a denial answered without its durable record, and says so
+        in the log at most once per _NOT_DURABLE_LOG_SECONDS."""
+        DENIALS_NOT_DURABLE.inc()
+        now = time.monotonic()
+        if now - self._not_durable_logged_at < _NOT_DURABLE_LOG_SECONDS:
+            self._not_durable_unlogged += 1
+            return
+        logger.warning(
+            "synapse_school_policy: audit record %d (%s, %s) not written after %.0f s "
+            "(%d more since the last warning); the store has written nothing for %d ms; "
+            "answering 503 to local users until it does (the records stay queued)",
+            audit_id, rule, _CALLBACK_NAMES[callback], _DURABLE_WAIT_SECONDS,
+            self._not_durable_unlogged, self._engine.audit_stalled_ms(),
+        )
+        self._not_durable_logged_at = now
+        self._not_durable_unlogged = 0
+
+    def _is_local(self, user_id: str) -> bool:
+        return user_id.partition(":")[2] == self._api.server_name
 
     # ---- keeping power levels in line with the policy event ---------------------
 
@@ -398,7 +442,7 @@ class SchoolPolicy:
         if entry is None:
             return
         for membership in entry["schools"]:
-            await self._api.defer_to_thread(self._engine.reconcile_mark, membership["school"], [user_id])
+            await self._threads.store(self._engine.reconcile_mark, membership["school"], [user_id])
 
     # ---- Synapse callbacks ---------------------------------------------------
 

@@ -46,11 +46,14 @@ def _now_ms() -> int:
 
 
 class Reconciler:
-    def __init__(self, api: ModuleApi, engine: Any, concurrently: Any = None):
+    def __init__(self, api: ModuleApi, engine: Any, concurrently: Any = None, threads: Any = None):
         self._api = api
         # Synapse's helper keeps its logcontexts right; the unit tests pass
         # an asyncio equivalent.
         self._concurrently = concurrently or concurrently_execute
+        # The module's store pool (threads.py); the unit tests' fake
+        # ModuleApi runs the calls itself.
+        self._in_store_thread = threads.store if threads is not None else api.defer_to_thread
         self._engine = engine
         self._owner = engine.reconciler_user
         settings = engine.reconciler_settings()
@@ -100,7 +103,7 @@ class Reconciler:
             )
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
-        return await self._api.defer_to_thread(fn, *args)
+        return await self._in_store_thread(fn, *args)
 
     async def _reconcile_batch(self, marks: list[dict]) -> None:
         """Three steps, so that users can be handled side by side (Synapse

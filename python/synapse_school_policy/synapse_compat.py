@@ -24,6 +24,11 @@ start-up by `check_synapse`):
   stream, and their events (what the module takes back after the fact,
   after_the_fact.py). ModuleApi's on_new_event shows every event instead,
   after Synapse has loaded the room's whole state for it.
+
+And one import from outside synapse.module_api: `PreserveLoggingContext`
+(synapse.logging.context), which durable.py needs to fire the Deferreds
+that denials await, as Synapse's own code does; re-exported here so that
+the module names it once.
 """
 from __future__ import annotations
 
@@ -31,6 +36,11 @@ import re
 from importlib import metadata
 from typing import Any, Collection
 
+# Synapse's logcontext guard, for firing a Deferred that a caller awaits
+# through make_deferred_yieldable (durable.py), as Synapse's own
+# DeferredEvent.set does. Not part of the ModuleApi, but a module that fires
+# Deferreds needs it; unchanged since before the oldest supported release.
+from synapse.logging.context import PreserveLoggingContext
 from synapse.module_api.errors import ConfigError
 
 DISTRIBUTION = "synapse-school-policy"

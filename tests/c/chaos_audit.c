@@ -38,6 +38,47 @@ out:
     tu_teardown(&fx);
 }
 
+/* An action's record: out of memory is an error (SSP_ERR_NOMEM), never a
+ * record half queued; the run that allocates queues it. */
+static void chaos_audit_action_fails_cleanly_at_every_allocation(void)
+{
+    tu_fixture fx;
+    outcomes o;
+    long n;
+    ssp_audit_action_record action = {.action = "member_removed",
+                                      .target = "@zoe:school.example",
+                                      .room_id = "!course:school.example",
+                                      .group = "course-1",
+                                      .school = "gym-nord",
+                                      .reason = "not listed in version 2"};
+    ssp_audit_stats stats;
+
+    memset(&o, 0, sizeof o);
+    if (!tu_setup(&fx, FULL_CONFIG_MEMBERS))
+        goto out;
+    for (n = 1; n <= MAX_RUNS; n++) {
+        int64_t id;
+
+        memset(&fx.err, 0, sizeof fx.err);
+        arm(n);
+        id = ssp_audit_action(fx.engine, &action, &fx.err);
+        disarm();
+        if (chaos_hit == HIT_NONE) {
+            CHECK(id > 0);
+            break;
+        }
+        judge(&o, n, id > 0 ? 0 : -1, &fx.err);
+    }
+    o.runs = n - 1;
+    CHECK(n > 1 && n <= MAX_RUNS);
+    report("ssp_audit_action", &o);
+    CHECK_OK(ssp_audit_flush(fx.engine, &fx.err), fx.err);
+    ssp_audit_get_stats(fx.engine, &stats);
+    CHECK_INT_EQ(stats.written, 1);
+out:
+    tu_teardown(&fx);
+}
+
 static void chaos_audit_query_fails_cleanly_at_every_allocation(void)
 {
     tu_fixture fx;
@@ -200,6 +241,7 @@ out:
 void run_chaos_audit_tests(void)
 {
     RUN(chaos_decision_does_not_change_when_the_audit_record_cannot_be_allocated);
+    RUN(chaos_audit_action_fails_cleanly_at_every_allocation);
     RUN(chaos_audit_query_fails_cleanly_at_every_allocation);
     RUN(chaos_audit_query_never_drops_records_when_memory_runs_out);
     RUN(chaos_audit_view_fails_cleanly_at_every_allocation);

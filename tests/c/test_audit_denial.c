@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "school_worlds.h"
@@ -180,6 +181,46 @@ static void audit_wait_written_times_out_while_nothing_writes(void)
     ssp_audit_close(&log);
 }
 
+/* The eventfd a reactor watches instead of a thread that waits: readable
+ * once a batch is marked written, with last_written_id already moved; and
+ * the stall a waiter can see before its own wait times out. */
+static void audit_durable_fd_wakes_a_reader_after_the_id_moved_and_stalls_show(void)
+{
+    ssp_audit_queue log;
+    ssp_audit_batch batch;
+    ssp_error err = {0};
+    uint64_t counter = 0;
+    int64_t first, now = ssp_now_ms();
+
+    if (ssp_audit_open(&log, "main", "nowhere", 7, -1, &err) != 0) {
+        CHECK_FAIL("cannot open the queue: %s", err.message);
+        return;
+    }
+    REQUIRE(log.durable_fd >= 0);
+    CHECK_INT_EQ(ssp_audit_last_written(&log), 7);
+    CHECK_INT_EQ(ssp_audit_stalled_ms_at(&log, now), 0); /* nothing waits */
+    CHECK(read(log.durable_fd, &counter, sizeof counter) < 0); /* not readable yet */
+    first = ssp_audit_submit(&log, SSP_RULE_ONE_WAY, SSP_CB_CHECK_EVENT_FOR_SPAM, true, ANNA, NULL,
+                             ROOM, "m.room.message", "gym-nord");
+    CHECK_INT_EQ(first, 8);
+    CHECK(ssp_audit_stalled_ms_at(&log, ssp_now_ms() + 6000) >= 5900);
+    REQUIRE(ssp_audit_take(&log, 0, &batch));
+    ssp_audit_submit(&log, SSP_RULE_ONE_WAY, SSP_CB_CHECK_EVENT_FOR_SPAM, true, ANNA, NULL, ROOM,
+                     "m.room.message", "gym-nord");
+    ssp_audit_mark_written(&log, &batch);
+    CHECK_INT_EQ(read(log.durable_fd, &counter, sizeof counter), (ssize_t)sizeof counter);
+    CHECK_INT_EQ(counter, 1);
+    CHECK_INT_EQ(ssp_audit_last_written(&log), 8);
+    /* one record still waits, since the progress just made */
+    now = ssp_now_ms();
+    CHECK(ssp_audit_stalled_ms_at(&log, now + 1000) >= 900);
+    CHECK(ssp_audit_stalled_ms_at(&log, now + 1000) <= 1100);
+    REQUIRE(ssp_audit_take(&log, 0, &batch));
+    ssp_audit_mark_written(&log, &batch);
+    CHECK_INT_EQ(ssp_audit_stalled_ms_at(&log, ssp_now_ms() + 60000), 0);
+    ssp_audit_close(&log);
+}
+
 static void decide_denial_is_durable_in_the_spill_file_while_the_database_is_away(void)
 {
     tu_fixture fx;
@@ -269,6 +310,7 @@ void run_audit_denial_tests(void)
     RUN(decide_denial_reports_its_record_and_waits_until_it_is_on_disk);
     RUN(decide_concurrent_denials_each_wait_for_their_own_record);
     RUN(audit_wait_written_times_out_while_nothing_writes);
+    RUN(audit_durable_fd_wakes_a_reader_after_the_id_moved_and_stalls_show);
     RUN(decide_denial_is_durable_in_the_spill_file_while_the_database_is_away);
     RUN(audit_writer_keeps_writing_after_a_denial_for_a_long_room_school);
     RUN(refused_tokens_are_audited_once_a_minute);

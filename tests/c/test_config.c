@@ -203,8 +203,19 @@ static const bad_case BAD_CASES[] = {
      "schools.gym-nord.room_creation: expected one of service_users, teachers, everyone"},
     {"\"schools\": {\"gym-nord\": {\"colour\": \"red\"}}", "schools.gym-nord.colour: unknown key"},
     {"\"schools\": {\"ok\": {}, \"gym nord\": {}}",
-     "schools.gym nord: a school id must be 1 to 255 characters without spaces"},
-    {"\"schools\": {\"\": {}}", "schools.: a school id must be 1 to 255 characters without spaces"},
+     "schools.gym nord: contains a space (U+0020); a school id has no white space (Unicode "
+     "White_Space, the no-break spaces included)"},
+    {"\"schools\": {\"ok\": {}, \"gym\\u00a0nord\": {}}",
+     "schools.gym\xc2\xa0nord: contains a space (U+00A0); a school id has no white space "
+     "(Unicode White_Space, the no-break spaces included)"},
+    {"\"schools\": {\"gym\\u3000nord\": {}}",
+     "schools.gym\xe3\x80\x80nord: contains a space (U+3000); a school id has no white space "
+     "(Unicode White_Space, the no-break spaces included)"},
+    {"\"schools\": {\"gym\\u0085nord\": {}}",
+     "schools.gym\xc2\x85nord: contains a control character"},
+    {"\"schools\": {\"gym\\u0090nord\": {}}",
+     "schools.gym\xc2\x90nord: contains a control character"},
+    {"\"schools\": {\"\": {}}", "schools.: expected a school id of 1 to 255 bytes"},
 };
 
 static void config_wrong_values_are_rejected_with_the_full_key_path(void)
@@ -373,7 +384,7 @@ static void config_long_school_ids_are_limited_to_255_characters(void)
     id[256] = '\0';
     text = tu_format("{\"data_dir\": \"/d\", \"schools\": {\"%s\": {}}}", id);
     CHECK_INT_EQ(ssp_config_check(text, strlen(text), &err), -1);
-    CHECK_CONTAINS(err.message, "a school id must be 1 to 255 characters without spaces");
+    CHECK_CONTAINS(err.message, "expected a school id of 1 to 255 bytes");
     free(text);
 }
 

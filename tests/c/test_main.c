@@ -31,6 +31,7 @@ int main(void)
     run_reconcile_plan_tests();
     run_roster_feed_tests();
     run_audit_view_tests();
+    run_audit_chart_tests();
     run_offline_tests();
     run_room_shape_tests();
     return check_finish();

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "roster_feed_message.h"
 #include "embedded/embedded_store.h"
 #include "engine_state.h"
 #include "roster_feed.h"
@@ -61,15 +62,18 @@ static void feed_config_takes_defaults(void)
     CHECK_STR_EQ(config.feed_dead_letter_queue, "school-policy.roster.dead-letter");
     CHECK_INT_EQ(config.feed_prefetch, 100);
     CHECK_INT_EQ(config.feed_retry_max_seconds, 60);
+    CHECK_INT_EQ(config.feed_max_message_bytes, 64 * 1024 * 1024);
     CHECK(config.feed_declare);
     ssp_config_destroy(&config);
     REQUIRE_OK(parse_feed("{\"url_env\": \"X\", \"queue\": \"q\", \"dead_letter_queue\": \"d\", "
-                          "\"prefetch\": 7, \"retry_max_seconds\": 5, \"declare_queues\": false}",
+                          "\"prefetch\": 7, \"retry_max_seconds\": 5, \"declare_queues\": false,"
+                          " \"max_message_bytes\": 1048576}",
                           &config, &err),
                err);
     CHECK_STR_EQ(config.feed_queue, "q");
     CHECK_STR_EQ(config.feed_dead_letter_queue, "d");
     CHECK_INT_EQ(config.feed_prefetch, 7);
+    CHECK_INT_EQ(config.feed_max_message_bytes, 1048576);
     CHECK(!config.feed_declare);
     ssp_config_destroy(&config);
 }
@@ -94,6 +98,10 @@ static void feed_config_errors_name_the_key_path(void)
         {"{\"url\": \"" URL "\", \"exchange\": \"x\"}", "roster_feed.exchange: unknown key"},
         {"{\"url\": \"" URL "\", \"declare_queues\": 1}",
          "roster_feed.declare_queues: expected a boolean"},
+        {"{\"url\": \"" URL "\", \"max_message_bytes\": 1023}",
+         "roster_feed.max_message_bytes: expected an integer from 1024 to 536870912"},
+        {"{\"url\": \"" URL "\", \"max_message_bytes\": \"64M\"}",
+         "roster_feed.max_message_bytes: expected an integer"},
         {"[]", "roster_feed: expected a mapping"},
     };
 
@@ -203,11 +211,15 @@ static void feed_bad_message_is_rejected_with_the_post_roster_error(void)
                  SSP_FEED_REJECTED);
     CHECK_STR_EQ(ssp_feed_error_kind(&fx.err), "invalid_json");
     CHECK_CONTAINS(fx.err.message, "body: invalid JSON at line 1");
+    /* an empty body: a reason a person can act on, not "line -1, column -1" */
     CHECK_INT_EQ(ssp_feed_apply(fx.engine, "", 0, &upserted, &fx.err), SSP_FEED_REJECTED);
-    CHECK_INT_EQ(ssp_feed_apply(fx.engine, "x", (size_t)SSP_FEED_MAX_BODY + 1, &upserted,
-                                &fx.err),
+    CHECK_STR_EQ(fx.err.message, "body: the message is empty; expected a POST /roster body (a "
+                                 "JSON object with a users list)");
+    CHECK_STR_EQ(ssp_feed_error_kind(&fx.err), "invalid_json");
+    CHECK_INT_EQ(ssp_feed_apply(fx.engine, "x", (size_t)SSP_FEED_DEFAULT_MESSAGE_BYTES + 1,
+                                &upserted, &fx.err),
                  SSP_FEED_REJECTED);
-    CHECK_CONTAINS(fx.err.message, "body: ");
+    CHECK_CONTAINS(fx.err.message, "more than roster_feed.max_message_bytes (67108864)");
     CHECK_INT_EQ(ssp_roster_size(fx.engine), 0);
     tu_teardown(&fx);
 }
@@ -316,8 +328,68 @@ static void feed_thread_backs_off_from_an_absent_broker_and_stops_promptly(void)
     tu_teardown(&fx);
 }
 
+/* A header table as rabbitmq-c encodes it: the 130,880-byte header of a
+ * poisoned message and the module's own four headers cannot go in one
+ * 131,072-byte frame; the size says so before anything is published. */
+static void feed_properties_size_counts_what_rabbitmq_c_encodes(void)
+{
+    static char big[130880];
+    amqp_table_entry_t entries[2];
+    amqp_basic_properties_t props;
+    amqp_pool_t pool;
+    amqp_basic_properties_t copy;
+
+    memset(big, 'h', sizeof big);
+    entries[0].key = amqp_cstring_bytes("x-bulk");
+    entries[0].value.kind = AMQP_FIELD_KIND_BYTES;
+    entries[0].value.value.bytes = (amqp_bytes_t){sizeof big, big};
+    entries[1].key = amqp_cstring_bytes("n");
+    entries[1].value.kind = AMQP_FIELD_KIND_I64;
+    entries[1].value.value.i64 = 5;
+    memset(&props, 0, sizeof props);
+    props._flags = AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG;
+    props.headers = (amqp_table_t){2, entries};
+    props.message_id = amqp_cstring_bytes("m-1");
+    /* table: 4; x-bulk: 1 + 6 + 1 + 4 + 130880; n: 1 + 1 + 1 + 8 */
+    CHECK_INT_EQ(ssp_amqp_table_size(&props.headers), 4 + 12 + 130880 + 11);
+    CHECK(ssp_amqp_props_size(&props) > 131072 - 20 - 512);
+    /* a copy owns its strings, and has the same size and fingerprint */
+    init_amqp_pool(&pool, 4096);
+    REQUIRE_INT_EQ(ssp_amqp_props_copy(&pool, &props, &copy), 0);
+    CHECK(copy.headers.entries != entries);
+    CHECK(copy.message_id.bytes != props.message_id.bytes);
+    CHECK_INT_EQ(ssp_amqp_props_size(&copy), ssp_amqp_props_size(&props));
+    CHECK(ssp_amqp_fingerprint(&copy, 3, "abc", 3) == ssp_amqp_fingerprint(&props, 3, "abc", 3));
+    CHECK(ssp_amqp_fingerprint(&copy, 3, "abd", 3) != ssp_amqp_fingerprint(&props, 3, "abc", 3));
+    empty_amqp_pool(&pool);
+}
+
+/* A message whose dead letter failed is trimmed when it comes again, then
+ * rejected: never the same failure in a loop. */
+static void feed_a_dead_letter_that_failed_escalates_to_trimmed_then_rejected(void)
+{
+    ssp_poison_list list;
+
+    memset(&list, 0, sizeof list);
+    CHECK_INT_EQ(ssp_poison_level(&list, 42), 0);
+    ssp_poison_note(&list, 42);
+    CHECK_INT_EQ(ssp_poison_level(&list, 42), 1);
+    ssp_poison_note(&list, 42);
+    CHECK_INT_EQ(ssp_poison_level(&list, 42), 2);
+    CHECK_INT_EQ(ssp_poison_level(&list, 43), 0);
+    ssp_poison_forget(&list, 42);
+    CHECK_INT_EQ(ssp_poison_level(&list, 42), 0);
+    /* the oldest goes when the list is full */
+    for (uint64_t i = 100; i < 100 + SSP_POISON_SLOTS + 1; i++)
+        ssp_poison_note(&list, i);
+    CHECK_INT_EQ(ssp_poison_level(&list, 100), 0);
+    CHECK_INT_EQ(ssp_poison_level(&list, 100 + SSP_POISON_SLOTS), 1);
+}
+
 void run_roster_feed_tests(void)
 {
+    RUN(feed_properties_size_counts_what_rabbitmq_c_encodes);
+    RUN(feed_a_dead_letter_that_failed_escalates_to_trimmed_then_rejected);
     RUN(feed_config_is_off_when_absent_or_null);
     RUN(feed_config_takes_defaults);
     RUN(feed_config_errors_name_the_key_path);

@@ -108,7 +108,7 @@ static const bad_entry BAD_ENTRIES[] = {
      "", "schools[1].school: expected a school id"},
     {"{\"schools\": [{\"role\": \"admin\"}]}", "", "schools[0].school: expected a school id"},
     {"{\"schools\": [{\"school\": \"\", \"role\": \"admin\"}]}", "",
-     "schools[0].school: expected a school id of 1 to 255 characters"},
+     "schools[0].school: expected a school id of 1 to 255 bytes"},
     {"{\"schools\": [{\"school\": \"gym\", \"role\": \"admin\", \"grade\": 5}]}", "",
      "schools[0].grade: unknown field"},
     {"{\"schools\": [{\"school\": \"gym\", \"role\": \"admin\"}, {\"school\": \"x\", \"role\": "
@@ -155,7 +155,7 @@ static void roster_entry_school_ids_longer_than_255_characters_are_rejected(void
     body = tu_format("{\"schools\": [{\"school\": \"%s\", \"role\": \"student\"}]}", school);
     user = NULL;
     CHECK_INT_EQ(parse_entry("@a:b.c", body, "", &user, &err), -1);
-    CHECK_STR_EQ(err.message, "schools[0].school: expected a school id of 1 to 255 characters");
+    CHECK_STR_EQ(err.message, "schools[0].school: expected a school id of 1 to 255 bytes");
     CHECK(user == NULL);
     free(body);
 }
@@ -312,7 +312,16 @@ static const bad_entry BAD_SCHOOL_IDS[] = {
     {"{\"schools\": [{\"school\": \"\\u001fgym\", \"role\": \"student\"}]}", "",
      "schools[0].school: contains a control character"},
     {"{\"schools\": [{\"school\": \"gym nord\", \"role\": \"student\"}]}", "",
-     "schools[0].school: contains a space"},
+     "schools[0].school: contains a space (U+0020); a school id has no white space (Unicode "
+     "White_Space, the no-break spaces included)"},
+    {"{\"schools\": [{\"school\": \"gym\\u00a0nord\", \"role\": \"student\"}]}", "",
+     "schools[0].school: contains a space (U+00A0); a school id has no white space (Unicode "
+     "White_Space, the no-break spaces included)"},
+    {"{\"schools\": [{\"school\": \"\\u202fgym\", \"role\": \"student\"}]}", "users[2]",
+     "users[2].schools[0].school: contains a space (U+202F); a school id has no white space "
+     "(Unicode White_Space, the no-break spaces included)"},
+    {"{\"schools\": [{\"school\": \"gym\\u009b\", \"role\": \"student\"}]}", "",
+     "schools[0].school: contains a control character"},
     {"{\"schools\": [{\"school\": \"gym\", \"role\": \"teacher\\u0000x\"}]}", "",
      "schools[0].role: expected one of teacher, student, admin"},
     {"{\"schools\": [{\"school\": \"gym\", \"role\": \"teacher\\u0000\"}]}", "",
@@ -485,6 +494,61 @@ static void roster_user_id_check_names_the_path_and_counts_bytes(void)
     CHECK_STR_EQ(err.message, "school: contains a control character");
 }
 
+/* Every code point, as UTF-8, alone and inside an id: the 25 of Unicode's
+ * White_Space and the 65 controls are refused, everything else is taken;
+ * text that is not UTF-8 is refused. */
+static void roster_school_id_refuses_exactly_white_space_and_controls(void)
+{
+    static const uint32_t white_space[] = {0x09,   0x0a,   0x0b,   0x0c,   0x0d,   0x20,   0x85,
+                                           0xa0,   0x1680, 0x2000, 0x2001, 0x2002, 0x2003, 0x2004,
+                                           0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028,
+                                           0x2029, 0x202f, 0x205f, 0x3000};
+    size_t refused = 0, spaces = 0;
+    ssp_error err = {0};
+
+    CHECK_INT_EQ(sizeof white_space / sizeof white_space[0], 25);
+    for (uint32_t cp = 0; cp <= 0x10ffff; cp++) {
+        char id[8] = "g";
+        size_t n;
+        bool listed = false;
+        int rc;
+
+        if (cp >= 0xd800 && cp <= 0xdfff)
+            continue; /* no UTF-8 form */
+        n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+        if (n == 1) {
+            id[1] = (char)cp;
+        } else {
+            unsigned char *u = (unsigned char *)id + 1;
+
+            u[0] = (unsigned char)((n == 2 ? 0xc0 : n == 3 ? 0xe0 : 0xf0) | (cp >> (6 * (n - 1))));
+            for (size_t k = 1; k < n; k++)
+                u[k] = (unsigned char)(0x80 | ((cp >> (6 * (n - 1 - k))) & 0x3f));
+        }
+        for (size_t k = 0; k < 25; k++)
+            listed = listed || white_space[k] == cp;
+        CHECK(ssp_is_white_space(cp) == listed);
+        rc = ssp_check_school_id("school", id, n + 1, &err);
+        if (rc != 0) {
+            refused++;
+            if (strstr(err.message, "contains a space") != NULL)
+                spaces++;
+        }
+        if ((rc != 0) != (listed || cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)))
+            CHECK_FAIL("U+%04X: rc %d (%s)", (unsigned)cp, rc, err.message);
+    }
+    /* 65 controls; of the 25 spaces, 6 are controls too (tab..CR, NEL) */
+    CHECK_INT_EQ(refused, 65 + 25 - 6);
+    CHECK_INT_EQ(spaces, 25 - 6);
+    CHECK_INT_EQ(ssp_check_school_id("school", "gym\xc2", 4, &err), -1);
+    CHECK_STR_EQ(err.message, "school: is not valid UTF-8");
+    CHECK_INT_EQ(ssp_check_school_id("school", "\xc0\xa0", 2, &err), -1); /* overlong space */
+    CHECK_STR_EQ(err.message, "school: is not valid UTF-8");
+    CHECK_INT_EQ(ssp_check_school_id("school", "\xed\xa0\x80", 3, &err), -1); /* a surrogate */
+    CHECK_STR_EQ(err.message, "school: is not valid UTF-8");
+    CHECK_OK(ssp_check_school_id("school", "gymnasium-s\xc3\xbc" "d", 14, &err), err);
+}
+
 static void roster_check_batch_gives_the_users_or_names_the_field(void)
 {
     static const char good[] =
@@ -531,4 +595,5 @@ void run_roster_parse_tests(void)
     RUN(roster_large_batch_finds_a_late_duplicate);
     RUN(roster_user_id_check_names_the_path_and_counts_bytes);
     RUN(roster_check_batch_gives_the_users_or_names_the_field);
+    RUN(roster_school_id_refuses_exactly_white_space_and_controls);
 }

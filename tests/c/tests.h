@@ -28,6 +28,7 @@ void run_reconcile_tests(void);
 void run_reconcile_plan_tests(void);
 void run_roster_feed_tests(void);
 void run_audit_view_tests(void);
+void run_audit_chart_tests(void);
 void run_offline_tests(void);
 void run_room_shape_tests(void);
 

@@ -143,6 +143,10 @@ def test_audit_filters_and_pagination(school):
     assert len(school.audit(user=uid("outsider"), until=newest + 1)) == 5
     assert school.audit(user=uid("outsider"), rule="one_way") == []
     assert school.audit(user=uid("outsider"), school="gym-nord") == []
+    # Every record says what it is; the module's actions are another kind.
+    assert all(r["kind"] == "denial" and r["count"] == 1 for r in records)
+    assert [r["id"] for r in school.audit(user=uid("outsider"), kind="denial")] == ids
+    assert school.audit(user=uid("outsider"), kind="action") == []
 
 
 @pytest.mark.parametrize("query, field", [({"limit": "0"}, "limit"), ({"since": "yesterday"}, "since"), ({"rule": "nope"}, "rule")])
@@ -207,6 +211,8 @@ def assert_400(answer, field, errcode="M_INVALID_PARAM"):
         ("rule=one_way%00", "rule"),
         ("user=%40caf%FF%3Aschool.test", "user"),
         ("school=%C3", "school"),
+        ("kind=denials", "kind"),
+        ("kind=%00", "kind"),
     ],
 )
 def test_bad_audit_parameter_gets_400_naming_it(school, query, field):

@@ -215,7 +215,7 @@ def test_bad_input_raises_input_error(engine):
 
 def test_a_version_1_schema_is_migrated(config, db):
     # Bring a database to exactly what version 1 made: open once, then take
-    # the objects of migrations 2 and 3 away again.
+    # the objects of migrations 2 to 5 away again.
     del_engine = open_engine(config)
     del del_engine
     db.sql(
@@ -227,15 +227,32 @@ def test_a_version_1_schema_is_migrated(config, db):
         " school_policy.school_state;"
         "DROP SEQUENCE school_policy.reconcile_generation;"
         "DROP TABLE school_policy.audit_reads;"
-        "DROP INDEX school_policy.audit_school_ts, school_policy.audit_school_rule,"
-        " school_policy.audit_rule;"
+        "DROP INDEX school_policy.audit_school_ts_count, school_policy.audit_school_rule,"
+        " school_policy.audit_rule, school_policy.audit_actions;"
+        "ALTER TABLE school_policy.audit DROP COLUMN kind, DROP COLUMN count,"
+        " DROP COLUMN last_ts, DROP COLUMN action, DROP COLUMN group_id, DROP COLUMN reason,"
+        " ALTER COLUMN rule SET NOT NULL, ALTER COLUMN callback SET NOT NULL,"
+        " ALTER COLUMN enforced SET NOT NULL;"
+        "DROP TRIGGER audit_counted_insert ON school_policy.audit;"
+        "DROP TRIGGER audit_counted_delete ON school_policy.audit;"
+        "DROP TRIGGER audit_counted_update ON school_policy.audit;"
+        "DROP TRIGGER audit_counted_truncate ON school_policy.audit;"
+        "DROP FUNCTION school_policy.audit_counted(),"
+        " school_policy.audit_count_keys(timestamptz, text, text, bigint);"
+        "DROP TABLE school_policy.audit_counts;"
         "DELETE FROM school_policy.schema_version WHERE version >= 2"
     )
     db.sql("INSERT INTO school_policy.roster (user_id, school, role) VALUES (%s, 'gym-nord', 'student')", (ANNA,))
+    # two denials recorded by version 1: migration 5 counts them for the chart
+    db.sql("INSERT INTO school_policy.audit (ts, rule, callback, enforced, school, worker, origin,"
+           " origin_seq) VALUES (now(), 'one_way', 'check_event_for_spam', true, 'gym-nord', 'main',"
+           " 'old', 1), (now(), 'one_way', 'check_event_for_spam', true, NULL, 'main', 'old', 2)")
     with pytest.raises(_core.StoreError, match="version 2"):
         _core.reconcile_status_offline(json.dumps(config))
     engine = open_engine(config)
-    assert db.sql("SELECT max(version) FROM school_policy.schema_version") == [(3,)]
+    assert db.sql("SELECT max(version) FROM school_policy.schema_version") == [(5,)]
+    assert db.sql("SELECT school, grain, n FROM school_policy.audit_counts ORDER BY 1, 2") == [
+        ("", 3600000, 2), ("", 86400000, 2), ("gym-nord", 3600000, 1), ("gym-nord", 86400000, 1)]
     assert engine.roster_get(ANNA) is not None
     assert due(engine) == []  # rows from before the ledger are not marked...
     assert engine.reconcile_sync_config() == 2  # ...sync_config covers them

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 QUEUE = "school-policy.roster"
 DLQ = QUEUE + ".dead-letter"
 URL_ENV = "SSP_TEST_ROSTER_FEED_URL"
+MAX_MESSAGE_BYTES = 8 * 1_048_576
 STAFF = ["feedadmin", "feedteacher1", "feedteacher2"]
 PUPILS = ["feedpupil1", "feedpupil2"]
 
@@ -43,7 +44,8 @@ def school(broker, module_synapse_factory, tmp_path_factory):
     config = base_config(tmp_path_factory.mktemp("feed") / "store")
     config["reconciler"] = {"actions_per_second": 200}
     # The URL (with its password) comes from the environment, not homeserver.yaml.
-    config["roster_feed"] = {"url_env": URL_ENV, "queue": QUEUE, "prefetch": 50}
+    config["roster_feed"] = {"url_env": URL_ENV, "queue": QUEUE, "prefetch": 50,
+                             "max_message_bytes": MAX_MESSAGE_BYTES}
     world = School(module_synapse_factory(config, env={URL_ENV: broker.url}))
     world.register("sync")
     world.register("root", admin=True)
@@ -61,11 +63,12 @@ class Publisher:
         self.channel.queue_declare(QUEUE, durable=True)
         self.channel.confirm_delivery()
 
-    def publish(self, body) -> None:
+    def publish(self, body, message_id: str | None = None, headers: dict | None = None) -> None:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.channel.basic_publish(
             "", QUEUE, raw,
-            pika.BasicProperties(delivery_mode=2, content_type="application/json"),
+            pika.BasicProperties(delivery_mode=2, content_type="application/json",
+                                 message_id=message_id, headers=headers),
         )
 
     def close(self) -> None:
@@ -174,6 +177,120 @@ def test_malformed_messages_go_to_the_dead_letter_queue_with_their_error_and_the
     feed = feed_status(school)
     assert feed["messages"]["dead_lettered"] >= 2
     assert feed["last_dead_letter"].startswith("users[0].schools[0].role")
+
+
+def _dead_letters_by_id(broker, wanted: set[str], timeout: float = 30) -> dict[str, list]:
+    """Takes dead letters off the queue until one of each wanted message id
+    came, then 2 s more (a second copy would show); other letters are
+    passed over. {message_id: [(headers, body), ...]}."""
+    import time
+
+    found: dict[str, list] = {}
+    connection = broker.connect()
+    try:
+        channel = connection.channel()
+        deadline = time.monotonic() + timeout
+        settle = None
+        while time.monotonic() < deadline:
+            method, props, body = channel.basic_get(DLQ, auto_ack=True)
+            if method is None:
+                if wanted <= found.keys():
+                    settle = settle or time.monotonic() + 2
+                    if time.monotonic() > settle:
+                        break
+                time.sleep(0.2)
+                continue
+            if props.message_id in wanted:
+                found.setdefault(props.message_id, []).append((props.headers or {}, body))
+    finally:
+        connection.close()
+    return found
+
+
+@pytest.mark.parametrize("case", ["poisoned", "oversized", "empty", "no_break_space",
+                                  "large_not_json"])
+def test_a_message_that_cannot_go_as_it_came_is_dead_lettered_once_and_the_next_is_applied(
+    school, broker, case
+):
+    """A message that is not JSON with a header of 130,880 bytes (too large
+    to republish with the module's headers), one over max_message_bytes, an
+    empty one, one with a school id holding U+00A0, and 5 MB that are not
+    JSON (large enough that the feed gives the memory back after it): each
+    goes to the dead-letter queue exactly once, saying why (and what was
+    dropped), the message behind it is applied, and the feed never leaves
+    `consuming`."""
+    bad_id, good = f"feed-{case}-{uuid.uuid4().hex[:8]}", f"feedafter{case.replace('_', '')}"
+    headers = None
+    if case == "poisoned":
+        body = b"\x00not json at all"
+        headers = {"x-bulk": "h" * 130_880}
+    elif case == "oversized":
+        body = json.dumps({"users": [{"user_id": uid(f"feedbig{i}"), "schools": []}
+                                     for i in range(200_000)]}).encode()
+        assert len(body) > MAX_MESSAGE_BYTES
+    elif case == "large_not_json":
+        body = b"[" + b"x" * 5_000_000
+    elif case == "empty":
+        body = b""
+    else:
+        body = json.dumps(user_message("feednbsp", "gym\u00a0nord", "student")).encode()
+    before = feed_status(school)
+    stop, states = threading.Event(), []
+
+    def watch():
+        while not stop.is_set():
+            states.append(feed_status(school)["state"])
+            stop.wait(0.2)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    publisher = Publisher(broker)
+    try:
+        publisher.publish(body, message_id=bad_id, headers=headers)
+        publisher.publish(user_message(good, "gym-nord", "student"), message_id=bad_id + "-next")
+    finally:
+        publisher.close()
+    try:
+        wait_on_roster(school, [good], timeout=60)
+        letters = _dead_letters_by_id(broker, {bad_id})
+    finally:
+        stop.set()
+        watcher.join()
+    assert len(letters.get(bad_id, [])) == 1, letters.keys()
+    headers_out, body_out = letters[bad_id][0]
+    after = feed_status(school)
+    assert set(states) == {"consuming"}, states
+    assert after["connects"] == before["connects"]
+    assert after["messages"]["dead_lettered"] == before["messages"]["dead_lettered"] + 1
+    assert after["unacked"] == 0
+    error, kind = headers_out["x-school-policy-error"], headers_out["x-school-policy-error-kind"]
+    if case == "poisoned":
+        # the header the broker could not take back is left out, and said so
+        assert kind == "invalid_json" and error.startswith("body: invalid JSON")
+        assert "x-bulk" not in headers_out
+        assert headers_out["x-school-policy-dropped"].startswith("headers: 1 entries, ")
+        assert body_out == body
+        assert after["messages"]["trimmed"] == before["messages"]["trimmed"] + 1
+    elif case == "oversized":
+        assert kind == "too_large"
+        assert error == (f"body: {len(body)} bytes, more than roster_feed.max_message_bytes "
+                         f"({MAX_MESSAGE_BYTES}); not read")
+        assert headers_out["x-school-policy-dropped"] == f"body: {len(body)} bytes"
+        assert body_out == b""
+        assert roster_entry(school, "feedbig0") is None
+    elif case == "large_not_json":
+        assert kind == "invalid_json" and error.startswith("body: invalid JSON")
+        assert "x-school-policy-dropped" not in headers_out
+        assert body_out == body  # whole, after the memory was given back
+    elif case == "empty":
+        assert kind == "invalid_json"
+        assert error == ("body: the message is empty; expected a POST /roster body (a JSON "
+                         "object with a users list)")
+        assert "x-school-policy-dropped" not in headers_out
+    else:
+        assert kind == "invalid_input"
+        assert error.startswith("users[0].schools[0].school: contains a space (U+00A0)")
+        assert roster_entry(school, "feednbsp") is None
 
 
 def test_a_dead_letter_queue_deleted_under_the_feed_loses_no_dead_letter(school, broker):

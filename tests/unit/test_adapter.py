@@ -127,10 +127,10 @@ class FakeApi:
     async def sleep(self, seconds):
         pass
 
-    async def defer_to_thread(self, f, *args):
-        """A denial waits here for its audit record (a real thread in Synapse)."""
+    async def defer_to_threadpool(self, pool, f, *args):
+        """The module's store calls (a thread of its own pools in Synapse)."""
         result = f(*args)
-        self.threads.append((f.__name__, result))
+        self.threads.append((pool.name, f.__name__))
         return result
 
     def run_as_background_process(self, desc, func, *args):
@@ -139,6 +139,22 @@ class FakeApi:
 
 def run(coro):
     return asyncio.run(coro)
+
+
+class FakeDurable:
+    """The reactor's wait for an audit record (durable.py, tested with a
+    fake reactor in test_durable.py), as a blocking wait: asyncio here runs
+    no Twisted reactor. `stalled` plays a store that writes nothing."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.waits = []
+        self.stalled = False
+
+    async def wait(self, audit_id, timeout):
+        durable = not self.stalled and self.engine.wait_durable(audit_id, int(timeout * 1000))
+        self.waits.append((audit_id, durable))
+        return durable
 
 
 @pytest.fixture
@@ -151,6 +167,8 @@ def make_policy(tmp_path):
             **overrides,
         }
         policy = SchoolPolicy(SchoolPolicy.parse_config(config), api)
+        policy._durable.stop()
+        policy._durable = FakeDurable(policy._engine)
         policy._engine.roster_put("@pupil:school.test", json.dumps({"schools": [{"school": "gym-nord", "role": "student"}]}))
         policy._engine.roster_put("@teacher:school.test", json.dumps({"schools": [{"school": "gym-nord", "role": "teacher"}]}))
         return policy
@@ -163,11 +181,12 @@ def test_an_enforced_denial_waits_for_its_audit_record_and_nothing_else_does(mak
     policy._engine.roster_put("@dora:school.test", json.dumps({"schools": [{"school": "rs-ost", "role": "student"}]}))
     assert run(policy.check_login_for_spam("@pupil:school.test", None, None, [], None)) is NOT_SPAM
     assert run(policy.check_login_for_spam("@dora:school.test", None, None, [], None)) is NOT_SPAM  # report-only
-    assert api.threads == []
+    assert policy._durable.waits == []
     code, fields = run(policy.check_login_for_spam("@nobody:school.test", None, None, [], None))
     assert fields["school_policy"] == {"rule": "not_on_roster"}
-    # One wait, in a thread, and it returned with the record written.
-    assert api.threads == [("_wait_durable", True)]
+    # One wait, and it returned with the record written; no thread taken.
+    assert [durable for _, durable in policy._durable.waits] == [True]
+    assert api.threads == []
     records = policy._engine.audit_query(user="@nobody:school.test")["records"]
     assert [r["rule"] for r in records] == ["not_on_roster"]
 
@@ -229,7 +248,7 @@ def test_directory_hides_users_without_a_shared_room(make_policy):
     policy = make_policy(api)
     hidden = run(policy.check_username_for_spam({"user_id": "@pupil:school.test"}, "@teacher:school.test"))
     assert hidden is True
-    assert api.threads == []  # no refusal is shown: no wait for the record
+    assert policy._durable.waits == []  # no refusal is shown: no wait for the record
 
 
 def test_on_create_room_closes_guest_access_and_federation_of_managed_rooms(make_policy):
@@ -250,6 +269,17 @@ def test_strict_self_check_refuses_a_bad_homeserver_config(make_policy):
     api._hs.config.userdirectory.user_directory_search_all_users = True
     with pytest.raises(ConfigError, match="user_directory.search_all_users: must be false"):
         make_policy(api)
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u202f", "\u3000", "\u2007", " "])
+def test_a_school_id_with_any_unicode_white_space_stops_synapse_naming_the_code_point(
+    tmp_path, space
+):
+    from synapse.config._base import ConfigError
+
+    config = {"data_dir": str(tmp_path / "store"), "schools": {f"gym{space}nord": {}}}
+    with pytest.raises(ConfigError, match=f"contains a space \\(U\\+{ord(space):04X}\\)"):
+        SchoolPolicy.parse_config(config)
 
 
 def test_tokens_of_users_rule_1_refuses_expire_and_others_ask_nothing(make_policy):
@@ -472,3 +502,37 @@ def test_upgrade_asks_for_the_predecessors_policy(make_policy):
     body["initial_state"] = []
     code, fields = run(policy.user_may_create_room("@sync:school.test", body))
     assert fields["school_policy"] == {"rule": "guest_access_forbidden"}
+
+
+def test_a_denial_whose_record_is_not_durable_in_time_is_a_503_for_a_local_user(make_policy):
+    """Never a 403 without its record, never an allow: a local client is told
+    to try again; a remote server's event keeps its denial (no user sees a
+    403 for it)."""
+    from synapse.api.errors import SynapseError
+
+    api = FakeApi(room_state={"!r": {POLICY_TYPE: {"school": "gym-nord", "kind": "course", "two_way": False},
+                                     "m.room.power_levels": {"users": {}}}})
+    policy = make_policy(api)
+    policy._durable.stalled = True
+    with pytest.raises(SynapseError) as raised:
+        run(policy.check_login_for_spam("@nobody:school.test", None, None, [], None))
+    error = raised.value
+    assert error.code == 503 and error.headers == {"Retry-After": "5"}
+    assert error.error_dict(None)["school_policy"] == {"rule": "not_on_roster", "audit": "not_durable"}
+    with pytest.raises(SynapseError):
+        run(policy.is_user_expired("@nobody:school.test"))
+    remote = FakeEvent(sender="@rita:remote.test", room_id="!r", type="m.room.message", state_key=None,
+                       content={"body": "hi"}, event_id="$e")
+    code, fields = run(policy.check_event_for_spam(remote))
+    assert fields["school_policy"] == {"rule": "one_way"}
+    # The records stay queued and are written once the store writes again.
+    records = policy._engine.audit_query(user="@nobody:school.test")["records"]
+    assert [(r["rule"], r["callback"]) for r in records] == [
+        ("not_on_roster", "is_user_expired"), ("not_on_roster", "check_login_for_spam")]
+
+
+def test_store_calls_run_in_the_modules_own_thread_pool(make_policy):
+    api = FakeApi()
+    policy = make_policy(api)
+    run(policy.on_user_registration("@pupil:school.test"))
+    assert api.threads == [("school_policy_store", "reconcile_mark")]

@@ -289,6 +289,16 @@ def test_engine_can_be_collected_and_flushes_its_audit(tmp_path):
         (lambda e: e.audit_query(user="@a\0"), "user: contains a NUL character"),
         (lambda e: e.audit_query(school="gym\0"), "school: contains a NUL character"),
         (lambda e: e.audit_query(rule="\0"), "rule: contains a NUL character"),
+        (lambda e: e.audit_query(kind="actions"), "kind: expected denial or action"),
+        (lambda e: e.audit_action({"action": "member_removed", "why": "x"}), "why: unknown key"),
+        (lambda e: e.audit_action({"reason": "x"}), "action: expected a short id"),
+        (lambda e: e.audit_action({"action": "Removed!"}), "action: expected a short id"),
+        (lambda e: e.audit_action({"action": "member_removed", "target": "bob"}),
+         "target: expected a Matrix user id"),
+        (lambda e: e.audit_action({"action": "member_removed", "reason": "x" * 513}),
+         "reason: expected 1 to 512 bytes"),
+        (lambda e: e.audit_action({"action": "member_removed", "group": "g\0"}),
+         "group: contains a NUL character"),
     ],
 )
 def test_roster_and_audit_arguments_the_engine_cannot_take_are_input_errors(engine, call, message):
@@ -297,6 +307,32 @@ def test_roster_and_audit_arguments_the_engine_cannot_take_are_input_errors(engi
     with pytest.raises(_core.InputError) as info:
         call(engine)
     assert str(info.value).startswith(message)
+
+
+def test_audit_action_queues_a_record_of_what_the_module_did(engine):
+    denial = decide(engine, "@off:school.test", None, False, _core.FACT_NO, cb=_core.CB_CHECK_LOGIN_FOR_SPAM)
+    action_id = engine.audit_action({
+        "action": "member_removed", "target": "@off:school.test", "room_id": "!mathe:school.test",
+        "group": "course-5f0c7a3f", "school": "gs-sued", "reason": "not listed in version 18",
+        "actor": None,
+    })
+    assert action_id == denial.audit_id + 1
+    assert engine.wait_durable(action_id, 5000) is True
+    action, single = engine.audit_query()["records"]
+    assert action == {
+        "id": action_id, "ts": action["ts"], "kind": "action", "count": 1, "action": "member_removed",
+        "actor": "@school-policy:school.test", "target": "@off:school.test",
+        "room_id": "!mathe:school.test", "event_type": None, "group": "course-5f0c7a3f",
+        "school": "gs-sued", "reason": "not listed in version 18", "worker": "main",
+    }
+    assert (single["kind"], single["count"], single["rule"]) == ("denial", 1, "school_not_enabled")
+    assert "last_ts" not in single and "action" not in single
+    assert [r["id"] for r in engine.audit_query(kind="action")["records"]] == [action_id]
+    assert [r["id"] for r in engine.audit_query(kind="denial")["records"]] == [denial.audit_id]
+    with pytest.raises(TypeError):
+        engine.audit_action([("action", "member_removed")])
+    with pytest.raises(TypeError):
+        engine.audit_action({"action": 1})
 
 
 def test_audit_query_takes_the_largest_int64(engine):

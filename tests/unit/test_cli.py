@@ -82,3 +82,23 @@ def test_an_offline_engine_on_the_embedded_store_refuses_roster_writes(embedded)
     with pytest.raises(_core.StoreError):
         offline.roster_put(f"@a:{SERVER}", json.dumps({"schools": []}))
     del offline
+
+
+def test_audit_kind_shows_denials_or_the_modules_actions_with_their_fields(embedded):
+    engine, hs, _tmp = embedded
+    deny_login(engine, "@x:school.test")
+    action_id = engine.audit_action({"action": "member_removed", "target": "@x:school.test",
+                                     "group": "course-1", "reason": "not listed in version 2"})
+    assert engine.wait_durable(action_id, 5000)
+    actions = run_cli(hs, "audit", "--kind", "action", "--json")
+    assert actions.returncode == 0, actions.stderr
+    assert [json.loads(line)["action"] for line in actions.stdout.splitlines()] == ["member_removed"]
+    denials = run_cli(hs, "audit", "--kind", "denial", "--json")
+    assert [json.loads(line)["kind"] for line in denials.stdout.splitlines()] == ["denial"]
+    table = run_cli(hs, "audit")
+    header, action_row, denial_row = table.stdout.splitlines()
+    assert header.split()[:5] == ["id", "time", "kind", "rule/action", "count"]
+    assert "member_removed" in action_row and "course-1" in action_row and "not listed" in action_row
+    assert "not_on_roster" in denial_row
+    bad = run_cli(hs, "audit", "--kind", "actions")
+    assert bad.returncode == 2 and "--kind" in bad.stderr

@@ -39,6 +39,9 @@
       scope_schools: "You can read the audit of: ",
       report_only: "report only", exporting: "Exporting…", export_capped: "Export stopped at ",
       bad_login: "Sign-in failed: ",
+      kind: "Kind", kind_any: "(denials and actions)", kind_denial: "Denials",
+      kind_action: "What the module did", count: "Count", group: "Group", reason: "Reason",
+      action: "action", until_ts: " to ",
     },
     de: {
       title: "Audit der Schulrichtlinien", language: "Sprache", logout: "Abmelden",
@@ -61,6 +64,9 @@
       scope_schools: "Sie können das Audit dieser Schulen lesen: ",
       report_only: "nur protokolliert", exporting: "Export läuft…", export_capped: "Export beendet nach ",
       bad_login: "Anmeldung fehlgeschlagen: ",
+      kind: "Art", kind_any: "(Ablehnungen und Aktionen)", kind_denial: "Ablehnungen",
+      kind_action: "Was das Modul getan hat", count: "Anzahl", group: "Gruppe", reason: "Grund",
+      action: "Aktion", until_ts: " bis ",
     },
   };
 
@@ -267,6 +273,7 @@
     return {
       since: ms("f-since"), until: ms("f-until"), school: $("f-school").value || null,
       rule: $("f-rule").value || null, user: $("f-user").value.trim() || null,
+      kind: $("f-kind").value || null,
     };
   }
 
@@ -278,20 +285,28 @@
     if (records.length === 0) {
       const row = el("tr");
       const cell = el("td", t("no_records"));
-      cell.colSpan = 9;
+      cell.colSpan = 12;
       row.append(cell);
       body.append(row);
       return;
     }
     for (const r of records) {
       const row = el("tr");
-      const rule = el("td", ruleName(r.rule));
-      rule.title = r.rule + (session.rules[r.rule] ? " — " + session.rules[r.rule].message[lang] : "");
-      row.append(el("td", new Date(r.ts).toLocaleString(lang)), rule, el("td", r.school || ""),
+      const action = r.kind === "action";
+      // An action of the module names what it did where a denial names its rule.
+      const rule = el("td", action ? r.action : ruleName(r.rule));
+      rule.title = action ? t("action") + ": " + r.action
+        : r.rule + (session.rules[r.rule] ? " — " + session.rules[r.rule].message[lang] : "");
+      // A summary of a flood covers a time span.
+      let when = new Date(r.ts).toLocaleString(lang);
+      if (r.last_ts) when += t("until_ts") + new Date(r.last_ts).toLocaleTimeString(lang);
+      row.append(el("td", when), rule, el("td", r.school || ""),
         el("td", r.actor || ""), el("td", r.target || ""), el("td", r.room_id || ""),
-        el("td", r.event_type || ""), el("td", r.callback),
-        el("td", r.enforced ? t("yes") : t("report_only")));
-      row.dataset.rule = r.rule;
+        el("td", r.event_type || ""), el("td", r.callback || ""),
+        el("td", action ? "" : r.enforced ? t("yes") : t("report_only")),
+        el("td", r.count || 1), el("td", r.group || ""), el("td", r.reason || ""));
+      if (action) row.dataset.action = r.action;
+      else row.dataset.rule = r.rule;
       body.append(row);
     }
   }
@@ -322,8 +337,9 @@
   }
 
   async function exportCsv() {
-    const columns = ["id", "ts", "time", "rule", "rule_name", "school", "actor", "target", "room_id",
-      "event_type", "callback", "enforced", "worker"];
+    const columns = ["id", "ts", "time", "kind", "count", "last_ts", "rule", "rule_name", "action",
+      "school", "actor", "target", "room_id", "event_type", "callback", "enforced", "group", "reason",
+      "worker"];
     const lines = [columns.join(",")];
     let from = null;
     let count = 0;
@@ -332,7 +348,7 @@
       do {
         const page = await call("GET", API + "/audit", { ...filterQuery(), limit: 1000, from });
         for (const r of page.records) {
-          const row = { ...r, time: new Date(r.ts).toISOString(), rule_name: ruleName(r.rule) };
+          const row = { ...r, time: new Date(r.ts).toISOString(), rule_name: r.rule ? ruleName(r.rule) : "" };
           lines.push(columns.map((c) => csvField(row[c])).join(","));
         }
         count += page.records.length;
