@@ -11,6 +11,7 @@
 #ifndef SSP_PRIVATE_H
 #define SSP_PRIVATE_H
 
+#include "audit_flood.h"
 #include "audit_queue.h"
 #include "audit_throttle.h"
 #include "config.h"
