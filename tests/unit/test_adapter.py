@@ -338,3 +338,44 @@ def test_store_calls_run_in_the_modules_own_thread_pool(make_policy):
     policy = make_policy(api)
     run(policy.on_user_registration("@pupil:school.test"))
     assert api.threads == [("school_policy_store", "reconcile_mark")]
+
+
+def test_a_denial_past_the_flood_limit_is_synapses_own_429_with_the_rule(make_policy):
+    """Past the flood limit a local user's denial is Synapse's 429
+    M_LIMIT_EXCEEDED (Retry-After, retry_after_ms, the pause Synapse takes
+    before answering), still naming the rule, and waits for no record; a
+    directory search or a refused token answers as before."""
+    from synapse.api.errors import LimitExceededError
+
+    api = FakeApi()
+    policy = make_policy(api, audit={"flood": {"denials_per_minute": 1, "burst": 1}})
+    code, fields = run(policy.check_login_for_spam("@nobody:school.test", None, None, [], None))
+    assert fields["school_policy"] == {"rule": "not_on_roster"}
+    with pytest.raises(LimitExceededError) as raised:
+        run(policy.check_login_for_spam("@nobody:school.test", None, None, [], None))
+    error = raised.value
+    # paused until the next token (here a minute away), at most 2 s
+    assert error.code == 429 and error.pause == 2.0
+    assert 1 <= int(error.headers["Retry-After"]) <= 60
+    body = error.error_dict(None)
+    assert body["errcode"] == "M_LIMIT_EXCEEDED" and 0 < body["retry_after_ms"] <= 60001
+    assert body["school_policy"] == {"rule": "not_on_roster", "limited": True}
+    assert "roster" in body["error"]
+    assert len(policy._durable.waits) == 1, "only the first denial waited for its record"
+    # The bool callbacks answer as ever.
+    assert run(policy.is_user_expired("@nobody:school.test")) is True
+    # The summary is written when its span ends (here: the shutdown's flush).
+    policy._flush_audit()
+    records = policy._engine.audit_query(user="@nobody:school.test", rule="not_on_roster")["records"]
+    assert sum(r["count"] for r in records if r["callback"] == "check_login_for_spam") == 2
+
+
+def test_a_remote_servers_denial_past_the_flood_limit_is_a_refusal_in_the_body(make_policy):
+    api = FakeApi()
+    policy = make_policy(api, audit={"flood": {"denials_per_minute": 1, "burst": 1}})
+    event = SimpleNamespace(sender="@rita:remote.test", room_id="!r", get_state_key=lambda: "@pupil:school.test")
+    first = run(policy.federated_user_may_invite(event))
+    code, fields = run(policy.federated_user_may_invite(event))
+    assert first[1]["school_policy"]["rule"] == fields["school_policy"]["rule"]
+    assert code == "M_LIMIT_EXCEEDED" and fields["retry_after_ms"] > 0
+    assert fields["school_policy"]["limited"] is True
