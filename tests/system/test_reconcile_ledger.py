@@ -215,10 +215,16 @@ def test_bad_input_raises_input_error(engine):
 
 def test_a_version_1_schema_is_migrated(config, db):
     # Bring a database to exactly what version 1 made: open once, then take
-    # the objects of migrations 2 and 3 away again.
+    # the objects of migrations 2 to 4 away again.
     del_engine = open_engine(config)
     del del_engine
     db.sql(
+        "DROP INDEX school_policy.audit_school_ts_count, school_policy.audit_actions;"
+        "ALTER TABLE school_policy.audit DROP CONSTRAINT audit_kind, DROP CONSTRAINT audit_count,"
+        " DROP CONSTRAINT audit_kind_fields, DROP COLUMN kind, DROP COLUMN count, DROP COLUMN last_ts,"
+        " DROP COLUMN action, DROP COLUMN group_id, DROP COLUMN reason,"
+        " ALTER COLUMN rule SET NOT NULL, ALTER COLUMN callback SET NOT NULL,"
+        " ALTER COLUMN enforced SET NOT NULL;"
         "DROP TRIGGER roster_reconcile_mark ON school_policy.roster;"
         "DROP TRIGGER roster_reconcile_truncated ON school_policy.roster;"
         "DROP FUNCTION school_policy.roster_reconcile_mark();"
@@ -227,16 +233,20 @@ def test_a_version_1_schema_is_migrated(config, db):
         " school_policy.school_state;"
         "DROP SEQUENCE school_policy.reconcile_generation;"
         "DROP TABLE school_policy.audit_reads;"
-        "DROP INDEX school_policy.audit_school_ts, school_policy.audit_school_rule,"
-        " school_policy.audit_rule;"
+        "DROP INDEX school_policy.audit_school_rule, school_policy.audit_rule;"
         "DELETE FROM school_policy.schema_version WHERE version >= 2"
     )
     db.sql("INSERT INTO school_policy.roster (user_id, school, role) VALUES (%s, 'gym-nord', 'student')", (ANNA,))
+    db.sql("INSERT INTO school_policy.audit (ts, rule, callback, enforced, actor, worker, origin, origin_seq)"
+           " VALUES (now(), 'not_on_roster', 'check_login_for_spam', true, %s, 'main', 'main/old', 1)", (BEN,))
     with pytest.raises(_core.StoreError, match="version 2"):
         _core.reconcile_status_offline(json.dumps(config))
     engine = open_engine(config)
-    assert db.sql("SELECT max(version) FROM school_policy.schema_version") == [(3,)]
+    assert db.sql("SELECT max(version) FROM school_policy.schema_version") == [(4,)]
     assert engine.roster_get(ANNA) is not None
+    # a record from before migration 4 reads as the single denial it was
+    old = engine.audit_query(user=BEN)["records"]
+    assert [(r["kind"], r["count"], r["rule"]) for r in old] == [("denial", 1, "not_on_roster")]
     assert due(engine) == []  # rows from before the ledger are not marked...
     assert engine.reconcile_sync_config() == 2  # ...sync_config covers them
     assert ("gym-nord", ANNA, 0) in due(engine)
