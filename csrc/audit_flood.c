@@ -190,10 +190,14 @@ ssp_flood_verdict ssp_flood_denial(ssp_flood *flood, ssp_audit_queue *queue,
             count_in(slot->summary, denial, now_ms);
         }
         if (slot->summary != NULL) {
+            /* the ms until the next token, rounded up */
+            double wait = (1.0 - slot->tokens) * 60000.0 / (double)flood->settings.per_minute;
+
             verdict.limited = true;
             flood->limited++;
-            verdict.retry_after_ms =
-                (int64_t)((1.0 - slot->tokens) * 60000.0 / (double)flood->settings.per_minute) + 1;
+            verdict.retry_after_ms = (int64_t)wait;
+            if ((double)verdict.retry_after_ms < wait || verdict.retry_after_ms < 1)
+                verdict.retry_after_ms++;
         }
     }
     pthread_mutex_unlock(&flood->mutex);
