@@ -19,13 +19,19 @@
 #        login      check_login_for_spam, allowed pupil
 #        token      is_user_expired, allowed pupil (Synapse asks it on every request)
 #        denied     message by a pupil whose school has not opted in (-> NEED_ADMIN)
+#        after-message   ssp_after_event: a local user's message (decided on two facts)
+#        after-join      ssp_after_event: a pupil's join under their global name in a
+#                        one-way course, every fact read (nothing to take back)
+#        after-remote    ssp_after_event: a remote member's message in a room made here
+#                        whose doors are closed
+# (the after-* cases count ssp_after_event and its callees instead of ssp_decide)
 # Needs: gcc, pkg-config, libjansson-dev, libpq-dev (the engine's PostgreSQL
 # store is linked in, not used: the roster lives in the embedded store), valgrind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ITERATIONS=${1:-100000}
 USERS=${2:-100000}
-CASES="message need-room login token denied"
+CASES="${CASES_OVERRIDE:-message need-room login token denied after-message after-join after-remote}"
 
 BUILD=$(mktemp -d /tmp/ssp-bench-callgrind-XXXXXX)
 trap 'rm -rf "$BUILD"' EXIT
@@ -48,23 +54,25 @@ gcc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-missing-field-initializers 
 echo "built with $(gcc --version | head -1), -O2; $(valgrind --version)"
 echo
 
-printf '%-10s %12s %14s %12s %18s\n' case iterations "Ir total" "Ir/decision" "native ns/decision"
+printf '%-14s %12s %14s %12s %18s\n' case iterations "Ir total" "Ir/decision" "native ns/decision"
 for c in $CASES; do
   native=$("$BUILD/decide_bench" --iterations "$ITERATIONS" --users "$USERS" --case "$c")
   ns=$(sed -n 's/.*ns_per_decision=\([0-9.]*\).*/\1/p' <<<"$native")
   out="$BUILD/callgrind.$c.out"
+  fn=ssp_decide
+  case $c in after-*) fn=ssp_after_event ;; esac
   timeout 600 valgrind --tool=callgrind --callgrind-out-file="$out" --instr-atstart=no \
-    --toggle-collect=ssp_decide "$BUILD/decide_bench" --iterations "$ITERATIONS" --users "$USERS" \
+    --toggle-collect="$fn" "$BUILD/decide_bench" --iterations "$ITERATIONS" --users "$USERS" \
     --case "$c" >"$BUILD/run.$c.txt" 2>"$BUILD/valgrind.$c.txt"
   # The "totals:" line of the callgrind output = Ir collected inside ssp_decide.
   total=$(awk '/^totals:/ {print $2; exit}' "$out")
-  printf '%-10s %12d %14d %12.1f %18s\n' "$c" "$ITERATIONS" "$total" \
+  printf '%-14s %12d %14d %12.1f %18s\n' "$c" "$ITERATIONS" "$total" \
     "$(echo "$total / $ITERATIONS" | bc -l)" "$ns"
 done
 
 echo
 echo "where the instructions of one 'message' decision go (inclusive Ir per decision, top functions):"
-callgrind_annotate --inclusive=yes "$BUILD/callgrind.message.out" 2>/dev/null \
+callgrind_annotate --inclusive=yes "$BUILD/callgrind.${ANNOTATE_CASE:-message}.out" 2>/dev/null \
   | awk -v n="$ITERATIONS" '
       /^ *[0-9,]+ +\( *[0-9.]+%\) +/ && /\[/ && !/PROGRAM TOTALS/ && !/decide_bench\.c:main/ {
         ir = $1; gsub(",", "", ir);

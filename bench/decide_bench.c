@@ -1,8 +1,10 @@
 /*
- * bench: decide_bench -- calls ssp_decide N times on one fixed request
- * against a large roster. Built and run by bench/callgrind_decide.sh:
+ * bench: decide_bench -- calls ssp_decide (or, for the after-* cases,
+ * ssp_after_event) N times on one fixed request against a large roster.
+ * Built and run by bench/callgrind_decide.sh:
  *
- *   decide_bench [--iterations N] [--users N] [--case message|need-room|login|denied]
+ *   decide_bench [--iterations N] [--users N] [--case message|need-room|login|token|denied|
+ *                 after-message|after-join|after-remote]
  *
  * Without valgrind it prints the native ns per decision (noisy: 2 cores).
  * Under `valgrind --tool=callgrind --instr-atstart=no --toggle-collect=ssp_decide`
@@ -111,8 +113,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--case") == 0)
             which = argv[i + 1];
         else {
-            fprintf(stderr, "usage: %s [--iterations N] [--users N] [--case message|need-room|login|denied]\n",
-                    argv[0]);
+            fprintf(stderr, "usage: %s [--iterations N] [--users N] [--case CASE]\n", argv[0]);
             return 2;
         }
     }
@@ -170,6 +171,68 @@ int main(int argc, char **argv)
         .actor_is_admin = SSP_FACT_UNKNOWN,
     };
     ssp_verdict expected = SSP_VERDICT_ALLOW;
+    /* The after-the-fact cases: a state change as the adapter hands it over
+     * with every fact read, in which there is nothing to do. */
+    ssp_room_policy course = room;
+    ssp_content_key join_keys[2] = {
+        {.key = "membership", .key_len = 10, .value = {.kind = SSP_VALUE_STRING, .text = "join", .len = 4}},
+        {.key = "displayname", .key_len = 11, .value = {.kind = SSP_VALUE_STRING, .text = "Paula", .len = 5}},
+    };
+    ssp_room_create pupils_room = {.sender = actor, .room_version = "10", .room_version_len = 2};
+    ssp_event_seen seen = {
+        .sender = actor, .is_state = false,
+        .type_read = true, .type = "m.room.member", .state_key = actor,
+        .event_read = true, .event_id = "$join", .room_id = "!course:" SERVER, .stream_ordering = 7,
+        .keys = join_keys, .n_keys = 2, .membership = join_keys[0].value,
+        .room_read = true, .policy = &course, .power_levels = &levels, .create = &create,
+        .is_current = true,
+        .profile_known = true, .profile_displayname = join_keys[1].value,
+        .profile_avatar_url = {.kind = SSP_VALUE_NULL},
+        .sender_admin = SSP_FACT_UNKNOWN,
+    };
+    ssp_after_action action;
+    bool after = strncmp(which, "after-", 6) == 0;
+
+    course.two_way = false;
+    if (strcmp(which, "after-message") == 0) {
+        /* a local user's message: decided on two facts */
+        memset(&seen, 0, sizeof seen);
+        seen.sender = actor;
+    } else if (strcmp(which, "after-join") == 0) {
+        seen.is_state = true; /* a pupil's join in a one-way course, under their global name */
+    } else if (strcmp(which, "after-remote") == 0) {
+        /* a remote member's message in an unmanaged room made here, its doors closed */
+        seen.sender = "@stranger:remote.example";
+        seen.type = "m.room.message";
+        seen.state_key = NULL;
+        seen.policy = NULL;
+        seen.create = &pupils_room;
+        seen.join_rules = (ssp_state_seen){.open = false, .sender = actor, .event_id = "$rules"};
+        seen.history = (ssp_state_seen){.open = false, .sender = actor, .event_id = "$history"};
+    } else if (after) {
+        fprintf(stderr, "decide_bench: unknown --case %s\n", which);
+        return 2;
+    }
+    if (after) {
+        ssp_after_event(engine, &seen, &action);
+        if (action.kind != SSP_AFTER_NOTHING) {
+            fprintf(stderr, "decide_bench: case %s: action %d, expected nothing\n", which, (int)action.kind);
+            return 1;
+        }
+        CALLGRIND_START_INSTRUMENTATION;
+        t0 = now_ns();
+        for (long i = 0; i < iterations; i++)
+            ssp_after_event(engine, &seen, &action);
+        t1 = now_ns() - t0;
+        CALLGRIND_STOP_INSTRUMENTATION;
+        printf("case=%s users=%zu iterations=%ld action=%d under_valgrind=%d roster_load_ms=%.0f "
+               "ns_per_decision=%.1f\n",
+               which, ssp_roster_size(engine), iterations, (int)action.kind, (int)RUNNING_ON_VALGRIND,
+               load_ms, t1 / (double)iterations);
+        ssp_engine_free(engine);
+        nftw(data_dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+        return 0;
+    }
 
     if (strcmp(which, "need-room") == 0) {
         req.room_managed = SSP_FACT_UNKNOWN; /* the first call for every event */

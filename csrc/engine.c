@@ -70,12 +70,20 @@ ssp_engine *ssp_engine_new(const char *config_json, size_t len, const char *serv
         ssp_roster_destroy(&engine->roster);
         goto fail;
     }
+    if (pthread_mutex_init(&engine->acted.mutex, NULL) != 0) {
+        ssp_audit_throttle_destroy(&engine->expiry_throttle);
+        pthread_mutex_destroy(&engine->write_mutex);
+        ssp_roster_destroy(&engine->roster);
+        ssp_fail(err, SSP_ERR_NOMEM, "cannot create the after-the-fact mutex");
+        goto fail;
+    }
     {
         ssp_flood_settings flood = {engine->config.flood_denials_per_minute,
                                     engine->config.flood_burst,
                                     engine->config.flood_summary_seconds * 1000};
 
         if (ssp_flood_init(&engine->flood, &flood, err) != 0) {
+            pthread_mutex_destroy(&engine->acted.mutex);
             ssp_audit_throttle_destroy(&engine->expiry_throttle);
             pthread_mutex_destroy(&engine->write_mutex);
             ssp_roster_destroy(&engine->roster);
@@ -146,6 +154,7 @@ void ssp_engine_free(ssp_engine *engine)
     ssp_roster_destroy(&engine->roster);
     pthread_mutex_destroy(&engine->write_mutex);
     ssp_audit_throttle_destroy(&engine->expiry_throttle);
+    pthread_mutex_destroy(&engine->acted.mutex);
     ssp_flood_destroy(&engine->flood);
     ssp_config_destroy(&engine->config);
     free(engine->reconciler_user);

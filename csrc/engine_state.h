@@ -22,6 +22,19 @@
 
 typedef struct ssp_engine ssp_engine;
 
+/* The events the after-the-fact rules acted on lately (rules/after_the_fact.c),
+ * as hashes of the undone events' ids (0: a free slot), oldest overwritten
+ * first: Synapse may show an event twice, and a room's open state on every
+ * event until it is closed again, and each is to be taken back and
+ * audited once. */
+#define SSP_ACTED_SLOTS 256
+
+typedef struct ssp_acted {
+    pthread_mutex_t mutex;
+    uint64_t hashes[SSP_ACTED_SLOTS];
+    unsigned next;
+} ssp_acted;
+
 struct ssp_engine {
     ssp_config config;
     char *server_name;
@@ -39,6 +52,7 @@ struct ssp_engine {
     /* @<reconciler.user>:<server_name>; also a key of config.service_user_set */
     char *reconciler_user;
     ssp_audit_throttle expiry_throttle; /* is_user_expired's denials: once a minute */
+    ssp_acted acted;
     ssp_flood flood;                    /* audit.flood: repeated denials summarised */
 };
 

@@ -26,6 +26,7 @@
 #include "reconcile_plan.h"  /* the special rooms' targets */
 #include "roster.h"          /* the roster API */
 #include "roster_feed_api.h" /* the roster feed */
+#include "rules/after_the_fact.h" /* what is taken back after the fact */
 #include "rules/decide.h"    /* requests and decisions */
 #include "rules/matrix.h"    /* Matrix facts the rules depend on */
 #include "rules/power_levels.h" /* the power-levels patch */

@@ -29,6 +29,15 @@ denial (rule, enforced, school) with school None when there is none.
 room_shape(request) mirrors ``Engine.room_shape``: the JSON Patch "add"
 operations on_create_room applies to a createRoom request (docs/rules.md,
 "How new rooms are shaped").
+
+after_event(event, state, profile, sender_admin) mirrors
+``Engine.after_event``: what the module takes back after the fact
+(docs/rules.md, "After the fact"). ``event`` and the values of ``state``
+are objects with Synapse's event attributes (type, sender, room_id,
+event_id, content, is_state(), get_state_key(), internal_metadata with
+is_outlier() and stream_ordering). Answers: None, NEED_PROFILE, NEED_ADMIN,
+or (kind, rule, enforced, school, undone event id, room id, user id, sender,
+state) with school None when there is none.
 """
 from __future__ import annotations
 
@@ -43,8 +52,11 @@ NEED_SHARED_ROOMS = "need_shared_rooms"
 NEED_MEMBERSHIP = "need_membership"
 NEED_MEMBER_COUNT = "need_member_count"
 SYNC_POWER_LEVELS = "sync_power_levels"
+NEED_PROFILE = "need_profile"
 
 POWER_LEVELS = "m.room.power_levels"
+CREATE = "m.room.create"
+TOMBSTONE = "m.room.tombstone"
 JOIN_RULES = "m.room.join_rules"
 HISTORY_VISIBILITY = "m.room.history_visibility"
 GUEST_ACCESS = "m.room.guest_access"
@@ -167,6 +179,15 @@ def _state_key_is_empty(event: Mapping) -> bool:
     return event.get("state_key", "") == ""
 
 
+def _is_upgrade(body) -> bool:
+    """The body Synapse makes for a room upgrade: creation_content names a
+    predecessor, and there is no preset."""
+    if not isinstance(body, Mapping) or "preset" in body:
+        return False
+    creation = body.get("creation_content")
+    return isinstance(creation, Mapping) and "predecessor" in creation
+
+
 def create_room_invitees(body, creator: str | None = None) -> list[str]:
     """The invitees of a createRoom body: the unique strings among ``invite``, then the state_key (a str) of
     every initial_state m.room.member event, without the creator; in the order
@@ -205,6 +226,9 @@ class ReferencePolicy:
     # The special rooms' owner; exempt like a service user. None = the default
     # "@school-policy:<server_name>".
     reconciler_user: str | None = None
+
+    # The events after_event acted on: each is taken back once.
+    acted: set[str] = field(default_factory=set)
 
     def __post_init__(self):
         if self.reconciler_user is None:
@@ -483,15 +507,37 @@ class ReferencePolicy:
                 return SYNC_POWER_LEVELS
             return ALLOW
 
-        # 1. Exempt: local service users, the reconciler user, server admins.
-        if actor_local and (self._is_service(actor) or actor_admin is True):
-            if is_policy_event and room is None:
-                return NEED_ROOM
-            return sync_or_allow()
-
         def as_actor(rule):
             enforced, school = self._actor_context(actor)
             return (rule, enforced, school)
+
+        def upgrade_check(service_user):
+            """A room upgrade (threat model R16), for every upgrader: the
+            copied state must close guest access, and only a service user
+            upgrades a managed room (the policy event is not copied)."""
+            if callback != "user_may_create_room" or not _is_upgrade(content):
+                return None, None
+            if not any(e.get("type") == GUEST_ACCESS and _state_key_is_empty(e) for e in _initial_state(content)):
+                return as_actor("guest_access_forbidden"), None
+            if service_user or room_id is None:
+                return None, None
+            if room is None:
+                return None, NEED_ROOM
+            managed = self._managed_policy(policy, policy_sender, create_sender)
+            if managed is None:
+                return None, None
+            school = managed.get("school")
+            school = school if isinstance(school, str) else None
+            return ("policy_event_locked", self._school_enforced(school), school), None
+
+        # 1. Exempt: local service users, the reconciler user, server admins.
+        if actor_local and (self._is_service(actor) or actor_admin is True):
+            denial, need = upgrade_check(self._is_service(actor))
+            if denial is not None or need is not None:
+                return denial if denial is not None else need
+            if is_policy_event and room is None:
+                return NEED_ROOM
+            return sync_or_allow()
 
         def denial_or_need():
             """Steps 2 to 6: (denial, None), (None, NEED_*), or (None, None) to allow."""
@@ -537,6 +583,9 @@ class ReferencePolicy:
                     return (rule, self.enforce, None), None
                 if rule is not None:
                     return as_actor(rule), None
+                denial, need = upgrade_check(False)
+                if denial is not None or need is not None:
+                    return denial, need
                 if target is not None:  # asked once per invitee
                     return shared_room_check()
                 invitees = create_room_invitees(content, actor)
@@ -577,6 +626,14 @@ class ReferencePolicy:
                             if actor_membership == "join":
                                 return None, None
                         return room_denial, None
+
+            # A remote member of an unmanaged room made here opens no door
+            # either (threat model R13).
+            if is_event and not actor_local and room_id is not None and managed is None \
+                    and self._is_local(create_sender):
+                rule = self._opening_event(event_type, state_key, content)
+                if rule is not None:
+                    return as_actor(rule), None
 
             # 6. Invites by a local actor: rule 3, then "a direct chat holds two".
             if callback == "user_may_invite" and actor_local:
@@ -656,6 +713,128 @@ class ReferencePolicy:
             # Rule 2: below the moderator level nobody invites into a one-way room.
             return ("one_way", enforced, school)
         return None
+
+    # ---- after the fact (docs/rules.md, "After the fact")
+
+    def after_event(self, event, state: Mapping, profile=None, sender_admin=None):
+        """None, NEED_PROFILE, NEED_ADMIN, or the action tuple."""
+        sender = event.sender
+        local = self._is_local(sender)
+        if local and not event.is_state():
+            return None  # it passed check_event_for_spam
+        event_type, state_key = event.type, event.get_state_key()
+        member = state_key is not None and event_type == MEMBER
+        tombstone = state_key == "" and event_type == TOMBSTONE
+        if local and not tombstone and (not member or self._is_service(sender)):
+            return None
+        if event.internal_metadata.is_outlier():
+            return None
+
+        def get(event_type_, key=""):
+            return state.get((event_type_, key))
+
+        create = get(CREATE)
+        creator = create.sender if create is not None else None
+        create_content = create.content if create is not None else None
+        policy_event = get(self.policy_event_type)
+        managed = None
+        if policy_event is not None:
+            managed = self._managed_policy(policy_event.content, policy_event.sender, creator)
+        levels_event = get(POWER_LEVELS)
+        levels = levels_event.content if levels_event is not None else None
+
+        def act(kind, denial, undone, user_id=None, by=None, room_id=event.room_id, to_send=()):
+            if undone in self.acted:
+                return None
+            self.acted.add(undone)
+            rule, enforced, school = denial if denial is not None else (None, False, None)
+            return (kind, rule, enforced, school, undone, room_id, user_id, by, tuple(to_send))
+
+        if not local:
+            return self._closed_again(state, managed, creator, act)
+        content = event.content
+        if tombstone:
+            replacement = content.get("replacement_room")
+            if managed is not None and isinstance(replacement, str) and self._is_service(sender):
+                return act("carry_policy", None, event.event_id, by=sender, room_id=replacement,
+                           to_send=[(self.policy_event_type, policy_event.content)])
+            return None
+        current = get(MEMBER, state_key)
+        is_current = current is not None and current.event_id == event.event_id
+        membership = content.get("membership")
+        if managed is not None:
+            # one_way: text in the member event of someone below the moderator level.
+            if not self._one_way(managed) or \
+                    self._actor_level(levels, sender, create_content, creator) >= self.moderator_level:
+                return None
+            text = _member_text(content, profile)
+            if text is NEED_PROFILE:
+                return NEED_PROFILE
+            if not text:
+                return None
+            school = managed.get("school")
+            school = school if isinstance(school, str) else None
+            restore = state_key if membership == "join" and is_current and state_key == sender else None
+            denial = ("one_way", self._school_enforced(school), school)
+            kind, user_id = "redact", restore
+        else:
+            # a direct chat holds two: an invite counted after the members
+            # and the invites persisted before it.
+            if membership != "invite" or not is_current or not self._is_direct_chat(creator):
+                return None
+            order = (event.internal_metadata.stream_ordering, event.event_id)
+            count = 1
+            for (event_type_, _key), other in state.items():
+                if event_type_ != MEMBER or other.event_id == event.event_id:
+                    continue
+                other_membership = other.content.get("membership")
+                if other_membership == "join" or (
+                    other_membership == "invite"
+                    and (other.internal_metadata.stream_ordering, other.event_id) < order
+                ):
+                    count += 1
+            if count <= 2:
+                return None
+            enforced, school = self._actor_context(sender)
+            denial = ("room_creation_forbidden", enforced, school)
+            kind, user_id = "withdraw", state_key
+        if sender_admin is None:
+            return NEED_ADMIN
+        if sender_admin:
+            return None
+        return act(kind, denial, event.event_id, user_id=user_id, by=sender if kind == "withdraw" else None)
+
+    def _is_direct_chat(self, creator) -> bool:
+        return self._is_local(creator) and not self._is_service(creator) and not self._may_create_group_rooms(creator)
+
+    def _closed_again(self, state, managed, creator, act):
+        """A room made here whose join rules, history or guest access a
+        remote member opened: set closed again."""
+        if managed is not None or not self._is_local(creator):
+            return None
+        # (type, key, the value that opens the room (None: anything but the
+        # closed one), the closed value, the rule)
+        doors = (
+            (JOIN_RULES, "join_rule", None, "invite", "public_room_forbidden"),
+            (HISTORY_VISIBILITY, "history_visibility", "world_readable", "shared", "public_room_forbidden"),
+            (GUEST_ACCESS, "guest_access", "can_join", "forbidden", "guest_access_forbidden"),
+        )
+        first = None
+        to_send = []
+        for event_type, key, opening, closed, rule in doors:
+            door = state.get((event_type, ""))
+            if door is None or self._is_local(door.sender):
+                continue
+            value = door.content.get(key) if isinstance(door.content, Mapping) else None
+            if (value == closed) if opening is None else (value != opening):
+                continue
+            to_send.append((event_type, {key: closed}))
+            if first is None:
+                first = (door, rule)
+        if first is None:
+            return None
+        door, rule = first
+        return act("close", (rule, self.enforce, None), door.event_id, to_send=to_send)
 
     # ---- the shape of new rooms (docs/rules.md, "How new rooms are shaped")
 
@@ -737,6 +916,45 @@ class ReferencePolicy:
                 for event_type in patch["events"]:
                     add(f"{parent}/events/{_pointer_token(event_type)}", 0)
         return ops
+
+
+# The keys of a member event that carry no text of the sender's own:
+# Synapse validates membership, and drops a client's
+# join_authorised_via_users_server for its own.
+_MEMBER_KEYS_WITHOUT_TEXT = ("membership", "join_authorised_via_users_server")
+_MEMBER_KEYS_AT_MOST = 16  # more keys than the engine reads count as text
+
+
+def _member_text(content, profile):
+    """True when a member event's content carries text of the sender's own
+    (a reason, a key of their own, a display name or avatar that is not
+    their global profile); NEED_PROFILE when only the profile can tell."""
+    if not isinstance(content, Mapping):
+        return False
+    if len(content) > _MEMBER_KEYS_AT_MOST:
+        return True
+    unsure = False
+    for key, value in content.items():
+        if key in _MEMBER_KEYS_WITHOUT_TEXT:
+            continue
+        if key == "is_direct":
+            if not isinstance(value, bool):
+                return True
+        elif key == "reason":
+            if value is not None and value != "":
+                return True
+        elif key in ("displayname", "avatar_url"):
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                return True
+            if profile is None:
+                unsure = True
+            elif value != profile[0 if key == "displayname" else 1]:
+                return True
+        else:
+            return True
+    return NEED_PROFILE if unsure else False
 
 
 def _pointer_token(token: str) -> str:

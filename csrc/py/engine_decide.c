@@ -134,6 +134,9 @@ static PyObject *verdict_result(const ssp_decision *decision)
         return PyLong_FromLong((long)decision->verdict);
     case SSP_VERDICT_DENY:
         return denial_result(decision);
+    case SSP_VERDICT_NEED_PROFILE: /* after_event's only */
+    case SSP_VERDICT_NEED_MEMBERS:
+        break;
     }
     PyErr_SetString(PyExc_SystemError, "decide(): unknown verdict");
     return NULL;
@@ -178,6 +181,10 @@ static int read_plain_args(PyObject *const *args, Py_ssize_t nargs, ssp_request 
         return -1;
     if (callback < 0 || callback >= SSP_CB__COUNT) {
         PyErr_SetString(PyExc_ValueError, "unknown callback");
+        return -1;
+    }
+    if (callback == SSP_CB_AFTER_THE_FACT) {
+        PyErr_SetString(PyExc_ValueError, "after_the_fact is decided by after_event()");
         return -1;
     }
     req->callback = (ssp_callback)callback;

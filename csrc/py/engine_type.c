@@ -1,7 +1,8 @@
 /*
  * The Engine heap type: its life (new, open, traverse, dealloc), its
  * getters, and the one method table, which lists the methods of
- * engine_decide.c, engine_roster.c, engine_audit.c and engine_reconcile.c
+ * engine_decide.c, engine_after.c, engine_roster.c, engine_audit.c and
+ * engine_reconcile.c
  * with their docstrings (the Python face; _core.pyi says the same).
  *
  * Ownership: an EngineObject owns its ssp_engine and frees it in dealloc;
@@ -11,6 +12,7 @@
 
 #include "py/convert.h"
 #include "py/engine_audit.h"
+#include "py/engine_after.h"
 #include "py/engine_decide.h"
 #include "py/engine_reconcile.h"
 #include "py/engine_roster.h"
@@ -113,6 +115,10 @@ static PyMethodDef Engine_methods[] = {
     {"decide", (PyCFunction)(void (*)(void))Engine_decide, METH_FASTCALL,
      "decide(callback, actor, target, room_id, event_type, state_key, content, room, "
      "actor_admin, is_invited, shared_rooms, actor_membership, member_count, redacts)"},
+    {"after_event", (PyCFunction)(void (*)(void))Engine_after_event, METH_FASTCALL,
+     "after_event(event, state=None, members=None, profile=None, sender_admin=None) -> None, "
+     "NEED_ROOM, NEED_MEMBERS, NEED_PROFILE, NEED_ADMIN or an Action: what must be taken back "
+     "after the fact (rules/after_the_fact.h)."},
     {"power_levels_update", (PyCFunction)Engine_power_levels_update, METH_VARARGS,
      "power_levels_update(room_policy, power_levels) -> changes to make, or None."},
     {"room_shape", (PyCFunction)Engine_room_shape, METH_O,

@@ -13,6 +13,7 @@
 #include "py/module_state.h"
 
 #include "py/convert.h"
+#include "py/engine_after.h"
 #include "py/engine_decide.h"
 #include "py/engine_type.h"
 #include "py/mapping.h"
@@ -178,11 +179,14 @@ static const struct {
     {"CB_IS_USER_EXPIRED", SSP_CB_IS_USER_EXPIRED},
     {"CB_ON_USER_LOGIN", SSP_CB_ON_USER_LOGIN},
     {"CB_CHECK_REGISTRATION_FOR_SPAM", SSP_CB_CHECK_REGISTRATION_FOR_SPAM},
+    {"CB_AFTER_THE_FACT", SSP_CB_AFTER_THE_FACT},
     {"NEED_MEMBERSHIP", SSP_VERDICT_NEED_MEMBERSHIP},
     {"NEED_MEMBER_COUNT", SSP_VERDICT_NEED_MEMBER_COUNT},
     {"NEED_SHARED_ROOMS", SSP_VERDICT_NEED_SHARED_ROOMS},
     {"NEED_ROOM", SSP_VERDICT_NEED_ROOM},
     {"NEED_ADMIN", SSP_VERDICT_NEED_ADMIN},
+    {"NEED_PROFILE", SSP_VERDICT_NEED_PROFILE},
+    {"NEED_MEMBERS", SSP_VERDICT_NEED_MEMBERS},
     {"SYNC_POWER_LEVELS", SSP_VERDICT_ALLOW_SYNC_POWER_LEVELS},
     {"FACT_UNKNOWN", SSP_FACT_UNKNOWN},
     {"FACT_NO", SSP_FACT_NO},
@@ -230,7 +234,7 @@ static int core_exec(PyObject *module)
     if (json_module == NULL)
         goto done;
     st->json_loads = PyObject_GetAttrString(json_module, "loads");
-    if (st->json_loads == NULL || decide_exec(module) != 0)
+    if (st->json_loads == NULL || decide_exec(module) != 0 || after_exec(module) != 0)
         goto done;
     st->engine_type = engine_type_new(module);
     if (st->engine_type == NULL || make_exceptions(st) != 0)

@@ -212,6 +212,7 @@ static int initial_state_item(PyObject *event, const char *policy_type, ssp_crea
         rc = 0;
         goto done;
     }
+    create->sets_guest_access |= is_guest_access;
     content = mapping_get(event, "content");
     if (content == NULL && PyErr_Occurred())
         goto done;
@@ -234,6 +235,35 @@ static int initial_state_item(PyObject *event, const char *policy_type, ssp_crea
 done:
     Py_XDECREF(content);
     Py_XDECREF(state_key);
+    return rc;
+}
+
+/* *out: the body is the one Synapse makes for a room upgrade
+ * (handlers/room.py clone_existing_room): creation_content names a
+ * predecessor, and there is no preset. Returns -1 with an exception set. */
+static int upgrade_body(PyObject *body, bool *out)
+{
+    PyObject *preset = NULL, *creation = NULL, *predecessor = NULL;
+    int rc = -1;
+
+    *out = false;
+    preset = mapping_get(body, "preset");
+    if (preset == NULL && PyErr_Occurred())
+        goto done;
+    creation = mapping_get(body, "creation_content");
+    if (creation == NULL && PyErr_Occurred())
+        goto done;
+    if (preset == NULL && creation != NULL && is_json_object(creation)) {
+        predecessor = mapping_get(creation, "predecessor");
+        if (predecessor == NULL && PyErr_Occurred())
+            goto done;
+        *out = predecessor != NULL;
+    }
+    rc = 0;
+done:
+    Py_XDECREF(predecessor);
+    Py_XDECREF(creation);
+    Py_XDECREF(preset);
     return rc;
 }
 
@@ -266,6 +296,8 @@ int create_room_from_mapping(PyObject *body, PyObject *actor, const char *policy
         sequence_length(body, "invite_3pid", &n_3pid) != 0)
         goto done;
     create->third_party_invites = n_3pid > 0;
+    if (upgrade_body(body, &create->is_upgrade) != 0)
+        goto done;
     value = mapping_get(body, "initial_state");
     if (value == NULL) {
         rc = PyErr_Occurred() ? -1 : 0;

@@ -197,7 +197,7 @@ int power_levels_from_mapping(PyObject *content, const char *actor, bool full,
 
 /* The room's create event's content.room_version and
  * content.additional_creators (a Mapping: checked by the caller). */
-static int room_create_content(PyObject *content, ssp_room_create *create, borrowed *b)
+int room_create_from_mapping(PyObject *content, ssp_room_create *create, borrowed *b)
 {
     PyObject *creators = NULL, *seq = NULL;
     ssp_text *texts;
@@ -251,7 +251,7 @@ static int room_details_load(ssp_room_details *details)
                         facts->b) != 0)
         return -1;
     if (facts->create_content != Py_None &&
-        room_create_content(facts->create_content, &facts->create, facts->b) != 0)
+        room_create_from_mapping(facts->create_content, &facts->create, facts->b) != 0)
         return -1;
     return 0;
 }

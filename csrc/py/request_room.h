@@ -72,6 +72,10 @@ int power_levels_of(PyObject *content, PyObject *actor, bool full, ssp_power_lev
 int power_levels_from_mapping(PyObject *content, const char *actor, bool full,
                               ssp_power_levels *pl, borrowed *b);
 
+/* Reads an m.room.create content (a Mapping): room_version and
+ * additional_creators. Returns -1 with an exception set. */
+int room_create_from_mapping(PyObject *content, ssp_room_create *create, borrowed *b);
+
 /* The rooms two users share: a sequence of 3-tuples (policy content or
  * None, the policy event's sender or None, the room's creator or None), as
  * an array b owns. Returns -1 with an exception set. */

@@ -29,20 +29,57 @@ bool ssp_doors_deny_callback(const ssp_engine *engine, const ssp_request *req, b
     }
 }
 
-bool ssp_doors_deny_event(const ssp_engine *engine, const ssp_request *req, ssp_denial *d)
+/* A planted m.room.third_party_invite lets whoever signs with its key join
+ * through /join's third_party_signed: an invite Synapse turns into a
+ * member event without asking user_may_invite. */
+static bool plants_third_party_invite(const ssp_request *req)
+{
+    return req->event_type != NULL && req->state_key != NULL &&
+           strcmp(req->event_type, SSP_THIRD_PARTY_INVITE_TYPE) == 0;
+}
+
+bool ssp_doors_event_may_open(const ssp_request *req)
+{
+    return req->opens_join_rule || req->opens_history || req->opens_guest_access ||
+           plants_third_party_invite(req);
+}
+
+bool ssp_doors_deny_event(const ssp_engine *engine, const ssp_request *req, bool actor_local,
+                          ssp_denial *d)
 {
     /* Nobody joins without an invite (knocks included), nobody outside reads. */
     if (req->opens_join_rule || req->opens_history)
-        return ssp_deny_as_actor(engine, req, true, SSP_RULE_PUBLIC_ROOM_FORBIDDEN, d);
+        return ssp_deny_as_actor(engine, req, actor_local, SSP_RULE_PUBLIC_ROOM_FORBIDDEN, d);
     if (req->opens_guest_access)
-        return ssp_deny_as_actor(engine, req, true, SSP_RULE_GUEST_ACCESS_FORBIDDEN, d);
-    /* A planted m.room.third_party_invite lets whoever signs with its key
-     * join through /join's third_party_signed: an invite Synapse turns
-     * into a member event without asking user_may_invite. */
-    if (req->event_type != NULL && req->state_key != NULL &&
-        strcmp(req->event_type, SSP_THIRD_PARTY_INVITE_TYPE) == 0)
-        return ssp_deny_as_actor(engine, req, true, SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN, d);
+        return ssp_deny_as_actor(engine, req, actor_local, SSP_RULE_GUEST_ACCESS_FORBIDDEN, d);
+    if (plants_third_party_invite(req))
+        return ssp_deny_as_actor(engine, req, actor_local, SSP_RULE_THIRD_PARTY_INVITE_FORBIDDEN,
+                                 d);
     return false;
+}
+
+/* Synapse makes the upgraded room with the private_chat preset, which adds
+ * guest_access can_join unless the copied state has an m.room.guest_access
+ * event (handlers/room.py clone_existing_room, _send_events_for_new_room);
+ * a room from before the module may have none. The policy event is not
+ * among the copied state: a managed room upgraded by anyone but a service
+ * user would come out unmanaged. A service user's upgrade gets the policy
+ * carried over after the fact (after_the_fact.c). */
+bool ssp_doors_deny_upgrade(const ssp_engine *engine, const ssp_request *req, bool actor_local,
+                            bool service_user, bool *need_room, ssp_denial *d)
+{
+    if (!req->create->is_upgrade)
+        return false;
+    if (!req->create->sets_guest_access)
+        return ssp_deny_as_actor(engine, req, actor_local, SSP_RULE_GUEST_ACCESS_FORBIDDEN, d);
+    if (service_user || req->room_id == NULL)
+        return false;
+    if (req->room_managed == SSP_FACT_UNKNOWN) {
+        *need_room = true;
+        return false;
+    }
+    return ssp_room_is_managed(req) &&
+           ssp_deny_in_room(engine, req, SSP_RULE_POLICY_EVENT_LOCKED, d);
 }
 
 bool ssp_doors_deny_create_room(const ssp_engine *engine, const ssp_request *req,

@@ -17,10 +17,20 @@
  * federated_user_may_invite from a remote inviter. */
 bool ssp_doors_deny_callback(const ssp_engine *engine, const ssp_request *req, bool actor_local,
                              ssp_denial *d);
-/* check_event_for_spam by a local actor, in any room: a join rule other
- * than invite, world_readable history, guest access, a planted
- * m.room.third_party_invite. */
-bool ssp_doors_deny_event(const ssp_engine *engine, const ssp_request *req, ssp_denial *d);
+/* check_event_for_spam by a local actor, in any room, or by a remote one
+ * in a room made here: a join rule other than invite, world_readable
+ * history, guest access, a planted m.room.third_party_invite. */
+bool ssp_doors_deny_event(const ssp_engine *engine, const ssp_request *req, bool actor_local,
+                          ssp_denial *d);
+/* Whether the event is one ssp_doors_deny_event may refuse. */
+bool ssp_doors_event_may_open(const ssp_request *req);
+/* A room upgrade (user_may_create_room with the body Synapse makes for
+ * it), asked of every upgrader, exempt ones included: the copied state
+ * must hold an m.room.guest_access event, and a managed room is upgraded
+ * only by a service user (`service_user`), since the policy event is not
+ * copied. Sets *need_room when the predecessor's state is needed. */
+bool ssp_doors_deny_upgrade(const ssp_engine *engine, const ssp_request *req, bool actor_local,
+                            bool service_user, bool *need_room, ssp_denial *d);
 /* createRoom asking for any of those. */
 bool ssp_doors_deny_create_room(const ssp_engine *engine, const ssp_request *req,
                                 bool actor_local, ssp_denial *d);

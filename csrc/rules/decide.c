@@ -96,8 +96,10 @@ static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_loca
      * before or after it. */
     if (req->callback == SSP_CB_CHECK_REGISTRATION_FOR_SPAM && req->target == NULL)
         return false;
-    if (actor_local && !reader_signing_in(engine, req) &&
-        ssp_opt_in_user_denies(engine, actor_entry, d))
+    /* The reader lookup only when rule 1 is about to refuse: it is rare,
+     * and a login or a token's request should not pay for a second hash. */
+    if (actor_local && ssp_opt_in_user_denies(engine, actor_entry, d) &&
+        !reader_signing_in(engine, req))
         return true;
     if (req->target != NULL && !callback_signs_in(req->callback) &&
         ssp_engine_is_local(engine, req->target) &&
@@ -115,17 +117,18 @@ static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_loca
     case SSP_CB_USER_MAY_CREATE_ROOM:
         if (req->create == NULL)
             return false;
-        return ssp_locks_deny_create_room(engine, req, d) ||
-               ssp_doors_deny_create_room(engine, req, actor_local, d) ||
+        if (ssp_locks_deny_create_room(engine, req, d) ||
+            ssp_doors_deny_create_room(engine, req, actor_local, d) ||
+            ssp_doors_deny_upgrade(engine, req, actor_local, false, &need->room, d))
+            return true;
+        return !need->room &&
                ssp_visibility_denies_create_room(engine, req, actor_local, &need->shared, d);
     case SSP_CB_CHECK_USERNAME_FOR_SPAM:
         return ssp_visibility_denies_contact(engine, req, actor_local, &need->shared, d);
     case SSP_CB_CHECK_EVENT_FOR_SPAM:
         /* Closed doors hold in every room, managed or not. */
-        if (actor_local &&
-            (req->opens_join_rule || req->opens_history || req->opens_guest_access ||
-             req->state_key != NULL) &&
-            ssp_doors_deny_event(engine, req, d))
+        if (actor_local && ssp_doors_event_may_open(req) &&
+            ssp_doors_deny_event(engine, req, true, d))
             return true;
         break;
     default:
@@ -135,6 +138,14 @@ static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_loca
         return true;
     if (need->room)
         return false;
+    /* A remote member of an unmanaged room made here (one from before the
+     * module, or one an exempt user let them into) opens no door either:
+     * the refusal soft-fails the event, and what state resolution may
+     * bring back is taken back after the fact (after_the_fact.c). */
+    if (!actor_local && req->callback == SSP_CB_CHECK_EVENT_FOR_SPAM && req->room_id != NULL &&
+        !ssp_room_is_managed(req) && !ssp_room_is_foreign(engine, req) &&
+        ssp_doors_event_may_open(req))
+        return ssp_doors_deny_event(engine, req, false, d);
     if (req->room_id != NULL && ssp_room_is_managed(req)) {
         if (!actor_local && req->callback == SSP_CB_CHECK_EVENT_FOR_SPAM)
             return ssp_doors_deny_remote_event(engine, req, d);
@@ -194,7 +205,7 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
     const ssp_roster_user *actor_entry; /* valid while the read lock is held */
     ssp_needs need = {0};
     ssp_denial d;
-    bool denied;
+    bool denied, service_user;
 
     /* Field by field, not memset: the school buffers (256 bytes each) would
      * be a tenth of a login's decision. The school is a C string. */
@@ -215,12 +226,23 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
         actor_len = strlen(req->actor);
         actor_hash = ssp_strmap_hash(req->actor, actor_len);
     }
-    if (actor_local &&
-        (ssp_strmap_get_hashed(&engine->config.service_user_set, req->actor, actor_len,
-                               actor_hash) != NULL ||
-         req->actor_is_admin == SSP_FACT_YES)) {
-        /* Exempt, but a policy event they send may still require the power
+    service_user = actor_local && ssp_strmap_get_hashed(&engine->config.service_user_set,
+                                                        req->actor, actor_len, actor_hash) != NULL;
+    if (service_user || (actor_local && req->actor_is_admin == SSP_FACT_YES)) {
+        /* Exempt, but an upgrade must not open guest access nor unmanage a
+         * room, and a policy event they send may still require the power
          * levels to follow it. */
+        if (req->callback == SSP_CB_USER_MAY_CREATE_ROOM && req->create != NULL &&
+            req->create->is_upgrade) {
+            pthread_rwlock_rdlock(&engine->roster.lock);
+            denied = ssp_doors_deny_upgrade(engine, req, true, service_user, &need.room, &d);
+            pthread_rwlock_unlock(&engine->roster.lock);
+            if (denied)
+                goto deny;
+            if (need.room)
+                out->verdict = SSP_VERDICT_NEED_ROOM;
+            return;
+        }
         if (req->callback == SSP_CB_CHECK_EVENT_FOR_SPAM &&
             ssp_is_state_event(req, engine->config.policy_event_type)) {
             if (req->room_managed == SSP_FACT_UNKNOWN)
@@ -257,6 +279,7 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
         out->verdict = SSP_VERDICT_NEED_ADMIN;
         return;
     }
+deny:
     out->verdict = SSP_VERDICT_DENY;
     out->rule = d.rule;
     out->enforced = d.enforced;

@@ -52,6 +52,13 @@ typedef struct ssp_create_room {
     bool open_join_rule;       /* initial_state sets a join rule other than invite */
     bool world_readable;       /* initial_state sets history_visibility world_readable */
     bool opens_guest_access;   /* initial_state sets guest_access can_join */
+    /* initial_state holds the room's m.room.guest_access (state key ""),
+     * whatever its content: Synapse then adds none of its own */
+    bool sets_guest_access;
+    /* The body Synapse makes for a room upgrade: creation_content names a
+     * predecessor and there is no preset. The caller passes the
+     * predecessor's id as the request's room_id. */
+    bool is_upgrade;
 } ssp_create_room;
 
 /* The shape of an event's content, for what a one-way room lets through.
@@ -130,7 +137,13 @@ typedef enum {
     SSP_VERDICT_ALLOW_SYNC_POWER_LEVELS, /* allowed; once the event is in the room, bring
                                           * events_default in line (ssp_power_levels_update) */
     SSP_VERDICT_NEED_MEMBERSHIP,  /* look up whether the actor is joined to the room, ask again */
-    SSP_VERDICT_NEED_MEMBER_COUNT /* count the room's joined and invited users, ask again */
+    SSP_VERDICT_NEED_MEMBER_COUNT, /* count the room's joined and invited users, ask again */
+    /* Not from ssp_decide: the binding's after_event answers these for
+     * SSP_AFTER_NEED_PROFILE and SSP_AFTER_NEED_MEMBERS
+     * (rules/after_the_fact.h), facts the adapter looks up like the
+     * others (with SSP_VERDICT_NEED_ROOM and _NEED_ADMIN for theirs). */
+    SSP_VERDICT_NEED_PROFILE,
+    SSP_VERDICT_NEED_MEMBERS
 } ssp_verdict;
 
 typedef struct ssp_decision {

@@ -152,6 +152,7 @@ static const char *const CALLBACK_NAMES[SSP_CB__COUNT] = {
     [SSP_CB_IS_USER_EXPIRED] = "is_user_expired",
     [SSP_CB_ON_USER_LOGIN] = "on_user_login",
     [SSP_CB_CHECK_REGISTRATION_FOR_SPAM] = "check_registration_for_spam",
+    [SSP_CB_AFTER_THE_FACT] = "after_the_fact",
 };
 
 const char *ssp_rule_id(ssp_rule rule)

@@ -51,6 +51,9 @@ typedef enum {
      * auth_provider_id set); without a provider it is the school cloud's
      * own registration, allowed */
     SSP_CB_CHECK_REGISTRATION_FOR_SPAM,
+    /* no Synapse callback: what the module takes back after the fact, from
+     * the changes of rooms' state (rules/after_the_fact.c) */
+    SSP_CB_AFTER_THE_FACT,
     SSP_CB__COUNT
 } ssp_callback;
 

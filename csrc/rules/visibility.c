@@ -9,10 +9,6 @@
 
 #include "rules/visibility.h"
 
-/* A room that cannot grow: a direct chat of someone who may not create
- * group rooms holds its creator and one other person. */
-#define DIRECT_CHAT_MEMBERS 2
-
 /* A room counts for reachability when it is managed by a school that has
  * opted in; an announcement room only while the school has it enabled. */
 static bool room_qualifies(const ssp_engine *engine, const ssp_room_policy *room)
@@ -80,8 +76,7 @@ bool ssp_visibility_denies_create_room(const ssp_engine *engine, const ssp_reque
     return false;
 }
 
-bool ssp_visibility_denies_growing_chat(const ssp_engine *engine, const ssp_request *req,
-                                        bool actor_local, bool *need_count, ssp_denial *d)
+bool ssp_visibility_is_direct_chat(const ssp_engine *engine, const ssp_request *req)
 {
     const char *creator;
 
@@ -89,13 +84,19 @@ bool ssp_visibility_denies_growing_chat(const ssp_engine *engine, const ssp_requ
         ssp_room_is_foreign(engine, req))
         return false;
     creator = req->room_create->sender;
-    if (ssp_is_service_user(engine, creator) || may_create_group_rooms(engine, creator))
+    return !ssp_is_service_user(engine, creator) && !may_create_group_rooms(engine, creator);
+}
+
+bool ssp_visibility_denies_growing_chat(const ssp_engine *engine, const ssp_request *req,
+                                        bool actor_local, bool *need_count, ssp_denial *d)
+{
+    if (!ssp_visibility_is_direct_chat(engine, req))
         return false;
     if (!req->member_count_known) {
         *need_count = true;
         return false;
     }
-    if (req->member_count < DIRECT_CHAT_MEMBERS)
+    if (req->member_count < SSP_DIRECT_CHAT_MEMBERS)
         return false;
     ssp_deny_as_actor(engine, req, actor_local, SSP_RULE_ROOM_CREATION_FORBIDDEN, d);
     d->say = SSP_SAY_DIRECT_CHAT;

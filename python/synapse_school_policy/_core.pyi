@@ -21,12 +21,15 @@ CB_CHECK_USERNAME_FOR_SPAM: int
 CB_IS_USER_EXPIRED: int
 CB_ON_USER_LOGIN: int
 CB_CHECK_REGISTRATION_FOR_SPAM: int
+CB_AFTER_THE_FACT: int  # audit records of after_event's actions; decide() refuses it
 
 NEED_ROOM: int
 NEED_ADMIN: int
 NEED_SHARED_ROOMS: int
 NEED_MEMBERSHIP: int
 NEED_MEMBER_COUNT: int
+NEED_PROFILE: int  # after_event: the member's global (displayname, avatar_url)
+NEED_MEMBERS: int  # after_event: the room's member events
 SYNC_POWER_LEVELS: int
 FACT_UNKNOWN: int
 FACT_NO: int
@@ -46,6 +49,21 @@ class Denial(tuple[str, str, bool, str]):
     school: str
     audit_id: int  # the queued audit record (for Engine.wait_durable); 0 when none was queued
     retry_after_ms: int  # > 0: past the flood limit, counted in a summary (M_LIMIT_EXCEEDED)
+
+class Action(tuple[Any, ...]):
+    """after_event()'s decision: what to do about an event after the fact."""
+
+    kind: str  # "redact", "withdraw", "close" or "carry_policy"
+    rule: str | None  # None for carry_policy, which refuses nothing
+    enforced: bool  # False: report-only, audited and nothing done
+    school: str
+    audit_id: int
+    event_id: str  # the event the action undoes
+    room_id: str  # where to act (carry_policy: the upgraded room's successor)
+    user_id: str | None  # redact: the member to rejoin with their profile; withdraw: the invitee
+    sender: str | None  # withdraw: the inviter; carry_policy: who sends the policy event
+    state: tuple[tuple[str, Any], ...]  # close, carry_policy: (type, content) to send
+
 # (policy content, policy sender, power levels content, m.room.create content, creator[, policy event id])
 RoomFacts = (
     tuple[Mapping[str, Any] | None, str | None, Mapping[str, Any] | None, Mapping[str, Any] | None, str | None]
@@ -83,6 +101,14 @@ class Engine:
         member_count: int | None,
         redacts: str | None = None,
     ) -> None | int | Denial: ...
+    def after_event(
+        self,
+        event: Any,
+        state: Mapping[tuple[str, str], Any] | None = None,
+        members: Mapping[tuple[str, str], Any] | None = None,
+        profile: tuple[str | None, str | None] | None = None,
+        sender_admin: bool | None = None,
+    ) -> None | int | Action: ...
     def wait_durable(self, audit_id: int, timeout_ms: int) -> bool: ...
     def durable_fd(self) -> int: ...
     def last_durable_id(self) -> int: ...

@@ -17,6 +17,8 @@ from synapse.spam_checker_api import RegistrationBehaviour
 from synapse.util.frozenutils import unfreeze
 
 from synapse_school_policy import _core, homeserver_check, roster_feed, synapse_compat
+from synapse_school_policy.after_the_fact import POLL_MS as AFTER_THE_FACT_POLL_MS
+from synapse_school_policy.after_the_fact import AfterTheFact
 from synapse_school_policy.admin_api import ADMIN_API_PREFIX, AdminResource
 from synapse_school_policy.config import PolicyConfig, parse_config
 from synapse_school_policy.durable import DurableWaiter
@@ -173,6 +175,14 @@ class SchoolPolicy:
         # on_create_room is the one third-party-rules callback used: unlike
         # check_event_allowed it makes Synapse load no room state.
         api.register_third_party_rules_callbacks(on_create_room=self.on_create_room)
+        # What has no callback before the fact is taken back after it, from
+        # the changes of rooms' state, on the process that runs background
+        # tasks (after_the_fact.py; not on_new_event, for which Synapse
+        # loads the room's whole state for every event).
+        self._after_the_fact = AfterTheFact(api, self._engine, config.service_users)
+        api.looping_background_call(
+            self._after_the_fact.poll, AFTER_THE_FACT_POLL_MS, desc="school_policy_after_the_fact"
+        )
         api.register_web_resource(
             ADMIN_API_PREFIX,
             AdminResource(api, self._engine, config.service_users, threads=self._threads),
@@ -549,13 +559,19 @@ class SchoolPolicy:
     async def user_may_create_room(self, user_id: str, room_config: Mapping[str, Any]) -> Any:
         # The body first, then each invitee (the engine names them: the
         # invite list and initial_state's member events), so that a direct
-        # chat with a stranger is refused before the room exists.
-        result = await self._decide(_core.CB_USER_MAY_CREATE_ROOM, user_id, content=room_config)
+        # chat with a stranger is refused before the room exists. A room
+        # upgrade's body names the room it replaces, whose policy event the
+        # engine may ask for.
+        room_id = _predecessor(room_config)
+        result = await self._decide(
+            _core.CB_USER_MAY_CREATE_ROOM, user_id, room_id=room_id, content=room_config
+        )
         for invitee in self._engine.create_room_invitees(user_id, room_config):
             if result is not NOT_SPAM:
                 break
             result = await self._decide(
-                _core.CB_USER_MAY_CREATE_ROOM, user_id, target=invitee, content=room_config
+                _core.CB_USER_MAY_CREATE_ROOM, user_id, target=invitee, room_id=room_id,
+                content=room_config,
             )
         return result
 
@@ -613,6 +629,16 @@ def _refusal(denial: tuple[Any, dict]) -> SynapseError:
     return SynapseError(
         403, fields["error"], errcode, additional_fields={"school_policy": fields["school_policy"]}
     )
+
+
+def _predecessor(room_config: Mapping[str, Any]) -> str | None:
+    """The room a createRoom body names as its predecessor
+    (creation_content.predecessor.room_id, which Synapse sets in the body
+    of a room upgrade), or None."""
+    creation = room_config.get("creation_content")
+    predecessor = creation.get("predecessor") if isinstance(creation, Mapping) else None
+    room_id = predecessor.get("room_id") if isinstance(predecessor, Mapping) else None
+    return room_id if isinstance(room_id, str) else None
 
 
 def _apply_patch(document: dict, operations: list[dict]) -> None:

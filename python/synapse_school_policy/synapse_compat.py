@@ -1,5 +1,5 @@
-"""Which Synapse releases the module runs on, and the three things it needs
-from Synapse that the public ModuleApi does not offer.
+"""Which Synapse releases the module runs on, and the things it needs from
+Synapse that the public ModuleApi does not offer.
 
 The compatibility window is written once, in pyproject.toml: the "synapse"
 extra pins the newest release tested, the "synapse-oldest" extra the oldest.
@@ -18,6 +18,12 @@ start-up by `check_synapse`):
   invalidated across workers.
 - `api._store.get_rooms_for_user`: the rooms a user is joined to (the
   reconciler finds the special rooms its owner created). Same reason.
+- `api._store.get_room_max_stream_ordering`,
+  `api._store.get_partial_current_state_deltas` and `api._store.get_event`:
+  the changes of rooms' current state since a position of the events
+  stream, and their events (what the module takes back after the fact,
+  after_the_fact.py). ModuleApi's on_new_event shows every event instead,
+  after Synapse has loaded the room's whole state for it.
 
 And two imports from outside synapse.module_api, each named once here:
 `PreserveLoggingContext` (synapse.logging.context), which durable.py needs
@@ -106,7 +112,7 @@ def check_synapse(api: Any) -> None:
         if not hasattr(getattr(config, section, None), setting):
             missing.append(f"homeserver config {section}.{setting}")
     store = getattr(api, "_store", None)
-    for name in ("get_mutual_rooms_between_users", "get_rooms_for_user"):
+    for name in _STORE_MEMBERS:
         if not callable(getattr(store, name, None)):
             missing.append(f"ModuleApi._store.{name}")
     if missing:
@@ -115,6 +121,15 @@ def check_synapse(api: Any) -> None:
             + ", ".join(missing)
         )
 
+
+# The store's methods the module calls (one function each, below).
+_STORE_MEMBERS = (
+    "get_mutual_rooms_between_users",
+    "get_rooms_for_user",
+    "get_room_max_stream_ordering",
+    "get_partial_current_state_deltas",
+    "get_event",
+)
 
 # The settings of Synapse's parsed config that the self-check reads:
 # (config section attribute, setting attribute).
@@ -157,6 +172,29 @@ async def rooms_for_user(api: Any, user_id: str) -> Collection[str]:
     """The ids of the rooms the user is joined to (private:
     `api._store.get_rooms_for_user`, cached by Synapse)."""
     return await api._store.get_rooms_for_user(user_id)  # noqa: SLF001
+
+
+def events_stream_position(api: Any) -> int:
+    """How far this process has seen the events stream persisted (private:
+    `api._store.get_room_max_stream_ordering`, kept in memory and
+    replicated to workers): the current state deltas up to it are final."""
+    return api._store.get_room_max_stream_ordering()  # noqa: SLF001
+
+
+async def state_deltas(api: Any, since: int, until: int) -> tuple[int, list[Any]]:
+    """The changes of rooms' current state after `since` up to `until`, at
+    most about a hundred: (the position they reach, [StateDelta with
+    room_id, event_type, state_key, event_id (None: state removed)]);
+    changes made by state resolution included (private:
+    `api._store.get_partial_current_state_deltas`, the current state delta
+    stream Synapse's user directory and room stats follow)."""
+    return await api._store.get_partial_current_state_deltas(since, until)  # noqa: SLF001
+
+
+async def event(api: Any, event_id: str) -> Any:
+    """The event, or None (private: `api._store.get_event`, from Synapse's
+    event cache)."""
+    return await api._store.get_event(event_id, allow_none=True)  # noqa: SLF001
 
 
 class PolicyLimitExceeded(LimitExceededError):

@@ -16,13 +16,22 @@ can use any of them without starting another server.
   each (`course_a`, `course_b`) and a pupil of gym-nord ready to leave
   theirs.
 
+- `before_the_module`: a homeserver that ran without the module first,
+  federating with a second (vanilla) one, with the rooms it made then: one
+  with a remote member who holds power, one without an m.room.guest_access
+  event (threat model R9, R13, R16); then started with the module.
+
 Worlds that one file alone uses are defined in that file."""
 import pytest
 
+from harness.client import register_user
 from harness.factory import SynapseFactory
+from harness.synapse import start_servers
 from support import (
+    DEFAULT_VERSION_GIVES_CREATORS_POWER,
     GYM,
     MODERATOR_LEVEL,
+    PASSWORD,
     TEXT,
     WEST,
     School,
@@ -174,4 +183,43 @@ def two_schools(package_synapse_factory, tmp_path_factory):
         assert world.users[name].join(world.course_a)[0] == 200
     world.course_b = world.managed_room("rs-west", invite=["pupil_b"], two_way=True)
     assert world.users["pupil_b"].join(world.course_b)[0] == 200
+    return world
+
+
+# ---- before_the_module: rooms made before the module, a remote member -----------------------
+
+
+@pytest.fixture(scope="package")
+def before_the_module(package_synapse_factory, tmp_path_factory):
+    """The school's server (`world.server`, with `sync` and the teacher
+    `owner`) and `remote` with its user `stranger`. `world.old_room` is the
+    owner's room from before the module, the stranger in it at level 100;
+    `world.room_without_guest_access` is the sync's room from before the
+    module that has no m.room.guest_access event (the public_chat preset
+    adds none), its join rule invite."""
+    school_server, remote = package_synapse_factory.federation_pair(start=False)
+    start_servers((school_server, remote))  # no module yet
+    world = School(school_server)
+    sync, owner = world.register("sync"), world.register("owner")
+    stranger = register_user(remote, "stranger", PASSWORD)
+    users = {stranger.user_id: 100}
+    if not DEFAULT_VERSION_GIVES_CREATORS_POWER:
+        users[owner.user_id] = 100
+    status, body = owner.create_room(preset="private_chat", invite=[stranger.user_id],
+                                     power_level_content_override={"users": users})
+    assert status == 200, body
+    world.old_room = body["room_id"]
+    stranger.wait_for_invite(world.old_room)
+    assert stranger.join_via(world.old_room, [school_server.server_name])[0] == 200
+    status, body = sync.create_room(preset="public_chat", initial_state=[
+        {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "invite"}}])
+    assert status == 200, body
+    world.room_without_guest_access = body["room_id"]
+    assert sync.get_state(world.room_without_guest_access, "m.room.guest_access")[0] == 404
+    config = base_config(tmp_path_factory.mktemp("policy-before") / "store")
+    config["service_users"] = [sync.user_id]
+    school_server.restart(module_config=config)
+    status, body = world.admin_api("PUT", f"/users/{owner.user_id}", {"schools": [membership(GYM, "teacher")]})
+    assert status == 200, body
+    world.remote, world.stranger = remote, stranger
     return world

@@ -138,3 +138,44 @@ def test_pupil_cannot_knock_on_a_room_of_another_server(federated):
     assert status == 403, body
     status, body = stranger.get_state(room_id, "m.room.member", pupil.user_id)
     assert status == 404, body
+
+
+# ---- a remote member of a room made here before the module (threat model R13) -----------
+
+
+def test_remote_member_cannot_open_a_room_made_here_nor_bring_it_back_through_state_resolution(before_the_module):
+    world = before_the_module
+    owner, stranger, room_id = world.users["owner"], world.stranger, world.old_room
+
+    def join_rule_here():
+        status, state = owner.request("GET", f"/_matrix/client/v3/rooms/{q(room_id)}/state")
+        assert status == 200, state
+        return next(e for e in state if e["type"] == "m.room.join_rules")
+
+    # Their server accepts it; the school's server refuses it (soft-fail) and audits it.
+    status, body = stranger.put_state(room_id, "m.room.join_rules", "", {"join_rule": "public"})
+    assert status == 200, body
+    opened = body["event_id"]
+    record = wait_for(
+        lambda: [r for r in world.audit(rule="public_room_forbidden", user=stranger.user_id)
+                 if r["callback"] == "check_event_for_spam"] or None,
+        15, "the soft-failed join rule's audit record",
+    )
+    assert record[0]["room_id"] == room_id
+    assert join_rule_here()["content"] == {"join_rule": "invite"}
+    # Their next state event builds on the refused one: the state after it
+    # holds the public join rule, and the room's state here becomes it
+    # (Synapse skips that step only for a chain of single-parent
+    # non-state events, persist_events.py
+    # _calculate_new_forward_extremities_and_state_delta). The module
+    # closes the room again.
+    assert stranger.put_state(room_id, "m.room.topic", "", {"topic": "our room"})[0] == 200
+    record = wait_for(
+        lambda: [r for r in world.audit(rule="public_room_forbidden", user=stranger.user_id)
+                 if r["callback"] == "after_the_fact"] or None,
+        15, "the join rule taken back after the fact",
+    )
+    assert record[0]["event_type"] == "m.room.join_rules"
+    closed = wait_for(lambda: (lambda e: e if e["event_id"] != opened and e["content"] == {"join_rule": "invite"}
+                               else None)(join_rule_here()), 10, "the join rule set back to invite")
+    assert closed["sender"] == owner.user_id

@@ -4,16 +4,21 @@ lowers `events_default` in a one-way room, or changes the policy event
 being managed, by anyone else's hand."""
 import pytest
 
+from synapse.config.server import DEFAULT_ROOM_VERSION
+
 from harness.client import CS, q
 from support import (
+    DEFAULT_VERSION_GIVES_CREATORS_POWER,
     GYM,
     MODERATOR_LEVEL,
     POLICY_EVENT_TYPE,
     TEXT,
     assert_audited,
     assert_denied,
+    policy_event,
     private_room,
     uid,
+    wait_for_state,
 )
 
 pytestmark = pytest.mark.integration
@@ -97,6 +102,35 @@ def test_pupil_cannot_upgrade_the_course_away_from_its_policy(one_way_school, co
     assert status == 403, body
     status, policy = one_way_school.users["pupil"].get_state(course, POLICY_EVENT_TYPE)
     assert policy["two_way"] is False
+
+
+def test_only_a_service_user_upgrades_a_managed_room_and_the_policy_follows(school):
+    # Synapse copies no policy event into the upgraded room: anyone else's
+    # upgrade would leave it unmanaged (threat model R16). A server admin who
+    # holds the power in the room is refused like anyone (Synapse asks
+    # user_may_create_room at an upgrade, admins too).
+    root = school.users["root"]
+    users = {uid("root"): 100, uid("teacher"): MODERATOR_LEVEL}
+    if not DEFAULT_VERSION_GIVES_CREATORS_POWER:
+        users[uid("sync")] = 100
+    status, body = school.sync.create_room(
+        preset="private_chat", invite=[uid("root")], initial_state=[policy_event(GYM)],
+        power_level_content_override={"users": users, "events_default": MODERATOR_LEVEL},
+    )
+    assert status == 200, body
+    room_id = body["room_id"]
+    assert root.join(room_id)[0] == 200
+    assert_denied(root.upgrade(room_id, DEFAULT_ROOM_VERSION), "policy_event_locked")
+    assert_audited(school, "policy_event_locked", uid("root"), callback="user_may_create_room", room_id=room_id)
+    assert "m.room.tombstone" not in {e["type"] for e in school.sync.request("GET", f"{CS}/rooms/{q(room_id)}/state")[1]}
+    # The service user may: the new room gets the policy within a second,
+    # and with it the one-way power levels.
+    status, body = school.sync.upgrade(room_id, DEFAULT_ROOM_VERSION)
+    assert status == 200, body
+    new_room = body["replacement_room"]
+    wait_for_state(school.sync, new_room, POLICY_EVENT_TYPE, lambda c: c == policy_event(GYM)["content"], timeout=2)
+    wait_for_state(school.sync, new_room, "m.room.power_levels",
+                   lambda pl: pl.get("events_default") == MODERATOR_LEVEL, timeout=5)
 
 
 def test_pupil_cannot_edit_their_way_into_a_managed_room_with_the_policy_event(two_schools):

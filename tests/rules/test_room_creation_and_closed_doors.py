@@ -7,6 +7,7 @@ with the rule id and audited; the legitimate paths keep working."""
 from __future__ import annotations
 
 import pytest
+from synapse.config.server import DEFAULT_ROOM_VERSION
 
 from harness.client import CS, Client, q
 from support import (
@@ -299,6 +300,23 @@ def test_email_invite_is_refused(two_schools):
     )
     assert_denied(response, "third_party_invite_forbidden")
     assert_audited(two_schools, "third_party_invite_forbidden", uid("teacher_a"), callback="user_may_send_3pid_invite")
+
+
+def test_upgrade_that_would_open_guest_access_is_refused_even_to_the_service_user(before_the_module):
+    # A room from before the module may have no m.room.guest_access event;
+    # its upgrade would get can_join from the private_chat preset Synapse
+    # uses (threat model R16). Synapse asks user_may_create_room at an
+    # upgrade for everyone, so the exempt service user is refused too.
+    world = before_the_module
+    sync, room_id = world.sync, world.room_without_guest_access
+    assert_denied(sync.upgrade(room_id, DEFAULT_ROOM_VERSION), "guest_access_forbidden")
+    assert_audited(world, "guest_access_forbidden", sync.user_id, callback="user_may_create_room", room_id=room_id)
+    # With the room's guest access closed first, the upgrade goes through and stays closed.
+    assert sync.put_state(room_id, "m.room.guest_access", "", {"guest_access": "forbidden"})[0] == 200
+    status, body = sync.upgrade(room_id, DEFAULT_ROOM_VERSION)
+    assert status == 200, body
+    status, content = sync.get_state(body["replacement_room"], "m.room.guest_access")
+    assert (status, content) == (200, {"guest_access": "forbidden"})
 
 
 def test_planted_third_party_invite_is_refused(two_schools):

@@ -5,11 +5,12 @@ a 30-second PostgreSQL outage loses no record, and neither does SIGKILL.
 The module's PostgreSQL is a cluster of its own, apart from Synapse's, so
 that an outage of the module's database leaves Synapse itself working."""
 import statistics
+import threading
 import time
 
 import pytest
 
-from harness.client import login, q, register_user, request
+from harness.client import Client, login, q, register_user, request
 from harness.postgres import PostgresCluster
 from harness.redis import RedisServer
 from harness.workers import GenericWorker, worker_main_config
@@ -123,6 +124,68 @@ def test_audit_records_from_both_processes_land_in_one_table(deployment):
         records = dep.audit(process, user=uid("stranger"))
         assert sorted(r["worker"] for r in records) == ["main", "main", WORKER]
         assert len({r["id"] for r in records}) == 3
+
+
+def test_two_invites_at_once_through_two_processes_leave_a_direct_chat_of_two(deployment):
+    # Synapse serialises a room's membership changes within one process
+    # only: two invites sent at the same moment through main and the worker
+    # may both count the direct chat as holding one. The module sees the
+    # third member arrive (after the fact, on main) and withdraws the later
+    # invite (threat model R14).
+    dep = deployment
+    names = ("dm_a", "dm_b", "dm_c", "dm_d")
+    pupils = {name: register_user(dep.main, name, PASSWORD) for name in names}
+    status, body = dep.api(dep.main, "POST", "/roster", {"users": [
+        {"user_id": uid(name), "schools": [membership("gym-nord", "student")]} for name in names]})
+    assert status == 200, body
+    sync = Client(dep.main.base_url, uid("sync"), dep.token)
+    status, body = sync.create_room(preset="private_chat", invite=[uid(n) for n in names], initial_state=[
+        {"type": "org.synapse_school_policy.room", "state_key": "", "content": {"school": "gym-nord", "kind": "course"}}])
+    assert status == 200, body
+    for client in pupils.values():  # a course they share: each may invite the others
+        assert client.join(body["room_id"])[0] == 200
+    creator = pupils["dm_a"]
+    on_worker = Client(dep.worker.base_url, creator.user_id, creator.token)
+    for attempt in range(8):
+        status, body = creator.create_room(preset="trusted_private_chat", is_direct=True, invite=[uid("dm_b")])
+        assert status == 200, body
+        room_id = body["room_id"]
+        assert pupils["dm_b"].leave(room_id)[0] == 200  # the creator is alone in their direct chat
+        barrier = threading.Barrier(2)
+        results = {}
+
+        def invite(client, invitee):
+            barrier.wait()
+            results[invitee] = client.invite(room_id, uid(invitee))[0]
+
+        threads = [threading.Thread(target=invite, args=(creator, "dm_c")),
+                   threading.Thread(target=invite, args=(on_worker, "dm_d"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if results == {"dm_c": 200, "dm_d": 200}:
+            break
+        assert sorted(results.values()) == [200, 403], results  # one after the other: refused before the fact
+    else:
+        pytest.skip("the two invites never overlapped in 8 attempts")
+    print(f"\nthe two invites overlapped in attempt {attempt + 1}")
+
+    def members():
+        status, state = creator.request("GET", f"/_matrix/client/v3/rooms/{q(room_id)}/state")
+        assert status == 200, state
+        return {e["state_key"] for e in state if e["type"] == "m.room.member"
+                and e["content"].get("membership") in ("join", "invite")}
+
+    deadline = time.monotonic() + 10
+    while len(members()) > 2:
+        assert time.monotonic() < deadline, members()
+        time.sleep(0.1)
+    assert creator.user_id in members() and len(members()) == 2
+    withdrawn = ({uid("dm_c"), uid("dm_d")} - members()).pop()
+    records = [r for r in dep.audit(dep.main, user=creator.user_id)
+               if r["callback"] == "after_the_fact" and r["room_id"] == room_id]
+    assert [(r["rule"], r["target"]) for r in records] == [("room_creation_forbidden", withdrawn)]
 
 
 def test_a_30s_postgres_outage_loses_no_audit_record_and_no_roster_change(deployment, module_pg):

@@ -28,12 +28,21 @@ class FakeApi:
     worker_name = None
     worker_app = None
 
-    def __init__(self, room_state=None, admins=(), mutual_rooms=()):
+    def __init__(self, room_state=None, admins=(), mutual_rooms=(), profiles=None, events_state=None):
         self.room_state = room_state or {}
         self.admins = set(admins)
         self.lookups = []
         self.background = []
         self.threads = []
+        self.sent = []
+        self.memberships = []
+        self.third_party_callbacks = {}
+        self.looping = {}
+        self.profiles = profiles or {}
+        # The after-the-fact tests: each room's current state as Synapse's
+        # events, and the current state delta stream.
+        self.events_state = events_state or {}
+        self.deltas = []
         self._hs = SimpleNamespace(config=SimpleNamespace(
             userdirectory=SimpleNamespace(user_directory_search_all_users=False),
             server=SimpleNamespace(limit_profile_requests_to_users_who_share_rooms=True,
@@ -50,14 +59,42 @@ class FakeApi:
         async def get_rooms_for_user(user_id):
             return frozenset()
 
-        self._store = SimpleNamespace(get_mutual_rooms_between_users=get_mutual_rooms_between_users,
-                                      get_rooms_for_user=get_rooms_for_user)
+        async def get_partial_current_state_deltas(since, until):
+            deltas = [d for d in self.deltas if since < d.stream_id <= until][:2]
+            return (deltas[-1].stream_id if deltas else until), deltas
+
+        async def get_event(event_id, allow_none=False):
+            for state in self.events_state.values():
+                for event in state.values():
+                    if event.event_id == event_id:
+                        return event
+            return None
+
+        self._store = SimpleNamespace(
+            get_mutual_rooms_between_users=get_mutual_rooms_between_users,
+            get_rooms_for_user=get_rooms_for_user,
+            get_room_max_stream_ordering=lambda: max((d.stream_id for d in self.deltas), default=0),
+            get_partial_current_state_deltas=get_partial_current_state_deltas,
+            get_event=get_event,
+        )
 
     def register_spam_checker_callbacks(self, **callbacks):
         self.spam_callbacks = callbacks
 
     def register_third_party_rules_callbacks(self, **callbacks):
-        self.third_party_callbacks = callbacks
+        self.third_party_callbacks.update(callbacks)
+
+
+    async def get_profile_for_user(self, localpart):
+        self.lookups.append(("profile", localpart))
+        display_name, avatar_url = self.profiles.get(localpart, (None, None))
+        return SimpleNamespace(display_name=display_name, avatar_url=avatar_url)
+
+    async def create_and_send_event_into_room(self, event_dict):
+        self.sent.append(event_dict)
+
+    async def update_room_membership(self, sender, target, room_id, membership, content=None):
+        self.memberships.append((sender, target, room_id, membership))
 
     def register_web_resource(self, path, resource):
         self.resource = resource
@@ -68,6 +105,9 @@ class FakeApi:
     async def get_room_state(self, room_id, event_filter):
         """Every room given is one the sync created and whose state it set."""
         self.lookups.append(("room_state", room_id))
+        if room_id in self.events_state:
+            return {key: event for key, event in self.events_state[room_id].items()
+                    if any(key[0] == t and k in (None, key[1]) for t, k in event_filter)}
         state = self.room_state.get(room_id)
         if state is None:
             return {}
@@ -81,7 +121,10 @@ class FakeApi:
         self.lookups.append(("is_admin", user_id))
         return user_id in self.admins
 
-    def looping_background_call(self, f, msec, *args, **kwargs):
+    def looping_background_call(self, f, msec, *args, desc=None, **kwargs):
+        self.looping[desc] = (f, msec)
+
+    async def sleep(self, seconds):
         pass
 
     async def defer_to_threadpool(self, pool, f, *args):
@@ -379,3 +422,147 @@ def test_a_remote_servers_denial_past_the_flood_limit_is_a_refusal_in_the_body(m
     assert first[1]["school_policy"]["rule"] == fields["school_policy"]["rule"]
     assert code == "M_LIMIT_EXCEEDED" and fields["retry_after_ms"] > 0
     assert fields["school_policy"]["limited"] is True
+
+
+# ---- after the fact: the changes of rooms' state -----------------------------------------
+
+def synapse_event(event_type, sender, content, state_key=None, stream_ordering=1, room_id="!course"):
+    """A real Synapse event (its Rust event class), as Synapse's store gives it."""
+    from synapse.api.room_versions import RoomVersions
+    from synapse.events import make_event_from_dict
+
+    fields = {"type": event_type, "sender": sender, "room_id": room_id, "content": content,
+              "origin_server_ts": stream_ordering, "auth_events": [], "prev_events": [],
+              "depth": stream_ordering, "hashes": {"sha256": "x"}, "signatures": {}}
+    if state_key is not None:
+        fields["state_key"] = state_key
+    event = make_event_from_dict(fields, RoomVersions.V10)
+    event.internal_metadata.stream_ordering = stream_ordering
+    return event
+
+
+def course_state(*members):
+    """The current state of a one-way course the sync created, with `members`' member events."""
+    state = {
+        ("m.room.create", ""): synapse_event("m.room.create", "@sync:school.test", {"room_version": "10"}, ""),
+        (POLICY_TYPE, ""): synapse_event(POLICY_TYPE, "@sync:school.test",
+                                         {"school": "gym-nord", "kind": "course", "two_way": False}, ""),
+        ("m.room.power_levels", ""): synapse_event(
+            "m.room.power_levels", "@sync:school.test",
+            {"users": {"@sync:school.test": 100, "@teacher:school.test": 50}, "events_default": 50}, ""),
+    }
+    for member in members:
+        state[("m.room.member", member.get_state_key())] = member
+    return state
+
+
+def test_after_the_fact_runs_on_the_background_tasks_process_and_registers_no_on_new_event(make_policy):
+    api = FakeApi()
+    make_policy(api)
+    assert api.looping["school_policy_after_the_fact"][1] == 500
+    assert set(api.third_party_callbacks) == {"on_create_room"}
+
+
+def test_a_local_message_asks_synapse_nothing(make_policy):
+    api = FakeApi(events_state={"!course": course_state()})
+    policy = make_policy(api)
+    message = synapse_event("m.room.message", "@pupil:school.test", {"body": "hi"})
+    run(policy._after_the_fact.after_event(message))
+    assert api.lookups == [] and api.sent == []
+
+
+def test_pupils_room_name_is_taken_back_and_their_profile_restored(make_policy):
+    rename = synapse_event("m.room.member", "@pupil:school.test",
+                           {"membership": "join", "displayname": "Herr X ist doof"}, "@pupil:school.test", 7)
+    api = FakeApi(profiles={"pupil": ("Paula", None)}, events_state={"!course": course_state(rename)})
+    policy = make_policy(api)
+    run(policy._after_the_fact.after_event(rename))
+    assert api.lookups == [("room_state", "!course"), ("profile", "pupil"), ("is_admin", "@pupil:school.test")]
+    [redaction] = api.sent
+    assert redaction["type"] == "m.room.redaction" and redaction["sender"] == "@sync:school.test"
+    assert redaction["content"]["redacts"] == rename.event_id == redaction["redacts"]
+    assert api.memberships == [("@pupil:school.test", "@pupil:school.test", "!course", "join")]
+    records = policy._engine.audit_query(user="@pupil:school.test")["records"]
+    assert [(r["rule"], r["callback"]) for r in records] == [("one_way", "after_the_fact")]
+    # The rejoin carries the global profile: nothing more to take back.
+    restored = synapse_event("m.room.member", "@pupil:school.test", {"membership": "join", "displayname": "Paula"},
+                             "@pupil:school.test", 8)
+    api.events_state["!course"] = course_state(restored)
+    run(policy._after_the_fact.after_event(restored))
+    assert len(api.sent) == 1
+
+
+def test_report_only_school_audits_member_text_and_takes_nothing_back(make_policy):
+    leave = synapse_event("m.room.member", "@pupil:school.test", {"membership": "leave", "reason": "bye"},
+                          "@pupil:school.test")
+    api = FakeApi(events_state={"!course": course_state(leave)})
+    policy = make_policy(api, schools={"gym-nord": {"messenger": True, "enforce": False}})
+    run(policy._after_the_fact.after_event(leave))
+    assert api.sent == [] and api.memberships == []
+    records = policy._engine.audit_query(user="@pupil:school.test")["records"]
+    assert [(r["rule"], r["enforced"]) for r in records] == [("one_way", False)]
+
+
+def test_a_third_invite_into_a_direct_chat_is_withdrawn_by_its_inviter(make_policy):
+    def member(user, membership, order):
+        return synapse_event("m.room.member", "@pupil:school.test" if user != "@pupil:school.test" else user,
+                             {"membership": membership}, user, order, room_id="!dm")
+
+    create = synapse_event("m.room.create", "@pupil:school.test", {"room_version": "12"}, "", 1, room_id="!dm")
+    first, second = member("@teacher:school.test", "invite", 3), member("@other:school.test", "invite", 4)
+    state = {("m.room.create", ""): create, ("m.room.member", "@pupil:school.test"): member("@pupil:school.test", "join", 2),
+             ("m.room.member", "@teacher:school.test"): first, ("m.room.member", "@other:school.test"): second}
+    api = FakeApi(events_state={"!dm": state})
+    policy = make_policy(api)
+    run(policy._after_the_fact.after_event(first))
+    assert api.memberships == []
+    run(policy._after_the_fact.after_event(second))
+    assert api.memberships == [("@pupil:school.test", "@other:school.test", "!dm", "leave")]
+
+
+def test_a_service_users_upgrade_carries_the_policy_into_the_new_room(make_policy):
+    tombstone = synapse_event("m.room.tombstone", "@sync:school.test",
+                              {"body": "moved", "replacement_room": "!new"}, "")
+    api = FakeApi(events_state={"!course": course_state()})
+    policy = make_policy(api)
+    run(policy._after_the_fact.after_event(tombstone))
+    assert api.sent == [{"type": POLICY_TYPE, "room_id": "!new", "sender": "@sync:school.test", "state_key": "",
+                         "content": {"school": "gym-nord", "kind": "course", "two_way": False}}]
+
+
+def test_the_poll_follows_the_state_delta_stream_from_start_up_on(make_policy):
+    before = synapse_event("m.room.member", "@pupil:school.test", {"membership": "leave", "reason": "old"},
+                           "@pupil:school.test", 1)
+    after = [synapse_event("m.room.member", "@pupil:school.test", {"membership": "leave", "reason": f"new {i}"},
+                           "@pupil:school.test", 2 + i) for i in range(3)]
+    state = course_state()
+    for i, event in enumerate([before, *after]):
+        state[("m.room.member", f"@x{i}:school.test")] = event  # the fake store finds events in the state
+    api = FakeApi(events_state={"!course": state})
+    policy = make_policy(api)
+    delta = lambda stream_id, event: SimpleNamespace(stream_id=stream_id, room_id="!course",  # noqa: E731
+                                                    event_type="m.room.member", state_key=event.get_state_key(),
+                                                    event_id=event.event_id, prev_event_id=None)
+    api.deltas = [delta(1, before)]
+    run(policy._after_the_fact.poll())  # start-up: from here on
+    api.deltas += [delta(2 + i, event) for i, event in enumerate(after)] + [
+        SimpleNamespace(stream_id=5, room_id="!course", event_type="m.room.topic", state_key="", event_id=None,
+                        prev_event_id="$gone")]
+    run(policy._after_the_fact.poll())  # in pages of two
+    assert [event["redacts"] for event in api.sent] == [event.event_id for event in after]
+    run(policy._after_the_fact.poll())
+    assert len(api.sent) == 3
+
+
+def test_upgrade_asks_for_the_predecessors_policy(make_policy):
+    api = FakeApi(room_state={"!old": {POLICY_TYPE: {"school": "gym-nord", "kind": "course"}}})
+    policy = make_policy(api)
+    body = {"creation_content": {"room_version": "12", "predecessor": {"room_id": "!old"}},
+            "initial_state": [{"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}}]}
+    code, fields = run(policy.user_may_create_room("@teacher:school.test", body))
+    assert fields["school_policy"] == {"rule": "policy_event_locked"}
+    assert ("room_state", "!old") in api.lookups
+    # Without guest access in the copied state, even the service user is refused.
+    body["initial_state"] = []
+    code, fields = run(policy.user_may_create_room("@sync:school.test", body))
+    assert fields["school_policy"] == {"rule": "guest_access_forbidden"}

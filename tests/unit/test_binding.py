@@ -450,3 +450,66 @@ def test_a_worker_process_cannot_open_the_embedded_store(tmp_path):
         engine.open(worker=True)
     assert not (tmp_path / "store").exists(), "nothing was created in data_dir"
     _core.Engine(json.dumps(config), SERVER, "main").open()  # one process: opens
+
+
+# ---- after_event: Synapse's events, as the after-the-fact adapter hands them over ----------
+
+class _Metadata:
+    def __init__(self, stream_ordering):
+        self.stream_ordering = stream_ordering
+
+    def is_outlier(self):
+        return False
+
+
+class _Event:
+    """The attributes after_event reads of a Synapse event (its Rust Event
+    in Synapse: tests/unit/test_adapter.py uses those)."""
+
+    def __init__(self, event_type, sender, content, state_key=None, event_id="$e", room_id="!r:school.test"):
+        self.type, self.sender, self.content, self.event_id, self.room_id = event_type, sender, content, event_id, room_id
+        self._state_key = state_key
+        self.internal_metadata = _Metadata(3)
+
+    def is_state(self):
+        return self._state_key is not None
+
+    def get_state_key(self):
+        return self._state_key
+
+
+def test_after_event_asks_for_each_fact_and_does_not_leak(engine):
+    engine.roster_put("@p:school.test", json.dumps({"schools": [{"school": "gym-nord", "role": "student"}]}))
+    sync = "@sync:school.test"
+    policy = FrozenMapping({"school": "gym-nord", "kind": "course", "two_way": False})
+    state = {("m.room.create", ""): _Event("m.room.create", sync, {"room_version": "10"}, ""),
+             ("org.synapse_school_policy.room", ""): _Event("org.synapse_school_policy.room", sync, policy, "")}
+    profile = ("Paula", None)
+    message = _Event("m.room.message", "@p:school.test", FrozenMapping({"body": "hi"}))
+    assert engine.after_event(message) is None
+    before = (sys.getrefcount(message), sys.getrefcount(state), sys.getrefcount(policy), sys.getrefcount(profile))
+    for i in range(5_000):
+        assert engine.after_event(message) is None
+        rename = _Event("m.room.member", "@p:school.test",
+                        FrozenMapping({"membership": "join", "displayname": "Paula"}), "@p:school.test", f"$r{i}")
+        assert engine.after_event(rename) == _core.NEED_ROOM
+        assert engine.after_event(rename, state) == _core.NEED_PROFILE
+        assert engine.after_event(rename, state, None, profile) is None
+    after = (sys.getrefcount(message), sys.getrefcount(state), sys.getrefcount(policy), sys.getrefcount(profile))
+    assert after == before
+    leave = _Event("m.room.member", "@p:school.test", {"membership": "leave", "reason": "bye"}, "@p:school.test", "$l")
+    assert engine.after_event(leave, state) == _core.NEED_ADMIN
+    action = engine.after_event(leave, state, None, None, False)
+    assert (action.kind, action.rule, action.event_id, action.user_id, action.state) == (
+        "redact", "one_way", "$l", None, ())
+    assert engine.after_event(leave, state, None, None, False) is None  # acted on once
+    with pytest.raises(TypeError):
+        engine.after_event(leave, state, None, "not a profile")
+    with pytest.raises(TypeError):
+        engine.after_event()
+
+
+def test_decide_refuses_the_after_the_fact_callback(engine):
+    with pytest.raises(ValueError, match="after_event"):
+        engine.decide(_core.CB_AFTER_THE_FACT, "@p:school.test", None, None, None, None, None, None, _core.FACT_NO,
+                      None, None, None, None)
