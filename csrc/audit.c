@@ -18,20 +18,48 @@
 
 int64_t ssp_audit_denial(ssp_engine *engine, ssp_callback callback, ssp_rule rule, bool enforced,
                          const char *actor, const char *target, const char *room_id,
-                         const char *event_type, const char *school)
+                         const char *event_type, const char *school, int64_t *retry_after_ms)
 {
-    int64_t id;
+    ssp_audit_record fields = {0};
+    ssp_flood_verdict flood;
+    int64_t id, now = ssp_now_ms();
 
+    *retry_after_ms = 0;
     if (callback == SSP_CB_IS_USER_EXPIRED &&
-        !ssp_audit_throttle_due(&engine->expiry_throttle, actor, ssp_now_ms()))
+        !ssp_audit_throttle_due(&engine->expiry_throttle, actor, now))
         return 0;
     if (!engine->audit_open)
         return 0;
+    fields.ts = now;
+    fields.rule = rule;
+    fields.callback = callback;
+    fields.enforced = enforced;
+    fields.actor = actor;
+    fields.target = target;
+    fields.room_id = room_id;
+    fields.event_type = event_type;
+    fields.school = school;
+    flood = ssp_flood_denial(&engine->flood, &engine->audit, &fields, now);
+    if (flood.limited) {
+        *retry_after_ms = flood.retry_after_ms;
+        return 0;
+    }
     /* Out of memory is counted by the queue's stats; the decision must not
      * change because its record could not be queued. */
-    id = ssp_audit_submit(&engine->audit, rule, callback, enforced, actor, target, room_id,
-                          event_type, school);
+    id = ssp_audit_submit_record(&engine->audit, &fields);
     return id > 0 ? id : 0;
+}
+
+size_t ssp_audit_close_summaries(ssp_engine *engine, bool all)
+{
+    if (!engine->audit_open)
+        return 0;
+    return ssp_flood_close_summaries(&engine->flood, &engine->audit, ssp_now_ms(), all);
+}
+
+void ssp_audit_flood_stats(ssp_engine *engine, ssp_flood_stats *out)
+{
+    ssp_flood_get_stats(&engine->flood, out);
 }
 
 /* An action id: lower-case ASCII letters, digits and '_', a letter first. */

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "audit_flood.h"
 #include "audit_queue.h"
 #include "error.h"
 #include "rules/rules.h"
@@ -16,11 +17,23 @@
 typedef struct ssp_engine ssp_engine;
 
 /* Queues the audit record of a denial: its id, or 0 when none was queued (a
- * refused token's repeat within the throttle's minute, an engine without a
- * store, out of memory). Never blocks on I/O. */
+ * refused token's repeat within the throttle's minute, a denial past the
+ * flood limit, an engine without a store, out of memory). A denial past the
+ * flood limit (audit.flood, audit_flood.h) is counted in its key's summary
+ * instead, and *retry_after_ms (else 0) says when the actor may try again.
+ * Never blocks on I/O. */
 int64_t ssp_audit_denial(ssp_engine *engine, ssp_callback callback, ssp_rule rule, bool enforced,
                          const char *actor, const char *target, const char *room_id,
-                         const char *event_type, const char *school);
+                         const char *event_type, const char *school, int64_t *retry_after_ms);
+
+/* Queues the flood summaries whose span has ended (all of them with `all`:
+ * at shutdown, so that none is lost to a clean exit); how many. The
+ * adapter calls it every second, so that a flood that stopped is written
+ * within a second of its span. Never blocks on I/O. */
+size_t ssp_audit_close_summaries(ssp_engine *engine, bool all);
+
+/* The flood limit's counters (audit_flood.h). */
+void ssp_audit_flood_stats(ssp_engine *engine, ssp_flood_stats *out);
 
 /* An action the module took (issue 20: a group room's member removed, a
  * room created), for its audit record. Strings are borrowed. */

@@ -154,7 +154,7 @@ static const char *opt_copy(char **cursor, const char *s)
     return dest;
 }
 
-int64_t ssp_audit_submit_record(ssp_audit_queue *queue, const ssp_audit_record *fields)
+ssp_audit_record *ssp_audit_record_copy(const ssp_audit_record *fields)
 {
     size_t size = sizeof(ssp_audit_record) + opt_len(fields->actor) + opt_len(fields->target) +
                   opt_len(fields->room_id) + opt_len(fields->event_type) +
@@ -162,19 +162,13 @@ int64_t ssp_audit_submit_record(ssp_audit_queue *queue, const ssp_audit_record *
                   opt_len(fields->reason);
     ssp_audit_record *rec = malloc(size);
     char *cursor;
-    int64_t id;
 
     if (rec == NULL)
-        return -1;
+        return NULL;
     cursor = (char *)(rec + 1);
     *rec = *fields;
     rec->next = NULL;
-    if (rec->ts == 0)
-        rec->ts = ssp_now_ms();
-    if (rec->count <= 1) {
-        rec->count = 1;
-        rec->last_ts = 0;
-    }
+    rec->id = 0;
     rec->actor = opt_copy(&cursor, fields->actor);
     rec->target = opt_copy(&cursor, fields->target);
     rec->room_id = opt_copy(&cursor, fields->room_id);
@@ -183,7 +177,20 @@ int64_t ssp_audit_submit_record(ssp_audit_queue *queue, const ssp_audit_record *
     rec->action = opt_copy(&cursor, fields->action);
     rec->group = opt_copy(&cursor, fields->group);
     rec->reason = opt_copy(&cursor, fields->reason);
+    return rec;
+}
 
+int64_t ssp_audit_enqueue(ssp_audit_queue *queue, ssp_audit_record *rec)
+{
+    int64_t id;
+
+    rec->next = NULL;
+    if (rec->ts == 0)
+        rec->ts = ssp_now_ms();
+    if (rec->count <= 1) {
+        rec->count = 1;
+        rec->last_ts = 0;
+    }
     pthread_mutex_lock(&queue->mutex);
     rec->id = id = queue->next_id++;
     if (queue->last_written_id == id - 1)
@@ -209,6 +216,13 @@ int64_t ssp_audit_submit_record(ssp_audit_queue *queue, const ssp_audit_record *
     pthread_cond_signal(&queue->wake_writer);
     pthread_mutex_unlock(&queue->mutex);
     return id;
+}
+
+int64_t ssp_audit_submit_record(ssp_audit_queue *queue, const ssp_audit_record *fields)
+{
+    ssp_audit_record *rec = ssp_audit_record_copy(fields);
+
+    return rec != NULL ? ssp_audit_enqueue(queue, rec) : -1;
 }
 
 int64_t ssp_audit_submit(ssp_audit_queue *queue, ssp_rule rule, ssp_callback callback, bool enforced,

@@ -129,9 +129,16 @@ void ssp_audit_close(ssp_audit_queue *queue);
  * queue is empty. */
 void ssp_audit_stop(ssp_audit_queue *queue);
 void ssp_audit_free_records(ssp_audit_record *rec);
-/* Queues a copy of `fields` (its strings copied; next and id ignored; a ts
- * of 0 is now, a count below 1 is 1); never blocks on I/O. Returns the
- * record's id (> 0), or -1 only when out of memory. */
+/* A record of `fields` in one allocation (its strings copied, scrubbed to
+ * valid UTF-8; next and id cleared), for ssp_audit_enqueue or free();
+ * NULL when out of memory. */
+ssp_audit_record *ssp_audit_record_copy(const ssp_audit_record *fields);
+/* Queues `rec` (one allocation, from ssp_audit_record_copy), which the
+ * queue owns from now on: a ts of 0 is now, a count below 1 is 1. Returns
+ * its id (> 0). Never fails, never blocks on I/O. */
+int64_t ssp_audit_enqueue(ssp_audit_queue *queue, ssp_audit_record *rec);
+/* Queues a copy of `fields`: the two above. The record's id (> 0), or -1
+ * only when out of memory. */
 int64_t ssp_audit_submit_record(ssp_audit_queue *queue, const ssp_audit_record *fields);
 /* One denial's record, now: ssp_audit_submit_record's answer. */
 int64_t ssp_audit_submit(ssp_audit_queue *queue, ssp_rule rule, ssp_callback callback, bool enforced,

@@ -235,10 +235,43 @@ static int on_audit_readers(ssp_config *c, json_t *v, const char *path, ssp_erro
                               &c->audit_readers, &c->n_audit_readers, err);
 }
 
+/* audit.flood: past `burst` denials of one actor, rule and callback, at
+ * most `denials_per_minute` more get a record of their own; the rest are
+ * counted in one summary per `summary_seconds` (audit_flood.h). A summary
+ * stays younger than the embedded store's scans allow a record to be out
+ * of time order (audit_scan.h). */
+static int on_flood_denials_per_minute(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_int(v, path, 1, 60000, &c->flood_denials_per_minute, err);
+}
+
+static int on_flood_burst(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_int(v, path, 1, 1000000, &c->flood_burst, err);
+}
+
+static int on_flood_summary_seconds(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_int(v, path, 1, 300, &c->flood_summary_seconds, err);
+}
+
+static const key_spec FLOOD_KEYS[] = {
+    {"denials_per_minute", on_flood_denials_per_minute},
+    {"burst", on_flood_burst},
+    {"summary_seconds", on_flood_summary_seconds},
+    {NULL, NULL},
+};
+
+static int on_audit_flood(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return parse_object(c, v, path, FLOOD_KEYS, err);
+}
+
 static const key_spec AUDIT_KEYS[] = {
     {"retention_days", on_retention_days},
     {"include_content", on_include_content},
     {"readers", on_audit_readers},
+    {"flood", on_audit_flood},
     {NULL, NULL},
 };
 
@@ -555,6 +588,9 @@ int ssp_config_parse(const char *json_text, size_t len, ssp_config *out, ssp_err
     out->enforce = true;
     out->strict_homeserver_config = true;
     out->audit_retention_days = 90;
+    out->flood_denials_per_minute = 30;
+    out->flood_burst = 10;
+    out->flood_summary_seconds = 10;
     out->reconciler_actions_per_second = 5;
     out->reconciler_batch_size = 100;
     out->reconciler_retry_max_seconds = 300;

@@ -43,6 +43,10 @@ typedef struct ssp_config {
     bool enforce;
     int64_t audit_retention_days;
     bool audit_include_content;
+    /* audit.flood: the flood limit of denials (audit_flood.h) */
+    int64_t flood_denials_per_minute;
+    int64_t flood_burst;
+    int64_t flood_summary_seconds;
     /* the special rooms' owner and how fast the reconciler may act */
     char *reconciler_localpart;
     int64_t reconciler_actions_per_second;

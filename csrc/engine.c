@@ -77,6 +77,19 @@ ssp_engine *ssp_engine_new(const char *config_json, size_t len, const char *serv
         ssp_fail(err, SSP_ERR_NOMEM, "cannot create the after-the-fact mutex");
         goto fail;
     }
+    {
+        ssp_flood_settings flood = {engine->config.flood_denials_per_minute,
+                                    engine->config.flood_burst,
+                                    engine->config.flood_summary_seconds * 1000};
+
+        if (ssp_flood_init(&engine->flood, &flood, err) != 0) {
+            pthread_mutex_destroy(&engine->acted.mutex);
+            ssp_audit_throttle_destroy(&engine->expiry_throttle);
+            pthread_mutex_destroy(&engine->write_mutex);
+            ssp_roster_destroy(&engine->roster);
+            goto fail;
+        }
+    }
     return engine;
 fail:
     ssp_config_destroy(&engine->config);
@@ -131,6 +144,9 @@ void ssp_engine_free(ssp_engine *engine)
     ssp_feed_stop(engine->feed);
     engine->feed = NULL;
     if (engine->store != NULL) {
+        /* The open summaries of floods go out with the queue's last batch. */
+        if (engine->audit_open)
+            ssp_flood_close_summaries(&engine->flood, &engine->audit, ssp_now_ms(), true);
         ssp_store_close(engine->store, &engine->audit); /* and the audit queue */
         engine->store = NULL;
         engine->audit_open = false;
@@ -139,6 +155,7 @@ void ssp_engine_free(ssp_engine *engine)
     pthread_mutex_destroy(&engine->write_mutex);
     ssp_audit_throttle_destroy(&engine->expiry_throttle);
     pthread_mutex_destroy(&engine->acted.mutex);
+    ssp_flood_destroy(&engine->flood);
     ssp_config_destroy(&engine->config);
     free(engine->reconciler_user);
     free(engine->server_name);

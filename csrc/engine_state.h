@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "audit_flood.h"
 #include "audit_queue.h"
 #include "audit_throttle.h"
 #include "config.h"
@@ -52,6 +53,7 @@ struct ssp_engine {
     char *reconciler_user;
     ssp_audit_throttle expiry_throttle; /* is_user_expired's denials: once a minute */
     ssp_acted acted;
+    ssp_flood flood;                    /* audit.flood: repeated denials summarised */
 };
 
 

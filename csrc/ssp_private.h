@@ -12,6 +12,7 @@
 #define SSP_PRIVATE_H
 
 #include "audit_chart.h"
+#include "audit_flood.h"
 #include "audit_queue.h"
 #include "audit_throttle.h"
 #include "config.h"

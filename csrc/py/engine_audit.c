@@ -198,6 +198,33 @@ PyObject *Engine_audit_stalled_ms(EngineObject *self, PyObject *Py_UNUSED(ignore
     return PyLong_FromLongLong(ssp_audit_stalled_ms(self->engine));
 }
 
+/* audit_close_summaries(all=False) -> int: queues the flood summaries whose
+ * span has ended (all of them with all=True: at shutdown); how many. The
+ * adapter calls it every second. Memory only: keeps the GIL. */
+PyObject *Engine_audit_close_summaries(EngineObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"all", NULL};
+    int all = 0;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|p:audit_close_summaries", kwlist, &all))
+        return NULL;
+    return PyLong_FromSize_t(ssp_audit_close_summaries(self->engine, all != 0));
+}
+
+/* flood_stats() -> the flood limit's counters: limited (denials counted in
+ * a summary), summaries (summary records queued), evicted (keys pushed out
+ * of the table), open_summaries. Keeps the GIL (one pass over the table). */
+PyObject *Engine_flood_stats(EngineObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ssp_flood_stats stats;
+
+    ssp_audit_flood_stats(self->engine, &stats);
+    return Py_BuildValue("{sKsKsKsK}", "limited", (unsigned long long)stats.limited, "summaries",
+                         (unsigned long long)stats.summaries, "evicted",
+                         (unsigned long long)stats.evicted, "open_summaries",
+                         (unsigned long long)stats.open_summaries);
+}
+
 /* audit_stats() -> the audit queue's counters. Reads them under the
  * queue's mutex: keeps the GIL. */
 PyObject *Engine_audit_stats(EngineObject *self, PyObject *Py_UNUSED(ignored))

@@ -17,6 +17,8 @@ PyObject *Engine_wait_durable(EngineObject *self, PyObject *args);
 PyObject *Engine_durable_fd(EngineObject *self, PyObject *ignored);
 PyObject *Engine_last_durable_id(EngineObject *self, PyObject *ignored);
 PyObject *Engine_audit_stalled_ms(EngineObject *self, PyObject *ignored);
+PyObject *Engine_audit_close_summaries(EngineObject *self, PyObject *args, PyObject *kwds);
+PyObject *Engine_flood_stats(EngineObject *self, PyObject *ignored);
 PyObject *Engine_audit_stats(EngineObject *self, PyObject *ignored);
 PyObject *Engine_audit_purge(EngineObject *self, PyObject *args, PyObject *kwds);
 PyObject *Engine_store_status(EngineObject *self, PyObject *ignored);

@@ -26,7 +26,8 @@
 /* ---- what decide() answers with ----
  *
  * decide()'s denial: a tuple (rule, message, enforced, school), plus the
- * attribute audit_id (not part of the tuple, so unpacking stays as it was).
+ * attributes audit_id and retry_after_ms (not part of the tuple, so
+ * unpacking stays as it was).
  * The type, the rule ids' str and the messages' str are made once per
  * process and live as long as it: the module supports one interpreter
  * (Py_mod_multiple_interpreters), like the keys in mapping.c. */
@@ -36,12 +37,15 @@ static PyStructSequence_Field DENIAL_FIELDS[] = {
     {"enforced", "False: report-only, the action goes through"},
     {"school", "the school the rule applied for, or \"\""},
     {"audit_id", "the id of the queued audit record (wait_durable), 0 when none was queued"},
+    {"retry_after_ms", "> 0: past the flood limit (audit.flood): counted in a summary record, "
+                       "no record of its own; the actor may try again in this many ms"},
     {NULL, NULL},
 };
 
 static PyStructSequence_Desc DENIAL_DESC = {
     "synapse_school_policy._core.Denial",
-    "A denial: (rule, message, enforced, school); audit_id names its audit record.",
+    "A denial: (rule, message, enforced, school); audit_id names its audit record, "
+    "retry_after_ms > 0 marks a denial past the flood limit.",
     DENIAL_FIELDS,
     4,
 };
@@ -91,7 +95,7 @@ static PyObject *message_str(const char *text)
 static PyObject *denial_result(const ssp_decision *decision)
 {
     PyObject *result = PyStructSequence_New(denial_type), *value = NULL;
-    PyObject *values[5] = {NULL};
+    PyObject *values[6] = {NULL};
 
     if (result == NULL)
         return NULL;
@@ -101,10 +105,11 @@ static PyObject *denial_result(const ssp_decision *decision)
     values[2] = Py_NewRef(decision->enforced ? Py_True : Py_False);
     values[3] = PyUnicode_FromString(decision->school);
     values[4] = PyLong_FromLongLong(decision->audit_id);
-    for (int i = 0; i < 5; i++) {
+    values[5] = PyLong_FromLongLong(decision->retry_after_ms);
+    for (int i = 0; i < 6; i++) {
         value = values[i];
         if (value == NULL) {
-            for (int j = i + 1; j < 5; j++)
+            for (int j = i + 1; j < 6; j++)
                 Py_XDECREF(values[j]);
             Py_DECREF(result);
             return NULL;

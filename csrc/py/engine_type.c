@@ -157,6 +157,12 @@ static PyMethodDef Engine_methods[] = {
     {"audit_stalled_ms", (PyCFunction)Engine_audit_stalled_ms, METH_NOARGS,
      "audit_stalled_ms() -> int: how long queued audit records have waited with nothing "
      "written (0: none waits)."},
+    {"audit_close_summaries", (PyCFunction)(void (*)(void))Engine_audit_close_summaries,
+     METH_VARARGS | METH_KEYWORDS,
+     "audit_close_summaries(all=False) -> int: queue the flood summaries whose span ended "
+     "(all of them with all=True); how many."},
+    {"flood_stats", (PyCFunction)Engine_flood_stats, METH_NOARGS,
+     "The flood limit's counters: limited, summaries, evicted, open_summaries."},
     {"audit_stats", (PyCFunction)Engine_audit_stats, METH_NOARGS, "Audit queue counters."},
     {"store_status", (PyCFunction)Engine_store_status, METH_NOARGS,
      "The store's state: postgres, connected, audit_spilled_total, audit_spill_pending, "

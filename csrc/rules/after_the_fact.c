@@ -307,6 +307,7 @@ void ssp_after_event(ssp_engine *engine, const ssp_event_seen *ev, ssp_after_act
     ssp_request req;
     ssp_denial d;
     ssp_after_kind act;
+    int64_t retry_after_ms;
 
     clear(out);
     if (ev->sender == NULL)
@@ -383,7 +384,10 @@ void ssp_after_event(ssp_engine *engine, const ssp_event_seen *ev, ssp_after_act
     out->rule = d.rule;
     out->enforced = d.enforced;
     memcpy(out->school, d.school, strlen(d.school) + 1);
+    /* Past the flood limit the record is a summary's count (audit_id 0):
+     * the action is taken all the same, the audit stays bounded. */
     out->audit_id =
         ssp_audit_denial(engine, SSP_CB_AFTER_THE_FACT, d.rule, d.enforced, req.actor, req.target,
-                         ev->room_id, req.event_type, out->school[0] ? out->school : NULL);
+                         ev->room_id, req.event_type, out->school[0] ? out->school : NULL,
+                         &retry_after_ms);
 }

@@ -215,6 +215,7 @@ void ssp_decide(ssp_engine *engine, const ssp_request *request, ssp_decision *ou
     out->message = NULL;
     out->school[0] = '\0';
     out->audit_id = 0;
+    out->retry_after_ms = 0;
     d.rule = SSP_RULE_NONE;
     d.enforced = false;
     d.say = SSP_SAY_USUAL;
@@ -286,5 +287,5 @@ deny:
     memcpy(out->school, d.school, strlen(d.school) + 1);
     out->audit_id = ssp_audit_denial(engine, req->callback, out->rule, out->enforced, req->actor,
                                      req->target, req->room_id, req->event_type,
-                                     out->school[0] ? out->school : NULL);
+                                     out->school[0] ? out->school : NULL, &out->retry_after_ms);
 }

@@ -154,8 +154,14 @@ typedef struct ssp_decision {
     char school[SSP_SCHOOL_ID_MAX + 1]; /* school the rule applied for, or "" */
     /* DENY: the id of the audit record queued for it, to wait for with
      * ssp_decision_wait_durable; 0 when none was queued (is_user_expired's
-     * repeats, an engine without a store, out of memory). */
+     * repeats, a denial past the flood limit, an engine without a store,
+     * out of memory). */
     int64_t audit_id;
+    /* DENY: > 0 when the denial is past the flood limit (audit.flood): it
+     * is counted in a summary record, not a record of its own, and the
+     * actor may try again in this many ms (M_LIMIT_EXCEEDED). The rule,
+     * message and enforced are the denial's, as without the limit. */
+    int64_t retry_after_ms;
 } ssp_decision;
 
 #endif

@@ -40,6 +40,20 @@ DENIALS_NOT_DURABLE = _counter(
     [],
 )
 ROSTER_ENTRIES = _gauge("roster_entries", "Users on the roster held in memory.")
+DENIALS_LIMITED = _gauge(
+    "denials_limited_total",
+    "Denials past the flood limit (audit.flood), since start: answered M_LIMIT_EXCEEDED and "
+    "counted in a summary audit record instead of a record each (a counter: it only grows).",
+)
+AUDIT_SUMMARIES = _gauge(
+    "audit_summaries_total",
+    "Summary audit records of floods written out since start (a counter: it only grows).",
+)
+AUDIT_SUMMARIES_OPEN = _gauge(
+    "audit_summaries_open",
+    "Flood summaries still counting (each written when its span ends; a crash loses their "
+    "counts).",
+)
 AUDIT_SPILLED_TOTAL = _gauge(
     "audit_spilled_total",
     "Audit records written to the local spill file because PostgreSQL was unreachable, since "
@@ -70,6 +84,13 @@ def bind_engine_gauges(queue_depth: Callable[[], float], roster_entries: Callabl
     """Points the gauges at the live engine; they are read at scrape time."""
     AUDIT_QUEUE_DEPTH.set_function(queue_depth)
     ROSTER_ENTRIES.set_function(roster_entries)
+
+
+def bind_flood_gauges(stats: Callable[[], dict]) -> None:
+    """The flood limit's gauges, read from the engine's flood_stats() at scrape time."""
+    DENIALS_LIMITED.set_function(lambda: stats()["limited"])
+    AUDIT_SUMMARIES.set_function(lambda: stats()["summaries"])
+    AUDIT_SUMMARIES_OPEN.set_function(lambda: stats()["open_summaries"])
 
 
 def bind_store_gauges(status: Callable[[], dict]) -> None:

@@ -27,6 +27,7 @@ from synapse_school_policy.metrics import (
     DECISIONS,
     DENIALS_NOT_DURABLE,
     bind_engine_gauges,
+    bind_flood_gauges,
     bind_store_gauges,
 )
 from synapse_school_policy.reconciler import POLL_MS as RECONCILE_POLL_MS
@@ -55,6 +56,19 @@ _DURABLE_WAIT_MS = int(_DURABLE_WAIT_SECONDS * 1000)
 _RETRY_AFTER_SECONDS = 5
 # One warning per this many seconds while denials cannot be made durable.
 _NOT_DURABLE_LOG_SECONDS = 10.0
+# A denial past the flood limit is answered after a pause, as Synapse's own
+# rate limits answer (after the request's locks are released, at the cost
+# of a timer): until the actor's next token, within these bounds (Synapse
+# pauses 0.5 s). A client that loops without waiting is so slowed to one
+# try per token, and each try costs the server its work up to the decision
+# (building the event) once, not four times a token.
+_LIMITED_PAUSE_MIN_SECONDS = 0.5
+_LIMITED_PAUSE_MAX_SECONDS = 2.0
+# How often the flood summaries whose span ended are written out.
+_SUMMARY_CLOSE_MS = 1000
+# Callbacks whose answer is a bool, not a refusal with a body: a denial
+# past the flood limit answers as any denial there.
+_BOOL_CALLBACKS = frozenset({_core.CB_IS_USER_EXPIRED, _core.CB_CHECK_USERNAME_FOR_SPAM})
 
 _CALLBACK_NAMES = dict(enumerate(_core.CALLBACK_NAMES))
 # Synapse's login type of single sign-on (synapse.api.constants.LoginType.SSO).
@@ -104,6 +118,13 @@ class SchoolPolicy:
             lambda: self._engine.audit_stats()["queue_depth"], self._engine.roster_size
         )
         bind_store_gauges(self._engine.store_status)
+        bind_flood_gauges(self._engine.flood_stats)
+        # Every process decides, so every process writes out the flood
+        # summaries whose span ended (docs/audit.md, "A summary of a flood").
+        api.looping_background_call(
+            self._engine.audit_close_summaries, _SUMMARY_CLOSE_MS,
+            desc="school_policy_audit_summaries", run_on_all_instances=True,
+        )
         self._store_monitor = StoreMonitor(self._engine, worker)
         api.looping_background_call(
             self._store_monitor.check, STATUS_POLL_MS, desc="school_policy_store_status",
@@ -224,6 +245,8 @@ class SchoolPolicy:
             return None
 
     def _flush_audit(self) -> None:
+        # The open flood summaries first: a clean exit loses no count.
+        self._engine.audit_close_summaries(all=True)
         try:
             self._engine.audit_flush()
         except _core.StoreError:
@@ -325,6 +348,8 @@ class SchoolPolicy:
         ).inc()
         if not enforced:
             return NOT_SPAM
+        if outcome.retry_after_ms:
+            return self._limited(callback, rule, message, outcome.retry_after_ms, actor)
         # No refusal is seen before its audit record is durable: the wait
         # costs a Deferred and a timer on the reactor, no thread (durable.py),
         # and concurrent denials share the writer's fdatasync or commit.
@@ -352,6 +377,24 @@ class SchoolPolicy:
         # Synapse merges this dict into the error body; "error" replaces its
         # generic message so the user learns why.
         return Codes.FORBIDDEN, {"error": message, "school_policy": {"rule": rule}}
+
+    def _limited(self, callback: int, rule: str, message: str, retry_after_ms: int, actor: str) -> Any:
+        """A denial past the flood limit (audit.flood): counted in a summary
+        record, so nothing waits for a record of its own. A local user's
+        client gets Synapse's own 429 M_LIMIT_EXCEEDED (raised: the only way
+        a module answers 429), paused as Synapse's rate limits pause; a
+        remote server gets the denial as M_LIMIT_EXCEEDED in the body (403,
+        as every refusal across federation). Both say retry_after_ms."""
+        fields = {"school_policy": {"rule": rule, "limited": True}}
+        local_client = (
+            callback not in _BOOL_CALLBACKS
+            and callback != _core.CB_FEDERATED_USER_MAY_INVITE
+            and self._is_local(actor)
+        )
+        if local_client:
+            pause = min(max(retry_after_ms / 1000, _LIMITED_PAUSE_MIN_SECONDS), _LIMITED_PAUSE_MAX_SECONDS)
+            raise synapse_compat.PolicyLimitExceeded(message, retry_after_ms, fields, pause)
+        return Codes.LIMIT_EXCEEDED, {"error": message, "retry_after_ms": retry_after_ms, **fields}
 
     async def _durable_in_time(self, audit_id: int) -> bool:
         """Whether the record is durable within the wait: at once when the

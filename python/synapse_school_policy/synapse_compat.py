@@ -25,10 +25,12 @@ start-up by `check_synapse`):
   after_the_fact.py). ModuleApi's on_new_event shows every event instead,
   after Synapse has loaded the room's whole state for it.
 
-And one import from outside synapse.module_api: `PreserveLoggingContext`
-(synapse.logging.context), which durable.py needs to fire the Deferreds
-that denials await, as Synapse's own code does; re-exported here so that
-the module names it once.
+And two imports from outside synapse.module_api, each named once here:
+`PreserveLoggingContext` (synapse.logging.context), which durable.py needs
+to fire the Deferreds that denials await, as Synapse's own code does; and
+`LimitExceededError` (synapse.api.errors), Synapse's own 429, which the
+flood limit raises (`PolicyLimitExceeded` below). Both are unchanged from
+the oldest supported release to the newest.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ from typing import Any, Collection
 # through make_deferred_yieldable (durable.py), as Synapse's own
 # DeferredEvent.set does. Not part of the ModuleApi, but a module that fires
 # Deferreds needs it; unchanged since before the oldest supported release.
+from synapse.api.errors import LimitExceededError
 from synapse.logging.context import PreserveLoggingContext
 from synapse.module_api.errors import ConfigError
 
@@ -192,3 +195,19 @@ async def event(api: Any, event_id: str) -> Any:
     """The event, or None (private: `api._store.get_event`, from Synapse's
     event cache)."""
     return await api._store.get_event(event_id, allow_none=True)  # noqa: SLF001
+
+
+class PolicyLimitExceeded(LimitExceededError):
+    """Synapse's own 429 `M_LIMIT_EXCEEDED`, as its rate limits answer: the
+    `Retry-After` header and `retry_after_ms`, and the pause Synapse takes
+    before it answers (after the request's locks are released), which slows
+    a client that loops without waiting; plus the module's message and its
+    `school_policy` field, which LimitExceededError's body leaves out."""
+
+    def __init__(self, message: str, retry_after_ms: int, fields: dict, pause: float):
+        super().__init__("school_policy", retry_after_ms=retry_after_ms, pause=pause)
+        self.msg = message
+        self._fields = fields
+
+    def error_dict(self, config: Any) -> dict:
+        return {**super().error_dict(config), **self._fields}

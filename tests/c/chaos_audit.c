@@ -38,6 +38,65 @@ out:
     tu_teardown(&fx);
 }
 
+/* A summary that cannot be allocated: the denial is recorded on its own
+ * instead (or, if that fails too, as any record out of memory), so a
+ * flood under memory pressure is never undercounted by the limit itself. */
+static void chaos_flood_counts_every_denial_when_a_summary_cannot_be_allocated(void)
+{
+    tu_fixture fx;
+    long n;
+    int64_t denials = 0, counted = 0;
+    ssp_audit_stats stats;
+    ssp_audit_filter f;
+    char *text = NULL;
+    json_t *page = NULL, *rec;
+    size_t i;
+
+    if (!tu_setup(&fx, "\"audit\": {\"flood\": {\"burst\": 1, \"summary_seconds\": 300}}"))
+        goto out;
+    deny_login(fx.engine, "@zoe:school.example");
+    denials++;
+    for (n = 1; n <= 3; n++) {
+        ssp_request req;
+        ssp_decision d;
+
+        memset(&req, 0, sizeof req);
+        req.callback = SSP_CB_CHECK_LOGIN_FOR_SPAM;
+        req.actor = "@zoe:school.example";
+        req.actor_is_admin = SSP_FACT_NO;
+        arm_engine_only(n);
+        ssp_decide(fx.engine, &req, &d);
+        disarm();
+        denials++;
+        CHECK_INT_EQ(d.verdict, SSP_VERDICT_DENY);
+        CHECK_INT_EQ(d.rule, SSP_RULE_NOT_ON_ROSTER);
+        if (n == 1) {
+            /* the summary's allocation failed: its own record instead */
+            CHECK_INT_EQ(chaos_hit, HIT_ENGINE);
+            CHECK_INT_EQ(d.retry_after_ms, 0);
+            CHECK(d.audit_id > 0);
+        } else {
+            /* n = 2: the summary (one allocation) is open; n = 3: no allocation */
+            CHECK(d.retry_after_ms > 0);
+        }
+    }
+    ssp_audit_close_summaries(fx.engine, true);
+    CHECK_OK(ssp_audit_flush(fx.engine, &fx.err), fx.err);
+    ssp_audit_get_stats(fx.engine, &stats);
+    CHECK_INT_EQ(stats.written, 3);
+    memset(&f, 0, sizeof f);
+    f.limit = 10;
+    CHECK_OK(ssp_audit_query(fx.engine, &f, &text, &fx.err), fx.err);
+    page = json_loads(text, 0, NULL);
+    json_array_foreach(json_object_get(page, "records"), i, rec)
+        counted += json_integer_value(json_object_get(rec, "count"));
+    CHECK_INT_EQ(counted, denials);
+out:
+    json_decref(page);
+    free(text);
+    tu_teardown(&fx);
+}
+
 /* An action's record: out of memory is an error (SSP_ERR_NOMEM), never a
  * record half queued; the run that allocates queues it. */
 static void chaos_audit_action_fails_cleanly_at_every_allocation(void)
@@ -242,6 +301,7 @@ void run_chaos_audit_tests(void)
 {
     RUN(chaos_decision_does_not_change_when_the_audit_record_cannot_be_allocated);
     RUN(chaos_audit_action_fails_cleanly_at_every_allocation);
+    RUN(chaos_flood_counts_every_denial_when_a_summary_cannot_be_allocated);
     RUN(chaos_audit_query_fails_cleanly_at_every_allocation);
     RUN(chaos_audit_query_never_drops_records_when_memory_runs_out);
     RUN(chaos_audit_view_fails_cleanly_at_every_allocation);

@@ -27,7 +27,8 @@ static bool setup(tu_fixture *fx)
         "{\"user_id\": \"@head-s:school.example\", \"schools\": [{\"school\": \"gym-sued\", \"role\": \"admin\"}]}]}";
     size_t upserted;
 
-    if (!tu_setup(fx, "\"service_users\": [\"" SYNC "\"], \"audit\": {\"readers\": [\"" DPO "\"]},"
+    if (!tu_setup(fx, "\"service_users\": [\"" SYNC "\"], \"audit\": {\"readers\": [\"" DPO "\"], "
+                      "\"flood\": {\"burst\": 1000000}},"
                       " \"schools\": {\"gym-nord\": {}, \"gym-sued\": {}, \"rs-ost\": {}}"))
         return false;
     if (ssp_roster_upsert_batch(fx->engine, body, strlen(body), &upserted, &fx->err) != 0) {

@@ -32,6 +32,9 @@ static void config_defaults_apply_when_only_data_dir_is_given(void)
     CHECK(c.enforce);
     CHECK_INT_EQ(c.audit_retention_days, 90);
     CHECK(!c.audit_include_content);
+    CHECK_INT_EQ(c.flood_denials_per_minute, 30);
+    CHECK_INT_EQ(c.flood_burst, 10);
+    CHECK_INT_EQ(c.flood_summary_seconds, 10);
     CHECK_INT_EQ(c.n_schools, 0);
     ssp_config_destroy(&c);
 }
@@ -68,7 +71,8 @@ static const char FULL_CONFIG[] =
     " \"unlisted_users\": \"allow\","
     " \"strict_homeserver_config\": false,"
     " \"enforce\": false,"
-    " \"audit\": {\"retention_days\": 30, \"include_content\": true},"
+    " \"audit\": {\"retention_days\": 30, \"include_content\": true,"
+    "   \"flood\": {\"denials_per_minute\": 12, \"burst\": 4, \"summary_seconds\": 60}},"
     " \"schools\": {"
     "   \"gym-nord\": {\"messenger\": true, \"teachers_room\": false, \"announcement_room\": true,"
     "                \"room_creation\": \"everyone\", \"enforce\": true},"
@@ -94,6 +98,9 @@ static void config_full_config_sets_every_value(void)
     CHECK(!c.enforce);
     CHECK_INT_EQ(c.audit_retention_days, 30);
     CHECK(c.audit_include_content);
+    CHECK_INT_EQ(c.flood_denials_per_minute, 12);
+    CHECK_INT_EQ(c.flood_burst, 4);
+    CHECK_INT_EQ(c.flood_summary_seconds, 60);
     REQUIRE_INT_EQ(c.n_schools, 2);
     nord = ssp_config_school(&c, "gym-nord", 8);
     ost = ssp_config_school(&c, "rs-ost", 6);
@@ -185,6 +192,19 @@ static const bad_case BAD_CASES[] = {
      "audit.retention_days: expected an integer from 0 to 36500"},
     {"\"audit\": {\"retention_days\": 36501}",
      "audit.retention_days: expected an integer from 0 to 36500"},
+    {"\"audit\": {\"flood\": 30}", "audit.flood: expected a mapping"},
+    {"\"audit\": {\"flood\": {\"per_minute\": 30}}", "audit.flood.per_minute: unknown key"},
+    {"\"audit\": {\"flood\": {\"denials_per_minute\": 0}}",
+     "audit.flood.denials_per_minute: expected an integer from 1 to 60000"},
+    {"\"audit\": {\"flood\": {\"denials_per_minute\": 1.5}}",
+     "audit.flood.denials_per_minute: expected an integer"},
+    {"\"audit\": {\"flood\": {\"burst\": 0}}",
+     "audit.flood.burst: expected an integer from 1 to 1000000"},
+    {"\"audit\": {\"flood\": {\"burst\": true}}", "audit.flood.burst: expected an integer"},
+    {"\"audit\": {\"flood\": {\"summary_seconds\": 301}}",
+     "audit.flood.summary_seconds: expected an integer from 1 to 300"},
+    {"\"audit\": {\"flood\": {\"summary_seconds\": 0}}",
+     "audit.flood.summary_seconds: expected an integer from 1 to 300"},
     {"\"audit\": {\"include_content\": \"no\"}", "audit.include_content: expected a boolean"},
     {"\"audit\": {\"keep\": 1}", "audit.keep: unknown key"},
     {"\"schools\": []", "schools: expected a mapping of school id to settings"},

@@ -28,6 +28,11 @@ int tu_open_fds(void);
 /* printf into a new string; caller frees. */
 char *tu_format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Config members for tests that repeat one denial many times and need a
+ * record of each: a flood limit no test reaches (audit_flood.c's own tests
+ * set theirs). */
+#define UNLIMITED_FLOOD "\"audit\": {\"flood\": {\"burst\": 1000000}}"
+
 /* Config JSON {"data_dir": dir[, extra]}: `extra` is more members without
  * the braces, e.g. "\"enforce\": false"; caller frees. */
 char *tu_config(const char *dir, const char *extra);

@@ -219,6 +219,12 @@ def test_a_version_1_schema_is_migrated(config, db):
     del_engine = open_engine(config)
     del del_engine
     db.sql(
+        "DROP INDEX school_policy.audit_school_ts_count, school_policy.audit_actions;"
+        "ALTER TABLE school_policy.audit DROP CONSTRAINT audit_kind, DROP CONSTRAINT audit_count,"
+        " DROP CONSTRAINT audit_kind_fields, DROP COLUMN kind, DROP COLUMN count, DROP COLUMN last_ts,"
+        " DROP COLUMN action, DROP COLUMN group_id, DROP COLUMN reason,"
+        " ALTER COLUMN rule SET NOT NULL, ALTER COLUMN callback SET NOT NULL,"
+        " ALTER COLUMN enforced SET NOT NULL;"
         "DROP TRIGGER roster_reconcile_mark ON school_policy.roster;"
         "DROP TRIGGER roster_reconcile_truncated ON school_policy.roster;"
         "DROP FUNCTION school_policy.roster_reconcile_mark();"
@@ -254,6 +260,9 @@ def test_a_version_1_schema_is_migrated(config, db):
     assert db.sql("SELECT school, grain, n FROM school_policy.audit_counts ORDER BY 1, 2") == [
         ("", 3600000, 2), ("", 86400000, 2), ("gym-nord", 3600000, 1), ("gym-nord", 86400000, 1)]
     assert engine.roster_get(ANNA) is not None
+    # a record from before migration 4 reads as the single denial it was
+    old = engine.audit_query(user=BEN)["records"]
+    assert [(r["kind"], r["count"], r["rule"]) for r in old] == [("denial", 1, "not_on_roster")]
     assert due(engine) == []  # rows from before the ledger are not marked...
     assert engine.reconcile_sync_config() == 2  # ...sync_config covers them
     assert ("gym-nord", ANNA, 0) in due(engine)

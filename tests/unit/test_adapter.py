@@ -271,17 +271,6 @@ def test_strict_self_check_refuses_a_bad_homeserver_config(make_policy):
         make_policy(api)
 
 
-@pytest.mark.parametrize("space", ["\u00a0", "\u202f", "\u3000", "\u2007", " "])
-def test_a_school_id_with_any_unicode_white_space_stops_synapse_naming_the_code_point(
-    tmp_path, space
-):
-    from synapse.config._base import ConfigError
-
-    config = {"data_dir": str(tmp_path / "store"), "schools": {f"gym{space}nord": {}}}
-    with pytest.raises(ConfigError, match=f"contains a space \\(U\\+{ord(space):04X}\\)"):
-        SchoolPolicy.parse_config(config)
-
-
 def test_tokens_of_users_rule_1_refuses_expire_and_others_ask_nothing(make_policy):
     api = FakeApi(admins={"@root:school.test"})
     policy = make_policy(api)
@@ -358,6 +347,81 @@ def test_on_create_room_closes_guest_access_whatever_the_initial_state(make_poli
     run(policy.on_create_room(None, body, False))
     assert body["initial_state"] == expected
     assert "creation_content" not in body and "power_level_content_override" not in body
+
+
+def test_a_denial_whose_record_is_not_durable_in_time_is_a_503_for_a_local_user(make_policy):
+    """Never a 403 without its record, never an allow: a local client is told
+    to try again; a remote server's event keeps its denial (no user sees a
+    403 for it)."""
+    from synapse.api.errors import SynapseError
+
+    api = FakeApi(room_state={"!r": {POLICY_TYPE: {"school": "gym-nord", "kind": "course", "two_way": False},
+                                     "m.room.power_levels": {"users": {}}}})
+    policy = make_policy(api)
+    policy._durable.stalled = True
+    with pytest.raises(SynapseError) as raised:
+        run(policy.check_login_for_spam("@nobody:school.test", None, None, [], None))
+    error = raised.value
+    assert error.code == 503 and error.headers == {"Retry-After": "5"}
+    assert error.error_dict(None)["school_policy"] == {"rule": "not_on_roster", "audit": "not_durable"}
+    with pytest.raises(SynapseError):
+        run(policy.is_user_expired("@nobody:school.test"))
+    remote = FakeEvent(sender="@rita:remote.test", room_id="!r", type="m.room.message", state_key=None,
+                       content={"body": "hi"}, event_id="$e")
+    code, fields = run(policy.check_event_for_spam(remote))
+    assert fields["school_policy"] == {"rule": "one_way"}
+    # The records stay queued and are written once the store writes again.
+    records = policy._engine.audit_query(user="@nobody:school.test")["records"]
+    assert [(r["rule"], r["callback"]) for r in records] == [
+        ("not_on_roster", "is_user_expired"), ("not_on_roster", "check_login_for_spam")]
+
+
+def test_store_calls_run_in_the_modules_own_thread_pool(make_policy):
+    api = FakeApi()
+    policy = make_policy(api)
+    run(policy.on_user_registration("@pupil:school.test"))
+    assert api.threads == [("school_policy_store", "reconcile_mark")]
+
+
+def test_a_denial_past_the_flood_limit_is_synapses_own_429_with_the_rule(make_policy):
+    """Past the flood limit a local user's denial is Synapse's 429
+    M_LIMIT_EXCEEDED (Retry-After, retry_after_ms, the pause Synapse takes
+    before answering), still naming the rule, and waits for no record; a
+    directory search or a refused token answers as before."""
+    from synapse.api.errors import LimitExceededError
+
+    api = FakeApi()
+    policy = make_policy(api, audit={"flood": {"denials_per_minute": 1, "burst": 1}})
+    code, fields = run(policy.check_login_for_spam("@nobody:school.test", None, None, [], None))
+    assert fields["school_policy"] == {"rule": "not_on_roster"}
+    with pytest.raises(LimitExceededError) as raised:
+        run(policy.check_login_for_spam("@nobody:school.test", None, None, [], None))
+    error = raised.value
+    # paused until the next token (here a minute away), at most 2 s
+    assert error.code == 429 and error.pause == 2.0
+    assert 1 <= int(error.headers["Retry-After"]) <= 60
+    body = error.error_dict(None)
+    assert body["errcode"] == "M_LIMIT_EXCEEDED" and 0 < body["retry_after_ms"] <= 60001
+    assert body["school_policy"] == {"rule": "not_on_roster", "limited": True}
+    assert "roster" in body["error"]
+    assert len(policy._durable.waits) == 1, "only the first denial waited for its record"
+    # The bool callbacks answer as ever.
+    assert run(policy.is_user_expired("@nobody:school.test")) is True
+    # The summary is written when its span ends (here: the shutdown's flush).
+    policy._flush_audit()
+    records = policy._engine.audit_query(user="@nobody:school.test", rule="not_on_roster")["records"]
+    assert sum(r["count"] for r in records if r["callback"] == "check_login_for_spam") == 2
+
+
+def test_a_remote_servers_denial_past_the_flood_limit_is_a_refusal_in_the_body(make_policy):
+    api = FakeApi()
+    policy = make_policy(api, audit={"flood": {"denials_per_minute": 1, "burst": 1}})
+    event = SimpleNamespace(sender="@rita:remote.test", room_id="!r", get_state_key=lambda: "@pupil:school.test")
+    first = run(policy.federated_user_may_invite(event))
+    code, fields = run(policy.federated_user_may_invite(event))
+    assert first[1]["school_policy"]["rule"] == fields["school_policy"]["rule"]
+    assert code == "M_LIMIT_EXCEEDED" and fields["retry_after_ms"] > 0
+    assert fields["school_policy"]["limited"] is True
 
 
 # ---- after the fact: the changes of rooms' state -----------------------------------------
@@ -502,37 +566,3 @@ def test_upgrade_asks_for_the_predecessors_policy(make_policy):
     body["initial_state"] = []
     code, fields = run(policy.user_may_create_room("@sync:school.test", body))
     assert fields["school_policy"] == {"rule": "guest_access_forbidden"}
-
-
-def test_a_denial_whose_record_is_not_durable_in_time_is_a_503_for_a_local_user(make_policy):
-    """Never a 403 without its record, never an allow: a local client is told
-    to try again; a remote server's event keeps its denial (no user sees a
-    403 for it)."""
-    from synapse.api.errors import SynapseError
-
-    api = FakeApi(room_state={"!r": {POLICY_TYPE: {"school": "gym-nord", "kind": "course", "two_way": False},
-                                     "m.room.power_levels": {"users": {}}}})
-    policy = make_policy(api)
-    policy._durable.stalled = True
-    with pytest.raises(SynapseError) as raised:
-        run(policy.check_login_for_spam("@nobody:school.test", None, None, [], None))
-    error = raised.value
-    assert error.code == 503 and error.headers == {"Retry-After": "5"}
-    assert error.error_dict(None)["school_policy"] == {"rule": "not_on_roster", "audit": "not_durable"}
-    with pytest.raises(SynapseError):
-        run(policy.is_user_expired("@nobody:school.test"))
-    remote = FakeEvent(sender="@rita:remote.test", room_id="!r", type="m.room.message", state_key=None,
-                       content={"body": "hi"}, event_id="$e")
-    code, fields = run(policy.check_event_for_spam(remote))
-    assert fields["school_policy"] == {"rule": "one_way"}
-    # The records stay queued and are written once the store writes again.
-    records = policy._engine.audit_query(user="@nobody:school.test")["records"]
-    assert [(r["rule"], r["callback"]) for r in records] == [
-        ("not_on_roster", "is_user_expired"), ("not_on_roster", "check_login_for_spam")]
-
-
-def test_store_calls_run_in_the_modules_own_thread_pool(make_policy):
-    api = FakeApi()
-    policy = make_policy(api)
-    run(policy.on_user_registration("@pupil:school.test"))
-    assert api.threads == [("school_policy_store", "reconcile_mark")]

@@ -147,6 +147,7 @@ def test_a_denial_names_its_audit_record_and_can_wait_for_it(engine):
     assert (first.rule, first.enforced, first.school) == ("room_school_not_enabled", True, "gs-sued")
     second = decide(engine, "@off:school.test", None, False, _core.FACT_NO, cb=_core.CB_CHECK_LOGIN_FOR_SPAM)
     assert first.audit_id > 0 and second.audit_id == first.audit_id + 1
+    assert first.retry_after_ms == 0 and second.retry_after_ms == 0
     assert engine.wait_durable(second.audit_id, 5000) is True
     assert engine.wait_durable(0, 0) is True  # nothing queued: nothing to wait for
     # Written means readable: the records are in the audit with those ids.
@@ -333,6 +334,23 @@ def test_audit_action_queues_a_record_of_what_the_module_did(engine):
         engine.audit_action([("action", "member_removed")])
     with pytest.raises(TypeError):
         engine.audit_action({"action": 1})
+
+
+def test_a_denial_past_the_flood_limit_has_no_record_and_says_when_to_retry(tmp_path):
+    config = {"data_dir": str(tmp_path / "store"), "schools": {"gym-nord": {"messenger": True}},
+              "audit": {"flood": {"denials_per_minute": 6, "burst": 2, "summary_seconds": 10}}}
+    engine = _core.Engine(json.dumps(config), SERVER, "main")
+    engine.open()
+    denials = [decide(engine, "@nobody:school.test", None, False, _core.FACT_NO, cb=_core.CB_CHECK_LOGIN_FOR_SPAM)
+               for _ in range(5)]
+    assert all(d.rule == "not_on_roster" and d.enforced for d in denials)
+    assert [d.audit_id > 0 for d in denials] == [True, True, False, False, False]
+    assert all(0 < d.retry_after_ms <= 10001 for d in denials[2:])
+    assert engine.flood_stats() == {"limited": 3, "summaries": 0, "evicted": 0, "open_summaries": 1}
+    assert engine.audit_close_summaries() == 0  # its 10 s have not passed
+    assert engine.audit_close_summaries(all=True) == 1
+    engine.audit_flush()
+    assert [r["count"] for r in engine.audit_query()["records"]] == [3, 1, 1]
 
 
 def test_audit_query_takes_the_largest_int64(engine):
