@@ -271,6 +271,17 @@ def test_strict_self_check_refuses_a_bad_homeserver_config(make_policy):
         make_policy(api)
 
 
+@pytest.mark.parametrize("space", ["\u00a0", "\u202f", "\u3000", "\u2007", " "])
+def test_a_school_id_with_any_unicode_white_space_stops_synapse_naming_the_code_point(
+    tmp_path, space
+):
+    from synapse.config._base import ConfigError
+
+    config = {"data_dir": str(tmp_path / "store"), "schools": {f"gym{space}nord": {}}}
+    with pytest.raises(ConfigError, match=f"contains a space \\(U\\+{ord(space):04X}\\)"):
+        SchoolPolicy.parse_config(config)
+
+
 def test_tokens_of_users_rule_1_refuses_expire_and_others_ask_nothing(make_policy):
     api = FakeApi(admins={"@root:school.test"})
     policy = make_policy(api)
