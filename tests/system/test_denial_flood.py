@@ -190,10 +190,11 @@ def test_a_flood_while_the_audit_is_stalled_leaves_other_users_and_the_server_un
           f"{records} records count {counted} denials")
     assert p50(teacher_flood) < 2 * teacher_idle
     assert p50(versions_flood) < 0.050 and sorted(versions_flood)[int(len(versions_flood) * 0.9)] < 0.050
-    # The pupil was told to slow down; the burst's denials, whose records
-    # could not be committed, were 503s, never a 403 without a record.
-    assert flood.answers[429] > flood.answers[503] > 0
-    assert flood.answers[403] == 0
+    # The pupil was told to slow down. The burst's denials waited for their
+    # records: the writer spills a locked table after its lock_timeout, so
+    # they are 403s once in the spill file (durable), or 503s if even that
+    # took too long; never a 403 without a record (counted below).
+    assert flood.answers[429] > flood.answers[403] + flood.answers[503] > 0
     assert counted == flood.denials
     assert records <= bound(flood.seconds)
 
