@@ -218,5 +218,6 @@ int main(void)
     run_chaos_roster_tests();
     run_chaos_audit_tests();
     run_chaos_reconcile_tests();
+    run_chaos_groups_tests();
     return check_finish();
 }
