@@ -39,7 +39,18 @@ static void chaos_group_parse_and_to_json_fail_cleanly_at_every_allocation(void)
             rc = ssp_group_parse(NULL, body, "groups[0]", "school.example", &group, &err);
             if (rc == 0) {
                 copy = ssp_group_copy_as(group, SSP_GROUP_DELETED, true, 18);
-                out = copy ? ssp_group_to_json(copy) : NULL;
+                out = copy ? ssp_group_to_stored_json(copy) : NULL;
+                if (out != NULL) {
+                    ssp_group *back = NULL;
+
+                    /* the stored form, read back (as the journal replay does) */
+                    rc = ssp_group_parse_stored(out, &back, &err);
+                    free(back);
+                    if (rc != 0) {
+                        free(group);
+                        group = NULL;
+                    }
+                }
                 text = out ? json_dumps(out, JSON_COMPACT) : NULL;
             } else if (group != NULL) {
                 CHECK_FAIL("N=%ld: failed ssp_group_parse left *out set", n);
@@ -62,7 +73,8 @@ static void chaos_group_parse_and_to_json_fail_cleanly_at_every_allocation(void)
     }
     o.runs = n - 1;
     CHECK(n > 1 && n <= MAX_RUNS);
-    report("load + ssp_group_parse + ssp_group_copy_as + ssp_group_to_json", &o);
+    report("load + ssp_group_parse + ssp_group_copy_as + ssp_group_to_stored_json + "
+           "ssp_group_parse_stored", &o);
 }
 
 static ssp_group *parsed(const char *text)
