@@ -149,14 +149,9 @@ int ssp_groups_file_open(ssp_journal *file, const char *dir, ssp_roster *roster,
     if (ssp_roster_replace_groups(roster, &groups, err) != 0)
         goto done;
     ssp_roster_note_skipped(roster, ctx.skipped);
-    if (compact_allowed) {
-        file->fd = open(file->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (file->fd < 0) {
-            ssp_fail(err, SSP_ERR_IO, "cannot open %s: %s", file->path, strerror(errno));
-            goto done;
-        }
-        file->size = lseek(file->fd, 0, SEEK_END);
-    }
+    /* Opened for appends by the first append: a store that never sees a
+     * group keeps no descriptor for it. */
+    file->size = (off_t)good_end;
     rc = 0;
 done:
     free(data);
@@ -166,6 +161,35 @@ done:
     return rc;
 }
 
+/* Opens the file for appends (created if missing, its directory entry
+ * made durable). */
+static int open_for_appends(ssp_journal *file, ssp_error *err)
+{
+    char *dir = ssp_strdup(file->path), *slash;
+    bool existed = access(file->path, F_OK) == 0;
+
+    if (dir == NULL)
+        return ssp_fail_nomem(err);
+    file->fd = open(file->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (file->fd < 0) {
+        free(dir);
+        return ssp_fail(err, SSP_ERR_IO, "cannot open %s: %s", file->path, strerror(errno));
+    }
+    file->size = lseek(file->fd, 0, SEEK_END);
+    slash = strrchr(dir, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    if (!existed && slash != NULL && ssp_fsync_dir(dir) != 0) {
+        ssp_fail(err, SSP_ERR_IO, "cannot sync %s: %s", dir, strerror(errno));
+        free(dir);
+        close(file->fd);
+        file->fd = -1;
+        return -1;
+    }
+    free(dir);
+    return 0;
+}
+
 int ssp_groups_file_append(ssp_journal *file, const ssp_group *const *groups, size_t n,
                            ssp_error *err)
 {
@@ -173,8 +197,10 @@ int ssp_groups_file_append(ssp_journal *file, const ssp_group *const *groups, si
     size_t used = 0, capacity = 0;
     int rc = -1;
 
-    if (file->fd < 0)
+    if (file->path == NULL)
         return ssp_fail(err, SSP_ERR_STATE, "the groups file is not open");
+    if (file->fd < 0 && open_for_appends(file, err) != 0)
+        return -1;
     for (size_t i = 0; i < n; i++) {
         size_t len;
         char *line = group_line(groups[i], &len);

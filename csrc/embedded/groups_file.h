@@ -20,9 +20,10 @@
 
 #define SSP_GROUPS_FILE_NAME "groups.jsonl"
 
-/* Opens dir/groups.jsonl (created if missing) and replaces the roster's
- * groups with what it holds. compact_allowed false: the file is only read
- * (the command line's private copy). A line that is JSON but not a valid
+/* Reads dir/groups.jsonl (a missing file reads as empty) and replaces the
+ * roster's groups with what it holds; the file is opened for appends (and
+ * created) by the first append. compact_allowed false: the file is only
+ * read (the command line's private copy). A line that is JSON but not a valid
  * group (rules tightened since it was written) is skipped and counted in
  * roster->skipped; a line that is not JSON makes the file corrupt. */
 int ssp_groups_file_open(ssp_journal *file, const char *dir, ssp_roster *roster,
