@@ -28,7 +28,7 @@
 #include "ids.h"
 #include "reconcile.h"
 #include "roster_feed_api.h"
-#include "rules/rules.h"
+#include "rule_texts.h"
 #include "store.h"
 #include "util.h"
 
