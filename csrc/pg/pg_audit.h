@@ -1,6 +1,6 @@
 /*
  * The audit in PostgreSQL (pg_audit.c): batches from the queue, the spill
- * file while the database is away, the audit and read-log queries.
+ * file while the database is away, the audit queries and purges.
  */
 #ifndef SSP_PG_AUDIT_H
 #define SSP_PG_AUDIT_H
@@ -29,8 +29,5 @@ int ssp_pg_audit_query(ssp_store *store, const ssp_audit_filter *filter, char **
 int ssp_pg_audit_chart(ssp_store *store, const ssp_audit_filter *filter, int64_t bucket_ms,
                        json_t **rows, ssp_error *err);
 int ssp_pg_audit_purge(ssp_store *store, int64_t before_ms, uint64_t *deleted, ssp_error *err);
-int ssp_pg_reads_append(ssp_store *store, json_t *record, ssp_error *err);
-int ssp_pg_reads_query(ssp_store *store, json_t *schools, const ssp_reads_filter *filter,
-                       json_t **page, ssp_error *err);
 
 #endif
