@@ -2,11 +2,9 @@
 
 import gc
 import json
-import os
 import random
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from typing import Any

@@ -1,8 +1,6 @@
 """The world of bench/shared_rooms.py: its users, rooms and policies, and the helpers both parts share."""
 
-import os
 import random
-import sys
 import time
 
 
