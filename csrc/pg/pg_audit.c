@@ -355,6 +355,32 @@ oom:
     return NULL;
 }
 
+/* The page of an audit or read-log query: the first `limit` rows as
+ * records (row_to_json), and, when the query found one row more, the id
+ * column of the page's last row as where the next page starts. NULL when
+ * out of memory. The rows stay the caller's. */
+json_t *ssp_pg_audit_page(ssp_pg_rows *res, size_t limit, int id_column,
+                          json_t *(*row_to_json)(ssp_pg_rows *res, int row))
+{
+    int rows = ssp_pg_nrows(res);
+    json_t *records = json_array(), *page;
+
+    if (records == NULL)
+        return NULL;
+    for (int i = 0; i < rows && (size_t)i < limit; i++) {
+        json_t *rec = row_to_json(res, i);
+
+        if (rec == NULL || json_array_append_new(records, rec) != 0) {
+            json_decref(records);
+            return NULL;
+        }
+    }
+    page = ssp_audit_page(records, (size_t)rows > limit ? ssp_pg_value(res, (int)limit - 1, id_column)
+                                                        : NULL);
+    json_decref(records);
+    return page;
+}
+
 int ssp_pg_audit_query(ssp_store *store, const ssp_audit_filter *f, char **result_json,
                        ssp_error *err)
 {
@@ -362,9 +388,9 @@ int ssp_pg_audit_query(ssp_store *store, const ssp_audit_filter *f, char **resul
     char since[32], until[32], before[32], limit[32];
     const char *params[9];
     ssp_pg_rows *res = NULL;
-    json_t *records = NULL, *result = NULL;
+    json_t *result;
     char *schools = NULL;
-    int rows, rc = -1;
+    int rc;
 
     snprintf(since, sizeof since, "%lld", (long long)f->since_ms);
     snprintf(until, sizeof until, "%lld", (long long)f->until_ms);
@@ -401,28 +427,11 @@ int ssp_pg_audit_query(ssp_store *store, const ssp_audit_filter *f, char **resul
     free(schools);
     if (res == NULL)
         return -1;
-    rows = ssp_pg_nrows(res);
-    records = json_array();
-    if (records == NULL)
-        goto oom;
-    for (int i = 0; i < rows && (size_t)i < f->limit; i++) {
-        json_t *rec = row_record(res, i);
-
-        if (rec == NULL || json_array_append_new(records, rec) != 0)
-            goto oom;
-    }
-    result = ssp_audit_page(records, (size_t)rows > f->limit
-                                         ? ssp_pg_value(res, (int)f->limit - 1, 0)
-                                         : NULL);
-    if (result == NULL)
-        goto oom;
-    rc = ssp_json_dump_to(result, result_json, err);
-    goto done;
-oom:
-    ssp_fail_nomem(err);
-done:
+    result = ssp_pg_audit_page(res, f->limit, 0, row_record);
     ssp_pg_rows_free(res);
-    json_decref(records);
+    if (result == NULL)
+        return ssp_fail_nomem(err);
+    rc = ssp_json_dump_to(result, result_json, err);
     json_decref(result);
     return rc;
 }

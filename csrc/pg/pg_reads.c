@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "audit_queue.h"
+#include "pg/pg_audit.h"
 #include "pg/pg_conn.h"
 #include "pg/pg_reads.h"
 #include "pg/pg_state.h"
@@ -34,6 +34,12 @@ int ssp_pg_reads_append(ssp_store *store, json_t *record, ssp_error *err)
     return rc;
 }
 
+/* A read-log row: its first column is the record's JSON text. */
+static json_t *row_json(ssp_pg_rows *res, int row)
+{
+    return json_loads(ssp_pg_value(res, row, 0), 0, NULL);
+}
+
 /* [caller thread] A page of the read log, newest first. */
 int ssp_pg_reads_query(ssp_store *store, json_t *schools, const ssp_reads_filter *filter,
                        json_t **page, ssp_error *err)
@@ -46,8 +52,6 @@ int ssp_pg_reads_query(ssp_store *store, json_t *schools, const ssp_reads_filter
     int64_t before_id = filter->before_id;
     size_t limit = filter->limit;
     ssp_pg_rows *res;
-    json_t *records = NULL;
-    int rows, rc = -1;
 
     *page = NULL;
     snprintf(since, sizeof since, "%lld", (long long)since_ms);
@@ -71,28 +75,9 @@ int ssp_pg_reads_query(ssp_store *store, json_t *schools, const ssp_reads_filter
     free(schools_json);
     if (res == NULL)
         return -1;
-    rows = ssp_pg_nrows(res);
-    records = json_array();
-    if (records == NULL)
-        goto oom;
-    for (int i = 0; i < rows && (size_t)i < limit; i++) {
-        json_t *rec = json_loads(ssp_pg_value(res, i, 0), 0, NULL);
-
-        if (rec == NULL || json_array_append_new(records, rec) != 0)
-            goto oom;
-    }
-    /* The id column of the page's last row is where the next page starts,
-     * as in ssp_pg_audit_query. */
-    *page = ssp_audit_page(records, (size_t)rows > limit ? ssp_pg_value(res, (int)limit - 1, 1)
-                                                         : NULL);
-    if (*page == NULL)
-        goto oom;
-    rc = 0;
-    goto done;
-oom:
-    ssp_fail_nomem(err);
-done:
+    *page = ssp_pg_audit_page(res, limit, 1, row_json);
     ssp_pg_rows_free(res);
-    json_decref(records);
-    return rc;
+    if (*page == NULL)
+        return ssp_fail_nomem(err);
+    return 0;
 }
