@@ -3,8 +3,9 @@ local pupil, and a pupil tries to reach the other server's rooms. Managed
 rooms do not federate (m.federate false; a remote join or event in a room
 that became managed later is refused, federation_forbidden); a remote
 invite, a join of a remote room and a pupil's invite of a remote user are
-refused and audited; a knock on a remote room is a residual risk, shown
-open by a strict xfail."""
+refused and audited; a knock on a remote room (R4) and a remote member
+whom the sync left in a room it then made managed (R23) are residual
+risks, each shown open by a strict xfail."""
 import pytest
 
 from harness.client import q, register_user, request, wait_for

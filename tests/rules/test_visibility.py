@@ -3,7 +3,9 @@ outside the rooms the school put them in: direct chats and invites (also
 hidden in a createRoom body), joins, the user directory, a room that only
 looks managed. Each attempt is denied with the rule id and audited; the
 legitimate paths keep working. Creating rooms and the closed doors are in
-test_room_creation_and_closed_doors.py."""
+test_room_creation_and_closed_doors.py. The doors Synapse keeps shut for
+this rule (typing, presence, /search, /send/m.room.member) are pinned by
+Synapse's own error code."""
 from __future__ import annotations
 
 import pytest
