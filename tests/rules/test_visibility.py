@@ -137,6 +137,30 @@ def test_invite_through_put_state_is_refused_like_invite(school):
     wait_for_invite(school.users["pupil3"], room_id)
 
 
+def test_delayed_invite_is_refused_when_it_fires(school):
+    # A delayed member event (MSC4140, PUT /state with a delay) asks no
+    # module when it is scheduled; when it fires Synapse hands it to
+    # update_membership (handlers/delayed_events.py _send_event), which
+    # asks user_may_invite.
+    teacher = school.users["teacher"]
+    status, body = teacher.create_room(preset="private_chat", name="Later")
+    assert status == 200, body
+    room_id = body["room_id"]
+
+    def invite_later(name):
+        status, body = teacher.request(
+            "PUT", f"{CS}/rooms/{q(room_id)}/state/m.room.member/{q(uid(name))}", {"membership": "invite"},
+            query={"org.matrix.msc4140.delay": "300"})
+        assert status == 200 and "delay_id" in body, body
+
+    invite_later("pupil_b")
+    invite_later("pupil2")
+    wait_for_invite(school.users["pupil2"], room_id)
+    assert_audited(school, "no_shared_room", uid("teacher"), callback="user_may_invite", room_id=room_id,
+                   target=uid("pupil_b"))
+    assert teacher.get_state(room_id, "m.room.member", uid("pupil_b"))[0] == 404
+
+
 def test_member_event_through_send_is_refused_by_synapse(school, pupil_dm):
     # /send/m.room.member would skip the membership checks; Synapse refuses
     # it (handlers/message.py create_and_send_nonmember_event).
