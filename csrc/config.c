@@ -7,11 +7,11 @@
 #include <string.h>
 
 #include "config.h"
+#include "config_values.h"
 #include "ids.h"
 #include "roster_feed.h"
 #include "util.h"
 
-#define PATH_MAX_LEN 384
 
 typedef int (*key_handler)(ssp_config *config, json_t *value, const char *path, ssp_error *err);
 
@@ -20,113 +20,13 @@ typedef struct key_spec {
     key_handler handle;
 } key_spec;
 
-static int expect_bool(json_t *value, const char *path, bool *out, ssp_error *err)
-{
-    if (!json_is_boolean(value))
-        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected a boolean", path);
-    *out = json_is_true(value);
-    return 0;
-}
-
-static int expect_int(json_t *value, const char *path, int64_t min, int64_t max, int64_t *out,
-                      ssp_error *err)
-{
-    json_int_t v;
-
-    if (!json_is_integer(value))
-        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected an integer", path);
-    v = json_integer_value(value);
-    if (v < min || v > max)
-        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected an integer from %lld to %lld", path,
-                        (long long)min, (long long)max);
-    *out = (int64_t)v;
-    return 0;
-}
-
-/* Copies a non-empty string; `null_ok` lets JSON null mean "unset". */
-static int expect_string(json_t *value, const char *path, bool null_ok, char **out,
-                         ssp_error *err)
-{
-    char *copy;
-
-    if (null_ok && json_is_null(value)) {
-        *out = NULL;
-        return 0;
-    }
-    if (!json_is_string(value) || json_string_length(value) == 0)
-        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected a non-empty string%s", path,
-                        null_ok ? " or null" : "");
-    if (strlen(json_string_value(value)) != json_string_length(value))
-        return ssp_fail(err, SSP_ERR_INPUT, "%s: must not contain NUL characters", path);
-    copy = ssp_strdup(json_string_value(value));
-    if (copy == NULL)
-        return ssp_fail_nomem(err);
-    free(*out);
-    *out = copy;
-    return 0;
-}
-
-static void free_string_list(char **items, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(items[i]);
-    free(items);
-}
-
-static int expect_string_list(json_t *value, const char *path, bool (*valid)(const char *),
-                              const char *what, char ***out, size_t *n_out, ssp_error *err)
-{
-    size_t n, i;
-    char **items;
-    char item_path[PATH_MAX_LEN];
-
-    if (!json_is_array(value))
-        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected a list of %s", path, what);
-    n = json_array_size(value);
-    items = calloc(n ? n : 1, sizeof *items);
-    if (items == NULL)
-        return ssp_fail_nomem(err);
-    for (i = 0; i < n; i++) {
-        json_t *item = json_array_get(value, i);
-
-        snprintf(item_path, sizeof item_path, "%s[%zu]", path, i);
-        if (expect_string(item, item_path, false, &items[i], err) != 0)
-            goto fail;
-        if (valid != NULL && !valid(items[i])) {
-            ssp_fail(err, SSP_ERR_INPUT, "%s: expected %s, got \"%s\"", item_path, what, items[i]);
-            goto fail;
-        }
-    }
-    free_string_list(*out, *n_out);
-    *out = items;
-    *n_out = n;
-    return 0;
-fail:
-    free_string_list(items, n);
-    return -1;
-}
-
-static int expect_choice(json_t *value, const char *path, const char *const *choices,
-                         const char *choice_list, int *out, ssp_error *err)
-{
-    if (json_is_string(value)) {
-        for (int i = 0; choices[i] != NULL; i++) {
-            if (strcmp(json_string_value(value), choices[i]) == 0) {
-                *out = i;
-                return 0;
-            }
-        }
-    }
-    return ssp_fail(err, SSP_ERR_INPUT, "%s: expected one of %s", path, choice_list);
-}
-
 /* Walks an object, dispatching each key to its handler; unknown keys fail. */
 static int parse_object(ssp_config *config, json_t *object, const char *path,
                         const key_spec *specs, ssp_error *err)
 {
     const char *key;
     json_t *value;
-    char key_path[PATH_MAX_LEN];
+    char key_path[SSP_CONFIG_PATH_MAX];
 
     if (!json_is_object(object))
         return ssp_fail(err, SSP_ERR_INPUT, "%s: expected a mapping", path[0] ? path : "config");
@@ -154,23 +54,23 @@ static bool looks_like_user_id(const char *s)
 
 static int on_service_users(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_string_list(v, path, looks_like_user_id, "Matrix user ids (@user:server)",
+    return ssp_expect_string_list(v, path, looks_like_user_id, "Matrix user ids (@user:server)",
                               &c->service_users, &c->n_service_users, err);
 }
 
 static int on_database(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_string(v, path, true, &c->database, err);
+    return ssp_expect_string(v, path, true, &c->database, err);
 }
 
 static int on_data_dir(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_string(v, path, true, &c->data_dir, err);
+    return ssp_expect_string(v, path, true, &c->data_dir, err);
 }
 
 static int on_policy_event_type(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    if (expect_string(v, path, false, &c->policy_event_type, err) != 0)
+    if (ssp_expect_string(v, path, false, &c->policy_event_type, err) != 0)
         return -1;
     if (strncmp(c->policy_event_type, "m.", 2) == 0)
         return ssp_fail(err, SSP_ERR_INPUT,
@@ -183,7 +83,7 @@ static int on_policy_event_type(ssp_config *c, json_t *v, const char *path, ssp_
 static int on_moderator_level(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
     /* Power levels are canonical-JSON integers: -(2^53)+1 .. (2^53)-1. */
-    return expect_int(v, path, -9007199254740991LL, 9007199254740991LL, &c->moderator_level, err);
+    return ssp_expect_int(v, path, -9007199254740991LL, 9007199254740991LL, &c->moderator_level, err);
 }
 
 static int on_one_way_allowed_events(ssp_config *c, json_t *v, const char *path, ssp_error *err)
@@ -192,7 +92,7 @@ static int on_one_way_allowed_events(ssp_config *c, json_t *v, const char *path,
     if (json_is_array(v) && json_array_size(v) > SSP_MAX_ONE_WAY_ALLOWED_EVENTS)
         return ssp_fail(err, SSP_ERR_INPUT, "%s: at most %d event types", path,
                         SSP_MAX_ONE_WAY_ALLOWED_EVENTS);
-    return expect_string_list(v, path, NULL, "event types", &c->one_way_allowed_events,
+    return ssp_expect_string_list(v, path, NULL, "event types", &c->one_way_allowed_events,
                               &c->n_one_way_allowed_events, err);
 }
 
@@ -201,7 +101,7 @@ static int on_unlisted_users(ssp_config *c, json_t *v, const char *path, ssp_err
     static const char *const choices[] = {"deny", "allow", NULL};
     int choice = 0;
 
-    if (expect_choice(v, path, choices, "deny, allow", &choice, err) != 0)
+    if (ssp_expect_choice(v, path, choices, "deny, allow", &choice, err) != 0)
         return -1;
     c->unlisted_allow = choice == 1;
     return 0;
@@ -209,29 +109,29 @@ static int on_unlisted_users(ssp_config *c, json_t *v, const char *path, ssp_err
 
 static int on_strict_homeserver_config(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_bool(v, path, &c->strict_homeserver_config, err);
+    return ssp_expect_bool(v, path, &c->strict_homeserver_config, err);
 }
 
 static int on_enforce(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_bool(v, path, &c->enforce, err);
+    return ssp_expect_bool(v, path, &c->enforce, err);
 }
 
 static int on_retention_days(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_int(v, path, 0, 36500, &c->audit_retention_days, err);
+    return ssp_expect_int(v, path, 0, 36500, &c->audit_retention_days, err);
 }
 
 static int on_include_content(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_bool(v, path, &c->audit_include_content, err);
+    return ssp_expect_bool(v, path, &c->audit_include_content, err);
 }
 
 /* audit.readers: data-protection officers, who read every school's audit
  * and change nothing (audit_view.c decides what each reader sees). */
 static int on_audit_readers(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_string_list(v, path, looks_like_user_id, "Matrix user ids (@user:server)",
+    return ssp_expect_string_list(v, path, looks_like_user_id, "Matrix user ids (@user:server)",
                               &c->audit_readers, &c->n_audit_readers, err);
 }
 
@@ -242,17 +142,17 @@ static int on_audit_readers(ssp_config *c, json_t *v, const char *path, ssp_erro
  * of time order (audit_scan.h). */
 static int on_flood_denials_per_minute(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_int(v, path, 1, 60000, &c->flood_denials_per_minute, err);
+    return ssp_expect_int(v, path, 1, 60000, &c->flood_denials_per_minute, err);
 }
 
 static int on_flood_burst(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_int(v, path, 1, 1000000, &c->flood_burst, err);
+    return ssp_expect_int(v, path, 1, 1000000, &c->flood_burst, err);
 }
 
 static int on_flood_summary_seconds(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_int(v, path, 1, 300, &c->flood_summary_seconds, err);
+    return ssp_expect_int(v, path, 1, 300, &c->flood_summary_seconds, err);
 }
 
 static const key_spec FLOOD_KEYS[] = {
@@ -288,18 +188,18 @@ static ssp_school *current_school(ssp_config *c)
 
 static int on_school_messenger(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_bool(v, path, &current_school(c)->messenger, err);
+    return ssp_expect_bool(v, path, &current_school(c)->messenger, err);
 }
 
 static int on_school_teachers_room(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_bool(v, path, &current_school(c)->teachers_room, err);
+    return ssp_expect_bool(v, path, &current_school(c)->teachers_room, err);
 }
 
 static int on_school_announcement_room(ssp_config *c, json_t *v, const char *path,
                                        ssp_error *err)
 {
-    return expect_bool(v, path, &current_school(c)->announcement_room, err);
+    return ssp_expect_bool(v, path, &current_school(c)->announcement_room, err);
 }
 
 static int on_school_room_creation(ssp_config *c, json_t *v, const char *path, ssp_error *err)
@@ -307,7 +207,7 @@ static int on_school_room_creation(ssp_config *c, json_t *v, const char *path, s
     static const char *const choices[] = {"service_users", "teachers", "everyone", NULL};
     int choice = 0;
 
-    if (expect_choice(v, path, choices, "service_users, teachers, everyone", &choice, err) != 0)
+    if (ssp_expect_choice(v, path, choices, "service_users, teachers, everyone", &choice, err) != 0)
         return -1;
     current_school(c)->room_creation = (ssp_room_creation)choice;
     return 0;
@@ -315,7 +215,7 @@ static int on_school_room_creation(ssp_config *c, json_t *v, const char *path, s
 
 static int on_school_enforce(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_bool(v, path, &current_school(c)->enforce, err);
+    return ssp_expect_bool(v, path, &current_school(c)->enforce, err);
 }
 
 static const key_spec SCHOOL_KEYS[] = {
@@ -331,7 +231,7 @@ static int on_schools(ssp_config *c, json_t *v, const char *path, ssp_error *err
 {
     const char *id;
     json_t *school_json;
-    char school_path[PATH_MAX_LEN];
+    char school_path[SSP_CONFIG_PATH_MAX];
     size_t n;
 
     if (!json_is_object(v))
@@ -381,7 +281,7 @@ static bool localpart_valid(const char *s)
 
 static int on_reconciler_user(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    if (expect_string(v, path, false, &c->reconciler_localpart, err) != 0)
+    if (ssp_expect_string(v, path, false, &c->reconciler_localpart, err) != 0)
         return -1;
     if (!localpart_valid(c->reconciler_localpart))
         return ssp_fail(err, SSP_ERR_INPUT,
@@ -393,17 +293,17 @@ static int on_reconciler_user(ssp_config *c, json_t *v, const char *path, ssp_er
 
 static int on_reconciler_rate(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_int(v, path, 1, 1000, &c->reconciler_actions_per_second, err);
+    return ssp_expect_int(v, path, 1, 1000, &c->reconciler_actions_per_second, err);
 }
 
 static int on_reconciler_batch(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_int(v, path, 1, 10000, &c->reconciler_batch_size, err);
+    return ssp_expect_int(v, path, 1, 10000, &c->reconciler_batch_size, err);
 }
 
 static int on_reconciler_retry_max(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_int(v, path, 1, 86400, &c->reconciler_retry_max_seconds, err);
+    return ssp_expect_int(v, path, 1, 86400, &c->reconciler_retry_max_seconds, err);
 }
 
 static const key_spec RECONCILER_KEYS[] = {
@@ -423,12 +323,12 @@ static int on_reconciler(ssp_config *c, json_t *v, const char *path, ssp_error *
 
 static int on_groups_encrypted(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_bool(v, path, &c->groups_encrypted, err);
+    return ssp_expect_bool(v, path, &c->groups_encrypted, err);
 }
 
 static int on_groups_retention(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_int(v, path, 0, 36500, &c->groups_archive_retention_days, err);
+    return ssp_expect_int(v, path, 0, 36500, &c->groups_archive_retention_days, err);
 }
 
 static const key_spec GROUPS_KEYS[] = {
@@ -446,7 +346,7 @@ static int on_groups(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 
 static int on_feed_url(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    if (expect_string(v, path, false, &c->feed_url, err) != 0)
+    if (ssp_expect_string(v, path, false, &c->feed_url, err) != 0)
         return -1;
     /* The URL is checked without echoing it: it holds the password. */
     return ssp_feed_check_url(path, c->feed_url, err);
@@ -454,18 +354,18 @@ static int on_feed_url(ssp_config *c, json_t *v, const char *path, ssp_error *er
 
 static int on_feed_url_file(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_string(v, path, false, &c->feed_url_file, err);
+    return ssp_expect_string(v, path, false, &c->feed_url_file, err);
 }
 
 static int on_feed_url_env(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_string(v, path, false, &c->feed_url_env, err);
+    return ssp_expect_string(v, path, false, &c->feed_url_env, err);
 }
 
 /* AMQP queue names are short strings: at most 255 bytes. */
 static int expect_queue_name(json_t *v, const char *path, char **out, ssp_error *err)
 {
-    if (expect_string(v, path, false, out, err) != 0)
+    if (ssp_expect_string(v, path, false, out, err) != 0)
         return -1;
     if (strlen(*out) > 255)
         return ssp_fail(err, SSP_ERR_INPUT, "%s: a queue name has at most 255 bytes", path);
@@ -487,23 +387,23 @@ static int on_feed_dlq(ssp_config *c, json_t *v, const char *path, ssp_error *er
 
 static int on_feed_prefetch(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_int(v, path, 1, 65535, &c->feed_prefetch, err);
+    return ssp_expect_int(v, path, 1, 65535, &c->feed_prefetch, err);
 }
 
 static int on_feed_retry_max(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_int(v, path, 1, 3600, &c->feed_retry_max_seconds, err);
+    return ssp_expect_int(v, path, 1, 3600, &c->feed_retry_max_seconds, err);
 }
 
 static int on_feed_max_message_bytes(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_int(v, path, SSP_FEED_MIN_MESSAGE_BYTES, SSP_FEED_MAX_MESSAGE_BYTES,
+    return ssp_expect_int(v, path, SSP_FEED_MIN_MESSAGE_BYTES, SSP_FEED_MAX_MESSAGE_BYTES,
                       &c->feed_max_message_bytes, err);
 }
 
 static int on_feed_declare(ssp_config *c, json_t *v, const char *path, ssp_error *err)
 {
-    return expect_bool(v, path, &c->feed_declare, err);
+    return ssp_expect_bool(v, path, &c->feed_declare, err);
 }
 
 static const key_spec FEED_KEYS[] = {
@@ -680,7 +580,7 @@ done:
 
 void ssp_config_destroy(ssp_config *c)
 {
-    free_string_list(c->service_users, c->n_service_users);
+    ssp_free_string_list(c->service_users, c->n_service_users);
     free(c->database);
     free(c->data_dir);
     free(c->policy_event_type);
@@ -690,7 +590,7 @@ void ssp_config_destroy(ssp_config *c)
     free(c->feed_url_env);
     free(c->feed_queue);
     free(c->feed_dead_letter_queue);
-    free_string_list(c->one_way_allowed_events, c->n_one_way_allowed_events);
+    ssp_free_string_list(c->one_way_allowed_events, c->n_one_way_allowed_events);
     for (size_t i = 0; i < c->n_schools; i++)
         free(c->schools[i].id);
     free(c->schools);
@@ -698,7 +598,7 @@ void ssp_config_destroy(ssp_config *c)
     ssp_strmap_destroy(&c->school_by_id);
     ssp_strmap_destroy(&c->one_way_allowed_set);
     ssp_strmap_destroy(&c->audit_reader_set);
-    free_string_list(c->audit_readers, c->n_audit_readers);
+    ssp_free_string_list(c->audit_readers, c->n_audit_readers);
     memset(c, 0, sizeof *c);
 }
 
