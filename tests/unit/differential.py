@@ -351,7 +351,10 @@ ROOM_DOORS = ["user_may_join_room", "user_may_invite", "user_may_create_room", "
 
 
 @st.composite
-def requests(draw, callbacks):
+def requests(draw, callbacks, room_facts=None, shared_facts=None, event_facts=None):
+    """A request of one of `callbacks`, with the facts the adapter could look
+    up; the rooms, shared rooms and events from the strategies given (the
+    ones above unless said)."""
     callback = draw(callbacks)
     actor = draw(st.sampled_from(ACTORS))
     req = {"callback": callback, "actor": actor, "target": None, "room_id": None, "event_type": None,
@@ -376,14 +379,14 @@ def requests(draw, callbacks):
         if invitees:  # the adapter asks once with no target, then once per invitee
             req["target"] = draw(st.one_of(st.none(), st.sampled_from(invitees)))
     if callback == "check_event_for_spam":
-        req["event_type"], req["content"] = draw(events)
+        req["event_type"], req["content"] = draw(event_facts or events)
         req["state_key"] = draw(state_keys)
         if req["event_type"] == "m.room.redaction":  # what it redacts, as Synapse reads it
             req["redacts"] = draw(st.sampled_from(["$event", POLICY_EVENT_ID, None]))
     req["facts"] = {
-        "room": draw(rooms),
+        "room": draw(room_facts or rooms),
         "actor_admin": draw(st.booleans()),
-        "shared_rooms": draw(shared_room_lists),
+        "shared_rooms": draw(shared_facts or shared_room_lists),
         "actor_membership": draw(memberships),
         "member_count": draw(st.integers(0, 3)),
     }
@@ -400,8 +403,9 @@ def normalise_engine(outcome):
     return (rule, enforced, school or None)
 
 
-def engine_and_reference(config, roster, data_dir):
-    """The C engine and the reference model, built from the same config and roster."""
+def engine_and_reference(config, roster, data_dir, groups=()):
+    """The C engine and the reference model, built from the same config,
+    roster and groups (each as the school cloud sends it)."""
     engine = _core.Engine(json.dumps({**config, "data_dir": data_dir}), SERVER, "main")
     engine.open()
     users = [
@@ -409,6 +413,8 @@ def engine_and_reference(config, roster, data_dir):
         for user, memberships in roster.items()
     ]
     engine.roster_upsert(json.dumps({"users": users}))
+    if groups:
+        engine.roster_upsert(json.dumps({"groups": list(groups)}))
     reference = ReferencePolicy(
         server_name=SERVER,
         schools=config["schools"],
@@ -419,6 +425,7 @@ def engine_and_reference(config, roster, data_dir):
         moderator_level=config.get("moderator_level", 50),
         one_way_allowed_events=frozenset(config.get("one_way_allowed_events", ())),
         audit_readers=frozenset(config.get("audit", {}).get("readers", ())),
+        groups={g["group"]: g for g in groups},
     )
     assert engine.reconciler_user == reference.reconciler_user
     return engine, reference
