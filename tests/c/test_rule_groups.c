@@ -451,6 +451,62 @@ static void archived_group_room_is_shared_by_nobody(void)
     tu_teardown(&fx);
 }
 
+/* ---- after the fact: text in member events of an archived group's room ---- */
+
+/* G_TEACHER leaves (or G_PUPIL rejects an invite) with a reason, in `room`. */
+static ssp_after_action leave_with_reason(tu_fixture *fx, const char *who, const ssp_room_policy *room,
+                                          const char *event_id)
+{
+    static const ssp_value leave = {.kind = SSP_VALUE_STRING, .text = "leave", .len = 5};
+    static const ssp_value reason = {.kind = SSP_VALUE_STRING, .text = "see you on the other side",
+                                     .len = 25};
+    ssp_content_key keys[2] = {{.key = "membership", .key_len = 10, .value = leave},
+                               {.key = "reason", .key_len = 6, .value = reason}};
+    ssp_event_seen ev;
+    ssp_after_action out;
+
+    memset(&ev, 0, sizeof ev);
+    ev.sender = who;
+    ev.state_key = who;
+    ev.is_state = true;
+    ev.type_read = ev.event_read = ev.room_read = ev.members_read = true;
+    ev.type = "m.room.member";
+    ev.event_id = event_id;
+    ev.room_id = ROOM;
+    ev.policy = room;
+    ev.create = &OWNER_CREATE;
+    ev.power_levels = strcmp(who, G_TEACHER) == 0 ? &TEACHER_LEVELS : &PUPIL_LEVELS;
+    ev.is_current = true;
+    ev.sender_admin = SSP_FACT_NO;
+    ev.membership = leave;
+    ev.keys = keys;
+    ev.n_keys = 2;
+    ssp_after_event(fx->engine, &ev, &out);
+    return out;
+}
+
+static void leave_reason_in_an_archived_group_room_is_taken_back(void)
+{
+    tu_fixture fx;
+    ssp_room_policy archived = group_room("course-archived", SSP_KIND_COURSE, true);
+    ssp_room_policy active = group_room("course-later", SSP_KIND_COURSE, true);
+    ssp_after_action out;
+
+    REQUIRE(group_world_setup(&fx, NULL));
+    /* Read-only for the moderator too; the member is out, not rejoined. */
+    out = leave_with_reason(&fx, G_TEACHER, &archived, "$leave1");
+    CHECK_INT_EQ(out.kind, SSP_AFTER_REDACT);
+    CHECK_STR_EQ(ssp_rule_id(out.rule), "group_archived");
+    CHECK_STR_EQ(out.school, "gym-nord");
+    CHECK(!out.restore);
+    out = leave_with_reason(&fx, G_PUPIL, &archived, "$leave2");
+    CHECK_INT_EQ(out.kind, SSP_AFTER_REDACT);
+    /* In an active two-way group room a reason is no new door. */
+    out = leave_with_reason(&fx, G_PUPIL, &active, "$leave3");
+    CHECK_INT_EQ(out.kind, SSP_AFTER_NOTHING);
+    tu_teardown(&fx);
+}
+
 /* ---- the policy's group is locked; kind class ---- */
 
 static void moderator_flips_two_way_but_not_the_group(void)
@@ -515,6 +571,7 @@ void run_rule_groups_tests(void)
     RUN(archived_group_report_only_is_audited_not_enforced);
     RUN(active_group_room_is_shared_across_schools);
     RUN(archived_group_room_is_shared_by_nobody);
+    RUN(leave_reason_in_an_archived_group_room_is_taken_back);
     RUN(moderator_flips_two_way_but_not_the_group);
     RUN(class_rooms_are_one_way);
     RUN(group_rule_ids_and_texts);

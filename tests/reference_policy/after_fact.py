@@ -57,9 +57,11 @@ class AfterTheFact:
         is_current = current is not None and current.event_id == event.event_id
         membership = content.get("membership")
         if managed is not None:
-            # one_way: text in the member event of someone below the moderator level.
-            if not self._one_way(managed) or \
-                    self._actor_level(levels, sender, create_content, creator) >= self.moderator_level:
+            # one_way: text in the member event of someone below the moderator
+            # level; group_archived: of anyone, in an archived group's room.
+            archived = self._names_group(managed) and self._group_archived(managed)
+            if not archived and (not self._one_way(managed) or
+                                 self._actor_level(levels, sender, create_content, creator) >= self.moderator_level):
                 return None
             text = _member_text(content, profile)
             if text is NEED_PROFILE:
@@ -68,8 +70,9 @@ class AfterTheFact:
                 return None
             school = managed.get("school")
             school = school if isinstance(school, str) else None
-            restore = state_key if membership == "join" and is_current and state_key == sender else None
-            denial = ("one_way", self._school_enforced(school), school)
+            restore = state_key if membership == "join" and is_current and state_key == sender and not archived \
+                else None
+            denial = ("group_archived" if archived else "one_way", self._school_enforced(school), school)
             kind, user_id = "redact", restore
         else:
             # a direct chat holds two: an invite counted after the members

@@ -89,8 +89,10 @@ door_contents = {
 
 
 @st.composite
-def after_cases(draw):
-    """(event, state, profile facts, admin fact, how often to show it)."""
+def after_cases(draw, groups=None):
+    """(event, state, profile facts, admin fact, how often to show it).
+    `groups`: a strategy of the `group` a course's policy names (none
+    without it)."""
     state = {}
     order = itertools.count(1)
 
@@ -102,9 +104,11 @@ def after_cases(draw):
     room = draw(st.sampled_from(["course", "direct chat", "old room", "any"]))
     if room == "course":  # a managed one-way room of the school cloud's, mostly
         put("m.room.create", RECONCILER, {"room_version": draw(st.sampled_from(["10", "12"]))})
-        put(POLICY_TYPE, draw(st.sampled_from([RECONCILER] * 5 + [LOCAL_USERS[1]])),
-            {"school": "gym-nord", "kind": draw(st.sampled_from(["course", "announcement"] * 3 + ["teachers"])),
-             "two_way": draw(st.sampled_from([False] * 5 + [True]))})
+        policy = {"school": "gym-nord", "kind": draw(st.sampled_from(["course", "announcement"] * 3 + ["teachers"])),
+                  "two_way": draw(st.sampled_from([False] * 5 + [True]))}
+        if groups is not None:
+            policy["group"] = draw(groups)
+        put(POLICY_TYPE, draw(st.sampled_from([RECONCILER] * 5 + [LOCAL_USERS[1]])), policy)
         put("m.room.power_levels", RECONCILER, {"users": {LOCAL_USERS[0]: 50}, "events_default": 50})
     elif room == "direct chat":  # a pupil's, or a teacher's room
         put("m.room.create", draw(st.sampled_from(LOCAL_USERS[:5] + [LOCAL_USERS[1]] * 3)), {"room_version": "12"})

@@ -33,6 +33,7 @@ from .differential import (
     run_request,
     senders,
 )
+from .test_differential_after import after_cases, run_after_event
 
 GROUP_CONFIG = {
     "schools": {
@@ -203,3 +204,13 @@ def test_group_cases(fixed_groups, req, expected):
     assert run_request(engine, reference, req, {}) == expected
     event(f"group case: {expected[0] if expected else 'allowed'}")
 
+
+@settings(max_examples=int(1500 * SCALE), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(case=after_cases(groups=group_values))
+def test_after_event_agrees_with_reference_model_in_group_rooms(fixed_groups, case):
+    """After the fact: text in member events of an archived group's room is
+    taken back from everyone (group_archived), as one_way takes it back from
+    pupils in one-way rooms."""
+    engine, reference = fixed_groups
+    run_after_event(engine, reference, case)
