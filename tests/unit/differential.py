@@ -351,12 +351,12 @@ ROOM_DOORS = ["user_may_join_room", "user_may_invite", "user_may_create_room", "
 
 
 @st.composite
-def requests(draw, callbacks, room_facts=None, shared_facts=None, event_facts=None):
+def requests(draw, callbacks, room_facts=None, shared_facts=None, event_facts=None, actors=None):
     """A request of one of `callbacks`, with the facts the adapter could look
-    up; the rooms, shared rooms and events from the strategies given (the
-    ones above unless said)."""
+    up; the actor, rooms, shared rooms and events from the strategies given
+    (the ones above unless said)."""
     callback = draw(callbacks)
-    actor = draw(st.sampled_from(ACTORS))
+    actor = draw(st.sampled_from(ACTORS) if actors is None else actors)
     req = {"callback": callback, "actor": actor, "target": None, "room_id": None, "event_type": None,
            "state_key": None, "content": None, "is_invited": None}
     if callback in WITH_TARGET:
@@ -379,14 +379,14 @@ def requests(draw, callbacks, room_facts=None, shared_facts=None, event_facts=No
         if invitees:  # the adapter asks once with no target, then once per invitee
             req["target"] = draw(st.one_of(st.none(), st.sampled_from(invitees)))
     if callback == "check_event_for_spam":
-        req["event_type"], req["content"] = draw(event_facts or events)
+        req["event_type"], req["content"] = draw(events if event_facts is None else event_facts)
         req["state_key"] = draw(state_keys)
         if req["event_type"] == "m.room.redaction":  # what it redacts, as Synapse reads it
             req["redacts"] = draw(st.sampled_from(["$event", POLICY_EVENT_ID, None]))
     req["facts"] = {
-        "room": draw(room_facts or rooms),
+        "room": draw(rooms if room_facts is None else room_facts),
         "actor_admin": draw(st.booleans()),
-        "shared_rooms": draw(shared_facts or shared_room_lists),
+        "shared_rooms": draw(shared_room_lists if shared_facts is None else shared_facts),
         "actor_membership": draw(memberships),
         "member_count": draw(st.integers(0, 3)),
     }

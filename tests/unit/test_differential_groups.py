@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .differential import (
+    ACTORS,
     CALLBACKS,
     LOCAL_USERS,
     POLICY_TYPE,
@@ -80,15 +81,17 @@ def group_sets(draw):
 
 
 # The policy's `group`: a group that may exist, an id nobody sent, "", no string.
-group_values = st.one_of(st.sampled_from(GROUP_IDS), st.sampled_from(["g-unknown", "", 5, None, ["g-a"]]))
+group_values = st.one_of(st.sampled_from(GROUP_IDS), st.sampled_from(GROUP_IDS), st.sampled_from(GROUP_IDS),
+                         st.sampled_from(["g-unknown", "", 5, None, ["g-a"]]))
 group_policies = st.fixed_dictionaries(
-    {"school": st.sampled_from(["gym-nord", "gym-nord", "rs-west", "gs-sued"]), "group": group_values},
+    {"school": st.sampled_from(["gym-nord"] * 4 + ["rs-west", "gs-sued"]), "group": group_values},
     optional={"kind": st.sampled_from(["course", "team", "class", "teachers"]), "two_way": st.booleans()},
 )
 policy_senders = st.one_of(st.just(RECONCILER), st.just(RECONCILER), senders)
 group_rooms = st.builds(
     make_room,
-    policy=st.one_of(st.tuples(group_policies, policy_senders), st.none()),
+    policy=st.one_of(st.tuples(group_policies, policy_senders), st.tuples(group_policies, policy_senders),
+                     st.none()),
     pl=st.one_of(st.none(), power_levels),
     create=st.tuples(create_contents, st.sampled_from([RECONCILER, RECONCILER, *LOCAL_USERS])),
     with_event_id=st.booleans(),
@@ -106,9 +109,13 @@ GROUP_DOORS = ["user_may_join_room", "user_may_join_room", "user_may_invite", "u
                "check_event_for_spam", "check_username_for_spam", "user_may_create_room"]
 
 
+# The users of the roster above most of the time, so that decisions get past rule 1.
+group_actors = st.one_of(st.sampled_from(LOCAL_USERS[:5]), st.sampled_from(ACTORS))
+
+
 def group_requests(callbacks=st.sampled_from(GROUP_DOORS)):
     return requests(callbacks, room_facts=group_rooms, shared_facts=shared_group_rooms,
-                    event_facts=group_events)
+                    event_facts=group_events, actors=group_actors)
 
 
 @settings(max_examples=int(300 * SCALE), deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -148,9 +155,36 @@ def fixed_groups(tmp_path_factory):
 
 @settings(max_examples=int(3000 * SCALE), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(req=group_requests(st.one_of(st.sampled_from(GROUP_DOORS), st.sampled_from(sorted(CALLBACKS)),
-                                    st.sampled_from(ROOM_DOORS))))
+@given(req=group_requests(st.one_of(st.sampled_from(GROUP_DOORS), st.sampled_from(GROUP_DOORS),
+                                    st.sampled_from(sorted(CALLBACKS)), st.sampled_from(ROOM_DOORS))))
 def test_engine_agrees_with_reference_model_on_fixed_groups(fixed_groups, req):
+    engine, reference = fixed_groups
+    run_request(engine, reference, req, {})
+
+
+# Who gets into a group room: trusted rooms of gym-nord naming one of the
+# fixed groups (or an unknown one), invites and joins by the roster's users.
+school_group_rooms = st.builds(
+    make_room,
+    policy=st.tuples(
+        st.fixed_dictionaries({"school": st.just("gym-nord"),
+                               "group": st.sampled_from(GROUP_IDS + ["g-unknown"])},
+                              optional={"kind": st.sampled_from(["course", "team", "class"]),
+                                        "two_way": st.booleans()}),
+        st.just(RECONCILER)),
+    pl=st.one_of(st.none(), st.just({"users": {LOCAL_USERS[0]: 50, LOCAL_USERS[4]: 50}})),
+    create=st.just(({"room_version": "12"}, RECONCILER)),
+)
+membership_requests = requests(
+    st.sampled_from(["user_may_join_room", "user_may_invite"]), room_facts=school_group_rooms,
+    shared_facts=shared_group_rooms, actors=st.sampled_from(LOCAL_USERS[:5] + [RECONCILER]),
+)
+
+
+@settings(max_examples=int(2000 * SCALE), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(req=membership_requests)
+def test_engine_agrees_with_reference_model_on_group_membership(fixed_groups, req):
     engine, reference = fixed_groups
     run_request(engine, reference, req, {})
 
