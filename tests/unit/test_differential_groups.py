@@ -82,7 +82,7 @@ def group_sets(draw):
 
 # The policy's `group`: a group that may exist, an id nobody sent, "", no string.
 group_values = st.one_of(st.sampled_from(GROUP_IDS), st.sampled_from(GROUP_IDS), st.sampled_from(GROUP_IDS),
-                         st.sampled_from(["g-unknown", "", 5, None, ["g-a"]]))
+                         st.sampled_from(["g-unknown", "", 5, None, ["g-a"], "\ud800"]))
 group_policies = st.fixed_dictionaries(
     {"school": st.sampled_from(["gym-nord"] * 4 + ["rs-west", "gs-sued"]), "group": group_values},
     optional={"kind": st.sampled_from(["course", "team", "class", "teachers"]), "two_way": st.booleans()},
