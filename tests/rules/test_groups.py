@@ -11,12 +11,13 @@ is checked with its rule id and its audit record; the legitimate path
 beside it too."""
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
 import pytest
 
-from harness.client import wait_for
+from harness.client import CS, q, wait_for
 from support import (
     DEFAULT_VERSION_GIVES_CREATORS_POWER,
     GYM,
@@ -32,6 +33,7 @@ from support import (
     direct_chat,
     direct_chat_request,
     members,
+    member_content,
     membership,
     now_ms,
     uid,
@@ -213,6 +215,26 @@ def test_archived_group_room_is_read_only(world):
     # A stale snapshot does not bring the group back.
     put_groups(world, group(group_id, listed, version=1), applied=0)
     assert_denied(teacher.send(room_id, "m.room.message", TEXT), "group_archived")
+
+
+def test_leave_reason_in_an_archived_group_room_is_taken_back(world):
+    """Leaving stays open in an archived group's room, but not as a way to
+    post: the reason of the moderator's leave is redacted after the fact."""
+    group_id = unique("archived-leave")
+    listed = {"teacher": "moderator", "pupil_a": "member"}
+    put_groups(world, group(group_id, listed, version=1))
+    room_id = group_room(world, group_id, invite=["teacher", "pupil_a"])
+    join_all(world, room_id, "teacher", "pupil_a")
+    put_groups(world, group(group_id, listed, version=2, state="archived"))
+    text = "Ich bin dann mal weg"
+    status, body = world.users["teacher"].request("POST", f"{CS}/rooms/{q(room_id)}/leave", {"reason": text})
+    assert status == 200, body
+    wait_for(lambda: member_content(world.sync, room_id, uid("teacher")) == {"membership": "leave"} or None,
+             5, "the leave's reason taken back")
+    status, body = world.users["pupil_a"].messages(room_id, limit=30)
+    assert status == 200 and text not in json.dumps(body["chunk"]), body
+    assert_audited(world, "group_archived", uid("teacher"), callback="after_the_fact", room_id=room_id,
+                   event_type="m.room.member")
 
 
 def test_group_archives_itself_at_its_date(world):
