@@ -24,6 +24,7 @@ int main(void)
     run_rule_groups_tests();
     run_matrix_tests();
     run_audit_tests();
+    run_audit_kinds_tests();
     run_audit_denial_tests();
     run_audit_flood_tests();
     run_store_tests();
