@@ -11,6 +11,7 @@ their policy event's sender and the room's creator are mostly the
 reconciler, so that the policy counts. The strategies and the runner are
 differential.py's."""
 import tempfile
+from collections.abc import Mapping
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -248,3 +249,37 @@ def test_after_event_agrees_with_reference_model_in_group_rooms(fixed_groups, ca
     pupils in one-way rooms."""
     engine, reference = fixed_groups
     run_after_event(engine, reference, case)
+
+
+class _ReadOnlyContent(Mapping):
+    """Synapse's event.content since about 1.155: a read-only Mapping, no dict."""
+
+    def __init__(self, data):
+        self._data = dict(data)
+
+    def __getitem__(self, key):
+        return self._data[key]
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self):
+        return len(self._data)
+
+
+@pytest.mark.parametrize("group_value, expected", [
+    ("g-a", ("group_closed", True, "gym-nord")),       # the closed team
+    ("g-b", None),                                      # the open course: the moderator invites
+    ("g-forged", ("group_closed", True, "gym-nord")),  # unknown: closed
+    (5, ("group_closed", True, "gym-nord")),           # no string: unknown
+])
+def test_the_binding_reads_the_group_of_read_only_content(fixed_groups, group_value, expected):
+    """The policy's `group` read out of a read-only Mapping, as Synapse hands
+    the room's state over, for the room and for the rooms two users share."""
+    engine, reference = fixed_groups
+    policy = {"school": "gym-nord", "kind": "course", "two_way": True, "group": group_value}
+    room = (_ReadOnlyContent(policy), RECONCILER, _ReadOnlyContent({"users": {LOCAL_USERS[0]: 50}}),
+            _ReadOnlyContent({"room_version": "12"}), RECONCILER)
+    shared = [(_ReadOnlyContent(policy), RECONCILER, RECONCILER)]
+    req = ask("user_may_invite", LOCAL_USERS[0], room, LOCAL_USERS[1], shared=shared)
+    assert run_request(engine, reference, req, {}) == expected
