@@ -19,6 +19,10 @@
 #        login      check_login_for_spam, allowed pupil
 #        token      is_user_expired, allowed pupil (Synapse asks it on every request)
 #        denied     message by a pupil whose school has not opted in (-> NEED_ADMIN)
+#        group-message   the message in a two-way team's room (its policy names a
+#                        group of 25 members in the roster's group index)
+#        group-join      user_may_join_room, invited: the cross-school join of a
+#                        gym-nord pupil into a course room of rs-west that lists them
 #        after-message   ssp_after_event: a local user's message (decided on two facts)
 #        after-join      ssp_after_event: a pupil's join under their global name in a
 #                        one-way course, every fact read (nothing to take back)
@@ -31,7 +35,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ITERATIONS=${1:-100000}
 USERS=${2:-100000}
-CASES="${CASES_OVERRIDE:-message need-room login token denied after-message after-join after-remote}"
+CASES="${CASES_OVERRIDE:-message need-room login token denied group-message group-join after-message after-join after-remote}"
 
 BUILD=$(mktemp -d /tmp/ssp-bench-callgrind-XXXXXX)
 trap 'rm -rf "$BUILD"' EXIT

@@ -4,7 +4,7 @@
  * Built and run by bench/callgrind_decide.sh:
  *
  *   decide_bench [--iterations N] [--users N] [--case message|need-room|login|token|denied|
- *                 after-message|after-join|after-remote]
+ *                 group-message|group-join|after-message|after-join|after-remote]
  *
  * Without valgrind it prints the native ns per decision (noisy: 2 cores).
  * Under `valgrind --tool=callgrind --instr-atstart=no --toggle-collect=ssp_decide`
@@ -84,6 +84,30 @@ static char *roster_body(long users, size_t *len)
     return buf;
 }
 
+/* Two groups listing `actor` among 25 members: "team-nord" (gym-nord, a
+ * two-way team) and "course-west" (rs-west, a course). */
+static void put_groups(ssp_engine *engine, const char *actor)
+{
+    char body[9216], members[4096];
+    size_t used = 0, upserted = 0, applied = 0;
+    ssp_error err;
+
+    used += (size_t)snprintf(members, sizeof members, "{\"user_id\": \"%s\", \"role\": \"member\"}", actor);
+    for (int i = 1; i < 25; i++)
+        used += (size_t)snprintf(members + used, sizeof members - used,
+                                 ", {\"user_id\": \"@u%d:" SERVER "\", \"role\": \"%s\"}", i * 7,
+                                 i == 1 ? "moderator" : "member");
+    snprintf(body, sizeof body,
+             "{\"groups\": [{\"group\": \"team-nord\", \"school\": \"gym-nord\", \"kind\": \"team\", "
+             "\"name\": \"Robotik\", \"two_way\": true, \"members\": [%s]}, {\"group\": \"course-west\", "
+             "\"school\": \"rs-west\", \"kind\": \"course\", \"name\": \"Chor\", \"members\": [%s]}]}",
+             members, members);
+    if (ssp_roster_upsert_groups(engine, body, strlen(body), &upserted, &applied, &err) != 0)
+        die("ssp_roster_upsert_groups", &err);
+    if (applied != 2)
+        die("the groups were not applied", NULL);
+}
+
 static double now_ns(void)
 {
     struct timespec ts;
@@ -127,7 +151,8 @@ int main(int argc, char **argv)
         die("mkdtemp", NULL);
     snprintf(config, sizeof config,
              "{\"service_users\": [\"@sync:" SERVER "\"], \"data_dir\": \"%s\", "
-             "\"schools\": {\"gym-nord\": {\"messenger\": true}, \"gs-sued\": {\"messenger\": false}}}",
+             "\"schools\": {\"gym-nord\": {\"messenger\": true}, \"gs-sued\": {\"messenger\": false},"
+             " \"rs-west\": {\"messenger\": true}}}",
              data_dir);
     engine = ssp_engine_new(config, strlen(config), SERVER, "bench", &err);
     if (engine == NULL)
@@ -171,6 +196,9 @@ int main(int argc, char **argv)
         .actor_is_admin = SSP_FACT_UNKNOWN,
     };
     ssp_verdict expected = SSP_VERDICT_ALLOW;
+    /* The group cases: a two-way team of gym-nord and a course of rs-west,
+     * each listing the pupil among 25 members, in the roster's group index. */
+    ssp_room_policy team = room;
     /* The after-the-fact cases: a state change as the adapter hands it over
      * with every fact read, in which there is nothing to do. */
     ssp_room_policy course = room;
@@ -252,6 +280,24 @@ int main(int argc, char **argv)
         req.room = NULL;
         req.room_power_levels = NULL;
         expected = SSP_VERDICT_NEED_ADMIN;
+    } else if (strcmp(which, "group-message") == 0 || strcmp(which, "group-join") == 0) {
+        bool join = strcmp(which, "group-join") == 0;
+
+        put_groups(engine, actor);
+        team.n_keys = 4;
+        team.group = join ? "course-west" : "team-nord";
+        team.group_len = strlen(team.group);
+        if (join) {
+            /* the cross-school join: a gym-nord pupil the rs-west course lists */
+            team.school = "rs-west";
+            team.school_len = 7;
+            team.kind_name = "course";
+            team.two_way = false;
+            req.callback = SSP_CB_USER_MAY_JOIN_ROOM;
+            req.event_type = NULL;
+            req.is_invited = SSP_FACT_YES;
+        }
+        req.room = &team;
     } else if (strcmp(which, "message") != 0) {
         fprintf(stderr, "decide_bench: unknown --case %s\n", which);
         return 2;

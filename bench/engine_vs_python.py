@@ -14,7 +14,7 @@ adapter callbacks per round).
 
 Part 1, decisions: the same roster of --users users (90% in gym-nord, which
 has opted in, 10% in gs-sued, which has not) is loaded into the engine
-(Engine.roster_upsert) and into tests/reference_policy.py's ReferencePolicy.
+(Engine.roster_upsert) and into tests/reference_policy/'s ReferencePolicy.
 For each request kind both make the same decision (checked first, for every
 actor used), then each is timed in a perf_counter_ns loop over 4,096 different
 actors, engine and Python interleaved round by round (E P E P ...). Printed:

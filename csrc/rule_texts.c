@@ -132,6 +132,24 @@ static const rule_info RULES[SSP_RULE__COUNT] = {
                                     "room.",
                                     "Im Lehrerzimmer können nur Lehrkräfte und Schulleitung der "
                                     "Schule sein."}}},
+    [SSP_RULE_GROUP_CLOSED] =
+        {"group_closed",
+         {"Course or team members are managed", "Mitglieder von Kurs oder Team werden verwaltet"},
+         {[SSP_SAY_USUAL] = {"The school decides who is in this course or team.",
+                             "Wer in diesem Kurs oder Team ist, entscheidet die Schule."},
+          [SSP_SAY_INVITE] = {"Only the school adds people to this course or team.",
+                              "Nur die Schule fügt Personen zu diesem Kurs oder Team hinzu."},
+          [SSP_SAY_ABOUT_TARGET] = {"Only people of a school with the messenger can be invited "
+                                    "into this course or team.",
+                                    "In diesen Kurs oder dieses Team können nur Personen einer "
+                                    "Schule mit Messenger eingeladen werden."}}},
+    [SSP_RULE_GROUP_ARCHIVED] =
+        {"group_archived",
+         {"Archived course or team", "Archivierter Kurs oder Team"},
+         {[SSP_SAY_USUAL] = {"This course or team is archived: it can be read and left, nothing "
+                             "more.",
+                             "Dieser Kurs oder dieses Team ist archiviert: Lesen und Verlassen ist "
+                             "möglich, sonst nichts."}}},
 };
 
 /* For a rule id out of range; no decision denies without a rule. */

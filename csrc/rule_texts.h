@@ -28,6 +28,8 @@ typedef enum {
     SSP_RULE_JOIN_FORBIDDEN,
     SSP_RULE_FEDERATION_FORBIDDEN,
     SSP_RULE_STAFF_ONLY,
+    SSP_RULE_GROUP_CLOSED,
+    SSP_RULE_GROUP_ARCHIVED,
     SSP_RULE__COUNT
 } ssp_rule;
 
@@ -63,7 +65,7 @@ typedef enum {
     SSP_SAY_USUAL = 0,
     SSP_SAY_ABOUT_TARGET, /* the invitee, not the actor, breaks the rule */
     SSP_SAY_REACTION,     /* one_way: a reaction that is not an emoji on an event */
-    SSP_SAY_INVITE,       /* one_way: an invite into the channel */
+    SSP_SAY_INVITE,       /* one_way, group_closed: an invite into the room */
     SSP_SAY_OTHER_SERVER, /* federation_forbidden: joining a room of another server */
     SSP_SAY_DIRECT_CHAT,  /* room_creation_forbidden: a third person in a direct chat */
     SSP_SAY__COUNT

@@ -8,7 +8,7 @@
   wheel, the audit page, the admin API and the command line.
 
 support.py (the school world and the assertions), harness/ (the processes)
-and reference_policy.py stay at the top of tests/, importable from every
+and reference_policy/ stay at the top of tests/, importable from every
 folder."""
 import os
 import sys

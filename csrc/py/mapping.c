@@ -13,7 +13,7 @@
 static const char *const KEY_NAMES[N_KEYS] = {
     "school", "kind", "two_way", "users_default", "events_default", "state_default", "users",
     "events", "room_version", "additional_creators", "redacts", "m.relates_to", "rel_type", "key",
-    "event_id",
+    "event_id", "group",
 };
 
 PyObject *mapping_keys[N_KEYS];

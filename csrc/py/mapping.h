@@ -39,6 +39,7 @@ typedef enum mapping_key {
     K_REL_TYPE,
     K_KEY,
     K_EVENT_ID,
+    K_GROUP,
     N_KEYS
 } mapping_key;
 

@@ -14,6 +14,35 @@
 #include "py/mapping.h"
 #include "rules/room_shape.h"
 
+/* content["group"]: NULL when absent; "" (group_len 0) when it is there
+ * but no string the rules can read, which names no group the index holds
+ * (the room fails closed, rules/groups.h). */
+static int group_field(PyObject *content, ssp_room_policy *policy, borrowed *b)
+{
+    PyObject *value = item(content, K_GROUP);
+    Py_ssize_t size = 0;
+    int rc = 0;
+
+    policy->group = NULL;
+    policy->group_len = 0;
+    if (value == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (is_str(value)) {
+        policy->group = PyUnicode_AsUTF8AndSize(value, &size);
+        if (policy->group == NULL && !not_utf8())
+            rc = -1;
+        else if (policy->group != NULL && keep(b, value) != 0)
+            rc = -1;
+    }
+    if (rc == 0 && policy->group == NULL) {
+        policy->group = "";
+        size = 0;
+    }
+    policy->group_len = (size_t)size;
+    Py_DECREF(value);
+    return rc;
+}
+
 int policy_from_mapping(PyObject *content, ssp_room_policy *policy, borrowed *b)
 {
     PyObject *two_way = NULL;
@@ -30,7 +59,8 @@ int policy_from_mapping(PyObject *content, ssp_room_policy *policy, borrowed *b)
     policy->empty = size == 0;
     policy->n_keys = (size_t)size;
     if (str_field(content, K_SCHOOL, b, &policy->school, &policy->school_len) != 0 ||
-        str_field(content, K_KIND, b, &policy->kind_name, &policy->kind_len) != 0)
+        str_field(content, K_KIND, b, &policy->kind_name, &policy->kind_len) != 0 ||
+        group_field(content, policy, b) != 0)
         return -1;
     policy->kind = ssp_room_kind_from_name(policy->kind_name, policy->kind_len);
     two_way = item(content, K_TWO_WAY);

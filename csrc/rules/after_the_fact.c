@@ -1,6 +1,6 @@
 /*
- * The rules after the fact (after_the_fact.h): one_way for the text of
- * member events, "a direct chat holds two" across workers, the closed
+ * The rules after the fact (after_the_fact.h): one_way (and group_archived
+ * in an archived group's room) for the text of member events, "a direct chat holds two" across workers, the closed
  * doors of rooms made here against their remote members, and the policy
  * event across a service user's room upgrade.
  *
@@ -18,7 +18,9 @@
 #include "audit_record.h"
 #include "rules/after_the_fact.h"
 #include "rules/common.h"
+#include "rules/groups.h"
 #include "rules/visibility.h"
+#include "util.h"
 
 #define MEMBER_TYPE "m.room.member"
 #define TOMBSTONE_TYPE "m.room.tombstone"
@@ -141,21 +143,27 @@ static bool member_event_carries_text(const ssp_event_seen *ev, bool *need_profi
 }
 
 /* In a managed one-way room (the announcement room too), below the
- * moderator level. */
+ * moderator level: one_way. In an archived group's room, read-only for
+ * everyone, whatever their level (a leave's or a kick's reason is the
+ * only text that gets there): group_archived. */
 static bool member_text_taken_back(const ssp_engine *engine, const ssp_event_seen *ev,
                                    const ssp_request *req, ssp_after_kind *need, ssp_denial *d)
 {
-    bool need_profile = false;
+    bool need_profile = false, archived;
 
-    if (!ssp_room_is_managed(req) || !ssp_policy_is_one_way(req->room) ||
-        ssp_actor_level(req) >= engine->config.moderator_level)
+    if (!ssp_room_is_managed(req))
+        return false;
+    archived = ssp_policy_names_group(req->room) &&
+               ssp_groups_room_archived(engine, req->room, ssp_now_ms());
+    if (!archived && (!ssp_policy_is_one_way(req->room) ||
+                      ssp_actor_level(req) >= engine->config.moderator_level))
         return false;
     if (!member_event_carries_text(ev, &need_profile)) {
         if (need_profile)
             *need = SSP_AFTER_NEED_PROFILE;
         return false;
     }
-    return ssp_deny_in_room(engine, req, SSP_RULE_ONE_WAY, d);
+    return ssp_deny_in_room(engine, req, archived ? SSP_RULE_GROUP_ARCHIVED : SSP_RULE_ONE_WAY, d);
 }
 
 /* ---- room_creation_forbidden: a third person in a direct chat (R14) ---- */
@@ -290,8 +298,9 @@ static ssp_after_kind local_state_event(ssp_engine *engine, const ssp_event_seen
     pthread_rwlock_rdlock(&engine->roster.lock);
     if (member_text_taken_back(engine, ev, req, &need, d)) {
         act = SSP_AFTER_REDACT;
-        out->restore = value_is(&ev->membership, "join") && ev->is_current &&
-                       strcmp(ev->state_key, ev->sender) == 0;
+        /* No rejoin into an archived group's room: nobody joins there. */
+        out->restore = d->rule == SSP_RULE_ONE_WAY && value_is(&ev->membership, "join") &&
+                       ev->is_current && strcmp(ev->state_key, ev->sender) == 0;
     } else if (need == SSP_AFTER_NOTHING && invite_beyond_direct_chat(engine, ev, req, &need, d)) {
         act = SSP_AFTER_WITHDRAW;
     }

@@ -11,6 +11,8 @@
  *   reason, a key of its own, or a display name or avatar that is not the
  *   member's global profile. Redacted; the profile restored (threat model
  *   R3).
+ * - group_archived: such a member event of anyone (a leave's or a kick's
+ *   reason) in an archived group's room, which is read-only. Redacted.
  * - room_creation_forbidden: a third person invited into a direct chat at
  *   the same moment as the second, through another worker. The later
  *   invite is withdrawn (R14).

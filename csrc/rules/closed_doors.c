@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "rules/closed_doors.h"
+#include "rules/groups.h"
 #include "rules/special_rooms.h"
 
 bool ssp_doors_deny_callback(const ssp_engine *engine, const ssp_request *req, bool actor_local,
@@ -127,6 +128,10 @@ bool ssp_doors_deny_managed_join(const ssp_engine *engine, const ssp_request *re
         ssp_user_in_school(engine, req->actor, req->room->school, req->room->school_len)) {
         if (!ssp_special_rooms_deny(engine, req, &found))
             return false;
+    } else if (ssp_groups_admit_join(engine, req)) {
+        return false; /* a listed member, or an open group's guest, of another school */
+    } else if (ssp_groups_closed_to_uninvited(engine, req)) {
+        ssp_deny_in_room(engine, req, SSP_RULE_GROUP_CLOSED, &found);
     } else {
         ssp_deny_as_actor(engine, req, actor_local, SSP_RULE_JOIN_FORBIDDEN, &found);
     }

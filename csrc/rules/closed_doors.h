@@ -41,7 +41,9 @@ bool ssp_doors_deny_foreign_join(const ssp_engine *engine, const ssp_request *re
 bool ssp_doors_deny_remote_event(const ssp_engine *engine, const ssp_request *req,
                                  ssp_denial *d);
 /* user_may_join_room of a managed room: only with an invite, only into the
- * own school's rooms, and only the staff into the teachers' room. Sets
+ * own school's rooms (or a group room that admits the actor, groups.h), and
+ * only the staff into the teachers' room; without an invite into a closed
+ * group's room, group_closed. Sets
  * need->membership when it must know whether the actor is joined already. */
 bool ssp_doors_deny_managed_join(const ssp_engine *engine, const ssp_request *req,
                                  bool actor_local, ssp_needs *need, ssp_denial *d);

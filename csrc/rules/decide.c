@@ -6,7 +6,7 @@
  * NEED_* verdict and supplied by the caller, who then asks again.
  *
  * The rules are the families (opt_in.c, one_way.c, locks.c, visibility.c,
- * closed_doors.c, special_rooms.c); this file asks them in order, the
+ * closed_doors.c, special_rooms.c, groups.c); this file asks them in order, the
  * first denial wins. The families' cheap tests are gated here, inline, so
  * that a message in an ordinary room calls none of them.
  *
@@ -22,6 +22,7 @@
 #include "rules/closed_doors.h"
 #include "rules/common.h"
 #include "rules/decide.h"
+#include "rules/groups.h"
 #include "rules/locks.h"
 #include "rules/one_way.h"
 #include "rules/opt_in.h"
@@ -72,6 +73,10 @@ static bool room_rules_deny(ssp_engine *engine, const ssp_request *req, bool act
     if (!ssp_room_is_managed(req))
         return ssp_locks_deny_in_unmanaged_room(engine, req, d);
     if (ssp_opt_in_room_denies(engine, req, d))
+        return true;
+    /* An archived group's room is read-only: before the locks and rule 2,
+     * whose answers would tell less. */
+    if (ssp_policy_names_group(req->room) && ssp_groups_deny_archived(engine, req, d))
         return true;
     if (req->callback != SSP_CB_CHECK_EVENT_FOR_SPAM || req->event_type == NULL)
         return false;
@@ -151,6 +156,9 @@ static bool evaluate(ssp_engine *engine, const ssp_request *req, bool actor_loca
             return ssp_doors_deny_remote_event(engine, req, d);
         if (req->callback == SSP_CB_USER_MAY_JOIN_ROOM)
             return ssp_doors_deny_managed_join(engine, req, actor_local, need, d);
+        if (req->callback == SSP_CB_USER_MAY_INVITE && ssp_policy_names_group(req->room) &&
+            ssp_groups_deny_invite(engine, req, d))
+            return true;
         if (req->room->kind == SSP_KIND_TEACHERS && ssp_special_rooms_deny(engine, req, d))
             return true;
         if (req->callback == SSP_CB_USER_MAY_INVITE && ssp_policy_is_one_way(req->room) &&

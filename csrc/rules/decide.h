@@ -1,7 +1,7 @@
 /*
  * Decisions (decide.c) on a request (request.h). The rules themselves are
  * the rule families (opt_in.c, one_way.c, locks.c, visibility.c,
- * closed_doors.c, special_rooms.c); decide.c dispatches to them.
+ * closed_doors.c, special_rooms.c, groups.c); decide.c dispatches to them.
  */
 #ifndef SSP_DECIDE_H
 #define SSP_DECIDE_H

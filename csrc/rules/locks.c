@@ -25,8 +25,8 @@ static bool same_levels(const ssp_level_entry *a, size_t n_a, const ssp_level_en
     return true;
 }
 
-/* The policy event may be created or have its school or kind changed only by
- * service users; its two_way flag may also be flipped by room moderators,
+/* The policy event may be created or have its school, kind or group changed
+ * only by service users; its two_way flag may also be flipped by room moderators,
  * in rooms a service user created (elsewhere the flip would be a policy
  * event nobody can trust). */
 static bool policy_change_denied(const ssp_engine *engine, const ssp_request *req)
@@ -37,6 +37,7 @@ static bool policy_change_denied(const ssp_engine *engine, const ssp_request *re
         return true; /* creating or deleting it */
     if (!ssp_same_text(cur->school, cur->school_len, next->school, next->school_len) ||
         !ssp_same_text(cur->kind_name, cur->kind_len, next->kind_name, next->kind_len) ||
+        !ssp_same_text(cur->group, cur->group_len, next->group, next->group_len) ||
         cur->n_keys != next->n_keys)
         return true;
     if (cur->creator == NULL || !ssp_is_local_service_user(engine, cur->creator))

@@ -44,6 +44,7 @@ ssp_room_kind ssp_room_kind_from_name(const char *kind, size_t len)
         {"team", SSP_KIND_TEAM},
         {"teachers", SSP_KIND_TEACHERS},
         {"announcement", SSP_KIND_ANNOUNCEMENT},
+        {"class", SSP_KIND_CLASS},
     };
 
     for (size_t i = 0; kind != NULL && i < sizeof kinds / sizeof kinds[0]; i++) {

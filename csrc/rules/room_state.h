@@ -16,7 +16,8 @@ typedef enum {
     SSP_KIND_COURSE,
     SSP_KIND_TEAM,
     SSP_KIND_TEACHERS,
-    SSP_KIND_ANNOUNCEMENT
+    SSP_KIND_ANNOUNCEMENT,
+    SSP_KIND_CLASS /* a group room of a school class, one-way like a course */
 } ssp_room_kind;
 
 /* The managed-room state event's content, already extracted by the caller.
@@ -35,6 +36,12 @@ typedef struct ssp_room_policy {
     size_t kind_len;
     ssp_room_kind kind;
     bool two_way;
+    /* The group whose room this is (content.group), or NULL when the
+     * content has no `group` key. A `group` that is not a string is "" with
+     * group_len 0: a group id no index holds, so the room fails closed like
+     * one naming an unknown group (rules/groups.h). */
+    const char *group;
+    size_t group_len;
 } ssp_room_policy;
 
 /* One entry of a power-levels map (`users` or `events`). Borrowed. */

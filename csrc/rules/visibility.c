@@ -7,10 +7,13 @@
  */
 #include <string.h>
 
+#include "rules/groups.h"
 #include "rules/visibility.h"
+#include "util.h"
 
 /* A room counts for reachability when it is managed by a school that has
- * opted in; an announcement room only while the school has it enabled. */
+ * opted in; an announcement room only while the school has it enabled; a
+ * group room only while its group is active. */
 static bool room_qualifies(const ssp_engine *engine, const ssp_room_policy *room)
 {
     const ssp_config *config = &engine->config;
@@ -20,6 +23,10 @@ static bool room_qualifies(const ssp_engine *engine, const ssp_room_policy *room
         return false;
     school = ssp_config_school(config, room->school, room->school_len);
     if (school == NULL || !school->messenger)
+        return false;
+    /* A group room counts between its members, whatever their schools,
+     * while the group is active. */
+    if (ssp_policy_names_group(room) && ssp_groups_room_archived(engine, room, ssp_now_ms()))
         return false;
     return room->kind != SSP_KIND_ANNOUNCEMENT || school->announcement_room;
 }

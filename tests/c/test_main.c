@@ -21,6 +21,7 @@ int main(void)
     run_rule_closed_doors_tests();
     run_rule_special_rooms_tests();
     run_rule_after_the_fact_tests();
+    run_rule_groups_tests();
     run_matrix_tests();
     run_audit_tests();
     run_audit_kinds_tests();

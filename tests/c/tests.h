@@ -18,6 +18,7 @@ void run_rule_visibility_tests(void);
 void run_rule_closed_doors_tests(void);
 void run_rule_special_rooms_tests(void);
 void run_rule_after_the_fact_tests(void);
+void run_rule_groups_tests(void);
 void run_matrix_tests(void);
 void run_audit_tests(void);
 void run_audit_kinds_tests(void);

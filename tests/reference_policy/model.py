@@ -1,217 +1,23 @@
-"""A pure-Python reference model of the engine's decisions.
-
-It is written from docs/rules.md, docs/special-rooms.md and
-docs/threat-model.md (every door and its guard), not from the C code, so
-that the differential tests compare two independent readings of the rules.
-It also serves as the "equivalent pure-Python policy" the benchmarks race
-the C engine against. Nothing in the module imports it.
-
-decide() mirrors the binding's ``Engine.decide``:
-
-    decide(callback, actor, target, room_id, event_type, state_key, content,
-           room, actor_admin, is_invited, shared_rooms, actor_membership,
-           member_count)
-
-with the callback given by name and ``actor_admin`` as None / False / True
-(the binding's FACT_UNKNOWN / FACT_NO / FACT_YES). A fact given as None is
-"not known yet": the model answers NEED_* when it needs it.
-
-- ``room``: None, or the 5-tuple (policy content, policy sender, power levels
-  content, m.room.create content, m.room.create sender), each possibly None.
-- ``shared_rooms``: None, or a list of 3-tuples (policy content, policy
-  sender, m.room.create sender), one per room actor and target share.
-- ``actor_membership``: the actor's membership in the room ("" = none).
-- ``member_count``: users with membership join or invite in the room.
-
-Answers: ALLOW (None), one of the NEED_* strings, SYNC_POWER_LEVELS, or a
-denial (rule, enforced, school) with school None when there is none.
-
-room_shape(request) mirrors ``Engine.room_shape``: the JSON Patch "add"
-operations on_create_room applies to a createRoom request (docs/rules.md,
-"How new rooms are shaped").
-
-after_event(event, state, profile, sender_admin) mirrors
-``Engine.after_event``: what the module takes back after the fact
-(docs/rules.md, "After the fact"). ``event`` and the values of ``state``
-are objects with Synapse's event attributes (type, sender, room_id,
-event_id, content, is_state(), get_state_key(), internal_metadata with
-is_outlier() and stream_ordering). Answers: None, NEED_PROFILE, NEED_ADMIN,
-or (kind, rule, enforced, school, undone event id, room id, user id, sender,
-state) with school None when there is none.
-"""
+"""The reference model's decisions (ReferencePolicy.decide): rules 1 to 5 and
+the closed doors; groups.py, after_fact.py and shape.py are mixed in."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
-ALLOW = None
-NEED_ROOM = "need_room"
-NEED_ADMIN = "need_admin"
-NEED_SHARED_ROOMS = "need_shared_rooms"
-NEED_MEMBERSHIP = "need_membership"
-NEED_MEMBER_COUNT = "need_member_count"
-SYNC_POWER_LEVELS = "sync_power_levels"
-NEED_PROFILE = "need_profile"
-
-POWER_LEVELS = "m.room.power_levels"
-CREATE = "m.room.create"
-TOMBSTONE = "m.room.tombstone"
-JOIN_RULES = "m.room.join_rules"
-HISTORY_VISIBILITY = "m.room.history_visibility"
-GUEST_ACCESS = "m.room.guest_access"
-THIRD_PARTY_INVITE = "m.room.third_party_invite"
-MEMBER = "m.room.member"
-REDACTION = "m.room.redaction"
-REACTION = "m.reaction"
-
-ROOM_CALLBACKS = {"user_may_join_room", "user_may_invite", "check_event_for_spam"}
-# Signing in and using a token (docs/sign-in.md): their target is the
-# identity provider's id or None, never a user; audit readers pass rule 1 here.
-SIGN_IN_CALLBACKS = {"check_login_for_spam", "on_user_login", "check_registration_for_spam", "is_user_expired"}
-
-# Power as Synapse sees it: the room versions in which the power levels' users map alone decides
-# (a missing room_version means "1"). In every other version the creator and
-# the additional creators hold unlimited power.
-LEGACY_ROOM_VERSIONS = frozenset(
-    [str(n) for n in range(1, 12)] + ["org.matrix.msc3757.10", "org.matrix.msc3757.11"]
+from .after_fact import AfterTheFact
+from .constants import (
+    ALLOW, CREATOR_POWER, GUEST_ACCESS, HISTORY_VISIBILITY, JOIN_RULES, LEGACY_ROOM_VERSIONS, NEED_ADMIN,
+    NEED_MEMBER_COUNT, NEED_MEMBERSHIP, NEED_ROOM, NEED_SHARED_ROOMS, POWER_LEVELS, REACTION, REDACTION,
+    ROOM_CALLBACKS, SIGN_IN_CALLBACKS, SYNC_POWER_LEVELS, THIRD_PARTY_INVITE,
 )
-CREATOR_POWER = math.inf
-
-
-# ---- the emoji key of a reaction (one-way rooms) ------------------------------------------------
-
-# Emoji that stand on their own. Letters and digits in disguise are not
-# among them: the enclosed alphanumerics (but for the blood types, the
-# squared words, and the regional indicators, which count only in pairs, as
-# a flag) and the dingbat circled digits, so that no key spells a word or a
-# phone number.
-EMOJI_BASE_RANGES = (
-    (0x00A9, 0x00A9), (0x00AE, 0x00AE), (0x203C, 0x203C), (0x2049, 0x2049),
-    (0x2122, 0x2122), (0x2139, 0x2139), (0x2194, 0x2199), (0x21A9, 0x21AA),
-    (0x231A, 0x23FF), (0x24C2, 0x24C2), (0x25A0, 0x27BF), (0x2900, 0x2BFF),
-    (0x3030, 0x3030), (0x303D, 0x303D), (0x3297, 0x3297), (0x3299, 0x3299),
-    (0x1F000, 0x1F0FF), (0x1F170, 0x1F171), (0x1F17E, 0x1F17F), (0x1F18E, 0x1F18E),
-    (0x1F191, 0x1F19A), (0x1F200, 0x1FAFF),
-)
-DINGBAT_DIGITS = range(0x2776, 0x2794)
-SKIN_TONES = range(0x1F3FB, 0x1F400)
-REGIONAL_INDICATORS = range(0x1F1E6, 0x1F200)
-TAGS = range(0xE0020, 0xE007F)
-ZWJ, KEYCAP, BLACK_FLAG, CANCEL_TAG = 0x200D, 0x20E3, 0x1F3F4, 0xE007F
-KEYCAP_BASES = frozenset(map(ord, "0123456789#*"))
-
-
-def _is_base(cp: int) -> bool:
-    if cp in DINGBAT_DIGITS or cp in SKIN_TONES:
-        return False
-    return any(lo <= cp <= hi for lo, hi in EMOJI_BASE_RANGES)
-
-
-def is_emoji_key(key) -> bool:
-    """A reaction key is one emoji, in 1..64 bytes of valid UTF-8: a flag
-    (two regional indicators), a keycap ([0-9#*], U+FE0F optional, U+20E3), a
-    tag flag (U+1F3F4, tags, U+E007F), or emoji joined by U+200D, each
-    followed by presentation selectors or skin tones. Anything else, two
-    emoji in a row included, counts as text."""
-    if not isinstance(key, str):
-        return False
-    try:
-        size = len(key.encode("utf-8"))
-    except UnicodeEncodeError:  # a lone surrogate is not valid UTF-8
-        return False
-    if not 1 <= size <= 64:
-        return False
-    cps = [ord(ch) for ch in key]
-    if len(cps) == 2 and all(cp in REGIONAL_INDICATORS for cp in cps):
-        return True
-    if cps[0] in KEYCAP_BASES:
-        return cps[1:] in ([KEYCAP], [0xFE0F, KEYCAP])
-    if cps[0] == BLACK_FLAG and len(cps) >= 3 and cps[-1] == CANCEL_TAG and all(cp in TAGS for cp in cps[1:-1]):
-        return True
-    for element in _split(cps, ZWJ):
-        if not element or not _is_base(element[0]):
-            return False
-        if not all(cp in (0xFE0E, 0xFE0F) or cp in SKIN_TONES for cp in element[1:]):
-            return False
-    return True
-
-
-def _split(items: list[int], separator: int) -> list[list[int]]:
-    parts: list[list[int]] = [[]]
-    for item in items:
-        if item == separator:
-            parts.append([])
-        else:
-            parts[-1].append(item)
-    return parts
-
-
-def is_emoji_reaction(content) -> bool:
-    """An allowed reaction in a one-way room: exactly {"m.relates_to": {"rel_type": "m.annotation",
-    "event_id": <str>, "key": <emoji key>}}, no other keys at either level."""
-    if not isinstance(content, Mapping) or set(content) != {"m.relates_to"}:
-        return False
-    relation = content["m.relates_to"]
-    if not isinstance(relation, Mapping) or set(relation) != {"rel_type", "event_id", "key"}:
-        return False
-    return (
-        isinstance(relation["rel_type"], str)
-        and relation["rel_type"] == "m.annotation"
-        and isinstance(relation["event_id"], str)
-        and is_emoji_key(relation["key"])
-    )
-
-
-# ---- a createRoom body ----------------------------------------------------------
-
-def _initial_state(body: Mapping) -> list[Mapping]:
-    events = body.get("initial_state")
-    if not isinstance(events, (list, tuple)):
-        return []
-    return [e for e in events if isinstance(e, Mapping)]
-
-
-def _state_key_is_empty(event: Mapping) -> bool:
-    """The room's join rule, history visibility and guest access are the
-    events with state key "" (Synapse reads a missing state_key of an
-    initial_state event as ""); others have no effect."""
-    return event.get("state_key", "") == ""
-
-
-def _is_upgrade(body) -> bool:
-    """The body Synapse makes for a room upgrade: creation_content names a
-    predecessor, and there is no preset."""
-    if not isinstance(body, Mapping) or "preset" in body:
-        return False
-    creation = body.get("creation_content")
-    return isinstance(creation, Mapping) and "predecessor" in creation
-
-
-def create_room_invitees(body, creator: str | None = None) -> list[str]:
-    """The invitees of a createRoom body: the unique strings among ``invite``, then the state_key (a str) of
-    every initial_state m.room.member event, without the creator; in the order
-    of first appearance."""
-    if not isinstance(body, Mapping):
-        return []
-    candidates = []
-    invite = body.get("invite")
-    if isinstance(invite, (list, tuple)):
-        candidates += [u for u in invite if isinstance(u, str)]
-    for event in _initial_state(body):
-        if event.get("type") == MEMBER and isinstance(event.get("state_key"), str):
-            candidates.append(event["state_key"])
-    invitees: list[str] = []
-    for user in candidates:
-        if user != creator and user not in invitees:
-            invitees.append(user)
-    return invitees
-
-
-# ---- the model ----------------------------------------------------------------------
+from .create_room import _initial_state, _is_upgrade, _state_key_is_empty, create_room_invitees
+from .emoji import is_emoji_reaction
+from .groups import GroupRules
+from .shape import RoomShape
 
 @dataclass
-class ReferencePolicy:
+class ReferencePolicy(GroupRules, AfterTheFact, RoomShape):
     server_name: str
     # id -> {"messenger": bool, "enforce": bool, "announcement_room": bool, "room_creation": str}
     schools: dict[str, dict] = field(default_factory=dict)
@@ -223,6 +29,8 @@ class ReferencePolicy:
     moderator_level: int = 50
     one_way_allowed_events: frozenset[str] = frozenset()
     audit_readers: frozenset[str] = frozenset()
+    # group id -> the group as the school cloud sent it (PUT /groups/{group})
+    groups: dict[str, dict] = field(default_factory=dict)
     # The special rooms' owner; exempt like a service user. None = the default
     # "@school-policy:<server_name>".
     reconciler_user: str | None = None
@@ -356,6 +164,8 @@ class ReferencePolicy:
         policy = self._managed_policy(policy, policy_sender, create_sender)
         if policy is None or not self._opted_in(policy.get("school")):
             return False
+        if self._names_group(policy) and self._group_archived(policy):
+            return False  # an archived group's room is shared by nobody
         return policy.get("kind") != "announcement" or self.schools[policy["school"]].get("announcement_room", False)
 
     def _policy_change_denied(self, room_policy, new_policy, power_levels, actor, create_content, create_sender) -> bool:
@@ -367,6 +177,8 @@ class ReferencePolicy:
             new = new if isinstance(new, str) else None
             if old != new:
                 return True
+        if _group_text(room_policy) != _group_text(new_policy):
+            return True  # the group is the school cloud's, as school and kind are
         if len(room_policy) != len(new_policy):
             return True
         if self._actor_level(power_levels, actor, create_content, create_sender) < self.moderator_level:
@@ -619,7 +431,8 @@ class ReferencePolicy:
                         policy_event_id, redacts,
                     )
                     if room_denial is not None:
-                        if callback == "user_may_join_room" and room_denial[0] in ("join_forbidden", "staff_only"):
+                        if callback == "user_may_join_room" and room_denial[0] in ("join_forbidden", "staff_only",
+                                                                                  "group_closed"):
                             # A join -> join (profile change) goes through.
                             if actor_membership is None:
                                 return None, NEED_MEMBERSHIP
@@ -672,6 +485,8 @@ class ReferencePolicy:
         enforced = self._school_enforced(school)
         if not self._opted_in(school):
             return ("room_school_not_enabled", enforced, school)
+        if self._names_group(policy) and self._group_archived(policy):
+            return ("group_archived", enforced, school)  # read-only: any event, invite or join
         if callback == "check_event_for_spam" and event_type is not None:
             if event_type == REDACTION and redacts is not None and redacts == policy_event_id:
                 # A redacted policy event is an empty one: the room unmanaged.
@@ -696,10 +511,19 @@ class ReferencePolicy:
         teachers_room = policy.get("kind") == "teachers"
         if callback == "user_may_join_room":
             role = self._role_in(actor, school)
-            if is_invited is not True or role is None:
+            if is_invited is True and role is not None:
+                if teachers_room and role not in ("teacher", "admin"):
+                    return ("staff_only", enforced, school)
+            elif self._group_admits(policy, actor, is_invited):
+                pass  # a listed member, or an open group's guest, of another school
+            elif self._group_closed_to_uninvited(policy, is_invited):
+                return ("group_closed", enforced, school)
+            else:
                 return as_actor("join_forbidden")
-            if teachers_room and role not in ("teacher", "admin"):
-                return ("staff_only", enforced, school)
+        if callback == "user_may_invite" and self._names_group(policy) and self._group_invite_denied(
+            policy, self._actor_level(power_levels, actor, create_content, create_sender), target
+        ):
+            return ("group_closed", enforced, school)
         if callback == "user_may_invite" and teachers_room and target is not None and not self._is_service(target):
             # Service users (the room's owner among them) may be invited, as they
             # are exempt from rule 1 as invitees.
@@ -714,271 +538,17 @@ class ReferencePolicy:
             return ("one_way", enforced, school)
         return None
 
-    # ---- after the fact (docs/rules.md, "After the fact")
 
-    def after_event(self, event, state: Mapping, profile=None, sender_admin=None):
-        """None, NEED_PROFILE, NEED_ADMIN, or the action tuple."""
-        sender = event.sender
-        local = self._is_local(sender)
-        if local and not event.is_state():
-            return None  # it passed check_event_for_spam
-        event_type, state_key = event.type, event.get_state_key()
-        member = state_key is not None and event_type == MEMBER
-        tombstone = state_key == "" and event_type == TOMBSTONE
-        if local and not tombstone and (not member or self._is_service(sender)):
-            return None
-        if event.internal_metadata.is_outlier():
-            return None
-
-        def get(event_type_, key=""):
-            return state.get((event_type_, key))
-
-        create = get(CREATE)
-        creator = create.sender if create is not None else None
-        create_content = create.content if create is not None else None
-        policy_event = get(self.policy_event_type)
-        managed = None
-        if policy_event is not None:
-            managed = self._managed_policy(policy_event.content, policy_event.sender, creator)
-        levels_event = get(POWER_LEVELS)
-        levels = levels_event.content if levels_event is not None else None
-
-        def act(kind, denial, undone, user_id=None, by=None, room_id=event.room_id, to_send=()):
-            if undone in self.acted:
-                return None
-            self.acted.add(undone)
-            rule, enforced, school = denial if denial is not None else (None, False, None)
-            return (kind, rule, enforced, school, undone, room_id, user_id, by, tuple(to_send))
-
-        if not local:
-            return self._closed_again(state, managed, creator, act)
-        content = event.content
-        if tombstone:
-            replacement = content.get("replacement_room")
-            if managed is not None and isinstance(replacement, str) and self._is_service(sender):
-                return act("carry_policy", None, event.event_id, by=sender, room_id=replacement,
-                           to_send=[(self.policy_event_type, policy_event.content)])
-            return None
-        current = get(MEMBER, state_key)
-        is_current = current is not None and current.event_id == event.event_id
-        membership = content.get("membership")
-        if managed is not None:
-            # one_way: text in the member event of someone below the moderator level.
-            if not self._one_way(managed) or \
-                    self._actor_level(levels, sender, create_content, creator) >= self.moderator_level:
-                return None
-            text = _member_text(content, profile)
-            if text is NEED_PROFILE:
-                return NEED_PROFILE
-            if not text:
-                return None
-            school = managed.get("school")
-            school = school if isinstance(school, str) else None
-            restore = state_key if membership == "join" and is_current and state_key == sender else None
-            denial = ("one_way", self._school_enforced(school), school)
-            kind, user_id = "redact", restore
-        else:
-            # a direct chat holds two: an invite counted after the members
-            # and the invites persisted before it.
-            if membership != "invite" or not is_current or not self._is_direct_chat(creator):
-                return None
-            order = (event.internal_metadata.stream_ordering, event.event_id)
-            count = 1
-            for (event_type_, _key), other in state.items():
-                if event_type_ != MEMBER or other.event_id == event.event_id:
-                    continue
-                other_membership = other.content.get("membership")
-                if other_membership == "join" or (
-                    other_membership == "invite"
-                    and (other.internal_metadata.stream_ordering, other.event_id) < order
-                ):
-                    count += 1
-            if count <= 2:
-                return None
-            enforced, school = self._actor_context(sender)
-            denial = ("room_creation_forbidden", enforced, school)
-            kind, user_id = "withdraw", state_key
-        if sender_admin is None:
-            return NEED_ADMIN
-        if sender_admin:
-            return None
-        return act(kind, denial, event.event_id, user_id=user_id, by=sender if kind == "withdraw" else None)
-
-    def _is_direct_chat(self, creator) -> bool:
-        return self._is_local(creator) and not self._is_service(creator) and not self._may_create_group_rooms(creator)
-
-    def _closed_again(self, state, managed, creator, act):
-        """A room made here whose join rules, history or guest access a
-        remote member opened: set closed again."""
-        if managed is not None or not self._is_local(creator):
-            return None
-        # (type, key, the value that opens the room (None: anything but the
-        # closed one), the closed value, the rule)
-        doors = (
-            (JOIN_RULES, "join_rule", None, "invite", "public_room_forbidden"),
-            (HISTORY_VISIBILITY, "history_visibility", "world_readable", "shared", "public_room_forbidden"),
-            (GUEST_ACCESS, "guest_access", "can_join", "forbidden", "guest_access_forbidden"),
-        )
-        first = None
-        to_send = []
-        for event_type, key, opening, closed, rule in doors:
-            door = state.get((event_type, ""))
-            if door is None or self._is_local(door.sender):
-                continue
-            value = door.content.get(key) if isinstance(door.content, Mapping) else None
-            if (value == closed) if opening is None else (value != opening):
-                continue
-            to_send.append((event_type, {key: closed}))
-            if first is None:
-                first = (door, rule)
-        if first is None:
-            return None
-        door, rule = first
-        return act("close", (rule, self.enforce, None), door.event_id, to_send=to_send)
-
-    # ---- the shape of new rooms (docs/rules.md, "How new rooms are shaped")
-
-    def room_shape(self, request) -> list[dict]:
-        """The JSON Patch "add" operations on_create_room applies to a
-        createRoom request, reading it as Synapse does: initial_state's
-        entries become state keyed by (type, state_key or ""), the last
-        entry of a key winning."""
-        if not isinstance(request, Mapping):
-            return []
-        ops: list[dict] = []
-
-        def add(path, value):
-            ops.append({"op": "add", "path": path, "value": value})
-
-        initial = request.get("initial_state", None)
-        entries = list(initial) if isinstance(initial, (list, tuple)) else []
-
-        def last(event_type):
-            found = None
-            for index, entry in enumerate(entries):
-                if (isinstance(entry, Mapping) and isinstance(entry.get("type"), str)
-                        and entry["type"] == event_type and _state_key_is_empty(entry)):
-                    found = (index, entry)
-            return found
-
-        guest = {"type": GUEST_ACCESS, "state_key": "", "content": {"guest_access": "forbidden"}}
-        if initial is None or (isinstance(initial, (Mapping, str)) and len(initial) == 0):
-            add("/initial_state", [guest])
-        elif isinstance(initial, (list, tuple)):
-            chosen = last(GUEST_ACCESS)
-            if chosen is None or not isinstance(chosen[1].get("content"), Mapping):
-                add("/initial_state/-", guest)
-        policy = last(self.policy_event_type)
-        if policy is None:
-            return ops
-        creation = request.get("creation_content")
-        if not isinstance(creation, Mapping):
-            add("/creation_content", {"m.federate": False})
-        elif creation.get("m.federate", None) is not False:
-            add("/creation_content/m.federate", False)
-        content = policy[1].get("content")
-        if not isinstance(content, Mapping):
-            return ops
-        power_levels = last(POWER_LEVELS)
-        pl_content = power_levels[1].get("content") if power_levels is not None else None
-        if pl_content is None:
-            parent, current = "/power_level_content_override", request.get("power_level_content_override")
-        elif isinstance(pl_content, Mapping):
-            parent, current = f"/initial_state/{power_levels[0]}/content", pl_content
-        else:
-            return ops  # Synapse refuses such power levels itself
-        if not content:
-            return ops  # an empty policy event: the room is unmanaged
-        one_way = self._one_way(content)
-        wanted = self.moderator_level if one_way else 0
-        current_map = current if isinstance(current, Mapping) else {}
-        events = current_map.get("events")
-        events_map = events if isinstance(events, Mapping) else {}
-        patch: dict = {}
-        if _ascii_level(current_map.get("events_default"), 0) != wanted:
-            patch["events_default"] = wanted
-        if one_way:
-            opened = {t: 0 for t in (REDACTION, *self.one_way_allowed_events)
-                      if _ascii_level(events_map.get(t), None) != 0}
-            if opened:
-                patch["events"] = opened
-        if not patch:
-            return ops
-        if not isinstance(current, Mapping):
-            add(parent, patch)
-            return ops
-        if "events_default" in patch:
-            add(f"{parent}/events_default", patch["events_default"])
-        if "events" in patch:
-            if not isinstance(events, Mapping):
-                add(f"{parent}/events", patch["events"])
-            else:
-                for event_type in patch["events"]:
-                    add(f"{parent}/events/{_pointer_token(event_type)}", 0)
-        return ops
-
-
-# The keys of a member event that carry no text of the sender's own:
-# Synapse validates membership, and drops a client's
-# join_authorised_via_users_server for its own.
-_MEMBER_KEYS_WITHOUT_TEXT = ("membership", "join_authorised_via_users_server")
-_MEMBER_KEYS_AT_MOST = 16  # more keys than the engine reads count as text
-
-
-def _member_text(content, profile):
-    """True when a member event's content carries text of the sender's own
-    (a reason, a key of their own, a display name or avatar that is not
-    their global profile); NEED_PROFILE when only the profile can tell."""
-    if not isinstance(content, Mapping):
-        return False
-    if len(content) > _MEMBER_KEYS_AT_MOST:
-        return True
-    unsure = False
-    for key, value in content.items():
-        if key in _MEMBER_KEYS_WITHOUT_TEXT:
-            continue
-        if key == "is_direct":
-            if not isinstance(value, bool):
-                return True
-        elif key == "reason":
-            if value is not None and value != "":
-                return True
-        elif key in ("displayname", "avatar_url"):
-            if value is None:
-                continue
-            if not isinstance(value, str):
-                return True
-            if profile is None:
-                unsure = True
-            elif value != profile[0 if key == "displayname" else 1]:
-                return True
-        else:
-            return True
-    return NEED_PROFILE if unsure else False
-
-
-def _pointer_token(token: str) -> str:
-    """RFC 6901: "~" and "/" escaped."""
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-_ASCII_SPACE = " \t\n\v\f\r\x1c\x1d\x1e\x1f"
-
-
-def _ascii_level(value, default):
-    """A power level in a createRoom request: an int (not a bool) within
-    int64, or a string int() reads that is ASCII only; else `default`."""
-    if isinstance(value, bool):
-        return default
-    if isinstance(value, int):
-        return value if -2**63 <= value < 2**63 else default
-    if isinstance(value, str):
-        text = value.strip(_ASCII_SPACE)
-        if not text.isascii() or text[-1:] in ("", "_") or any(c in _ASCII_SPACE for c in text):
-            return default
-        try:
-            level = int(text, 10)
-        except ValueError:
-            return default
-        return level if -2**63 <= level < 2**63 else default
-    return default
+def _group_text(policy):
+    """The policy's group as the engine compares it: None when absent, ""
+    when not a string it can read."""
+    if "group" not in policy:
+        return None
+    group = policy["group"]
+    if not isinstance(group, str):
+        return ""
+    try:
+        group.encode("utf-8")
+    except UnicodeEncodeError:
+        return ""
+    return group
