@@ -41,6 +41,11 @@ bool ssp_visibility_denies_contact(const ssp_engine *engine, const ssp_request *
         *need_shared = true;
         return false;
     }
+    /* Managed rooms hold local users only; a remote member is one an exempt
+     * user left in a room that became managed later (threat model R23), and
+     * must not make a pupil reachable from another server. */
+    if (!actor_local || !ssp_engine_is_local(engine, req->target))
+        return ssp_deny_as_actor(engine, req, actor_local, SSP_RULE_NO_SHARED_ROOM, d);
     for (size_t i = 0; i < req->n_shared_rooms; i++) {
         if (room_qualifies(engine, &req->shared_rooms[i]))
             return false;

@@ -374,6 +374,9 @@ class ReferencePolicy(GroupRules, AfterTheFact, RoomShape):
                     return None, None
                 if shared_rooms is None:
                     return None, NEED_SHARED_ROOMS
+                # Managed rooms hold local users only (threat model R23).
+                if not actor_local or not self._is_local(target):
+                    return as_actor("no_shared_room"), None
                 if any(self._qualifies(r) for r in shared_rooms):
                     return None, None
                 return as_actor("no_shared_room"), None

@@ -217,8 +217,6 @@ def test_pupil_cannot_invite_a_user_of_another_server(federated):
     assert pupil.invite(room_id, classmate.user_id)[0] == 200
 
 
-@pytest.mark.xfail(strict=True, reason="residual R23: a remote member whom the exempt sync left in a room it then "
-                   "made managed counts as sharing a qualifying room, so a pupil can open a direct chat with them")
 def test_a_remote_member_left_in_a_managed_room_is_no_shared_room(federated):
     school_server, remote, sync, pupil, stranger = federated
     guest = register_user(remote, "guest", PASSWORD)
