@@ -30,12 +30,15 @@ start-up by `check_synapse`):
   after_the_fact.py). ModuleApi's on_new_event shows every event instead,
   after Synapse has loaded the room's whole state for it.
 
-And two imports from outside synapse.module_api, each named once here:
+And three imports from outside synapse.module_api, each named once here:
+`KNOWN_ROOM_VERSIONS` (synapse.api.room_versions), whether a room
+version gives its creators unlimited power (adopt.py);
 `PreserveLoggingContext` (synapse.logging.context), which durable.py needs
 to fire the Deferreds that denials await, as Synapse's own code does; and
 `LimitExceededError` (synapse.api.errors), Synapse's own 429, which the
-flood limit raises (`PolicyLimitExceeded` below). Both are unchanged from
-the oldest supported release to the newest.
+flood limit raises (`PolicyLimitExceeded` below). All three are there from
+the oldest supported release to the newest (a release without
+msc4289_creator_power_enabled knows no room version that has it).
 """
 from __future__ import annotations
 
@@ -197,6 +200,15 @@ async def update_membership(api: Any, sender: str, target: str, room_id: str, me
         content={},
         ratelimit=False,
     )
+
+
+def creators_have_unlimited_power(room_version: str) -> bool:
+    """True for room versions whose creators have unlimited power and are
+    absent from power_levels (room version 12 on, MSC4289)."""
+    from synapse.api.room_versions import KNOWN_ROOM_VERSIONS
+
+    version = KNOWN_ROOM_VERSIONS.get(room_version)
+    return bool(getattr(version, "msc4289_creator_power_enabled", False))
 
 
 def events_stream_position(api: Any) -> int:
