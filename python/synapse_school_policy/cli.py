@@ -249,6 +249,48 @@ def show_user(store: OfflineEngine, user_id: str) -> dict | None:
     return entry
 
 
+# ---- groups ------------------------------------------------------------------
+
+def import_groups(store: OfflineEngine, path: str) -> str:
+    """A JSON file in the POST /roster shape ({"groups": [...]}, "users"
+    optional): applied as POST /roster applies it, errors named by the
+    file and the key path (groups[2].members[5].role)."""
+    started = time.monotonic()
+    try:
+        with open(path, "rb") as f:
+            body = f.read()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc}") from exc
+    result = store.call(store.engine.roster_upsert, body, where=lambda message: f"{path}: {message}")
+    store.call(store.engine.store_sync, timeout_ms=SYNC_TIMEOUT_MS)
+    if not isinstance(result, dict):
+        result = {"upserted": result, "groups": 0}
+    try:
+        listed = json.loads(body).get("groups")
+        ignored = len(listed) - result.get("groups", 0) if isinstance(listed, list) else 0
+    except (ValueError, AttributeError):
+        ignored = 0
+    return (f"imported {result.get('groups', 0)} groups ({ignored} ignored: not newer than the "
+            f"stored version) and {result.get('upserted', 0)} users "
+            f"in {time.monotonic() - started:.2f} s")
+
+
+def show_group(store: OfflineEngine, group_id: str) -> dict | None:
+    """The stored group with its room, and per member whether the module
+    puts them in the room or why not (the engine's plan)."""
+    group = store.call(store.engine.group_get, group_id)
+    if group is None:
+        return None
+    plan = store.call(store.engine.group_plan, group_id) or {}
+    planned = {m["user_id"]: m for m in plan.get("members", ())}
+    for member in group.get("members", ()):
+        entry = planned.get(member["user_id"], {})
+        member["should_be_in_room"] = bool(entry.get("member", False)) and \
+            plan.get("state") != "deleted" and not plan.get("remove_members_now")
+        member["why"] = entry.get("why")
+    return group
+
+
 # ---- the audit ---------------------------------------------------------------
 
 AUDIT_OPTIONS = ("since", "rule", "school", "user", "limit", "kind")
@@ -438,6 +480,12 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("file")
     show = roster.add_parser("show", help="show one user's roster entries")
     show.add_argument("user")
+    groups = sub.add_parser("groups").add_subparsers(dest="groups_command", required=True)
+    gimp = groups.add_parser("import", help="import courses, teams and classes: JSON in the POST /roster "
+                                            "shape ({\"groups\": [...]})")
+    gimp.add_argument("file")
+    gshow = groups.add_parser("show", help="show one group, its room and its members")
+    gshow.add_argument("group")
     audit = sub.add_parser("audit", help="query the audit log, newest first")
     audit.add_argument("--since", help="e.g. 1h, 7d, or ms since the epoch")
     audit.add_argument("--rule")
@@ -471,6 +519,14 @@ def main(argv: list[str] | None = None) -> int:
         store = OfflineEngine(args.config)
         if args.command == "roster" and args.roster_command == "import":
             print(import_roster(store, args.file))
+        elif args.command == "groups" and args.groups_command == "import":
+            print(import_groups(store, args.file))
+        elif args.command == "groups":
+            group = show_group(store, args.group)
+            if group is None:
+                print(f"group {escape(args.group)} is unknown", file=sys.stderr)
+                return 1
+            _print_json(group)
         elif args.command == "roster":
             entry = show_user(store, args.user)
             if entry is None:
