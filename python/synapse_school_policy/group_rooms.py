@@ -17,6 +17,7 @@ when the school cloud's value differs from the one last applied.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable
 
 from synapse.module_api import ModuleApi
@@ -33,6 +34,9 @@ ARCHIVED_EVENTS_DEFAULT = 100
 _NAME = ("m.room.name", "")
 _TOPIC = ("m.room.topic", "")
 _MEMBER_CONCURRENCY = 8
+# An archived group's room is looked at again this often, to remove its
+# members once groups.archive_retention_days have passed.
+_ARCHIVED_RECHECK_MS = 24 * 3600 * 1000
 
 
 def group_of(subject: str) -> str | None:
@@ -51,6 +55,31 @@ class GroupRooms:
         self._concurrently = concurrently
         self._encrypted = encrypted
         self._applied_type = engine.policy_event_type + ".applied"
+        # group id -> (school, ms): when the group must be looked at again
+        # without a message (archive_at_ms passing, the archive retention
+        # ending). Kept in memory: after a restart the rules refuse posts in
+        # a group archived by date (group_archived) until its next mark.
+        self._timers: dict[str, tuple[str, int]] = {}
+
+    async def mark_timers_due(self, now_ms: int) -> None:
+        """Marks the groups whose time has come (archive_at_ms, retention)."""
+        due = [(group_id, school) for group_id, (school, at) in self._timers.items() if at <= now_ms]
+        for group_id, school in due:
+            await self._in_thread(self._engine.reconcile_mark, school, [GROUP_PREFIX + group_id])
+            self._timers.pop(group_id, None)
+
+    def _schedule(self, plan: dict, now_ms: int) -> None:
+        group_id = plan["group"]
+        at = plan.get("archive_at_ms")
+        if at is None and plan["state"] == "active":
+            group = self._engine.group_get(group_id) or {}
+            at = group.get("archive_at_ms")
+        if plan["state"] == "active" and isinstance(at, int) and at > now_ms:
+            self._timers[group_id] = (plan["school"], at)
+        elif plan["state"] == "archived" and not plan.get("remove_members_now"):
+            self._timers[group_id] = (plan["school"], now_ms + _ARCHIVED_RECHECK_MS)
+        else:
+            self._timers.pop(group_id, None)
 
     # ---- the room ------------------------------------------------------------
 
@@ -167,6 +196,7 @@ class GroupRooms:
         power.add(room_id, changes, reasons)
         if errors:
             raise errors[0]
+        self._schedule(plan, int(time.time() * 1000))
 
     async def _apply_fields(self, room_id: str, plan: dict) -> None:
         """The policy event, name and topic: applied where the school

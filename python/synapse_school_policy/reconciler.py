@@ -79,6 +79,7 @@ class Reconciler:
             if not self._started:
                 await self._start()
                 self._started = True
+            await self._groups.mark_timers_due(_now_ms())
             while True:
                 marks = await self._in_thread(self._engine.reconcile_due, _now_ms(), self._batch_size)
                 if not marks:

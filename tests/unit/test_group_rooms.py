@@ -6,6 +6,7 @@ test_group_rooms.py runs the same against a real Synapse and the engine's
 own group index."""
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -49,10 +50,17 @@ class GroupEngine:
         self.groups[group["group"]] = group
         self._mark(group["school"], "group:" + group["group"])
 
+    def group_get(self, group_id):
+        g = self.groups.get(group_id)
+        return None if g is None else {**g, "room_id": self.rooms.get((g["school"], "group:" + group_id))}
+
     def group_plan(self, group_id):
         g = self.groups.get(group_id)
         if g is None:
             return None
+        state = g["state"]
+        if state == "active" and g.get("archive_at_ms") and g["archive_at_ms"] <= time.time() * 1000:
+            state = "archived"
         members = []
         for m in g["members"]:
             entry = self._e.roster_get(m["user_id"])
@@ -63,7 +71,7 @@ class GroupEngine:
                             "power_level": MODERATOR if ok and m["role"] == "moderator" else None,
                             "why": why})
         return {"group": group_id, "school": g["school"], "kind": g["kind"], "name": g["name"],
-                "topic": g["topic"], "two_way": g["two_way"], "closed": g["closed"], "state": g["state"],
+                "topic": g["topic"], "two_way": g["two_way"], "closed": g["closed"], "state": state,
                 "remove_members_now": g["state"] == "deleted" or g.get("expired", False),
                 "policy": {"school": g["school"], "kind": g["kind"], "two_way": g["two_way"],
                            "group": group_id},
@@ -77,6 +85,14 @@ class GroupEngine:
         self._generation += 1
         self.marks[(school, subject)] = {"school": school, "user_id": subject, "generation": self._generation,
                                          "attempts": 0, "due": 0, "error": None}
+
+    def reconcile_mark(self, school, subjects):
+        for subject in subjects:
+            if subject.startswith("group:"):
+                self._mark(school, subject)
+        users = [u for u in subjects if not u.startswith("group:")]
+        if users:
+            self._e.reconcile_mark(school, users)
 
     def reconcile_due(self, now_ms, limit):
         due = self._e.reconcile_due(now_ms, limit)
@@ -280,6 +296,19 @@ def test_archived_turns_read_only_then_empties_and_deleted_empties_at_once(tmp_p
     audited = actions_audited(engine)
     assert ("member_removed", uid("ali"), "course-7b", "the course 'Mathe 7b' was deleted") in audited
     assert "room_archived" in {a[0] for a in audited}
+
+
+def test_archive_at_ms_brings_the_group_back_without_a_message(tmp_path):
+    engine, synapse, rec = world(tmp_path)
+    engine.put(mathe(archive_at_ms=int(time.time() * 1000) + 150))
+    run(rec)
+    room_id = room_of(engine)
+    assert synapse.rooms[room_id][("m.room.power_levels", "")]["events_default"] == MODERATOR
+    run(rec)
+    assert synapse.rooms[room_id][("m.room.power_levels", "")]["events_default"] == MODERATOR
+    time.sleep(0.2)
+    run(rec)
+    assert synapse.rooms[room_id][("m.room.power_levels", "")]["events_default"] == 100
 
 
 def test_a_moderators_two_way_stands_until_the_school_cloud_changes_it(tmp_path):
