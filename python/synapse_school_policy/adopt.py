@@ -21,6 +21,7 @@ from synapse.module_api import ModuleApi
 from synapse.util.frozenutils import unfreeze
 
 from synapse_school_policy import synapse_compat
+from synapse_school_policy.metrics import GROUP_ACTIONS
 from synapse_school_policy.room_actions import CREATE, GROUP_PREFIX, MEMBER, POWER_LEVELS, Why
 
 logger = logging.getLogger("synapse_school_policy.adopt")
@@ -104,6 +105,7 @@ class Adopter:
         why = Why(school, f"adopted at the request of {caller}, through {actor}", group_id)
         self._engine.audit_action({"action": "room_adopted", "actor": caller, "room_id": room_id,
                                    "school": why.school, "group": group_id, "reason": why.reason})
+        GROUP_ACTIONS.labels(action="room_adopted").inc()
         logger.info("synapse_school_policy: adopted %s as the room of group %s", room_id, group_id)
         return {"group": group_id, "room_id": room_id, "adopted": True, "through": actor}
 
