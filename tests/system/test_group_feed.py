@@ -11,7 +11,7 @@ import pytest
 from harness.client import wait_for
 from harness.rabbitmq import RabbitMQServer
 from support import School, base_config, members, membership, uid
-from test_roster_feed import DLQ, QUEUE, URL_ENV, Publisher
+from .test_roster_feed import DLQ, QUEUE, URL_ENV, Publisher
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import pytest
 from support import uid
 from synapse_school_policy import _core
 from synapse_school_policy.reconciler import Reconciler
-from test_reconciler import OWNER, SERVER, FakeSynapse, gather, members
+from .test_reconciler import OWNER, SERVER, FakeSynapse, gather, members
 
 POLICY = "org.synapse_school_policy.room"
 APPLIED = POLICY + ".applied"
