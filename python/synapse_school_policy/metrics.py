@@ -89,6 +89,13 @@ GROUP_ACTIONS = _counter(
     "room_reopened, room_adopted. Each is also an audit record (kind action).",
     ["action"],
 )
+GROUP_ACTION_NAMES = (
+    "room_created", "room_adopted", "member_added", "member_removed", "invite_withdrawn",
+    "power_changed", "room_updated", "room_archived", "room_reopened",
+)
+for _action in GROUP_ACTION_NAMES:
+    # Served (as 0) from the start, before the first group.
+    GROUP_ACTIONS.labels(action=_action)
 STORE_CONNECTED = _gauge(
     "store_connected", "1 while the store is usable (PostgreSQL connected, or the embedded store)."
 )
