@@ -171,9 +171,9 @@ class AdminResource(DirectServeJsonResource):
 
     async def _post_roster(self, request: Any, match: Any) -> tuple[int, Any]:
         body = request.content.read()
-        result = await self._in_thread(self._engine.roster_upsert, body)
-        # {"upserted": N, "groups": M}: users and groups applied.
-        return 200, result if isinstance(result, dict) else {"upserted": result}
+        # {"upserted": N, "groups": M}: users written, groups applied
+        counts = await self._in_thread(self._engine.roster_upsert, body)
+        return 200, counts
 
     # ---- groups (docs/groups.md) ----------------------------------------------
 
@@ -279,8 +279,7 @@ class AdminResource(DirectServeJsonResource):
         # for the reconciler on the background-tasks process. Each school
         # adds its groups: how many, and how many rooms are not made yet.
         status = await self._view(request.school_policy_reader, "status", {})
-        if hasattr(self._engine, "groups_list"):
-            await self._in_thread(groups_status.add_to_status, self._engine, status, reads=True)
+        await self._in_thread(groups_status.add_to_status, self._engine, status, reads=True)
         return 200, status
 
     async def _get_rules(self, request: Any, match: Any) -> tuple[int, Any]:

@@ -231,10 +231,9 @@ class GroupRooms:
         """The user's memberships in the rooms of every group listing them
         (a user whom the roster no longer puts in an opted-in school leaves
         them all; the plan says so per member)."""
-        groups_of = getattr(self._engine, "groups_of", None)  # PRE-MERGE: until the binding has it
-        if groups_of is None or await self._api.check_user_exists(user_id) is None:
+        if await self._api.check_user_exists(user_id) is None:
             return
-        for group_id in groups_of(user_id):
+        for group_id in self._engine.groups_of(user_id):
             plan = self._engine.group_plan(group_id)
             if plan is None:
                 continue
