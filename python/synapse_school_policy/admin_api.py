@@ -244,7 +244,8 @@ class AdminResource(DirectServeJsonResource):
         body = _json_object(request.content.read())
         room_id = body.get("room_id")
         if not isinstance(room_id, str) or not room_id.startswith("!") or "\0" in room_id:
-            raise SynapseError(400, "room_id: expected a room id (!opaque:server)", Codes.INVALID_PARAM)
+            raise SynapseError(400, "room_id: expected a room id (!opaque or !opaque:server)",
+                               Codes.INVALID_PARAM)
         unknown = sorted(set(body) - {"room_id"})
         if unknown:
             raise SynapseError(400, f"{unknown[0]}: unknown key", Codes.INVALID_PARAM)

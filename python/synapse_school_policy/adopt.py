@@ -60,7 +60,8 @@ class Adopter:
                     "message": "the room is the group's room already"}
         if recorded is not None:
             raise AdoptError(409, f"group {group_id} has a room already: {recorded}")
-        if room_id.partition(":")[2] != self._api.server_name:
+        # From room version 12 on a room id names no server ("!opaque").
+        if ":" in room_id and room_id.partition(":")[2] != self._api.server_name:
             raise AdoptError(400, f"room_id: {room_id} is not a room of this server")
         state = await self._api.get_room_state(
             room_id, [CREATE, POWER_LEVELS, self._policy_key, (MEMBER, None)])

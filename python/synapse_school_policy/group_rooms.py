@@ -113,7 +113,7 @@ class GroupRooms:
             {"type": "m.room.history_visibility", "state_key": "",
              "content": {"history_visibility": "shared"}},
         ]
-        if self._encrypted:
+        if plan.get("encrypted", self._encrypted):
             initial_state.append({"type": "m.room.encryption", "state_key": "",
                                   "content": {"algorithm": "m.megolm.v1.aes-sha2"}})
         config = {
