@@ -9,8 +9,10 @@
  * accepted group has valid ids, strictly sorted members that
  * ssp_group_member_of finds, serialises with ssp_group_to_json and parses
  * back to the same JSON; it goes into a roster index and out of it again. A
- * rejection carries a message that starts with the path. Everything is
- * freed.
+ * rejection carries a message that starts with the path. The whole input
+ * also goes through the batch's parsers (ssp_roster_parse_batch for the
+ * users, ssp_groups_parse_batch for the groups): either both lists parse,
+ * every group id once, or an error names where. Everything is freed.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -113,6 +115,35 @@ static void parse_one(const char *group_id, json_t *body, const char *path, cons
     }
 }
 
+/* The {"users", "groups"} batch, as POST /roster parses it. */
+static void parse_batch(json_t *root)
+{
+    ssp_roster_change *changes = NULL;
+    ssp_group **groups = NULL;
+    size_t n = 0, n_groups = 0;
+    ssp_error err;
+
+    memset(&err, 0, sizeof err);
+    if (ssp_roster_parse_batch(root, FUZZ_SERVER, &changes, &n, &err) != 0) {
+        REQUIRE(changes == NULL && n == 0);
+        check_error(&err, "");
+        return;
+    }
+    if (ssp_groups_parse_batch(root, FUZZ_SERVER, &groups, &n_groups, &err) == 0) {
+        REQUIRE(n_groups == json_array_size(json_object_get(root, "groups")));
+        for (size_t i = 0; i < n_groups; i++) {
+            for (size_t j = 0; j < i; j++)
+                REQUIRE(strcmp(groups[i]->group_id, groups[j]->group_id) != 0);
+            check_group(groups[i], FUZZ_SERVER);
+        }
+        ssp_groups_free(groups, n_groups);
+    } else {
+        REQUIRE(groups == NULL && n_groups == 0);
+        check_error(&err, "groups");
+    }
+    ssp_roster_changes_free(changes, n);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t jerr;
@@ -132,6 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         snprintf(path, sizeof path, "groups[%zu]", i);
         parse_one(NULL, json_array_get(groups, i), path, FUZZ_SERVER);
     }
+    parse_batch(root);
     json_decref(root);
     return 0;
 }
