@@ -21,7 +21,7 @@ from synapse.module_api import ModuleApi
 
 from synapse_school_policy import _core, groups_status
 from synapse_school_policy.adopt import Adopter, AdoptError
-from synapse_school_policy.room_actions import MEMBER
+from synapse_school_policy.room_actions import GROUP_PREFIX, MEMBER
 
 ADMIN_API_PREFIX = "/_synapse/client/school_policy/v1"
 
@@ -211,7 +211,7 @@ class AdminResource(DirectServeJsonResource):
             raise SynapseError(400, "from: contains a NUL character", Codes.INVALID_PARAM)
         limit = _int_param(request.args, "limit", 100, 1, 1000)
         await self._check_school(request.school_policy_reader, school)
-        return 200, await self._in_thread(self._engine.groups_list, school, start, limit, reads=True)
+        return 200, await self._in_thread(_groups_page, self._engine, school, start, limit, reads=True)
 
     async def _get_group(self, request: Any, match: Any) -> tuple[int, Any]:
         group_id = _path_text(match, "group")
@@ -324,6 +324,14 @@ def _text(raw: bytes, name: str) -> str:
 def _path_user_id(match: "re.Match[str]") -> str:
     """The URL-decoded {user_id}; the engine checks the rest (NUL, syntax, server)."""
     return _text(unquote_to_bytes(match.group(1)), "user_id")
+
+
+def _groups_page(engine: Any, school: str, start: str | None, limit: int) -> dict:
+    """A page of the school's groups, each with its recorded room_id."""
+    page = engine.groups_list(school, start, limit)
+    for group in page["groups"]:
+        group["room_id"] = engine.reconcile_get_room(school, GROUP_PREFIX + group["group"])
+    return page
 
 
 def _path_text(match: "re.Match[str]", name: str) -> str:

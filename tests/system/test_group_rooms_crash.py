@@ -98,5 +98,11 @@ def test_a_sigkill_during_a_burst_of_group_creations_leaves_one_room_per_group(
     rooms = wait_for(all_in_place, timeout=120, what="every group's room with its members")
     for i in range(GROUPS):
         assert rooms_named(world, f"Kurs {i:02d}") == [rooms[f"crash-{i:02d}"]]
-    status, body = world.admin_api("GET", "/status")
-    assert body["schools"]["gym-nord"]["pending"] == 0
+
+    def settled():
+        status, body = world.admin_api("GET", "/status")
+        gym = body["schools"]["gym-nord"]
+        return gym if gym["pending"] == 0 else None
+
+    gym = wait_for(settled, timeout=60, what="nothing pending")
+    assert gym["last_error"] is None and gym["groups"] == {"count": GROUPS, "rooms_pending": 0}
