@@ -80,9 +80,13 @@ def get_group(world, group, as_user=None):
 
 
 def wait_room(world, group, expected: set[str], timeout=60) -> str:
-    """Waits until the group has a room whose joined members are `expected`
-    (plus the owner); returns the room id."""
+    """Waits until nothing is pending and the group has a room whose joined
+    members are `expected` (plus the owner); returns the room id."""
     def check():
+        # The group's mark done (power levels come after the memberships).
+        status, body = world.admin_api("GET", "/status")
+        if status != 200 or body["schools"]["gym-nord"]["pending"]:
+            return None
         room_id = get_group(world, group).get("room_id")
         return room_id if room_id and members(world, room_id) == expected | {OWNER} else None
 
@@ -125,7 +129,8 @@ def test_a_course_gets_its_room_with_the_policy_event_members_and_moderators(sch
     assert levels["users"][uid("berg")] == MODERATOR_LEVEL
     assert levels["events_default"] == MODERATOR_LEVEL
     # One way: the teacher posts, a pupil cannot.
-    assert school.users["berg"].send(room_id, "m.room.message", TEXT)[0] == 200
+    sent = school.users["berg"].send(room_id, "m.room.message", TEXT)
+    assert sent[0] == 200, sent
     assert school.users["p1"].send(room_id, "m.room.message", TEXT)[0] == 403
     done = {(r["action"], r["target"]) for r in actions(school, group)}
     assert ("room_created", None) in done
@@ -236,7 +241,8 @@ def test_archived_is_read_only_and_deleted_is_emptied_with_the_history_kept(scho
     group = "course-musik-6"
     put_group(school, group, course(group, "Musik 6", [("berg", "moderator"), ("p7", "member")]))
     room_id = wait_room(school, group, {uid("berg"), uid("p7")})
-    assert school.users["berg"].send(room_id, "m.room.message", TEXT)[0] == 200
+    sent = school.users["berg"].send(room_id, "m.room.message", TEXT)
+    assert sent[0] == 200, sent
     put_group(school, group, course(group, "Musik 6", [("berg", "moderator"), ("p7", "member")],
                                     version=2, state="archived"))
     wait_for(lambda: state(school, room_id, "m.room.power_levels")["events_default"] == 100 or None,
@@ -259,7 +265,8 @@ def test_archive_at_ms_archives_the_room_without_a_message(school):
     put_group(school, group, course(group, "Sport 7", [("berg", "moderator")],
                                     archive_at_ms=int(time.time() * 1000) + 15000))
     room_id = wait_room(school, group, {uid("berg")})
-    assert school.users["berg"].send(room_id, "m.room.message", TEXT)[0] == 200
+    sent = school.users["berg"].send(room_id, "m.room.message", TEXT)
+    assert sent[0] == 200, sent
     wait_for(lambda: state(school, room_id, "m.room.power_levels")["events_default"] == 100 or None,
              timeout=45, what="the room to archive itself")
     assert school.users["berg"].send(room_id, "m.room.message", TEXT)[0] == 403
