@@ -22,7 +22,7 @@ from synapse.util.frozenutils import unfreeze
 
 from synapse_school_policy import synapse_compat
 from synapse_school_policy.metrics import GROUP_ACTIONS
-from synapse_school_policy.room_actions import CREATE, GROUP_PREFIX, MEMBER, POWER_LEVELS, Why
+from synapse_school_policy.room_actions import CREATE, GROUP_PREFIX, MEMBER, POWER_LEVELS, TOMBSTONE, Why
 
 logger = logging.getLogger("synapse_school_policy.adopt")
 
@@ -58,7 +58,7 @@ class Adopter:
         if recorded == room_id:
             return {"group": group_id, "room_id": room_id, "adopted": False,
                     "message": "the room is the group's room already"}
-        if recorded is not None:
+        if recorded is not None and not await self._made_by_module(recorded):
             raise AdoptError(409, f"group {group_id} has a room already: {recorded}")
         # From room version 12 on a room id names no server ("!opaque").
         if ":" in room_id and room_id.partition(":")[2] != self._api.server_name:
@@ -106,6 +106,11 @@ class Adopter:
         why = Why(school, f"adopted at the request of {caller}, through {actor}", group_id)
         self._engine.audit_action({"action": "room_adopted", "actor": caller, "room_id": room_id,
                                    "school": why.school, "group": group_id, "reason": why.reason})
+        if recorded is not None:
+            # The room the module had made for the group before the adoption
+            # (the group was sent first): emptied and pointed at this one.
+            await retire_room(self._api, self._engine, recorded, room_id,
+                              Why(school, f"replaced by the adopted room {room_id}", group_id))
         GROUP_ACTIONS.labels(action="room_adopted").inc()
         logger.info("synapse_school_policy: adopted %s as the room of group %s", room_id, group_id)
         return {"group": group_id, "room_id": room_id, "adopted": True, "through": actor}
@@ -146,6 +151,16 @@ class Adopter:
                                  "service user is a local member of it")
                               + ". Invite a service user with the highest power level, then adopt again")
 
+    async def _made_by_module(self, room_id: str) -> bool:
+        """True for a room the module's account created (the group's room
+        made before the adoption was asked for): the adopted room replaces it."""
+        try:
+            state = await self._api.get_room_state(room_id, [CREATE])
+        except Exception:  # noqa: BLE001 - a room this server lost counts as not the module's
+            return False
+        create = state.get(CREATE)
+        return create is not None and create.sender == self._owner
+
     async def _content(self, room_id: str, key: tuple[str, str]) -> dict:
         state = await self._api.get_room_state(room_id, [key])
         event = state.get(key)
@@ -154,6 +169,28 @@ class Adopter:
     async def _send(self, sender: str, room_id: str, event_type: str, content: dict) -> None:
         await self._api.create_and_send_event_into_room(
             {"type": event_type, "state_key": "", "room_id": room_id, "sender": sender, "content": content})
+
+
+async def retire_room(api: ModuleApi, engine: Any, room_id: str, replacement: str, why: Why) -> None:
+    """Empties a room the module made for a group whose room is now another
+    one, and points it at that one (m.room.tombstone, which clients show as
+    "this room has been replaced"); the history stays. Audited as
+    room_replaced and member_removed."""
+    owner = engine.reconciler_user
+    state = await api.get_room_state(room_id, [(MEMBER, None)])
+    for key, event in state.items():
+        membership = event.content.get("membership")
+        if key[1] == owner or membership not in ("join", "invite"):
+            continue
+        await synapse_compat.update_membership(api, owner, key[1], room_id, "leave")
+        engine.audit_action({"action": "member_removed", "target": key[1], "room_id": room_id,
+                             "school": why.school, "group": why.group, "reason": why.reason})
+    await api.create_and_send_event_into_room(
+        {"type": TOMBSTONE[0], "state_key": "", "room_id": room_id, "sender": owner,
+         "content": {"body": "This group has moved to another room.", "replacement_room": replacement}})
+    engine.audit_action({"action": "room_replaced", "room_id": room_id, "school": why.school,
+                         "group": why.group, "reason": why.reason})
+    GROUP_ACTIONS.labels(action="room_replaced").inc()
 
 
 def _creators(create: Any) -> list[str]:

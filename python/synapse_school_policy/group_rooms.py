@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from synapse.module_api import ModuleApi
 
+from synapse_school_policy.adopt import retire_room
 from synapse_school_policy.room_actions import (
     GROUP_PREFIX, MEMBER, POWER_LEVELS, PowerChanges, RoomActions, Why, joined_or_invited,
 )
@@ -101,6 +102,13 @@ class GroupRooms:
             self._actions.audit("room_created", Why(school, f"the {plan['kind']} {plan['name']!r} "
                                                     "is new", group_id), room_id)
             logger.info("synapse_school_policy: created the room of group %s: %s", group_id, room_id)
+            adopted = await self._in_thread(self._engine.reconcile_get_room, school, key)
+            if adopted is not None and adopted != room_id:
+                # A room was adopted for the group while this one was being
+                # made: that one stays the group's room.
+                await retire_room(self._api, self._engine, room_id, adopted,
+                                  Why(school, f"replaced by the adopted room {adopted}", group_id))
+                return adopted
         await self._in_thread(self._engine.reconcile_set_room, school, key, room_id)
         return room_id
 

@@ -86,12 +86,12 @@ GROUP_ACTIONS = _counter(
     "group_actions",
     "What the reconciler did in group rooms, by action: room_created, member_added, "
     "member_removed, invite_withdrawn, power_changed, room_updated, room_archived, "
-    "room_reopened, room_adopted. Each is also an audit record (kind action).",
+    "room_reopened, room_adopted, room_replaced. Each is also an audit record (kind action).",
     ["action"],
 )
 GROUP_ACTION_NAMES = (
     "room_created", "room_adopted", "member_added", "member_removed", "invite_withdrawn",
-    "power_changed", "room_updated", "room_archived", "room_reopened",
+    "power_changed", "room_updated", "room_archived", "room_reopened", "room_replaced",
 )
 for _action in GROUP_ACTION_NAMES:
     # Served (as 0) from the start, before the first group.

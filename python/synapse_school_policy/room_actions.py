@@ -27,6 +27,7 @@ logger = logging.getLogger("synapse_school_policy.reconciler")
 MEMBER = "m.room.member"
 POWER_LEVELS = ("m.room.power_levels", "")
 CREATE = ("m.room.create", "")
+TOMBSTONE = ("m.room.tombstone", "")
 # Memberships the module leaves as they are when it would remove a user:
 # nothing to take away.
 GONE = ("leave", "ban", None)
@@ -164,7 +165,8 @@ class RoomActions:
 
     async def owned_rooms(self) -> dict[tuple[str, str], str]:
         """The managed rooms the owner is in, by (school, kind) and, for group
-        rooms, (school, "group:" + group id). A crash between creating a
+        rooms, (school, "group:" + group id); replaced rooms (with a
+        tombstone) left out. A crash between creating a
         room and recording it leaves a room the owner is in; finding it
         again is what keeps rooms from doubling. Read once per process; the
         rooms created since are added by `remember`."""
@@ -172,9 +174,10 @@ class RoomActions:
             found: dict[tuple[str, str], str] = {}
             rooms = await synapse_compat.rooms_for_user(self._api, self.owner)
             for room_id in sorted(rooms):
-                policy = await self.state_content(room_id, self.policy_key)
-                if policy is None:
-                    continue
+                state = await self._api.get_room_state(room_id, [self.policy_key, TOMBSTONE])
+                if TOMBSTONE in state or self.policy_key not in state:
+                    continue  # replaced (an adopted room took its place), or not managed
+                policy = unfreeze(state[self.policy_key].content)
                 school, kind, group = policy.get("school"), policy.get("kind"), policy.get("group")
                 if not isinstance(school, str):
                     continue

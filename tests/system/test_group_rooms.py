@@ -285,11 +285,21 @@ def test_adopt_takes_over_an_older_syncs_room_or_says_why_not(school):
     put_group(school, group, {"school": "gym-nord", "kind": "team", "name": "Theater AG", "two_way": True,
                               "members": [{"user_id": uid("klein"), "role": "moderator"},
                                           {"user_id": uid("p7"), "role": "member"}]})
+    # The group came first, so the module made a room for it already.
+    made = wait_room(school, group, {uid("klein"), uid("p7")})
     status, body = school.admin_api("POST", f"/groups/{group}/adopt", {"room_id": old_room})
     assert status == 200 and body["adopted"] is True and body["through"] == uid("sync"), body
     # The service user who made it stays (never removed); p8, not listed, goes.
     assert wait_room(school, group, {uid("klein"), uid("p7"), uid("sync")}) == old_room
     assert membership_of(school, old_room, "p8") == "leave"
+    assert state(school, old_room, "m.room.power_levels")["users"][OWNER] == 100
+    # The module's own room is emptied and points at the adopted one.
+    assert members(school, made) == {OWNER}
+    assert state(school, made, "m.room.tombstone")["replacement_room"] == old_room
+    # A second room cannot take the adopted one's place.
+    status, body = sync.create_room(preset="private_chat", name="Theater AG 2")
+    status, body = school.admin_api("POST", f"/groups/{group}/adopt", {"room_id": body["room_id"]})
+    assert status == 409 and "has a room already" in body["error"], body
     assert state(school, old_room, POLICY_EVENT_TYPE)["group"] == group
     assert any(r["action"] == "room_adopted" for r in actions(school, group))
     # A room whose creator left and holds no service user: nobody can bring the owner in.
