@@ -317,6 +317,34 @@ def test_adopt_takes_over_an_older_syncs_room_or_says_why_not(school):
     assert status == 400 and body["error"].startswith("room_id"), body
 
 
+def test_a_moderators_two_way_stands_until_the_school_cloud_changes_it(school):
+    group = "course-geo-10"
+    members_ = [("klein", "moderator"), ("p6", "member")]
+    put_group(school, group, course(group, "Geo 10", members_))
+    room_id = wait_room(school, group, {uid("klein"), uid("p6")})
+    policy = {"school": "gym-nord", "kind": "course", "two_way": True, "group": group}
+    status, body = school.users["klein"].put_state(room_id, POLICY_EVENT_TYPE, "", policy)
+    assert status == 200, body
+    wait_for(lambda: state(school, room_id, "m.room.power_levels")["events_default"] == 0 or None,
+             timeout=30, what="the power levels to follow the moderator's two_way")
+    sent = school.users["p6"].send(room_id, "m.room.message", TEXT)
+    assert sent[0] == 200, sent
+    # The school cloud renames the course; its two_way (false) is the one last applied: the room stays two-way.
+    put_group(school, group, course(group, "Geo 10a", members_, version=2))
+    wait_for(lambda: state(school, room_id, "m.room.name") == {"name": "Geo 10a"} or None, timeout=30,
+             what="the new name")
+    wait_room(school, group, {uid("klein"), uid("p6")})
+    assert state(school, room_id, POLICY_EVENT_TYPE)["two_way"] is True
+    # The school cloud changes two_way itself: that is applied.
+    put_group(school, group, course(group, "Geo 10a", members_, version=3, two_way=True))
+    wait_room(school, group, {uid("klein"), uid("p6")})
+    put_group(school, group, course(group, "Geo 10a", members_, version=4, two_way=False))
+    wait_for(lambda: state(school, room_id, "m.room.power_levels")["events_default"] == MODERATOR_LEVEL or None,
+             timeout=30, what="one-way again")
+    assert state(school, room_id, POLICY_EVENT_TYPE) == {**policy, "two_way": False}
+    assert school.users["p6"].send(room_id, "m.room.message", TEXT)[0] == 403
+
+
 def test_status_counts_each_schools_groups(school):
     status, body = school.admin_api("GET", "/status")
     assert status == 200, body
