@@ -16,6 +16,7 @@ teams of 15, one team with 5 pupils of a second school), --rate N
 What it does, in one Synapse with the module (tests/harness), one
 throwaway PostgreSQL for Synapse:
 
+0. the users go on the roster (the script's members must pass the rules).
 1. script: a plain script makes the same rooms and memberships through
    Synapse's own APIs as fast as Synapse allows (the harness lifts
    Synapse's rate limits): a service user creates each room (client API,
@@ -168,6 +169,11 @@ def main() -> None:
         probe_room = group_room(server, sync, "probe")
         check(teacher.send(probe_room, "m.room.message", {"msgtype": "m.text", "body": "warm"}), "probe warm")
 
+        # The users on the roster first: the script's members must pass the
+        # module's rules too. The module's message repeats them unchanged.
+        check(request(server.base_url, "POST", f"{ADMIN_API}/roster", {"users": users}, sync.token), "users")
+        while status()["pending"] and time.monotonic() < deadline:
+            time.sleep(0.3)
         log(f"script: {len(groups)} rooms, {memberships} memberships ...")
         script_s = run_script(server, sync, groups, args.script_threads)
         log(f"script: {script_s:.1f} s")

@@ -33,6 +33,12 @@ from synapse_school_policy.special_rooms import SpecialRooms
 logger = logging.getLogger("synapse_school_policy.reconciler")
 
 POLL_MS = 1000
+# A mark is taken only once it is this old. The engine makes a change's mark
+# durable before it applies the change to its in-memory index (and with
+# PostgreSQL another process's change reaches this index by NOTIFY, after its
+# mark is in the shared table): a mark taken at once could be planned
+# against the snapshot before it and cleared with the change unapplied.
+MARK_SETTLE_MS = 500
 # Marks handled side by side within a batch; actions_per_second still bounds
 # what reaches Synapse.
 _CONCURRENCY = 8
@@ -44,7 +50,8 @@ def _now_ms() -> int:
 
 class Reconciler:
     def __init__(self, api: ModuleApi, engine: Any, concurrently: Any = None, threads: Any = None,
-                 service_users: frozenset[str] = frozenset(), groups_encrypted: bool = False):
+                 service_users: frozenset[str] = frozenset(), groups_encrypted: bool = False,
+                 settle_ms: int = MARK_SETTLE_MS):
         self._api = api
         # Synapse's helper keeps its logcontexts right; the unit tests pass
         # an asyncio equivalent.
@@ -61,6 +68,7 @@ class Reconciler:
         self._special = SpecialRooms(api, engine, self._actions, self._in_thread)
         self._groups = GroupRooms(api, engine, self._actions, self._in_thread, self._concurrently,
                                   encrypted=groups_encrypted)
+        self._settle_ms = settle_ms
         self._started = False
         self._busy = False
 
@@ -81,7 +89,8 @@ class Reconciler:
                 self._started = True
             await self._groups.mark_timers_due(_now_ms())
             while True:
-                marks = await self._in_thread(self._engine.reconcile_due, _now_ms(), self._batch_size)
+                marks = await self._in_thread(self._engine.reconcile_due, _now_ms() - self._settle_ms,
+                                              self._batch_size)
                 if not marks:
                     return
                 await self._reconcile_batch(marks)

@@ -143,7 +143,7 @@ def world(tmp_path, rate=1000):
     engine = GroupEngine(core)
     users = {uid(n) for n in ("berg", "ali", "bea", "sven", "otto", "sync", "admin", "guest")}
     synapse = FakeSynapse(users=users)
-    rec = Reconciler(synapse, engine, concurrently=gather, service_users=frozenset({uid("sync")}))
+    rec = Reconciler(synapse, engine, concurrently=gather, service_users=frozenset({uid("sync")}), settle_ms=0)
     return engine, synapse, rec
 
 
@@ -366,7 +366,7 @@ def test_many_groups_in_one_batch_send_one_power_levels_event_per_room(tmp_path)
 
 def test_encrypted_groups_get_encrypted_rooms(tmp_path):
     engine, synapse, _ = world(tmp_path)
-    rec = Reconciler(synapse, engine, concurrently=gather, groups_encrypted=True)
+    rec = Reconciler(synapse, engine, concurrently=gather, groups_encrypted=True, settle_ms=0)
     engine.put(mathe())
     run(rec)
     assert synapse.rooms[room_of(engine)][("m.room.encryption", "")] == {"algorithm": "m.megolm.v1.aes-sha2"}

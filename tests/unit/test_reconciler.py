@@ -116,7 +116,9 @@ async def gather(func, items, limit):
 
 
 def reconciler(synapse, engine):
-    return Reconciler(synapse, engine, concurrently=gather)
+    # settle_ms=0: the tests take marks at once (the engine here applies a
+    # change before the test's next line).
+    return Reconciler(synapse, engine, concurrently=gather, settle_ms=0)
 
 
 def engine_for(tmp_path, announcement=True, rate=1000):
