@@ -449,22 +449,33 @@ def _announcement_rooms(module_config: dict | None) -> list[str] | None:
         return None
 
 
-def show_status(config: dict, as_json: bool) -> int:
+def show_status(config_path: str, as_json: bool) -> int:
     """Reads the store as the running module does (the engine's own code),
-    without opening it for writing, so it works while Synapse runs."""
-    from synapse_school_policy import _core
+    without opening it for writing, so it works while Synapse runs; each
+    school's groups are counted by the engine opened offline, as GET
+    /status counts them."""
+    from synapse_school_policy import _core, groups_status
 
+    config = load_module_config(config_path)
     try:
         status = _core.reconcile_status_offline(json.dumps(config))
     except (_core.InputError, _core.StoreError) as exc:
         raise CliError(str(exc)) from exc
+    store = OfflineEngine(config_path)
+    try:
+        store.call(groups_status.add_to_status, store.engine, status)
+    finally:
+        store.close()
     if as_json:
         _print_json(status)
         return 0
-    columns = ("school", "messenger", "teachers_room", "announcement_room", "pending", "last_error")
+    columns = ("school", "messenger", "teachers_room", "announcement_room", "pending", "groups",
+               "last_error")
     rows = [
         (school, "on" if s["messenger"] else "off", s["teachers_room"] or "-",
-         s["announcement_room"] or "-", str(s["pending"]), s["last_error"] or "-")
+         s["announcement_room"] or "-", str(s["pending"]),
+         f"{s['groups']['count']} ({s['groups']['rooms_pending']} without a room)",
+         s["last_error"] or "-")
         for school, s in status["schools"].items()
     ]
     _print_columns(columns, rows)
@@ -512,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "doctor":
             return doctor(args.homeserver_yaml or args.config)
         if args.command == "status":
-            return show_status(load_module_config(args.config), args.json)
+            return show_status(args.config, args.json)
         if args.command == "audit" and args.audit_command is None and args.since:
             since = parse_since_ms(args.since)  # a bad --since fails before the store opens
         else:
