@@ -203,9 +203,12 @@ int ssp_roster_parse_batch(json_t *body, const char *server_name, ssp_roster_cha
             return ssp_fail(err, SSP_ERR_INPUT, "%s: unknown field", key);
     }
     users = json_object_get(body, "users");
-    /* The groups are groups.c's (ssp_groups_parse_batch). */
-    if (users == NULL && json_object_get(body, "groups") != NULL)
-        return 0;
+    /* The groups are groups.c's (ssp_groups_parse_batch): no users, an
+     * empty list of changes. */
+    if (users == NULL && json_object_get(body, "groups") != NULL) {
+        *changes_out = calloc(1, sizeof **changes_out);
+        return *changes_out != NULL ? 0 : ssp_fail_nomem(err);
+    }
     if (users == NULL)
         return ssp_fail(err, SSP_ERR_INPUT,
                         "body: expected a users list, a groups list or both");
@@ -450,32 +453,55 @@ int ssp_roster_apply_group_locked(ssp_roster *roster, ssp_group *group, ssp_erro
     return 0;
 }
 
-static int collect_group(const char *key, void *value, void *ctx)
+/* Lists group for each of its members in a reverse index being built (no
+ * reader sees it yet): one lookup a membership, entries grown by half. -1
+ * when out of memory (the index stays whole, to be freed). */
+static int index_members(ssp_strmap *index, const ssp_group *group)
 {
-    const ssp_group ***next = ctx;
+    for (size_t m = 0; m < group->n_members; m++) {
+        user_groups *entry = user_groups_get_or_add(index, group->members[m].user_id);
 
-    (void)key;
-    *(*next)++ = value;
+        if (entry == NULL)
+            return -1;
+        if (entry->n == entry->cap) {
+            size_t cap = entry->cap < 4 ? 4 : entry->cap + entry->cap / 2;
+            const ssp_group **grown = realloc(entry->groups, cap * sizeof *grown);
+
+            if (grown == NULL)
+                return -1;
+            entry->groups = grown;
+            entry->cap = cap;
+        }
+        entry->groups[entry->n++] = group;
+    }
     return 0;
+}
+
+static int index_group(const char *key, void *value, void *index)
+{
+    (void)key;
+    return index_members(index, value);
 }
 
 int ssp_roster_replace_groups(ssp_roster *roster, ssp_strmap *groups, ssp_error *err)
 {
-    const ssp_group **all = malloc((groups->count ? groups->count : 1) * sizeof *all), **next = all;
     ssp_strmap index, old_groups, old_index;
 
-    if (all == NULL)
-        return ssp_fail_nomem(err);
-    ssp_strmap_each(groups, collect_group, &next);
     ssp_strmap_init(&index);
-    if (reserve_members(&index, all, groups->count) != 0) {
-        free(all);
+    /* Sized for the roster's users, whom the groups mostly list: no
+     * rehash of a million entries on the way. Only a hint when it fails. */
+    if (groups->count > 0) {
+        size_t users;
+
+        pthread_rwlock_rdlock(&roster->lock);
+        users = roster->users.count;
+        pthread_rwlock_unlock(&roster->lock);
+        (void)ssp_strmap_reserve(&index, users);
+    }
+    if (ssp_strmap_each(groups, index_group, &index) != 0) {
         user_groups_map_free(&index);
         return ssp_fail_nomem(err);
     }
-    for (size_t i = 0; i < groups->count; i++)
-        link_members(&index, all[i]);
-    free(all);
     pthread_rwlock_wrlock(&roster->lock);
     old_groups = roster->groups;
     old_index = roster->user_groups;

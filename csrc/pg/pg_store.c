@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "pg/pg_audit.h"
+#include "pg/pg_reads.h"
 #include "pg/pg_conn.h"
 #include "pg/pg_migrations.h"
 #include "pg/pg_reconcile.h"
