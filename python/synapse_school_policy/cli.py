@@ -475,7 +475,8 @@ def show_status(config_path: str, as_json: bool) -> int:
     rows = [
         (school, "on" if s["messenger"] else "off", s["teachers_room"] or "-",
          s["announcement_room"] or "-", str(s["pending"]),
-         f"{s['groups']['count']} ({s['groups']['rooms_pending']} without a room)",
+         f"{s['groups']['count']} ({s['groups']['rooms_pending'] if s['groups']['rooms_pending'] is not None else '?'}"
+         " without a room)",
          s["last_error"] or "-")
         for school, s in status["schools"].items()
     ]

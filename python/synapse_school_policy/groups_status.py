@@ -13,17 +13,23 @@ _PAGE = 1000
 _GAUGE_MAX_AGE_S = 60.0
 
 
-def school_groups(engine: Any, school: str) -> dict[str, int]:
+# Above this many groups in a school, rooms_pending is not counted (null):
+# each group's room is a read of the store.
+ROOMS_PENDING_MAX_GROUPS = 5000
+
+
+def school_groups(engine: Any, school: str) -> dict[str, int | None]:
     """{"count", "rooms_pending"} of one school: its groups (deleted ones
     included) and the groups that should have a room and have none
-    recorded yet. Blocking (the store may be read): call it in a thread."""
+    recorded yet (None above ROOMS_PENDING_MAX_GROUPS). Blocking (the store
+    may be read): call it in a thread."""
     count = pending = 0
     start: str | None = None
     while True:
         page = engine.groups_list(school, start, _PAGE)
         for group in page["groups"]:
             count += 1
-            if group.get("state", "active") == "deleted":
+            if count > ROOMS_PENDING_MAX_GROUPS or group.get("state", "active") == "deleted":
                 continue
             room_id = group["room_id"] if "room_id" in group else \
                 engine.reconcile_get_room(school, GROUP_PREFIX + group["group"])
@@ -31,7 +37,8 @@ def school_groups(engine: Any, school: str) -> dict[str, int]:
                 pending += 1
         start = page.get("next")
         if not start:
-            return {"count": count, "rooms_pending": pending}
+            return {"count": count,
+                    "rooms_pending": pending if count <= ROOMS_PENDING_MAX_GROUPS else None}
 
 
 def add_to_status(engine: Any, status: dict) -> dict:
