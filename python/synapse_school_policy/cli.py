@@ -251,6 +251,48 @@ def show_user(store: OfflineEngine, user_id: str) -> dict | None:
     return entry
 
 
+# ---- groups ------------------------------------------------------------------
+
+def import_groups(store: OfflineEngine, path: str) -> str:
+    """A JSON file in the POST /roster shape ({"groups": [...]}, "users"
+    optional): applied as POST /roster applies it, errors named by the
+    file and the key path (groups[2].members[5].role)."""
+    started = time.monotonic()
+    try:
+        with open(path, "rb") as f:
+            body = f.read()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc}") from exc
+    result = store.call(store.engine.roster_upsert, body, where=lambda message: f"{path}: {message}")
+    store.call(store.engine.store_sync, timeout_ms=SYNC_TIMEOUT_MS)
+    if not isinstance(result, dict):
+        result = {"upserted": result, "groups": 0}
+    try:
+        listed = json.loads(body).get("groups")
+        ignored = len(listed) - result.get("groups", 0) if isinstance(listed, list) else 0
+    except (ValueError, AttributeError):
+        ignored = 0
+    return (f"imported {result.get('groups', 0)} groups ({ignored} ignored: not newer than the "
+            f"stored version) and {result.get('upserted', 0)} users "
+            f"in {time.monotonic() - started:.2f} s")
+
+
+def show_group(store: OfflineEngine, group_id: str) -> dict | None:
+    """The stored group with its room, and per member whether the module
+    puts them in the room or why not (the engine's plan)."""
+    group = store.call(store.engine.group_get, group_id)
+    if group is None:
+        return None
+    plan = store.call(store.engine.group_plan, group_id) or {}
+    planned = {m["user_id"]: m for m in plan.get("members", ())}
+    for member in group.get("members", ()):
+        entry = planned.get(member["user_id"], {})
+        member["should_be_in_room"] = bool(entry.get("member", False)) and \
+            plan.get("state") != "deleted" and not plan.get("remove_members_now")
+        member["why"] = entry.get("why")
+    return group
+
+
 # ---- the audit ---------------------------------------------------------------
 
 AUDIT_OPTIONS = ("since", "rule", "school", "user", "limit", "kind")
@@ -408,22 +450,34 @@ def _announcement_rooms(module_config: dict | None) -> list[str] | None:
         return None
 
 
-def show_status(config: dict, as_json: bool) -> int:
+def show_status(config_path: str, as_json: bool) -> int:
     """Reads the store as the running module does (the engine's own code),
-    without opening it for writing, so it works while Synapse runs."""
-    from synapse_school_policy import _core
+    without opening it for writing, so it works while Synapse runs; each
+    school's groups are counted by the engine opened offline, as GET
+    /status counts them."""
+    from synapse_school_policy import _core, groups_status
 
+    config = load_module_config(config_path)
     try:
         status = _core.reconcile_status_offline(json.dumps(config))
     except (_core.InputError, _core.StoreError) as exc:
         raise CliError(str(exc)) from exc
+    store = OfflineEngine(config_path)
+    try:
+        store.call(groups_status.add_to_status, store.engine, status)
+    finally:
+        store.close()
     if as_json:
         _print_json(status)
         return 0
-    columns = ("school", "messenger", "teachers_room", "announcement_room", "pending", "last_error")
+    columns = ("school", "messenger", "teachers_room", "announcement_room", "pending", "groups",
+               "last_error")
     rows = [
         (school, "on" if s["messenger"] else "off", s["teachers_room"] or "-",
-         s["announcement_room"] or "-", str(s["pending"]), s["last_error"] or "-")
+         s["announcement_room"] or "-", str(s["pending"]),
+         f"{s['groups']['count']} ({s['groups']['rooms_pending'] if s['groups']['rooms_pending'] is not None else '?'}"
+         " without a room)",
+         s["last_error"] or "-")
         for school, s in status["schools"].items()
     ]
     _print_columns(columns, rows)
@@ -440,6 +494,12 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("file")
     show = roster.add_parser("show", help="show one user's roster entries")
     show.add_argument("user")
+    groups = sub.add_parser("groups").add_subparsers(dest="groups_command", required=True)
+    gimp = groups.add_parser("import", help="import courses, teams and classes: JSON in the POST /roster "
+                                            "shape ({\"groups\": [...]})")
+    gimp.add_argument("file")
+    gshow = groups.add_parser("show", help="show one group, its room and its members")
+    gshow.add_argument("group")
     audit = sub.add_parser("audit", help="query the audit log, newest first")
     audit.add_argument("--since", help="e.g. 1h, 7d, or ms since the epoch")
     audit.add_argument("--rule")
@@ -465,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "doctor":
             return doctor(args.homeserver_yaml or args.config)
         if args.command == "status":
-            return show_status(load_module_config(args.config), args.json)
+            return show_status(args.config, args.json)
         if args.command == "audit" and args.audit_command is None and args.since:
             since = parse_since_ms(args.since)  # a bad --since fails before the store opens
         else:
@@ -473,6 +533,14 @@ def main(argv: list[str] | None = None) -> int:
         store = OfflineEngine(args.config)
         if args.command == "roster" and args.roster_command == "import":
             print(import_roster(store, args.file))
+        elif args.command == "groups" and args.groups_command == "import":
+            print(import_groups(store, args.file))
+        elif args.command == "groups":
+            group = show_group(store, args.group)
+            if group is None:
+                print(f"group {escape(args.group)} is unknown", file=sys.stderr)
+                return 1
+            _print_json(group)
         elif args.command == "roster":
             entry = show_user(store, args.user)
             if entry is None:

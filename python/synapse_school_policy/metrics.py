@@ -75,9 +75,41 @@ RECONCILE_FAILURES = _counter(
     "retried with backoff. Store outages pause the reconciler and are not counted here.",
     [],
 )
+GROUP_RECONCILE_FAILURES = _counter(
+    "group_reconcile_failures",
+    "Reconciler attempts on a group's room that failed (Synapse refused an action, the room "
+    "could not be created or adopted); each is retried with backoff. Also counted in "
+    "reconcile_failures_total.",
+    [],
+)
+GROUP_ACTIONS = _counter(
+    "group_actions",
+    "What the reconciler did in group rooms, by action: room_created, member_added, "
+    "member_removed, invite_withdrawn, power_changed, room_updated, room_archived, "
+    "room_reopened, room_adopted, room_replaced. Each is also an audit record (kind action).",
+    ["action"],
+)
+GROUP_ACTION_NAMES = (
+    "room_created", "room_adopted", "member_added", "member_removed", "invite_withdrawn",
+    "power_changed", "room_updated", "room_archived", "room_reopened", "room_replaced",
+)
+for _action in GROUP_ACTION_NAMES:
+    # Served (as 0) from the start, before the first group.
+    GROUP_ACTIONS.labels(action=_action)
 STORE_CONNECTED = _gauge(
     "store_connected", "1 while the store is usable (PostgreSQL connected, or the embedded store)."
 )
+
+
+GROUPS = _gauge(
+    "groups",
+    "Groups (courses, teams, classes) the module keeps, deleted ones included, summed over the "
+    "configured schools; read at most once a minute.",
+)
+
+
+def bind_groups_gauge(count: Callable[[], float]) -> None:
+    GROUPS.set_function(count)
 
 
 def bind_engine_gauges(queue_depth: Callable[[], float], roster_entries: Callable[[], float]) -> None:

@@ -7,6 +7,7 @@ engine's verdict into what Synapse expects back.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any, Collection, Mapping
@@ -22,12 +23,14 @@ from synapse_school_policy.after_the_fact import AfterTheFact
 from synapse_school_policy.admin_api import ADMIN_API_PREFIX, AdminResource
 from synapse_school_policy.config import PolicyConfig, parse_config
 from synapse_school_policy.durable import DurableWaiter
+from synapse_school_policy.groups_status import GroupCount
 from synapse_school_policy.page import PAGE_PREFIX, PageResource
 from synapse_school_policy.metrics import (
     DECISIONS,
     DENIALS_NOT_DURABLE,
     bind_engine_gauges,
     bind_flood_gauges,
+    bind_groups_gauge,
     bind_store_gauges,
 )
 from synapse_school_policy.reconciler import POLL_MS as RECONCILE_POLL_MS
@@ -134,7 +137,12 @@ class SchoolPolicy:
         # Stage 2 of the special rooms runs only where Synapse runs its
         # background tasks (the main process unless run_background_tasks_on
         # names a worker); every process marks.
-        self._reconciler = Reconciler(api, self._engine, threads=self._threads)
+        groups_config = json.loads(config.json_text).get("groups") or {}
+        self._reconciler = Reconciler(
+            api, self._engine, threads=self._threads, service_users=config.service_users,
+            groups_encrypted=bool(groups_config.get("encrypted", False)),
+        )
+        bind_groups_gauge(GroupCount(self._engine))
         api.looping_background_call(
             self._reconciler.run_once, RECONCILE_POLL_MS, desc="school_policy_reconcile"
         )
@@ -454,9 +462,12 @@ class SchoolPolicy:
             unfreeze(power_levels.content) if power_levels is not None else None, patch
         )
         create = state.get(("m.room.create", ""))
+        # The reconciler's account keeps the group rooms it owns in line
+        # (a moderator's flip of two_way there).
+        owner = self._engine.reconciler_user
         candidates = ([create.sender] if create is not None else []) + sorted(self._service_users)
         for sender in dict.fromkeys(candidates):
-            if sender not in self._service_users:
+            if sender not in self._service_users and sender != owner:
                 continue
             try:
                 await self._api.create_and_send_event_into_room(

@@ -18,6 +18,11 @@ start-up by `check_synapse`):
   invalidated across workers.
 - `api._store.get_rooms_for_user`: the rooms a user is joined to (the
   reconciler finds the special rooms its owner created). Same reason.
+- `api._hs.get_room_member_handler().update_membership`: a membership
+  change without Synapse's rate limits (`update_membership` below).
+  ModuleApi.update_room_membership applies the invite and join limits of
+  an ordinary client, which a reconciler filling a school's rooms would hit
+  at once (rc_invites.per_issuer allows a few invites a minute).
 - `api._store.get_room_max_stream_ordering`,
   `api._store.get_partial_current_state_deltas` and `api._store.get_event`:
   the changes of rooms' current state since a position of the events
@@ -25,12 +30,15 @@ start-up by `check_synapse`):
   after_the_fact.py). ModuleApi's on_new_event shows every event instead,
   after Synapse has loaded the room's whole state for it.
 
-And two imports from outside synapse.module_api, each named once here:
+And three imports from outside synapse.module_api, each named once here:
+`KNOWN_ROOM_VERSIONS` (synapse.api.room_versions), whether a room
+version gives its creators unlimited power (adopt.py);
 `PreserveLoggingContext` (synapse.logging.context), which durable.py needs
 to fire the Deferreds that denials await, as Synapse's own code does; and
 `LimitExceededError` (synapse.api.errors), Synapse's own 429, which the
-flood limit raises (`PolicyLimitExceeded` below). Both are unchanged from
-the oldest supported release to the newest.
+flood limit raises (`PolicyLimitExceeded` below). All three are there from
+the oldest supported release to the newest (a release without
+msc4289_creator_power_enabled knows no room version that has it).
 """
 from __future__ import annotations
 
@@ -111,6 +119,9 @@ def check_synapse(api: Any) -> None:
     for section, setting in _HOMESERVER_SETTINGS:
         if not hasattr(getattr(config, section, None), setting):
             missing.append(f"homeserver config {section}.{setting}")
+    hs = getattr(api, "_hs", None)
+    if not callable(getattr(hs, "get_room_member_handler", None)):
+        missing.append("ModuleApi._hs.get_room_member_handler")
     store = getattr(api, "_store", None)
     for name in _STORE_MEMBERS:
         if not callable(getattr(store, name, None)):
@@ -172,6 +183,32 @@ async def rooms_for_user(api: Any, user_id: str) -> Collection[str]:
     """The ids of the rooms the user is joined to (private:
     `api._store.get_rooms_for_user`, cached by Synapse)."""
     return await api._store.get_rooms_for_user(user_id)  # noqa: SLF001
+
+
+async def update_membership(api: Any, sender: str, target: str, room_id: str, membership: str) -> None:
+    """Sets target's membership in the room as sender (a local user), as
+    ModuleApi.update_room_membership does, but without the rate limits of a
+    client (private: `api._hs.get_room_member_handler().update_membership`
+    with ratelimit=False). Synapse adds the joining user's profile itself."""
+    from synapse.module_api import UserID, create_requester
+
+    await api._hs.get_room_member_handler().update_membership(  # noqa: SLF001
+        requester=create_requester(sender),
+        target=UserID.from_string(target),
+        room_id=room_id,
+        action=membership,
+        content={},
+        ratelimit=False,
+    )
+
+
+def creators_have_unlimited_power(room_version: str) -> bool:
+    """True for room versions whose creators have unlimited power and are
+    absent from power_levels (room version 12 on, MSC4289)."""
+    from synapse.api.room_versions import KNOWN_ROOM_VERSIONS
+
+    version = KNOWN_ROOM_VERSIONS.get(room_version)
+    return bool(getattr(version, "msc4289_creator_power_enabled", False))
 
 
 def events_stream_position(api: Any) -> int:

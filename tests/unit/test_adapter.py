@@ -43,7 +43,7 @@ class FakeApi:
         # events, and the current state delta stream.
         self.events_state = events_state or {}
         self.deltas = []
-        self._hs = SimpleNamespace(config=SimpleNamespace(
+        self._hs = SimpleNamespace(get_room_member_handler=lambda: None, config=SimpleNamespace(
             userdirectory=SimpleNamespace(user_directory_search_all_users=False),
             server=SimpleNamespace(limit_profile_requests_to_users_who_share_rooms=True,
                                    require_auth_for_profile_requests=True),

@@ -102,3 +102,34 @@ def test_audit_kind_shows_denials_or_the_modules_actions_with_their_fields(embed
     assert "not_on_roster" in denial_row
     bad = run_cli(hs, "audit", "--kind", "actions")
     assert bad.returncode == 2 and "--kind" in bad.stderr
+
+
+def test_groups_show_beside_a_running_engine_and_groups_import_refused_on_the_embedded_store(embedded):
+    engine, hs, tmp = embedded
+    engine.roster_put(f"@anna:{SERVER}", json.dumps({"schools": [{"school": "gym-nord", "role": "student"}]}))
+    engine.group_put("course-1", json.dumps({
+        "school": "gym-nord", "kind": "course", "name": "Mathe 7b",
+        "members": [{"user_id": f"@anna:{SERVER}", "role": "member"},
+                    {"user_id": f"@otto:{SERVER}", "role": "member"}]}))
+    shown = run_cli(hs, "groups", "show", "course-1")
+    assert shown.returncode == 0, shown.stderr
+    group = json.loads(shown.stdout)
+    assert group["name"] == "Mathe 7b" and group["room_id"] is None
+    by_user = {m["user_id"]: m for m in group["members"]}
+    assert by_user[f"@anna:{SERVER}"]["should_be_in_room"] is True
+    assert by_user[f"@otto:{SERVER}"] == {"user_id": f"@otto:{SERVER}", "role": "member",
+                                          "should_be_in_room": False, "why": "not on the roster"}
+    unknown = run_cli(hs, "groups", "show", "course-x")
+    assert unknown.returncode == 1 and "group course-x is unknown" in unknown.stderr
+    status = json.loads(run_cli(hs, "status", "--json").stdout)
+    assert status["schools"]["gym-nord"]["groups"] == {"count": 1, "rooms_pending": 1}
+    body = tmp / "groups.json"
+    body.write_text(json.dumps({"groups": [{"group": "course-2", "school": "gym-nord", "kind": "course",
+                                            "name": "Bio", "members": []}]}))
+    refused = run_cli(hs, "groups", "import", str(body))
+    assert refused.returncode == 2 and refused.stderr.startswith("synapse-school-policy: ")
+    assert engine.group_get("course-2") is None
+    body.write_text(json.dumps({"groups": [{"group": "course-2", "school": "gym-nord", "kind": "lesson",
+                                            "name": "Bio", "members": []}]}))
+    bad = run_cli(hs, "groups", "import", str(body))
+    assert bad.returncode == 2 and f"{body}: groups[0].kind" in bad.stderr, bad.stderr

@@ -32,8 +32,20 @@ class FakeSynapse:
         self.actions: list[tuple] = []
         self.sleeps: list[float] = []
         self.refuse: set[str] = set()
+        self.configs: dict[str, dict] = {}
         self._ids = itertools.count(1)
+        self.admins: set[str] = set()
         self._store = SimpleNamespace(get_rooms_for_user=self._rooms_for_user)
+        # synapse_compat.update_membership: the room member handler, without rate limits.
+        self._hs = SimpleNamespace(get_room_member_handler=lambda: SimpleNamespace(
+            update_membership=self._update_membership))
+
+    async def _update_membership(self, requester, target, room_id, action, content, ratelimit):
+        assert ratelimit is False
+        await self.update_room_membership(requester.user.to_string(), target.to_string(), room_id, action)
+
+    async def is_user_admin(self, user_id):
+        return user_id in self.admins
 
     async def _rooms_for_user(self, user_id):
         return frozenset(r for r, state in self.rooms.items()
@@ -59,8 +71,17 @@ class FakeSynapse:
         return room_id
 
     async def create_room(self, user_id, config, ratelimit=True):
+        assert ratelimit is False
         self.actions.append(("create", config["initial_state"][0]["content"]["kind"]))
-        return self.add_room(user_id, config["initial_state"][0]["content"]), None
+        room_id = self.add_room(user_id, config["initial_state"][0]["content"])
+        for event in config["initial_state"][1:]:
+            self.rooms[room_id][(event["type"], event["state_key"])] = dict(event["content"])
+        if "name" in config:
+            self.rooms[room_id][("m.room.name", "")] = {"name": config["name"]}
+        if "topic" in config:
+            self.rooms[room_id][("m.room.topic", "")] = {"topic": config["topic"]}
+        self.configs[room_id] = config
+        return room_id, None
 
     async def get_room_state(self, room_id, event_filter):
         state = self.rooms[room_id]
@@ -78,8 +99,9 @@ class FakeSynapse:
         self.rooms[room_id][("m.room.member", target)] = {"membership": membership}
 
     async def create_and_send_event_into_room(self, event):
-        self.actions.append(("power_levels", event["room_id"]))
-        self.rooms[event["room_id"]][("m.room.power_levels", "")] = event["content"]
+        kind = "power_levels" if event["type"] == "m.room.power_levels" else event["type"]
+        self.actions.append((kind, event["room_id"]))
+        self.rooms[event["room_id"]][(event["type"], event["state_key"])] = event["content"]
 
 
 async def gather(func, items, limit):
@@ -94,7 +116,9 @@ async def gather(func, items, limit):
 
 
 def reconciler(synapse, engine):
-    return Reconciler(synapse, engine, concurrently=gather)
+    # settle_ms=0: the tests take marks at once (the engine here applies a
+    # change before the test's next line).
+    return Reconciler(synapse, engine, concurrently=gather, settle_ms=0)
 
 
 def engine_for(tmp_path, announcement=True, rate=1000):

@@ -55,7 +55,8 @@ def _api(**store):
         registration=SimpleNamespace(allow_guest_access=False, enable_registration=False,
                                      registration_requires_token=False),
     )
-    return SimpleNamespace(_hs=SimpleNamespace(config=config), _store=SimpleNamespace(**store))
+    return SimpleNamespace(_hs=SimpleNamespace(config=config, get_room_member_handler=lambda: None),
+                           _store=SimpleNamespace(**store))
 
 
 async def _rooms(*args):
@@ -78,13 +79,26 @@ def test_this_synapses_store_has_every_private_member_the_module_calls():
         assert any(name in vars(cls) for cls in DataStore.__mro__), name
 
 
+def test_this_synapses_homeserver_has_the_room_member_handler_the_reconciler_calls():
+    import inspect
+
+    from synapse.handlers.room_member import RoomMemberHandler
+    from synapse.server import HomeServer
+
+    assert callable(getattr(HomeServer, "get_room_member_handler", None))
+    parameters = inspect.signature(RoomMemberHandler.update_membership).parameters
+    assert {"requester", "target", "room_id", "action", "content", "ratelimit"} <= parameters.keys()
+
+
 def test_start_up_check_names_each_missing_private_member():
     api = _api(**{**EVERY_STORE_MEMBER, "get_mutual_rooms_between_users": None})
     del api._hs.config.server.require_auth_for_profile_requests
+    del api._hs.get_room_member_handler
     with pytest.raises(ConfigError) as raised:
         synapse_compat.check_synapse(api)
     message = str(raised.value)
     assert f"Synapse {synapse.__version__} lacks what the module needs" in message
     assert "ModuleApi._store.get_mutual_rooms_between_users" in message
     assert "homeserver config server.require_auth_for_profile_requests" in message
+    assert "ModuleApi._hs.get_room_member_handler" in message
     assert "get_rooms_for_user" not in message
