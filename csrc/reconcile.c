@@ -56,10 +56,21 @@ int ssp_reconcile_mark(ssp_engine *engine, const char *school, const char *const
 int ssp_reconcile_due(ssp_engine *engine, int64_t now_ms, size_t max, char **marks_json,
                       ssp_error *err)
 {
+    int rc;
+
     *marks_json = NULL;
     if (require_open(engine, err) != 0)
         return -1;
-    return ssp_store_reconcile_due(engine->store, now_ms, max, marks_json, err);
+    /* A writer marks and applies its change under write_mutex: read the
+     * marks under it too, so that no mark is taken before this process's
+     * index holds its change (a plan made from the snapshot before would
+     * clear the mark and lose the change). A change another process wrote
+     * reaches this index later (PostgreSQL's sync); the adapter waits a
+     * moment before it takes a mark for that. */
+    pthread_mutex_lock(&engine->write_mutex);
+    rc = ssp_store_reconcile_due(engine->store, now_ms, max, marks_json, err);
+    pthread_mutex_unlock(&engine->write_mutex);
+    return rc;
 }
 
 int ssp_reconcile_done(ssp_engine *engine, const char *school, const char *user_id,

@@ -33,11 +33,11 @@ from synapse_school_policy.special_rooms import SpecialRooms
 logger = logging.getLogger("synapse_school_policy.reconciler")
 
 POLL_MS = 1000
-# A mark is taken only once it is this old. The engine makes a change's mark
-# durable before it applies the change to its in-memory index (and with
-# PostgreSQL another process's change reaches this index by NOTIFY, after its
-# mark is in the shared table): a mark taken at once could be planned
-# against the snapshot before it and cleared with the change unapplied.
+# A mark is taken only once it is this old. Within one process the engine
+# hands out no mark before its change is in the index; but with PostgreSQL
+# another process's change reaches this index by NOTIFY, after its mark is
+# in the shared table: a mark taken at once could be planned against the
+# snapshot before it and cleared with the change unapplied.
 MARK_SETTLE_MS = 500
 # Marks handled side by side within a batch; actions_per_second still bounds
 # what reaches Synapse.
