@@ -219,6 +219,9 @@ def test_a_bad_group_is_a_400_naming_the_key_path_and_a_pupil_cannot_write(schoo
     status, body = school.admin_api("PUT", "/groups/course-x", course("course-x", "X", []),
                                     as_user=school.users["p1"])
     assert status == 403, body
+    status, body = school.admin_api("POST", "/groups/course-x/adopt", {"room_id": "!anyroom"},
+                                    as_user=school.users["p1"])
+    assert status == 403, body
     status, body = school.admin_api("GET", "/groups/course-never")
     assert status == 404, body
     status, body = school.admin_api("GET", "/groups")
