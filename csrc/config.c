@@ -419,6 +419,29 @@ static int on_reconciler(ssp_config *c, json_t *v, const char *path, ssp_error *
     return parse_object(c, v, path, RECONCILER_KEYS, err);
 }
 
+/* ---- groups (groups.c) ---- */
+
+static int on_groups_encrypted(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_bool(v, path, &c->groups_encrypted, err);
+}
+
+static int on_groups_retention(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return expect_int(v, path, 0, 36500, &c->groups_archive_retention_days, err);
+}
+
+static const key_spec GROUPS_KEYS[] = {
+    {"encrypted", on_groups_encrypted},
+    {"archive_retention_days", on_groups_retention},
+    {NULL, NULL},
+};
+
+static int on_groups(ssp_config *c, json_t *v, const char *path, ssp_error *err)
+{
+    return parse_object(c, v, path, GROUPS_KEYS, err);
+}
+
 /* ---- roster_feed (the consumer is roster_feed.c) ---- */
 
 static int on_feed_url(ssp_config *c, json_t *v, const char *path, ssp_error *err)
@@ -545,6 +568,7 @@ static const key_spec TOP_KEYS[] = {
     {"audit", on_audit},
     {"reconciler", on_reconciler},
     {"roster_feed", on_roster_feed},
+    {"groups", on_groups},
     {"schools", on_schools},
     {NULL, NULL},
 };
@@ -594,6 +618,7 @@ int ssp_config_parse(const char *json_text, size_t len, ssp_config *out, ssp_err
     out->reconciler_actions_per_second = 5;
     out->reconciler_batch_size = 100;
     out->reconciler_retry_max_seconds = 300;
+    out->groups_archive_retention_days = 365;
     out->feed_prefetch = 100;
     out->feed_retry_max_seconds = 60;
     out->feed_max_message_bytes = SSP_FEED_DEFAULT_MESSAGE_BYTES;

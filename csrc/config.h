@@ -52,6 +52,9 @@ typedef struct ssp_config {
     int64_t reconciler_actions_per_second;
     int64_t reconciler_batch_size;
     int64_t reconciler_retry_max_seconds;
+    /* groups: the group rooms (groups.c) */
+    bool groups_encrypted;                 /* default false */
+    int64_t groups_archive_retention_days; /* members removed this long after archiving */
     ssp_school *schools;
     size_t n_schools;
     /* roster_feed: the school cloud's AMQP queue (roster_feed.c); absent = off.

@@ -277,9 +277,215 @@ json_t *ssp_roster_user_to_json(const char *user_id, const ssp_roster_user *user
     return json_pack("{s:s, s:o}", "user_id", user_id, "schools", schools);
 }
 
+/* ---- the groups and the reverse index ---- */
+
+/* An entry of the reverse index: the groups that list one user. `want`
+ * counts, while room is reserved, the additions to make room for. */
+typedef struct user_groups {
+    size_t n, cap, want;
+    const ssp_group **groups;
+    char user_id[]; /* the entry's key */
+} user_groups;
+
+static int free_user_groups(const char *key, void *value, void *ctx)
+{
+    user_groups *entry = value;
+
+    (void)key;
+    (void)ctx;
+    free(entry->groups);
+    free(entry);
+    return 0;
+}
+
+static void user_groups_map_free(ssp_strmap *index)
+{
+    ssp_strmap_each(index, free_user_groups, NULL);
+    ssp_strmap_destroy(index);
+}
+
+void ssp_roster_group_map_free(ssp_strmap *groups)
+{
+    ssp_strmap_each(groups, ssp_strmap_free_value, NULL);
+    ssp_strmap_destroy(groups);
+}
+
+static user_groups *user_groups_get_or_add(ssp_strmap *index, const char *user_id)
+{
+    user_groups *entry = ssp_strmap_get(index, user_id);
+    size_t len;
+
+    if (entry != NULL)
+        return entry;
+    len = strlen(user_id);
+    entry = malloc(sizeof *entry + len + 1);
+    if (entry == NULL)
+        return NULL;
+    entry->n = entry->cap = entry->want = 0;
+    entry->groups = NULL;
+    memcpy(entry->user_id, user_id, len + 1);
+    if (ssp_strmap_put(index, entry->user_id, entry, NULL) != 0) {
+        free(entry);
+        return NULL;
+    }
+    return entry;
+}
+
+/* Makes room in index for every member of groups[0..n) to gain one more
+ * group per listing: the adds that follow cannot fail. -1 when out of
+ * memory (what was made stays, unused). */
+static int reserve_members(ssp_strmap *index, const ssp_group *const *groups, size_t n)
+{
+    int rc = 0;
+
+    for (size_t g = 0; g < n && rc == 0; g++) {
+        for (size_t m = 0; m < groups[g]->n_members; m++) {
+            user_groups *entry = user_groups_get_or_add(index, groups[g]->members[m].user_id);
+
+            if (entry == NULL) {
+                rc = -1;
+                break;
+            }
+            entry->want++;
+        }
+    }
+    /* Grows each entry once, and resets every count, also after a failure. */
+    for (size_t g = 0; g < n; g++) {
+        for (size_t m = 0; m < groups[g]->n_members; m++) {
+            user_groups *entry = ssp_strmap_get(index, groups[g]->members[m].user_id);
+            size_t need, cap;
+            const ssp_group **grown;
+
+            if (entry == NULL || entry->want == 0)
+                continue;
+            need = entry->n + entry->want;
+            entry->want = 0;
+            if (rc != 0 || need <= entry->cap)
+                continue;
+            cap = entry->cap == 0 ? need : entry->cap + entry->cap / 2;
+            cap = cap < need ? need : cap;
+            grown = realloc(entry->groups, cap * sizeof *grown);
+            if (grown == NULL) {
+                rc = -1;
+                continue;
+            }
+            entry->groups = grown;
+            entry->cap = cap;
+        }
+    }
+    return rc;
+}
+
+/* Lists group for each of its members; room was reserved. */
+static void link_members(ssp_strmap *index, const ssp_group *group)
+{
+    for (size_t m = 0; m < group->n_members; m++) {
+        user_groups *entry = ssp_strmap_get(index, group->members[m].user_id);
+
+        entry->groups[entry->n++] = group;
+    }
+}
+
+static void unlink_members(ssp_strmap *index, const ssp_group *group)
+{
+    for (size_t m = 0; m < group->n_members; m++) {
+        user_groups *entry = ssp_strmap_get(index, group->members[m].user_id);
+
+        for (size_t i = 0; entry != NULL && i < entry->n; i++) {
+            if (entry->groups[i] == group) {
+                entry->groups[i] = entry->groups[--entry->n];
+                break;
+            }
+        }
+    }
+}
+
+const ssp_group *ssp_roster_group(const ssp_roster *roster, const char *group_id, size_t len)
+{
+    return ssp_strmap_getn(&roster->groups, group_id, len);
+}
+
+size_t ssp_roster_groups_of(const ssp_roster *roster, const char *user_id, size_t len,
+                            const ssp_group *const **groups)
+{
+    const user_groups *entry = ssp_strmap_getn(&roster->user_groups, user_id, len);
+
+    *groups = entry != NULL && entry->n > 0 ? entry->groups : NULL;
+    return *groups != NULL ? entry->n : 0;
+}
+
+int ssp_roster_reserve_groups_locked(ssp_roster *roster, const ssp_group *const *groups, size_t n,
+                                     ssp_error *err)
+{
+    if (ssp_strmap_reserve(&roster->groups, n) != 0 ||
+        reserve_members(&roster->user_groups, groups, n) != 0)
+        return ssp_fail_nomem(err);
+    return 0;
+}
+
+int ssp_roster_apply_group_locked(ssp_roster *roster, ssp_group *group, ssp_error *err)
+{
+    const ssp_group *one = group;
+    void *previous = NULL;
+
+    if (ssp_roster_reserve_groups_locked(roster, &one, 1, err) != 0) {
+        free(group);
+        return -1;
+    }
+    previous = ssp_strmap_get(&roster->groups, group->group_id);
+    if (previous != NULL)
+        unlink_members(&roster->user_groups, previous);
+    /* Cannot fail: the key is there, or room was reserved. The key is the
+     * group's own copy of the id. */
+    (void)ssp_strmap_put(&roster->groups, group->group_id, group, &previous);
+    link_members(&roster->user_groups, group);
+    free(previous);
+    return 0;
+}
+
+static int collect_group(const char *key, void *value, void *ctx)
+{
+    const ssp_group ***next = ctx;
+
+    (void)key;
+    *(*next)++ = value;
+    return 0;
+}
+
+int ssp_roster_replace_groups(ssp_roster *roster, ssp_strmap *groups, ssp_error *err)
+{
+    const ssp_group **all = malloc((groups->count ? groups->count : 1) * sizeof *all), **next = all;
+    ssp_strmap index, old_groups, old_index;
+
+    if (all == NULL)
+        return ssp_fail_nomem(err);
+    ssp_strmap_each(groups, collect_group, &next);
+    ssp_strmap_init(&index);
+    if (reserve_members(&index, all, groups->count) != 0) {
+        free(all);
+        user_groups_map_free(&index);
+        return ssp_fail_nomem(err);
+    }
+    for (size_t i = 0; i < groups->count; i++)
+        link_members(&index, all[i]);
+    free(all);
+    pthread_rwlock_wrlock(&roster->lock);
+    old_groups = roster->groups;
+    old_index = roster->user_groups;
+    roster->groups = *groups;
+    roster->user_groups = index;
+    pthread_rwlock_unlock(&roster->lock);
+    ssp_strmap_init(groups);
+    ssp_roster_group_map_free(&old_groups);
+    user_groups_map_free(&old_index);
+    return 0;
+}
+
 int ssp_roster_init(ssp_roster *roster, ssp_error *err)
 {
     ssp_strmap_init(&roster->users);
+    ssp_strmap_init(&roster->groups);
+    ssp_strmap_init(&roster->user_groups);
     roster->server_name = NULL;
     roster->schools = NULL;
     roster->skipped = 0;
@@ -292,6 +498,8 @@ void ssp_roster_destroy(ssp_roster *roster)
 {
     ssp_strmap_each(&roster->users, ssp_strmap_free_value, NULL);
     ssp_strmap_destroy(&roster->users);
+    ssp_roster_group_map_free(&roster->groups);
+    user_groups_map_free(&roster->user_groups);
     pthread_rwlock_destroy(&roster->lock);
 }
 

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "group.h"
 #include "strmap.h"
 
 typedef enum { SSP_ROLE_STUDENT = 0, SSP_ROLE_TEACHER, SSP_ROLE_ADMIN } ssp_role;
@@ -63,6 +64,14 @@ json_t *ssp_roster_user_to_json(const char *user_id, const ssp_roster_user *user
 typedef struct ssp_roster {
     pthread_rwlock_t lock;
     ssp_strmap users; /* user_id -> ssp_roster_user*, key points into the value */
+    /* group_id -> ssp_group* (owned), key points into the value. A deleted
+     * group stays: its room must be emptied, and a stale version must not
+     * bring its id back. */
+    ssp_strmap groups;
+    /* The reverse index: user_id -> the groups listing the user (an
+     * allocation of roster_index.c's that holds the key; read it with
+     * ssp_roster_groups_of). An entry may list no group. */
+    ssp_strmap user_groups;
     const char *server_name; /* borrowed; NULL: users of any server (replay checks) */
     /* Borrowed: config.school_by_id (id -> ssp_school*), whose entries the
      * memberships link to; NULL links none (a scratch roster no decision
@@ -92,6 +101,34 @@ int ssp_roster_apply_loaded(ssp_roster *roster, const char *const *user_ids, siz
 void ssp_roster_note_skipped(ssp_roster *roster, uint64_t n);
 /* Frees every entry of a map of ssp_roster_user* and the map. */
 void ssp_roster_map_free(ssp_strmap *users);
+
+/* ---- groups (group.h) in the index ----
+ * Readers hold the read lock, as for users; the pointers stay valid until
+ * they release it. */
+const ssp_group *ssp_roster_group(const ssp_roster *roster, const char *group_id, size_t len);
+/* The groups listing user_id (len bytes), in no particular order: returns
+ * their number and points *groups at them (NULL when none). */
+size_t ssp_roster_groups_of(const ssp_roster *roster, const char *user_id, size_t len,
+                            const ssp_group *const **groups);
+/* Makes room for applying groups[0..n) (not taken) so that the
+ * ssp_roster_apply_group_locked calls of exactly those groups that follow
+ * cannot fail (a writer that journals before applying reserves first).
+ * Caller holds the write lock. Fails with SSP_ERR_NOMEM; what was reserved
+ * stays reserved and is harmless. */
+int ssp_roster_reserve_groups_locked(ssp_roster *roster, const ssp_group *const *groups, size_t n,
+                                     ssp_error *err);
+/* Puts group (taken, either way) in place of the stored group of its id,
+ * and updates the reverse index. The version rule is the caller's. Caller
+ * holds the write lock. Fails only with SSP_ERR_NOMEM, and not after
+ * ssp_roster_reserve_groups_locked for it; nothing changed then. */
+int ssp_roster_apply_group_locked(ssp_roster *roster, ssp_group *group, ssp_error *err);
+/* Replaces every group with those of *groups (group_id -> ssp_group*, taken
+ * over; left empty and initialised), the reverse index built before the
+ * write lock is taken; the old groups are freed after it is released.
+ * Fails with SSP_ERR_NOMEM before changing anything (*groups kept). */
+int ssp_roster_replace_groups(ssp_roster *roster, ssp_strmap *groups, ssp_error *err);
+/* Frees every group of a map of ssp_group* and the map. */
+void ssp_roster_group_map_free(ssp_strmap *groups);
 
 /* Roster entries built from stored rows. */
 ssp_roster_user *ssp_roster_user_new(const char *user_id, const char **schools,

@@ -181,6 +181,7 @@ const char FULL_CONFIG_MEMBERS[] =
     " \"audit\": {\"retention_days\": 30, \"include_content\": false,"
     "   \"flood\": {\"denials_per_minute\": 30, \"burst\": 10, \"summary_seconds\": 10}},"
     " \"roster_feed\": {\"url\": \"amqp://sync:pw@127.0.0.1:1/school\", \"queue\": \"roster\"},"
+    " \"groups\": {\"encrypted\": false, \"archive_retention_days\": 365},"
     " \"schools\": {"
     "   \"gym-nord\": {\"messenger\": true, \"teachers_room\": false, \"announcement_room\": true,"
     "                \"room_creation\": \"everyone\", \"enforce\": true},"
@@ -218,5 +219,6 @@ int main(void)
     run_chaos_roster_tests();
     run_chaos_audit_tests();
     run_chaos_reconcile_tests();
+    run_chaos_groups_tests();
     return check_finish();
 }

@@ -80,5 +80,6 @@ void run_chaos_engine_tests(void);
 void run_chaos_roster_tests(void);
 void run_chaos_audit_tests(void);
 void run_chaos_reconcile_tests(void);
+void run_chaos_groups_tests(void);
 
 #endif

@@ -35,6 +35,8 @@ static void config_defaults_apply_when_only_data_dir_is_given(void)
     CHECK_INT_EQ(c.flood_denials_per_minute, 30);
     CHECK_INT_EQ(c.flood_burst, 10);
     CHECK_INT_EQ(c.flood_summary_seconds, 10);
+    CHECK(!c.groups_encrypted);
+    CHECK_INT_EQ(c.groups_archive_retention_days, 365);
     CHECK_INT_EQ(c.n_schools, 0);
     ssp_config_destroy(&c);
 }
@@ -73,6 +75,7 @@ static const char FULL_CONFIG[] =
     " \"enforce\": false,"
     " \"audit\": {\"retention_days\": 30, \"include_content\": true,"
     "   \"flood\": {\"denials_per_minute\": 12, \"burst\": 4, \"summary_seconds\": 60}},"
+    " \"groups\": {\"encrypted\": true, \"archive_retention_days\": 30},"
     " \"schools\": {"
     "   \"gym-nord\": {\"messenger\": true, \"teachers_room\": false, \"announcement_room\": true,"
     "                \"room_creation\": \"everyone\", \"enforce\": true},"
@@ -101,6 +104,8 @@ static void config_full_config_sets_every_value(void)
     CHECK_INT_EQ(c.flood_denials_per_minute, 12);
     CHECK_INT_EQ(c.flood_burst, 4);
     CHECK_INT_EQ(c.flood_summary_seconds, 60);
+    CHECK(c.groups_encrypted);
+    CHECK_INT_EQ(c.groups_archive_retention_days, 30);
     REQUIRE_INT_EQ(c.n_schools, 2);
     nord = ssp_config_school(&c, "gym-nord", 8);
     ost = ssp_config_school(&c, "rs-ost", 6);
@@ -193,6 +198,13 @@ static const bad_case BAD_CASES[] = {
     {"\"audit\": {\"retention_days\": 36501}",
      "audit.retention_days: expected an integer from 0 to 36500"},
     {"\"audit\": {\"flood\": 30}", "audit.flood: expected a mapping"},
+    {"\"groups\": true", "groups: expected a mapping"},
+    {"\"groups\": {\"x\": 1}", "groups.x: unknown key"},
+    {"\"groups\": {\"encrypted\": \"no\"}", "groups.encrypted: expected a boolean"},
+    {"\"groups\": {\"archive_retention_days\": -1}",
+     "groups.archive_retention_days: expected an integer from 0 to 36500"},
+    {"\"groups\": {\"archive_retention_days\": 1.5}",
+     "groups.archive_retention_days: expected an integer"},
     {"\"audit\": {\"flood\": {\"per_minute\": 30}}", "audit.flood.per_minute: unknown key"},
     {"\"audit\": {\"flood\": {\"denials_per_minute\": 0}}",
      "audit.flood.denials_per_minute: expected an integer from 1 to 60000"},

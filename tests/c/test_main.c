@@ -35,5 +35,6 @@ int main(void)
     run_audit_chart_tests();
     run_offline_tests();
     run_room_shape_tests();
+    run_groups_tests();
     return check_finish();
 }

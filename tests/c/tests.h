@@ -32,5 +32,6 @@ void run_audit_view_tests(void);
 void run_audit_chart_tests(void);
 void run_offline_tests(void);
 void run_room_shape_tests(void);
+void run_groups_tests(void);
 
 #endif
