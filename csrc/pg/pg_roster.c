@@ -98,22 +98,6 @@ static int loader_finish_user(loader *ld)
     return 0;
 }
 
-/* Undoes COPY's text escapes in place (\\, \t, \n, \r). */
-static void copy_unescape(char *s)
-{
-    char *out = s;
-
-    for (; *s; s++) {
-        if (*s == '\\' && s[1] != '\0') {
-            s++;
-            *out++ = *s == 't' ? '\t' : *s == 'n' ? '\n' : *s == 'r' ? '\r' : *s;
-        } else {
-            *out++ = *s;
-        }
-    }
-    *out = '\0';
-}
-
 /* One row, grouped by user. Rows that do not parse are skipped (a torn
  * cache line, a role added by a newer version), and so are rows that break
  * the roster's input rules (written by hand, or before the rules), which
@@ -185,8 +169,8 @@ static int loader_line(loader *ld, char *line)
     if (role_name == NULL)
         return 0;
     *role_name++ = '\0';
-    copy_unescape(line);
-    copy_unescape(school);
+    ssp_pg_copy_unescape(line);
+    ssp_pg_copy_unescape(school);
     return loader_row(ld, line, school, role_name);
 }
 
