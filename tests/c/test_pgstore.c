@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "engine_state.h"
 #include "ssp_private.h"
 #include "tests.h"
 #include "testutil.h"
@@ -105,9 +106,88 @@ out:
     tu_teardown(&fx);
 }
 
+/* The groups cache (data_dir/<worker>.groups-cache, COPY text of
+ * school_policy.groups) read when the database is unreachable at start-up:
+ * escapes and array quoting undone, members sorted, rows that break the
+ * rules skipped and counted, a torn last line ignored. */
+#define GROUP_ROW(id, kind, name, topic, version, moderators, members)                             \
+    id "\tgym-nord\t" kind "\t" name "\t" topic "\tf\tt\tactive\t\\N\t" version "\t" moderators   \
+       "\t" members
+
+static void pgstore_groups_start_from_the_cache_during_an_outage(void)
+{
+    tu_fixture fx;
+    ssp_store_status st;
+    char *cache = NULL;
+    const ssp_group *group;
+    const char *rows =
+        /* a tab in the name, a quoted member with a quote and a backslash */
+        GROUP_ROW("course-1", "course", "Mathe\\t7b", "\\N", "17", "{@berg:school.example}",
+                  "{@zed:school.example,\"@q\\\\\"u\\\\\\\\o:school.example\",@ali:school.example}")
+        "\n"
+        /* a member of another server is left out, the group stays */
+        GROUP_ROW("team-2", "team", "Team", "Thema", "\\N", "{}",
+                  "{@ali:school.example,@x:other.example}")
+        "\n"
+        /* an unknown kind: the row is skipped */
+        GROUP_ROW("class-3", "seminar", "S", "\\N", "1", "{}", "{@ali:school.example}")
+        "\n"
+        /* a NULL member: the row is skipped */
+        GROUP_ROW("class-4", "class", "K", "\\N", "1", "{NULL}", "{}")
+        "\n"
+        /* torn: no newline */
+        GROUP_ROW("course-5", "course", "T", "\\N", "1", "{}", "{}");
+
+    if (!tu_setup(&fx, DOWN_DB))
+        goto out;
+    cache = tu_path(fx.dir, "main.groups-cache");
+    CHECK_INT_EQ(tu_write_file(cache, rows, false), 0);
+    if (!tu_reopen(&fx))
+        goto out;
+    pthread_rwlock_rdlock(&fx.engine->roster.lock);
+    group = ssp_roster_group(&fx.engine->roster, "course-1", strlen("course-1"));
+    CHECK(group != NULL);
+    if (group != NULL) {
+        CHECK_STR_EQ(group->name, "Mathe\t7b");
+        CHECK(group->topic == NULL);
+        CHECK_STR_EQ(group->kind, "course");
+        CHECK(group->has_version);
+        CHECK_INT_EQ(group->version, 17);
+        CHECK(group->closed);
+        CHECK(!group->two_way);
+        CHECK_INT_EQ(group->archive_at_ms, 0);
+        CHECK_INT_EQ(group->n_members, 4);
+        if (group->n_members == 4) {
+            CHECK_STR_EQ(group->members[0].user_id, "@ali:school.example");
+            CHECK_STR_EQ(group->members[1].user_id, "@berg:school.example");
+            CHECK_INT_EQ(group->members[1].role, SSP_GROUP_MODERATOR);
+            CHECK_STR_EQ(group->members[2].user_id, "@q\"u\\o:school.example");
+            CHECK_INT_EQ(group->members[2].role, SSP_GROUP_MEMBER);
+            CHECK_STR_EQ(group->members[3].user_id, "@zed:school.example");
+        }
+    }
+    group = ssp_roster_group(&fx.engine->roster, "team-2", strlen("team-2"));
+    CHECK(group != NULL);
+    if (group != NULL) {
+        CHECK_STR_EQ(group->topic, "Thema");
+        CHECK(!group->has_version);
+        CHECK_INT_EQ(group->n_members, 1);
+    }
+    CHECK(ssp_roster_group(&fx.engine->roster, "class-3", strlen("class-3")) == NULL);
+    CHECK(ssp_roster_group(&fx.engine->roster, "class-4", strlen("class-4")) == NULL);
+    CHECK(ssp_roster_group(&fx.engine->roster, "course-5", strlen("course-5")) == NULL);
+    pthread_rwlock_unlock(&fx.engine->roster.lock);
+    ssp_store_get_status(fx.engine, &st);
+    CHECK_INT_EQ(st.roster_skipped, 3); /* the other server's member and two rows */
+out:
+    free(cache);
+    tu_teardown(&fx);
+}
+
 void run_pgstore_tests(void)
 {
     RUN(pgstore_unreachable_database_keeps_roster_writes_and_audit_records);
     RUN(pgstore_second_process_on_the_same_worker_files_is_refused);
     RUN(pgstore_audit_query_without_database_fails_as_unavailable);
+    RUN(pgstore_groups_start_from_the_cache_during_an_outage);
 }
