@@ -71,27 +71,31 @@ static const char SELECT_SQL[] = "SELECT " GROUP_COLUMNS " FROM school_policy.gr
  * "moderators": [...], "members": [...]}; the last entry of a group wins.
  * A stored row at a higher version stays (another process wrote it); a
  * row that would not change is left alone, so a repeated import notifies
- * nobody. */
+ * nobody. Returns the ids of the groups left alone for their version (as
+ * the statement's snapshot saw the rows). */
 static const char APPEND_SQL[] =
-    "INSERT INTO school_policy.groups AS g (" GROUP_COLUMNS ")"
-    " SELECT e->>'group_id', e->>'school', e->>'kind', e->>'name', e->>'topic',"
-    "  (e->>'two_way')::boolean, (e->>'closed')::boolean, e->>'state',"
-    "  (e->>'archive_at_ms')::bigint, (e->>'version')::bigint,"
-    "  ARRAY(SELECT json_array_elements_text(e->'moderators')),"
-    "  ARRAY(SELECT json_array_elements_text(e->'members'))"
-    " FROM (SELECT DISTINCT ON (t.e->>'group_id') t.e"
+    "WITH input AS (SELECT DISTINCT ON (t.e->>'group_id') t.e->>'group_id' AS group_id, t.e"
     "  FROM json_array_elements($1::json) WITH ORDINALITY AS t(e, ord)"
-    "  ORDER BY t.e->>'group_id', t.ord DESC) i"
-    " ON CONFLICT (group_id) DO UPDATE SET school = EXCLUDED.school, kind = EXCLUDED.kind,"
-    "  name = EXCLUDED.name, topic = EXCLUDED.topic, two_way = EXCLUDED.two_way,"
-    "  closed = EXCLUDED.closed, state = EXCLUDED.state,"
-    "  archive_at_ms = EXCLUDED.archive_at_ms, version = EXCLUDED.version,"
-    "  moderators = EXCLUDED.moderators, members = EXCLUDED.members"
-    " WHERE (g.version IS NULL OR EXCLUDED.version IS NULL OR EXCLUDED.version >= g.version)"
-    "  AND (g.school, g.kind, g.name, g.topic, g.two_way, g.closed, g.state, g.archive_at_ms,"
-    "   g.version, g.moderators, g.members) IS DISTINCT FROM (EXCLUDED.school, EXCLUDED.kind,"
-    "   EXCLUDED.name, EXCLUDED.topic, EXCLUDED.two_way, EXCLUDED.closed, EXCLUDED.state,"
-    "   EXCLUDED.archive_at_ms, EXCLUDED.version, EXCLUDED.moderators, EXCLUDED.members)";
+    "  ORDER BY t.e->>'group_id', t.ord DESC),"
+    " written AS (INSERT INTO school_policy.groups AS g (" GROUP_COLUMNS ")"
+    "  SELECT i.group_id, e->>'school', e->>'kind', e->>'name', e->>'topic',"
+    "   (e->>'two_way')::boolean, (e->>'closed')::boolean, e->>'state',"
+    "   (e->>'archive_at_ms')::bigint, (e->>'version')::bigint,"
+    "   ARRAY(SELECT json_array_elements_text(e->'moderators')),"
+    "   ARRAY(SELECT json_array_elements_text(e->'members'))"
+    "  FROM input i"
+    "  ON CONFLICT (group_id) DO UPDATE SET school = EXCLUDED.school, kind = EXCLUDED.kind,"
+    "   name = EXCLUDED.name, topic = EXCLUDED.topic, two_way = EXCLUDED.two_way,"
+    "   closed = EXCLUDED.closed, state = EXCLUDED.state,"
+    "   archive_at_ms = EXCLUDED.archive_at_ms, version = EXCLUDED.version,"
+    "   moderators = EXCLUDED.moderators, members = EXCLUDED.members"
+    "  WHERE (g.version IS NULL OR EXCLUDED.version IS NULL OR EXCLUDED.version >= g.version)"
+    "   AND (g.school, g.kind, g.name, g.topic, g.two_way, g.closed, g.state, g.archive_at_ms,"
+    "    g.version, g.moderators, g.members) IS DISTINCT FROM (EXCLUDED.school, EXCLUDED.kind,"
+    "    EXCLUDED.name, EXCLUDED.topic, EXCLUDED.two_way, EXCLUDED.closed, EXCLUDED.state,"
+    "    EXCLUDED.archive_at_ms, EXCLUDED.version, EXCLUDED.moderators, EXCLUDED.members))"
+    " SELECT i.group_id FROM input i JOIN school_policy.groups g ON g.group_id = i.group_id"
+    " WHERE g.version > (i.e->>'version')::bigint";
 
 static const char *const KINDS[] = {"course", "team", "class", NULL};
 static const char *const STATES[] = {"active", "archived", "deleted", NULL};
@@ -564,8 +568,10 @@ static int collect(const char *key, void *value, void *ctx)
     return 0;
 }
 
-/* Applies the groups of *loaded (taken: left empty) under the write mutex
- * and the write lock. Fails with SSP_ERR_NOMEM before changing anything. */
+/* Applies the groups of *loaded under the write mutex and the write lock:
+ * those the index takes are taken out of *loaded, the others (older than
+ * the index's) stay for the caller to free. Fails with SSP_ERR_NOMEM
+ * before changing anything. */
 static int apply_loaded(ssp_pgstore *pg, ssp_strmap *loaded, ssp_error *err)
 {
     ssp_roster *roster = pg->env->roster;
@@ -619,6 +625,31 @@ static int load_rows(ssp_pgstore *pg, const ssp_pg_rows *res, ssp_strmap *map, s
     return rc == 0 ? 0 : ssp_fail_nomem(err);
 }
 
+/* [store thread] Reads the rows of the groups named in ids (a JSON array
+ * of strings) and applies them; *missing: some id has no row. */
+static int read_and_apply(ssp_pgstore *pg, json_t *ids, bool *missing, ssp_error *err)
+{
+    char *ids_text = ssp_json_dumps_checked(ids);
+    const char *params[1] = {ids_text};
+    ssp_pg_rows *res;
+    ssp_strmap loaded;
+    int rc = -1;
+
+    *missing = false;
+    if (ids_text == NULL)
+        return ssp_fail_nomem(err);
+    ssp_strmap_init(&loaded);
+    res = ssp_pg_query(pg->conn, SELECT_SQL, 1, params, true, NULL, err);
+    if (res != NULL && load_rows(pg, res, &loaded, err) == 0) {
+        *missing = (size_t)ssp_pg_nrows(res) < json_array_size(ids);
+        rc = apply_loaded(pg, &loaded, err);
+    }
+    ssp_pg_rows_free(res);
+    ssp_roster_group_map_free(&loaded);
+    free(ids_text);
+    return rc;
+}
+
 /* [store thread] Applies the changes since the last version seen, up to
  * INCREMENTAL_MAX of them: 1 when more are waiting, 0 when caught up, -1
  * on error. Only a TRUNCATE of the groups reloads them all. */
@@ -628,14 +659,12 @@ int ssp_pg_groups_incremental_sync(ssp_pgstore *pg, ssp_error *err)
     char since[32];
     const char *params[1];
     json_t *ids = NULL;
-    char *ids_text = NULL;
-    ssp_strmap seen, loaded;
+    ssp_strmap seen;
     int64_t version, newest;
     int rows, rc = -1;
-    bool more;
+    bool more, missing = false;
 
     ssp_strmap_init(&seen);
-    ssp_strmap_init(&loaded);
     pthread_mutex_lock(&pg->mutex);
     version = pg->groups_version;
     pthread_mutex_unlock(&pg->mutex);
@@ -678,22 +707,10 @@ int ssp_pg_groups_incremental_sync(ssp_pgstore *pg, ssp_error *err)
     }
     ssp_pg_rows_free(res);
     res = NULL;
-    ids_text = ssp_json_dumps_checked(ids);
-    if (ids_text == NULL)
-        goto oom;
-    params[0] = ids_text;
-    res = ssp_pg_query(pg->conn, SELECT_SQL, 1, params, true, NULL, err);
-    if (res == NULL || load_rows(pg, res, &loaded, err) != 0)
-        goto done;
-    ssp_pg_rows_free(res);
-    res = NULL;
     /* A row deleted with SQL (rather than given state "deleted"): the index
      * has no removal of one group, so everything is read again. Rare. */
-    if (loaded.count < json_array_size(ids)) {
-        rc = ssp_pg_groups_full_sync(pg, err);
-        goto done;
-    }
-    if (apply_loaded(pg, &loaded, err) != 0)
+    if (read_and_apply(pg, ids, &missing, err) != 0 ||
+        (missing && ssp_pg_groups_full_sync(pg, err) != 0))
         goto done;
     pthread_mutex_lock(&pg->mutex);
     if (newest > pg->groups_version)
@@ -705,10 +722,40 @@ oom:
     ssp_fail_nomem(err);
 done:
     ssp_pg_rows_free(res);
-    ssp_roster_group_map_free(&loaded);
     ssp_strmap_destroy(&seen); /* borrowed keys and values */
     json_decref(ids);
-    free(ids_text);
+    return rc;
+}
+
+/* [store thread] Reads again the groups a write of this process left alone
+ * because the database holds them at a higher version: the write's caller
+ * applied its own snapshot to the index meanwhile; the row wins. */
+int ssp_pg_groups_recheck(ssp_pgstore *pg, ssp_error *err)
+{
+    json_t *ids;
+    bool missing;
+    int rc;
+
+    pthread_mutex_lock(&pg->mutex);
+    ids = pg->groups_recheck;
+    pg->groups_recheck = NULL;
+    pthread_mutex_unlock(&pg->mutex);
+    if (ids == NULL)
+        return 0;
+    /* A row gone since: its deletion's change reloads everything. */
+    rc = read_and_apply(pg, ids, &missing, err);
+    if (rc != 0) {
+        /* Kept for the next pass, after a reconnect. */
+        pthread_mutex_lock(&pg->mutex);
+        if (pg->groups_recheck == NULL) {
+            pg->groups_recheck = ids;
+            ids = NULL;
+        } else if (json_array_extend(pg->groups_recheck, ids) != 0) {
+            /* Out of memory: the reconnect's full load reads them anyway. */
+        }
+        pthread_mutex_unlock(&pg->mutex);
+    }
+    json_decref(ids);
     return rc;
 }
 
@@ -742,12 +789,13 @@ oom:
     return NULL;
 }
 
-int ssp_pg_groups_append(ssp_store *store, ssp_group *const *groups, size_t n, ssp_error *err)
+int ssp_pg_groups_append(ssp_store *store, const ssp_group *const *groups, size_t n, ssp_error *err)
 {
     ssp_pgstore *pg = (ssp_pgstore *)store;
     json_t *rows = json_array();
     char *text = NULL;
     const char *params[1];
+    ssp_pg_rows *res = NULL;
     int rc = -1;
 
     if (rows == NULL)
@@ -766,11 +814,43 @@ int ssp_pg_groups_append(ssp_store *store, ssp_group *const *groups, size_t n, s
     params[0] = text;
     /* One statement, committed on return: durable, and every process
      * (this one too) is notified by the trigger. */
-    rc = ssp_pg_session_exec(&pg->queries, APPEND_SQL, 1, params, false, err);
+    res = ssp_pg_session_query(&pg->queries, APPEND_SQL, 1, params, true, err);
+    if (res == NULL)
+        goto done;
+    /* Groups the database holds at a higher version than this process has
+     * seen: the caller applies its snapshot to the index on return, and
+     * the store thread reads the row again after that (it waits for the
+     * write mutex the caller holds). */
+    if (ssp_pg_nrows(res) > 0) {
+        json_t *stale = json_array();
+
+        for (int r = 0; stale != NULL && r < ssp_pg_nrows(res); r++) {
+            if (json_array_append_new(stale, json_string(ssp_pg_value(res, r, 0))) != 0) {
+                json_decref(stale);
+                stale = NULL;
+            }
+        }
+        if (stale == NULL)
+            goto oom; /* stored, but the index would not catch up */
+        pthread_mutex_lock(&pg->mutex);
+        if (pg->groups_recheck == NULL) {
+            pg->groups_recheck = stale;
+            stale = NULL;
+        } else if (json_array_extend(pg->groups_recheck, stale) != 0) {
+            pthread_mutex_unlock(&pg->mutex);
+            json_decref(stale);
+            goto oom;
+        }
+        pthread_mutex_unlock(&pg->mutex);
+        json_decref(stale);
+        ssp_pg_wake(pg);
+    }
+    rc = 0;
     goto done;
 oom:
     ssp_fail_nomem(err);
 done:
+    ssp_pg_rows_free(res);
     json_decref(rows);
     free(text);
     return rc;

@@ -49,9 +49,13 @@ int ssp_pg_groups_load_cache(ssp_pgstore *pg, ssp_strmap *map, ssp_error *err);
  * waiting). -1 on a database error. */
 int ssp_pg_groups_full_sync(ssp_pgstore *pg, ssp_error *err);
 int ssp_pg_groups_incremental_sync(ssp_pgstore *pg, ssp_error *err);
+/* [store thread] Reads again the groups a write of this process found at
+ * a higher version in the database (pg->groups_recheck). -1 on a database
+ * error (they are kept for the next pass). */
+int ssp_pg_groups_recheck(ssp_pgstore *pg, ssp_error *err);
 /* [caller thread] The store op (store_ops.h): writes the groups to the
  * database in one statement, durable on return; a group the database holds
  * at a higher version (another process's write) is left as it is. */
-int ssp_pg_groups_append(ssp_store *store, ssp_group *const *groups, size_t n, ssp_error *err);
+int ssp_pg_groups_append(ssp_store *store, const ssp_group *const *groups, size_t n, ssp_error *err);
 
 #endif

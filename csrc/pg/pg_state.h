@@ -20,6 +20,7 @@
 #ifndef SSP_PG_STATE_H
 #define SSP_PG_STATE_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -79,6 +80,9 @@ typedef struct ssp_pgstore {
     uint64_t connects;
     int64_t roster_version;
     int64_t groups_version; /* last group change version applied */
+    /* Group ids to read again: a write of this process that the database
+     * left alone for its version (a JSON array, or NULL). */
+    json_t *groups_recheck;
     uint64_t reconcile_pending; /* COUNT(*) of the marks, refreshed by the store thread */
     char last_error[SSP_ERROR_MESSAGE_MAX];
 

@@ -187,6 +187,16 @@ static void maintenance(ssp_pgstore *pg)
                         NULL, &err);
 }
 
+static bool groups_recheck_waiting(ssp_pgstore *pg)
+{
+    bool waiting;
+
+    pthread_mutex_lock(&pg->mutex);
+    waiting = pg->groups_recheck != NULL;
+    pthread_mutex_unlock(&pg->mutex);
+    return waiting;
+}
+
 static void wait_for_work(ssp_pgstore *pg, int timeout_ms)
 {
     struct pollfd fds[2];
@@ -270,6 +280,10 @@ static void *store_main(void *arg)
                 disconnect(pg, NULL);
                 continue;
             }
+            if (groups_recheck_waiting(pg) && ssp_pg_groups_recheck(pg, &err) != 0) {
+                disconnect(pg, err.message);
+                continue;
+            }
             if (changed || pg->roster_catching_up || pg->groups_catching_up) {
                 /* One channel or the other: each reads its change log
                  * from the last version seen, nothing when none. */
@@ -324,6 +338,7 @@ static void pgstore_free(ssp_pgstore *pg)
     free(pg->spill_path);
     free(pg->cache_path);
     free(pg->lock_path);
+    json_decref(pg->groups_recheck);
     pthread_mutex_destroy(&pg->mutex);
     free(pg);
 }
