@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "group.h"
 #include "ids.h"
 #include "reconcile_common.h"
 #include "util.h"
@@ -19,15 +20,26 @@ bool ssp_reconcile_text_ok(const char *s, size_t max)
     return len <= max && ssp_utf8_valid(s, len);
 }
 
+/* "group:" + a valid group id. */
+static bool is_group_subject(const char *s)
+{
+    size_t prefix = strlen(SSP_RECONCILE_GROUP_PREFIX);
+    ssp_error ignored;
+
+    return s != NULL && strncmp(s, SSP_RECONCILE_GROUP_PREFIX, prefix) == 0 &&
+           ssp_check_group_id("", s + prefix, strlen(s + prefix), &ignored) == 0;
+}
+
 int ssp_reconcile_check_key(const char *school, const char *user_id, ssp_error *err)
 {
     if (school == NULL || school[0] == '\0' || !ssp_reconcile_text_ok(school, SSP_SCHOOL_ID_MAX))
         return ssp_fail(err, SSP_ERR_INPUT, "school: expected a school id of 1 to %d characters",
                         SSP_SCHOOL_ID_MAX);
-    if (user_id == NULL || (user_id[0] != '\0' && !ssp_user_id_valid(user_id)))
+    if (user_id == NULL ||
+        (user_id[0] != '\0' && !ssp_user_id_valid(user_id) && !is_group_subject(user_id)))
         return ssp_fail(err, SSP_ERR_INPUT,
-                        "user_id: expected a Matrix user id (@user:server), or \"\" for the "
-                        "school itself; got %s",
+                        "user_id: expected a Matrix user id (@user:server), \"group:\" and a "
+                        "group id, or \"\" for the school itself; got %s",
                         user_id ? user_id : "null");
     return 0;
 }
@@ -38,7 +50,11 @@ int ssp_reconcile_check_kind(const char *kind, ssp_error *err)
         if (strcmp(kind, ROOM_KINDS[k]) == 0)
             return 0;
     }
-    return ssp_fail(err, SSP_ERR_INPUT, "kind: expected \"teachers\" or \"announcement\", got %s",
+    if (is_group_subject(kind))
+        return 0;
+    return ssp_fail(err, SSP_ERR_INPUT,
+                    "kind: expected \"teachers\", \"announcement\" or \"group:\" and a group id, "
+                    "got %s",
                     kind ? kind : "null");
 }
 

@@ -17,6 +17,11 @@
 
 #define SSP_RECONCILE_ROOM_ID_MAX 255
 #define SSP_RECONCILE_ERROR_TEXT_MAX 4096
+/* A mark's subject: "" (the school), a user id, or "group:" + a group id
+ * (a group's room); the same "group:" + id names a group's room where a
+ * room kind is asked for. */
+#define SSP_RECONCILE_GROUP_PREFIX "group:"
+#define SSP_RECONCILE_SUBJECT_MAX (sizeof SSP_RECONCILE_GROUP_PREFIX - 1 + 255)
 
 /* What a school's status shows besides its config; strings borrowed. */
 typedef struct ssp_school_reconcile {
@@ -29,7 +34,9 @@ typedef struct ssp_school_reconcile {
 
 /* s is UTF-8 of at most max bytes. */
 bool ssp_reconcile_text_ok(const char *s, size_t max);
+/* school a school id; user_id "", a Matrix user id or "group:" + a group id. */
 int ssp_reconcile_check_key(const char *school, const char *user_id, ssp_error *err);
+/* "teachers", "announcement" or "group:" + a group id. */
 int ssp_reconcile_check_kind(const char *kind, ssp_error *err);
 /* One item of the ssp_reconcile_due list: {"school", "user_id",
  * "generation", "attempts"}. NULL when out of memory. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engine_state.h"
+#include "groups.h"
 #include "ids.h"
 #include "roster.h"
 #include "store.h"
@@ -105,35 +106,55 @@ done:
     return rc;
 }
 
-int ssp_roster_upsert_batch(ssp_engine *engine, const char *body, size_t len, size_t *upserted,
-                            ssp_error *err)
+int ssp_roster_upsert_groups(ssp_engine *engine, const char *body, size_t len, size_t *upserted,
+                             size_t *groups_applied, ssp_error *err)
 {
     ssp_roster_change *changes = NULL;
-    size_t n = 0;
+    ssp_group **groups = NULL;
+    size_t n = 0, n_groups = 0;
     json_t *root;
     int rc = -1;
 
     *upserted = 0;
+    *groups_applied = 0;
     if (require_open(engine, err) != 0)
         return -1;
     root = parse_body(body, len, err);
     if (root == NULL)
         return -1;
-    if (ssp_roster_parse_batch(root, engine->server_name, &changes, &n, err) == 0) {
-        rc = commit_changes(engine, changes, n, err);
-        if (rc == 0)
-            *upserted = n;
-    }
+    /* Everything is checked before anything is written. */
+    if (ssp_roster_parse_batch(root, engine->server_name, &changes, &n, err) != 0 ||
+        ssp_groups_parse_batch(root, engine->server_name, &groups, &n_groups, err) != 0 ||
+        ssp_groups_check_schools(engine, groups, n_groups, true, err) != 0)
+        goto done;
+    /* The users first: a group's plan reads them. */
+    if (n > 0 && commit_changes(engine, changes, n, err) != 0)
+        goto done;
+    *upserted = n;
+    if (n_groups > 0 && ssp_groups_commit(engine, groups, n_groups, NULL, groups_applied, err) != 0)
+        goto done;
+    rc = 0;
+done:
     ssp_roster_changes_free(changes, n);
+    ssp_groups_free(groups, n_groups);
     json_decref(root);
     return rc;
+}
+
+int ssp_roster_upsert_batch(ssp_engine *engine, const char *body, size_t len, size_t *upserted,
+                            ssp_error *err)
+{
+    size_t groups_applied;
+
+    return ssp_roster_upsert_groups(engine, body, len, upserted, &groups_applied, err);
 }
 
 int ssp_roster_check_batch(const char *body, size_t len, const char *server_name,
                            char **users_json, ssp_error *err)
 {
     ssp_roster_change *changes = NULL;
-    size_t n = 0;
+    ssp_group **groups = NULL;
+    size_t n = 0, n_groups = 0;
     json_t *root, *users = NULL;
     int rc = -1;
 
@@ -141,7 +162,8 @@ int ssp_roster_check_batch(const char *body, size_t len, const char *server_name
     root = parse_body(body, len, err);
     if (root == NULL)
         return -1;
-    if (ssp_roster_parse_batch(root, server_name, &changes, &n, err) != 0)
+    if (ssp_roster_parse_batch(root, server_name, &changes, &n, err) != 0 ||
+        ssp_groups_parse_batch(root, server_name, &groups, &n_groups, err) != 0)
         goto done;
     users = json_array();
     if (users == NULL) {
@@ -160,6 +182,7 @@ int ssp_roster_check_batch(const char *body, size_t len, const char *server_name
     rc = ssp_json_dump_to(users, users_json, err);
 done:
     ssp_roster_changes_free(changes, n);
+    ssp_groups_free(groups, n_groups);
     json_decref(users);
     json_decref(root);
     return rc;

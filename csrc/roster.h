@@ -17,12 +17,22 @@ typedef struct ssp_engine ssp_engine;
 int ssp_roster_put(ssp_engine *engine, const char *user_id, const char *body, size_t len,
                    char **entry_json, ssp_error *err);
 
-/* POST /roster. *upserted receives the number of users written. */
+/* POST /roster, the roster feed and the command line's import:
+ * {"users": [...], "groups": [...]}, either list absent, not both. Every
+ * user and group is checked (errors name the key path,
+ * "groups[2].members[5].role: ...") before anything is written; then the
+ * users, then the groups (groups.h: the version rule, durable, marked for
+ * reconciliation). *upserted receives the number of users written,
+ * *groups_applied the number of groups applied (stale ones not counted). */
+int ssp_roster_upsert_groups(ssp_engine *engine, const char *body, size_t len, size_t *upserted,
+                             size_t *groups_applied, ssp_error *err);
+/* The same without the groups' count. */
 int ssp_roster_upsert_batch(ssp_engine *engine, const char *body, size_t len, size_t *upserted,
                             ssp_error *err);
 
 /* Validates a POST /roster body as ssp_roster_upsert_batch does, without an
- * engine (the CLI's import): every user of server_name, each once. On
+ * engine (the CLI's import): every user and group member of server_name,
+ * each once (a group's school is not checked against a config). On
  * success *users_json receives the users as a JSON list of stored entries
  * (caller frees). */
 int ssp_roster_check_batch(const char *body, size_t len, const char *server_name,

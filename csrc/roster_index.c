@@ -196,12 +196,19 @@ int ssp_roster_parse_batch(json_t *body, const char *server_name, ssp_roster_cha
     *changes_out = NULL;
     *n_out = 0;
     if (!json_is_object(body))
-        return ssp_fail(err, SSP_ERR_INPUT, "body: expected an object with a users list");
+        return ssp_fail(err, SSP_ERR_INPUT,
+                        "body: expected an object with a users list, a groups list or both");
     json_object_foreach(body, key, value) {
-        if (strcmp(key, "users") != 0)
+        if (strcmp(key, "users") != 0 && strcmp(key, "groups") != 0)
             return ssp_fail(err, SSP_ERR_INPUT, "%s: unknown field", key);
     }
     users = json_object_get(body, "users");
+    /* The groups are groups.c's (ssp_groups_parse_batch). */
+    if (users == NULL && json_object_get(body, "groups") != NULL)
+        return 0;
+    if (users == NULL)
+        return ssp_fail(err, SSP_ERR_INPUT,
+                        "body: expected a users list, a groups list or both");
     if (!json_is_array(users))
         return ssp_fail(err, SSP_ERR_INPUT, "users: expected a list");
     n = json_array_size(users);

@@ -22,6 +22,7 @@
 #include "config.h"          /* ssp_config_check */
 #include "engine.h"          /* lifecycle, the command line's open and sync, store status */
 #include "error.h"           /* ssp_error */
+#include "groups.h"          /* the group API (courses, teams, classes) */
 #include "reconcile.h"       /* the reconcile state */
 #include "reconcile_plan.h"  /* the special rooms' targets */
 #include "roster.h"          /* the roster API */

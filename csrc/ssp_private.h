@@ -18,6 +18,8 @@
 #include "config.h"
 #include "engine_state.h"
 #include "files.h"
+#include "group.h"
+#include "groups.h"
 #include "journal.h"
 #include "reconcile_common.h"
 #include "roster_feed.h"

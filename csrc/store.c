@@ -3,6 +3,7 @@
  * files call these functions; each checks nothing of the caller's input
  * (the callers did) and passes the call to the backend chosen at open.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,6 +122,61 @@ int ssp_store_roster_append(ssp_store *store, ssp_roster *roster,
         mark_changed_memberships(store, roster, changes, n, err) != 0)
         return -1;
     return store->ops->roster_append(store, changes, n, err);
+}
+
+void ssp_group_subject(const char *group_id, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s%s", SSP_RECONCILE_GROUP_PREFIX, group_id);
+}
+
+int ssp_store_groups_append(ssp_store *store, ssp_roster *roster, const ssp_group *const *groups,
+                            size_t n, ssp_error *err)
+{
+    const char **schools;
+    char **subjects, *text;
+    size_t used = 0;
+    int rc = -1;
+
+    if (n == 0)
+        return 0;
+    if (store->ops->groups_append == NULL)
+        return ssp_fail(err, SSP_ERR_STATE,
+                        "groups need migration 6 of the %s store, which this build lacks",
+                        store->ops->name);
+    schools = calloc(2 * n, sizeof *schools);
+    subjects = calloc(2 * n, sizeof *subjects);
+    text = malloc(n * SSP_GROUP_SUBJECT_MAX);
+    if (schools == NULL || subjects == NULL || text == NULL) {
+        ssp_fail_nomem(err);
+        goto done;
+    }
+    /* Caller holds the write mutex, so the stored groups' strings stay put
+     * after the read lock is released. */
+    pthread_rwlock_rdlock(&roster->lock);
+    for (size_t i = 0; i < n; i++) {
+        const ssp_group *stored =
+            ssp_roster_group(roster, groups[i]->group_id, strlen(groups[i]->group_id));
+        char *subject = text + i * SSP_GROUP_SUBJECT_MAX;
+
+        ssp_group_subject(groups[i]->group_id, subject, SSP_GROUP_SUBJECT_MAX);
+        schools[used] = groups[i]->school;
+        subjects[used++] = subject;
+        if (stored != NULL && strcmp(stored->school, groups[i]->school) != 0) {
+            schools[used] = stored->school;
+            subjects[used++] = subject;
+        }
+    }
+    pthread_rwlock_unlock(&roster->lock);
+    /* Marks before the groups: a crash between the two leaves only a
+     * harmless extra mark. */
+    rc = store->ops->reconcile_mark(store, schools, (const char *const *)subjects, used, err);
+    if (rc == 0)
+        rc = store->ops->groups_append(store, groups, n, err);
+done:
+    free(schools);
+    free(subjects);
+    free(text);
+    return rc;
 }
 
 bool ssp_store_commits_roster_later(const ssp_store *store)

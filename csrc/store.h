@@ -24,6 +24,7 @@
 #include "audit_queue.h"
 #include "config.h"
 #include "error.h"
+#include "reconcile_common.h"
 #include "roster_index.h"
 #include "store_ops.h"
 
@@ -41,6 +42,17 @@ void ssp_store_read_status(ssp_store *store, ssp_store_status *out);
  * roster's write mutex (ssp_store_env.write_mutex). */
 int ssp_store_roster_append(ssp_store *store, ssp_roster *roster,
                             const ssp_roster_change *changes, size_t n, ssp_error *err);
+/* Marks (school, "group:" + group_id) in the reconcile state for each
+ * group, and for the school of the stored group of that id when it differs,
+ * then stores the snapshots durably (groups_append). The version rule is
+ * the caller's. Fails with SSP_ERR_STATE when the backend keeps no groups.
+ * Caller holds the roster's write mutex. */
+int ssp_store_groups_append(ssp_store *store, ssp_roster *roster, const ssp_group *const *groups,
+                            size_t n, ssp_error *err);
+/* The reconcile state's subject of a group: "group:" + group_id, into buf
+ * of size bytes (SSP_GROUP_SUBJECT_MAX is enough). */
+#define SSP_GROUP_SUBJECT_MAX (SSP_RECONCILE_SUBJECT_MAX + 1)
+void ssp_group_subject(const char *group_id, char *buf, size_t size);
 /* False for NULL (no store open). */
 bool ssp_store_commits_roster_later(const ssp_store *store);
 int ssp_store_audit_query(ssp_store *store, const ssp_audit_filter *filter, char **result_json,

@@ -98,6 +98,18 @@ typedef struct ssp_store_ops {
     /* Durable on return. Caller holds env->write_mutex. */
     int (*roster_append)(ssp_store *store, const ssp_roster_change *changes, size_t n,
                          ssp_error *err);
+    /* Stores group snapshots, durable on return. Each groups[i] (borrowed,
+     * valid for the call) replaces the stored group of its id: the router
+     * has applied the version rule against the index and marked
+     * (school, "group:" + group_id) in the reconcile state; the backend
+     * only stores. A deleted group is stored like any other (state
+     * deleted), never dropped. The stored form is ssp_group_to_json; it
+     * loads back with ssp_group_parse(NULL, json, "", NULL, ...). Open
+     * loads every stored group into env->roster (ssp_roster_replace_groups).
+     * Caller holds env->write_mutex. NULL: the backend keeps no groups (the
+     * router refuses group writes with a clear message). */
+    int (*groups_append)(ssp_store *store, const ssp_group *const *groups, size_t n,
+                         ssp_error *err);
 
     int (*audit_query)(ssp_store *store, const ssp_audit_filter *filter, char **result_json,
                        ssp_error *err);

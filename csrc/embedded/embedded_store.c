@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "embedded/embedded_store.h"
+#include "embedded/groups_file.h"
 #include "files.h"
 #include "reconcile_common.h"
 #include "util.h"
@@ -37,6 +38,8 @@ static void embedded_close(ssp_store *store)
         ssp_reads_file_close(&emb->reads);
     if (emb->journal_open)
         ssp_journal_close(&emb->journal);
+    if (emb->groups_open)
+        ssp_journal_close(&emb->groups);
     if (emb->reconcile_open)
         ssp_reconcile_file_close(&emb->reconcile);
     free(emb);
@@ -114,6 +117,7 @@ static int embedded_open_offline(ssp_embedded_store *emb, const ssp_store_env *e
         return ssp_fail(err, SSP_ERR_IO, "cannot create a directory in %s: %s", tmp,
                         strerror(errno));
     if (copy_whole_lines(data_dir, dir, "roster.jsonl", err) != 0 ||
+        copy_whole_lines(data_dir, dir, SSP_GROUPS_FILE_NAME, err) != 0 ||
         copy_whole_lines(data_dir, dir, "reconcile.jsonl", err) != 0)
         goto done;
     if (ssp_reconcile_file_open(&emb->reconcile, dir, err) != 0)
@@ -122,6 +126,10 @@ static int embedded_open_offline(ssp_embedded_store *emb, const ssp_store_env *e
     if (ssp_journal_open(&emb->journal, dir, env->roster, err) != 0)
         goto done;
     ssp_journal_close(&emb->journal);
+    /* read only: no file descriptor is kept */
+    if (ssp_groups_file_open(&emb->groups, dir, env->roster, false, err) != 0)
+        goto done;
+    ssp_journal_close(&emb->groups);
     if (ssp_audit_file_open_readonly(&emb->audit, data_dir, err) != 0)
         goto done;
     emb->audit_open = true;
@@ -169,6 +177,7 @@ static int embedded_open(const ssp_store_env *env, ssp_store **out, ssp_store_op
     emb->base.ops = &ssp_embedded_store_ops;
     emb->env = env;
     emb->journal.fd = -1;
+    emb->groups.fd = -1;
     emb->offline = env->offline;
     if (emb->offline) {
         if (embedded_open_offline(emb, env, opened, err) != 0)
@@ -183,6 +192,9 @@ static int embedded_open(const ssp_store_env *env, ssp_store **out, ssp_store_op
     if (ssp_journal_open(&emb->journal, data_dir, env->roster, err) != 0)
         goto fail;
     emb->journal_open = true;
+    if (ssp_groups_file_open(&emb->groups, data_dir, env->roster, true, err) != 0)
+        goto fail;
+    emb->groups_open = true;
     if (ssp_audit_file_open(&emb->audit, data_dir, &opened->last_audit_id, err) != 0)
         goto fail;
     emb->audit_open = true;
@@ -218,6 +230,14 @@ static int embedded_roster_append(ssp_store *store, const ssp_roster_change *cha
     if (refuse_offline(embedded(store), err) != 0)
         return -1;
     return ssp_journal_append(&embedded(store)->journal, changes, n, err);
+}
+
+static int embedded_groups_append(ssp_store *store, const ssp_group *const *groups, size_t n,
+                                  ssp_error *err)
+{
+    if (refuse_offline(embedded(store), err) != 0)
+        return -1;
+    return ssp_groups_file_append(&embedded(store)->groups, groups, n, err);
 }
 
 static int embedded_audit_query(ssp_store *store, const ssp_audit_filter *filter,
@@ -394,6 +414,7 @@ const ssp_store_ops ssp_embedded_store_ops = {
     .close = embedded_close,
     .status = embedded_status,
     .roster_append = embedded_roster_append,
+    .groups_append = embedded_groups_append,
     .audit_query = embedded_audit_query,
     .audit_chart = embedded_audit_chart,
     .audit_purge = embedded_audit_purge,

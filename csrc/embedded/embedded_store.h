@@ -1,7 +1,7 @@
 /*
  * The embedded store (embedded_store.c): one process owns data_dir. Its
  * ops table, and the handle that holds its files: roster.jsonl (journal.c),
- * reconcile.jsonl (reconcile_file.c), audit.jsonl (audit_file.c) and
+ * groups.jsonl (groups_file.c), reconcile.jsonl (reconcile_file.c), audit.jsonl (audit_file.c) and
  * audit-reads.jsonl (reads_file.c).
  */
 #ifndef SSP_EMBEDDED_STORE_H
@@ -25,6 +25,8 @@ typedef struct ssp_embedded_store {
     bool reconcile_open;
     ssp_journal journal; /* data_dir/roster.jsonl */
     bool journal_open;
+    ssp_journal groups; /* data_dir/groups.jsonl (groups_file.c) */
+    bool groups_open;
     ssp_audit_file audit;
     bool audit_open;
     ssp_reads_file reads;

@@ -287,9 +287,9 @@ static int snapshot_room(const char *key, void *value, void *ctx)
 {
     const ssp_reconcile_entry *entry = value;
 
-    /* the key is "<kind>:<school>" */
-    char kind[16];
-    size_t kind_len = (size_t)(strchr(key, ':') - key);
+    /* the key is "<kind>\n<school>" (ssp_room_key) */
+    char kind[SSP_ROOM_KEY_MAX];
+    size_t kind_len = (size_t)(strchr(key, '\n') - key);
 
     memcpy(kind, key, kind_len);
     kind[kind_len] = '\0';

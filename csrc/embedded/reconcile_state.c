@@ -19,7 +19,7 @@ void ssp_mark_key(char *key, const char *school, const char *user_id)
 
 void ssp_room_key(char *key, const char *school, const char *kind)
 {
-    snprintf(key, SSP_ROOM_KEY_MAX, "%s:%s", kind, school);
+    snprintf(key, SSP_ROOM_KEY_MAX, "%s\n%s", kind, school);
 }
 
 /* One zeroed allocation of node_size bytes followed by copies of the three
@@ -184,9 +184,11 @@ static int note_room(const char *key, void *value, void *ctx)
 
     if (slot == NULL)
         return 0;
-    if (strncmp(key, "teachers:", 9) == 0)
+    /* the key is "<kind>\n<school>" (ssp_room_key); group rooms are not
+     * a school's special rooms */
+    if (strncmp(key, "teachers\n", 9) == 0)
         slot->teachers_room = entry->value;
-    else
+    else if (strncmp(key, "announcement\n", 13) == 0)
         slot->announcement_room = entry->value;
     return 0;
 }

@@ -12,12 +12,15 @@
 #include "config.h"
 #include "error.h"
 #include "ids.h"
+#include "reconcile_common.h"
 #include "strmap.h"
 
-/* "<len>:" + school + user_id + NUL, both at most 255 bytes */
-#define SSP_MARK_KEY_MAX (8 + SSP_SCHOOL_ID_MAX + SSP_USER_ID_MAX + 1)
-/* "<kind>:" + school + NUL */
-#define SSP_ROOM_KEY_MAX (16 + SSP_SCHOOL_ID_MAX + 1)
+/* "<len>:" + school + subject + NUL: a school id, and a user id or
+ * "group:" + a group id */
+#define SSP_MARK_KEY_MAX (8 + SSP_SCHOOL_ID_MAX + SSP_RECONCILE_SUBJECT_MAX + 1)
+/* "<kind>\n" + school + NUL: the kind may be "group:" + a group id, which
+ * may hold ":"; neither holds a line break */
+#define SSP_ROOM_KEY_MAX (SSP_RECONCILE_SUBJECT_MAX + 1 + SSP_SCHOOL_ID_MAX + 1)
 /* Generations count up from 1 by one a mark; a file claiming more is
  * corrupt, and the bound keeps next_generation + n from overflowing. */
 #define SSP_GENERATION_MAX (INT64_MAX / 2)

@@ -36,5 +36,6 @@ int main(void)
     run_offline_tests();
     run_room_shape_tests();
     run_groups_tests();
+    run_groups_api_tests();
     return check_finish();
 }

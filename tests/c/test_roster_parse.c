@@ -220,9 +220,9 @@ typedef struct bad_batch {
 #define GOOD_USER(id) "{\"user_id\": \"" id "\", \"schools\": [{\"school\": \"gym\", \"role\": \"student\"}]}"
 
 static const bad_batch BAD_BATCHES[] = {
-    {"[]", "body: expected an object with a users list"},
+    {"[]", "body: expected an object with a users list, a groups list or both"},
     {"{\"users\": [], \"more\": 1}", "more: unknown field"},
-    {"{}", "users: expected a list"},
+    {"{}", "body: expected a users list, a groups list or both"},
     {"{\"users\": {}}", "users: expected a list"},
     {"{\"users\": [" GOOD_USER("@a:s") ", " GOOD_USER("@b:s") ", 7]}", "users[2]: expected an object"},
     {"{\"users\": [" GOOD_USER("@a:s") ", " GOOD_USER("@b:s") ", {\"schools\": []}]}",

@@ -33,5 +33,6 @@ void run_audit_chart_tests(void);
 void run_offline_tests(void);
 void run_room_shape_tests(void);
 void run_groups_tests(void);
+void run_groups_api_tests(void);
 
 #endif

@@ -1,0 +1,195 @@
+/*
+ * The embedded store's groups: data_dir/groups.jsonl, one group snapshot a
+ * line, replayed at open into the roster's group index, compacted when it
+ * has grown. The append itself is the journal's (ssp_journal_write).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "embedded/groups_file.h"
+#include "files.h"
+#include "util.h"
+
+typedef struct replay_ctx {
+    ssp_strmap *groups; /* group_id -> ssp_group*, owned */
+    size_t skipped;
+} replay_ctx;
+
+static int replay_group_line(void *ctx_ptr, const char *line, size_t len, ssp_error *err)
+{
+    replay_ctx *ctx = ctx_ptr;
+    json_error_t json_err;
+    json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &json_err);
+    ssp_group *group = NULL;
+    void *previous = NULL;
+    ssp_error invalid;
+    int rc = -1;
+
+    if (root == NULL)
+        return ssp_fail(err, ssp_json_error_is_oom(&json_err) ? SSP_ERR_NOMEM : SSP_ERR_INPUT, "%s",
+                        json_err.text);
+    if (ssp_group_parse(NULL, root, "group", NULL, &group, &invalid) != 0) {
+        if (invalid.code == SSP_ERR_NOMEM) {
+            ssp_fail_nomem(err);
+            goto done;
+        }
+        ctx->skipped++;
+        rc = 0;
+        goto done;
+    }
+    if (ssp_strmap_put(ctx->groups, group->group_id, group, &previous) != 0) {
+        free(group);
+        ssp_fail_nomem(err);
+        goto done;
+    }
+    free(previous);
+    rc = 0;
+done:
+    json_decref(root);
+    return rc;
+}
+
+static char *group_line(const ssp_group *group, size_t *len)
+{
+    json_t *json = ssp_group_to_json(group);
+    char *text = json ? ssp_json_dumps_checked(json) : NULL;
+    char *line;
+
+    json_decref(json);
+    if (text == NULL)
+        return NULL;
+    *len = strlen(text);
+    line = realloc(text, *len + 2);
+    if (line == NULL) {
+        free(text);
+        return NULL;
+    }
+    line[(*len)++] = '\n';
+    line[*len] = '\0';
+    return line;
+}
+
+typedef struct snapshot_ctx {
+    int fd;
+    int failed_errno;
+} snapshot_ctx;
+
+static int write_snapshot_group(const char *key, void *value, void *ctx_ptr)
+{
+    snapshot_ctx *ctx = ctx_ptr;
+    size_t len;
+    char *line = group_line(value, &len);
+
+    (void)key;
+    if (line == NULL) {
+        ctx->failed_errno = ENOMEM;
+        return 1;
+    }
+    if (ssp_write_all(ctx->fd, line, len) != 0) {
+        ctx->failed_errno = errno;
+        free(line);
+        return 1;
+    }
+    free(line);
+    return 0;
+}
+
+static int write_groups_snapshot(int fd, void *groups)
+{
+    snapshot_ctx ctx = {fd, 0};
+
+    if (ssp_strmap_each(groups, write_snapshot_group, &ctx) != 0) {
+        errno = ctx.failed_errno;
+        return -1;
+    }
+    return 0;
+}
+
+int ssp_groups_file_open(ssp_journal *file, const char *dir, ssp_roster *roster,
+                         bool compact_allowed, ssp_error *err)
+{
+    ssp_strmap groups;
+    replay_ctx ctx = {&groups, 0};
+    char *data = NULL;
+    size_t len = 0, good_end = 0;
+    int rc = -1;
+
+    file->fd = -1;
+    file->lines = 0;
+    file->size = 0;
+    file->fd_broken = false;
+    file->path = NULL;
+    ssp_strmap_init(&groups);
+    if (ssp_make_dirs(dir, err) != 0)
+        return -1;
+    file->path = ssp_path_join(dir, SSP_GROUPS_FILE_NAME);
+    if (file->path == NULL)
+        return ssp_fail_nomem(err);
+    if (ssp_read_file(file->path, &data, &len, err) != 0 ||
+        ssp_jsonl_replay(file->path, data, len, replay_group_line, &ctx, &file->lines, &good_end,
+                         err) != 0)
+        goto done;
+    if (compact_allowed && good_end < len && truncate(file->path, (off_t)good_end) != 0) {
+        ssp_fail(err, SSP_ERR_IO, "cannot truncate %s: %s", file->path, strerror(errno));
+        goto done;
+    }
+    /* Compacted from the replayed map, before it goes into the roster. */
+    if (compact_allowed && file->lines > 2 * groups.count + 1024) {
+        if (ssp_file_rewrite(dir, file->path, write_groups_snapshot, &groups, err) != 0)
+            goto done;
+        file->lines = groups.count;
+    }
+    if (ssp_roster_replace_groups(roster, &groups, err) != 0)
+        goto done;
+    ssp_roster_note_skipped(roster, ctx.skipped);
+    if (compact_allowed) {
+        file->fd = open(file->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (file->fd < 0) {
+            ssp_fail(err, SSP_ERR_IO, "cannot open %s: %s", file->path, strerror(errno));
+            goto done;
+        }
+        file->size = lseek(file->fd, 0, SEEK_END);
+    }
+    rc = 0;
+done:
+    free(data);
+    ssp_roster_group_map_free(&groups);
+    if (rc != 0)
+        ssp_journal_close(file);
+    return rc;
+}
+
+int ssp_groups_file_append(ssp_journal *file, const ssp_group *const *groups, size_t n,
+                           ssp_error *err)
+{
+    char *buf = NULL;
+    size_t used = 0, capacity = 0;
+    int rc = -1;
+
+    if (file->fd < 0)
+        return ssp_fail(err, SSP_ERR_STATE, "the groups file is not open");
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        char *line = group_line(groups[i], &len);
+
+        if (line == NULL) {
+            ssp_fail_nomem(err);
+            goto done;
+        }
+        if (ssp_buf_reserve(&buf, &capacity, used + len) != 0) {
+            free(line);
+            ssp_fail_nomem(err);
+            goto done;
+        }
+        memcpy(buf + used, line, len);
+        used += len;
+        free(line);
+    }
+    rc = ssp_journal_write(file, buf, used, n, err);
+done:
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,34 @@
+/*
+ * The embedded store's groups (groups_file.c): data_dir/groups.jsonl, an
+ * append-only file of group snapshots (one group per line, in the JSON form
+ * of ssp_group_to_json), replayed into the roster's group index at open:
+ * the last line of an id wins. Appends are fdatasync'ed before the groups
+ * are applied, so an acknowledged group survives a crash; a torn last line
+ * is cut off at open. Compacted at open (one line per group, deleted ones
+ * kept) when it has grown well past the number of groups.
+ */
+#ifndef SSP_EMBEDDED_GROUPS_FILE_H
+#define SSP_EMBEDDED_GROUPS_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+#include "group.h"
+#include "journal.h"
+#include "roster_index.h"
+
+#define SSP_GROUPS_FILE_NAME "groups.jsonl"
+
+/* Opens dir/groups.jsonl (created if missing) and replaces the roster's
+ * groups with what it holds. compact_allowed false: the file is only read
+ * (the command line's private copy). A line that is JSON but not a valid
+ * group (rules tightened since it was written) is skipped and counted in
+ * roster->skipped; a line that is not JSON makes the file corrupt. */
+int ssp_groups_file_open(ssp_journal *file, const char *dir, ssp_roster *roster,
+                         bool compact_allowed, ssp_error *err);
+/* Appends the groups (borrowed) as lines and fdatasyncs before returning. */
+int ssp_groups_file_append(ssp_journal *file, const ssp_group *const *groups, size_t n,
+                           ssp_error *err);
+
+#endif
