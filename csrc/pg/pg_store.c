@@ -490,6 +490,10 @@ static int pg_open(const ssp_store_env *env, ssp_store **out, ssp_store_opened *
      * from the cache and let the thread reconnect. A database that answers
      * but refuses (bad schema version, permissions) is. */
     pg->conn = ssp_pg_connect(pg->conninfo, &db_err);
+    if (pg->conn == NULL && db_err.code == SSP_ERR_NOMEM) {
+        *err = db_err;
+        goto fail;
+    }
     if (pg->conn != NULL) {
         if (ssp_pg_migrate(pg->conn, &db_err) != 0) {
             if (db_err.code == SSP_ERR_STATE || ssp_pg_alive(pg->conn)) {
@@ -582,6 +586,7 @@ const ssp_store_ops ssp_pg_store_ops = {
     .close = pg_close,
     .status = pg_status,
     .roster_append = ssp_pg_roster_append,
+    .groups_append = ssp_pg_groups_append,
     .audit_query = ssp_pg_audit_query,
     .audit_chart = ssp_pg_audit_chart,
     .audit_purge = ssp_pg_audit_purge,
