@@ -233,7 +233,7 @@ def part1(args, policies: list[dict | None], rng: random.Random, deadline: Deadl
             for i in range(args.users)]})
         res["roster_json_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        written = engine.roster_upsert(body)
+        written = engine.roster_upsert(body)["upserted"]
         res["roster_load_s"] = time.perf_counter() - t
         res["roster_size"] = engine.roster_size()
         del body

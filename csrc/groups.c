@@ -517,6 +517,8 @@ int ssp_group_plan(ssp_engine *engine, const char *group_id, int64_t now_ms, cha
     *plan_json = NULL;
     if (require_open(engine, err) != 0)
         return -1;
+    if (now_ms < 0)
+        now_ms = ssp_now_ms();
     pthread_rwlock_rdlock(&engine->roster.lock);
     group = ssp_roster_group(&engine->roster, group_id, strlen(group_id));
     if (group != NULL) {

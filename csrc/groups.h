@@ -65,7 +65,8 @@ int ssp_groups_list(ssp_engine *engine, const char *school, const char *from, si
                     char **page_json, ssp_error *err);
 /* The ids of the groups listing user_id, sorted: a JSON list. */
 int ssp_groups_of(ssp_engine *engine, const char *user_id, char **ids_json, ssp_error *err);
-/* What the reconciler must make true of the group's room at now_ms (see
+/* What the reconciler must make true of the group's room at now_ms (< 0:
+ * the clock's now; see
  * docs/groups.md): the group's fields, "state" (archived also when
  * archive_at_ms passed), "remove_members_now", "encrypted", "policy" (the
  * policy event's content) and "members" [{"user_id", "role", "member",

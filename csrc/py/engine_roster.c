@@ -32,24 +32,26 @@ PyObject *Engine_roster_put(EngineObject *self, PyObject *args)
     return py_from_json_text(engine_state(self), entry);
 }
 
-/* roster_upsert(body) -> number of users written. Called with the GIL;
- * released around the durable write. */
+/* roster_upsert(body) -> {"upserted": users written, "groups": groups
+ * applied (stale ones not counted)}. Called with the GIL; released around
+ * the durable write. */
 PyObject *Engine_roster_upsert(EngineObject *self, PyObject *body_obj)
 {
     const char *body;
     Py_ssize_t body_len;
-    size_t upserted = 0;
+    size_t upserted = 0, groups = 0;
     ssp_error err = {0};
     int rc;
 
     if (body_buffer(body_obj, &body, &body_len) != 0)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
-    rc = ssp_roster_upsert_batch(self->engine, body, (size_t)body_len, &upserted, &err);
+    rc = ssp_roster_upsert_groups(self->engine, body, (size_t)body_len, &upserted, &groups, &err);
     Py_END_ALLOW_THREADS
     if (rc != 0)
         return raise_engine_error(engine_state(self), &err);
-    return PyLong_FromSize_t(upserted);
+    return Py_BuildValue("{s:n, s:n}", "upserted", (Py_ssize_t)upserted, "groups",
+                         (Py_ssize_t)groups);
 }
 
 /* roster_delete(user_id) -> whether the user was on the roster. Called

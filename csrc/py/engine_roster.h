@@ -1,6 +1,7 @@
 /*
- * Engine's roster methods (engine_roster.c): put, upsert, delete, get and
- * size. Courses and teams (groups) go here too.
+ * Engine's roster methods (engine_roster.c): put, upsert (users and
+ * groups), delete, get and size. The other group methods are
+ * engine_groups.c's.
  */
 #ifndef SSP_PY_ENGINE_ROSTER_H
 #define SSP_PY_ENGINE_ROSTER_H

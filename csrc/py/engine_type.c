@@ -1,8 +1,8 @@
 /*
  * The Engine heap type: its life (new, open, traverse, dealloc), its
  * getters, and the one method table, which lists the methods of
- * engine_decide.c, engine_after.c, engine_roster.c, engine_audit.c and
- * engine_reconcile.c
+ * engine_decide.c, engine_after.c, engine_roster.c, engine_groups.c,
+ * engine_audit.c and engine_reconcile.c
  * with their docstrings (the Python face; _core.pyi says the same).
  *
  * Ownership: an EngineObject owns its ssp_engine and frees it in dealloc;
@@ -14,6 +14,7 @@
 #include "py/engine_audit.h"
 #include "py/engine_after.h"
 #include "py/engine_decide.h"
+#include "py/engine_groups.h"
 #include "py/engine_reconcile.h"
 #include "py/engine_roster.h"
 
@@ -128,7 +129,23 @@ static PyMethodDef Engine_methods[] = {
     {"roster_put", (PyCFunction)Engine_roster_put, METH_VARARGS,
      "roster_put(user_id, body) -> the stored entry (dict). Durable before it returns."},
     {"roster_upsert", (PyCFunction)Engine_roster_upsert, METH_O,
-     "roster_upsert(body) -> number of users written."},
+     "roster_upsert(body) -> {\"upserted\": users written, \"groups\": groups applied}: "
+     "{\"users\": [...], \"groups\": [...]}, either list absent, not both."},
+    {"group_put", (PyCFunction)Engine_group_put, METH_VARARGS,
+     "group_put(group_id, body) -> the stored group (dict), with \"ignored\": True when the "
+     "body's version was not higher than the stored one. Durable before it returns."},
+    {"group_get", (PyCFunction)Engine_group_get, METH_VARARGS,
+     "group_get(group_id) -> the group (dict, with \"room_id\") or None."},
+    {"group_delete", (PyCFunction)Engine_group_delete, METH_VARARGS,
+     "group_delete(group_id) -> whether there was such a group; it stays as deleted."},
+    {"groups_list", (PyCFunction)(void (*)(void))Engine_groups_list, METH_VARARGS | METH_KEYWORDS,
+     "groups_list(school, from_=None, limit=100) -> {\"groups\": [...], \"next\": id or None}, "
+     "ordered by group id."},
+    {"groups_of", (PyCFunction)Engine_groups_of, METH_VARARGS,
+     "groups_of(user_id) -> the ids of the groups listing the user, sorted."},
+    {"group_plan", (PyCFunction)(void (*)(void))Engine_group_plan, METH_VARARGS | METH_KEYWORDS,
+     "group_plan(group_id, now_ms=None) -> what the reconciler must make true of the group's "
+     "room (dict), or None."},
     {"roster_delete", (PyCFunction)Engine_roster_delete, METH_VARARGS,
      "roster_delete(user_id) -> whether the user was on the roster."},
     {"reconcile_plan", (PyCFunction)Engine_reconcile_plan, METH_VARARGS,

@@ -160,8 +160,9 @@ class AdminResource(DirectServeJsonResource):
 
     async def _post_roster(self, request: Any, match: Any) -> tuple[int, Any]:
         body = request.content.read()
-        upserted = await self._in_thread(self._engine.roster_upsert, body)
-        return 200, {"upserted": upserted}
+        # {"upserted": N, "groups": M}: users written, groups applied
+        counts = await self._in_thread(self._engine.roster_upsert, body)
+        return 200, counts
 
     async def _get_audit(self, request: Any, match: Any) -> tuple[int, Any]:
         query = _audit_query(request.args, ("since", "until", "limit", "from"),

@@ -233,7 +233,8 @@ def import_roster(store: OfflineEngine, path: str) -> str:
             if isinstance(uid, str) and "\0" not in uid:
                 entry = store.call(store.engine.roster_get, uid)
                 before[uid] = _memberships(entry["schools"]) if entry is not None else set()
-    upserted = store.call(store.engine.roster_upsert, body, where=where)
+    counts = store.call(store.engine.roster_upsert, body, where=where)
+    upserted = counts["upserted"]
     store.call(store.engine.store_sync, timeout_ms=SYNC_TIMEOUT_MS)
     changed = sum(1 for u in users if before.get(u["user_id"]) != _memberships(u.get("schools"))) \
         if isinstance(users, list) else upserted

@@ -97,8 +97,8 @@ def test_batch_upsert_is_idempotent(school):
     users = [
         {"user_id": uid(f"batch{i}"), "schools": [membership("gym-nord", "student")]} for i in range(50)
     ]
-    assert school.admin_api("POST", "/roster", {"users": users}) == (200, {"upserted": 50})
-    assert school.admin_api("POST", "/roster", {"users": users}) == (200, {"upserted": 50})
+    assert school.admin_api("POST", "/roster", {"users": users}) == (200, {"upserted": 50, "groups": 0})
+    assert school.admin_api("POST", "/roster", {"users": users}) == (200, {"upserted": 50, "groups": 0})
     assert school.admin_api("GET", f"/users/{uid('batch7')}")[1]["schools"] == [membership("gym-nord", "student")]
 
 
@@ -340,5 +340,5 @@ def test_huge_batch_with_a_late_duplicate_is_refused_whole(school):
 
 def test_legitimate_batch_with_distinct_users_still_works(school):
     users = [_entry("fine0"), _entry("fine1", membership("gs-sued", "teacher"), membership("gym-nord", "admin"))]
-    assert school.admin_api("POST", "/roster", {"users": users}) == (200, {"upserted": 2})
+    assert school.admin_api("POST", "/roster", {"users": users}) == (200, {"upserted": 2, "groups": 0})
     assert school.admin_api("GET", f"/users/{uid('fine1')}")[1]["schools"] == users[1]["schools"]
