@@ -224,14 +224,12 @@ def test_member_ids_that_need_quoting_in_an_array_survive_every_path(config, mai
            "@NULL:school.test", "@h\\\"i:school.test"]
     main.group_put("course-1", body(version=1, members=odd))
     assert sorted(db.row("course-1")[3]) == sorted(odd)
-    # the worker reads the row with a query, a restart with COPY
+    # the worker reads the row with a query, a process that starts with COPY
     seen = wait_for(lambda: worker.group_get("course-1"), "the worker sees the group")
     assert sorted(m["user_id"] for m in seen["members"]) == sorted(odd + [BERG])
-    del worker
-    gc.collect()
-    restarted = open_engine(config, "worker1")
-    assert restarted.group_get("course-1") == seen
-    assert restarted.store_status()["roster_skipped"] == 0
+    started = open_engine(config, "worker2")
+    assert started.group_get("course-1") == seen
+    assert started.store_status()["roster_skipped"] == 0
 
 
 def test_a_batch_larger_than_one_pass_reaches_the_other_process(main, worker):
