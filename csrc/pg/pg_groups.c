@@ -20,15 +20,14 @@
  * map; maps handed to the index are taken over by it.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "group.h"
 #include "ids.h"
+#include "pg/pg_cache.h"
 #include "pg/pg_conn.h"
 #include "pg/pg_groups.h"
 #include "pg/pg_state.h"
@@ -366,16 +365,14 @@ static int load_line(row_loader *ld, ssp_strmap *map, char *line)
 typedef struct copy_load {
     row_loader *ld;
     ssp_strmap *map;
-    int cache_fd; /* -1: not writing the cache */
-    bool cache_ok;
+    ssp_pg_cache_writer cache;
 } copy_load;
 
 static int copy_row(void *ctx, char *data, size_t len, ssp_error *err)
 {
     copy_load *cl = ctx;
 
-    if (cl->cache_ok && ssp_write_all(cl->cache_fd, data, len) != 0)
-        cl->cache_ok = false;
+    ssp_pg_cache_add(&cl->cache, data, len);
     if (len > 0 && data[len - 1] == '\n')
         data[len - 1] = '\0';
     else
@@ -385,16 +382,16 @@ static int copy_row(void *ctx, char *data, size_t len, ssp_error *err)
     return 0;
 }
 
-static char *cache_path(ssp_pgstore *pg, const char *suffix)
+/* Beside the roster's cache: <worker>.roster-cache -> <worker>.groups-cache */
+static char *cache_path(ssp_pgstore *pg)
 {
-    /* Beside the roster's cache: <worker>.roster-cache -> <worker>.groups-cache */
     size_t base = strlen(pg->cache_path) - strlen(".roster-cache");
-    char *path = malloc(base + strlen(".groups-cache") + strlen(suffix) + 1);
+    char *path = malloc(base + sizeof ".groups-cache");
 
     if (path == NULL)
         return NULL;
     memcpy(path, pg->cache_path, base);
-    sprintf(path + base, ".groups-cache%s", suffix);
+    memcpy(path + base, ".groups-cache", sizeof ".groups-cache");
     return path;
 }
 
@@ -403,37 +400,26 @@ int ssp_pg_groups_load(ssp_pgstore *pg, ssp_pg_conn *conn, ssp_strmap *map, int6
 {
     ssp_pg_rows *rows;
     row_loader ld = {pg->env->roster, {NULL, 0, 0}, 0};
-    copy_load cl = {&ld, map, -1, false};
-    char *path = NULL, *tmp_path = NULL;
-    int rc = -1;
+    copy_load cl;
+    char *path;
+    int rc;
 
     /* The version first: rows read afterwards are at least that new. */
     rows = ssp_pg_query(conn, "SELECT coalesce(max(version), 0) FROM school_policy.group_changes",
                         0, NULL, true, NULL, err);
     if (rows == NULL)
-        goto done;
+        return -1;
     *version = ssp_pg_int(rows, 0, 0);
     ssp_pg_rows_free(rows);
-    path = cache_path(pg, "");
-    tmp_path = cache_path(pg, ".tmp");
-    if (path != NULL && tmp_path != NULL)
-        cl.cache_fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    cl.cache_ok = cl.cache_fd >= 0;
-    if (ssp_pg_copy_out(conn, LOAD_SQL, copy_row, &cl, err) != 0)
-        goto done;
-    /* The cache is a convenience for starting during an outage: a failure
-     * to write it is not an error, the old one stays. */
-    if (!(cl.cache_ok && fsync(cl.cache_fd) == 0 && rename(tmp_path, path) == 0) &&
-        tmp_path != NULL)
-        unlink(tmp_path);
-    rc = 0;
-done:
-    if (cl.cache_fd >= 0)
-        close(cl.cache_fd);
-    if (rc != 0 && tmp_path != NULL)
-        unlink(tmp_path);
+    path = cache_path(pg);
+    if (path == NULL)
+        return ssp_fail_nomem(err);
+    cl.ld = &ld;
+    cl.map = map;
+    ssp_pg_cache_begin(&cl.cache, path);
     free(path);
-    free(tmp_path);
+    rc = ssp_pg_copy_out(conn, LOAD_SQL, copy_row, &cl, err);
+    ssp_pg_cache_end(&cl.cache, rc == 0);
     free(ld.members.refs);
     return rc;
 }
@@ -481,7 +467,7 @@ int ssp_pg_groups_open_finish(ssp_pg_groups_open *op, int64_t *version, ssp_erro
 
 int ssp_pg_groups_load_cache(ssp_pgstore *pg, ssp_strmap *map, ssp_error *err)
 {
-    char *path = cache_path(pg, "");
+    char *path = cache_path(pg);
     FILE *file;
     row_loader ld = {pg->env->roster, {NULL, 0, 0}, 0};
     char *line = NULL;
