@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "engine_state.h"
+#include "groups.h"
 #include "ssp_private.h"
 #include "tests.h"
 #include "testutil.h"
@@ -184,10 +185,32 @@ out:
     tu_teardown(&fx);
 }
 
+/* A group write needs the database (no outbox): it fails as unavailable
+ * and leaves the index as it was. */
+static void pgstore_group_put_without_database_fails_and_changes_nothing(void)
+{
+    tu_fixture fx;
+    char *stored = NULL;
+    const char *body = "{\"school\": \"gym-nord\", \"kind\": \"course\", \"name\": \"Mathe\", "
+                       "\"members\": [{\"user_id\": \"" ANNA "\", \"role\": \"member\"}]}";
+
+    if (!tu_setup(&fx, DOWN_DB ", \"schools\": {\"gym-nord\": {\"messenger\": true}}"))
+        goto out;
+    CHECK_INT_EQ(ssp_group_put(fx.engine, "course-1", body, strlen(body), &stored, &fx.err), -1);
+    CHECK_INT_EQ(fx.err.code, SSP_ERR_UNAVAILABLE);
+    CHECK_CONTAINS(fx.err.message, "cannot connect");
+    CHECK(stored == NULL);
+    CHECK_INT_EQ(ssp_groups_count(fx.engine), 0);
+    free(stored);
+out:
+    tu_teardown(&fx);
+}
+
 void run_pgstore_tests(void)
 {
     RUN(pgstore_unreachable_database_keeps_roster_writes_and_audit_records);
     RUN(pgstore_second_process_on_the_same_worker_files_is_refused);
     RUN(pgstore_audit_query_without_database_fails_as_unavailable);
     RUN(pgstore_groups_start_from_the_cache_during_an_outage);
+    RUN(pgstore_group_put_without_database_fails_and_changes_nothing);
 }
