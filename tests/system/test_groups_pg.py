@@ -244,3 +244,17 @@ def test_a_batch_larger_than_one_pass_reaches_the_other_process(main, worker):
     assert len(worker.groups_of(BERG)) == n
     page = worker.groups_list("gym-nord", None, 1000)
     assert len(page["groups"]) == 1000 and page["next"] == "course-00999"
+
+
+def test_a_group_written_while_a_process_reconnects_reaches_it(main, worker, db):
+    main.group_put("course-1", body(version=1))
+    wait_for(lambda: worker.group_get("course-1"), "the worker sees course-1")
+    # Every connection of the module's processes is cut: their store threads
+    # reconnect (a second later) and load every group again, so a change
+    # made meanwhile, whose notification they missed, reaches them.
+    db.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+           " WHERE datname = current_database() AND application_name = 'synapse_school_policy'")
+    main.group_put("course-1", body(version=2, members=(ANNA,)))  # the session reconnects
+    wait_for(lambda: version_of(worker, "course-1") == 2, "the worker sees version 2")
+    assert roles(worker.group_get("course-1")) == [(ANNA, "member"), (BERG, "moderator")]
+    wait_for(lambda: worker.store_status()["connected"], "the worker is connected again")
