@@ -5,9 +5,8 @@
  * version seen applied on NOTIFY school_policy_groups, and groups_append.
  *
  * A row of school_policy.groups holds a whole group, its members in two
- * text arrays (moderators, members): a load reads one row per group. The
- * row is turned into an ssp_group (group.h: one allocation, members sorted
- * by user id) without going through JSON.
+ * text arrays (moderators, members): a load reads one row per group, with
+ * COPY binary, and pg_group_rows.c turns it into an ssp_group.
  *
  * Writes: groups_append writes to the database on the callers' session
  * and returns once committed; the trigger logs the change, marks the
@@ -23,12 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "group.h"
 #include "ids.h"
 #include "pg/pg_cache.h"
 #include "pg/pg_conn.h"
+#include "pg/pg_group_rows.h"
 #include "pg/pg_groups.h"
 #include "pg/pg_state.h"
 #include "roster_index.h"
@@ -37,32 +36,16 @@
 #define STRINGIFY(x) #x
 #define AS_TEXT(x) STRINGIFY(x)
 
+/* The groups cache is read this much at a time (more for a larger row). */
+#define CACHE_READ (1 << 20)
+
 /* Changes read per pass of the store thread (the audit is written between
  * passes). */
 #define INCREMENTAL_MAX 2000
 
-/* The columns of a row, in the order every query here selects them. */
-enum {
-    COL_GROUP_ID,
-    COL_SCHOOL,
-    COL_KIND,
-    COL_NAME,
-    COL_TOPIC,
-    COL_TWO_WAY,
-    COL_CLOSED,
-    COL_STATE,
-    COL_ARCHIVE_AT_MS,
-    COL_VERSION,
-    COL_MODERATORS,
-    COL_MEMBERS,
-    N_COLUMNS
-};
-#define GROUP_COLUMNS                                                                              \
-    "group_id, school, kind, name, topic, two_way, closed, state, archive_at_ms, version, "        \
-    "moderators, members"
-
-static const char LOAD_SQL[] = "COPY (SELECT " GROUP_COLUMNS " FROM school_policy.groups) TO STDOUT";
-static const char SELECT_SQL[] = "SELECT " GROUP_COLUMNS " FROM school_policy.groups"
+static const char LOAD_SQL[] =
+    "COPY (SELECT " SSP_PG_GROUP_COLUMNS " FROM school_policy.groups) TO STDOUT (FORMAT binary)";
+static const char SELECT_SQL[] = "SELECT " SSP_PG_GROUP_COLUMNS " FROM school_policy.groups"
                                  " WHERE group_id IN (SELECT json_array_elements_text($1::json))";
 
 /* $1: a JSON array of groups {"group_id", "school", "kind", "name",
@@ -76,7 +59,7 @@ static const char APPEND_SQL[] =
     "WITH input AS (SELECT DISTINCT ON (t.e->>'group_id') t.e->>'group_id' AS group_id, t.e"
     "  FROM json_array_elements($1::json) WITH ORDINALITY AS t(e, ord)"
     "  ORDER BY t.e->>'group_id', t.ord DESC),"
-    " written AS (INSERT INTO school_policy.groups AS g (" GROUP_COLUMNS ")"
+    " written AS (INSERT INTO school_policy.groups AS g (" SSP_PG_GROUP_COLUMNS ")"
     "  SELECT i.group_id, e->>'school', e->>'kind', e->>'name', e->>'topic',"
     "   (e->>'two_way')::boolean, (e->>'closed')::boolean, e->>'state',"
     "   (e->>'archive_at_ms')::bigint, (e->>'version')::bigint,"
@@ -96,224 +79,6 @@ static const char APPEND_SQL[] =
     " SELECT i.group_id FROM input i JOIN school_policy.groups g ON g.group_id = i.group_id"
     " WHERE g.version > (i.e->>'version')::bigint";
 
-static const char *const KINDS[] = {"course", "team", "class", NULL};
-static const char *const STATES[] = {"active", "archived", "deleted", NULL};
-
-/* ---- a row into a group ---- */
-
-typedef struct member_ref {
-    const char *user_id; /* into the row being built */
-    ssp_group_role role;
-} member_ref;
-
-/* The members of the row being built: reused from row to row. */
-typedef struct member_buf {
-    member_ref *refs;
-    size_t n, cap;
-} member_buf;
-
-static int member_push(member_buf *mb, const char *user_id, ssp_group_role role)
-{
-    if (mb->n == mb->cap) {
-        size_t cap = mb->cap ? mb->cap * 2 : 64;
-        member_ref *refs = realloc(mb->refs, cap * sizeof *refs);
-
-        if (refs == NULL)
-            return -1;
-        mb->refs = refs;
-        mb->cap = cap;
-    }
-    mb->refs[mb->n].user_id = user_id;
-    mb->refs[mb->n].role = role;
-    mb->n++;
-    return 0;
-}
-
-/* Parses a PostgreSQL array literal of text ({a,"b \"c\"",...}) in place,
- * each element onto mb with role. 0, 1 when it is not such a literal or
- * holds a NULL, -1 when out of memory. */
-static int parse_text_array(char *s, ssp_group_role role, member_buf *mb)
-{
-    if (*s++ != '{')
-        return 1;
-    if (*s == '}')
-        return s[1] == '\0' ? 0 : 1;
-    for (;;) {
-        char *start, delimiter;
-
-        if (*s == '"') {
-            char *out = start = ++s;
-
-            while (*s != '"') {
-                if (*s == '\\')
-                    s++;
-                if (*s == '\0')
-                    return 1;
-                *out++ = *s++;
-            }
-            s++;
-            *out = '\0'; /* out is before s */
-        } else {
-            start = s;
-            while (*s != ',' && *s != '}' && *s != '\0')
-                s++;
-            if (s - start == 4 && strncasecmp(start, "NULL", 4) == 0)
-                return 1;
-        }
-        delimiter = *s;
-        if (delimiter != ',' && delimiter != '}')
-            return 1;
-        *s++ = '\0';
-        if (member_push(mb, start, role) != 0)
-            return -1;
-        if (delimiter == '}')
-            return *s == '\0' ? 0 : 1;
-    }
-}
-
-static int name_index(const char *value, const char *const *names)
-{
-    for (int i = 0; names[i] != NULL; i++) {
-        if (strcmp(value, names[i]) == 0)
-            return i;
-    }
-    return -1;
-}
-
-static bool parse_int(const char *text, int64_t *out)
-{
-    char *end;
-    long long value;
-
-    errno = 0;
-    value = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < 0)
-        return false;
-    *out = value;
-    return true;
-}
-
-static int compare_refs(const void *a, const void *b)
-{
-    return strcmp(((const member_ref *)a)->user_id, ((const member_ref *)b)->user_id);
-}
-
-static char *put_string(char **strings, const char *s)
-{
-    char *copy = *strings;
-    size_t len = strlen(s) + 1;
-
-    memcpy(copy, s, len);
-    *strings += len;
-    return copy;
-}
-
-typedef struct row_loader {
-    ssp_roster *roster; /* its server_name, and the skipped counter */
-    member_buf members;
-    size_t rows;
-} row_loader;
-
-/* One row: f[i] is column i, NULL for SQL NULL, modifiable (the arrays are
- * parsed in place). Builds the group in the layout of group.h. A row that
- * breaks the input rules (written with SQL) is skipped and counted, as
- * are members with an invalid user id or of another server (the group is
- * kept without them); a member listed twice keeps its first entry
- * (moderators come first). Returns 0 with *out set (NULL: skipped), or -1
- * when out of memory. */
-static int group_from_row(row_loader *ld, char **f, ssp_group **out)
-{
-    member_buf *mb = &ld->members;
-    const char *server_name = ld->roster->server_name;
-    ssp_error ignored;
-    int kind, state, parsed;
-    int64_t archive_at_ms = 0, version = 0;
-    size_t size, kept = 0;
-    ssp_group *group;
-    char *strings;
-
-    *out = NULL;
-    mb->n = 0;
-    for (int c = 0; c < N_COLUMNS; c++) {
-        if (f[c] == NULL && c != COL_TOPIC && c != COL_ARCHIVE_AT_MS && c != COL_VERSION)
-            goto skip;
-    }
-    kind = name_index(f[COL_KIND], KINDS);
-    state = name_index(f[COL_STATE], STATES);
-    if (ssp_check_group_id("group", f[COL_GROUP_ID], strlen(f[COL_GROUP_ID]), &ignored) != 0 ||
-        ssp_check_school_id("school", f[COL_SCHOOL], strlen(f[COL_SCHOOL]), &ignored) != 0 ||
-        kind < 0 || state < 0 || f[COL_NAME][0] == '\0' ||
-        (f[COL_ARCHIVE_AT_MS] != NULL && !parse_int(f[COL_ARCHIVE_AT_MS], &archive_at_ms)) ||
-        (f[COL_VERSION] != NULL && !parse_int(f[COL_VERSION], &version)))
-        goto skip;
-    parsed = parse_text_array(f[COL_MODERATORS], SSP_GROUP_MODERATOR, mb);
-    if (parsed == 0)
-        parsed = parse_text_array(f[COL_MEMBERS], SSP_GROUP_MEMBER, mb);
-    if (parsed < 0)
-        return -1;
-    if (parsed > 0)
-        goto skip;
-    /* Members with a valid user id (of this server, when it is set). */
-    for (size_t i = 0; i < mb->n; i++) {
-        const char *user_id = mb->refs[i].user_id;
-
-        if (ssp_check_user_id("user_id", user_id, strlen(user_id), server_name, &ignored) != 0) {
-            ssp_roster_note_skipped(ld->roster, 1);
-            continue;
-        }
-        mb->refs[kept++] = mb->refs[i];
-    }
-    mb->n = kept;
-    if (mb->n > 1) {
-        /* Sorted by user id, as group.h wants them; a user listed twice
-         * (the table's CHECK forbids it in both arrays, not twice in one)
-         * keeps one entry, a moderator's if either is. */
-        qsort(mb->refs, mb->n, sizeof *mb->refs, compare_refs);
-        kept = 1;
-        for (size_t i = 1; i < mb->n; i++) {
-            if (strcmp(mb->refs[i].user_id, mb->refs[kept - 1].user_id) == 0) {
-                if (mb->refs[i].role == SSP_GROUP_MODERATOR)
-                    mb->refs[kept - 1].role = SSP_GROUP_MODERATOR;
-                ssp_roster_note_skipped(ld->roster, 1);
-                continue;
-            }
-            mb->refs[kept++] = mb->refs[i];
-        }
-        mb->n = kept;
-    }
-    size = sizeof(ssp_group) + mb->n * sizeof(ssp_group_member) + strlen(f[COL_GROUP_ID]) +
-           strlen(f[COL_SCHOOL]) + strlen(f[COL_NAME]) + 3 +
-           (f[COL_TOPIC] ? strlen(f[COL_TOPIC]) + 1 : 0);
-    for (size_t i = 0; i < mb->n; i++)
-        size += strlen(mb->refs[i].user_id) + 1;
-    group = malloc(size);
-    if (group == NULL)
-        return -1;
-    strings = (char *)&group->members[mb->n];
-    group->group_id = put_string(&strings, f[COL_GROUP_ID]);
-    group->school = put_string(&strings, f[COL_SCHOOL]);
-    group->kind = KINDS[kind]; /* static */
-    group->name = put_string(&strings, f[COL_NAME]);
-    group->topic = f[COL_TOPIC] ? put_string(&strings, f[COL_TOPIC]) : NULL;
-    group->two_way = f[COL_TWO_WAY][0] == 't';
-    group->closed = f[COL_CLOSED][0] == 't';
-    group->state = (ssp_group_state)state;
-    group->archive_at_ms = archive_at_ms;
-    group->has_version = f[COL_VERSION] != NULL;
-    group->version = version;
-    group->n_members = mb->n;
-    for (size_t i = 0; i < mb->n; i++) {
-        group->members[i].user_id = put_string(&strings, mb->refs[i].user_id);
-        group->members[i].role = mb->refs[i].role;
-    }
-    ld->rows++;
-    *out = group;
-    return 0;
-skip:
-    ssp_roster_note_skipped(ld->roster, 1);
-    return 0;
-}
-
 /* A group into map (taking it; a group already there is replaced). */
 static int map_put(ssp_strmap *map, ssp_group *group)
 {
@@ -327,57 +92,24 @@ static int map_put(ssp_strmap *map, ssp_group *group)
     return 0;
 }
 
-/* One COPY text line without its newline, NUL-terminated, modified in
- * place. A line with the wrong number of fields is skipped (a torn cache
- * line, a column added by a newer version). */
-static int load_line(row_loader *ld, ssp_strmap *map, char *line)
-{
-    char *f[N_COLUMNS];
-    ssp_group *group;
-    int c = 0;
-
-    for (char *s = line;; s++) {
-        char *tab = strchr(s, '\t');
-
-        if (c == N_COLUMNS)
-            return 0;
-        f[c++] = s;
-        if (tab == NULL)
-            break;
-        *tab = '\0';
-        s = tab;
-    }
-    if (c != N_COLUMNS)
-        return 0;
-    for (c = 0; c < N_COLUMNS; c++) {
-        if (strcmp(f[c], "\\N") == 0)
-            f[c] = NULL;
-        else
-            ssp_pg_copy_unescape(f[c]);
-    }
-    if (group_from_row(ld, f, &group) != 0)
-        return -1;
-    return group == NULL ? 0 : map_put(map, group);
-}
-
 /* ---- loading ---- */
 
 typedef struct copy_load {
-    row_loader *ld;
+    ssp_pg_group_reader reader;
     ssp_strmap *map;
     ssp_pg_cache_writer cache;
 } copy_load;
 
+/* One message of the COPY binary stream: written to the cache as it came,
+ * then read (in place). */
 static int copy_row(void *ctx, char *data, size_t len, ssp_error *err)
 {
     copy_load *cl = ctx;
+    ssp_group *group;
 
     ssp_pg_cache_add(&cl->cache, data, len);
-    if (len > 0 && data[len - 1] == '\n')
-        data[len - 1] = '\0';
-    else
-        data[len] = '\0'; /* libpq's buffer holds one byte more */
-    if (load_line(cl->ld, cl->map, data) != 0)
+    if (ssp_pg_group_from_binary(&cl->reader, data, len, &group) != 0 ||
+        (group != NULL && map_put(cl->map, group) != 0))
         return ssp_fail_nomem(err);
     return 0;
 }
@@ -399,7 +131,6 @@ int ssp_pg_groups_load(ssp_pgstore *pg, ssp_pg_conn *conn, ssp_strmap *map, int6
                        ssp_error *err)
 {
     ssp_pg_rows *rows;
-    row_loader ld = {pg->env->roster, {NULL, 0, 0}, 0};
     copy_load cl;
     char *path;
     int rc;
@@ -414,13 +145,13 @@ int ssp_pg_groups_load(ssp_pgstore *pg, ssp_pg_conn *conn, ssp_strmap *map, int6
     path = cache_path(pg);
     if (path == NULL)
         return ssp_fail_nomem(err);
-    cl.ld = &ld;
+    ssp_pg_group_reader_init(&cl.reader, pg->env->roster);
     cl.map = map;
     ssp_pg_cache_begin(&cl.cache, path);
     free(path);
     rc = ssp_pg_copy_out(conn, LOAD_SQL, copy_row, &cl, err);
     ssp_pg_cache_end(&cl.cache, rc == 0);
-    free(ld.members.refs);
+    ssp_pg_group_reader_destroy(&cl.reader);
     return rc;
 }
 
@@ -467,12 +198,11 @@ int ssp_pg_groups_open_finish(ssp_pg_groups_open *op, int64_t *version, ssp_erro
 
 int ssp_pg_groups_load_cache(ssp_pgstore *pg, ssp_strmap *map, ssp_error *err)
 {
-    char *path = cache_path(pg);
+    char *path = cache_path(pg), *buf = NULL;
     FILE *file;
-    row_loader ld = {pg->env->roster, {NULL, 0, 0}, 0};
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
+    ssp_pg_group_reader reader;
+    size_t cap = CACHE_READ, used = 0, done = 0;
+    bool eof = false;
     int rc = 0;
 
     if (path == NULL)
@@ -484,19 +214,56 @@ int ssp_pg_groups_load_cache(ssp_pgstore *pg, ssp_strmap *map, ssp_error *err)
         free(path);
         return rc;
     }
-    while ((len = getline(&line, &cap, file)) > 0) {
-        if (line[len - 1] != '\n')
-            break; /* torn last line */
-        line[len - 1] = '\0';
-        if (load_line(&ld, map, line) != 0) {
+    buf = malloc(cap);
+    if (buf == NULL) {
+        fclose(file);
+        free(path);
+        return ssp_fail_nomem(err);
+    }
+    ssp_pg_group_reader_init(&reader, pg->env->roster);
+    /* The stream in pieces: each whole message is copied out (the reader
+     * writes past its end) and read; a torn last one is left. */
+    while (rc == 0) {
+        size_t len = ssp_pg_group_binary_length(buf + done, used - done, reader.header_seen);
+        char *message;
+        ssp_group *group;
+
+        if (len == 0) {
+            if (eof)
+                break;
+            memmove(buf, buf + done, used - done);
+            used -= done;
+            done = 0;
+            if (used == cap) {
+                char *grown = realloc(buf, cap * 2);
+
+                if (grown == NULL) {
+                    rc = ssp_fail_nomem(err);
+                    break;
+                }
+                buf = grown;
+                cap *= 2;
+            }
+            used += fread(buf + used, 1, cap - used, file);
+            eof = feof(file) || ferror(file);
+            continue;
+        }
+        message = malloc(len + 1);
+        if (message == NULL) {
             rc = ssp_fail_nomem(err);
             break;
         }
+        memcpy(message, buf + done, len);
+        done += len;
+        if (ssp_pg_group_from_binary(&reader, message, len, &group) != 0 ||
+            (group != NULL && map_put(map, group) != 0))
+            rc = ssp_fail_nomem(err);
+        free(message);
     }
-    free(line);
+    ssp_pg_group_reader_destroy(&reader);
+    free(buf);
     fclose(file);
     free(path);
-    free(ld.members.refs);
     return rc;
 }
 
@@ -587,27 +354,28 @@ static int apply_loaded(ssp_pgstore *pg, ssp_strmap *loaded, ssp_error *err)
 /* The rows of a SELECT_SQL into groups (map: group id -> ssp_group*). */
 static int load_rows(ssp_pgstore *pg, const ssp_pg_rows *res, ssp_strmap *map, ssp_error *err)
 {
-    row_loader ld = {pg->env->roster, {NULL, 0, 0}, 0};
+    ssp_pg_group_reader reader;
     int rc = 0;
 
+    ssp_pg_group_reader_init(&reader, pg->env->roster);
     for (int r = 0; r < ssp_pg_nrows(res) && rc == 0; r++) {
-        char *f[N_COLUMNS];
+        char *f[SSP_PG_GROUP_N_COLUMNS];
         ssp_group *group = NULL;
 
         /* Copies: the arrays are parsed in place. */
-        for (int c = 0; c < N_COLUMNS; c++) {
+        for (int c = 0; c < SSP_PG_GROUP_N_COLUMNS; c++) {
             f[c] = NULL;
             if (!ssp_pg_isnull(res, r, c) && (f[c] = ssp_strdup(ssp_pg_value(res, r, c))) == NULL)
                 rc = -1;
         }
-        if (rc == 0 && group_from_row(&ld, f, &group) != 0)
+        if (rc == 0 && ssp_pg_group_from_text(&reader, f, &group) != 0)
             rc = -1;
         if (rc == 0 && group != NULL && map_put(map, group) != 0)
             rc = -1;
-        for (int c = 0; c < N_COLUMNS; c++)
+        for (int c = 0; c < SSP_PG_GROUP_N_COLUMNS; c++)
             free(f[c]);
     }
-    free(ld.members.refs);
+    ssp_pg_group_reader_destroy(&reader);
     return rc == 0 ? 0 : ssp_fail_nomem(err);
 }
 

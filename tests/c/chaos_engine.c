@@ -281,27 +281,33 @@ out:
 }
 
 /* The PostgreSQL store opened during an outage: the groups come from the
- * local cache (COPY text rows), whose loader fails with SSP_ERR_NOMEM at
+ * local cache (a COPY binary stream), whose loader fails with SSP_ERR_NOMEM at
  * each of its allocations and leaves nothing half loaded. */
 static void chaos_pgstore_open_from_the_groups_cache_fails_cleanly(void)
 {
     tu_fixture fx;
     outcomes o;
     ssp_error err;
-    char *cache = NULL;
+    char *cache = NULL, *stream = NULL;
+    size_t len = 0;
     long n;
+    const char *berg[] = {"@berg:school.example", NULL};
+    const char *pupils[] = {"@ali:school.example", "@b,o:school.example", NULL};
+    const tu_group_row course = {"course-1", "gym-nord", "course", "Mathe", NULL, "active",
+                                 false, true, 0, "3", berg, pupils};
+    const tu_group_row team = {"team-2", "gym-nord", "team", "Team", "Thema", "archived",
+                               true, false, 5, NULL, NULL, pupils};
 
     memset(&o, 0, sizeof o);
     /* Port 1 on loopback: nothing listens, the store starts from its caches. */
     if (!tu_setup(&fx, "\"database\": \"host=127.0.0.1 port=1 dbname=x user=x\""))
         goto out;
     cache = tu_path(fx.dir, "main.groups-cache");
-    REQUIRE(tu_write_file(cache,
-                          "course-1\tgym-nord\tcourse\tMathe\t\\N\tf\tt\tactive\t\\N\t3\t"
-                          "{@berg:school.example}\t{@ali:school.example,\"@b,o:school.example\"}\n"
-                          "team-2\tgym-nord\tteam\tTeam\tThema\tt\tf\tarchived\t5\t\\N\t{}\t"
-                          "{@ali:school.example}\n",
-                          false) == 0);
+    tu_copy_header(&stream, &len);
+    tu_copy_group_row(&stream, &len, &course);
+    tu_copy_group_row(&stream, &len, &team);
+    tu_copy_trailer(&stream, &len);
+    REQUIRE(tu_write_bytes(cache, stream, len) == 0);
     ssp_engine_free(fx.engine);
     fx.engine = NULL;
     for (n = 1; n <= MAX_RUNS; n++) {
@@ -329,6 +335,7 @@ static void chaos_pgstore_open_from_the_groups_cache_fails_cleanly(void)
     report("ssp_engine_open (PostgreSQL unreachable, groups from the cache)", &o);
 out:
     free(cache);
+    free(stream);
     tu_teardown(&fx);
 }
 

@@ -107,42 +107,46 @@ out:
     tu_teardown(&fx);
 }
 
-/* The groups cache (data_dir/<worker>.groups-cache, COPY text of
- * school_policy.groups) read when the database is unreachable at start-up:
- * escapes and array quoting undone, members sorted, rows that break the
- * rules skipped and counted, a torn last line ignored. */
-#define GROUP_ROW(id, kind, name, topic, version, moderators, members)                             \
-    id "\tgym-nord\t" kind "\t" name "\t" topic "\tf\tt\tactive\t\\N\t" version "\t" moderators   \
-       "\t" members
-
+/* The groups cache (data_dir/<worker>.groups-cache, the COPY binary
+ * stream of school_policy.groups) read when the database is unreachable at
+ * start-up: members sorted, rows and members that break the rules skipped
+ * and counted, a torn last row ignored. */
 static void pgstore_groups_start_from_the_cache_during_an_outage(void)
 {
     tu_fixture fx;
     ssp_store_status st;
-    char *cache = NULL;
+    char *cache = NULL, *stream = NULL;
+    size_t len = 0, torn;
     const ssp_group *group;
-    const char *rows =
-        /* a tab in the name, a quoted member with a quote and a backslash */
-        GROUP_ROW("course-1", "course", "Mathe\\t7b", "\\N", "17", "{@berg:school.example}",
-                  "{@zed:school.example,\"@q\\\\\"u\\\\\\\\o:school.example\",@ali:school.example}")
-        "\n"
+    const char *berg[] = {"@berg:school.example", NULL};
+    const char *course[] = {"@zed:school.example", "@q\"u\\o,{x}:school.example",
+                            "@ali:school.example", NULL};
+    const char *team[] = {"@ali:school.example", "@x:other.example", NULL};
+    const char *ali[] = {"@ali:school.example", NULL};
+    const char *with_null[] = {"\\N", NULL};
+    const tu_group_row rows[] = {
+        /* a tab in the name, odd characters in a member id */
+        {"course-1", "gym-nord", "course", "Mathe\t7b", NULL, "active", false, true, 0, "17",
+         berg, course},
         /* a member of another server is left out, the group stays */
-        GROUP_ROW("team-2", "team", "Team", "Thema", "\\N", "{}",
-                  "{@ali:school.example,@x:other.example}")
-        "\n"
+        {"team-2", "gym-nord", "team", "Team", "Thema", "archived", true, false, 1785542400000LL,
+         NULL, NULL, team},
         /* an unknown kind: the row is skipped */
-        GROUP_ROW("class-3", "seminar", "S", "\\N", "1", "{}", "{@ali:school.example}")
-        "\n"
+        {"class-3", "gym-nord", "seminar", "S", NULL, "active", false, true, 0, "1", NULL, ali},
         /* a NULL member: the row is skipped */
-        GROUP_ROW("class-4", "class", "K", "\\N", "1", "{NULL}", "{}")
-        "\n"
-        /* torn: no newline */
-        GROUP_ROW("course-5", "course", "T", "\\N", "1", "{}", "{}");
+        {"class-4", "gym-nord", "class", "K", NULL, "active", false, true, 0, "1", with_null, NULL},
+        /* torn below */
+        {"course-5", "gym-nord", "course", "T", NULL, "active", false, true, 0, "1", NULL, ali},
+    };
 
+    tu_copy_header(&stream, &len);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        tu_copy_group_row(&stream, &len, &rows[i]);
+    torn = len - 3; /* the last row without its last bytes, and no trailer */
     if (!tu_setup(&fx, DOWN_DB))
         goto out;
     cache = tu_path(fx.dir, "main.groups-cache");
-    CHECK_INT_EQ(tu_write_file(cache, rows, false), 0);
+    CHECK_INT_EQ(tu_write_bytes(cache, stream, torn), 0);
     if (!tu_reopen(&fx))
         goto out;
     pthread_rwlock_rdlock(&fx.engine->roster.lock);
@@ -162,7 +166,7 @@ static void pgstore_groups_start_from_the_cache_during_an_outage(void)
             CHECK_STR_EQ(group->members[0].user_id, "@ali:school.example");
             CHECK_STR_EQ(group->members[1].user_id, "@berg:school.example");
             CHECK_INT_EQ(group->members[1].role, SSP_GROUP_MODERATOR);
-            CHECK_STR_EQ(group->members[2].user_id, "@q\"u\\o:school.example");
+            CHECK_STR_EQ(group->members[2].user_id, "@q\"u\\o,{x}:school.example");
             CHECK_INT_EQ(group->members[2].role, SSP_GROUP_MEMBER);
             CHECK_STR_EQ(group->members[3].user_id, "@zed:school.example");
         }
@@ -172,6 +176,10 @@ static void pgstore_groups_start_from_the_cache_during_an_outage(void)
     if (group != NULL) {
         CHECK_STR_EQ(group->topic, "Thema");
         CHECK(!group->has_version);
+        CHECK(group->two_way);
+        CHECK(!group->closed);
+        CHECK_INT_EQ(group->state, SSP_GROUP_ARCHIVED);
+        CHECK_INT_EQ(group->archive_at_ms, 1785542400000LL);
         CHECK_INT_EQ(group->n_members, 1);
     }
     CHECK(ssp_roster_group(&fx.engine->roster, "class-3", strlen("class-3")) == NULL);
@@ -182,6 +190,7 @@ static void pgstore_groups_start_from_the_cache_during_an_outage(void)
     CHECK_INT_EQ(st.roster_skipped, 3); /* the other server's member and two rows */
 out:
     free(cache);
+    free(stream);
     tu_teardown(&fx);
 }
 

@@ -258,3 +258,25 @@ def test_a_group_written_while_a_process_reconnects_reaches_it(main, worker, db)
     wait_for(lambda: version_of(worker, "course-1") == 2, "the worker sees version 2")
     assert roles(worker.group_get("course-1")) == [(ANNA, "member"), (BERG, "moderator")]
     wait_for(lambda: worker.store_status()["connected"], "the worker is connected again")
+
+
+def test_a_process_starts_from_its_groups_cache_while_the_database_is_away(config):
+    engine = open_engine(config, "worker3")
+    engine.group_put("course-1", body(version=3, topic="Thema", members=('@q"x,{y}:school.test',)))
+    engine.group_put("team-2", body(kind="team", state="archived", archive_at_ms=1785542400000))
+    del engine
+    gc.collect()
+    # the last full load (the open above) left data_dir/worker3.groups-cache;
+    # the writes after it come again with the next load, not from the cache
+    engine = open_engine(config, "worker3")
+    expected = {s: engine.groups_list(s, None, 10) for s in ("gym-nord", "rs-ost")}
+    assert [g["group"] for g in expected["gym-nord"]["groups"]] == ["course-1", "team-2"]
+    del engine
+    gc.collect()
+    away = dict(config, database="host=127.0.0.1 port=1 dbname=x user=x")  # nothing listens there
+    engine = open_engine(away, "worker3")
+    assert engine.store_status()["connected"] is False
+    # reads of the index go on (a group's room id needs the database)
+    for school, page in expected.items():
+        assert engine.groups_list(school, None, 10) == page, school
+    assert engine.groups_of('@q"x,{y}:school.test') == ["course-1"]
