@@ -42,7 +42,8 @@ static const char *const STATES[] = {"active", "archived", "deleted", NULL};
 
 /* A row's fields but the members (which are on the reader's list). */
 typedef struct group_row {
-    const char *group_id, *school, *kind, *name, *topic, *state; /* NUL-terminated; topic may be NULL */
+    /* NUL-terminated; topic may be NULL */
+    const char *group_id, *school, *kind, *name, *topic, *state;
     bool two_way, closed, has_archive_at, has_version;
     int64_t archive_at_ms, version;
 } group_row;

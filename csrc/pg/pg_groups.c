@@ -209,8 +209,9 @@ int ssp_pg_groups_load_cache(ssp_pgstore *pg, ssp_strmap *map, ssp_error *err)
         return ssp_fail_nomem(err);
     file = fopen(path, "re");
     if (file == NULL) {
-        rc = errno == ENOENT ? 0
-                             : ssp_fail(err, SSP_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+        rc = errno == ENOENT
+                 ? 0
+                 : ssp_fail(err, SSP_ERR_IO, "cannot read %s: %s", path, strerror(errno));
         free(path);
         return rc;
     }
@@ -427,7 +428,8 @@ int ssp_pg_groups_incremental_sync(ssp_pgstore *pg, ssp_error *err)
     params[0] = since;
     res = ssp_pg_query(pg->conn,
                        "SELECT version, group_id FROM school_policy.group_changes"
-                       " WHERE version > $1::bigint ORDER BY version LIMIT " AS_TEXT(INCREMENTAL_MAX),
+                       " WHERE version > $1::bigint ORDER BY version"
+                       " LIMIT " AS_TEXT(INCREMENTAL_MAX),
                        1, params, true, NULL, err);
     if (res == NULL)
         goto done;
