@@ -35,7 +35,10 @@ const char *ssp_group_role_name(ssp_group_role role)
 typedef struct member_ref {
     const char *user_id;
     ssp_group_role role;
+    size_t index; /* in the body's list, for errors */
 } member_ref;
+
+static int compare_refs(const void *a, const void *b);
 
 /* Everything of a group but its members, borrowed from the body. */
 typedef struct group_fields {
@@ -129,8 +132,9 @@ static int int_field(json_t *body, const char *key, const char *path, bool *pres
     return 0;
 }
 
-static int parse_fields(const char *group_id, json_t *body, const char *path, group_fields *f,
-                        ssp_error *err)
+/* stored: the stored form, whose "moderators" list is a key too. */
+static int parse_fields(const char *group_id, json_t *body, const char *path, bool stored,
+                        group_fields *f, ssp_error *err)
 {
     const char *key;
     json_t *value;
@@ -140,7 +144,7 @@ static int parse_fields(const char *group_id, json_t *body, const char *path, gr
     json_object_foreach(body, key, value) {
         for (i = 0; KEYS[i] != NULL && strcmp(KEYS[i], key) != 0; i++)
             ;
-        if (KEYS[i] == NULL)
+        if (KEYS[i] == NULL && !(stored && strcmp(key, "moderators") == 0))
             return ssp_fail(err, SSP_ERR_INPUT, "%s: unknown field", at(buf, sizeof buf, path, key));
     }
     value = json_object_get(body, "group");
@@ -203,16 +207,43 @@ static int parse_fields(const char *group_id, json_t *body, const char *path, gr
     return 0;
 }
 
+/* Sorts refs by user id and fails when one is listed twice: of the
+ * entries that repeat an earlier one, the first in the list is named. */
+static int sort_unique(member_ref *refs, size_t n, const char *list_path, ssp_error *err)
+{
+    size_t dup = SIZE_MAX, first = 0, at_sorted = 0;
+
+    if (n > 1)
+        qsort(refs, n, sizeof *refs, compare_refs);
+    /* Equal ids sort by index, so in a run of one id the first entry is
+     * the earliest and every other one repeats it. */
+    for (size_t i = 1; i < n; i++) {
+        size_t j = i;
+
+        if (strcmp(refs[i - 1].user_id, refs[i].user_id) != 0 || refs[i].index >= dup)
+            continue;
+        while (j > 0 && strcmp(refs[j - 1].user_id, refs[i].user_id) == 0)
+            j--;
+        dup = refs[i].index;
+        first = refs[j].index;
+        at_sorted = i;
+    }
+    if (dup == SIZE_MAX)
+        return 0;
+    return ssp_fail(err, SSP_ERR_INPUT, "%s[%zu].user_id: %s is listed twice (also %s[%zu])",
+                    list_path, dup, refs[at_sorted].user_id, list_path, first);
+}
+
 /* The members list: each {"user_id", "role"}, each user once. *refs is a
- * new array of *n entries (caller frees), borrowed from the body. */
+ * new array of *n entries (caller frees), borrowed from the body, sorted
+ * by user id. The paths of errors are only formatted for an error: a
+ * journal replay parses millions of members. */
 static int parse_members(json_t *members, const char *path, const char *server_name,
                          member_ref **refs_out, size_t *n_out, ssp_error *err)
 {
-    char list_path[PATH_MAX_LEN], item[PATH_MAX_LEN + 32], field[PATH_MAX_LEN + 48];
+    char list_path[PATH_MAX_LEN], item[PATH_MAX_LEN + 32];
     size_t n = json_array_size(members);
     member_ref *refs;
-    ssp_strmap seen; /* user_id -> index + 1 */
-    int rc = -1;
 
     at(list_path, sizeof list_path, path, "members");
     *refs_out = NULL;
@@ -222,66 +253,61 @@ static int parse_members(json_t *members, const char *path, const char *server_n
     refs = calloc(n ? n : 1, sizeof *refs);
     if (refs == NULL)
         return ssp_fail_nomem(err);
-    ssp_strmap_init(&seen);
-    if (ssp_strmap_reserve(&seen, n) != 0) {
-        ssp_fail_nomem(err);
-        goto done;
-    }
     for (size_t i = 0; i < n; i++) {
         json_t *entry = json_array_get(members, i), *user_id, *value;
         const char *key;
-        void *first;
+        ssp_error scratch;
         int role;
 
-        snprintf(item, sizeof item, "%s[%zu]", list_path, i);
         if (!json_is_object(entry)) {
+            snprintf(item, sizeof item, "%s[%zu]", list_path, i);
             ssp_fail(err, SSP_ERR_INPUT, "%s: expected an object with user_id and role", item);
-            goto done;
+            goto fail;
         }
         json_object_foreach(entry, key, value) {
             if (strcmp(key, "user_id") != 0 && strcmp(key, "role") != 0) {
-                ssp_fail(err, SSP_ERR_INPUT, "%s.%s: unknown field", item, key);
-                goto done;
+                ssp_fail(err, SSP_ERR_INPUT, "%s[%zu].%s: unknown field", list_path, i, key);
+                goto fail;
             }
         }
         user_id = json_object_get(entry, "user_id");
-        snprintf(field, sizeof field, "%s.user_id", item);
-        if (!json_is_string(user_id)) {
-            ssp_fail(err, SSP_ERR_INPUT, "%s: expected a Matrix user id (@user:server)", field);
-            goto done;
+        if (!json_is_string(user_id) ||
+            ssp_check_user_id("", json_string_value(user_id), json_string_length(user_id),
+                              server_name, &scratch) != 0) {
+            snprintf(item, sizeof item, "%s[%zu].user_id", list_path, i);
+            if (!json_is_string(user_id))
+                ssp_fail(err, SSP_ERR_INPUT, "%s: expected a Matrix user id (@user:server)", item);
+            else
+                (void)ssp_check_user_id(item, json_string_value(user_id),
+                                        json_string_length(user_id), server_name, err);
+            goto fail;
         }
-        if (ssp_check_user_id(field, json_string_value(user_id), json_string_length(user_id),
-                              server_name, err) != 0)
-            goto done;
-        first = ssp_strmap_get(&seen, json_string_value(user_id));
-        if (first != NULL) {
-            ssp_fail(err, SSP_ERR_INPUT, "%s: %s is listed twice (also %s[%zu])", field,
-                     json_string_value(user_id), list_path, (size_t)(uintptr_t)first - 1);
-            goto done;
-        }
-        /* Cannot fail: room was reserved. */
-        (void)ssp_strmap_put(&seen, json_string_value(user_id), (void *)(uintptr_t)(i + 1), NULL);
         role = name_index(json_object_get(entry, "role"), ROLE_NAMES);
         if (role < 0) {
-            ssp_fail(err, SSP_ERR_INPUT, "%s.role: expected moderator or member", item);
-            goto done;
+            ssp_fail(err, SSP_ERR_INPUT, "%s[%zu].role: expected moderator or member", list_path,
+                     i);
+            goto fail;
         }
         refs[i].user_id = json_string_value(user_id);
         refs[i].role = (ssp_group_role)role;
+        refs[i].index = i;
     }
+    if (sort_unique(refs, n, list_path, err) != 0)
+        goto fail;
     *refs_out = refs;
     *n_out = n;
-    refs = NULL;
-    rc = 0;
-done:
-    ssp_strmap_destroy(&seen);
+    return 0;
+fail:
     free(refs);
-    return rc;
+    return -1;
 }
 
 static int compare_refs(const void *a, const void *b)
 {
-    return strcmp(((const member_ref *)a)->user_id, ((const member_ref *)b)->user_id);
+    const member_ref *x = a, *y = b;
+    int cmp = strcmp(x->user_id, y->user_id);
+
+    return cmp != 0 ? cmp : (x->index > y->index) - (x->index < y->index);
 }
 
 static char *put_string(char **strings, const char *s)
@@ -308,8 +334,6 @@ static ssp_group *build(const group_fields *f, member_ref *refs, size_t n)
     group = malloc(size);
     if (group == NULL)
         return NULL;
-    if (n > 1)
-        qsort(refs, n, sizeof *refs, compare_refs);
     strings = (char *)&group->members[n];
     group->group_id = put_string(&strings, f->group_id);
     group->school = put_string(&strings, f->school);
@@ -342,7 +366,7 @@ int ssp_group_parse(const char *group_id, json_t *body, const char *path,
     *out = NULL;
     if (!json_is_object(body))
         return ssp_fail(err, SSP_ERR_INPUT, "%s: expected an object", path[0] ? path : "body");
-    if (parse_fields(group_id, body, path, &f, err) != 0)
+    if (parse_fields(group_id, body, path, false, &f, err) != 0)
         return -1;
     members = json_object_get(body, "members");
     /* A deleted group's snapshot may leave its members out. */
@@ -415,6 +439,87 @@ json_t *ssp_group_to_json(const ssp_group *group)
         return NULL;
     }
     return out;
+}
+
+/* ---- the stored form ---- */
+
+static json_t *ids_with_role(const ssp_group *group, ssp_group_role role)
+{
+    json_t *ids = json_array();
+
+    for (size_t i = 0; ids != NULL && i < group->n_members; i++) {
+        if (group->members[i].role == role &&
+            json_array_append_new(ids, json_string(group->members[i].user_id)) != 0) {
+            json_decref(ids);
+            return NULL;
+        }
+    }
+    return ids;
+}
+
+json_t *ssp_group_to_stored_json(const ssp_group *group)
+{
+    json_t *out = ssp_group_to_json(group);
+
+    /* json_object_set_new steals the value, also on failure (NULL fails). */
+    if (out != NULL &&
+        (json_object_set_new(out, "members", ids_with_role(group, SSP_GROUP_MEMBER)) != 0 ||
+         json_object_set_new(out, "moderators", ids_with_role(group, SSP_GROUP_MODERATOR)) != 0)) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* The ids of a stored list into refs[*n...], with role. */
+static int stored_ids(json_t *list, const char *name, ssp_group_role role, member_ref *refs,
+                      size_t *n, ssp_error *err)
+{
+    size_t i;
+    json_t *id;
+
+    if (!json_is_array(list))
+        return ssp_fail(err, SSP_ERR_INPUT, "%s: expected a list of user ids", name);
+    json_array_foreach(list, i, id) {
+        if (!json_is_string(id))
+            return ssp_fail(err, SSP_ERR_INPUT, "%s[%zu]: expected a user id", name, i);
+        if (ssp_check_user_id(name, json_string_value(id), json_string_length(id), NULL, err) !=
+            0)
+            return -1;
+        refs[*n].user_id = json_string_value(id);
+        refs[*n].role = role;
+        refs[*n].index = *n;
+        (*n)++;
+    }
+    return 0;
+}
+
+int ssp_group_parse_stored(json_t *body, ssp_group **out, ssp_error *err)
+{
+    group_fields f;
+    json_t *members = json_object_get(body, "members"), *moderators;
+    member_ref *refs = NULL;
+    size_t n = 0;
+    int rc = -1;
+
+    *out = NULL;
+    moderators = json_object_get(body, "moderators");
+    if (!json_is_object(body))
+        return ssp_fail(err, SSP_ERR_INPUT, "group: expected an object");
+    if (parse_fields(NULL, body, "", true, &f, err) != 0)
+        return -1;
+    refs = calloc(json_array_size(members) + json_array_size(moderators) + 1, sizeof *refs);
+    if (refs == NULL)
+        return ssp_fail_nomem(err);
+    if (stored_ids(members, "members", SSP_GROUP_MEMBER, refs, &n, err) != 0 ||
+        stored_ids(moderators, "moderators", SSP_GROUP_MODERATOR, refs, &n, err) != 0 ||
+        sort_unique(refs, n, "members", err) != 0)
+        goto done;
+    *out = build(&f, refs, n);
+    rc = *out != NULL ? 0 : ssp_fail_nomem(err);
+done:
+    free(refs);
+    return rc;
 }
 
 const ssp_group_member *ssp_group_member_of(const ssp_group *group, const char *user_id,

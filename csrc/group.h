@@ -77,6 +77,16 @@ bool ssp_group_supersedes(const ssp_group *stored, const ssp_group *incoming);
 ssp_group *ssp_group_copy_as(const ssp_group *group, ssp_group_state state, bool has_version,
                              int64_t version);
 
+/* The stored form of a group (the embedded store's groups.jsonl): the
+ * JSON form with "members" and "moderators" as lists of user ids, which
+ * loads several times faster than a list of objects. A new reference, NULL
+ * when out of memory. */
+json_t *ssp_group_to_stored_json(const ssp_group *group);
+/* Reads the stored form back: the rules of ssp_group_parse (member ids of
+ * any server). *out a new allocation, or -1 with SSP_ERR_INPUT or
+ * SSP_ERR_NOMEM. */
+int ssp_group_parse_stored(json_t *body, ssp_group **out, ssp_error *err);
+
 /* The names of the enums, as JSON carries them. */
 const char *ssp_group_state_name(ssp_group_state state);
 const char *ssp_group_role_name(ssp_group_role role);

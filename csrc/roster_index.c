@@ -450,32 +450,49 @@ int ssp_roster_apply_group_locked(ssp_roster *roster, ssp_group *group, ssp_erro
     return 0;
 }
 
-static int collect_group(const char *key, void *value, void *ctx)
+/* Lists group for each of its members in a reverse index being built (no
+ * reader sees it yet): one lookup a membership, entries grown by half. -1
+ * when out of memory (the index stays whole, to be freed). */
+static int index_members(ssp_strmap *index, const ssp_group *group)
 {
-    const ssp_group ***next = ctx;
+    for (size_t m = 0; m < group->n_members; m++) {
+        user_groups *entry = user_groups_get_or_add(index, group->members[m].user_id);
 
-    (void)key;
-    *(*next)++ = value;
+        if (entry == NULL)
+            return -1;
+        if (entry->n == entry->cap) {
+            size_t cap = entry->cap < 4 ? 4 : entry->cap + entry->cap / 2;
+            const ssp_group **grown = realloc(entry->groups, cap * sizeof *grown);
+
+            if (grown == NULL)
+                return -1;
+            entry->groups = grown;
+            entry->cap = cap;
+        }
+        entry->groups[entry->n++] = group;
+    }
     return 0;
+}
+
+static int index_group(const char *key, void *value, void *index)
+{
+    (void)key;
+    return index_members(index, value);
 }
 
 int ssp_roster_replace_groups(ssp_roster *roster, ssp_strmap *groups, ssp_error *err)
 {
-    const ssp_group **all = malloc((groups->count ? groups->count : 1) * sizeof *all), **next = all;
     ssp_strmap index, old_groups, old_index;
 
-    if (all == NULL)
-        return ssp_fail_nomem(err);
-    ssp_strmap_each(groups, collect_group, &next);
     ssp_strmap_init(&index);
-    if (reserve_members(&index, all, groups->count) != 0) {
-        free(all);
+    /* Sized for the roster's users, whom the groups mostly list: no
+     * rehash of a million entries on the way. Only a hint when it fails. */
+    if (groups->count > 0)
+        (void)ssp_strmap_reserve(&index, roster->users.count);
+    if (ssp_strmap_each(groups, index_group, &index) != 0) {
         user_groups_map_free(&index);
         return ssp_fail_nomem(err);
     }
-    for (size_t i = 0; i < groups->count; i++)
-        link_members(&index, all[i]);
-    free(all);
     pthread_rwlock_wrlock(&roster->lock);
     old_groups = roster->groups;
     old_index = roster->user_groups;

@@ -31,7 +31,11 @@ static int replay_group_line(void *ctx_ptr, const char *line, size_t len, ssp_er
     if (root == NULL)
         return ssp_fail(err, ssp_json_error_is_oom(&json_err) ? SSP_ERR_NOMEM : SSP_ERR_INPUT, "%s",
                         json_err.text);
-    if (ssp_group_parse(NULL, root, "group", NULL, &group, &invalid) != 0) {
+    /* The stored form ("moderators" and "members" lists of ids); a line in
+     * the API's form is read too. */
+    if ((json_object_get(root, "moderators") != NULL
+             ? ssp_group_parse_stored(root, &group, &invalid)
+             : ssp_group_parse(NULL, root, "group", NULL, &group, &invalid)) != 0) {
         if (invalid.code == SSP_ERR_NOMEM) {
             ssp_fail_nomem(err);
             goto done;
@@ -54,7 +58,7 @@ done:
 
 static char *group_line(const ssp_group *group, size_t *len)
 {
-    json_t *json = ssp_group_to_json(group);
+    json_t *json = ssp_group_to_stored_json(group);
     char *text = json ? ssp_json_dumps_checked(json) : NULL;
     char *line;
 

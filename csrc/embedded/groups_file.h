@@ -1,7 +1,7 @@
 /*
  * The embedded store's groups (groups_file.c): data_dir/groups.jsonl, an
- * append-only file of group snapshots (one group per line, in the JSON form
- * of ssp_group_to_json), replayed into the roster's group index at open:
+ * append-only file of group snapshots (one group per line, in the stored
+ * form of ssp_group_to_stored_json), replayed into the roster's group index at open:
  * the last line of an id wins. Appends are fdatasync'ed before the groups
  * are applied, so an acknowledged group survives a crash; a torn last line
  * is cut off at open. Compacted at open (one line per group, deleted ones

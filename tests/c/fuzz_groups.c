@@ -9,8 +9,10 @@
  * accepted group has valid ids, strictly sorted members that
  * ssp_group_member_of finds, serialises with ssp_group_to_json and parses
  * back to the same JSON; it goes into a roster index and out of it again. A
- * rejection carries a message that starts with the path. Everything is
- * freed.
+ * rejection carries a message that starts with the path. The whole input
+ * also goes through the batch's parsers (ssp_roster_parse_batch for the
+ * users, ssp_groups_parse_batch for the groups): either both lists parse,
+ * every group id once, or an error names where. Everything is freed.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -79,6 +81,20 @@ static void check_group(const ssp_group *group, const char *server)
     REQUIRE(json_again != NULL && json_equal(json, json_again));
     REQUIRE(again->n_members == group->n_members && again->has_version == group->has_version);
 
+    /* The stored form reads back to the same group too. */
+    {
+        json_t *stored = ssp_group_to_stored_json(group), *json_stored;
+        ssp_group *from_store = NULL;
+
+        REQUIRE(stored != NULL);
+        REQUIRE(ssp_group_parse_stored(stored, &from_store, &err) == 0);
+        json_stored = ssp_group_to_json(from_store);
+        REQUIRE(json_stored != NULL && json_equal(json, json_stored));
+        json_decref(json_stored);
+        json_decref(stored);
+        free(from_store);
+    }
+
     /* In and out of an index: its members list it, then nobody does. */
     REQUIRE(ssp_roster_init(&roster, &err) == 0);
     REQUIRE(ssp_roster_apply_group_locked(&roster, again, &err) == 0);
@@ -113,6 +129,35 @@ static void parse_one(const char *group_id, json_t *body, const char *path, cons
     }
 }
 
+/* The {"users", "groups"} batch, as POST /roster parses it. */
+static void parse_batch(json_t *root)
+{
+    ssp_roster_change *changes = NULL;
+    ssp_group **groups = NULL;
+    size_t n = 0, n_groups = 0;
+    ssp_error err;
+
+    memset(&err, 0, sizeof err);
+    if (ssp_roster_parse_batch(root, FUZZ_SERVER, &changes, &n, &err) != 0) {
+        REQUIRE(changes == NULL && n == 0);
+        check_error(&err, "");
+        return;
+    }
+    if (ssp_groups_parse_batch(root, FUZZ_SERVER, &groups, &n_groups, &err) == 0) {
+        REQUIRE(n_groups == json_array_size(json_object_get(root, "groups")));
+        for (size_t i = 0; i < n_groups; i++) {
+            for (size_t j = 0; j < i; j++)
+                REQUIRE(strcmp(groups[i]->group_id, groups[j]->group_id) != 0);
+            check_group(groups[i], FUZZ_SERVER);
+        }
+        ssp_groups_free(groups, n_groups);
+    } else {
+        REQUIRE(groups == NULL && n_groups == 0);
+        check_error(&err, "groups");
+    }
+    ssp_roster_changes_free(changes, n);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t jerr;
@@ -122,6 +167,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (root == NULL)
         return 0;
+    {
+        /* the stored form's reader takes any input without crashing */
+        ssp_group *stored = NULL;
+        ssp_error err;
+
+        if (ssp_group_parse_stored(root, &stored, &err) == 0) {
+            check_group(stored, NULL);
+            free(stored);
+        } else {
+            REQUIRE(stored == NULL);
+            check_error(&err, "");
+        }
+    }
     parse_one(NULL, root, "", NULL);
     parse_one(NULL, root, "", FUZZ_SERVER);
     parse_one("course-1", root, "", FUZZ_SERVER);
@@ -132,6 +190,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         snprintf(path, sizeof path, "groups[%zu]", i);
         parse_one(NULL, json_array_get(groups, i), path, FUZZ_SERVER);
     }
+    parse_batch(root);
     json_decref(root);
     return 0;
 }

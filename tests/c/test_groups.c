@@ -294,6 +294,65 @@ static void group_round_trips_through_to_json(void)
     free(group);
 }
 
+static void stored_form_lists_ids_by_role_and_reads_back_the_same_group(void)
+{
+    ssp_group *group = group_of(MATHE), *again = NULL;
+    json_t *stored, *json, *json_again;
+    ssp_error err;
+    char *text;
+
+    REQUIRE(group != NULL);
+    stored = ssp_group_to_stored_json(group);
+    REQUIRE(stored != NULL);
+    text = json_dumps(json_object_get(stored, "moderators"), JSON_COMPACT);
+    CHECK_STR_EQ(text, "[\"@berg:school.example\"]");
+    free(text);
+    text = json_dumps(json_object_get(stored, "members"), JSON_COMPACT);
+    CHECK_STR_EQ(text, "[\"@ali:school.example\",\"@cem:other.example\"]");
+    free(text);
+    REQUIRE_OK(ssp_group_parse_stored(stored, &again, &err), err);
+    json = ssp_group_to_json(group);
+    json_again = ssp_group_to_json(again);
+    CHECK(json_equal(json, json_again));
+    /* the API's form is not the stored form, nor the other way round */
+    CHECK_INT_EQ(ssp_group_parse(NULL, stored, "", NULL, &group, &err), -1);
+    CHECK_INT_EQ(ssp_group_parse_stored(json, &again, &err), -1);
+    json_decref(stored);
+    json_decref(json);
+    json_decref(json_again);
+    free(again);
+    free(group);
+}
+
+static void stored_form_refuses_a_user_listed_twice_or_a_bad_id(void)
+{
+    static const char *const BAD[] = {
+        "{\"group\": \"g\", \"school\": \"s\", \"kind\": \"team\", \"name\": \"n\","
+        " \"members\": [\"@a:x\"], \"moderators\": [\"@a:x\"]}",
+        "{\"group\": \"g\", \"school\": \"s\", \"kind\": \"team\", \"name\": \"n\","
+        " \"members\": [\"a\"], \"moderators\": []}",
+        "{\"group\": \"g\", \"school\": \"s\", \"kind\": \"team\", \"name\": \"n\","
+        " \"members\": [5], \"moderators\": []}",
+        "{\"group\": \"g\", \"school\": \"s\", \"kind\": \"team\", \"name\": \"n\","
+        " \"members\": []}",
+    };
+
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        json_t *body = tu_json(BAD[i]);
+        ssp_group *group = NULL;
+        ssp_error err;
+
+        if (ssp_group_parse_stored(body, &group, &err) == 0) {
+            CHECK_FAIL("accepted %s", BAD[i]);
+            free(group);
+        } else {
+            CHECK_INT_EQ(err.code, SSP_ERR_INPUT);
+            CHECK(group == NULL);
+        }
+        json_decref(body);
+    }
+}
+
 static void member_of_finds_listed_users_only(void)
 {
     ssp_group *group = group_of(MATHE);
@@ -494,6 +553,8 @@ void run_groups_tests(void)
     RUN(error_of_a_body_of_its_own_has_no_prefix);
     RUN(deleted_group_may_leave_its_members_out);
     RUN(group_round_trips_through_to_json);
+    RUN(stored_form_lists_ids_by_role_and_reads_back_the_same_group);
+    RUN(stored_form_refuses_a_user_listed_twice_or_a_bad_id);
     RUN(member_of_finds_listed_users_only);
     RUN(group_is_archived_by_state_or_by_date);
     RUN(snapshot_not_newer_than_the_stored_one_does_not_supersede_it);

@@ -212,6 +212,25 @@ static void batch_takes_users_and_groups_and_counts_both(void)
     tu_teardown(&fx);
 }
 
+static void feed_message_with_groups_is_applied_durably(void)
+{
+    tu_fixture fx;
+    char *g1 = course("course-1", 1, "");
+    char *message = tu_format("{\"groups\": [%s]}", g1);
+    size_t upserted = 9;
+
+    REQUIRE(setup(&fx));
+    CHECK_INT_EQ(ssp_feed_apply(fx.engine, message, strlen(message), &upserted, &fx.err),
+                 SSP_FEED_APPLIED);
+    CHECK_INT_EQ(upserted, 0);
+    /* durable when applied: there after a restart */
+    REQUIRE(tu_reopen(&fx));
+    CHECK_INT_EQ(ssp_groups_count(fx.engine), 1);
+    free(g1);
+    free(message);
+    tu_teardown(&fx);
+}
+
 static void batch_errors_name_the_key_path(void)
 {
     static const struct {
@@ -610,6 +629,7 @@ void run_groups_api_tests(void)
     RUN(unversioned_snapshot_applies_and_keeps_the_stored_version);
     RUN(group_of_an_unconfigured_school_is_refused_naming_the_path);
     RUN(batch_takes_users_and_groups_and_counts_both);
+    RUN(feed_message_with_groups_is_applied_durably);
     RUN(batch_errors_name_the_key_path);
     RUN(delete_keeps_the_group_as_deleted_above_the_stored_version);
     RUN(list_pages_a_schools_groups_by_id);
