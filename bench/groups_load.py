@@ -92,13 +92,14 @@ def write_embedded(data_dir: str, users: int, groups: int, members: int) -> None
             f.write('{"user_id":"%s","schools":[{"school":"school-%d","role":"student"}]}\n'
                     % (user_id(n), n % SCHOOLS))
     with open(os.path.join(data_dir, "groups.jsonl"), "w") as f:
+        # the stored form (ssp_group_to_stored_json): member ids in two lists
         for i in range(groups):
-            listed = ",".join(
-                '{"user_id":"%s","role":"%s"}' % (user_id(u), "moderator" if j < MODERATORS else "member")
-                for j, u in enumerate(group_members(i, users, members)))
+            ids = [user_id(u) for u in group_members(i, users, members)]
             f.write('{"group":"%s","school":"school-%d","kind":"course","name":"Mathe %d",'
                     '"topic":"Topic %d","two_way":false,"closed":true,"state":"active",'
-                    '"version":1,"members":[%s]}\n' % (group_id(i), i % SCHOOLS, i, i, listed))
+                    '"version":1,"moderators":%s,"members":%s}\n'
+                    % (group_id(i), i % SCHOOLS, i, i, json.dumps(ids[:MODERATORS]),
+                       json.dumps(ids[MODERATORS:])))
 
 
 def fill_postgres(pg, dbname: str, users: int, groups: int, members: int) -> None:
