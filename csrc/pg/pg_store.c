@@ -280,17 +280,19 @@ static void *store_main(void *arg)
                 disconnect(pg, NULL);
                 continue;
             }
-            if (groups_recheck_waiting(pg) && ssp_pg_groups_recheck(pg, &err) != 0) {
-                disconnect(pg, err.message);
-                continue;
+            /* One channel or the other: each change log is read from the
+             * last version seen (nothing when none). Kept in the flags, so
+             * that no notification is lost by a `continue` below. */
+            if (changed)
+                pg->roster_catching_up = pg->groups_catching_up = true;
+            if (groups_recheck_waiting(pg)) {
+                if (ssp_pg_groups_recheck(pg, &err) != 0)
+                    disconnect(pg, err.message);
+                continue; /* look again before sleeping */
             }
-            if (changed || pg->roster_catching_up || pg->groups_catching_up) {
-                /* One channel or the other: each reads its change log
-                 * from the last version seen, nothing when none. */
-                int more = changed || pg->roster_catching_up
-                               ? ssp_pg_roster_incremental_sync(pg, &err)
-                               : 0;
-                int more_groups = more >= 0 && (changed || pg->groups_catching_up)
+            if (pg->roster_catching_up || pg->groups_catching_up) {
+                int more = pg->roster_catching_up ? ssp_pg_roster_incremental_sync(pg, &err) : 0;
+                int more_groups = more >= 0 && pg->groups_catching_up
                                       ? ssp_pg_groups_incremental_sync(pg, &err)
                                       : 0;
 
