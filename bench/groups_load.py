@@ -24,6 +24,14 @@ M members / U), as in a school cloud where each pupil has a few courses.
 
     VENV/bin/python bench/groups_load.py                        # both stores, ~4 min
     VENV/bin/python bench/groups_load.py --store postgres --runs 3
+
+--propagation N (PostgreSQL only, instead of the load): two engines on one
+database (main and worker1, as two Synapse processes would have), N group
+writes alternating between them, each timed from the write's call until the
+other engine's index shows it (groups_list, polling every 0.5 ms): the write's commit,
+the trigger's NOTIFY, the other process's read of the row. p50/p99/max.
+
+    VENV/bin/python bench/groups_load.py --propagation 200
 """
 from __future__ import annotations
 
@@ -145,6 +153,41 @@ def run_child(python: str, config: dict, what: str, probe: dict) -> dict:
     return result
 
 
+def propagation(n: int) -> None:
+    from benchlib import percentile
+    from harness.postgres import PostgresCluster
+
+    from synapse_school_policy import _core
+
+    pg = PostgresCluster().start()
+    try:
+        pg.create_database("groups_propagation")
+        base = {"database": pg.dsn("groups_propagation"), "schools": {"gym-nord": {"messenger": True}}}
+        engines = []
+        for name in ("main", "worker1"):
+            engine = _core.Engine(json.dumps(dict(base, data_dir=tempfile.mkdtemp(prefix=f"ssp-bench-{name}-"))),
+                                  SERVER, name)
+            engine.open()
+            engines.append(engine)
+        latencies = []
+        for i in range(n):
+            writer, reader = engines[i % 2], engines[1 - i % 2]
+            body = {"school": "gym-nord", "kind": "course", "name": f"Kurs {i}", "version": i + 1,
+                    "members": [{"user_id": user_id(j), "role": "member"} for j in range(i % 40 + 1)]}
+            t = time.perf_counter()
+            writer.group_put("course-p", json.dumps(body))
+            # groups_list reads the index only (group_get also asks the store for the room)
+            while [g.get("version") for g in reader.groups_list("gym-nord", None, 1)["groups"]] != [i + 1]:
+                if time.perf_counter() - t > 5:
+                    raise RuntimeError(f"write {i} not seen by the other engine within 5 s")
+                time.sleep(0.0005)
+            latencies.append((time.perf_counter() - t) * 1000)
+        print(f"{n} group writes, alternating between two engines: p50 {percentile(latencies, 50):.1f} ms,"
+              f" p99 {percentile(latencies, 99):.1f} ms, max {max(latencies):.1f} ms")
+    finally:
+        pg.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=1_000_000)
@@ -152,7 +195,12 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=40, help="members per group")
     parser.add_argument("--store", choices=("embedded", "postgres", "both"), default="both")
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--propagation", type=int, default=0,
+                        help="time N group writes reaching the other engine instead (PostgreSQL)")
     args = parser.parse_args()
+    if args.propagation:
+        propagation(args.propagation)
+        return
     if not MODERATORS <= args.members <= args.users:
         parser.error("--members: at least 2, at most --users")
     python = sys.executable
