@@ -218,15 +218,17 @@ def test_a_deleted_row_leaves_every_index(main, worker, db):
         assert engine.groups_of(ANNA) == []
 
 
-def test_member_ids_that_need_quoting_in_an_array_survive_every_path(config, main, worker, db):
+def test_member_ids_and_names_that_need_quoting_survive_every_path(config, main, worker, db):
     # printable ASCII localparts that PostgreSQL's array text form quotes
     odd = ['@a"b:school.test', "@c,d:school.test", "@e\\f:school.test", "@{g}:school.test",
            "@NULL:school.test", "@h\\\"i:school.test"]
-    main.group_put("course-1", body(version=1, members=odd))
+    main.group_put("course-1", body(version=1, members=odd, name='Mathe\t7b "A" \\ {1,2}',
+                                    topic="Zeile 1\nZeile 2 \u00e4\u00df"))
     assert sorted(db.row("course-1")[3]) == sorted(odd)
     # the worker reads the row with a query, a process that starts with COPY
     seen = wait_for(lambda: worker.group_get("course-1"), "the worker sees the group")
     assert sorted(m["user_id"] for m in seen["members"]) == sorted(odd + [BERG])
+    assert seen["name"] == 'Mathe\t7b "A" \\ {1,2}' and seen["topic"] == "Zeile 1\nZeile 2 \u00e4\u00df"
     started = open_engine(config, "worker2")
     assert started.group_get("course-1") == seen
     assert started.store_status()["roster_skipped"] == 0
