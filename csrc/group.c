@@ -10,7 +10,6 @@
 
 #include "group.h"
 #include "ids.h"
-#include "strmap.h"
 
 #define PATH_MAX_LEN 320
 

@@ -487,8 +487,14 @@ int ssp_roster_replace_groups(ssp_roster *roster, ssp_strmap *groups, ssp_error 
     ssp_strmap_init(&index);
     /* Sized for the roster's users, whom the groups mostly list: no
      * rehash of a million entries on the way. Only a hint when it fails. */
-    if (groups->count > 0)
-        (void)ssp_strmap_reserve(&index, roster->users.count);
+    if (groups->count > 0) {
+        size_t users;
+
+        pthread_rwlock_rdlock(&roster->lock);
+        users = roster->users.count;
+        pthread_rwlock_unlock(&roster->lock);
+        (void)ssp_strmap_reserve(&index, users);
+    }
     if (ssp_strmap_each(groups, index_group, &index) != 0) {
         user_groups_map_free(&index);
         return ssp_fail_nomem(err);

@@ -157,6 +157,47 @@ static int refuse_offline(const ssp_embedded_store *emb, ssp_error *err)
                     "PostgreSQL store (database:)");
 }
 
+typedef struct groups_reader {
+    ssp_groups_load load;
+    const char *dir;
+} groups_reader;
+
+static void *read_groups_main(void *arg)
+{
+    groups_reader *reader = arg;
+
+    ssp_groups_file_read(&reader->load, reader->dir);
+    return NULL;
+}
+
+/* Loads the roster journal and the groups file, the groups read and parsed
+ * on a thread of their own meanwhile (both are large at scale; neither
+ * needs the other until the groups go into the roster). Without a thread,
+ * one after the other. */
+static int open_roster_and_groups(ssp_embedded_store *emb, const char *data_dir, ssp_error *err)
+{
+    groups_reader reader = {.dir = data_dir};
+    pthread_t thread;
+    bool threaded = pthread_create(&thread, NULL, read_groups_main, &reader) == 0;
+    int rc;
+
+    rc = ssp_journal_open(&emb->journal, data_dir, emb->env->roster, err);
+    emb->journal_open = rc == 0;
+    if (threaded)
+        pthread_join(thread, NULL);
+    else
+        ssp_groups_file_read(&reader.load, data_dir);
+    if (rc != 0) {
+        ssp_groups_load_free(&reader.load);
+        return -1;
+    }
+    if (ssp_groups_file_finish(&emb->groups, &reader.load, data_dir, emb->env->roster, true,
+                               err) != 0)
+        return -1;
+    emb->groups_open = true;
+    return 0;
+}
+
 static int embedded_open(const ssp_store_env *env, ssp_store **out, ssp_store_opened *opened,
                          ssp_error *err)
 {
@@ -189,12 +230,8 @@ static int embedded_open(const ssp_store_env *env, ssp_store **out, ssp_store_op
     if (ssp_reconcile_file_open(&emb->reconcile, data_dir, err) != 0)
         goto fail;
     emb->reconcile_open = true;
-    if (ssp_journal_open(&emb->journal, data_dir, env->roster, err) != 0)
+    if (open_roster_and_groups(emb, data_dir, err) != 0)
         goto fail;
-    emb->journal_open = true;
-    if (ssp_groups_file_open(&emb->groups, data_dir, env->roster, true, err) != 0)
-        goto fail;
-    emb->groups_open = true;
     if (ssp_audit_file_open(&emb->audit, data_dir, &opened->last_audit_id, err) != 0)
         goto fail;
     emb->audit_open = true;

@@ -112,58 +112,116 @@ static int write_groups_snapshot(int fd, void *groups)
     return 0;
 }
 
-int ssp_groups_file_open(ssp_journal *file, const char *dir, ssp_roster *roster,
-                         bool compact_allowed, ssp_error *err)
+void ssp_groups_file_read(ssp_groups_load *load, const char *dir)
 {
-    ssp_strmap groups;
-    replay_ctx ctx = {&groups, 0};
+    replay_ctx ctx;
     char *data = NULL;
-    size_t len = 0, good_end = 0;
+    size_t len = 0;
+
+    memset(load, 0, sizeof *load);
+    ssp_strmap_init(&load->groups);
+    ctx.groups = &load->groups;
+    ctx.skipped = 0;
+    load->rc = -1;
+    load->path = ssp_path_join(dir, SSP_GROUPS_FILE_NAME);
+    if (load->path == NULL) {
+        ssp_fail_nomem(&load->err);
+        return;
+    }
+    if (ssp_read_file(load->path, &data, &len, &load->err) == 0 &&
+        ssp_jsonl_replay(load->path, data, len, replay_group_line, &ctx, &load->lines,
+                         &load->good_end, &load->err) == 0)
+        load->rc = 0;
+    load->len = len;
+    load->skipped = ctx.skipped;
+    free(data);
+}
+
+void ssp_groups_load_free(ssp_groups_load *load)
+{
+    ssp_roster_group_map_free(&load->groups);
+    free(load->path);
+    load->path = NULL;
+}
+
+int ssp_groups_file_finish(ssp_journal *file, ssp_groups_load *load, const char *dir,
+                           ssp_roster *roster, bool compact_allowed, ssp_error *err)
+{
     int rc = -1;
 
     file->fd = -1;
-    file->lines = 0;
+    file->lines = load->lines;
     file->size = 0;
     file->fd_broken = false;
-    file->path = NULL;
-    ssp_strmap_init(&groups);
-    if (ssp_make_dirs(dir, err) != 0)
-        return -1;
-    file->path = ssp_path_join(dir, SSP_GROUPS_FILE_NAME);
-    if (file->path == NULL)
-        return ssp_fail_nomem(err);
-    if (ssp_read_file(file->path, &data, &len, err) != 0 ||
-        ssp_jsonl_replay(file->path, data, len, replay_group_line, &ctx, &file->lines, &good_end,
-                         err) != 0)
+    file->path = load->path; /* taken */
+    load->path = NULL;
+    if (load->rc != 0) {
+        *err = load->err;
         goto done;
-    if (compact_allowed && good_end < len && truncate(file->path, (off_t)good_end) != 0) {
+    }
+    if (ssp_make_dirs(dir, err) != 0)
+        goto done;
+    if (compact_allowed && load->good_end < load->len &&
+        truncate(file->path, (off_t)load->good_end) != 0) {
         ssp_fail(err, SSP_ERR_IO, "cannot truncate %s: %s", file->path, strerror(errno));
         goto done;
     }
     /* Compacted from the replayed map, before it goes into the roster. */
-    if (compact_allowed && file->lines > 2 * groups.count + 1024) {
-        if (ssp_file_rewrite(dir, file->path, write_groups_snapshot, &groups, err) != 0)
+    if (compact_allowed && file->lines > 2 * load->groups.count + 1024) {
+        if (ssp_file_rewrite(dir, file->path, write_groups_snapshot, &load->groups, err) != 0)
             goto done;
-        file->lines = groups.count;
+        file->lines = load->groups.count;
     }
-    if (ssp_roster_replace_groups(roster, &groups, err) != 0)
+    if (ssp_roster_replace_groups(roster, &load->groups, err) != 0)
         goto done;
-    ssp_roster_note_skipped(roster, ctx.skipped);
-    if (compact_allowed) {
-        file->fd = open(file->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (file->fd < 0) {
-            ssp_fail(err, SSP_ERR_IO, "cannot open %s: %s", file->path, strerror(errno));
-            goto done;
-        }
-        file->size = lseek(file->fd, 0, SEEK_END);
-    }
+    ssp_roster_note_skipped(roster, load->skipped);
+    /* Opened for appends by the first append: a store that never sees a
+     * group keeps no descriptor for it. */
+    file->size = (off_t)load->good_end;
     rc = 0;
 done:
-    free(data);
-    ssp_roster_group_map_free(&groups);
+    ssp_groups_load_free(load);
     if (rc != 0)
         ssp_journal_close(file);
     return rc;
+}
+
+int ssp_groups_file_open(ssp_journal *file, const char *dir, ssp_roster *roster,
+                         bool compact_allowed, ssp_error *err)
+{
+    ssp_groups_load load;
+
+    ssp_groups_file_read(&load, dir);
+    return ssp_groups_file_finish(file, &load, dir, roster, compact_allowed, err);
+}
+
+/* Opens the file for appends (created if missing, its directory entry
+ * made durable). */
+static int open_for_appends(ssp_journal *file, ssp_error *err)
+{
+    char *dir = ssp_strdup(file->path), *slash;
+    bool existed = access(file->path, F_OK) == 0;
+
+    if (dir == NULL)
+        return ssp_fail_nomem(err);
+    file->fd = open(file->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (file->fd < 0) {
+        free(dir);
+        return ssp_fail(err, SSP_ERR_IO, "cannot open %s: %s", file->path, strerror(errno));
+    }
+    file->size = lseek(file->fd, 0, SEEK_END);
+    slash = strrchr(dir, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    if (!existed && slash != NULL && ssp_fsync_dir(dir) != 0) {
+        ssp_fail(err, SSP_ERR_IO, "cannot sync %s: %s", dir, strerror(errno));
+        free(dir);
+        close(file->fd);
+        file->fd = -1;
+        return -1;
+    }
+    free(dir);
+    return 0;
 }
 
 int ssp_groups_file_append(ssp_journal *file, const ssp_group *const *groups, size_t n,
@@ -173,8 +231,10 @@ int ssp_groups_file_append(ssp_journal *file, const ssp_group *const *groups, si
     size_t used = 0, capacity = 0;
     int rc = -1;
 
-    if (file->fd < 0)
+    if (file->path == NULL)
         return ssp_fail(err, SSP_ERR_STATE, "the groups file is not open");
+    if (file->fd < 0 && open_for_appends(file, err) != 0)
+        return -1;
     for (size_t i = 0; i < n; i++) {
         size_t len;
         char *line = group_line(groups[i], &len);

@@ -238,8 +238,9 @@ def import_roster(store: OfflineEngine, path: str) -> str:
     store.call(store.engine.store_sync, timeout_ms=SYNC_TIMEOUT_MS)
     changed = sum(1 for u in users if before.get(u["user_id"]) != _memberships(u.get("schools"))) \
         if isinstance(users, list) else upserted
-    return (f"imported {upserted if upserted is not None else count} users ({changed} changed) "
-            f"in {time.monotonic() - started:.2f} s")
+    groups = f" and {counts['groups']} groups" if counts.get("groups") else ""
+    return (f"imported {upserted if upserted is not None else count} users ({changed} changed)"
+            f"{groups} in {time.monotonic() - started:.2f} s")
 
 
 def show_user(store: OfflineEngine, user_id: str) -> dict | None:

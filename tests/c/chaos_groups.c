@@ -7,6 +7,7 @@
 
 #include "chaos.h"
 #include "check.h"
+#include "embedded/groups_file.h"
 #include "ssp_private.h"
 #include "testutil.h"
 
@@ -355,6 +356,59 @@ out:
     tu_teardown(&fx);
 }
 
+/* The groups file's open (replay, compaction, the groups into the
+ * roster), on this thread: at the engine's open it reads on a thread of its
+ * own, whose allocations the harness does not fail. */
+static void chaos_groups_file_open_fails_cleanly_at_every_allocation(void)
+{
+    char *dir = tu_tempdir(), *path = tu_path(dir, "groups.jsonl");
+    outcomes o;
+    long n;
+
+    memset(&o, 0, sizeof o);
+    /* two snapshots of a in the stored form, one of b in the API's form */
+    REQUIRE(tu_write_file(path,
+                          "{\"group\":\"a\",\"school\":\"s\",\"kind\":\"team\",\"name\":\"A\","
+                          "\"members\":[\"@u:x\"],\"moderators\":[\"@v:x\"]}\n"
+                          "{\"group\":\"a\",\"school\":\"s\",\"kind\":\"team\",\"name\":\"A2\","
+                          "\"members\":[\"@u:x\",\"@w:x\"],\"moderators\":[]}\n"
+                          "{\"group\":\"b\",\"school\":\"s\",\"kind\":\"team\",\"name\":\"B\","
+                          "\"members\":[{\"user_id\":\"@u:x\",\"role\":\"member\"}]}\n",
+                          false) == 0);
+    for (n = 1; n <= MAX_RUNS; n++) {
+        ssp_roster roster;
+        ssp_journal file;
+        ssp_error err;
+        int rc;
+
+        memset(&err, 0, sizeof err);
+        REQUIRE_OK(ssp_roster_init(&roster, &err), err);
+        arm(n);
+        rc = ssp_groups_file_open(&file, dir, &roster, true, &err);
+        disarm();
+        if (rc == 0) {
+            const ssp_group *a = ssp_roster_group(&roster, "a", 1);
+
+            CHECK(a != NULL && a->n_members == 2 && ssp_roster_group(&roster, "b", 1) != NULL);
+            ssp_journal_close(&file);
+        } else if (ssp_roster_group(&roster, "a", 1) != NULL) {
+            CHECK_FAIL("N=%ld: a failed open left groups in the roster", n);
+        }
+        ssp_roster_destroy(&roster);
+        if (chaos_hit == HIT_NONE) {
+            CHECK_INT_EQ(rc, 0);
+            break;
+        }
+        judge(&o, n, rc, &err);
+    }
+    o.runs = n - 1;
+    CHECK(n > 1 && n <= MAX_RUNS);
+    report("ssp_groups_file_open", &o);
+    tu_rmtree(dir);
+    free(dir);
+    free(path);
+}
+
 void run_chaos_groups_tests(void)
 {
     RUN(chaos_group_parse_and_to_json_fail_cleanly_at_every_allocation);
@@ -362,5 +416,6 @@ void run_chaos_groups_tests(void)
     RUN(chaos_group_index_reserve_then_apply_never_fails_after_the_reserve);
     RUN(chaos_group_index_replace_fails_cleanly_at_every_allocation);
     RUN(chaos_groups_batch_fails_cleanly_at_every_allocation);
+    RUN(chaos_groups_file_open_fails_cleanly_at_every_allocation);
     RUN(chaos_group_put_delete_and_plan_fail_cleanly_at_every_engine_allocation);
 }

@@ -315,8 +315,14 @@ static void stored_form_lists_ids_by_role_and_reads_back_the_same_group(void)
     json_again = ssp_group_to_json(again);
     CHECK(json_equal(json, json_again));
     /* the API's form is not the stored form, nor the other way round */
-    CHECK_INT_EQ(ssp_group_parse(NULL, stored, "", NULL, &group, &err), -1);
-    CHECK_INT_EQ(ssp_group_parse_stored(json, &again, &err), -1);
+    {
+        ssp_group *none = NULL;
+
+        CHECK_INT_EQ(ssp_group_parse(NULL, stored, "", NULL, &none, &err), -1);
+        CHECK(none == NULL);
+        CHECK_INT_EQ(ssp_group_parse_stored(json, &none, &err), -1);
+        CHECK(none == NULL);
+    }
     json_decref(stored);
     json_decref(json);
     json_decref(json_again);
