@@ -39,6 +39,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -153,6 +154,24 @@ def run_child(python: str, config: dict, what: str, probe: dict) -> dict:
     return result
 
 
+def timed_writes(engines: list, n: int) -> list[float]:
+    """n group writes alternating between the engines; ms until the other one shows each."""
+    latencies = []
+    for i in range(n):
+        writer, reader = engines[i % 2], engines[1 - i % 2]
+        body = {"school": "gym-nord", "kind": "course", "name": f"Kurs {i}", "version": i + 1,
+                "members": [{"user_id": user_id(j), "role": "member"} for j in range(i % 40 + 1)]}
+        t = time.perf_counter()
+        writer.group_put("course-p", json.dumps(body))
+        # groups_list reads the index only (group_get also asks the store for the room)
+        while [g.get("version") for g in reader.groups_list("gym-nord", None, 1)["groups"]] != [i + 1]:
+            if time.perf_counter() - t > 5:
+                raise RuntimeError(f"write {i} not seen by the other engine within 5 s")
+            time.sleep(0.0005)
+        latencies.append((time.perf_counter() - t) * 1000)
+    return latencies
+
+
 def propagation(n: int) -> None:
     from benchlib import percentile
     from harness.postgres import PostgresCluster
@@ -160,32 +179,23 @@ def propagation(n: int) -> None:
     from synapse_school_policy import _core
 
     pg = PostgresCluster().start()
+    data_dirs: list[str] = []
+    engines: list = []
     try:
         pg.create_database("groups_propagation")
         base = {"database": pg.dsn("groups_propagation"), "schools": {"gym-nord": {"messenger": True}}}
-        engines = []
         for name in ("main", "worker1"):
-            engine = _core.Engine(json.dumps(dict(base, data_dir=tempfile.mkdtemp(prefix=f"ssp-bench-{name}-"))),
-                                  SERVER, name)
-            engine.open()
-            engines.append(engine)
-        latencies = []
-        for i in range(n):
-            writer, reader = engines[i % 2], engines[1 - i % 2]
-            body = {"school": "gym-nord", "kind": "course", "name": f"Kurs {i}", "version": i + 1,
-                    "members": [{"user_id": user_id(j), "role": "member"} for j in range(i % 40 + 1)]}
-            t = time.perf_counter()
-            writer.group_put("course-p", json.dumps(body))
-            # groups_list reads the index only (group_get also asks the store for the room)
-            while [g.get("version") for g in reader.groups_list("gym-nord", None, 1)["groups"]] != [i + 1]:
-                if time.perf_counter() - t > 5:
-                    raise RuntimeError(f"write {i} not seen by the other engine within 5 s")
-                time.sleep(0.0005)
-            latencies.append((time.perf_counter() - t) * 1000)
+            data_dirs.append(tempfile.mkdtemp(prefix=f"ssp-bench-{name}-"))
+            engines.append(_core.Engine(json.dumps(dict(base, data_dir=data_dirs[-1])), SERVER, name))
+            engines[-1].open()
+        latencies = timed_writes(engines, n)
         print(f"{n} group writes, alternating between two engines: p50 {percentile(latencies, 50):.1f} ms,"
               f" p99 {percentile(latencies, 99):.1f} ms, max {max(latencies):.1f} ms")
     finally:
+        engines.clear()  # closed before their database stops
         pg.stop()
+        for data_dir in data_dirs:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def main() -> None:
@@ -212,9 +222,11 @@ def main() -> None:
     log(f"baseline child (interpreter and module, no store): {base['maxrss_mb']:.0f} MB")
     results: dict[str, list[dict]] = {}
     pg = None
+    data_dirs: list[str] = []
     try:
         for store in stores:
             data_dir = tempfile.mkdtemp(prefix=f"ssp-bench-groups-{store}-")
+            data_dirs.append(data_dir)
             config = {"data_dir": data_dir, "schools": {"school-0": {"messenger": True}}}
             t = time.perf_counter()
             if store == "embedded":
@@ -249,6 +261,8 @@ def main() -> None:
     finally:
         if pg is not None:
             pg.stop()
+        for data_dir in data_dirs:
+            shutil.rmtree(data_dir, ignore_errors=True)
     print()
     print(f"{args.users:,} users, {args.groups:,} groups, {args.groups * args.members:,} memberships;"
           f" baseline child {base['maxrss_mb']:.0f} MB")
