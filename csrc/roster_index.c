@@ -203,9 +203,12 @@ int ssp_roster_parse_batch(json_t *body, const char *server_name, ssp_roster_cha
             return ssp_fail(err, SSP_ERR_INPUT, "%s: unknown field", key);
     }
     users = json_object_get(body, "users");
-    /* The groups are groups.c's (ssp_groups_parse_batch). */
-    if (users == NULL && json_object_get(body, "groups") != NULL)
-        return 0;
+    /* The groups are groups.c's (ssp_groups_parse_batch): no users, an
+     * empty list of changes. */
+    if (users == NULL && json_object_get(body, "groups") != NULL) {
+        *changes_out = calloc(1, sizeof **changes_out);
+        return *changes_out != NULL ? 0 : ssp_fail_nomem(err);
+    }
     if (users == NULL)
         return ssp_fail(err, SSP_ERR_INPUT,
                         "body: expected a users list, a groups list or both");

@@ -56,7 +56,7 @@ int ssp_roster_parse_entry_lenient(const char *user_id, json_t *body, const char
                                    size_t *dropped, ssp_roster_user **out, ssp_error *err);
 /* Parses the users of {"users": [...], "groups": [...]} (either list may be
  * absent, not both) into an array of changes (caller frees with
- * ssp_roster_changes_free; NULL and 0 when the users are absent). Every
+ * ssp_roster_changes_free; none when the users are absent). Every
  * user_id must pass ssp_check_user_id (server_name NULL: any server) and
  * appear once. The groups are ssp_groups_parse_batch's (groups.h). */
 int ssp_roster_parse_batch(json_t *body, const char *server_name, ssp_roster_change **changes,

@@ -521,11 +521,23 @@ static void groups_survive_a_restart_and_stale_versions_stay_stale(void)
     json_decref(put(&fx, "course-1", v3));
     json_decref(put(&fx, "team-1", team));
     REQUIRE_OK(ssp_group_delete(fx.engine, "team-1", &existed, &fx.err), fx.err);
+    REQUIRE_OK(ssp_reconcile_set_room(fx.engine, "gym-nord", "group:course-1", "!c:school.example",
+                                      &fx.err),
+               fx.err);
     before = get(&fx, "course-1");
     REQUIRE(tu_reopen(&fx));
     after = get(&fx, "course-1");
     REQUIRE(before != NULL && after != NULL);
     CHECK(json_equal(before, after));
+    CHECK_STR_EQ(json_string_value(json_object_get(after, "room_id")), "!c:school.example");
+    {
+        char *status = NULL;
+
+        /* a group's room is none of the school's special rooms */
+        REQUIRE_OK(ssp_reconcile_status(fx.engine, &status, &fx.err), fx.err);
+        CHECK(strstr(status, "!c:school.example") == NULL);
+        free(status);
+    }
     CHECK_INT_EQ(ssp_groups_count(fx.engine), 2);
     stale = get(&fx, "team-1");
     REQUIRE(stale != NULL);
