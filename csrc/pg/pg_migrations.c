@@ -247,7 +247,8 @@ static const char MIGRATION_5_SQL[] =
 
 /* 6: groups (courses, teams, classes), one row each with its members in two
  * arrays (a load reads 150,000 rows, not 6,000,000), their change log with
- * NOTIFY, as the roster's, and their reconcile marks. Statement triggers:
+ * NOTIFY, as the roster's, and their reconcile marks; their rooms among the
+ * special rooms. Statement triggers:
  * a batch of groups is one change-log INSERT and one NOTIFY; a statement
  * that changes no row (a repeated import) marks and notifies nobody. */
 static const char MIGRATION_6_SQL[] =
@@ -314,7 +315,12 @@ static const char MIGRATION_6_SQL[] =
     "  REFERENCING OLD TABLE AS old_rows"
     "  FOR EACH STATEMENT EXECUTE FUNCTION school_policy.groups_changed();"
     "CREATE TRIGGER groups_truncated AFTER TRUNCATE ON school_policy.groups"
-    "  FOR EACH STATEMENT EXECUTE FUNCTION school_policy.groups_changed();";
+    "  FOR EACH STATEMENT EXECUTE FUNCTION school_policy.groups_changed();"
+    /* A group's room is recorded beside the special rooms, as kind
+     * 'group:' || group_id (reconcile_set_room). */
+    "ALTER TABLE school_policy.special_rooms DROP CONSTRAINT special_rooms_kind_check,"
+    "  ADD CONSTRAINT special_rooms_kind"
+    "  CHECK (kind IN ('teachers', 'announcement') OR kind LIKE 'group:_%');";
 
 static const char *const MIGRATIONS[SCHEMA_VERSION] = {
     MIGRATION_1_SQL,

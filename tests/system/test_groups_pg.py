@@ -282,3 +282,22 @@ def test_a_process_starts_from_its_groups_cache_while_the_database_is_away(confi
     for school, page in expected.items():
         assert engine.groups_list(school, None, 10) == page, school
     assert engine.groups_of('@q"x,{y}:school.test') == ["course-1"]
+
+
+def test_a_group_room_is_recorded_in_the_shared_ledger_and_survives_a_restart(config, db):
+    engine = open_engine(config)
+    engine.group_put("course-1", body(version=1))
+    assert engine.reconcile_get_room("gym-nord", "group:course-1") is None
+    engine.reconcile_set_room("gym-nord", "group:course-1", "!course:school.test")
+    engine.reconcile_set_room("gym-nord", "teachers", "!teachers:school.test")
+    other = open_engine(config, "worker1")  # another process reads the same ledger
+    assert other.reconcile_get_room("gym-nord", "group:course-1") == "!course:school.test"
+    assert other.group_get("course-1")["room_id"] == "!course:school.test"
+    del engine, other
+    gc.collect()
+    engine = open_engine(config)
+    assert engine.group_get("course-1")["room_id"] == "!course:school.test"
+    # the group's room is not a special room of the school
+    assert engine.reconcile_status()["schools"]["gym-nord"]["teachers_room"] == "!teachers:school.test"
+    assert db.sql("SELECT kind, room_id FROM school_policy.special_rooms ORDER BY kind") == [
+        ("group:course-1", "!course:school.test"), ("teachers", "!teachers:school.test")]
