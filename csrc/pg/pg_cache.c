@@ -24,10 +24,13 @@ static void stop_writing(ssp_pg_cache_writer *w)
 
 void ssp_pg_cache_begin(ssp_pg_cache_writer *w, const char *path)
 {
-    size_t len = strlen(path);
+    size_t len;
 
     memset(w, 0, sizeof *w);
     w->fd = -1;
+    if (path == NULL)
+        return;
+    len = strlen(path);
     w->path = ssp_strdup(path);
     w->tmp_path = malloc(len + 5);
     w->buf = malloc(CACHE_BUFFER);

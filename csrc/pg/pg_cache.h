@@ -21,8 +21,8 @@ typedef struct ssp_pg_cache_writer {
     size_t used, cap;
 } ssp_pg_cache_writer;
 
-/* Starts a new cache at path (copied). Never fails: without memory or a
- * file the writer writes nothing. */
+/* Starts a new cache at path (copied; NULL: write none). Never fails:
+ * without memory or a file the writer writes nothing. */
 void ssp_pg_cache_begin(ssp_pg_cache_writer *w, const char *path);
 /* Adds len bytes. */
 void ssp_pg_cache_add(ssp_pg_cache_writer *w, const char *data, size_t len);

@@ -147,7 +147,9 @@ int ssp_pg_groups_load(ssp_pgstore *pg, ssp_pg_conn *conn, ssp_strmap *map, int6
         return ssp_fail_nomem(err);
     ssp_pg_group_reader_init(&cl.reader, pg->env->roster);
     cl.map = map;
-    ssp_pg_cache_begin(&cl.cache, path);
+    /* The command line opens only with the database (store.c), so a
+     * cache of its own would never be read: it writes none. */
+    ssp_pg_cache_begin(&cl.cache, pg->env->offline ? NULL : path);
     free(path);
     rc = ssp_pg_copy_out(conn, LOAD_SQL, copy_row, &cl, err);
     ssp_pg_cache_end(&cl.cache, rc == 0);

@@ -7,6 +7,7 @@ stand for Synapse's main process and a worker. The group index and its rules
 are tested in C (tests/c/test_groups*.c); the cache read at an outage start
 in tests/c/test_pgstore.c."""
 import gc
+import os
 import json
 import time
 import uuid
@@ -301,3 +302,13 @@ def test_a_group_room_is_recorded_in_the_shared_ledger_and_survives_a_restart(co
     assert engine.reconcile_status()["schools"]["gym-nord"]["teachers_room"] == "!teachers:school.test"
     assert db.sql("SELECT kind, room_id FROM school_policy.special_rooms ORDER BY kind") == [
         ("group:course-1", "!course:school.test"), ("teachers", "!teachers:school.test")]
+
+
+def test_the_command_lines_open_reads_the_groups_and_writes_no_cache(config, main):
+    main.group_put("course-1", body(version=2))
+    cli = _core.Engine(json.dumps(config), SERVER, "cli")
+    cli.open(offline=True)
+    assert cli.group_get("course-1")["version"] == 2
+    data_dir = config["data_dir"]
+    assert os.path.exists(os.path.join(data_dir, "main.groups-cache"))
+    assert not os.path.exists(os.path.join(data_dir, "cli.groups-cache"))
