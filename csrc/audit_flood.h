@@ -32,7 +32,7 @@
 
 #include "audit_queue.h"
 #include "error.h"
-#include "rules/rules.h"
+#include "rule_texts.h"
 
 #define SSP_FLOOD_SETS 2048
 #define SSP_FLOOD_WAYS 8

@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #include "error.h"
-#include "rules/rules.h"
+#include "rule_texts.h"
 
 /* The latest time a query may name, 9999-12-31T23:59:59.999Z in ms since
  * the epoch: every time of a query is checked against it before any

@@ -28,7 +28,7 @@
 #include "ids.h"
 #include "reconcile.h"
 #include "roster_feed_api.h"
-#include "rules/rules.h"
+#include "rule_texts.h"
 #include "store.h"
 #include "util.h"
 
@@ -143,7 +143,7 @@ static int int_field(json_t *query, const char *key, int64_t low, int64_t high, 
     return 0;
 }
 
-static int str_field(json_t *query, const char *key, const char **out, ssp_error *err)
+static int query_text(json_t *query, const char *key, const char **out, ssp_error *err)
 {
     json_t *v = json_object_get(query, key);
 
@@ -188,10 +188,10 @@ static int parse_query(json_t *query, view_query *q, ssp_error *err)
         int_field(query, "from", 0, INT64_MAX, " (a page's next)", &q->from, err) != 0 ||
         int_field(query, "limit", 1, 1000, "", &q->limit, err) != 0 ||
         int_field(query, "bucket", MINUTE_MS, SSP_AUDIT_MAX_TS_MS, " (ms)", &q->bucket, err) != 0 ||
-        str_field(query, "rule", &q->rule, err) != 0 ||
-        str_field(query, "school", &q->school, err) != 0 ||
-        str_field(query, "user", &q->user, err) != 0 ||
-        str_field(query, "kind", &kind, err) != 0)
+        query_text(query, "rule", &q->rule, err) != 0 ||
+        query_text(query, "school", &q->school, err) != 0 ||
+        query_text(query, "user", &q->user, err) != 0 ||
+        query_text(query, "kind", &kind, err) != 0)
         return -1;
     if (q->rule != NULL && ssp_rule_from_id(q->rule) == SSP_RULE_NONE)
         return ssp_fail(err, SSP_ERR_INPUT, "rule: unknown rule id \"%s\"", q->rule);

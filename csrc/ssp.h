@@ -17,7 +17,8 @@
 #ifndef SSP_H
 #define SSP_H
 
-#include "audit.h"           /* a denial's record, flush, counters, queries, purge */
+#include "audit.h"           /* the wait for a record, flush, counters, queries, purge */
+#include "audit_record.h"    /* a denial's or an action's record */
 #include "audit_view.h"      /* the audit for its readers */
 #include "config.h"          /* ssp_config_check */
 #include "engine.h"          /* lifecycle, the command line's open and sync, store status */
@@ -32,7 +33,7 @@
 #include "rules/matrix.h"    /* Matrix facts the rules depend on */
 #include "rules/power_levels.h" /* the power-levels patch */
 #include "rules/room_shape.h"   /* the shape of new rooms (jansson values) */
-#include "rules/rules.h"     /* rule ids and callback names */
+#include "rule_texts.h"     /* rule ids and callback names */
 #include "selfcheck.h"       /* the homeserver.yaml self-check */
 
 #endif

@@ -335,6 +335,25 @@ def requests_of_every_kind(client: Client, room_id: str) -> dict[str, tuple[int,
     }
 
 
+def send_delayed(client: Client, room_id: str, content: dict, delay_ms: int, event_type: str = "m.room.message") -> str:
+    """Schedules a delayed event (MSC4140, `?org.matrix.msc4140.delay=`);
+    returns its delay id. Synapse asks no module now: the event is checked
+    when it fires."""
+    status, body = client.request(
+        "PUT", f"{CS}/rooms/{q(room_id)}/send/{q(event_type)}/delayed-{next(_txn)}", content,
+        query={"org.matrix.msc4140.delay": str(delay_ms)},
+    )
+    assert status == 200 and "delay_id" in body, body
+    return body["delay_id"]
+
+
+def timeline_bodies(client: Client, room_id: str) -> list[str]:
+    """The `body` of the room's last 50 events, as `client` reads them."""
+    status, body = client.messages(room_id)
+    assert status == 200, body
+    return [e.get("content", {}).get("body") for e in body["chunk"]]
+
+
 # ---- the command line and the engine without Synapse ----------------------------------
 
 

@@ -5,7 +5,7 @@
  * fdatasync), which it drains into the database once connected. A batch is
  * marked written (and its waiters woken) only after the COMMIT or the
  * fdatasync. Also the callers' queries: audit pages, the chart's counts,
- * the read log, purges.
+ * purges. The read log is pg_reads.c.
  *
  * Exactly once: every audit record carries (origin, origin_seq), unique in
  * the table; origin names the worker and this process's boot. A batch whose
@@ -355,6 +355,32 @@ oom:
     return NULL;
 }
 
+/* The page of an audit or read-log query: the first `limit` rows as
+ * records (row_to_json), and, when the query found one row more, the id
+ * column of the page's last row as where the next page starts. NULL when
+ * out of memory. The rows stay the caller's. */
+json_t *ssp_pg_audit_page(ssp_pg_rows *res, size_t limit, int id_column,
+                          json_t *(*row_to_json)(ssp_pg_rows *res, int row))
+{
+    int rows = ssp_pg_nrows(res);
+    json_t *records = json_array(), *page;
+
+    if (records == NULL)
+        return NULL;
+    for (int i = 0; i < rows && (size_t)i < limit; i++) {
+        json_t *rec = row_to_json(res, i);
+
+        if (rec == NULL || json_array_append_new(records, rec) != 0) {
+            json_decref(records);
+            return NULL;
+        }
+    }
+    page = ssp_audit_page(records, (size_t)rows > limit ? ssp_pg_value(res, (int)limit - 1, id_column)
+                                                        : NULL);
+    json_decref(records);
+    return page;
+}
+
 int ssp_pg_audit_query(ssp_store *store, const ssp_audit_filter *f, char **result_json,
                        ssp_error *err)
 {
@@ -362,9 +388,9 @@ int ssp_pg_audit_query(ssp_store *store, const ssp_audit_filter *f, char **resul
     char since[32], until[32], before[32], limit[32];
     const char *params[9];
     ssp_pg_rows *res = NULL;
-    json_t *records = NULL, *result = NULL;
+    json_t *result;
     char *schools = NULL;
-    int rows, rc = -1;
+    int rc;
 
     snprintf(since, sizeof since, "%lld", (long long)f->since_ms);
     snprintf(until, sizeof until, "%lld", (long long)f->until_ms);
@@ -401,28 +427,11 @@ int ssp_pg_audit_query(ssp_store *store, const ssp_audit_filter *f, char **resul
     free(schools);
     if (res == NULL)
         return -1;
-    rows = ssp_pg_nrows(res);
-    records = json_array();
-    if (records == NULL)
-        goto oom;
-    for (int i = 0; i < rows && (size_t)i < f->limit; i++) {
-        json_t *rec = row_record(res, i);
-
-        if (rec == NULL || json_array_append_new(records, rec) != 0)
-            goto oom;
-    }
-    result = ssp_audit_page(records, (size_t)rows > f->limit
-                                         ? ssp_pg_value(res, (int)f->limit - 1, 0)
-                                         : NULL);
-    if (result == NULL)
-        goto oom;
-    rc = ssp_json_dump_to(result, result_json, err);
-    goto done;
-oom:
-    ssp_fail_nomem(err);
-done:
+    result = ssp_pg_audit_page(res, f->limit, 0, row_record);
     ssp_pg_rows_free(res);
-    json_decref(records);
+    if (result == NULL)
+        return ssp_fail_nomem(err);
+    rc = ssp_json_dump_to(result, result_json, err);
     json_decref(result);
     return rc;
 }
@@ -608,88 +617,6 @@ done:
     free(los.buf);
     free(his.buf);
     free(schools);
-    return rc;
-}
-
-/* [caller thread] One read-log row, committed before return. */
-int ssp_pg_reads_append(ssp_store *store, json_t *record, ssp_error *err)
-{
-    char *text = ssp_json_dumps_checked(record);
-    const char *params[1] = {text};
-    int rc;
-
-    if (text == NULL)
-        return ssp_fail_nomem(err);
-    rc = ssp_pg_session_exec(&((ssp_pgstore *)store)->queries,
-                     "INSERT INTO school_policy.audit_reads (ts, reader, access, op, query, schools,"
-                     " worker) SELECT timestamptz 'epoch' + (r->>'ts')::bigint * interval '1 ms',"
-                     " r->>'reader', r->>'access', r->>'op', r->'query', NULLIF(r->'schools', 'null'::jsonb),"
-                     " r->>'worker' FROM (SELECT $1::jsonb AS r) s",
-                     1, params, false, err);
-    free(text);
-    return rc;
-}
-
-/* [caller thread] A page of the read log, newest first. */
-int ssp_pg_reads_query(ssp_store *store, json_t *schools, const ssp_reads_filter *filter,
-                       json_t **page, ssp_error *err)
-{
-    ssp_pgstore *pg = (ssp_pgstore *)store;
-    char since[32], until[32], before[32], lim[32];
-    char *schools_json = NULL;
-    const char *params[5] = {since, until, before, lim, NULL};
-    int64_t since_ms = filter->since_ms, until_ms = filter->until_ms;
-    int64_t before_id = filter->before_id;
-    size_t limit = filter->limit;
-    ssp_pg_rows *res;
-    json_t *records = NULL;
-    int rows, rc = -1;
-
-    *page = NULL;
-    snprintf(since, sizeof since, "%lld", (long long)since_ms);
-    snprintf(until, sizeof until, "%lld", (long long)until_ms);
-    snprintf(before, sizeof before, "%lld", (long long)before_id);
-    snprintf(lim, sizeof lim, "%zu", limit + 1);
-    if (schools != NULL && (schools_json = ssp_json_dumps_checked(schools)) == NULL)
-        return ssp_fail_nomem(err);
-    params[4] = schools_json;
-    res = ssp_pg_pool_query(pg->readers, SSP_PG_READERS, &pg->readers_turn,
-                       "SELECT json_build_object('id', id, 'ts', (extract(epoch FROM ts) * 1000)::bigint,"
-                       " 'reader', reader, 'access', access, 'op', op, 'query', query,"
-                       " 'schools', schools, 'worker', worker)::text, id"
-                       " FROM school_policy.audit_reads"
-                       " WHERE ($1::bigint = 0 OR ts >= timestamptz 'epoch' + $1::bigint * interval '1 ms')"
-                       " AND ($2::bigint = 0 OR ts < timestamptz 'epoch' + $2::bigint * interval '1 ms')"
-                       " AND ($3::bigint = 0 OR id < $3::bigint)"
-                       " AND ($5::jsonb IS NULL OR schools ?| ARRAY(SELECT jsonb_array_elements_text($5::jsonb)))"
-                       " ORDER BY id DESC LIMIT $4::bigint",
-                       5, params, true, err);
-    free(schools_json);
-    if (res == NULL)
-        return -1;
-    rows = ssp_pg_nrows(res);
-    records = json_array();
-    if (records == NULL)
-        goto oom;
-    for (int i = 0; i < rows && (size_t)i < limit; i++) {
-        json_t *rec = json_loads(ssp_pg_value(res, i, 0), 0, NULL);
-
-        if (rec == NULL || json_array_append_new(records, rec) != 0)
-            goto oom;
-    }
-    /* The id column of the page's last row is where the next page starts,
-     * as in ssp_pg_audit_query. */
-    *page = ssp_audit_page(records, (size_t)rows > limit ? ssp_pg_value(res, (int)limit - 1, 1)
-                                                         : NULL);
-    if (*page == NULL)
-        goto oom;
-    rc = 0;
-    goto done;
-oom:
-    ssp_fail_nomem(err);
-done:
-    ssp_pg_rows_free(res);
-    json_decref(records);
     return rc;
 }
 

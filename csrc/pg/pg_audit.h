@@ -1,6 +1,6 @@
 /*
  * The audit in PostgreSQL (pg_audit.c): batches from the queue, the spill
- * file while the database is away, the audit and read-log queries.
+ * file while the database is away, the audit queries and purges.
  */
 #ifndef SSP_PG_AUDIT_H
 #define SSP_PG_AUDIT_H
@@ -11,6 +11,7 @@
 
 #include "audit_queue.h"
 #include "error.h"
+#include "pg/pg_conn.h"
 #include "pg/pg_state.h"
 #include "store_ops.h"
 
@@ -28,9 +29,12 @@ int ssp_pg_audit_query(ssp_store *store, const ssp_audit_filter *filter, char **
                        ssp_error *err);
 int ssp_pg_audit_chart(ssp_store *store, const ssp_audit_filter *filter, int64_t bucket_ms,
                        json_t **rows, ssp_error *err);
+/* [caller thread] The page of an audit or read-log query: the first limit
+ * rows as records (row_to_json), and, when the query found a row more, the
+ * page's last row's id column as where the next page starts. NULL when out
+ * of memory; the rows stay the caller's. */
+json_t *ssp_pg_audit_page(ssp_pg_rows *res, size_t limit, int id_column,
+                          json_t *(*row_to_json)(ssp_pg_rows *res, int row));
 int ssp_pg_audit_purge(ssp_store *store, int64_t before_ms, uint64_t *deleted, ssp_error *err);
-int ssp_pg_reads_append(ssp_store *store, json_t *record, ssp_error *err);
-int ssp_pg_reads_query(ssp_store *store, json_t *schools, const ssp_reads_filter *filter,
-                       json_t **page, ssp_error *err);
 
 #endif

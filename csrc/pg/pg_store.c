@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "pg/pg_audit.h"
+#include "pg/pg_reads.h"
 #include "pg/pg_conn.h"
 #include "pg/pg_groups.h"
 #include "pg/pg_migrations.h"

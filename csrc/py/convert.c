@@ -270,7 +270,7 @@ PyObject *py_from_json_text(module_state *st, char *text)
     str = PyUnicode_DecodeUTF8(text, (Py_ssize_t)strlen(text), "strict");
     free(text);
     if (str != NULL)
-        result = PyObject_CallFunctionObjArgs(st->json_loads, str, NULL);
+        result = PyObject_CallFunctionObjArgs(st->parse_json, str, NULL);
     Py_XDECREF(str);
     return result;
 }

@@ -233,8 +233,8 @@ static int core_exec(PyObject *module)
     json_module = PyImport_ImportModule("json");
     if (json_module == NULL)
         goto done;
-    st->json_loads = PyObject_GetAttrString(json_module, "loads");
-    if (st->json_loads == NULL || decide_exec(module) != 0 || after_exec(module) != 0)
+    st->parse_json = PyObject_GetAttrString(json_module, "loads");
+    if (st->parse_json == NULL || decide_exec(module) != 0 || after_exec(module) != 0)
         goto done;
     st->engine_type = engine_type_new(module);
     if (st->engine_type == NULL || make_exceptions(st) != 0)
@@ -272,7 +272,7 @@ static int core_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->syntax_error);
     Py_VISIT(st->store_error);
     Py_VISIT(st->database_error);
-    Py_VISIT(st->json_loads);
+    Py_VISIT(st->parse_json);
     return 0;
 }
 
@@ -285,7 +285,7 @@ static int core_clear(PyObject *module)
     Py_CLEAR(st->syntax_error);
     Py_CLEAR(st->store_error);
     Py_CLEAR(st->database_error);
-    Py_CLEAR(st->json_loads);
+    Py_CLEAR(st->parse_json);
     return 0;
 }
 

@@ -29,7 +29,7 @@ typedef struct module_state {
     PyObject *syntax_error; /* input that is not JSON at all; a subclass of input_error */
     PyObject *store_error; /* the store cannot be reached (disk, lost database): HTTP 503 */
     PyObject *database_error; /* the database refused a statement; a StoreError: HTTP 500 */
-    PyObject *json_loads; /* json.loads: the one converter of results (py_from_json_text) */
+    PyObject *parse_json; /* json.loads: the one converter of results (py_from_json_text) */
 } module_state;
 
 static inline module_state *state_of_module(PyObject *module)

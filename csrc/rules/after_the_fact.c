@@ -15,7 +15,7 @@
  */
 #include <string.h>
 
-#include "audit.h"
+#include "audit_record.h"
 #include "rules/after_the_fact.h"
 #include "rules/common.h"
 #include "rules/visibility.h"

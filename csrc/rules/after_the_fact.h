@@ -35,7 +35,7 @@
 
 #include "ids.h"
 #include "rules/request.h"
-#include "rules/rules.h"
+#include "rule_texts.h"
 
 typedef struct ssp_engine ssp_engine;
 

@@ -23,7 +23,7 @@
 #include "ids.h"
 #include "roster_index.h"
 #include "rules/request.h"
-#include "rules/rules.h"
+#include "rule_texts.h"
 #include "strmap.h"
 
 #define SSP_POWER_LEVELS_TYPE "m.room.power_levels"

@@ -18,7 +18,7 @@
  */
 #include <string.h>
 
-#include "audit.h"
+#include "audit_record.h"
 #include "rules/closed_doors.h"
 #include "rules/common.h"
 #include "rules/decide.h"

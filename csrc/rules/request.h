@@ -11,7 +11,7 @@
 
 #include "ids.h"
 #include "rules/room_state.h"
-#include "rules/rules.h"
+#include "rule_texts.h"
 
 /* A fact the engine may need but the caller has not supplied yet. */
 typedef enum { SSP_FACT_UNKNOWN = 0, SSP_FACT_NO, SSP_FACT_YES } ssp_fact;

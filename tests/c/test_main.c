@@ -23,6 +23,7 @@ int main(void)
     run_rule_after_the_fact_tests();
     run_matrix_tests();
     run_audit_tests();
+    run_audit_kinds_tests();
     run_audit_denial_tests();
     run_audit_flood_tests();
     run_store_tests();

@@ -20,6 +20,7 @@ void run_rule_special_rooms_tests(void);
 void run_rule_after_the_fact_tests(void);
 void run_matrix_tests(void);
 void run_audit_tests(void);
+void run_audit_kinds_tests(void);
 void run_audit_denial_tests(void);
 void run_audit_flood_tests(void);
 void run_store_tests(void);

@@ -8,7 +8,8 @@ can use any of them without starting another server.
   opted in; a cast on the roster in each; a one-way gym-nord course that
   all of gym-nord's cast share (`school.course`, teacher as moderator) and
   a two-way rs-west course (`school.course_b`); `m.reaction` allowed in
-  one-way rooms. `closed_course`, `pupil_dm` and `teacher_room` are rooms
+  one-way rooms. Its Synapse has delayed events on (MSC4140) and may reach
+  127.0.0.1 over HTTP (a test's push gateway): `SCHOOL_SYNAPSE_CONFIG`. `closed_course`, `pupil_dm` and `teacher_room` are rooms
   in it.
 - `one_way_school` with `course`: gym-nord with a teacher and two pupils;
   each test gets a fresh one-way course.
@@ -77,6 +78,15 @@ def school_config(store_dir, **overrides):
     return config
 
 
+# What the school world's Synapse adds to homeserver.yaml: delayed events
+# (MSC4140, off unless a maximum delay is set) and loopback as an outbound
+# HTTP target, so that an HTTP pusher can reach a push gateway the test runs.
+SCHOOL_SYNAPSE_CONFIG = {
+    "max_event_delay_duration": "1h",
+    "ip_range_whitelist": ["127.0.0.1/32"],
+}
+
+
 def load_roster(world: School, roster: dict) -> None:
     users = [{"user_id": uid(name), "schools": [membership(s, r)]} for name, (s, r) in roster.items()]
     status, body = world.admin_api("POST", "/roster", {"users": users})
@@ -85,7 +95,8 @@ def load_roster(world: School, roster: dict) -> None:
 
 @pytest.fixture(scope="package")
 def school(package_synapse_factory, tmp_path_factory):
-    world = School(package_synapse_factory(school_config(tmp_path_factory.mktemp("policy") / "store")))
+    world = School(package_synapse_factory(school_config(tmp_path_factory.mktemp("policy") / "store"),
+                                           extra_config=dict(SCHOOL_SYNAPSE_CONFIG)))
     world.register("sync")
     world.register("root", admin=True)
     for name in ROSTER:

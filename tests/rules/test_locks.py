@@ -54,6 +54,21 @@ def test_teacher_cannot_promote_a_pupil(one_way_school, course):
 # ---- the policy event --------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("action", ["kick", "ban"])
+def test_pupil_cannot_kick_or_ban_but_a_moderator_can(one_way_school, course, action):
+    # Synapse's event auth (event_auth.py _is_membership_change_allowed):
+    # the power levels' `kick` and `ban` (50), which pupils (0) do not have.
+    pupil, teacher = one_way_school.users["pupil"], one_way_school.users["teacher"]
+    path = f"{CS}/rooms/{q(course)}/{action}"
+    status, body = pupil.request("POST", path, {"user_id": uid("teacher")})
+    assert status == 403 and body.get("errcode") == "M_FORBIDDEN", body
+    assert "school_policy" not in body, body  # Synapse's own refusal
+    assert teacher.get_state(course, "m.room.member", uid("teacher"))[1]["membership"] == "join"
+    status, body = teacher.request("POST", path, {"user_id": uid("pupil")})
+    assert status == 200, body
+    assert teacher.get_state(course, "m.room.member", uid("pupil"))[1]["membership"] == ("leave" if action == "kick" else "ban")
+
+
 def test_pupil_cannot_flip_or_delete_the_policy_event(one_way_school, course):
     pupil = one_way_school.users["pupil"]
     open_policy = {"school": "gym-nord", "kind": "course", "two_way": True}

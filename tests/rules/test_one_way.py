@@ -28,7 +28,9 @@ from support import (
     now_ms,
     policy_event,
     requests_of_every_kind,
+    send_delayed,
     set_policy,
+    timeline_bodies,
     uid,
     wait_for_state,
 )
@@ -457,6 +459,31 @@ def test_additional_creator_of_a_version_12_room_posts_as_synapse_allows(school)
     assert status == 200, body
     assert_denied(pupil2.send(room_id, "m.room.message", TEXT), "one_way")
     assert_audited(school, "one_way", uid("pupil2"), room_id=room_id, event_type="m.room.message")
+
+
+# ---- delayed events (MSC4140): checked when they fire ---------------------------------------
+
+
+def test_delayed_message_that_fires_after_the_room_became_one_way_is_refused(school):
+    # Scheduling a delayed event asks no module; Synapse sends it through
+    # check_event_for_spam when it fires (handlers/delayed_events.py
+    # _send_event), and the module judges the room as it is then.
+    pupil, teacher = school.users["pupil4"], school.users["teacher"]
+    room_id = school.managed_room(GYM, invite=["pupil4", "teacher"], moderators=["teacher"], two_way=True)
+    assert pupil.join(room_id)[0] == 200 and teacher.join(room_id)[0] == 200
+    # While the room is two-way, the pupil's delayed message arrives.
+    send_delayed(pupil, room_id, {"msgtype": "m.text", "body": "posted later, while two-way"}, delay_ms=300)
+    wait_for(lambda: "posted later, while two-way" in timeline_bodies(teacher, room_id), 15, "the allowed delayed message")
+
+    send_delayed(pupil, room_id, {"msgtype": "m.text", "body": "posted later, after the close"}, delay_ms=1500)
+    assert set_policy(teacher, room_id, two_way=False)[0] == 200
+    record = wait_for(
+        lambda: [r for r in school.audit(rule="one_way", user=uid("pupil4"), limit=50)
+                 if r["room_id"] == room_id and r["callback"] == "check_event_for_spam"] or None,
+        15, "the delayed message refused when it fired",
+    )[0]
+    assert record["event_type"] == "m.room.message" and record["enforced"] is True
+    assert "posted later, after the close" not in timeline_bodies(teacher, room_id)
 
 
 # ---- membership in a one-way room: invites and membership text ---------------------------

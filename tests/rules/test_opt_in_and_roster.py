@@ -10,9 +10,12 @@ log holds a record of it, and the legitimate path still works.
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from harness.client import CS, Client, login, request
+from harness.client import CS, Client, login, request, wait_for
+from harness.push_gateway import PushGateway
 from support import (
     EXPIRED,
     GYM,
@@ -29,6 +32,8 @@ from support import (
     no_audit,
     now_ms,
     requests_of_every_kind,
+    send_delayed,
+    timeline_bodies,
     uid,
 )
 
@@ -284,6 +289,78 @@ def test_service_user_and_server_admin_tokens_keep_working(school):
         assert client.send(room_id, "m.room.message", TEXT)[0] == 200
     no_audit(school, uid("sync"), since, settle=0.5, callback="is_user_expired")
     no_audit(school, uid("root"), since, settle=0.5, callback="is_user_expired")
+
+
+def newcomer_in_a_two_way_course(world: School, name: str) -> str:
+    """Registers `name`, a gym-nord pupil, in a fresh two-way course with the
+    teacher (both joined); returns the room id."""
+    world.register(name)
+    world.put_roster(name, membership(GYM, "student"))
+    room_id = world.managed_room(GYM, invite=["teacher", name], moderators=["teacher"], two_way=True)
+    for who in ("teacher", name):
+        assert world.users[who].join(room_id)[0] == 200, who
+    return room_id
+
+
+def test_push_notifications_stop_when_the_user_leaves_the_roster(school):
+    # Synapse asks is_user_expired before it wakes a user's pushers
+    # (push/pusherpool.py _on_new_notifications): access ends for the phone
+    # at the same moment as for the tokens.
+    room_id = newcomer_in_a_two_way_course(school, "pushed")
+    pushed, teacher = school.users["pushed"], school.users["teacher"]
+    with PushGateway() as gateway:
+        status, body = pushed.request("POST", f"{CS}/pushers/set", {
+            "kind": "http", "app_id": "org.example.school", "pushkey": "phone-of-pushed",
+            "app_display_name": "School", "device_display_name": "phone", "lang": "en",
+            "data": {"url": gateway.url},
+        })
+        assert status == 200, body
+        status, body = teacher.send(room_id, "m.room.message", {"msgtype": "m.text", "body": "homework: p. 12"})
+        assert status == 200, body
+        allowed = body["event_id"]
+        wait_for(lambda: allowed in gateway.event_ids(), 20, "the push of a message while on the roster")
+
+        since = now_ms()
+        assert school.admin_api("DELETE", f"/users/{uid('pushed')}")[0] == 200
+        status, body = teacher.send(room_id, "m.room.message", {"msgtype": "m.text", "body": "homework: p. 13"})
+        assert status == 200, body
+        refused = body["event_id"]
+        # The pusher pool asked the module about the user (they made no
+        # request themselves) and was told they lost access.
+        record = assert_audited(school, "not_on_roster", uid("pushed"), callback="is_user_expired")
+        assert record["ts"] >= since - 1000
+        time.sleep(3)  # a pusher that was woken would have pushed by now (the first took well under that)
+        assert refused not in gateway.event_ids(), gateway.notifications
+
+
+def test_delayed_message_of_a_user_who_lost_access_is_refused_when_it_fires(school):
+    # A delayed event (MSC4140) asks no module when it is scheduled; the
+    # module decides when it fires (handlers/delayed_events.py _send_event →
+    # check_event_for_spam), with the roster of that moment.
+    room_id = newcomer_in_a_two_way_course(school, "scheduler")
+    scheduler = school.users["scheduler"]
+    send_delayed(scheduler, room_id, {"msgtype": "m.text", "body": "sent while on the roster"}, delay_ms=300)
+    wait_for(lambda: "sent while on the roster" in timeline_bodies(school.sync, room_id), 15, "the allowed delayed message")
+
+    since = now_ms()
+    send_delayed(scheduler, room_id, {"msgtype": "m.text", "body": "sent after leaving"}, delay_ms=1500)
+    early = send_delayed(scheduler, room_id, {"msgtype": "m.text", "body": "sent early after leaving"}, delay_ms=600000)
+    assert school.admin_api("DELETE", f"/users/{uid('scheduler')}")[0] == 200
+    # Sending it early needs no token (the delay id is the secret), and
+    # passes the same check.
+    assert_denied(request(school.server.base_url, "POST",
+                          f"/_matrix/client/unstable/org.matrix.msc4140/delayed_events/{early}/send", {}),
+                  "not_on_roster")
+    # Then the timer fires the other one: refused too, a second record.
+    records = wait_for(
+        lambda: (lambda rs: rs if len(rs) >= 2 else None)(
+            [r for r in school.audit(rule="not_on_roster", user=uid("scheduler"), since=since, limit=50)
+             if r["callback"] == "check_event_for_spam"]),
+        15, "the delayed message refused when it fired",
+    )
+    assert {(r["room_id"], r["event_type"]) for r in records} == {(room_id, "m.room.message")}
+    bodies = timeline_bodies(school.sync, room_id)
+    assert "sent after leaving" not in bodies and "sent early after leaving" not in bodies
 
 
 # ---- a school switched off, or to report-only (a server of its own, restarted) -----------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from synapse.config.server import DEFAULT_ROOM_VERSION
 
-from harness.client import CS, Client, q
+from harness.client import CS, Client, q, request
 from support import (
     GYM,
     School,
@@ -102,6 +102,25 @@ def test_direct_chat_cannot_grow_beyond_two(school):
     assert with_teacher not in invites(pupil4)
     status, body = teacher.members(with_teacher)
     assert {e["state_key"] for e in body["chunk"]} == {uid("pupil"), uid("teacher")}
+
+
+def test_pupil_cannot_upgrade_their_own_direct_chat(school, pupil_dm):
+    # An upgrade creates a room: Synapse asks user_may_create_room with a
+    # body it makes up (handlers/room.py clone_existing_room), with no
+    # is_direct and no invite: a group room, which pupils may not create.
+    # The pupil holds the power to send the tombstone in their own chat.
+    pupil = school.users["pupil"]
+    since = now_ms()
+    assert_denied(pupil.upgrade(pupil_dm, DEFAULT_ROOM_VERSION), "room_creation_forbidden")
+    record = assert_audited(school, "room_creation_forbidden", uid("pupil"), callback="user_may_create_room",
+                            room_id=pupil_dm)  # the room being upgraded
+    assert record["ts"] >= since - 1000, record
+    status, state = pupil.request("GET", f"{CS}/rooms/{q(pupil_dm)}/state")
+    assert status == 200 and "m.room.tombstone" not in {e["type"] for e in state}, state
+    # A teacher, who may create group rooms, upgrades their own.
+    room_id = private_room(school.users["teacher"])
+    status, body = school.users["teacher"].upgrade(room_id, DEFAULT_ROOM_VERSION)
+    assert status == 200 and body.get("replacement_room"), body
 
 
 def test_teachers_group_room_can_still_grow(school):
@@ -274,6 +293,24 @@ def test_room_cannot_be_created_with_world_readable_history(school):
 
 
 # ---- the room directory and aliases ------------------------------------------------------
+
+
+def test_room_summary_and_hierarchy_hide_an_invite_only_room_from_non_members(school):
+    # handlers/room_summary.py _is_local_room_accessible: an invite-only room
+    # whose history is not world_readable (the closed doors keep every room
+    # so) is shown to its members only, with or without a token.
+    course = school.course
+    path = f"/_matrix/client/v1/room_summary/{q(course)}"
+    for token in (school.users["pupil_b"].token, None):
+        status, body = request(school.server.base_url, "GET", path, token=token)
+        assert status == 404 and body.get("errcode") == "M_NOT_FOUND", body
+    status, body = school.users["pupil_b"].request("GET", f"/_matrix/client/v1/rooms/{q(course)}/hierarchy")
+    assert status == 403 and body.get("errcode") == "M_FORBIDDEN", body
+    # A member sees both.
+    status, body = school.users["pupil"].request("GET", path)
+    assert status == 200 and body["room_id"] == course, body
+    status, body = school.users["pupil"].request("GET", f"/_matrix/client/v1/rooms/{q(course)}/hierarchy")
+    assert status == 200 and body["rooms"][0]["room_id"] == course, body
 
 
 def test_room_cannot_be_published_in_the_room_directory(two_schools):

@@ -3,7 +3,9 @@ outside the rooms the school put them in: direct chats and invites (also
 hidden in a createRoom body), joins, the user directory, a room that only
 looks managed. Each attempt is denied with the rule id and audited; the
 legitimate paths keep working. Creating rooms and the closed doors are in
-test_room_creation_and_closed_doors.py."""
+test_room_creation_and_closed_doors.py. The doors Synapse keeps shut for
+this rule (typing, presence, /search, /send/m.room.member) are pinned by
+Synapse's own error code."""
 from __future__ import annotations
 
 import pytest
@@ -114,6 +116,100 @@ def test_user_directory_shows_only_people_in_shared_rooms(two_schools):
         )
 
     wait_for(hidden_and_audited, timeout=30, what="pupil_b hidden from the directory and audited")
+
+
+def test_invite_through_put_state_is_refused_like_invite(school):
+    # PUT /rooms/{id}/state/m.room.member/{user} hands a member event to
+    # update_membership (rest/client/room.py RoomStateEventRestServlet),
+    # which asks user_may_invite as /invite does.
+    teacher = school.users["teacher"]
+    status, body = teacher.create_room(preset="private_chat", name="Project")
+    assert status == 200, body
+    room_id = body["room_id"]
+    response = teacher.put_state(room_id, "m.room.member", uid("pupil_b"), {"membership": "invite"})
+    assert_denied(response, "no_shared_room")
+    assert_audited(school, "no_shared_room", uid("teacher"), callback="user_may_invite", room_id=room_id,
+                   target=uid("pupil_b"))
+    assert teacher.get_state(room_id, "m.room.member", uid("pupil_b"))[0] == 404
+    # Their own pupil, by the same path.
+    status, body = teacher.put_state(room_id, "m.room.member", uid("pupil3"), {"membership": "invite"})
+    assert status == 200, body
+    wait_for_invite(school.users["pupil3"], room_id)
+
+
+def test_delayed_invite_is_refused_when_it_fires(school):
+    # A delayed member event (MSC4140, PUT /state with a delay) asks no
+    # module when it is scheduled; when it fires Synapse hands it to
+    # update_membership (handlers/delayed_events.py _send_event), which
+    # asks user_may_invite.
+    teacher = school.users["teacher"]
+    status, body = teacher.create_room(preset="private_chat", name="Later")
+    assert status == 200, body
+    room_id = body["room_id"]
+
+    def invite_later(name):
+        status, body = teacher.request(
+            "PUT", f"{CS}/rooms/{q(room_id)}/state/m.room.member/{q(uid(name))}", {"membership": "invite"},
+            query={"org.matrix.msc4140.delay": "300"})
+        assert status == 200 and "delay_id" in body, body
+
+    invite_later("pupil_b")
+    invite_later("pupil2")
+    wait_for_invite(school.users["pupil2"], room_id)
+    assert_audited(school, "no_shared_room", uid("teacher"), callback="user_may_invite", room_id=room_id,
+                   target=uid("pupil_b"))
+    assert teacher.get_state(room_id, "m.room.member", uid("pupil_b"))[0] == 404
+
+
+def test_member_event_through_send_is_refused_by_synapse(school, pupil_dm):
+    # /send/m.room.member would skip the membership checks; Synapse refuses
+    # it (handlers/message.py create_and_send_nonmember_event).
+    pupil = school.users["pupil"]
+    status, body = pupil.request("PUT", f"{CS}/rooms/{q(pupil_dm)}/send/m.room.member/member-by-send",
+                                 {"membership": "invite"})
+    assert status == 500 and body.get("errcode") == "M_UNKNOWN", body
+    assert "non-member codepath" in body.get("error", ""), body
+    assert pupil.get_state(pupil_dm, "m.room.member", uid("pupil"))[1]["membership"] == "join"
+
+
+# ---- what Synapse keeps between people who share a room ----------------------------------
+
+
+def test_typing_needs_a_joined_membership(school):
+    # handlers/typing.py started_typing: auth.check_user_in_room.
+    pupil = school.users["pupil"]
+    typing = {"typing": True, "timeout": 1000}
+    status, body = pupil.request("PUT", f"{CS}/rooms/{q(school.course_b)}/typing/{q(uid('pupil'))}", typing)
+    assert status == 403 and body.get("errcode") == "M_FORBIDDEN", body
+    status, body = pupil.request("PUT", f"{CS}/rooms/{q(school.course)}/typing/{q(uid('pupil'))}", typing)
+    assert status == 200, body
+
+
+def test_presence_of_someone_who_shares_no_room_is_hidden(school):
+    # handlers/presence.py PresenceHandler.is_visible: a shared joined room.
+    pupil = school.users["pupil"]
+    status, body = pupil.request("GET", f"{CS}/presence/{q(uid('pupil_b'))}/status")
+    assert status == 403 and body.get("errcode") == "M_FORBIDDEN", body
+    status, body = pupil.request("GET", f"{CS}/presence/{q(uid('pupil2'))}/status")
+    assert status == 200 and "presence" in body, body
+
+
+def test_search_covers_only_rooms_the_searcher_is_in(school):
+    # handlers/search.py searches the rooms the user is joined to.
+    word = f"tafelwerk{now_ms()}"
+    status, body = school.users["teacher"].send(school.course, "m.room.message", {"msgtype": "m.text", "body": word})
+    assert status == 200, body
+    event_id = body["event_id"]
+
+    def results(name, rooms=None):
+        criteria = {"search_term": word, **({"filter": {"rooms": rooms}} if rooms else {})}
+        status, body = school.users[name].request("POST", f"{CS}/search", {"search_categories": {"room_events": criteria}})
+        assert status == 200, body
+        return [r["result"]["event_id"] for r in body["search_categories"]["room_events"]["results"]]
+
+    assert event_id in wait_for(lambda: results("pupil") or None, 10, "the message in a member's search")
+    assert results("pupil_b") == []
+    assert results("pupil_b", rooms=[school.course]) == []
 
 
 # ---- invites hidden in a createRoom body -------------------------------------------------

@@ -11,7 +11,7 @@
  */
 #include <string.h>
 
-#include "rules/rules.h"
+#include "rule_texts.h"
 
 typedef struct rule_text {
     const char *en;

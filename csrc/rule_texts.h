@@ -1,15 +1,15 @@
 /*
- * The rules' texts (rules.c): the rule ids, the Synapse callbacks, and for
+ * The rules' texts (rule_texts.c): the rule ids, the Synapse callbacks, and for
  * each rule its stable id, its names and its messages in English and
  * German, spelled in one table.
  */
-#ifndef SSP_RULES_H
-#define SSP_RULES_H
+#ifndef SSP_RULE_TEXTS_H
+#define SSP_RULE_TEXTS_H
 
 #include <stdbool.h>
 
 /* Rule ids. The order is part of nothing external: only the strings from
- * ssp_rule_id() are stable, and they are listed once, in rules.c. */
+ * ssp_rule_id() are stable, and they are listed once, in rule_texts.c. */
 typedef enum {
     SSP_RULE_NONE = 0,
     SSP_RULE_NOT_ON_ROSTER,
