@@ -291,6 +291,30 @@ int ssp_pg_copy_out(ssp_pg_conn *conn, const char *sql,
     return rc;
 }
 
+void ssp_pg_copy_unescape(char *s)
+{
+    char *out = s;
+
+    /* What COPY TO writes: \\ and the escapes of BS, FF, LF, CR, TAB, VT. */
+    for (; *s; s++) {
+        if (*s == '\\' && s[1] != '\0') {
+            s++;
+            switch (*s) {
+            case 'b': *out++ = '\b'; break;
+            case 'f': *out++ = '\f'; break;
+            case 'n': *out++ = '\n'; break;
+            case 'r': *out++ = '\r'; break;
+            case 't': *out++ = '\t'; break;
+            case 'v': *out++ = '\v'; break;
+            default: *out++ = *s; break;
+            }
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+}
+
 int ssp_pg_notifications(ssp_pg_conn *conn, bool *any)
 {
     PGnotify *note;

@@ -56,6 +56,9 @@ void ssp_pg_rows_free(ssp_pg_rows *rows);
 int ssp_pg_copy_out(ssp_pg_conn *conn, const char *sql,
                     int (*row)(void *ctx, char *data, size_t len, ssp_error *err), void *ctx,
                     ssp_error *err);
+/* Undoes COPY TO's text escapes of one field in place (\\, \b, \f, \n, \r,
+ * \t, \v; any other escaped byte stands for itself). */
+void ssp_pg_copy_unescape(char *field);
 /* Reads what the server sent; *any is true when a notification arrived.
  * -1 when the connection is lost. */
 int ssp_pg_notifications(ssp_pg_conn *conn, bool *any);

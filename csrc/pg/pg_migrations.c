@@ -12,7 +12,7 @@
 #include "pg/pg_conn.h"
 #include "pg/pg_migrations.h"
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 
 /* 1: roster, change log with NOTIFY, audit */
 static const char MIGRATION_1_SQL[] =
@@ -245,12 +245,90 @@ static const char MIGRATION_5_SQL[] =
     "  LATERAL school_policy.audit_count_keys(r.ts, r.school, r.rule, r.count) k"
     " GROUP BY 1, 2, 3, 4;";
 
+/* 6: groups (courses, teams, classes), one row each with its members in two
+ * arrays (a load reads 150,000 rows, not 6,000,000), their change log with
+ * NOTIFY, as the roster's, and their reconcile marks; their rooms among the
+ * special rooms. Statement triggers:
+ * a batch of groups is one change-log INSERT and one NOTIFY; a statement
+ * that changes no row (a repeated import) marks and notifies nobody. */
+static const char MIGRATION_6_SQL[] =
+    "CREATE TABLE school_policy.groups ("
+    "  group_id text PRIMARY KEY CHECK (octet_length(group_id) BETWEEN 1 AND 255),"
+    "  school text NOT NULL,"
+    "  kind text NOT NULL CHECK (kind IN ('course', 'team', 'class')),"
+    "  name text NOT NULL CHECK (name <> ''),"
+    "  topic text,"
+    "  two_way boolean NOT NULL DEFAULT false,"
+    "  closed boolean NOT NULL DEFAULT true,"
+    "  state text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'archived', 'deleted')),"
+    "  archive_at_ms bigint CHECK (archive_at_ms > 0)," /* NULL: none */
+    "  version bigint CHECK (version >= 0),"            /* NULL: none */
+    "  moderators text[] NOT NULL DEFAULT '{}',"
+    "  members text[] NOT NULL DEFAULT '{}',"
+    "  CONSTRAINT groups_no_null_member CHECK (array_position(moderators, NULL) IS NULL"
+    "   AND array_position(members, NULL) IS NULL),"
+    "  CONSTRAINT groups_one_role CHECK (NOT (moderators && members)));"
+    "CREATE INDEX groups_school ON school_policy.groups (school, group_id);"
+    "CREATE TABLE school_policy.group_changes ("
+    "  version bigserial PRIMARY KEY,"
+    "  group_id text," /* NULL: everything changed (TRUNCATE) */
+    "  changed_at timestamptz NOT NULL DEFAULT now());"
+    "CREATE INDEX group_changes_changed_at ON school_policy.group_changes (changed_at);"
+    "CREATE FUNCTION school_policy.groups_changed() RETURNS trigger LANGUAGE plpgsql AS $f$"
+    " DECLARE ids text[]; schools text[];"
+    " BEGIN"
+    "  IF TG_OP = 'TRUNCATE' THEN"
+    "   PERFORM pg_advisory_xact_lock(7240571810012713);"
+    "   INSERT INTO school_policy.group_changes (group_id) VALUES (NULL);"
+    "   PERFORM pg_notify('school_policy_groups', '');"
+    "   RETURN NULL;"
+    "  ELSIF TG_OP = 'INSERT' THEN"
+    "   SELECT array_agg(group_id), array_agg(school) INTO ids, schools FROM new_rows;"
+    "  ELSIF TG_OP = 'DELETE' THEN"
+    "   SELECT array_agg(group_id), array_agg(school) INTO ids, schools FROM old_rows;"
+    "  ELSE"
+    "   SELECT array_agg(group_id), array_agg(school) INTO ids, schools FROM"
+    "    (SELECT group_id, school FROM old_rows UNION SELECT group_id, school FROM new_rows) r;"
+    "  END IF;"
+    "  IF ids IS NULL THEN"
+    "   RETURN NULL;" /* no row changed */
+    "  END IF;"
+    /* Serialise writers until commit, as the roster's trigger does: versions
+     * commit in order and 'version > last seen' never skips a change. */
+    "  PERFORM pg_advisory_xact_lock(7240571810012713);"
+    "  INSERT INTO school_policy.group_changes (group_id)"
+    "   SELECT DISTINCT g FROM unnest(ids) g ORDER BY 1;"
+    /* The old and the new school of each group, in key order (two
+     * processes' batches wait for each other instead of deadlocking). */
+    "  PERFORM school_policy.reconcile_mark(c.s, 'group:' || c.g) FROM"
+    "   (SELECT DISTINCT s, g FROM unnest(schools, ids) u(s, g) ORDER BY 1, 2) c;"
+    "  PERFORM pg_notify('school_policy_groups', '');"
+    "  RETURN NULL;"
+    " END $f$;"
+    "CREATE TRIGGER groups_changed_insert AFTER INSERT ON school_policy.groups"
+    "  REFERENCING NEW TABLE AS new_rows"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION school_policy.groups_changed();"
+    "CREATE TRIGGER groups_changed_update AFTER UPDATE ON school_policy.groups"
+    "  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION school_policy.groups_changed();"
+    "CREATE TRIGGER groups_changed_delete AFTER DELETE ON school_policy.groups"
+    "  REFERENCING OLD TABLE AS old_rows"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION school_policy.groups_changed();"
+    "CREATE TRIGGER groups_truncated AFTER TRUNCATE ON school_policy.groups"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION school_policy.groups_changed();"
+    /* A group's room is recorded beside the special rooms, as kind
+     * 'group:' || group_id (reconcile_set_room). */
+    "ALTER TABLE school_policy.special_rooms DROP CONSTRAINT special_rooms_kind_check,"
+    "  ADD CONSTRAINT special_rooms_kind"
+    "  CHECK (kind IN ('teachers', 'announcement') OR kind LIKE 'group:_%');";
+
 static const char *const MIGRATIONS[SCHEMA_VERSION] = {
     MIGRATION_1_SQL,
     MIGRATION_2_SQL,
     MIGRATION_3_SQL,
     MIGRATION_4_SQL,
     MIGRATION_5_SQL,
+    MIGRATION_6_SQL,
 };
 
 /* Held until commit, so that workers starting together apply each

@@ -22,6 +22,7 @@
 #include "files.h"
 #include "ids.h"
 #include "journal.h"
+#include "pg/pg_cache.h"
 #include "pg/pg_conn.h"
 #include "pg/pg_roster.h"
 #include "pg/pg_state.h"
@@ -98,22 +99,6 @@ static int loader_finish_user(loader *ld)
     return 0;
 }
 
-/* Undoes COPY's text escapes in place (\\, \t, \n, \r). */
-static void copy_unescape(char *s)
-{
-    char *out = s;
-
-    for (; *s; s++) {
-        if (*s == '\\' && s[1] != '\0') {
-            s++;
-            *out++ = *s == 't' ? '\t' : *s == 'n' ? '\n' : *s == 'r' ? '\r' : *s;
-        } else {
-            *out++ = *s;
-        }
-    }
-    *out = '\0';
-}
-
 /* One row, grouped by user. Rows that do not parse are skipped (a torn
  * cache line, a role added by a newer version), and so are rows that break
  * the roster's input rules (written by hand, or before the rules), which
@@ -185,8 +170,8 @@ static int loader_line(loader *ld, char *line)
     if (role_name == NULL)
         return 0;
     *role_name++ = '\0';
-    copy_unescape(line);
-    copy_unescape(school);
+    ssp_pg_copy_unescape(line);
+    ssp_pg_copy_unescape(school);
     return loader_row(ld, line, school, role_name);
 }
 
@@ -202,16 +187,14 @@ static void loader_destroy(loader *ld)
 
 typedef struct copy_load {
     loader *ld;
-    int cache_fd; /* -1: not writing the cache */
-    bool cache_ok;
+    ssp_pg_cache_writer cache;
 } copy_load;
 
 static int copy_row(void *ctx, char *data, size_t len, ssp_error *err)
 {
     copy_load *cl = ctx;
 
-    if (cl->cache_ok && ssp_write_all(cl->cache_fd, data, len) != 0)
-        cl->cache_ok = false;
+    ssp_pg_cache_add(&cl->cache, data, len);
     if (len > 0 && data[len - 1] == '\n')
         data[len - 1] = '\0';
     else
@@ -226,8 +209,7 @@ int ssp_pg_roster_load(ssp_pgstore *pg, ssp_pg_conn *conn, ssp_strmap *map, int6
 {
     ssp_pg_rows *rows;
     loader ld = {0};
-    copy_load cl = {&ld, -1, false};
-    char *tmp_path = NULL;
+    copy_load cl;
     int rc = -1;
 
     ld.map = map;
@@ -235,16 +217,14 @@ int ssp_pg_roster_load(ssp_pgstore *pg, ssp_pg_conn *conn, ssp_strmap *map, int6
     /* The version first: rows read afterwards are at least that new. */
     rows = ssp_pg_query(conn, "SELECT coalesce(max(version), 0) FROM school_policy.roster_changes",
                         0, NULL, true, NULL, err);
-    if (rows == NULL)
-        goto done;
+    if (rows == NULL) {
+        loader_destroy(&ld);
+        return -1;
+    }
     *version = ssp_pg_int(rows, 0, 0);
     ssp_pg_rows_free(rows);
-    tmp_path = malloc(strlen(pg->cache_path) + 5);
-    if (tmp_path != NULL) {
-        sprintf(tmp_path, "%s.tmp", pg->cache_path);
-        cl.cache_fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    }
-    cl.cache_ok = cl.cache_fd >= 0;
+    cl.ld = &ld;
+    ssp_pg_cache_begin(&cl.cache, pg->cache_path);
     /* The roster table is clustered by its primary key, so rows arrive
      * grouped by user from the index. */
     if (ssp_pg_copy_out(conn,
@@ -256,18 +236,9 @@ int ssp_pg_roster_load(ssp_pgstore *pg, ssp_pg_conn *conn, ssp_strmap *map, int6
         ssp_fail_nomem(err);
         goto done;
     }
-    /* The cache is a convenience for starting during an outage: a failure
-     * to write it is not an error, the old one stays. */
-    if (!(cl.cache_ok && fsync(cl.cache_fd) == 0 && rename(tmp_path, pg->cache_path) == 0) &&
-        tmp_path != NULL)
-        unlink(tmp_path);
     rc = 0;
 done:
-    if (cl.cache_fd >= 0)
-        close(cl.cache_fd);
-    if (rc != 0 && tmp_path != NULL)
-        unlink(tmp_path);
-    free(tmp_path);
+    ssp_pg_cache_end(&cl.cache, rc == 0);
     loader_destroy(&ld);
     return rc;
 }

@@ -20,6 +20,7 @@
 #ifndef SSP_PG_STATE_H
 #define SSP_PG_STATE_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -59,6 +60,7 @@ typedef struct ssp_pgstore {
     int64_t audit_retry_ms;
     int64_t roster_retry_ms;
     bool roster_catching_up; /* [store thread] more roster changes wait to be read */
+    bool groups_catching_up; /* [store thread] more group changes wait to be read */
     int64_t last_maintenance_ms;
     int64_t last_pending_count_ms; /* [store thread] */
     int spill_fd;             /* [store thread] */
@@ -77,6 +79,10 @@ typedef struct ssp_pgstore {
     uint64_t outbox_pending;
     uint64_t connects;
     int64_t roster_version;
+    int64_t groups_version; /* last group change version applied */
+    /* Group ids to read again: a write of this process that the database
+     * left alone for its version (a JSON array, or NULL). */
+    json_t *groups_recheck;
     uint64_t reconcile_pending; /* COUNT(*) of the marks, refreshed by the store thread */
     char last_error[SSP_ERROR_MESSAGE_MAX];
 

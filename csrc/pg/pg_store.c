@@ -3,27 +3,29 @@
  * and reconcile state in PostgreSQL, shared by every Synapse process.
  * This file: the store thread, open and close, and the ops table
  * (store_ops.h). Its parts: pg_conn.c (the only libpq caller),
- * pg_migrations.c, pg_roster.c, pg_audit.c, pg_reconcile.c, and
- * pg_state.c (the state they share, with the threading rules).
+ * pg_migrations.c, pg_roster.c, pg_groups.c, pg_audit.c, pg_reconcile.c,
+ * and pg_state.c (the state they share, with the threading rules).
  *
  * What the store thread does, in a loop
  * 1. While disconnected: try to connect every RECONNECT_MS, and write every
  *    queued audit record to the spill file (fdatasync) so that a crash
  *    during an outage loses no more than a crash while connected.
  * 2. On (re)connect: apply migrations, LISTEN, push the roster outbox, reload
- *    the whole roster (swapped in under the write lock), drain the spill file
- *    in order.
+ *    the whole roster and every group (each swapped in under the write
+ *    lock), drain the spill file in order.
  * 3. While connected: push roster outbox entries, write queued audit records
- *    in multi-row INSERTs, and apply roster change notifications by reading
- *    school_policy.roster_changes since the last version seen.
+ *    in multi-row INSERTs, and apply change notifications by reading
+ *    school_policy.roster_changes and school_policy.group_changes since the
+ *    last versions seen.
  * 4. While a table will not take its writes (a lock held for longer than
  *    SSP_PG_WRITER_LOCK_TIMEOUT_MS: the connection is fine): audit records
  *    go to the spill file, durable as during an outage, and both the
  *    INSERT and the roster push are tried again a second later. A locked
  *    audit table thus never holds a denial's answer for longer than that.
  *
- * A process restarted during an outage starts from the local roster cache
- * (the last full load, data_dir/<worker>.roster-cache) plus its outbox.
+ * A process restarted during an outage starts from the local roster and
+ * group caches (the last full loads, data_dir/<worker>.roster-cache and
+ * <worker>.groups-cache) plus its roster outbox.
  *
  * Ownership: the store owns every string, fd and connection it opens; the
  * roster, its write mutex and the audit queue are the engine's (borrowed).
@@ -43,6 +45,7 @@
 #include "pg/pg_audit.h"
 #include "pg/pg_reads.h"
 #include "pg/pg_conn.h"
+#include "pg/pg_groups.h"
 #include "pg/pg_migrations.h"
 #include "pg/pg_reconcile.h"
 #include "pg/pg_roster.h"
@@ -59,6 +62,8 @@
 /* The store thread's connection, once migrated (a migration may wait for
  * another process's, so it has no lock timeout). */
 static const char WRITER_SETUP_SQL[] = "SET lock_timeout = " AS_TEXT(SSP_PG_WRITER_LOCK_TIMEOUT_MS);
+/* The store thread's channels: roster and group changes. */
+static const char LISTEN_SQL[] = "LISTEN school_policy_roster; LISTEN " SSP_PG_GROUPS_CHANNEL;
 /* The audit's readers: a query runs at most this long, reads only, and
  * never sits in an open transaction. */
 static const char READER_SETUP_SQL[] =
@@ -143,9 +148,9 @@ static void try_connect(ssp_pgstore *pg)
     }
     if (ssp_pg_migrate(pg->conn, &err) != 0 ||
         ssp_pg_script(pg->conn, WRITER_SETUP_SQL, NULL, &err) != 0 ||
-        ssp_pg_script(pg->conn, "LISTEN school_policy_roster", NULL, &err) != 0 ||
+        ssp_pg_script(pg->conn, LISTEN_SQL, NULL, &err) != 0 ||
         ssp_pg_roster_push_outbox(pg, &err) != 0 || ssp_pg_roster_full_sync(pg, &err) != 0 ||
-        ssp_pg_audit_drain_spill(pg, &err) != 0) {
+        ssp_pg_groups_full_sync(pg, &err) != 0 || ssp_pg_audit_drain_spill(pg, &err) != 0) {
         disconnect(pg, err.message);
         return;
     }
@@ -153,7 +158,8 @@ static void try_connect(ssp_pgstore *pg)
 }
 
 /* [store thread] Retention: audit records and read-log records past
- * audit.retention_days, and roster change log entries older than a day. */
+ * audit.retention_days, and roster and group change log entries older than
+ * a day. */
 static void maintenance(ssp_pgstore *pg)
 {
     char sql[256];
@@ -175,6 +181,21 @@ static void maintenance(ssp_pgstore *pg)
                         "interval '1 day' AND version < (SELECT max(version) FROM "
                         "school_policy.roster_changes)",
                         NULL, &err);
+    (void)ssp_pg_script(pg->conn,
+                        "DELETE FROM school_policy.group_changes WHERE changed_at < now() - "
+                        "interval '1 day' AND version < (SELECT max(version) FROM "
+                        "school_policy.group_changes)",
+                        NULL, &err);
+}
+
+static bool groups_recheck_waiting(ssp_pgstore *pg)
+{
+    bool waiting;
+
+    pthread_mutex_lock(&pg->mutex);
+    waiting = pg->groups_recheck != NULL;
+    pthread_mutex_unlock(&pg->mutex);
+    return waiting;
 }
 
 static void wait_for_work(ssp_pgstore *pg, int timeout_ms)
@@ -260,14 +281,30 @@ static void *store_main(void *arg)
                 disconnect(pg, NULL);
                 continue;
             }
-            if (changed || pg->roster_catching_up) {
-                int more = ssp_pg_roster_incremental_sync(pg, &err);
-
-                if (more < 0)
+            /* One channel or the other: each change log is read from the
+             * last version seen (nothing when none). Kept in the flags, so
+             * that no notification is lost by a `continue` below. */
+            if (changed)
+                pg->roster_catching_up = pg->groups_catching_up = true;
+            if (groups_recheck_waiting(pg)) {
+                if (ssp_pg_groups_recheck(pg, &err) != 0)
                     disconnect(pg, err.message);
+                continue; /* look again before sleeping */
+            }
+            if (pg->roster_catching_up || pg->groups_catching_up) {
+                int more = pg->roster_catching_up ? ssp_pg_roster_incremental_sync(pg, &err) : 0;
+                int more_groups = more >= 0 && pg->groups_catching_up
+                                      ? ssp_pg_groups_incremental_sync(pg, &err)
+                                      : 0;
+
+                if (more < 0 || more_groups < 0) {
+                    disconnect(pg, err.message);
+                    continue;
+                }
                 /* a large change comes in pieces, with the audit written
                  * between them */
                 pg->roster_catching_up = more > 0;
+                pg->groups_catching_up = more_groups > 0;
                 continue; /* look again before sleeping */
             }
             idle = ssp_audit_is_empty(pg->audit);
@@ -304,6 +341,7 @@ static void pgstore_free(ssp_pgstore *pg)
     free(pg->spill_path);
     free(pg->cache_path);
     free(pg->lock_path);
+    json_decref(pg->groups_recheck);
     pthread_mutex_destroy(&pg->mutex);
     free(pg);
 }
@@ -339,6 +377,26 @@ static int replay_outbox(ssp_pgstore *pg, const char *outbox_name, ssp_error *er
     return 0;
 }
 
+/* [open] Loads the roster (into *map, on pg->conn) and, at the same time,
+ * the groups (into the index, on a connection and thread of their own):
+ * two cores share a load of 1,000,000 users and 150,000 groups. */
+static int load_from_database(ssp_pgstore *pg, ssp_strmap *map, int64_t *version,
+                              int64_t *groups_version, ssp_error *err)
+{
+    ssp_pg_groups_open groups;
+    ssp_error groups_err = {0};
+    int rc;
+
+    if (ssp_pg_groups_open_start(pg, &groups, err) != 0)
+        return -1;
+    rc = ssp_pg_roster_load(pg, pg->conn, map, version, err);
+    if (ssp_pg_groups_open_finish(&groups, groups_version, &groups_err) != 0 && rc == 0) {
+        *err = groups_err;
+        rc = -1;
+    }
+    return rc;
+}
+
 static int pg_open(const ssp_store_env *env, ssp_store **out, ssp_store_opened *opened,
                    ssp_error *err)
 {
@@ -348,9 +406,9 @@ static int pg_open(const ssp_store_env *env, ssp_store **out, ssp_store_opened *
     unsigned char boot[8];
     char boot_hex[17];
     char *outbox_name = NULL;
-    ssp_strmap map;
+    ssp_strmap map, groups;
     ssp_error db_err = {0};
-    int64_t version = 0;
+    int64_t version = 0, groups_version = 0;
 
     *out = NULL;
     if (config->data_dir == NULL)
@@ -366,6 +424,7 @@ static int pg_open(const ssp_store_env *env, ssp_store **out, ssp_store_opened *
     pg->outbox.fd = -1;
     pthread_mutex_init(&pg->mutex, NULL);
     ssp_strmap_init(&map);
+    ssp_strmap_init(&groups);
     if (getrandom(boot, sizeof boot, 0) != (ssize_t)sizeof boot) {
         uint64_t fallback = (uint64_t)ssp_now_ms() ^ ((uint64_t)getpid() << 32);
 
@@ -434,6 +493,10 @@ static int pg_open(const ssp_store_env *env, ssp_store **out, ssp_store_opened *
      * from the cache and let the thread reconnect. A database that answers
      * but refuses (bad schema version, permissions) is. */
     pg->conn = ssp_pg_connect(pg->conninfo, &db_err);
+    if (pg->conn == NULL && db_err.code == SSP_ERR_NOMEM) {
+        *err = db_err;
+        goto fail;
+    }
     if (pg->conn != NULL) {
         if (ssp_pg_migrate(pg->conn, &db_err) != 0) {
             if (db_err.code == SSP_ERR_STATE || ssp_pg_alive(pg->conn)) {
@@ -443,8 +506,8 @@ static int pg_open(const ssp_store_env *env, ssp_store **out, ssp_store_opened *
             ssp_pg_finish(pg->conn);
             pg->conn = NULL;
         } else if (ssp_pg_script(pg->conn, WRITER_SETUP_SQL, NULL, &db_err) != 0 ||
-                   ssp_pg_script(pg->conn, "LISTEN school_policy_roster", NULL, &db_err) != 0 ||
-                   ssp_pg_roster_load(pg, pg->conn, &map, &version, &db_err) != 0) {
+                   ssp_pg_script(pg->conn, LISTEN_SQL, NULL, &db_err) != 0 ||
+                   load_from_database(pg, &map, &version, &groups_version, &db_err) != 0) {
             if (db_err.code == SSP_ERR_NOMEM) {
                 *err = db_err;
                 goto fail;
@@ -457,12 +520,15 @@ static int pg_open(const ssp_store_env *env, ssp_store **out, ssp_store_opened *
     }
     if (pg->conn == NULL) {
         snprintf(pg->last_error, sizeof pg->last_error, "%s", db_err.message);
-        if (ssp_pg_roster_load_cache(pg, &map, err) != 0)
+        if (ssp_pg_roster_load_cache(pg, &map, err) != 0 ||
+            ssp_pg_groups_load_cache(pg, &groups, err) != 0 ||
+            ssp_roster_replace_groups(env->roster, &groups, err) != 0)
             goto fail;
     } else {
         pg->connected = true;
         pg->connects = 1;
         pg->roster_version = version;
+        pg->groups_version = groups_version;
     }
     ssp_roster_replace(env->roster, &map);
     if (replay_outbox(pg, outbox_name + 1, err) != 0)
@@ -481,6 +547,7 @@ static int pg_open(const ssp_store_env *env, ssp_store **out, ssp_store_opened *
 fail:
     free(outbox_name);
     ssp_roster_map_free(&map);
+    ssp_roster_group_map_free(&groups);
     pgstore_free(pg);
     return -1;
 }
@@ -522,6 +589,7 @@ const ssp_store_ops ssp_pg_store_ops = {
     .close = pg_close,
     .status = pg_status,
     .roster_append = ssp_pg_roster_append,
+    .groups_append = ssp_pg_groups_append,
     .audit_query = ssp_pg_audit_query,
     .audit_chart = ssp_pg_audit_chart,
     .audit_purge = ssp_pg_audit_purge,

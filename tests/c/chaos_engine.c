@@ -7,6 +7,7 @@
 
 #include "chaos.h"
 #include "check.h"
+#include "groups.h"
 #include "ssp_private.h"
 #include "testutil.h"
 
@@ -279,10 +280,70 @@ out:
     tu_teardown(&fx);
 }
 
+/* The PostgreSQL store opened during an outage: the groups come from the
+ * local cache (a COPY binary stream), whose loader fails with SSP_ERR_NOMEM at
+ * each of its allocations and leaves nothing half loaded. */
+static void chaos_pgstore_open_from_the_groups_cache_fails_cleanly(void)
+{
+    tu_fixture fx;
+    outcomes o;
+    ssp_error err;
+    char *cache = NULL, *stream = NULL;
+    size_t len = 0;
+    long n;
+    const char *berg[] = {"@berg:school.example", NULL};
+    const char *pupils[] = {"@ali:school.example", "@b,o:school.example", NULL};
+    const tu_group_row course = {"course-1", "gym-nord", "course", "Mathe", NULL, "active",
+                                 false, true, 0, "3", berg, pupils};
+    const tu_group_row team = {"team-2", "gym-nord", "team", "Team", "Thema", "archived",
+                               true, false, 5, NULL, NULL, pupils};
+
+    memset(&o, 0, sizeof o);
+    /* Port 1 on loopback: nothing listens, the store starts from its caches. */
+    if (!tu_setup(&fx, "\"database\": \"host=127.0.0.1 port=1 dbname=x user=x\""))
+        goto out;
+    cache = tu_path(fx.dir, "main.groups-cache");
+    tu_copy_header(&stream, &len);
+    tu_copy_group_row(&stream, &len, &course);
+    tu_copy_group_row(&stream, &len, &team);
+    tu_copy_trailer(&stream, &len);
+    REQUIRE(tu_write_bytes(cache, stream, len) == 0);
+    ssp_engine_free(fx.engine);
+    fx.engine = NULL;
+    for (n = 1; n <= MAX_RUNS; n++) {
+        ssp_engine *engine = ssp_engine_new(fx.config, strlen(fx.config), TU_SERVER, TU_WORKER, &err);
+        int rc;
+
+        REQUIRE(engine != NULL);
+        memset(&err, 0, sizeof err);
+        arm_engine_only(n);
+        rc = ssp_engine_open(engine, &err);
+        disarm();
+        if (rc == 0)
+            CHECK_INT_EQ(ssp_groups_count(engine), 2);
+        ssp_engine_free(engine);
+        if (chaos_hit == HIT_NONE) {
+            CHECK_OK(rc, err);
+            break;
+        }
+        o.runs++;
+        /* other files of the open (the spill file, the outbox) report a
+         * failed allocation as an I/O error: any code is accepted */
+        judge_run(&o, n, rc, &err, false);
+    }
+    CHECK(n > 1 && n <= MAX_RUNS);
+    report("ssp_engine_open (PostgreSQL unreachable, groups from the cache)", &o);
+out:
+    free(cache);
+    free(stream);
+    tu_teardown(&fx);
+}
+
 void run_chaos_engine_tests(void)
 {
     RUN(chaos_engine_new_fails_cleanly_at_every_allocation);
     RUN(chaos_engine_open_fails_cleanly_at_every_engine_allocation);
     RUN(chaos_engine_open_does_not_call_the_journal_corrupt_when_memory_runs_out);
     RUN(chaos_jansson_running_out_of_memory_is_reported_as_nomem);
+    RUN(chaos_pgstore_open_from_the_groups_cache_fails_cleanly);
 }

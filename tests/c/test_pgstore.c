@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "engine_state.h"
+#include "groups.h"
 #include "ssp_private.h"
 #include "tests.h"
 #include "testutil.h"
@@ -105,9 +107,119 @@ out:
     tu_teardown(&fx);
 }
 
+/* The groups cache (data_dir/<worker>.groups-cache, the COPY binary
+ * stream of school_policy.groups) read when the database is unreachable at
+ * start-up: members sorted, rows and members that break the rules skipped
+ * and counted, a torn last row ignored. */
+static void pgstore_groups_start_from_the_cache_during_an_outage(void)
+{
+    tu_fixture fx;
+    ssp_store_status st;
+    char *cache = NULL, *stream = NULL;
+    size_t len = 0, torn;
+    const ssp_group *group;
+    const char *berg[] = {"@berg:school.example", NULL};
+    const char *course[] = {"@zed:school.example", "@q\"u\\o,{x}:school.example",
+                            "@ali:school.example", NULL};
+    const char *team[] = {"@ali:school.example", "@x:other.example", NULL};
+    const char *ali[] = {"@ali:school.example", NULL};
+    const char *with_null[] = {"\\N", NULL};
+    const tu_group_row rows[] = {
+        /* a tab in the name, odd characters in a member id */
+        {"course-1", "gym-nord", "course", "Mathe\t7b", NULL, "active", false, true, 0, "17",
+         berg, course},
+        /* a member of another server is left out, the group stays */
+        {"team-2", "gym-nord", "team", "Team", "Thema", "archived", true, false, 1785542400000LL,
+         NULL, NULL, team},
+        /* an unknown kind: the row is skipped */
+        {"class-3", "gym-nord", "seminar", "S", NULL, "active", false, true, 0, "1", NULL, ali},
+        /* a NULL member: the row is skipped */
+        {"class-4", "gym-nord", "class", "K", NULL, "active", false, true, 0, "1", with_null, NULL},
+        /* torn below */
+        {"course-5", "gym-nord", "course", "T", NULL, "active", false, true, 0, "1", NULL, ali},
+    };
+
+    tu_copy_header(&stream, &len);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        tu_copy_group_row(&stream, &len, &rows[i]);
+    torn = len - 3; /* the last row without its last bytes, and no trailer */
+    if (!tu_setup(&fx, DOWN_DB))
+        goto out;
+    cache = tu_path(fx.dir, "main.groups-cache");
+    CHECK_INT_EQ(tu_write_bytes(cache, stream, torn), 0);
+    if (!tu_reopen(&fx))
+        goto out;
+    pthread_rwlock_rdlock(&fx.engine->roster.lock);
+    group = ssp_roster_group(&fx.engine->roster, "course-1", strlen("course-1"));
+    CHECK(group != NULL);
+    if (group != NULL) {
+        CHECK_STR_EQ(group->name, "Mathe\t7b");
+        CHECK(group->topic == NULL);
+        CHECK_STR_EQ(group->kind, "course");
+        CHECK(group->has_version);
+        CHECK_INT_EQ(group->version, 17);
+        CHECK(group->closed);
+        CHECK(!group->two_way);
+        CHECK_INT_EQ(group->archive_at_ms, 0);
+        CHECK_INT_EQ(group->n_members, 4);
+        if (group->n_members == 4) {
+            CHECK_STR_EQ(group->members[0].user_id, "@ali:school.example");
+            CHECK_STR_EQ(group->members[1].user_id, "@berg:school.example");
+            CHECK_INT_EQ(group->members[1].role, SSP_GROUP_MODERATOR);
+            CHECK_STR_EQ(group->members[2].user_id, "@q\"u\\o,{x}:school.example");
+            CHECK_INT_EQ(group->members[2].role, SSP_GROUP_MEMBER);
+            CHECK_STR_EQ(group->members[3].user_id, "@zed:school.example");
+        }
+    }
+    group = ssp_roster_group(&fx.engine->roster, "team-2", strlen("team-2"));
+    CHECK(group != NULL);
+    if (group != NULL) {
+        CHECK_STR_EQ(group->topic, "Thema");
+        CHECK(!group->has_version);
+        CHECK(group->two_way);
+        CHECK(!group->closed);
+        CHECK_INT_EQ(group->state, SSP_GROUP_ARCHIVED);
+        CHECK_INT_EQ(group->archive_at_ms, 1785542400000LL);
+        CHECK_INT_EQ(group->n_members, 1);
+    }
+    CHECK(ssp_roster_group(&fx.engine->roster, "class-3", strlen("class-3")) == NULL);
+    CHECK(ssp_roster_group(&fx.engine->roster, "class-4", strlen("class-4")) == NULL);
+    CHECK(ssp_roster_group(&fx.engine->roster, "course-5", strlen("course-5")) == NULL);
+    pthread_rwlock_unlock(&fx.engine->roster.lock);
+    ssp_store_get_status(fx.engine, &st);
+    CHECK_INT_EQ(st.roster_skipped, 3); /* the other server's member and two rows */
+out:
+    free(cache);
+    free(stream);
+    tu_teardown(&fx);
+}
+
+/* A group write needs the database (no outbox): it fails as unavailable
+ * and leaves the index as it was. */
+static void pgstore_group_put_without_database_fails_and_changes_nothing(void)
+{
+    tu_fixture fx;
+    char *stored = NULL;
+    const char *body = "{\"school\": \"gym-nord\", \"kind\": \"course\", \"name\": \"Mathe\", "
+                       "\"members\": [{\"user_id\": \"" ANNA "\", \"role\": \"member\"}]}";
+
+    if (!tu_setup(&fx, DOWN_DB ", \"schools\": {\"gym-nord\": {\"messenger\": true}}"))
+        goto out;
+    CHECK_INT_EQ(ssp_group_put(fx.engine, "course-1", body, strlen(body), &stored, &fx.err), -1);
+    CHECK_INT_EQ(fx.err.code, SSP_ERR_UNAVAILABLE);
+    CHECK_CONTAINS(fx.err.message, "cannot connect");
+    CHECK(stored == NULL);
+    CHECK_INT_EQ(ssp_groups_count(fx.engine), 0);
+    free(stored);
+out:
+    tu_teardown(&fx);
+}
+
 void run_pgstore_tests(void)
 {
     RUN(pgstore_unreachable_database_keeps_roster_writes_and_audit_records);
     RUN(pgstore_second_process_on_the_same_worker_files_is_refused);
     RUN(pgstore_audit_query_without_database_fails_as_unavailable);
+    RUN(pgstore_groups_start_from_the_cache_during_an_outage);
+    RUN(pgstore_group_put_without_database_fails_and_changes_nothing);
 }

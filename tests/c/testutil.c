@@ -270,3 +270,115 @@ int tu_put(tu_fixture *fx, const char *user_id, const char *body)
     free(entry);
     return rc;
 }
+
+/* ---- COPY binary streams (the PostgreSQL store's groups cache) ---- */
+
+static void append(char **data, size_t *len, const void *bytes, size_t n)
+{
+    char *grown = realloc(*data, *len + n + 1);
+
+    if (grown == NULL)
+        abort();
+    memcpy(grown + *len, bytes, n);
+    *data = grown;
+    *len += n;
+}
+
+static void append_be(char **data, size_t *len, unsigned long long value, int bytes)
+{
+    unsigned char out[8];
+
+    for (int i = 0; i < bytes; i++)
+        out[i] = (unsigned char)(value >> (8 * (bytes - 1 - i)));
+    append(data, len, out, (size_t)bytes);
+}
+
+static void append_text(char **data, size_t *len, const char *text)
+{
+    if (text == NULL) {
+        append_be(data, len, 0xffffffffu, 4);
+        return;
+    }
+    append_be(data, len, strlen(text), 4);
+    append(data, len, text, strlen(text));
+}
+
+static void append_array(char **data, size_t *len, const char *const *items)
+{
+    size_t n = 0, size = 12;
+
+    while (items != NULL && items[n] != NULL) {
+        size += 4 + (strcmp(items[n], "\\N") == 0 ? 0 : strlen(items[n]));
+        n++;
+    }
+    if (n > 0)
+        size += 8;
+    append_be(data, len, size, 4);
+    append_be(data, len, n > 0 ? 1 : 0, 4); /* ndim */
+    append_be(data, len, 0, 4);             /* flags */
+    append_be(data, len, 25, 4);            /* text */
+    if (n > 0) {
+        append_be(data, len, n, 4);
+        append_be(data, len, 1, 4);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(items[i], "\\N") == 0)
+            append_be(data, len, 0xffffffffu, 4);
+        else
+            append_text(data, len, items[i]);
+    }
+}
+
+void tu_copy_header(char **data, size_t *len)
+{
+    append(data, len, "PGCOPY\n\377\r\n\0", 11);
+    append_be(data, len, 0, 4);
+    append_be(data, len, 0, 4);
+}
+
+void tu_copy_group_row(char **data, size_t *len, const tu_group_row *row)
+{
+    append_be(data, len, 12, 2);
+    append_text(data, len, row->group_id);
+    append_text(data, len, row->school);
+    append_text(data, len, row->kind);
+    append_text(data, len, row->name);
+    append_text(data, len, row->topic);
+    append_be(data, len, 1, 4);
+    append_be(data, len, row->two_way ? 1 : 0, 1);
+    append_be(data, len, 1, 4);
+    append_be(data, len, row->closed ? 1 : 0, 1);
+    append_text(data, len, row->state);
+    if (row->archive_at_ms == 0) {
+        append_be(data, len, 0xffffffffu, 4);
+    } else {
+        append_be(data, len, 8, 4);
+        append_be(data, len, (unsigned long long)row->archive_at_ms, 8);
+    }
+    if (row->version == NULL) {
+        append_be(data, len, 0xffffffffu, 4);
+    } else {
+        append_be(data, len, 8, 4);
+        append_be(data, len, strtoull(row->version, NULL, 10), 8);
+    }
+    append_array(data, len, row->moderators);
+    append_array(data, len, row->members);
+}
+
+void tu_copy_trailer(char **data, size_t *len)
+{
+    append_be(data, len, 0xffff, 2);
+}
+
+int tu_write_bytes(const char *path, const char *data, size_t len)
+{
+    FILE *file = fopen(path, "wb");
+    int rc;
+
+    if (file == NULL)
+        return -1;
+    rc = fwrite(data, 1, len, file) == len ? 0 : -1;
+    if (fclose(file) != 0)
+        rc = -1;
+    return rc;
+}

@@ -68,4 +68,22 @@ void tu_teardown(tu_fixture *fx);
 /* Puts a roster entry given as the body JSON; returns the ssp_roster_put result. */
 int tu_put(tu_fixture *fx, const char *user_id, const char *body);
 
+/* A row of school_policy.groups for a COPY binary stream (the PostgreSQL
+ * store's groups cache): NULL strings are SQL NULL, the member lists end
+ * with NULL; a "\N" member is a NULL element. */
+typedef struct tu_group_row {
+    const char *group_id, *school, *kind, *name, *topic, *state;
+    bool two_way, closed;
+    long long archive_at_ms; /* 0: NULL */
+    const char *version;     /* decimal, or NULL */
+    const char *const *moderators, *const *members;
+} tu_group_row;
+/* Appends to a growing buffer (*data, *len; *data NULL to start): the
+ * stream's header, a row, its trailer. Abort when out of memory. */
+void tu_copy_header(char **data, size_t *len);
+void tu_copy_group_row(char **data, size_t *len, const tu_group_row *row);
+void tu_copy_trailer(char **data, size_t *len);
+/* Writes len bytes to path (replacing it); 0 or -1. */
+int tu_write_bytes(const char *path, const char *data, size_t len);
+
 #endif

@@ -215,10 +215,13 @@ def test_bad_input_raises_input_error(engine):
 
 def test_a_version_1_schema_is_migrated(config, db):
     # Bring a database to exactly what version 1 made: open once, then take
-    # the objects of migrations 2 to 5 away again.
+    # the objects of migrations 2 to 6 away again.
     del_engine = open_engine(config)
     del del_engine
     db.sql(
+        # migration 6: groups, their change log and their trigger
+        "DROP TABLE school_policy.groups, school_policy.group_changes;"
+        "DROP FUNCTION school_policy.groups_changed();"
         # migration 5: the chart's counts
         "DROP TRIGGER audit_counted_insert ON school_policy.audit;"
         "DROP TRIGGER audit_counted_delete ON school_policy.audit;"
@@ -258,7 +261,8 @@ def test_a_version_1_schema_is_migrated(config, db):
     with pytest.raises(_core.StoreError, match="version 2"):
         _core.reconcile_status_offline(json.dumps(config))
     engine = open_engine(config)
-    assert db.sql("SELECT max(version) FROM school_policy.schema_version") == [(5,)]
+    assert db.sql("SELECT max(version) FROM school_policy.schema_version") == [(6,)]
+    assert db.sql("SELECT count(*) FROM school_policy.groups") == [(0,)]
     assert db.sql("SELECT school, grain, sum(n)::int FROM school_policy.audit_counts"
                   " GROUP BY school, grain ORDER BY 1, 2") == [
         ("", 3600000, 3), ("", 86400000, 3), ("gym-nord", 3600000, 1), ("gym-nord", 86400000, 1)]
