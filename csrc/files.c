@@ -179,3 +179,22 @@ int ssp_jsonl_replay(const char *path, const char *data, size_t len,
     }
     return 0;
 }
+
+char *ssp_jsonl_line(json_t *json, size_t *len)
+{
+    char *text = json != NULL ? ssp_json_dumps_checked(json) : NULL;
+    char *line;
+
+    json_decref(json);
+    if (text == NULL)
+        return NULL;
+    *len = strlen(text);
+    line = realloc(text, *len + 2);
+    if (line == NULL) {
+        free(text);
+        return NULL;
+    }
+    line[(*len)++] = '\n';
+    line[*len] = '\0';
+    return line;
+}

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <jansson.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -26,6 +27,10 @@ char *ssp_read_range(int fd, off_t from, off_t to);
 int ssp_jsonl_replay(const char *path, const char *data, size_t len,
                      int (*apply)(void *ctx, const char *line, size_t line_len, ssp_error *err),
                      void *ctx, size_t *lines, size_t *good_end, ssp_error *err);
+/* A JSONL line of `json` (taken: its reference is released): the compact
+ * text and a newline, NUL-terminated, *len without the NUL. NULL when
+ * json is NULL or out of memory. The caller frees the line. */
+char *ssp_jsonl_line(json_t *json, size_t *len);
 /* Replaces path (in dir) by what write_content writes to a new file:
  * path.tmp, fsync, rename, fsync dir. A crash leaves the old or the new
  * file whole. write_content returns -1 with errno set on failure. */

@@ -65,22 +65,7 @@ done:
 
 static char *entry_line(const char *user_id, const ssp_roster_user *user, size_t *len)
 {
-    json_t *entry = ssp_roster_user_to_json(user_id, user);
-    char *text = entry ? ssp_json_dumps_checked(entry) : NULL;
-    char *line;
-
-    json_decref(entry);
-    if (text == NULL)
-        return NULL;
-    *len = strlen(text);
-    line = realloc(text, *len + 2);
-    if (line == NULL) {
-        free(text);
-        return NULL;
-    }
-    line[(*len)++] = '\n';
-    line[*len] = '\0';
-    return line;
+    return ssp_jsonl_line(ssp_roster_user_to_json(user_id, user), len);
 }
 
 typedef struct snapshot_ctx {

@@ -58,22 +58,7 @@ done:
 
 static char *group_line(const ssp_group *group, size_t *len)
 {
-    json_t *json = ssp_group_to_stored_json(group);
-    char *text = json ? ssp_json_dumps_checked(json) : NULL;
-    char *line;
-
-    json_decref(json);
-    if (text == NULL)
-        return NULL;
-    *len = strlen(text);
-    line = realloc(text, *len + 2);
-    if (line == NULL) {
-        free(text);
-        return NULL;
-    }
-    line[(*len)++] = '\n';
-    line[*len] = '\0';
-    return line;
+    return ssp_jsonl_line(ssp_group_to_stored_json(group), len);
 }
 
 typedef struct snapshot_ctx {
