@@ -207,20 +207,6 @@ done:
     return rc;
 }
 
-static json_t *parse_body(const char *body, size_t len, ssp_error *err)
-{
-    json_error_t json_err;
-    /* \u0000 is let through, so that the field's own check names it. */
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &json_err);
-
-    if (root == NULL && ssp_json_error_is_oom(&json_err))
-        ssp_fail_nomem(err);
-    else if (root == NULL)
-        ssp_fail(err, SSP_ERR_SYNTAX, "body: invalid JSON at line %d, column %d: %s",
-                 json_err.line, json_err.column, json_err.text);
-    return root;
-}
-
 /* The stored group of id as JSON text (caller frees), with "ignored" when
  * asked; *text NULL when there is none. */
 static int stored_json(ssp_engine *engine, const char *group_id, bool mark_ignored, char **text,
@@ -258,7 +244,7 @@ int ssp_group_put(ssp_engine *engine, const char *group_id, const char *body, si
     *group_json = NULL;
     if (require_open(engine, err) != 0)
         return -1;
-    root = parse_body(body, len, err);
+    root = ssp_json_parse_body(body, len, err);
     if (root == NULL)
         return -1;
     if (ssp_group_parse(group_id, root, "", engine->server_name, &group, err) == 0 &&

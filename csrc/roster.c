@@ -58,20 +58,6 @@ static int commit_changes(ssp_engine *engine, ssp_roster_change *changes, size_t
     return rc;
 }
 
-static json_t *parse_body(const char *body, size_t len, ssp_error *err)
-{
-    json_error_t json_err;
-    /* \u0000 is let through, so that the field's own check names it. */
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &json_err);
-
-    if (root == NULL && ssp_json_error_is_oom(&json_err))
-        ssp_fail_nomem(err);
-    else if (root == NULL)
-        ssp_fail(err, SSP_ERR_SYNTAX, "body: invalid JSON at line %d, column %d: %s",
-                 json_err.line, json_err.column, json_err.text);
-    return root;
-}
-
 int ssp_roster_put(ssp_engine *engine, const char *user_id, const char *body, size_t len,
                    char **entry_json, ssp_error *err)
 {
@@ -85,7 +71,7 @@ int ssp_roster_put(ssp_engine *engine, const char *user_id, const char *body, si
     if (ssp_check_user_id("user_id", user_id, strlen(user_id), engine->server_name, err) !=
         0)
         return -1;
-    root = parse_body(body, len, err);
+    root = ssp_json_parse_body(body, len, err);
     if (root == NULL)
         goto done;
     if (ssp_roster_parse_entry(user_id, root, "", &change.user, err) != 0)
@@ -119,7 +105,7 @@ int ssp_roster_upsert_groups(ssp_engine *engine, const char *body, size_t len, s
     *groups_applied = 0;
     if (require_open(engine, err) != 0)
         return -1;
-    root = parse_body(body, len, err);
+    root = ssp_json_parse_body(body, len, err);
     if (root == NULL)
         return -1;
     /* Everything is checked before anything is written. */
@@ -159,7 +145,7 @@ int ssp_roster_check_batch(const char *body, size_t len, const char *server_name
     int rc = -1;
 
     *users_json = NULL;
-    root = parse_body(body, len, err);
+    root = ssp_json_parse_body(body, len, err);
     if (root == NULL)
         return -1;
     if (ssp_roster_parse_batch(root, server_name, &changes, &n, err) != 0 ||

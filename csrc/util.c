@@ -210,3 +210,17 @@ bool ssp_json_error_is_oom(const json_error_t *error)
      * wrote; every real parse error has a text. */
     return error->text[0] == '\0';
 }
+
+json_t *ssp_json_parse_body(const char *body, size_t len, ssp_error *err)
+{
+    json_error_t json_err;
+    /* \u0000 is let through, so that the field's own check names it. */
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &json_err);
+
+    if (root == NULL && ssp_json_error_is_oom(&json_err))
+        ssp_fail_nomem(err);
+    else if (root == NULL)
+        ssp_fail(err, SSP_ERR_SYNTAX, "body: invalid JSON at line %d, column %d: %s",
+                 json_err.line, json_err.column, json_err.text);
+    return root;
+}

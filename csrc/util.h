@@ -38,6 +38,10 @@ size_t ssp_utf8_prefix(const char *s, size_t len, size_t max);
 void ssp_utf8_scrub(char *s);
 /* Whether a failed jansson load failed for want of memory. */
 bool ssp_json_error_is_oom(const json_error_t *error);
+/* An API body as JSON: duplicate keys refused, \u0000 let through (the
+ * field's own check names it); NULL with SSP_ERR_SYNTAX naming line and
+ * column, or SSP_ERR_NOMEM. A new reference. */
+json_t *ssp_json_parse_body(const char *body, size_t len, ssp_error *err);
 /* json_dumps(JSON_COMPACT) that returns NULL instead of a corrupt text. */
 char *ssp_json_dumps_checked(const json_t *value);
 /* The same into *out (caller frees); 0, or -1 with SSP_ERR_NOMEM. A NULL
