@@ -103,7 +103,8 @@ def test_school_admin_sees_only_their_schools_status(world):
     status, body = get(world, "admin_nord", "/status")
     assert status == 200 and list(body["schools"]) == ["gym-nord"]
     assert set(body["schools"]["gym-nord"]) == {"messenger", "teachers_room", "announcement_room",
-                                               "pending", "last_error"}
+                                               "pending", "last_error", "groups"}
+    assert set(body["schools"]["gym-nord"]["groups"]) == {"count", "rooms_pending"}
 
 
 def test_dpo_reads_every_school_and_cannot_change_anything(world):
@@ -186,7 +187,8 @@ def test_rules_come_in_german_and_english_with_the_clients_message(world):
     status, body = get(world, "admin_nord", "/rules")
     assert status == 200
     rules = {r["id"]: r for r in body["rules"]}
-    assert len(rules) == 16
+    assert len(rules) == 18
+    assert rules["group_closed"]["name"]["de"] and rules["group_archived"]["message"]["en"]
     assert rules["one_way"]["message"]["en"] == "Only teachers can post in this channel."
     assert rules["one_way"]["name"]["de"] == "Einweg-Kanal"
     assert all(r["name"]["en"] and r["name"]["de"] and r["message"]["de"] for r in rules.values())
